@@ -1,0 +1,61 @@
+// swift-tools-version:5.9
+// aim-swift: frozen image transformers adapted to video action recognition (AIM, ICLR 2023).
+// Layers, lowest first: C shims → AIMTensor/AIMConfig → AIMModel → AIMData → AIMDistributed →
+// AIMTraining → AIMReport → executables. A target only depends on targets below it.
+import PackageDescription
+
+// Kernels are hot loops over raw pointers; bounds are checked by the callers' preconditions.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"])]
+
+let package = Package(
+    name: "aim-swift",
+    products: [
+        .executable(name: "aim-train", targets: ["aim-train"]),
+        .executable(name: "aim-eval", targets: ["aim-eval"]),
+        .executable(name: "aim-model", targets: ["aim-model"]),
+        .executable(name: "aim-data", targets: ["aim-data"]),
+        .executable(name: "aim-report", targets: ["aim-report"]),
+        .executable(name: "aim-bench", targets: ["aim-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C system libraries (module maps + inline shims for macros Swift cannot import).
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas"),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c"),
+        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat"),
+
+        // Tensors, kernels (forward + backward), threads, RNG, safetensors.
+        .target(name: "AIMTensor", dependencies: ["COpenBLAS"], swiftSettings: fast),
+        // YAML experiment configs with --set overrides and strict key validation.
+        .target(name: "AIMConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // ViT backbones, adapters, recognizer, parameter registry, counting.
+        .target(name: "AIMModel", dependencies: ["AIMTensor", "AIMConfig"], swiftSettings: fast),
+        // FFmpeg decoding, samplers, transforms, annotations, loader.
+        .target(name: "AIMData", dependencies: ["AIMTensor", "AIMConfig", "CFFmpeg"], swiftSettings: fast),
+        // Communicator: MPI or single process, bucketed allreduce.
+        .target(name: "AIMDistributed", dependencies: ["AIMTensor", "CMPI"]),
+        // Trainer, optimizer schedule, checkpoints, evaluation.
+        .target(name: "AIMTraining", dependencies: ["AIMTensor", "AIMConfig", "AIMModel", "AIMData", "AIMDistributed"], swiftSettings: fast),
+        // Profiler counters and the efficiency report.
+        .target(name: "AIMReport", dependencies: ["AIMTensor", "AIMConfig", "AIMModel", "AIMTraining"]),
+
+        // Command-line tools: argument parsing and one call into the libraries.
+        .executableTarget(name: "aim-train", dependencies: ["AIMTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-eval", dependencies: ["AIMTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-model", dependencies: ["AIMModel", "AIMConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-data", dependencies: ["AIMData", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-report", dependencies: ["AIMReport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-bench", dependencies: ["AIMTensor", "AIMModel", "AIMData", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: fast),
+
+        .testTarget(name: "AIMTensorTests", dependencies: ["AIMTensor"]),
+        .testTarget(name: "AIMConfigTests", dependencies: ["AIMConfig"]),
+        .testTarget(name: "AIMModelTests", dependencies: ["AIMModel", "AIMTensor"]),
+        .testTarget(name: "AIMDataTests", dependencies: ["AIMData"]),
+        .testTarget(name: "AIMDistributedTests", dependencies: ["AIMDistributed"]),
+        .testTarget(name: "AIMTrainingTests", dependencies: ["AIMTraining"]),
+        .testTarget(name: "AIMReportTests", dependencies: ["AIMReport"]),
+    ]
+)

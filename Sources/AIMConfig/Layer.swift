@@ -1,0 +1,1 @@
+// AIMConfig: see docs/ARCHITECTURE.md for what belongs in this layer.

@@ -1,0 +1,1 @@
+// AIMData: see docs/ARCHITECTURE.md for what belongs in this layer.

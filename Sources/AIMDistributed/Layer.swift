@@ -1,0 +1,1 @@
+// AIMDistributed: see docs/ARCHITECTURE.md for what belongs in this layer.

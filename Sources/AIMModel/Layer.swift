@@ -1,0 +1,1 @@
+// AIMModel: see docs/ARCHITECTURE.md for what belongs in this layer.

@@ -1,0 +1,1 @@
+// AIMReport: see docs/ARCHITECTURE.md for what belongs in this layer.

@@ -1,0 +1,72 @@
+import COpenBLAS
+
+// Linear layer in PyTorch's layout: weight [N, K] (out × in), y[M, N] = x[M, K] · Wᵀ + b.
+
+/// y = x · Wᵀ + b. `out` is overwritten, or added to when `accumulate` is true.
+public func linearForward(
+    out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    rows M: Int, inFeatures K: Int, outFeatures N: Int, accumulate: Bool = false
+) {
+    precondition(M >= 0 && K > 0 && N > 0, "linearForward: bad sizes M=\(M) K=\(K) N=\(N)")
+    if M == 0 { return }
+    if let bias, !accumulate {
+        // Bias fused as the GEMM's C: fill rows with b, then beta = 1.
+        Threads.parallelFor(M, grain: 64) { r in
+            for i in r { (out + i * N).update(from: bias, count: N) }
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
+                    1, input, Int32(K), weight, Int32(K), 1, out, Int32(N))
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
+                    1, input, Int32(K), weight, Int32(K), accumulate ? 1 : 0, out, Int32(N))
+        if let bias { addBiasRows(out, bias, M, N) }
+    }
+}
+
+/// Backward of `linearForward`.
+/// - `dInput` (if given) receives dy · W: overwritten, or added to when `accumulateInput`.
+/// - `dWeight` / `dBias` (if given) are always accumulated (+=), so micro-batches add up;
+///   pass nil for frozen layers so they never pay for the weight gradient.
+public func linearBackward(
+    dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?,
+    dBias: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>,
+    input: UnsafePointer<Float>?, weight: UnsafePointer<Float>,
+    rows M: Int, inFeatures K: Int, outFeatures N: Int, accumulateInput: Bool = false
+) {
+    if M == 0 { return }
+    if let dInput {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(K), Int32(N),
+                    1, dOut, Int32(N), weight, Int32(K), accumulateInput ? 1 : 0, dInput, Int32(K))
+    }
+    if let dWeight {
+        guard let input else { preconditionFailure("linearBackward: dWeight needs the saved input") }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(N), Int32(K), Int32(M),
+                    1, dOut, Int32(N), input, Int32(K), 1, dWeight, Int32(K))
+    }
+    if let dBias { sumRows(into: dBias, dOut, M, N) }
+}
+
+/// out[i, :] += bias for every row.
+func addBiasRows(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ M: Int, _ N: Int) {
+    Threads.parallelFor(M, grain: 64) { r in
+        for i in r {
+            let row = out + i * N
+            for j in 0..<N { row[j] += bias[j] }
+        }
+    }
+}
+
+/// acc[j] += Σ_i x[i, j], parallel over columns so each column sums rows in order
+/// (deterministic for any thread count).
+public func sumRows(into acc: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ M: Int, _ N: Int) {
+    Threads.parallelFor(N, grain: 16) { cols in
+        let lo = cols.lowerBound, w = cols.count
+        // Accumulate in Float over rows, column block at a time.
+        for i in 0..<M {
+            let row = x + i * N + lo
+            let a = acc + lo
+            for j in 0..<w { a[j] += row[j] }
+        }
+    }
+}

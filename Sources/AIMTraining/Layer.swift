@@ -1,0 +1,1 @@
+// AIMTraining: see docs/ARCHITECTURE.md for what belongs in this layer.
