@@ -36,26 +36,26 @@ let package = Package(
         // FFmpeg decoding, samplers, transforms, annotations, loader.
         .target(name: "AIMData", dependencies: ["AIMTensor", "AIMConfig", "CFFmpeg"], swiftSettings: fast),
         // Communicator: MPI or single process, bucketed allreduce.
-        .target(name: "AIMDistributed", dependencies: ["AIMTensor", "CMPI"]),
+        .target(name: "AIMDistributed", dependencies: ["AIMTensor", "CMPI"], swiftSettings: fast),
         // Trainer, optimizer schedule, checkpoints, evaluation.
         .target(name: "AIMTraining", dependencies: ["AIMTensor", "AIMConfig", "AIMModel", "AIMData", "AIMDistributed"], swiftSettings: fast),
         // Profiler counters and the efficiency report.
         .target(name: "AIMReport", dependencies: ["AIMTensor", "AIMConfig", "AIMModel", "AIMTraining"]),
 
         // Command-line tools: argument parsing and one call into the libraries.
-        .executableTarget(name: "aim-train", dependencies: ["AIMTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "aim-eval", dependencies: ["AIMTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "aim-model", dependencies: ["AIMModel", "AIMConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "aim-data", dependencies: ["AIMData", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "aim-report", dependencies: ["AIMReport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "aim-bench", dependencies: ["AIMTensor", "AIMModel", "AIMData", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: fast),
+        .executableTarget(name: "aim-train", dependencies: ["AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", "AIMData", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-eval", dependencies: ["AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", "AIMData", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-model", dependencies: ["AIMModel", "AIMConfig", "AIMTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-data", dependencies: ["AIMData", "AIMConfig", "AIMTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-report", dependencies: ["AIMReport", "AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-bench", dependencies: ["AIMTensor", "AIMModel", "AIMData", "AIMConfig", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: fast),
 
         .testTarget(name: "AIMTensorTests", dependencies: ["AIMTensor"]),
         .testTarget(name: "AIMConfigTests", dependencies: ["AIMConfig"]),
-        .testTarget(name: "AIMModelTests", dependencies: ["AIMModel", "AIMTensor"]),
-        .testTarget(name: "AIMDataTests", dependencies: ["AIMData"]),
-        .testTarget(name: "AIMDistributedTests", dependencies: ["AIMDistributed"]),
-        .testTarget(name: "AIMTrainingTests", dependencies: ["AIMTraining"]),
-        .testTarget(name: "AIMReportTests", dependencies: ["AIMReport"]),
+        .testTarget(name: "AIMModelTests", dependencies: ["AIMModel", "AIMTensor", "AIMConfig"]),
+        .testTarget(name: "AIMDataTests", dependencies: ["AIMData", "AIMTensor", "AIMConfig"]),
+        .testTarget(name: "AIMDistributedTests", dependencies: ["AIMDistributed", "AIMTensor", "CMPI"]),
+        .testTarget(name: "AIMTrainingTests", dependencies: ["AIMTraining", "AIMTensor", "AIMConfig", "AIMModel", "AIMData", "AIMDistributed"]),
+        .testTarget(name: "AIMReportTests", dependencies: ["AIMReport", "AIMTraining", "AIMTensor", "AIMConfig", "AIMModel"]),
     ]
 )
