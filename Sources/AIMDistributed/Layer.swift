@@ -1,1 +1,0 @@
-// AIMDistributed: see docs/ARCHITECTURE.md for what belongs in this layer.
