@@ -228,7 +228,7 @@ def clip_stem_forward(m, x):
     x = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
     x = m.conv1(x)
     x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
-    cls = m.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype)
+    cls = m.class_embedding.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device)
     x = torch.cat([cls, x], dim=1) + m.positional_embedding.to(x.dtype)
     if hasattr(m, "temporal_embedding"):
         n = x.shape[1]
@@ -249,7 +249,7 @@ class ViT_CLIP(nn.Module):
         temporal = "temporal" in cfg["model.adapters"] and len(ad) > 0
         self.num_frames = cfg["model.num_frames"]
         clip_stem_params(self, cfg, d, temporal)
-        dpr = [v.item() for v in torch.linspace(0, cfg["model.drop_path_rate"], layers)]
+        dpr = [v.item() for v in torch.linspace(0, cfg["model.drop_path_rate"], layers, device="cpu")]
         self.transformer = Transformer([
             ResidualAttentionBlock(d, cfg["model.heads"], cfg["model.adapter_scale"], cfg["model.num_tadapter"],
                                    self.num_frames, dpr[i], cfg["model.adapters"] if i in ad else [])
@@ -323,7 +323,7 @@ class ViT_ImageNet(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, (r // p) ** 2 + 1, d))
         if "temporal" in cfg["model.adapters"] and ad:
             self.temporal_embedding = nn.Parameter(torch.zeros(1, self.num_frames, d))
-        dpr = [v.item() for v in torch.linspace(0, cfg["model.drop_path_rate"], layers)]
+        dpr = [v.item() for v in torch.linspace(0, cfg["model.drop_path_rate"], layers, device="cpu")]
         self.blocks = nn.ModuleList([
             ImageNetBlock(d, cfg["model.heads"], cfg["model.adapter_scale"], cfg["model.num_tadapter"],
                           self.num_frames, dpr[i], cfg["model.adapters"] if i in ad else [])
@@ -333,7 +333,7 @@ class ViT_ImageNet(nn.Module):
     def forward(self, video):
         b, c, t, h, w = video.shape
         x = self.patch_embed(video.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w))
-        cls = self.cls_token.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype)
+        cls = self.cls_token.to(x.dtype) + torch.zeros(x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device)
         x = torch.cat([cls, x], dim=1) + self.pos_embed.to(x.dtype)
         if hasattr(self, "temporal_embedding"):
             n = x.shape[1]
@@ -376,7 +376,7 @@ class TimeSformerCLIP(nn.Module):
         d, layers = cfg["model.width"], cfg["model.layers"]
         self.num_frames = cfg["model.num_frames"]
         clip_stem_params(self, cfg, d, True)
-        dpr = [v.item() for v in torch.linspace(0, cfg["model.drop_path_rate"], layers)]
+        dpr = [v.item() for v in torch.linspace(0, cfg["model.drop_path_rate"], layers, device="cpu")]
         self.transformer = Transformer([
             TimeSformerCLIPBlock(d, cfg["model.heads"], self.num_frames, dpr[i]) for i in range(layers)])
         self.ln_post = nn.LayerNorm(d, eps=1e-5)
@@ -425,7 +425,7 @@ class TimeSformerIN21K(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, (r // p) ** 2 + 1, d))
         self.time_embed = nn.Parameter(torch.zeros(1, cfg["model.num_frames"], d))
-        dpr = [v.item() for v in torch.linspace(0, cfg["model.drop_path_rate"], layers)]
+        dpr = [v.item() for v in torch.linspace(0, cfg["model.drop_path_rate"], layers, device="cpu")]
         self.blocks = nn.ModuleList([DividedBlock(d, cfg["model.heads"], dpr[i]) for i in range(layers)])
         self.norm = nn.LayerNorm(d, eps=1e-6)
 
@@ -650,12 +650,20 @@ def count(cfg, with_flops):
 
 
 def run_counts(with_flops, only):
-    rows = []
+    rows, cache = [], {}
     for name, (views, ov) in PAPER.items():
         if only and only not in name:
             continue
         cfg = full_config(ov)
-        total, tunable, gflops = count(cfg, with_flops)
+        # Rows differing only in num_classes (and tune) share a trace: the head adds width·K MACs.
+        key = json.dumps({k: v for k, v in cfg.items() if k not in ("model.num_classes", "model.tune")})
+        reuse = with_flops and key in cache
+        total, tunable, gflops = count(cfg, with_flops and not reuse)
+        if reuse:
+            g0, k0 = cache[key]
+            gflops = g0 + cfg["model.width"] * (cfg["model.num_classes"] - k0) / 1e9
+        elif with_flops:
+            cache[key] = (gflops, cfg["model.num_classes"])
         g = f"{gflops:.2f}" if gflops is not None else "-"
         gv = f"{math.floor(gflops * views)}" if gflops is not None else "-"
         row = f"| {name} | {total:,} | {tunable:,} | {g} | {views} | {gv} |"

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Convert pretrained image backbones into safetensors files our model loads (run by hand).
+
+Output keys are the backbone's OWN state-dict names, WITHOUT the `backbone.` prefix (the
+loader adds it), all float32, exactly what the official code loads with strict=False:
+
+  clip   OpenAI CLIP ViT-B/16 or ViT-L/14, `visual.*` with the prefix stripped and `proj`
+         dropped (as ViT_CLIP.init_weights does): conv1.weight, class_embedding,
+         positional_embedding, ln_pre.*, transformer.resblocks.N.*, ln_post.*
+  timm   timm/JAX ViT-B/16 (jx_vit_base_p16_224-80ecf9dd.pth, the IN-21K weights the paper and
+         TimeSformer use): `norm.*` -> `ln_post.*` (as ViT_ImageNet.init_weights does),
+         `head.*` dropped, other names kept (patch_embed.proj.*, cls_token, pos_embed, blocks.N.*).
+
+With --target timesformer the temporal weights are initialised the way the official loaders do:
+clip adds `t_attn.* <- attn.*` and `t_norm.* <- ln_1.*` per block (AIM repo timesformer.py);
+timm adds `temporal_attn.* <- attn.*`, `temporal_norm1.* <- norm1.*` and keeps `norm.*`
+(facebookresearch TimeSformer helpers.load_pretrained).
+
+Examples:
+  python tools/export_pretrained.py clip --arch ViT-B/16 --out clip_vitb16.safetensors          # via `pip install git+https://github.com/openai/CLIP`
+  python tools/export_pretrained.py clip --input ViT-B-16.pt --out clip_vitb16.safetensors      # OpenAI's TorchScript file (trusted!)
+  python tools/export_pretrained.py timm --input jx_vit_base_p16_224-80ecf9dd.pth --out vitb16_in21k.safetensors
+
+Inputs in pickle formats (.pt/.pth) are read with torch.load(weights_only=True), which refuses
+arbitrary objects; OpenAI's TorchScript archives need torch.jit.load, which runs code from the
+file: only use files you trust (downloaded from the official URL, checksum checked).
+"""
+import argparse
+import re
+import sys
+
+import torch
+
+
+def fail(msg):
+    sys.exit(f"export_pretrained: {msg}")
+
+
+def load_input(path):
+    """Return a flat {name: tensor} from a safetensors, a state-dict pickle or a TorchScript file."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        return load_file(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as plain_error:
+        try:
+            import zipfile
+            with zipfile.ZipFile(path) as z:
+                is_script = any(n.endswith("/code/__torch__.py") or "/code/" in n for n in z.namelist())
+        except Exception:
+            is_script = False
+        if not is_script:
+            fail(f"{path}: not a weights-only state dict ({plain_error})")
+        print(f"{path}: TorchScript archive, loading with torch.jit.load (trusted input only)", file=sys.stderr)
+        obj = torch.jit.load(path, map_location="cpu").state_dict()
+    for wrapper in ("state_dict", "model"):
+        if isinstance(obj, dict) and wrapper in obj and isinstance(obj[wrapper], dict):
+            obj = obj[wrapper]
+    if not isinstance(obj, dict):
+        fail(f"{path}: expected a state dict, got {type(obj).__name__}")
+    return {k: v for k, v in obj.items() if torch.is_tensor(v)}
+
+
+def clip_visual(args):
+    if args.input:
+        sd = load_input(args.input)
+    else:
+        try:
+            import clip  # OpenAI's package; clip.load downloads and checks the SHA256 itself
+        except ImportError:
+            fail("no --input given and the `clip` package is not installed")
+        model, _ = clip.load(args.arch, device="cpu", jit=False)
+        sd = {"visual." + k: v for k, v in model.visual.state_dict().items()}
+    vis = {k[len("visual."):]: v for k, v in sd.items() if k.startswith("visual.")}
+    if not vis:  # already a bare visual state dict
+        vis = dict(sd)
+    vis.pop("proj", None)
+    need = ["conv1.weight", "class_embedding", "positional_embedding", "ln_pre.weight", "ln_pre.bias",
+            "ln_post.weight", "ln_post.bias", "transformer.resblocks.0.attn.in_proj_weight"]
+    missing = [k for k in need if k not in vis]
+    if missing:
+        fail(f"not a CLIP ViT visual state dict, missing {missing}")
+    if "conv1.bias" in vis:
+        fail("conv1.bias present: CLIP ViT has a bias-free patch embedding; wrong checkpoint?")
+    out = {k: v for k, v in vis.items() if k.split(".")[0] in
+           ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer", "ln_post")}
+    dropped = sorted(set(vis) - set(out))
+    if dropped:
+        print(f"dropped keys not in ViT_CLIP: {dropped}", file=sys.stderr)
+    if args.target == "timesformer":
+        for k in list(out):
+            m = re.match(r"(transformer\.resblocks\.\d+\.)(attn|ln_1)\.(.*)", k)
+            if m:
+                new = m.group(1) + ("t_attn" if m.group(2) == "attn" else "t_norm") + "." + m.group(3)
+                out[new] = out[k].clone()
+    return out
+
+
+def timm_vit(args):
+    if not args.input:
+        fail("timm needs --input (e.g. jx_vit_base_p16_224-80ecf9dd.pth or a timm model.safetensors)")
+    sd = load_input(args.input)
+    need = ["patch_embed.proj.weight", "cls_token", "pos_embed", "norm.weight", "blocks.0.attn.qkv.weight"]
+    missing = [k for k in need if k not in sd]
+    if missing:
+        fail(f"not a timm ViT state dict, missing {missing}")
+    out = {}
+    for k, v in sd.items():
+        if k.startswith(("head.", "fc_norm.", "pre_logits.")):
+            continue
+        if k.startswith("norm.") and args.target == "aim":
+            k = "ln_post." + k[len("norm."):]
+        out[k] = v
+    w = out["patch_embed.proj.weight"]
+    if w.dim() == 2:  # very old JAX ports stored the patch projection flattened
+        p = int(round((w.shape[1] / 3) ** 0.5))
+        out["patch_embed.proj.weight"] = w.reshape(w.shape[0], 3, p, p)
+    if args.target == "timesformer":
+        for k in list(out):
+            m = re.match(r"(blocks\.\d+\.)(attn|norm1)\.(.*)", k)
+            if m:
+                new = m.group(1) + ("temporal_attn" if m.group(2) == "attn" else "temporal_norm1") + "." + m.group(3)
+                out[new] = out[k].clone()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("source", choices=["clip", "timm"])
+    ap.add_argument("--arch", default="ViT-B/16", choices=["ViT-B/16", "ViT-L/14"], help="clip only, with the clip package")
+    ap.add_argument("--input", help="checkpoint file (.pt/.pth state dict or TorchScript, or .safetensors)")
+    ap.add_argument("--target", choices=["aim", "timesformer"], default="aim")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    out = clip_visual(args) if args.source == "clip" else timm_vit(args)
+    out = {k: v.detach().to(torch.float32).contiguous() for k, v in sorted(out.items())}
+    from safetensors.torch import save_file
+    meta = {"source": args.source, "target": args.target, "input": args.input or f"clip.load({args.arch})",
+            "prefix": "none (backbone's own keys)"}
+    save_file(out, args.out, metadata=meta)
+    n = sum(v.numel() for v in out.values())
+    print(f"{args.out}: {len(out)} tensors, {n:,} parameters")
+
+
+if __name__ == "__main__":
+    main()
