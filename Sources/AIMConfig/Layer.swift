@@ -1,1 +1,0 @@
-// AIMConfig: see docs/ARCHITECTURE.md for what belongs in this layer.

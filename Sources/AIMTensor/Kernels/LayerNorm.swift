@@ -1,0 +1,104 @@
+// LayerNorm over the last dimension, as torch.nn.LayerNorm: biased variance, eps inside the
+// square root, y = (x - mean) · rstd · w + b.
+
+/// `mean` / `rstd` ([M]) are saved for the backward; pass nil when there is no backward.
+public func layerNormForward(
+    out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
+    rows M: Int, channels C: Int, eps: Float
+) {
+    precondition(M >= 0 && C > 0, "layerNormForward: bad sizes M=\(M) C=\(C)")
+    Threads.parallelFor(M, grain: 16) { rows in
+        for i in rows {
+            let x = input + i * C, y = out + i * C
+            let mu = sum16(x, C) / Float(C)
+            // Two passes (mean, then squared deviations) are accurate even for large offsets.
+            var acc = F16()
+            var j = 0
+            while j + 16 <= C { let d = load16(x + j) - mu; acc += d * d; j += 16 }
+            if j < C {
+                let n = C - j
+                var d = loadPartial(x + j, n) - mu
+                for k in n..<16 { d[k] = 0 }
+                acc += d * d
+            }
+            let r = 1 / (acc.sum() / Float(C) + eps).squareRoot()
+            mean?[i] = mu
+            rstd?[i] = r
+            j = 0
+            while j + 16 <= C {
+                store16((load16(x + j) - mu) * r * load16(weight + j) + load16(bias + j), y + j)
+                j += 16
+            }
+            while j < C { y[j] = (x[j] - mu) * r * weight[j] + bias[j]; j += 1 }
+        }
+    }
+}
+
+/// dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ · x̂)) with dx̂ = dy · w;
+/// dw += Σ_rows dy · x̂, db += Σ_rows dy (per-chunk partial sums added in chunk order).
+public func layerNormBackward(
+    dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
+    dBias: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>,
+    input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+    rows M: Int, channels C: Int, accumulateInput: Bool = false
+) {
+    precondition(M >= 0 && C > 0, "layerNormBackward: bad sizes M=\(M) C=\(C)")
+    if M == 0 { return }
+    let wantParams = dWeight != nil || dBias != nil
+    let maxChunks = max(1, Threads.count)
+    // Per chunk: [dw partial | db partial], C each.
+    withScratch(wantParams ? maxChunks * 2 * C : 0) { partial in
+        let chunks = forEachChunk(M, grain: 8) { c, rows in
+            let pw = partial + c * 2 * C, pb = pw + C
+            for i in rows {
+                let x = input + i * C, dy = dOut + i * C, dx = dInput + i * C
+                let mu = mean[i], r = rstd[i]
+                // Row means of dx̂ and dx̂·x̂.
+                var a1 = F16(), a2 = F16()
+                var j = 0
+                while j + 16 <= C {
+                    let xh = (load16(x + j) - mu) * r
+                    let g = load16(dy + j) * load16(weight + j)
+                    a1 += g; a2 += g * xh
+                    if wantParams {
+                        store16(load16(pw + j) + load16(dy + j) * xh, pw + j)
+                        store16(load16(pb + j) + load16(dy + j), pb + j)
+                    }
+                    j += 16
+                }
+                var s1 = a1.sum(), s2 = a2.sum()
+                while j < C {
+                    let xh = (x[j] - mu) * r
+                    let g = dy[j] * weight[j]
+                    s1 += g; s2 += g * xh
+                    if wantParams { pw[j] += dy[j] * xh; pb[j] += dy[j] }
+                    j += 1
+                }
+                let m1 = s1 / Float(C), m2 = s2 / Float(C)
+                j = 0
+                while j + 16 <= C {
+                    let xh = (load16(x + j) - mu) * r
+                    var v = (load16(dy + j) * load16(weight + j) - m1 - xh * m2) * r
+                    if accumulateInput { v += load16(dx + j) }
+                    store16(v, dx + j)
+                    j += 16
+                }
+                while j < C {
+                    let xh = (x[j] - mu) * r
+                    let v = (dy[j] * weight[j] - m1 - xh * m2) * r
+                    dx[j] = accumulateInput ? dx[j] + v : v
+                    j += 1
+                }
+            }
+        }
+        guard wantParams else { return }
+        for c in 0..<chunks {
+            let pw = partial + c * 2 * C, pb = pw + C
+            if let dWeight { addInPlace(dWeight, pw, count: C) }
+            if let dBias { addInPlace(dBias, pb, count: C) }
+        }
+    }
+}

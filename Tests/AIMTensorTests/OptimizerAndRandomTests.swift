@@ -1,0 +1,86 @@
+import XCTest
+import AIMTensor
+
+final class OptimizerAndRandomTests: XCTestCase {
+    override func setUp() { Threads.set(2) }
+
+    /// Three steps against torch.optim.AdamW. Expected values from torch 2.15 (CPU):
+    ///   p = torch.nn.Parameter(torch.tensor([0.5, -1.25, 2.0, 0.0, 3.5, -0.75, 0.1, 1e-3, -20.0]))
+    ///   opt = torch.optim.AdamW([p], lr=0.1, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.05)
+    ///   for g in grads: p.grad = torch.tensor(g); opt.step(); print(p.tolist())
+    func testAdamWMatchesTorch() {
+        var params: [Float] = [0.5, -1.25, 2.0, 0.0, 3.5, -0.75, 0.1, 1e-3, -20.0]
+        let grads: [[Float]] = [[0.3, -0.2, 1.5, 0.0, -4.0, 0.01, 2.5, -1e-4, 0.7],
+                                [-0.1, -0.2, 1.0, 0.5, -3.0, 0.02, -2.5, 1e-4, 0.7],
+                                [0.2, 0.4, -0.5, 0.5, 1.0, -0.03, 0.5, 0.0, -0.7]]
+        let expected: [[Float]] = [
+            [0.39750000834465027, -1.1437499523162842, 1.8899999856948853, 0.0, 3.5824999809265137,
+             -0.8462499380111694, -0.0005000010132789612, 0.10098500549793243, -20.0],
+            [0.35508185625076294, -1.0380312204360962, 1.7830421924591064, -0.07349599897861481, 3.6631927490234375,
+             -0.9378172159194946, 0.004765658173710108, 0.09521745145320892, -20.0],
+            [0.29245948791503906, -1.0403119325637817, 1.7181289196014404, -0.15792539715766907, 3.7077338695526123,
+             -0.9265620112419128, -0.00024148356169462204, 0.09062083810567856, -19.926198959350586],
+        ]
+        let expectedM: [Float] = [0.03530000150203705, 0.005800000391900539, 0.1615000069141388, 0.0949999988079071,
+                                  -0.49400001764297485, -0.0003899998846463859, 0.02749999426305294, 8.999998044600943e-07,
+                                  0.04969999939203262]
+        let expectedV: [Float] = [0.006536250468343496, 0.011705000884830952, 0.1615312546491623, 0.02437499910593033,
+                                  1.1994999647140503, 6.85124978190288e-05, 0.5914062261581421, 9.262499656159662e-10,
+                                  0.06988625228404999]
+        let n = params.count
+        var m = [Float](repeating: 0, count: n), v = [Float](repeating: 0, count: n)
+        for (t, g) in grads.enumerated() {
+            adamWStep(params: &params, grads: g, m: &m, v: &v, count: n, lr: 0.1, beta1: 0.9, beta2: 0.95,
+                      eps: 1e-8, weightDecay: 0.05, step: t + 1)
+            for i in 0..<n {
+                XCTAssertEqual(params[i], expected[t][i], accuracy: 2e-6 * max(1, abs(expected[t][i])), "step \(t + 1) param \(i)")
+            }
+        }
+        for i in 0..<n {
+            XCTAssertEqual(m[i], expectedM[i], accuracy: 1e-7 + 1e-6 * abs(expectedM[i]), "exp_avg \(i)")
+            XCTAssertEqual(v[i], expectedV[i], accuracy: 1e-12 + 1e-6 * abs(expectedV[i]), "exp_avg_sq \(i)")
+        }
+    }
+
+    func testDropoutMaskIsKeyedAndUnbiased() {
+        let n = 20_000
+        let x = Tensor(shape: [n], repeating: 2), y = Tensor([n]), mask = Tensor([n])
+        var g1 = RandomGenerator(keys: 3, 9)
+        dropoutForward(out: y.data, input: x.data, mask: mask.data, count: n, p: 0.25, rng: &g1)
+        let kept = mask.array.filter { $0 != 0 }
+        XCTAssertTrue(kept.allSatisfy { $0 == 1 / Float(0.75) }, "kept elements are scaled by 1/(1-p)")
+        XCTAssertEqual(Double(kept.count) / Double(n), 0.75, accuracy: 0.015)
+        for i in 0..<n { XCTAssertEqual(y[i], 2 * mask[i]) }
+        // The same keys give the same mask; other keys another one.
+        let mask2 = Tensor([n])
+        var g2 = RandomGenerator(keys: 3, 9)
+        dropoutForward(out: y.data, input: x.data, mask: mask2.data, count: n, p: 0.25, rng: &g2)
+        assertBitwiseEqual(mask.array, mask2.array, "dropout mask")
+        var g3 = RandomGenerator(keys: 3, 10)
+        dropoutForward(out: y.data, input: x.data, mask: mask2.data, count: n, p: 0.25, rng: &g3)
+        XCTAssertNotEqual(mask.array, mask2.array)
+        // p = 0: identity, mask of ones, nothing drawn.
+        var g4 = RandomGenerator(keys: 1)
+        let before = g4
+        dropoutForward(out: y.data, input: x.data, mask: mask.data, count: n, p: 0, rng: &g4)
+        XCTAssertEqual(g4, before)
+        XCTAssertTrue(mask.array.allSatisfy { $0 == 1 } && y.array == x.array)
+        // Backward accumulates when asked.
+        let dy = randomTensor([n], seed: 5), dx = Tensor(shape: [n], repeating: 1)
+        var g5 = RandomGenerator(keys: 3, 9)
+        dropoutForward(out: y.data, input: x.data, mask: mask.data, count: n, p: 0.25, rng: &g5)
+        dropoutBackward(dInput: dx.data, dOut: dy.data, mask: mask.data, count: n, accumulateInput: true)
+        for i in 0..<n { XCTAssertEqual(dx[i], 1 + dy[i] * mask[i]) }
+    }
+
+    func testDropPathScales() {
+        var g = RandomGenerator(keys: 11)
+        let s = dropPathScales(samples: 4000, p: 0.1, rng: &g)
+        XCTAssertTrue(s.allSatisfy { $0 == 0 || $0 == 1 / Float(0.9) })
+        XCTAssertEqual(Double(s.filter { $0 != 0 }.count) / 4000, 0.9, accuracy: 0.02)
+        var g2 = RandomGenerator(keys: 11)
+        XCTAssertEqual(dropPathScales(samples: 4000, p: 0.1, rng: &g2), s)
+        var g3 = RandomGenerator(keys: 11)
+        XCTAssertEqual(dropPathScales(samples: 5, p: 0, rng: &g3), [1, 1, 1, 1, 1])
+    }
+}
