@@ -1,0 +1,310 @@
+// An experiment config: every schema key resolved to a typed value.
+//
+// Resolution order, later wins: schema defaults → `base:` files (recursively, in order) → the
+// file's own keys → `--set key=value` overrides. Everything is validated before any value is
+// used: unknown keys, wrong types, bad choices and out-of-range numbers are errors that name
+// the file (and line), the key and the reason.
+import Foundation
+import Yams
+
+public struct Config: Sendable, Equatable {
+    /// The config's name: the stem of the file it was loaded from (work_dirs/<name>).
+    public let name: String
+    /// Where it came from: the file path, "<defaults>" or "<dump>".
+    public let source: String
+    /// Every schema key with its resolved value.
+    public private(set) var values: [String: ConfigValue]
+
+    /// All defaults.
+    public init(name: String = "default") {
+        self.name = name
+        self.source = "<defaults>"
+        self.values = Dictionary(uniqueKeysWithValues: ConfigSchema.keys.map { ($0.name, $0.defaultValue) })
+    }
+
+    private init(name: String, source: String, values: [String: ConfigValue]) {
+        self.name = name
+        self.source = source
+        self.values = values
+    }
+
+    public static func == (a: Config, b: Config) -> Bool { a.name == b.name && a.values == b.values }
+
+    // MARK: loading
+
+    /// Loads `path` (following `base:` files), then applies `overrides` ("key=value" strings).
+    public static func load(path: String, overrides: [String] = []) throws -> Config {
+        let display = URL(fileURLWithPath: path).standardizedFileURL.path
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        var config = Config(name: stem)
+        let fileValues = try readLayered(display, chain: [])
+        config = Config(name: stem, source: path, values: config.values.merging(fileValues) { _, new in new })
+        try config.apply(overrides: overrides)
+        return config
+    }
+
+    /// A file's values merged over its bases'. `chain` holds the files that inherit from it.
+    private static func readLayered(_ path: String, chain: [String]) throws -> [String: ConfigValue] {
+        let canonical = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        if let i = chain.firstIndex(of: canonical) {
+            let cycle = (chain[i...] + [canonical]).map { URL(fileURLWithPath: $0).lastPathComponent }
+            throw ConfigError(file: chain.last!, key: "base", "inheritance cycle: " + cycle.joined(separator: " -> "))
+        }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, "cannot read the config file (\(error.localizedDescription))")
+        }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigError(file: path, "invalid YAML: \(error)")
+        }
+        guard let root else { return [:] }  // an empty file sets nothing
+        guard let mapping = root.mapping else {
+            throw ConfigError(file: path, line: root.mark?.line, "the top level must be a mapping of keys, got \(root.kindDescription)")
+        }
+
+        var bases: [String] = []
+        var body: [(Node, Node)] = []
+        var problems: [ConfigProblem] = []
+        for (k, v) in mapping {
+            guard let keyText = k.scalar?.string, keyText == "base" else { body.append((k, v)); continue }
+            let names: [Node] = v.sequence.map(Array.init) ?? [v]
+            for n in names {
+                guard let s = n.scalar, !s.isNull, !s.string.isEmpty else {
+                    problems.append(ConfigProblem(file: path, line: n.mark?.line, key: "base",
+                                                  message: "expected a path (or a list of paths) of base configs, got \(n.kindDescription)"))
+                    continue
+                }
+                let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
+                bases.append(s.string.hasPrefix("/") ? s.string
+                             : dir.appendingPathComponent(s.string).standardizedFileURL.path)
+            }
+        }
+        var own: [String: ConfigValue] = [:]
+        var lines: [String: Int] = [:]
+        flatten(body, prefix: "", file: path, into: &own, lines: &lines, problems: &problems)
+        if !problems.isEmpty { throw ConfigError(problems) }
+
+        var merged: [String: ConfigValue] = [:]
+        for base in bases {
+            guard FileManager.default.fileExists(atPath: base) else {
+                throw ConfigError(file: path, key: "base", "base config \(base) does not exist")
+            }
+            merged.merge(try readLayered(base, chain: chain + [canonical])) { _, new in new }
+        }
+        merged.merge(own) { _, new in new }
+        return merged
+    }
+
+    /// Nested mappings become dotted keys; both `model: {width: 768}` and `model.width: 768`
+    /// name the same key, and setting it twice in one file is an error.
+    private static func flatten(_ pairs: [(Node, Node)], prefix: String, file: String,
+                                into values: inout [String: ConfigValue], lines: inout [String: Int],
+                                problems: inout [ConfigProblem]) {
+        for (k, v) in pairs {
+            let line = k.mark?.line
+            guard let part = k.scalar?.string, !part.isEmpty else {
+                problems.append(ConfigProblem(file: file, line: line, key: prefix.isEmpty ? nil : prefix,
+                                              message: "keys must be non-empty strings, got \(k.kindDescription)"))
+                continue
+            }
+            let key = prefix.isEmpty ? part : prefix + "." + part
+            if let schemaKey = ConfigSchema.key(key) {
+                if let first = lines[key] {
+                    problems.append(ConfigProblem(file: file, line: line, key: key, message: "set twice in this file (first at line \(first))"))
+                    continue
+                }
+                lines[key] = line ?? 0
+                switch schemaKey.parse(v) {
+                case .success(let value): values[key] = value
+                case .failure(let f): problems.append(ConfigProblem(file: file, line: v.mark?.line ?? line, key: key, message: f.message))
+                }
+            } else if let nested = v.mapping, ConfigSchema.keys.contains(where: { $0.name.hasPrefix(key + ".") }) {
+                flatten(nested.map { ($0.key, $0.value) }, prefix: key, file: file, into: &values, lines: &lines, problems: &problems)
+            } else {
+                problems.append(ConfigProblem(file: file, line: line, key: key, message: "unknown key" + suggestKey(key)))
+            }
+        }
+    }
+
+    // MARK: overrides
+
+    /// Applies "key=value" overrides (e.g. from `--set`); all problems are reported together.
+    public mutating func apply(overrides: [String]) throws {
+        var problems: [ConfigProblem] = []
+        for assignment in overrides {
+            guard let eq = assignment.firstIndex(of: "=") else {
+                problems.append(ConfigProblem(file: "--set", message: "'\(assignment)' is not of the form key=value"))
+                continue
+            }
+            let key = assignment[..<eq].trimmingCharacters(in: .whitespaces)
+            let text = String(assignment[assignment.index(after: eq)...])
+            do {
+                try set(key, yaml: text)
+            } catch let e as ConfigError {
+                problems += e.problems
+            }
+        }
+        if !problems.isEmpty { throw ConfigError(problems) }
+    }
+
+    /// Sets `key` from the text of a YAML scalar or flow list, typed by the schema. For string
+    /// keys the text is taken verbatim (paths need no quoting); surrounding quotes are removed.
+    public mutating func set(_ key: String, yaml text: String) throws {
+        guard let schemaKey = ConfigSchema.key(key) else {
+            throw ConfigError(file: "--set", key: key, "unknown key" + suggestKey(key))
+        }
+        let node: Node
+        if schemaKey.type == .string {
+            let t = text.trimmingCharacters(in: .whitespaces)
+            let quoted = t.count >= 2 && ((t.hasPrefix("\"") && t.hasSuffix("\"")) || (t.hasPrefix("'") && t.hasSuffix("'")))
+            if quoted, let parsed = try? Yams.compose(yaml: t), let s = parsed.scalar {
+                node = .scalar(s)
+            } else {
+                node = Node(t, .implicit, .doubleQuoted)
+            }
+        } else {
+            do {
+                node = try Yams.compose(yaml: text) ?? Node("", .implicit, .plain)
+            } catch {
+                throw ConfigError(file: "--set", key: key, "cannot parse '\(text)' as a YAML value: \(error)")
+            }
+        }
+        switch schemaKey.parse(node) {
+        case .success(let value): values[key] = value
+        case .failure(let f): throw ConfigError(file: "--set", key: key, f.message)
+        }
+    }
+
+    /// Sets `key` to a value built in Swift (an `.int` is accepted for a float key).
+    public mutating func set(_ key: String, _ value: ConfigValue) throws {
+        guard let schemaKey = ConfigSchema.key(key) else {
+            throw ConfigError(file: source, key: key, "unknown key" + suggestKey(key))
+        }
+        switch schemaKey.check(value) {
+        case .success(let v): values[key] = v
+        case .failure(let f): throw ConfigError(file: source, key: key, f.message)
+        }
+    }
+
+    // MARK: typed access (a wrong key or type here is a programming error, not a user error)
+
+    public func value(_ key: String) -> ConfigValue {
+        guard let v = values[key] else {
+            preconditionFailure("AIMConfig: '\(key)' is not a schema key" + suggestKey(key))
+        }
+        return v
+    }
+
+    private func mismatch(_ key: String, _ wanted: String) -> Never {
+        preconditionFailure("AIMConfig: '\(key)' holds \(ConfigSchema.key(key)!.type), not \(wanted)")
+    }
+
+    public func int(_ key: String) -> Int {
+        if case .int(let v) = value(key) { return v }
+        mismatch(key, "an integer")
+    }
+
+    /// Float keys, and integer keys converted.
+    public func double(_ key: String) -> Double {
+        switch value(key) {
+        case .float(let v): return v
+        case .int(let v): return Double(v)
+        default: mismatch(key, "a number")
+        }
+    }
+
+    public func bool(_ key: String) -> Bool {
+        if case .bool(let v) = value(key) { return v }
+        mismatch(key, "a boolean")
+    }
+
+    /// String and choice keys.
+    public func string(_ key: String) -> String {
+        if case .string(let v) = value(key) { return v }
+        mismatch(key, "a string")
+    }
+
+    /// String-list and multi-choice keys.
+    public func strings(_ key: String) -> [String] {
+        if case .strings(let v) = value(key) { return v }
+        mismatch(key, "a list of strings")
+    }
+
+    public func doubles(_ key: String) -> [Double] {
+        if case .floats(let v) = value(key) { return v }
+        mismatch(key, "a list of numbers")
+    }
+
+    // MARK: canonical dump
+
+    /// All resolved keys as JSON (also valid YAML), sorted, one key per line, with "name"
+    /// first: deterministic text for checkpoint metadata. `Config(dump:)` reads it back.
+    public func dump() -> String {
+        var lines = ["  \(jsonString("name")): \(jsonString(name))"]
+        for key in values.keys.sorted() {
+            lines.append("  \(jsonString(key)): \(jsonValue(values[key]!))")
+        }
+        return "{\n" + lines.joined(separator: ",\n") + "\n}\n"
+    }
+
+    /// Rebuilds a config from `dump()` text (keys missing from an older dump take defaults).
+    public init(dump text: String) throws {
+        let file = "<dump>"
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigError(file: file, "invalid dump: \(error)")
+        }
+        guard let mapping = root?.mapping else { throw ConfigError(file: file, "a config dump must be a JSON object") }
+        var name = "default"
+        var body: [(Node, Node)] = []
+        for (k, v) in mapping {
+            if k.scalar?.string == "name" {
+                guard let s = v.scalar else { throw ConfigError(file: file, key: "name", "expected a string") }
+                name = s.string
+            } else {
+                body.append((k, v))
+            }
+        }
+        var values: [String: ConfigValue] = [:]
+        var lines: [String: Int] = [:]
+        var problems: [ConfigProblem] = []
+        Config.flatten(body, prefix: "", file: file, into: &values, lines: &lines, problems: &problems)
+        if !problems.isEmpty { throw ConfigError(problems) }
+        self.init(name: name, source: file, values: Config(name: name).values.merging(values) { _, new in new })
+    }
+
+    private func jsonValue(_ v: ConfigValue) -> String {
+        switch v {
+        case .int(let x): return String(x)
+        case .float(let x): return String(x)
+        case .bool(let x): return String(x)
+        case .string(let x): return jsonString(x)
+        case .strings(let x): return "[" + x.map(jsonString).joined(separator: ", ") + "]"
+        case .floats(let x): return "[" + x.map { String($0) }.joined(separator: ", ") + "]"
+        }
+    }
+
+    private func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20 || (0x7F...0x9F).contains(u.value):
+                out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,99 @@
+// Every config key the project knows, with its type, default and meaning: the one place the
+// keys are documented. Names follow mmaction2 / the official AIM configs where one exists.
+// Defaults are the official K400 ViT-B/16 CLIP 8-frame setting (configs/recognition/vit/
+// vitclip_base_k400.py at its 8-frame commit), so a config only states what differs.
+
+public enum ConfigSchema {
+    /// The official no-weight-decay keys (paramwise `custom_keys` with `decay_mult=0`).
+    public static let officialNoDecayKeys = ["class_embedding", "positional_embedding", "ln_1", "ln_2", "ln_pre", "ln_post"]
+    /// CLIP's pixel statistics ×255, RGB (the official CLIP configs' img_norm_cfg).
+    public static let clipMean = [122.769, 116.74, 104.04]
+    public static let clipStd = [68.493, 66.63, 70.321]
+
+    public static let keys: [ConfigKey] = [
+        // MARK: model (issue 3)
+        .choice("model.backbone", ["clip", "imagenet", "timesformer"], "clip",
+                "clip: OpenAI CLIP ViT (vit_clip.py); imagenet: timm IN-21K ViT (vit_imagenet.py); timesformer: the CLIP divided space-time baseline (timesformer.py)"),
+        .int("model.input_resolution", 224, "input frame side in pixels (crop size fed to the backbone)", min: 1),
+        .int("model.patch_size", 16, "patch side in pixels (16 for ViT-B/16, 14 for ViT-L/14)", min: 1),
+        .int("model.width", 768, "token width D (768 ViT-B, 1024 ViT-L)", min: 1),
+        .int("model.layers", 12, "number of transformer blocks (12 ViT-B, 24 ViT-L)", min: 1),
+        .int("model.heads", 12, "attention heads per block (12 ViT-B, 16 ViT-L)", min: 1),
+        .float("model.mlp_ratio", 4, "MLP hidden width / D", min: 0),
+        .int("model.num_frames", 8, "frames per clip seen by the model (temporal_embedding length)", min: 1),
+        .int("model.num_classes", 400, "classes of the cls_head.fc_cls layer", min: 1),
+        .choices("model.adapters", ["temporal", "spatial", "joint"], ["temporal", "spatial", "joint"],
+                 "which adapters each adapted block has: temporal (T_Adapter), spatial (S_Adapter), joint (MLP_Adapter); [] = space-only"),
+        .int("model.num_tadapter", 1, "temporal adapters per block: 2 adds T_Adapter_in before the temporal attention (official SSv2)", min: 1, max: 2),
+        .float("model.adapter_scale", 0.5, "scale of the joint (MLP_Adapter) branch only (0.5 K400/K700/Diving48, 1 SSv2)", min: 0),
+        .float("model.adapter_mlp_ratio", 0.25, "adapter bottleneck width / D", min: 0),
+        .choice("model.adapter_layers", ["all", "bottom6", "top6", "skip"], "all",
+                "blocks that carry adapters: all, bottom6 (0-5), top6 (last 6), skip (even blocks 0, 2, 4, ...)"),
+        .choice("model.tune", ["adapters", "all", "head"], "adapters",
+                "tunable parameters: adapters = the official filter (names with Adapter, temporal_embedding, ln_post, cls_head); all = full finetuning; head = cls_head only"),
+        .bool("model.divided_space_time", false, "with backbone imagenet: the IN-21K divided space-time TimeSformer (facebookresearch/TimeSformer)"),
+        .float("model.drop_path_rate", 0.2, "stochastic depth, linearly increasing over blocks from 0 to this (temporal and joint branches)", min: 0, max: 1),
+        .float("model.head_dropout", 0.5, "dropout before cls_head.fc_cls during training (I3DHead dropout_ratio)", min: 0, max: 1),
+        .string("model.pretrained", "", "safetensors file of the pretrained image backbone (tools/export_pretrained.py); empty = random init"),
+        .choice("model.precision", ["fp32", "bf16"], "fp32", "arithmetic precision of the frozen backbone's matrix products"),
+
+        // MARK: data (issue 4)
+        .choice("data.format", ["list", "kinetics_csv", "ssv2_json", "diving48_json"], "list",
+                "annotation format: list = mmaction2 video list '<relative path> <label>' per line; kinetics_csv, ssv2_json, diving48_json = the datasets' own annotation files"),
+        .string("data.root", "", "directory the annotation's video paths are relative to"),
+        .string("data.train", "", "training annotation file"),
+        .string("data.val", "", "validation annotation file (evaluated during training)"),
+        .string("data.test", "", "test annotation file for aim-eval; empty = data.val (the official configs test on val)"),
+        .string("data.class_list", "", "class names file for the kinetics_csv / ssv2_json / diving48_json formats (line order = label index)"),
+        .int("data.clip_len", 8, "frames sampled per clip (SampleFrames clip_len)", min: 1),
+        .int("data.frame_interval", 16, "temporal stride between sampled frames (ignored when data.frame_uniform)", min: 1),
+        .int("data.num_clips", 1, "clips per video in training", min: 1),
+        .bool("data.frame_uniform", false, "uniform segment sampling (SSv2, Diving48): one frame from each of clip_len equal segments"),
+        .int("data.test_num_clips", 3, "temporal clips per video at test time (views = clips x crops)", min: 1),
+        .choice("data.test_crop", ["center", "three"], "center", "spatial test crops: center = CenterCrop (1 view), three = ThreeCrop (3 views)"),
+        .int("data.val_num_clips", 1, "clips per video for validation during training (center crop)", min: 1),
+        .int("data.short_side", 256, "short-side resize before cropping in training and validation", min: 1),
+        .int("data.test_short_side", 224, "short-side resize before the test crops", min: 1),
+        .int("data.crop_size", 224, "crop side in pixels (RandomResizedCrop output / test crop)", min: 1),
+        .float("data.flip_ratio", 0.5, "probability of a horizontal flip in training", min: 0, max: 1),
+        .bool("data.rand_augment", false, "RandAugment on training clips (official SSv2)"),
+        .int("data.rand_augment_n", 4, "RandAugment: operations per clip", min: 0),
+        .int("data.rand_augment_m", 7, "RandAugment: magnitude (0-30 scale of imgaug)", min: 0, max: 30),
+        .float("data.random_erasing", 0, "RandomErasing probability after normalisation (0.25 in official SSv2)", min: 0, max: 1),
+        .bool("data.color_jitter", false, "ColorJitter after flip (official ViT-L/14 K400)"),
+        .floats("data.mean", clipMean, "per-channel RGB mean on the 0-255 scale", length: 3),
+        .floats("data.std", clipStd, "per-channel RGB std on the 0-255 scale", length: 3, min: 1e-6),
+        .int("data.workers", 2, "decoding threads per rank (workers_per_gpu)", min: 0),
+        .int("data.prefetch", 4, "decoded batches kept ready ahead of the trainer", min: 0),
+
+        // MARK: train (issue 5)
+        .int("train.batch_size", 64, "global batch per optimizer step over all ranks (official: 8 GPUs x 8)", min: 1),
+        .int("train.micro_batch", 8, "clips per rank per forward; gradient accumulation makes up batch_size", min: 1),
+        .int("train.epochs", 30, "training epochs (30 Kinetics, 50 SSv2 and Diving48)", min: 0),
+        .int("train.max_steps", 0, "optimizer steps to train; 0 = derived from train.epochs", min: 0),
+        .float("train.lr", 3e-4, "AdamW peak learning rate for the global batch", min: 0),
+        .floats("train.betas", [0.9, 0.999], "AdamW betas", length: 2, min: 0, max: 0.999999),
+        .float("train.eps", 1e-8, "AdamW epsilon", min: 0),
+        .float("train.weight_decay", 0.05, "AdamW decoupled weight decay", min: 0),
+        .strings("train.no_decay_keys", officialNoDecayKeys, "parameters whose name contains one of these get no weight decay"),
+        .float("train.backbone_lr_mult", 1.0, "lr multiplier for tunable backbone.* parameters (0.1 for ViT-L/14 K400; the head keeps 1)", min: 0),
+        .float("train.warmup_epochs", 2.5, "linear warmup length in epochs, then cosine decay to 0 per step", min: 0),
+        .float("train.clip_grad", 0, "max global gradient norm; 0 = no clipping (official)", min: 0),
+        .int("train.seed", 0, "seed of every random choice (sampling, augmentation, init, dropout)", min: 0),
+        .float("train.label_smoothing", 0, "label smoothing of the cross-entropy targets (0.1 official SSv2)", min: 0, max: 1),
+        .int("train.log_interval", 20, "steps between progress lines and metrics.jsonl records", min: 1),
+
+        // MARK: checkpoint, evaluation, runtime
+        .int("checkpoint.interval", 1000, "optimizer steps between checkpoints", min: 1),
+        .int("checkpoint.keep_last", 3, "step checkpoints kept in work_dir/checkpoints (older ones pruned); 0 keeps all", min: 0),
+        .int("eval.interval", 0, "optimizer steps between validations; 0 = only at the end", min: 0),
+        .float("dist.bucket_mb", 25, "gradient bucket size in MB for the allreduce (PyTorch DDP default 25)", min: 0),
+        .bool("profile", false, "record per-phase timings for the efficiency report"),
+        .int("threads", 0, "compute threads per rank; 0 = cores / ranks", min: 0),
+    ]
+
+    /// Keys by name.
+    public static let byName: [String: ConfigKey] = Dictionary(uniqueKeysWithValues: keys.map { ($0.name, $0) })
+
+    public static func key(_ name: String) -> ConfigKey? { byName[name] }
+}
