@@ -1,0 +1,214 @@
+import AIMTensor
+
+/// A ViT block with AIM's adaptations (docs/MODEL_REFERENCE.md §1 and §2), in the official order:
+/// (a) temporal — the block's own frozen `ln_1` and attention applied across the T frames of each
+///     token, then `T_Adapter` (no skip; optional `T_Adapter_in` with skip before the attention),
+///     added with drop-path;
+/// (b) spatial — `x + S_Adapter(attn(ln_1(x)))`;
+/// (c) joint — `x + mlp(ln_2(x)) + drop_path(scale · MLP_Adapter(ln_2(x)))`.
+/// Without adapters it is the plain image-model block. Rows are `(b, t, n)`.
+final class AIMBlock: TransformerBlock {
+    let index: Int
+    let ln1: LayerNormLayer
+    let attn: AttentionLayer
+    let ln2: LayerNormLayer
+    let mlp: MLPLayer
+    let tAdapterIn: AdapterLayer?
+    let tAdapter: AdapterLayer?
+    let sAdapter: AdapterLayer?
+    let mlpAdapter: AdapterLayer?
+    let adapterScale: Float
+    let dropPath: Float
+    /// CLIP runs seq-first, so timm's DropPath draws one decision per token index n;
+    /// the timm ViT runs batch-first and draws one per frame (b, t).
+    let dropPathPerToken: Bool
+    private let kept = Arena()
+    private var temporalScales: [Float] = []
+    private var jointScales: [Float] = []
+
+    init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
+        self.index = index
+        let D = c.width, clip = c.isCLIPStyle, eps = c.layerNormEps
+        let hasT = c.blockHas(.temporal, index), hasS = c.blockHas(.spatial, index), hasJ = c.blockHas(.joint, index)
+        let ah = c.adapterHidden
+        // Registration order = PyTorch named_parameters() order of the official modules.
+        func adapter(_ name: String, _ on: Bool, skip: Bool) -> AdapterLayer? {
+            on ? AdapterLayer(store, prefix + name, width: D, hidden: ah, skip: skip) : nil
+        }
+        if clip {
+            attn = AttentionLayer.clip(store, prefix + "attn", width: D, heads: c.heads)
+            ln1 = LayerNormLayer(store, prefix + "ln_1", channels: D, eps: eps)
+            mlp = MLPLayer(store, prefix + "mlp", width: D, hidden: c.mlpHidden, clipNames: true)
+            ln2 = LayerNormLayer(store, prefix + "ln_2", channels: D, eps: eps)
+            mlpAdapter = adapter("MLP_Adapter", hasJ, skip: false)
+            sAdapter = adapter("S_Adapter", hasS, skip: true)
+            tAdapter = adapter("T_Adapter", hasT, skip: false)
+            tAdapterIn = adapter("T_Adapter_in", hasT && c.numTAdapter == 2, skip: true)
+        } else {
+            ln1 = LayerNormLayer(store, prefix + "norm1", channels: D, eps: eps)
+            attn = AttentionLayer.timm(store, prefix + "attn", width: D, heads: c.heads)
+            mlpAdapter = adapter("MLP_Adapter", hasJ, skip: false)
+            sAdapter = adapter("S_Adapter", hasS, skip: true)
+            tAdapter = adapter("T_Adapter", hasT, skip: false)
+            tAdapterIn = adapter("T_Adapter_in", hasT && c.numTAdapter == 2, skip: true)
+            ln2 = LayerNormLayer(store, prefix + "norm2", channels: D, eps: eps)
+            mlp = MLPLayer(store, prefix + "mlp", width: D, hidden: c.mlpHidden, clipNames: false)
+        }
+        adapterScale = c.adapterScale
+        dropPath = c.dropPath(block: index)
+        dropPathPerToken = clip
+    }
+
+    var parameters: [Parameter] {
+        ln1.parameters + attn.parameters + ln2.parameters + mlp.parameters
+            + [tAdapterIn, tAdapter, sAdapter, mlpAdapter].compactMap { $0 }.flatMap(\.parameters)
+    }
+    var keptBytes: Int { kept.bytes }
+
+    private func rowScales(_ dims: Dims, _ context: PassContext, site: UInt64) -> [Float] {
+        guard context.training && dropPath > 0 else { return [] }
+        var rng = context.rng(site: UInt64(index) << 8 | site)
+        let N = dims.N
+        return dropPathPerToken
+            ? dropPathRowScales(rows: dims.rows, groups: N, p: dropPath, rng: &rng) { $0 % N }
+            : dropPathRowScales(rows: dims.rows, groups: dims.frames, p: dropPath, rng: &rng) { $0 / N }
+    }
+
+    func forward(out: FloatPtr, input x0: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena) {
+        let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B, H = attn.heads
+        var x1: UnsafePointer<Float> = x0
+
+        if let tAdapter {
+            // (a) temporal: LN over rows commutes with the row permutation, so normalise in
+            // frame layout and permute the result into token layout [(b n), t, D].
+            let u0 = scratch.buffer("t.u0", R * D)
+            ln1.forward(u0, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
+            let xt = kept.buffer("t.xt", R * D)
+            swapMiddleAxes(out: xt, input: u0, outer: B, p: T, q: N, rowLength: D)
+            var attnIn: UnsafePointer<Float> = UnsafePointer(xt)
+            if let tAdapterIn {
+                let tin = kept.buffer("t.in", R * D)
+                tAdapterIn.forward(tin, xt, h: kept.buffer("t.in.h", R * tAdapterIn.hidden), scratch: scratch, rows: R)
+                attnIn = UnsafePointer(tin)
+            }
+            let o = kept.buffer("t.o", R * D)
+            attn.forward(o, attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D), probs: kept.buffer("t.probs", B * N * H * T * T),
+                         attnOut: kept.buffer("t.a", R * D), sequences: B * N, length: T)
+            let tOut = scratch.buffer("t.out", R * D)
+            tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
+            let tBack = scratch.buffer("t.back", R * D)
+            swapMiddleAxes(out: tBack, input: tOut, outer: B, p: N, q: T, rowLength: D)
+            let x1m = kept.buffer("x1", R * D)
+            x1m.update(from: x0, count: R * D)
+            temporalScales = rowScales(dims, context, site: 1)
+            if temporalScales.isEmpty { addInPlace(x1m, tBack, count: R * D) }
+            else { scaleRows(out: x1m, input: tBack, rowScales: temporalScales, rows: R, cols: D, accumulate: true) }
+            x1 = UnsafePointer(x1m)
+        }
+
+        // (b) spatial, per frame over N tokens.
+        let x2 = kept.buffer("x2", R * D)
+        let h1 = kept.buffer("s.h", R * D)
+        ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
+        let o = kept.buffer("s.o", R * D)
+        attn.forward(o, h1, qkvBuf: kept.buffer("s.qkv", R * 3 * D), probs: kept.buffer("s.probs", dims.frames * H * N * N),
+                     attnOut: kept.buffer("s.a", R * D), sequences: dims.frames, length: N)
+        if let sAdapter {
+            sAdapter.forward(x2, o, h: kept.buffer("s.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
+            addInPlace(x2, x1, count: R * D)
+        } else {
+            add(out: x2, x1, o, count: R * D)
+        }
+
+        // (c) joint: the MLP and, beside it, the scaled MLP adapter.
+        let h2 = kept.buffer("j.h", R * D)
+        ln2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
+        out.update(from: x2, count: R * D)
+        mlp.forward(out, h2, pre: kept.buffer("j.pre", R * mlp.hidden),
+                    act: mlp.fc2.needsInput ? kept.buffer("j.act", R * mlp.hidden) : scratch.buffer("j.act", R * mlp.hidden),
+                    rows: R, accumulate: true)
+        if let mlpAdapter {
+            let m = scratch.buffer("j.ad.out", R * D)
+            mlpAdapter.forward(m, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R)
+            let s = rowScales(dims, context, site: 2)
+            jointScales = s.isEmpty ? [Float](repeating: adapterScale, count: R) : s.map { $0 * adapterScale }
+            scaleRows(out: out, input: m, rowScales: jointScales, rows: R, cols: D, accumulate: true)
+        }
+    }
+
+    func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, dims: Dims, scratch: Arena) {
+        let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B
+        let hasT = tAdapter != nil
+        let x1: UnsafePointer<Float> = hasT ? UnsafePointer(kept.buffer("x1", R * D)) : x0
+
+        // (c) joint. dx accumulates the gradient of the block input through every residual.
+        dx.update(from: dOut, count: R * D)
+        let dh2 = scratch.buffer("j.dh", R * D)
+        let h2 = kept.buffer("j.h", R * D)
+        mlp.backward(dInput: dh2, dOut: dOut, x: h2, pre: kept.buffer("j.pre", R * mlp.hidden),
+                     act: mlp.fc2.needsInput ? kept.buffer("j.act", R * mlp.hidden) : nil,
+                     scratch: scratch, rows: R, accumulateInput: false)
+        if let mlpAdapter {
+            let dm = scratch.buffer("j.ad.dout", R * D)
+            scaleRows(out: dm, input: dOut, rowScales: jointScales, rows: R, cols: D)
+            mlpAdapter.backward(dInput: dh2, dOut: dm, x: h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden),
+                                scratch: scratch, rows: R, accumulateInput: true)
+        }
+        ln2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
+                     rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
+
+        // (b) spatial: dx now holds d x2 = d x1 through the residual.
+        let o = kept.buffer("s.o", R * D)
+        var dO: UnsafePointer<Float> = UnsafePointer(dx)
+        if let sAdapter {
+            let dOm = scratch.buffer("s.do", R * D)
+            sAdapter.backward(dInput: dOm, dOut: dx, x: o, h: kept.buffer("s.ad.h", R * sAdapter.hidden),
+                              scratch: scratch, rows: R, accumulateInput: false)
+            dO = UnsafePointer(dOm)
+        }
+        let dh1 = scratch.buffer("s.dh", R * D)
+        attn.backward(dInput: dh1, dOut: dO, x: kept.buffer("s.h", R * D), qkvBuf: kept.buffer("s.qkv", R * 3 * D),
+                      probs: kept.buffer("s.probs", dims.frames * attn.heads * N * N), attnOut: kept.buffer("s.a", R * D),
+                      sequences: dims.frames, length: N, scratch: scratch)
+        ln1.backward(dInput: dx, dOut: dh1, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R),
+                     rows: R, accumulateInput: true)
+
+        // (a) temporal: dx holds d x1 = d x0 through the residual.
+        guard let tAdapter else { return }
+        let dBack = scratch.buffer("t.dback", R * D)
+        if temporalScales.isEmpty { dBack.update(from: dx, count: R * D) }
+        else { scaleRows(out: dBack, input: dx, rowScales: temporalScales, rows: R, cols: D) }
+        let dTOut = scratch.buffer("t.dout", R * D)
+        swapMiddleAxes(out: dTOut, input: dBack, outer: B, p: T, q: N, rowLength: D)
+        let dOt = scratch.buffer("t.do", R * D)
+        tAdapter.backward(dInput: dOt, dOut: dTOut, x: kept.buffer("t.o", R * D), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
+                          scratch: scratch, rows: R, accumulateInput: false)
+        let xt = kept.buffer("t.xt", R * D)
+        let dAttnIn = scratch.buffer("t.dain", R * D)
+        let attnIn: UnsafePointer<Float> = tAdapterIn != nil ? UnsafePointer(kept.buffer("t.in", R * D)) : UnsafePointer(xt)
+        attn.backward(dInput: dAttnIn, dOut: dOt, x: attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D),
+                      probs: kept.buffer("t.probs", B * N * attn.heads * T * T), attnOut: kept.buffer("t.a", R * D),
+                      sequences: B * N, length: T, scratch: scratch)
+        var dXt: UnsafePointer<Float> = UnsafePointer(dAttnIn)
+        if let tAdapterIn {
+            let dxt = scratch.buffer("t.dxt", R * D)
+            tAdapterIn.backward(dInput: dxt, dOut: dAttnIn, x: xt, h: kept.buffer("t.in.h", R * tAdapterIn.hidden),
+                                scratch: scratch, rows: R, accumulateInput: false)
+            dXt = UnsafePointer(dxt)
+        }
+        let dU0 = scratch.buffer("t.du0", R * D)
+        swapMiddleAxes(out: dU0, input: dXt, outer: B, p: N, q: T, rowLength: D)
+        ln1.backward(dInput: dx, dOut: dU0, input: x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R),
+                     rows: R, accumulateInput: true)
+    }
+
+    func flops(dims: Dims) -> Int {
+        let R = dims.rows, D = dims.D
+        var f = attn.macs(sequences: dims.frames, length: dims.N) + mlp.macs(rows: R) + 2 * 5 * R * D
+        if let tAdapter {
+            f += 5 * R * D + attn.macs(sequences: dims.B * dims.N, length: dims.T) + tAdapter.macs(rows: R)
+        }
+        for a in [tAdapterIn, sAdapter, mlpAdapter].compactMap({ $0 }) { f += a.macs(rows: R) }
+        return f
+    }
+}

@@ -1,0 +1,136 @@
+import AIMTensor
+
+/// The official repo's CLIP TimeSformer block (docs/MODEL_REFERENCE.md §3), the paper's
+/// "TimeSformer, CLIP" baseline: its own temporal attention `t_attn` and `t_norm`, and a plain
+/// linear `T_Adapter` after the temporal attention; then the CLIP spatial block.
+/// Drop-path follows the seq-first layouts of the official code: per frame index t in the
+/// temporal branch (`[t, (b n), d]`), per token n in the spatial and MLP branches (`[n, (b t), d]`).
+final class CLIPTimeSformerBlock: TransformerBlock {
+    let index: Int
+    let attn: AttentionLayer
+    let ln1: LayerNormLayer
+    let mlp: MLPLayer
+    let ln2: LayerNormLayer
+    let tAttn: AttentionLayer
+    let tNorm: LayerNormLayer
+    let tLinear: LinearLayer
+    let dropPath: Float
+    private let kept = Arena()
+    private var scalesT: [Float] = [], scalesS: [Float] = [], scalesM: [Float] = []
+
+    init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
+        self.index = index
+        let D = c.width, eps = c.layerNormEps
+        attn = AttentionLayer.clip(store, prefix + "attn", width: D, heads: c.heads)
+        ln1 = LayerNormLayer(store, prefix + "ln_1", channels: D, eps: eps)
+        mlp = MLPLayer(store, prefix + "mlp", width: D, hidden: c.mlpHidden, clipNames: true)
+        ln2 = LayerNormLayer(store, prefix + "ln_2", channels: D, eps: eps)
+        tAttn = AttentionLayer.clip(store, prefix + "t_attn", width: D, heads: c.heads)
+        tNorm = LayerNormLayer(store, prefix + "t_norm", channels: D, eps: eps)
+        tLinear = LinearLayer(store, prefix + "T_Adapter", in: D, out: D)
+        dropPath = c.dropPath(block: index)
+    }
+
+    var parameters: [Parameter] {
+        attn.parameters + ln1.parameters + mlp.parameters + ln2.parameters + tAttn.parameters + tNorm.parameters + tLinear.parameters
+    }
+    var keptBytes: Int { kept.bytes }
+
+    private func scales(_ dims: Dims, _ context: PassContext, site: UInt64, groups: Int, _ groupOf: (Int) -> Int) -> [Float] {
+        guard context.training && dropPath > 0 else { return [] }
+        var rng = context.rng(site: UInt64(index) << 8 | site)
+        return dropPathRowScales(rows: dims.rows, groups: groups, p: dropPath, rng: &rng, groupOf: groupOf)
+    }
+
+    private func apply(_ scales: [Float], _ out: FloatPtr, _ x: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
+        if scales.isEmpty {
+            if accumulate { addInPlace(out, x, count: rows * cols) } else { out.update(from: x, count: rows * cols) }
+        } else {
+            scaleRows(out: out, input: x, rowScales: scales, rows: rows, cols: cols, accumulate: accumulate)
+        }
+    }
+
+    func forward(out: FloatPtr, input x0: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena) {
+        let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B, H = attn.heads
+        // Temporal, in token layout [(b n), t, D].
+        let u0 = scratch.buffer("u0", R * D)
+        tNorm.forward(u0, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
+        let xt = kept.buffer("t.xt", R * D)
+        swapMiddleAxes(out: xt, input: u0, outer: B, p: T, q: N, rowLength: D)
+        let o = scratch.buffer("t.o", R * D)
+        tAttn.forward(o, xt, qkvBuf: kept.buffer("t.qkv", R * 3 * D), probs: kept.buffer("t.probs", B * N * H * T * T),
+                      attnOut: kept.buffer("t.a", R * D), sequences: B * N, length: T)
+        scalesT = scales(dims, context, site: 1, groups: T) { $0 % T }
+        let od = kept.buffer("t.od", R * D)
+        apply(scalesT, od, o, rows: R, cols: D, accumulate: false)
+        let lin = scratch.buffer("t.lin", R * D)
+        tLinear.forward(lin, od, rows: R)
+        let x1 = kept.buffer("x1", R * D)
+        swapMiddleAxes(out: x1, input: lin, outer: B, p: N, q: T, rowLength: D)
+        addInPlace(x1, x0, count: R * D)
+
+        // Spatial.
+        let h1 = kept.buffer("s.h", R * D)
+        ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
+        let so = scratch.buffer("s.o", R * D)
+        attn.forward(so, h1, qkvBuf: kept.buffer("s.qkv", R * 3 * D), probs: kept.buffer("s.probs", dims.frames * H * N * N),
+                     attnOut: kept.buffer("s.a", R * D), sequences: dims.frames, length: N)
+        scalesS = scales(dims, context, site: 2, groups: N) { $0 % N }
+        let x2 = kept.buffer("x2", R * D)
+        x2.update(from: x1, count: R * D)
+        apply(scalesS, x2, so, rows: R, cols: D, accumulate: true)
+
+        // MLP.
+        let h2 = kept.buffer("j.h", R * D)
+        ln2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
+        let m = scratch.buffer("j.out", R * D)
+        mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), act: kept.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)
+        scalesM = scales(dims, context, site: 3, groups: N) { $0 % N }
+        out.update(from: x2, count: R * D)
+        apply(scalesM, out, m, rows: R, cols: D, accumulate: true)
+    }
+
+    func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, dims: Dims, scratch: Arena) {
+        let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B, H = attn.heads
+        dx.update(from: dOut, count: R * D)
+        // MLP.
+        let dm = scratch.buffer("j.dm", R * D)
+        apply(scalesM, dm, dOut, rows: R, cols: D, accumulate: false)
+        let dh2 = scratch.buffer("j.dh", R * D)
+        mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), pre: kept.buffer("j.pre", R * mlp.hidden),
+                     act: kept.buffer("j.act", R * mlp.hidden), scratch: scratch, rows: R, accumulateInput: false)
+        ln2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
+                     rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
+        // Spatial.
+        let dso = scratch.buffer("s.dso", R * D)
+        apply(scalesS, dso, dx, rows: R, cols: D, accumulate: false)
+        let dh1 = scratch.buffer("s.dh", R * D)
+        attn.backward(dInput: dh1, dOut: dso, x: kept.buffer("s.h", R * D), qkvBuf: kept.buffer("s.qkv", R * 3 * D),
+                      probs: kept.buffer("s.probs", dims.frames * H * N * N), attnOut: kept.buffer("s.a", R * D),
+                      sequences: dims.frames, length: N, scratch: scratch)
+        ln1.backward(dInput: dx, dOut: dh1, input: kept.buffer("x1", R * D), mean: kept.buffer("s.mean", R),
+                     rstd: kept.buffer("s.rstd", R), rows: R, accumulateInput: true)
+        // Temporal.
+        let dlin = scratch.buffer("t.dlin", R * D)
+        swapMiddleAxes(out: dlin, input: dx, outer: B, p: T, q: N, rowLength: D)
+        let dod = scratch.buffer("t.dod", R * D)
+        tLinear.backward(dInput: dod, dOut: dlin, input: kept.buffer("t.od", R * D), rows: R)
+        let dO = scratch.buffer("t.dO", R * D)
+        apply(scalesT, dO, dod, rows: R, cols: D, accumulate: false)
+        let dxt = scratch.buffer("t.dxt", R * D)
+        let xt = kept.buffer("t.xt", R * D)
+        tAttn.backward(dInput: dxt, dOut: dO, x: xt, qkvBuf: kept.buffer("t.qkv", R * 3 * D),
+                       probs: kept.buffer("t.probs", B * N * H * T * T), attnOut: kept.buffer("t.a", R * D),
+                       sequences: B * N, length: T, scratch: scratch)
+        let du0 = scratch.buffer("t.du0", R * D)
+        swapMiddleAxes(out: du0, input: dxt, outer: B, p: N, q: T, rowLength: D)
+        tNorm.backward(dInput: dx, dOut: du0, input: x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R),
+                       rows: R, accumulateInput: true)
+    }
+
+    func flops(dims: Dims) -> Int {
+        let R = dims.rows, D = dims.D
+        return attn.macs(sequences: dims.frames, length: dims.N) + mlp.macs(rows: R) + 3 * 5 * R * D
+            + tAttn.macs(sequences: dims.B * dims.N, length: dims.T) + tLinear.macs(rows: R)
+    }
+}

@@ -1,1 +1,0 @@
-// AIMModel: see docs/ARCHITECTURE.md for what belongs in this layer.

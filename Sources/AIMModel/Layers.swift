@@ -1,0 +1,196 @@
+import AIMTensor
+
+// Thin wrappers that bind kernels to named parameters. Each backward computes weight
+// gradients only for tunable parameters (frozen ones have `grad == nil`), so freezing is data.
+
+typealias FloatPtr = UnsafeMutablePointer<Float>
+
+struct LinearLayer {
+    let weight: Parameter
+    let bias: Parameter?
+    var inFeatures: Int { weight.shape[1] }
+    var outFeatures: Int { weight.shape[0] }
+    /// The backward needs the layer input only to form the weight gradient.
+    var needsInput: Bool { weight.tunable }
+
+    init(_ store: ParameterStore, _ name: String, in inF: Int, out outF: Int, bias hasBias: Bool = true,
+         weightInit: Initialization = .truncatedNormal(std: 0.02), biasInit: Initialization = .zeros) {
+        weight = store.register(name + ".weight", [outF, inF], weightInit)
+        bias = hasBias ? store.register(name + ".bias", [outF], biasInit) : nil
+    }
+
+    init(weight: Parameter, bias: Parameter?) { self.weight = weight; self.bias = bias }
+
+    func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, rows: Int, accumulate: Bool = false) {
+        linearForward(out: out, input: input, weight: weight.data, bias: bias?.data,
+                      rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+    }
+
+    func backward(dInput: FloatPtr?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, rows: Int, accumulateInput: Bool = false) {
+        linearBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut,
+                       input: input, weight: weight.data, rows: rows, inFeatures: inFeatures,
+                       outFeatures: outFeatures, accumulateInput: accumulateInput)
+    }
+
+    var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+    func macs(rows: Int) -> Int { rows * inFeatures * outFeatures }
+}
+
+struct LayerNormLayer {
+    let weight: Parameter
+    let bias: Parameter
+    let eps: Float
+    var channels: Int { weight.shape[0] }
+
+    init(_ store: ParameterStore, _ name: String, channels: Int, eps: Float) {
+        weight = store.register(name + ".weight", [channels], .ones)
+        bias = store.register(name + ".bias", [channels], .zeros)
+        self.eps = eps
+    }
+
+    func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, mean: FloatPtr?, rstd: FloatPtr?, rows: Int) {
+        layerNormForward(out: out, input: input, weight: weight.data, bias: bias.data, mean: mean, rstd: rstd,
+                         rows: rows, channels: channels, eps: eps)
+    }
+
+    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                  mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows: Int, accumulateInput: Bool) {
+        layerNormBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias.gradData, dOut: dOut, input: input,
+                          weight: weight.data, mean: mean, rstd: rstd, rows: rows, channels: channels,
+                          accumulateInput: accumulateInput)
+    }
+
+    var parameters: [Parameter] { [weight, bias] }
+}
+
+/// The AIM bottleneck adapter: D_fc1 (D→D/4) → exact GELU → D_fc2 (D/4→D), optional skip.
+/// Official init: trunc-normal fc1, and D_fc2 weight and bias zero (the adapter starts as
+/// identity with skip, as zero without).
+struct AdapterLayer {
+    let fc1: LinearLayer
+    let fc2: LinearLayer
+    let skip: Bool
+    var hidden: Int { fc1.outFeatures }
+
+    init(_ store: ParameterStore, _ name: String, width: Int, hidden: Int, skip: Bool) {
+        fc1 = LinearLayer(store, name + ".D_fc1", in: width, out: hidden)
+        fc2 = LinearLayer(store, name + ".D_fc2", in: hidden, out: width, weightInit: .zeros)
+        self.skip = skip
+    }
+
+    /// out = [x +] fc2(gelu(fc1(x))); `h` receives fc1's output (kept for backward).
+    /// With `accumulate`, the adapter output (and skip) is added to `out`.
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, h: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool = false) {
+        let g = scratch.buffer("adapter.g", rows * hidden)
+        fc1.forward(h, x, rows: rows)
+        geluForward(out: g, input: h, count: rows * hidden)
+        if skip && !accumulate {
+            out.update(from: x, count: rows * fc2.outFeatures)
+            fc2.forward(out, g, rows: rows, accumulate: true)
+        } else {
+            fc2.forward(out, g, rows: rows, accumulate: accumulate)
+            if skip { addInPlace(out, x, count: rows * fc2.outFeatures) }
+        }
+    }
+
+    /// dx (=, or += with accumulateInput) from dOut; weight grads from the saved x and h.
+    func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, h: UnsafePointer<Float>,
+                  scratch: Arena, rows: Int, accumulateInput: Bool) {
+        let g = scratch.buffer("adapter.g", rows * hidden)
+        let dg = scratch.buffer("adapter.dg", rows * hidden)
+        let dh = scratch.buffer("adapter.dh", rows * hidden)
+        if fc2.weight.tunable { geluForward(out: g, input: h, count: rows * hidden) }
+        fc2.backward(dInput: dg, dOut: dOut, input: g, rows: rows)
+        geluBackward(dInput: dh, dOut: dg, input: h, count: rows * hidden)
+        fc1.backward(dInput: dx, dOut: dh, input: x, rows: rows, accumulateInput: accumulateInput)
+        if skip { addInPlace(dx, dOut, count: rows * fc1.inFeatures) }
+    }
+
+    var parameters: [Parameter] { fc1.parameters + fc2.parameters }
+    func macs(rows: Int) -> Int { fc1.macs(rows: rows) + fc2.macs(rows: rows) }
+}
+
+/// Multi-head self-attention with packed q|k|v projection (nn.MultiheadAttention / timm Attention).
+struct AttentionLayer {
+    let qkv: LinearLayer
+    let proj: LinearLayer
+    let heads: Int
+    var width: Int { proj.outFeatures }
+
+    /// CLIP names: `attn.in_proj_weight`, `attn.in_proj_bias`, `attn.out_proj.{weight,bias}`.
+    static func clip(_ store: ParameterStore, _ name: String, width D: Int, heads: Int) -> AttentionLayer {
+        let w = store.register(name + ".in_proj_weight", [3 * D, D], .truncatedNormal(std: 0.02))
+        let b = store.register(name + ".in_proj_bias", [3 * D], .zeros)
+        let proj = LinearLayer(store, name + ".out_proj", in: D, out: D)
+        return AttentionLayer(qkv: LinearLayer(weight: w, bias: b), proj: proj, heads: heads)
+    }
+
+    /// timm names: `attn.qkv`, `attn.proj`.
+    static func timm(_ store: ParameterStore, _ name: String, width D: Int, heads: Int) -> AttentionLayer {
+        AttentionLayer(qkv: LinearLayer(store, name + ".qkv", in: D, out: 3 * D),
+                       proj: LinearLayer(store, name + ".proj", in: D, out: D), heads: heads)
+    }
+
+    /// out = proj(attention(qkv(x))) over `sequences` of `length` rows each.
+    /// `qkvBuf` [rows, 3D], `probs` [S, H, L, L] and `attnOut` [rows, D] are the saved activations.
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, qkvBuf: FloatPtr, probs: FloatPtr, attnOut: FloatPtr,
+                 sequences S: Int, length L: Int) {
+        let rows = S * L
+        qkv.forward(qkvBuf, x, rows: rows)
+        attentionForward(out: attnOut, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+        proj.forward(out, attnOut, rows: rows)
+    }
+
+    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, qkvBuf: UnsafePointer<Float>,
+                  probs: UnsafePointer<Float>, attnOut: UnsafePointer<Float>?, sequences S: Int, length L: Int,
+                  scratch: Arena, accumulateInput: Bool = false) {
+        let rows = S * L
+        let dA = scratch.buffer("attn.dA", rows * width)
+        let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
+        proj.backward(dInput: dA, dOut: dOut, input: attnOut, rows: rows)
+        attentionBackward(dQKV: dQKV, dOut: dA, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+        qkv.backward(dInput: dInput, dOut: dQKV, input: x, rows: rows, accumulateInput: accumulateInput)
+    }
+
+    var parameters: [Parameter] { qkv.parameters + proj.parameters }
+    /// fvcore convention: projections plus the two attention matrix products.
+    func macs(sequences S: Int, length L: Int) -> Int {
+        qkv.macs(rows: S * L) + proj.macs(rows: S * L) + 2 * S * L * L * width
+    }
+}
+
+/// The transformer MLP: fc1 → activation (QuickGELU for CLIP, GELU for timm) → fc2.
+struct MLPLayer {
+    let fc1: LinearLayer
+    let fc2: LinearLayer
+    let quickGELU: Bool
+    var hidden: Int { fc1.outFeatures }
+
+    init(_ store: ParameterStore, _ name: String, width: Int, hidden: Int, clipNames: Bool) {
+        fc1 = LinearLayer(store, name + (clipNames ? ".c_fc" : ".fc1"), in: width, out: hidden)
+        fc2 = LinearLayer(store, name + (clipNames ? ".c_proj" : ".fc2"), in: hidden, out: width)
+        quickGELU = clipNames
+    }
+
+    /// out (+)= fc2(act(fc1(x))); `pre` [rows, hidden] keeps fc1's output for backward,
+    /// `act` [rows, hidden] receives the activation (kept only when fc2 is tunable).
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, pre: FloatPtr, act: FloatPtr, rows: Int, accumulate: Bool) {
+        fc1.forward(pre, x, rows: rows)
+        if quickGELU { quickGeluForward(out: act, input: pre, count: rows * hidden) }
+        else { geluForward(out: act, input: pre, count: rows * hidden) }
+        fc2.forward(out, act, rows: rows, accumulate: accumulate)
+    }
+
+    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, pre: UnsafePointer<Float>,
+                  act: UnsafePointer<Float>?, scratch: Arena, rows: Int, accumulateInput: Bool) {
+        let dAct = scratch.buffer("mlp.dAct", rows * hidden)
+        let dPre = scratch.buffer("mlp.dPre", rows * hidden)
+        fc2.backward(dInput: dAct, dOut: dOut, input: act, rows: rows)
+        if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
+        else { geluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
+        fc1.backward(dInput: dInput, dOut: dPre, input: x, rows: rows, accumulateInput: accumulateInput)
+    }
+
+    var parameters: [Parameter] { fc1.parameters + fc2.parameters }
+    func macs(rows: Int) -> Int { fc1.macs(rows: rows) + fc2.macs(rows: rows) }
+}

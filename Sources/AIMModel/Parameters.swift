@@ -1,0 +1,105 @@
+import AIMTensor
+
+/// How a parameter is initialised when no pretrained weight overwrites it (official init_weights).
+public enum Initialization: Sendable, Equatable {
+    case zeros, ones
+    case truncatedNormal(std: Float)   // timm trunc_normal_: N(0, std) cut at ±2 (absolute)
+    case normal(std: Float)            // mmcv normal_init
+    case uniform(bound: Float)         // PyTorch's Conv2d default (kaiming-uniform a=√5): U(±1/√fan_in)
+}
+
+/// One named parameter: a view into the flat tunable or frozen buffer, and its gradient view.
+public final class Parameter {
+    public let name: String
+    public let shape: [Int]
+    public let tunable: Bool
+    public let initialization: Initialization
+    public fileprivate(set) var value: Tensor!
+    /// nil for frozen parameters: they never get a gradient.
+    public fileprivate(set) var grad: Tensor?
+    /// Offset into the flat tunable buffer (tunable only).
+    public fileprivate(set) var offset = 0
+
+    init(name: String, shape: [Int], tunable: Bool, initialization: Initialization) {
+        self.name = name; self.shape = shape; self.tunable = tunable; self.initialization = initialization
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+    public var data: UnsafeMutablePointer<Float> { value.data }
+    public var gradData: UnsafeMutablePointer<Float>? { grad?.data }
+}
+
+/// All parameters of a recognizer in registration order (the order of PyTorch's
+/// `named_parameters()`), with tunable ones in one contiguous buffer and their gradients in
+/// another of the same layout — so allreduce, clipping, AdamW and checkpoints are each one
+/// loop over one buffer (llm.c).
+public final class ParameterStore {
+    public private(set) var parameters: [Parameter] = []
+    private var byName: [String: Parameter] = [:]
+    public private(set) var tunableValues = Tensor([0])
+    public private(set) var tunableGrads = Tensor([0])
+    public private(set) var frozenValues = Tensor([0])
+    private let isTunable: (String) -> Bool
+    private var finalized = false
+
+    public init(isTunable: @escaping (String) -> Bool) { self.isTunable = isTunable }
+
+    @discardableResult
+    func register(_ name: String, _ shape: [Int], _ initialization: Initialization) -> Parameter {
+        precondition(!finalized, "register \(name) after finalize")
+        precondition(byName[name] == nil, "duplicate parameter \(name)")
+        let p = Parameter(name: name, shape: shape, tunable: isTunable(name), initialization: initialization)
+        parameters.append(p); byName[name] = p
+        return p
+    }
+
+    /// Allocates the flat buffers and points every parameter into them.
+    func finalize() {
+        let tunableCount = parameters.filter(\.tunable).reduce(0) { $0 + $1.count }
+        let frozenCount = parameters.filter { !$0.tunable }.reduce(0) { $0 + $1.count }
+        tunableValues = Tensor([tunableCount]); tunableGrads = Tensor([tunableCount])
+        frozenValues = Tensor([frozenCount])
+        var t = 0, f = 0
+        for p in parameters {
+            if p.tunable {
+                p.value = Tensor(viewing: tunableValues, offset: t, shape: p.shape)
+                p.grad = Tensor(viewing: tunableGrads, offset: t, shape: p.shape)
+                p.offset = t; t += p.count
+            } else {
+                p.value = Tensor(viewing: frozenValues, offset: f, shape: p.shape)
+                f += p.count
+            }
+        }
+        finalized = true
+    }
+
+    public subscript(name: String) -> Parameter? { byName[name] }
+    public var names: [String] { parameters.map(\.name) }
+    public var tunableParameters: [Parameter] { parameters.filter(\.tunable) }
+    public var totalCount: Int { parameters.reduce(0) { $0 + $1.count } }
+    public var tunableCount: Int { tunableValues.count }
+
+    public func zeroGrads() { tunableGrads.zero() }
+
+    /// The official initialisation, drawn from `RandomGenerator(seed:)` in registration order.
+    public func initialize(seed: UInt64) {
+        var rng = RandomGenerator(seed: seed)
+        for p in parameters {
+            let n = p.count, d = p.data
+            switch p.initialization {
+            case .zeros: d.update(repeating: 0, count: n)
+            case .ones: d.update(repeating: 1, count: n)
+            case let .normal(std):
+                for i in 0..<n { d[i] = Float(rng.normal()) * std }
+            case let .uniform(bound):
+                for i in 0..<n { d[i] = (2 * rng.uniformFloat() - 1) * bound }
+            case let .truncatedNormal(std):
+                for i in 0..<n {
+                    var v = rng.normal() * Double(std)
+                    while v < -2 || v > 2 { v = rng.normal() * Double(std) }
+                    d[i] = Float(v)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import AIMTensor
+
+/// What a strict load found, like PyTorch's `load_state_dict` report.
+public struct LoadReport: CustomStringConvertible {
+    public var loaded: [String] = []
+    public var missing: [String] = []
+    public var unexpected: [String] = []
+    public var misshapen: [String] = []
+    public var description: String {
+        "loaded \(loaded.count), missing \(missing.count), unexpected \(unexpected.count), mis-shaped \(misshapen.count)"
+    }
+}
+
+extension Recognizer {
+    /// Loads recognizer weights (keys `backbone.…`, `cls_head.…`) from a safetensors file.
+    /// `strict`: every parameter must be present with its shape and nothing else may be in the
+    /// file except the listed `ignoring` prefixes (e.g. `grad.`, `video`) — otherwise throws,
+    /// listing every problem. Non-strict loads what matches and reports the rest.
+    @discardableResult
+    public func loadWeights(path: String, strict: Bool = true, ignoring: [String] = []) throws -> LoadReport {
+        let file = try SafetensorsFile(path: path)
+        return try load(from: file, keyMap: { $0 }, strict: strict, ignoring: ignoring)
+    }
+
+    /// Loads a pretrained image backbone written by `tools/export_pretrained.py` (the backbone's
+    /// own state dict, no `backbone.` prefix), as the official `init_weights` does with
+    /// `strict=False`: adapters, `temporal_embedding` and the head stay as initialised.
+    /// TimeSformer variants copy the spatial attention into the temporal one, as the official code.
+    @discardableResult
+    public func loadPretrainedBackbone(path: String) throws -> LoadReport {
+        let file = try SafetensorsFile(path: path)
+        let arch = config.architecture
+        let names = Set(file.names)
+        func source(_ ours: String) -> String? {
+            guard ours.hasPrefix("backbone.") else { return nil }
+            var k = String(ours.dropFirst("backbone.".count))
+            if names.contains(k) { return k }
+            switch arch {
+            case .clipTimeSformer:
+                k = k.replacingOccurrences(of: ".t_attn.", with: ".attn.").replacingOccurrences(of: ".t_norm.", with: ".ln_1.")
+            case .imagenetTimeSformer:
+                k = k.replacingOccurrences(of: ".temporal_attn.", with: ".attn.").replacingOccurrences(of: ".temporal_norm1.", with: ".norm1.")
+                if k.hasPrefix("norm.") { k = "ln_post." + k.dropFirst("norm.".count) }
+            default: break
+            }
+            return names.contains(k) ? k : nil
+        }
+        return try load(from: file, keyMap: source, strict: false, ignoring: [])
+    }
+
+    private func load(from file: SafetensorsFile, keyMap: (String) -> String?, strict: Bool, ignoring: [String]) throws -> LoadReport {
+        var report = LoadReport()
+        var used = Set<String>()
+        for p in store.parameters {
+            guard let key = keyMap(p.name), file.contains(key) else { report.missing.append(p.name); continue }
+            let shape = try file.shape(of: key)
+            // PyTorch shapes may carry leading 1s that ours drop (or vice versa): compare element counts and squeezed dims.
+            guard squeeze(shape) == squeeze(p.shape) else {
+                report.misshapen.append("\(p.name): file \(shape), model \(p.shape)")
+                used.insert(key); continue
+            }
+            try file.readFloats(named: key, into: p.data, count: p.count)
+            report.loaded.append(p.name); used.insert(key)
+        }
+        report.unexpected = file.names.filter { n in !used.contains(n) && !ignoring.contains { n.hasPrefix($0) } }
+        if !report.misshapen.isEmpty || (strict && (!report.missing.isEmpty || !report.unexpected.isEmpty)) {
+            var problems: [String] = []
+            if !report.missing.isEmpty { problems.append("missing keys: " + report.missing.joined(separator: ", ")) }
+            if !report.unexpected.isEmpty && strict { problems.append("unexpected keys: " + report.unexpected.joined(separator: ", ")) }
+            if !report.misshapen.isEmpty { problems.append("mis-shaped: " + report.misshapen.joined(separator: "; ")) }
+            throw ModelError.weights(path: file.path, problems: problems)
+        }
+        return report
+    }
+
+    /// Adds every parameter (or only the tunable ones) to a writer under its official key.
+    public func addWeights(to writer: inout SafetensorsWriter, tunableOnly: Bool = false, prefix: String = "") {
+        for p in store.parameters where !tunableOnly || p.tunable {
+            writer.add(prefix + p.name, tensor: p.value)
+        }
+    }
+
+    /// Adds `grad.<key>` for every tunable parameter.
+    public func addGradients(to writer: inout SafetensorsWriter) {
+        for p in store.parameters where p.tunable { writer.add("grad." + p.name, tensor: p.grad!) }
+    }
+}
+
+private func squeeze(_ s: [Int]) -> [Int] { s.filter { $0 != 1 } }

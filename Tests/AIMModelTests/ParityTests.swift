@@ -1,0 +1,78 @@
+import Foundation
+import XCTest
+import AIMModel
+import AIMTensor
+
+/// Parity with the PyTorch oracle: `tools/reference_state.py` wrote each fixture (weights, input,
+/// and the logits, loss and gradients PyTorch computed in float64); we load the same weights,
+/// run forward and backward, and compare everything to 1e-4 relative.
+final class ParityTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    /// max |a − b| / max(max |b|, tiny) over the tensor: robust for tensors with tiny entries.
+    func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
+        var num = 0.0, den = 0.0
+        for i in 0..<b.count {
+            num = max(num, Double(abs(a[i] - b[i])))
+            den = max(den, Double(abs(b[i])))
+        }
+        return num / max(den, 1e-12)
+    }
+
+    func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        Threads.set(2)
+        let path = Self.fixtures.appendingPathComponent("ref_\(name).safetensors").path
+        let f = try SafetensorsFile(path: path)
+        let json = try XCTUnwrap(f.metadata["overrides"], "fixture \(name) has no overrides metadata")
+        let settings = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        var config = try ModelConfig(settings: settings)
+        config.dropPathRate = 0
+        let model = try Recognizer(config: config)
+        try model.loadWeights(path: path, strict: true, ignoring: ["grad.", "video", "label", "logits", "loss"])
+        let video = try f.tensor(named: "video")
+        let labels = try f.int64Array(named: "label").map { Int($0) }
+        let B = labels.count
+        let logits = model.forward(video: video.data, context: PassContext(batch: B, training: false))
+        let expected = try f.tensor(named: "logits")
+        let logitErr = relativeError(logits, expected)
+        XCTAssertLessThanOrEqual(logitErr, 1e-4, "\(name): logits", file: file, line: line)
+        let K = config.numClasses
+        let loss = labels.withUnsafeBufferPointer {
+            crossEntropyForward(logits: logits.data, labels: $0.baseAddress!, batch: B, classes: K)
+        }
+        let expectedLoss = try f.tensor(named: "loss")[0]
+        XCTAssertEqual(Double(loss), Double(expectedLoss), accuracy: 1e-4 * max(1, abs(Double(expectedLoss))), "\(name): loss", file: file, line: line)
+        let dLogits = Tensor([B, K])
+        labels.withUnsafeBufferPointer {
+            crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: B, classes: K)
+        }
+        model.store.zeroGrads()
+        model.backward(dLogits: dLogits.data)
+        var worst = (0.0, "")
+        let gradNames = Set(f.names.filter { $0.hasPrefix("grad.") }.map { String($0.dropFirst(5)) })
+        let tunable = Set(model.store.tunableParameters.map(\.name))
+        XCTAssertEqual(tunable, gradNames, "\(name): tunable set differs from PyTorch's requires_grad set", file: file, line: line)
+        for p in model.store.tunableParameters where gradNames.contains(p.name) {
+            let g = try f.tensor(named: "grad." + p.name)
+            let e = relativeError(p.grad!, g)
+            if e > worst.0 { worst = (e, p.name) }
+            XCTAssertLessThanOrEqual(e, 1e-4, "\(name): grad \(p.name)", file: file, line: line)
+        }
+        for p in model.store.parameters where !p.tunable { XCTAssertNil(p.grad, "\(name): frozen \(p.name) has a gradient") }
+        print("parity \(name): logits rel \(String(format: "%.2e", logitErr)), worst grad rel \(String(format: "%.2e", worst.0)) (\(worst.1)), \(gradNames.count) grads")
+    }
+
+    func testAIMCLIPOneTemporalAdapter() throws { try check("aim_clip_t1") }
+    func testAIMCLIPTwoTemporalAdapters() throws { try check("aim_clip_t2") }
+    func testAIMCLIPSkipPositions() throws { try check("aim_clip_skip") }
+    func testAIMCLIPTop6Positions() throws { try check("aim_clip_top6") }
+    func testAIMCLIPJointHead() throws { try check("aim_clip_joint_head") }
+    func testAIMImageNet() throws { try check("aim_imagenet") }
+    func testImageNetSpatialOnly() throws { try check("imagenet_spatial") }
+    func testImageNetSpatialTemporal() throws { try check("imagenet_spatial_temporal") }
+    func testFrozenSpaceOnly() throws { try check("frozen_space_only") }
+    func testFinetunedSpaceOnly() throws { try check("finetuned_space_only") }
+    func testTimeSformerCLIP() throws { try check("timesformer_clip") }
+    func testTimeSformerImageNet() throws { try check("timesformer_imagenet") }
+}
