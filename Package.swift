@@ -48,6 +48,8 @@ let package = Package(
         .executableTarget(name: "aim-model", dependencies: ["AIMModel", "AIMConfig", "AIMTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "aim-data", dependencies: ["AIMData", "AIMConfig", "AIMTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "aim-report", dependencies: ["AIMReport", "AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // Internal: distributed-layer checks and allreduce benchmark, run under mpirun by tests.
+        .executableTarget(name: "aim-mpi-check", dependencies: ["AIMDistributed"], swiftSettings: fast),
         .executableTarget(name: "aim-bench", dependencies: ["AIMTensor", "AIMModel", "AIMData", "AIMConfig", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: fast),
 
         .testTarget(name: "AIMTensorTests", dependencies: ["AIMTensor"]),

@@ -15,3 +15,9 @@ static inline MPI_Status *aim_mpi_status_ignore(void) { return MPI_STATUS_IGNORE
 static inline MPI_Errhandler aim_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 static inline int aim_mpi_success(void) { return MPI_SUCCESS; }
 static inline int aim_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
+static inline MPI_Datatype aim_mpi_int(void) { return MPI_INT; }
+static inline MPI_Comm aim_mpi_comm_null(void) { return MPI_COMM_NULL; }
+static inline int aim_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+static inline MPI_Info aim_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline MPI_Status *aim_mpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
+static inline int aim_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
