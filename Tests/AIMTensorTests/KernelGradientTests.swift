@@ -3,7 +3,9 @@ import AIMTensor
 
 // Every backward against central finite differences of its forward, on odd shapes
 // (sizes that are not multiples of 8 or 16, one row, sequence length 1, a single head).
-// Loss = Σ out·R for a fixed random R, so the backward is called with dOut = R.
+// Loss = Σ out·R for a fixed random R, so the backward is called with dOut = R. Where the output
+// is linear in the checked tensor (linear, patch embedding, LayerNorm's affine parameters,
+// dropout) a large step is exact and keeps Float rounding out of the comparison.
 
 final class KernelGradientTests: XCTestCase {
     override func setUp() { Threads.set(2) }
@@ -22,9 +24,9 @@ final class KernelGradientTests: XCTestCase {
             linearBackward(dInput: dx.data, dWeight: dw.data, dBias: withBias ? db.data : nil, dOut: r.data,
                            input: x.data, weight: w.data, rows: M, inFeatures: K, outFeatures: N)
             let tag = "linear M=\(M) K=\(K) N=\(N)"
-            checkGradient("\(tag) dInput", x, analytic: dx.array, loss: loss)
-            checkGradient("\(tag) dWeight", w, analytic: dw.array, loss: loss)
-            if withBias { checkGradient("\(tag) dBias", b, analytic: db.array, loss: loss) }
+            checkGradient("\(tag) dInput", x, analytic: dx.array, h: 0.5, loss: loss)
+            checkGradient("\(tag) dWeight", w, analytic: dw.array, h: 0.5, loss: loss)
+            if withBias { checkGradient("\(tag) dBias", b, analytic: db.array, h: 0.5, loss: loss) }
 
             // Weight gradients accumulate; accumulateInput adds to dInput.
             let dw1 = dw.array
@@ -50,9 +52,9 @@ final class KernelGradientTests: XCTestCase {
             let dx = Tensor([M, C]), dw = Tensor([C]), db = Tensor([C])
             layerNormBackward(dInput: dx.data, dWeight: dw.data, dBias: db.data, dOut: r.data, input: x.data,
                               weight: w.data, mean: mean.data, rstd: rstd.data, rows: M, channels: C)
-            checkGradient("layerNorm M=\(M) C=\(C) dInput", x, analytic: dx.array, h: 4e-3, loss: loss)
-            checkGradient("layerNorm M=\(M) C=\(C) dWeight", w, analytic: dw.array, loss: loss)
-            checkGradient("layerNorm M=\(M) C=\(C) dBias", b, analytic: db.array, loss: loss)
+            checkGradient("layerNorm M=\(M) C=\(C) dInput", x, analytic: dx.array, loss: loss)
+            checkGradient("layerNorm M=\(M) C=\(C) dWeight", w, analytic: dw.array, h: 0.5, loss: loss)
+            checkGradient("layerNorm M=\(M) C=\(C) dBias", b, analytic: db.array, h: 0.5, loss: loss)
 
             // accumulateInput adds to what is there; nil parameter grads skip them.
             let before = dx.array
@@ -78,7 +80,7 @@ final class KernelGradientTests: XCTestCase {
                 func loss() -> Double { fwd(y.data, x.data, n); return probe(y, r) }
                 let dx = Tensor([n])
                 bwd(dx.data, r.data, x.data, n, false)
-                checkGradient("\(name) n=\(n)", x, analytic: dx.array, h: 1e-3, loss: loss)
+                checkGradient("\(name) n=\(n)", x, analytic: dx.array, loss: loss)
                 let before = dx.array
                 bwd(dx.data, r.data, x.data, n, true)
                 assertBitwiseEqual(dx.array, before.map { $0 + $0 }, "\(name) accumulateInput")
@@ -94,7 +96,7 @@ final class KernelGradientTests: XCTestCase {
             _ = loss()
             let dx = Tensor([rows, cols])
             softmaxBackward(dInput: dx.data, dOut: r.data, output: y.data, rows: rows, cols: cols)
-            checkGradient("softmax \(rows)×\(cols)", x, analytic: dx.array, h: 1e-3, atol: 5e-4, loss: loss)
+            checkGradient("softmax \(rows)×\(cols)", x, analytic: dx.array, loss: loss)
         }
     }
 
@@ -113,7 +115,7 @@ final class KernelGradientTests: XCTestCase {
             let dqkv = Tensor(shape: [S, L, 3 * D], repeating: .nan)  // must be overwritten
             attentionBackward(dQKV: dqkv.data, dOut: r.data, qkv: qkv.data, probs: probs.data,
                               sequences: S, length: L, width: D, heads: H)
-            checkGradient("attention S=\(S) L=\(L) D=\(D) H=\(H)", qkv, analytic: dqkv.array, h: 4e-3, loss: loss)
+            checkGradient("attention S=\(S) L=\(L) D=\(D) H=\(H)", qkv, analytic: dqkv.array, loss: loss)
         }
     }
 
@@ -133,9 +135,9 @@ final class KernelGradientTests: XCTestCase {
             patchEmbedBackward(dInput: dx.data, dWeight: dw.data, dBias: withBias ? db.data : nil, dOut: r.data,
                                input: x.data, weight: w.data, images: N, channels: C, height: Hh, width: Ww,
                                patch: p, outChannels: D)
-            checkGradient("patchEmbed dInput", x, analytic: dx.array, loss: loss)
-            checkGradient("patchEmbed dWeight", w, analytic: dw.array, loss: loss)
-            if withBias { checkGradient("patchEmbed dBias", b, analytic: db.array, loss: loss) }
+            checkGradient("patchEmbed dInput", x, analytic: dx.array, h: 0.5, loss: loss)
+            checkGradient("patchEmbed dWeight", w, analytic: dw.array, h: 0.5, loss: loss)
+            if withBias { checkGradient("patchEmbed dBias", b, analytic: db.array, h: 0.5, loss: loss) }
         }
     }
 
@@ -151,8 +153,7 @@ final class KernelGradientTests: XCTestCase {
                 let dz = Tensor([B, K])
                 crossEntropyBackward(dLogits: dz.data, logits: z.data, labels: labels, batch: B, classes: K,
                                      labelSmoothing: eps, gradScale: gradScale)
-                checkGradient("crossEntropy ε=\(eps) scale=\(gradScale)", z, analytic: dz.array, h: 1e-2,
-                              atol: 3e-4, rtol: 3e-3, loss: loss)
+                checkGradient("crossEntropy ε=\(eps) scale=\(gradScale)", z, analytic: dz.array, loss: loss)
             }
         }
     }
@@ -171,6 +172,6 @@ final class KernelGradientTests: XCTestCase {
         }
         let dx = Tensor([n])
         dropoutBackward(dInput: dx.data, dOut: r.data, mask: mask.data, count: n)
-        checkGradient("dropout", x, analytic: dx.array, loss: loss)
+        checkGradient("dropout", x, analytic: dx.array, h: 0.5, loss: loss)
     }
 }
