@@ -41,7 +41,8 @@ public final class Recognizer {
         }
     }
 
-    public init(config c: ModelConfig, seed: UInt64 = 0) throws {
+    /// `initialize: false` leaves parameters at zero (for counting, or before loading weights).
+    public init(config c: ModelConfig, seed: UInt64 = 0, initialize: Bool = true) throws {
         try c.validate()
         config = c
         let tune = c.tune
@@ -89,7 +90,7 @@ public final class Recognizer {
         lnPost = LayerNormLayer(store, bb + (arch == .imagenetTimeSformer ? "norm" : "ln_post"), channels: D, eps: eps)
         head = LinearLayer(store, "cls_head.fc_cls", in: D, out: c.numClasses, weightInit: .normal(std: 0.01))
         store.finalize()
-        store.initialize(seed: seed)
+        if initialize { store.initialize(seed: seed) }
     }
 
     // MARK: - Forward

@@ -1,3 +1,122 @@
+// aim-model: inspect a model config (parameters, GFLOPs) or run a model on given weights/input.
+import AIMConfig
+import AIMModel
+import AIMTensor
+import ArgumentParser
 import Foundation
-FileHandle.standardError.write("aim-model: not built yet (see README.md, Status)\n".data(using: .utf8)!)
-exit(2)
+
+struct AIMModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aim-model",
+        abstract: "Inspect or run an AIM / baseline video model.",
+        subcommands: [Info.self, Run.self])
+}
+
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "YAML experiment config (configs/…).")
+    var config: String
+    @Option(name: .customLong("set"), help: "Override: key=value (repeatable).")
+    var overrides: [String] = []
+
+    func load() throws -> Config { try Config.load(path: config, overrides: overrides) }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Per-module parameters and GFLOPs (fvcore convention).")
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "Print {total_params, tunable_params, gflops_per_view, views, gflops} as JSON.")
+    var json = false
+
+    func run() throws {
+        let config = try options.load()
+        let mc = try ModelConfig(config)
+        let model = try Recognizer(config: mc, initialize: false)
+        let rows = model.moduleCounts()
+        let perView = Double(rows.reduce(0) { $0 + $1.flops }) / 1e9
+        let clips = config.int("data.test_num_clips"), crops = config.string("data.test_crop") == "three" ? 3 : 1
+        let views = clips * crops
+        let total = model.totalParameters, tunable = model.tunableParameterCount
+        let gflops = (perView * Double(views)).rounded(.down)
+        if json {
+            let obj: [String: Any] = ["total_params": total, "tunable_params": tunable, "gflops_per_view": perView,
+                                      "views": views, "gflops": gflops]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("config: \(options.config)  architecture: \(mc.architecture)  tune: \(mc.tune.rawValue)")
+        let w = max(24, rows.map(\.module.count).max() ?? 0)
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        print(pad("module", w) + lpad("params", 14) + lpad("tunable", 14) + lpad("GFLOPs/view", 14))
+        for r in rows {
+            print(pad(r.module, w) + lpad("\(r.parameters)", 14) + lpad("\(r.tunable)", 14)
+                  + lpad(String(format: "%.3f", Double(r.flops) / 1e9), 14))
+        }
+        print(pad("total", w) + lpad("\(total)", 14) + lpad("\(tunable)", 14) + lpad(String(format: "%.3f", perView), 14))
+        print(String(format: "params %.1fM, tunable %.2fM, %.2f GFLOPs/view × %d views (%d×%d×%d) = %.0f GFLOPs",
+                     Double(total) / 1e6, Double(tunable) / 1e6, perView, views, mc.numFrames, clips, crops, gflops))
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Forward (and backward) on given weights and input, deterministically.")
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Recognizer weights (safetensors, official keys backbone.… / cls_head.…).")
+    var weights: String
+    @Option(help: "Input safetensors: video float32 [B,3,T,H,W] (normalised), label int64 [B].")
+    var input: String
+    @Option(help: "Output safetensors: logits, and with --backward loss and grad.<key>.")
+    var output: String
+    @Flag(help: "Also compute the mean cross-entropy and every tunable parameter's gradient.")
+    var backward = false
+    @Option(help: "Threads for OpenBLAS and our loops (default: cores ÷ ranks).")
+    var threads: Int?
+
+    func run() throws {
+        Threads.set(threads ?? Threads.defaultCount())
+        let config = try options.load()
+        let mc = try ModelConfig(config)
+        let model = try Recognizer(config: mc, initialize: false)
+        try model.loadWeights(path: weights, strict: true)
+        let file = try SafetensorsFile(path: input)
+        let video = try file.tensor(named: "video")
+        let R = mc.inputResolution
+        guard video.shape.count == 5, video.shape[1] == 3, video.shape[2] == mc.numFrames, video.shape[3] == R, video.shape[4] == R else {
+            throw ModelError.input("\(input): video has shape \(video.shape), the config expects [B, 3, \(mc.numFrames), \(R), \(R)]")
+        }
+        let B = video.shape[0]
+        let logits = model.forward(video: video.data, context: PassContext(batch: B, training: false))
+        var writer = SafetensorsWriter(metadata: ["config": options.config])
+        writer.add("logits", tensor: logits)
+        if backward {
+            guard file.contains("label") else { throw ModelError.input("\(input): no 'label' tensor (int64 [B]) for --backward") }
+            let labels = try file.int64Array(named: "label").map { Int($0) }
+            guard labels.count == B else { throw ModelError.input("\(input): label has \(labels.count) entries for a batch of \(B)") }
+            if let bad = labels.first(where: { $0 < 0 || $0 >= mc.numClasses }) {
+                throw ModelError.input("\(input): label \(bad) is outside 0..<\(mc.numClasses)")
+            }
+            let K = mc.numClasses
+            let loss = labels.withUnsafeBufferPointer { crossEntropyForward(logits: logits.data, labels: $0.baseAddress!, batch: B, classes: K) }
+            let dLogits = Tensor([B, K])
+            labels.withUnsafeBufferPointer {
+                crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: B, classes: K)
+            }
+            model.store.zeroGrads()
+            model.backward(dLogits: dLogits.data)
+            writer.add("loss", floats: [loss], shape: [])
+            model.addGradients(to: &writer)
+        }
+        try writer.save(to: output)
+    }
+}
+
+do {
+    var command = try AIMModelCommand.parseAsRoot()
+    try command.run()
+} catch {
+    if let e = error as? ModelError { FileHandle.standardError.write("aim-model: \(e)\n".data(using: .utf8)!); Foundation.exit(1) }
+    if let e = error as? ConfigError { FileHandle.standardError.write("aim-model: \(e)\n".data(using: .utf8)!); Foundation.exit(1) }
+    if let e = error as? SafetensorsError { FileHandle.standardError.write("aim-model: \(e)\n".data(using: .utf8)!); Foundation.exit(1) }
+    AIMModelCommand.exit(withError: error)
+}
