@@ -1,6 +1,6 @@
 // aim-mpi-check: checks and measures the distributed layer under mpirun (or alone).
 //   aim-mpi-check                 correctness checks; prints PASS/FAIL lines, exit 0 iff all pass
-//   aim-mpi-check --bench [--floats 11000000,86000000] [--repeats 5] [--work 32]
+//   aim-mpi-check --bench [--floats 11000000,86000000] [--repeats 5] [--work 32] [--allreduce-only]
 //   aim-mpi-check --die-rank R    rank R kills itself during an allreduce (others must not hang)
 //   aim-mpi-check --hang-rank R [--hang-seconds 120]
 //                                 rank R never joins; the others' watchdog must abort the job
@@ -32,6 +32,7 @@ func intOption(_ name: String) -> Int? {
 }
 
 let bench = flag("--bench")
+let allreduceOnly = flag("--allreduce-only")
 let floatsList: [Int]? = option("--floats").map { list in
     list.split(separator: ",").map { item in
         guard let n = Int(item) else { fail("--floats expects comma-separated integers, got '\(list)'") }
@@ -87,6 +88,7 @@ if bench {
                        Double(f.bytes) / 1e6, f.seconds * 1e3, f.minSeconds * 1e3, f.maxSeconds * 1e3, f.algbwGBps, f.busbwGBps))
         }
     }
+    if allreduceOnly { comm.finalize(); exit(0) }
     let layout = DistributedBenchmark.aimLikeLayout()
     do {
         let o = try DistributedBenchmark.overlap(comm, layout: layout, workPerFloat: work, repeats: max(1, repeats / 2))
