@@ -240,6 +240,14 @@ public struct Config: Sendable, Equatable {
         mismatch(key, "a list of numbers")
     }
 
+    /// The keys under `prefix` (e.g. "model.") as plain Swift values, for code that takes
+    /// `[String: Any]` settings (`ModelConfig(settings:)`).
+    public func settings(prefix: String) -> [String: Any] {
+        var out: [String: Any] = [:]
+        for (k, v) in values where k.hasPrefix(prefix) { out[k] = v.any }
+        return out
+    }
+
     // MARK: canonical dump
 
     /// All resolved keys as JSON (also valid YAML), sorted, one key per line, with "name"

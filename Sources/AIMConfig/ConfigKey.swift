@@ -36,6 +36,18 @@ public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
     case strings([String])
     case floats([Double])
 
+    /// The plain Swift value (Int, Double, Bool, String, [String] or [Double]).
+    public var any: Any {
+        switch self {
+        case .int(let v): return v
+        case .float(let v): return v
+        case .bool(let v): return v
+        case .string(let v): return v
+        case .strings(let v): return v
+        case .floats(let v): return v
+        }
+    }
+
     public var description: String {
         switch self {
         case .int(let v): return String(v)

@@ -40,7 +40,8 @@ public enum ConfigSchema {
         // MARK: data (issue 4)
         .choice("data.format", ["list", "kinetics_csv", "ssv2_json", "diving48_json"], "list",
                 "annotation format: list = mmaction2 video list '<relative path> <label>' per line; kinetics_csv, ssv2_json, diving48_json = the datasets' own annotation files"),
-        .string("data.root", "", "directory the annotation's video paths are relative to"),
+        .string("data.root", "", "directory the training annotation's video paths are relative to (mmaction2 data_root)"),
+        .string("data.val_root", "", "directory data.val / data.test video paths are relative to (data_root_val); empty = data.root"),
         .string("data.train", "", "training annotation file"),
         .string("data.val", "", "validation annotation file (evaluated during training)"),
         .string("data.test", "", "test annotation file for aim-eval; empty = data.val (the official configs test on val)"),

@@ -201,6 +201,9 @@ func suggestKey(_ key: String) -> String {
         return editDistance(l, leaf) <= max(1, leaf.count / 4)
     }
     if leafMatches.count == 1 { return " (did you mean '\(leafMatches[0])'?)" }
+    // A shortened name: `data.flip` → `data.flip_ratio`.
+    let extensions = names.filter { $0.hasPrefix(key) }
+    if extensions.count == 1 { return " (did you mean '\(extensions[0])'?)" }
     return ""
 }
 

@@ -1,9 +1,299 @@
 import AIMConfig
+import Foundation
 import XCTest
 
+/// Loading, validation, overrides, inheritance and the dump of experiment configs.
 final class ConfigTests: XCTestCase {
-    func testDefaults() {
+    var dir: String!
+
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "config-tests-\(getpid())-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: dir + "/_base_", withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    @discardableResult
+    func write(_ name: String, _ text: String) -> String {
+        let path = dir + "/" + name
+        try! text.write(toFile: path, atomically: false, encoding: .utf8)
+        return path
+    }
+
+    /// Asserts loading fails and every fragment appears in the message.
+    func assertFails(_ path: String, overrides: [String] = [], _ fragments: [String],
+                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try Config.load(path: path, overrides: overrides), file: file, line: line) { e in
+            XCTAssertTrue(e is ConfigError, "\(type(of: e))", file: file, line: line)
+            let text = "\(e)"
+            for f in fragments {
+                XCTAssertTrue(text.contains(f), "expected \"\(f)\" in:\n\(text)", file: file, line: line)
+            }
+        }
+    }
+
+    // MARK: schema and defaults
+
+    func testDefaultsAreTheOfficialK400Setting() {
         let c = Config()
+        for key in ConfigSchema.keys {
+            XCTAssertEqual(c.value(key.name), key.defaultValue, key.name)
+        }
+        XCTAssertEqual(c.string("model.backbone"), "clip")
         XCTAssertEqual(c.int("model.width"), 768)
+        XCTAssertEqual(c.double("model.mlp_ratio"), 4)
+        XCTAssertEqual(c.strings("model.adapters"), ["temporal", "spatial", "joint"])
+        XCTAssertEqual(c.double("model.adapter_scale"), 0.5)
+        XCTAssertEqual(c.double("train.lr"), 3e-4)
+        XCTAssertEqual(c.doubles("train.betas"), [0.9, 0.999])
+        XCTAssertEqual(c.double("train.weight_decay"), 0.05)
+        XCTAssertEqual(c.double("train.warmup_epochs"), 2.5)
+        XCTAssertEqual(c.strings("train.no_decay_keys"),
+                       ["class_embedding", "positional_embedding", "ln_1", "ln_2", "ln_pre", "ln_post"])
+        XCTAssertEqual(c.doubles("data.mean"), [122.769, 116.74, 104.04])
+        XCTAssertEqual(c.doubles("data.std"), [68.493, 66.63, 70.321])
+        XCTAssertEqual(c.int("train.batch_size"), 64)
+        XCTAssertEqual(c.int("train.micro_batch"), 8)
+        XCTAssertEqual(c.double("dist.bucket_mb"), 25)
+        XCTAssertFalse(c.bool("profile"))
+        XCTAssertEqual(c.string("model.pretrained"), "")
+        XCTAssertEqual(c.double("model.width"), 768, "double() reads integer keys too")
+    }
+
+    func testSchemaIsWellFormed() {
+        XCTAssertEqual(Set(ConfigSchema.keys.map(\.name)).count, ConfigSchema.keys.count, "duplicate key")
+        for key in ConfigSchema.keys {
+            XCTAssertFalse(key.doc.isEmpty, key.name)
+            XCTAssertTrue(key.name.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "." || $0 == "_" }, key.name)
+            // Every default is itself a valid value (type, bounds, choices, list length).
+            var c = Config()
+            XCTAssertNoThrow(try c.set(key.name, key.defaultValue), key.name)
+        }
+    }
+
+    // MARK: files
+
+    func testNestedAndDottedKeysAndNumberSpellings() throws {
+        let path = write("exp.yaml", """
+        model:
+          width: 64
+          adapters: [spatial]
+          drop_path_rate: 0      # an integer for a float key
+        train.lr: 3e-4           # YAML 1.1 would read this as a string
+        train:
+          betas: [0.5, 0.75]
+          epochs: 3
+        data:
+          mean: [1, 2.5, 3]
+          root: /videos/k400
+        model.pretrained:        # empty = no weights
+        profile: true
+        """)
+        let c = try Config.load(path: path)
+        XCTAssertEqual(c.name, "exp")
+        XCTAssertEqual(c.int("model.width"), 64)
+        XCTAssertEqual(c.strings("model.adapters"), ["spatial"])
+        XCTAssertEqual(c.double("model.drop_path_rate"), 0)
+        XCTAssertEqual(c.double("train.lr"), 3e-4)
+        XCTAssertEqual(c.doubles("train.betas"), [0.5, 0.75])
+        XCTAssertEqual(c.int("train.epochs"), 3)
+        XCTAssertEqual(c.doubles("data.mean"), [1, 2.5, 3])
+        XCTAssertEqual(c.string("data.root"), "/videos/k400")
+        XCTAssertEqual(c.string("model.pretrained"), "")
+        XCTAssertTrue(c.bool("profile"))
+        XCTAssertEqual(c.int("model.layers"), 12, "unset keys keep defaults")
+    }
+
+    func testEmptyFileIsAllDefaults() throws {
+        let c = try Config.load(path: write("empty.yaml", "# nothing\n"))
+        XCTAssertEqual(c.values, Config().values)
+    }
+
+    func testInheritanceChainAndPrecedence() throws {
+        write("_base_/model.yaml", "model: {width: 128, layers: 2, heads: 4}\ntrain.lr: 0.1\n")
+        write("_base_/data.yaml", "data: {clip_len: 4}\nmodel.layers: 3\n")
+        write("mid.yaml", "base: [_base_/model.yaml, _base_/data.yaml]\nmodel.width: 96\n")
+        let child = write("child.yaml", "base: mid.yaml\ntrain:\n  lr: 0.01\n")
+        let c = try Config.load(path: child, overrides: ["train.lr=0.5"])
+        XCTAssertEqual(c.name, "child")
+        XCTAssertEqual(c.int("model.width"), 96, "child of the base overrides it")
+        XCTAssertEqual(c.int("model.layers"), 3, "a later base overrides an earlier one")
+        XCTAssertEqual(c.int("model.heads"), 4)
+        XCTAssertEqual(c.int("data.clip_len"), 4)
+        XCTAssertEqual(c.double("train.lr"), 0.5, "--set overrides the file")
+        // The base path is relative to the file that names it, not to the working directory.
+        try FileManager.default.createDirectory(atPath: dir + "/exp", withIntermediateDirectories: true)
+        let nested = write("exp/deep.yaml", "base: ../_base_/model.yaml\n")
+        XCTAssertEqual(try Config.load(path: nested).int("model.width"), 128)
+    }
+
+    func testInheritanceCyclesAndMissingBases() {
+        write("a.yaml", "base: b.yaml\nmodel.width: 1\n")
+        write("b.yaml", "base: c.yaml\n")
+        write("c.yaml", "base: a.yaml\n")
+        assertFails(dir + "/a.yaml", ["cycle", "a.yaml -> b.yaml -> c.yaml -> a.yaml", "base"])
+        let selfish = write("self.yaml", "base: self.yaml\n")
+        assertFails(selfish, ["cycle", "self.yaml -> self.yaml"])
+        let orphan = write("orphan.yaml", "base: _base_/nowhere.yaml\n")
+        assertFails(orphan, [orphan, "base", "_base_/nowhere.yaml", "does not exist"])
+        let badBase = write("badbase.yaml", "base: {x: 1}\n")
+        assertFails(badBase, [badBase, "base", "expected a path"])
+    }
+
+    func testErrorsInABaseNameTheBaseFile() {
+        let base = write("_base_/broken.yaml", "model:\n  heads: twelve\n")
+        let child = write("uses_broken.yaml", "base: _base_/broken.yaml\n")
+        assertFails(child, [base, ":2", "model.heads", "expected an integer", "'twelve'"])
+    }
+
+    func testUnknownKeysWithSuggestions() {
+        let path = write("typos.yaml", """
+        model:
+          widht: 64
+          lr: 0.1
+        trian:
+          epochs: 3
+        data.flip: 0.5
+        """)
+        assertFails(path, [
+            path,
+            "model.widht: unknown key (did you mean 'model.width'?)",
+            "model.lr: unknown key (did you mean 'train.lr'?)",
+            "trian: unknown key",
+            "data.flip: unknown key (did you mean 'data.flip_ratio'?)",
+            "4 config errors",
+        ])
+        // A known section given a scalar is an unknown key, not a crash.
+        assertFails(write("scalar_section.yaml", "model: 5\n"), ["model: unknown key"])
+    }
+
+    func testWrongTypesBadChoicesAndRanges() {
+        let cases: [(String, [String])] = [
+            ("model.width: 7.5", ["model.width", "expected an integer", "'7.5'"]),
+            ("model.width: '64'", ["model.width", "quoted string \"64\""]),
+            ("model.width: [64]", ["model.width", "got a list"]),
+            ("model: {width: {a: 1}}", ["model.width", "got a mapping"]),
+            ("profile: yes", ["profile", "expected a boolean", "'yes'"]),
+            ("train.lr: fast", ["train.lr", "expected a number"]),
+            ("train.lr: .nan", ["train.lr", "expected a number"]),
+            ("model.backbone: clpi", ["model.backbone", "one of clip | imagenet | timesformer", "did you mean 'clip'"]),
+            ("model.backbone:", ["model.backbone", "null"]),
+            ("model.adapters: [temporal, spacial]", ["model.adapters", "'spacial'", "did you mean 'spatial'"]),
+            ("model.adapters: [joint, joint]", ["model.adapters", "listed twice"]),
+            ("model.adapters: temporal", ["model.adapters", "write a list"]),
+            ("model.adapter_layers: middle", ["model.adapter_layers", "all | bottom6 | top6 | skip"]),
+            ("model.tune: everything", ["model.tune", "adapters | all | head"]),
+            ("data.test_crop: ten", ["data.test_crop", "center | three"]),
+            ("data.format: csv", ["data.format", "list | kinetics_csv | ssv2_json | diving48_json"]),
+            ("data.flip_ratio: 1.5", ["data.flip_ratio", "above the maximum 1"]),
+            ("model.layers: 0", ["model.layers", "below the minimum 1"]),
+            ("model.num_tadapter: 3", ["model.num_tadapter", "above the maximum 2"]),
+            ("data.mean: [1, 2]", ["data.mean", "exactly 3 numbers"]),
+            ("data.std: [1, 0, 1]", ["data.std", "below the minimum"]),
+            ("train.betas: [0.9, x]", ["train.betas", "'x' is not a number"]),
+            ("train.no_decay_keys: [ln_1, [x]]", ["train.no_decay_keys", "an element is a list"]),
+            ("data.root: [a, b]", ["data.root", "expected a string"]),
+        ]
+        for (i, (yaml, fragments)) in cases.enumerated() {
+            let path = write("bad\(i).yaml", yaml + "\n")
+            assertFails(path, [path + ":1"] + fragments)
+        }
+    }
+
+    func testMalformedFiles() {
+        let invalid = write("invalid.yaml", "model:\n  width: [1, 2\n")
+        assertFails(invalid, [invalid, "invalid YAML"])
+        let list = write("list.yaml", "- model.width\n")
+        assertFails(list, [list, "top level must be a mapping"])
+        assertFails(dir + "/missing.yaml", [dir + "/missing.yaml", "cannot read"])
+        let twice = write("twice.yaml", "model:\n  width: 1\nmodel.width: 2\n")
+        assertFails(twice, [twice + ":3", "model.width", "set twice", "line 2"])
+    }
+
+    // MARK: --set
+
+    func testOverridesAreTypedByTheSchema() throws {
+        let path = write("plain.yaml", "")
+        let c = try Config.load(path: path, overrides: [
+            "model.width=64", "model.adapter_scale=1", "train.lr=1e-3", "train.betas=[0.8, 0.9]",
+            "model.adapters=[]", "model.divided_space_time=true", "profile=false",
+            "data.root=/data/k400: videos #1", "data.train=a=b.txt", "model.pretrained=",
+            "data.val='/quoted path'", "train.no_decay_keys=[ln_post, head]", " threads = 2",
+        ])
+        XCTAssertEqual(c.int("model.width"), 64)
+        XCTAssertEqual(c.double("model.adapter_scale"), 1)
+        XCTAssertEqual(c.double("train.lr"), 1e-3)
+        XCTAssertEqual(c.doubles("train.betas"), [0.8, 0.9])
+        XCTAssertEqual(c.strings("model.adapters"), [])
+        XCTAssertTrue(c.bool("model.divided_space_time"))
+        XCTAssertFalse(c.bool("profile"))
+        XCTAssertEqual(c.string("data.root"), "/data/k400: videos #1", "string values are taken verbatim")
+        XCTAssertEqual(c.string("data.train"), "a=b.txt", "only the first = splits")
+        XCTAssertEqual(c.string("model.pretrained"), "")
+        XCTAssertEqual(c.string("data.val"), "/quoted path")
+        XCTAssertEqual(c.strings("train.no_decay_keys"), ["ln_post", "head"])
+        XCTAssertEqual(c.int("threads"), 2)
+    }
+
+    func testOverrideErrorsNameTheKey() {
+        let path = write("plain.yaml", "")
+        assertFails(path, overrides: ["model.widht=3"], ["--set", "model.widht", "unknown key", "did you mean 'model.width'"])
+        assertFails(path, overrides: ["model.width=wide"], ["--set", "model.width", "expected an integer"])
+        assertFails(path, overrides: ["model.width=1.5"], ["model.width", "expected an integer"])
+        assertFails(path, overrides: ["profile=1"], ["profile", "expected a boolean"])
+        assertFails(path, overrides: ["data.mean=[1,2,3"], ["data.mean", "cannot parse"])
+        assertFails(path, overrides: ["model.adapters=[time]"], ["model.adapters", "'time'"])
+        assertFails(path, overrides: ["model.width"], ["'model.width' is not of the form key=value"])
+        assertFails(path, overrides: ["a=1", "b=2"], ["--set: a: unknown key", "--set: b: unknown key", "2 config errors"])
+    }
+
+    func testSetFromSwiftValues() throws {
+        var c = Config()
+        try c.set("model.width", .int(32))
+        try c.set("train.lr", .int(1))          // an integer is a valid float
+        try c.set("model.adapters", .strings(["joint"]))
+        XCTAssertEqual(c.int("model.width"), 32)
+        XCTAssertEqual(c.value("train.lr"), .float(1))
+        XCTAssertEqual(c.strings("model.adapters"), ["joint"])
+        XCTAssertThrowsError(try c.set("model.width", .float(1.5))) { XCTAssertTrue("\($0)".contains("model.width")) }
+        XCTAssertThrowsError(try c.set("model.tune", .string("most"))) { XCTAssertTrue("\($0)".contains("adapters | all | head")) }
+        XCTAssertThrowsError(try c.set("nope", .int(1))) { XCTAssertTrue("\($0)".contains("nope: unknown key")) }
+    }
+
+    // MARK: dump
+
+    func testDumpRebuildsTheSameConfig() throws {
+        let path = write("rich.yaml", """
+        model: {width: 64, adapters: [temporal, joint], adapter_scale: 0.3333333333333333}
+        data: {root: "tab\\there \\"quoted\\" ünï/cödé\\\\", mean: [1.0e-9, 2, 3e+5]}
+        train: {lr: 1.0e-8, no_decay_keys: []}
+        """)
+        let original = try Config.load(path: path, overrides: ["profile=true"])
+        let text = original.dump()
+        let rebuilt = try Config(dump: text)
+        XCTAssertEqual(rebuilt, original)
+        XCTAssertEqual(rebuilt.name, "rich")
+        XCTAssertEqual(rebuilt.values, original.values)
+        XCTAssertEqual(rebuilt.string("data.root"), "tab\there \"quoted\" ünï/cödé\\")
+        XCTAssertEqual(rebuilt.dump(), text, "the dump is canonical")
+        // It is JSON, one key per line, sorted, with the name first.
+        let json = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        XCTAssertEqual(json?.count, ConfigSchema.keys.count + 1)
+        XCTAssertEqual(json?["model.width"] as? Int, 64)
+        let keys = text.split(separator: "\n").dropFirst(2).dropLast().map { $0.split(separator: "\"")[1] }
+        XCTAssertEqual(keys, keys.sorted())
+        XCTAssertTrue(text.hasPrefix("{\n  \"name\": \"rich\",\n"))
+    }
+
+    func testDumpFromAnOlderVersionAndBadDumps() throws {
+        let partial = try Config(dump: "{\"name\": \"old\", \"model.width\": 32}")
+        XCTAssertEqual(partial.name, "old")
+        XCTAssertEqual(partial.int("model.width"), 32)
+        XCTAssertEqual(partial.int("model.layers"), 12, "keys missing from an older dump take defaults")
+        XCTAssertThrowsError(try Config(dump: "{\"model.removed_key\": 1}")) { XCTAssertTrue("\($0)".contains("<dump>:1: model.removed_key: unknown key"), "\($0)") }
+        XCTAssertThrowsError(try Config(dump: "[1]")) { XCTAssertTrue("\($0)".contains("JSON object")) }
+        XCTAssertThrowsError(try Config(dump: "{\"model.width\": \"64\"}")) { XCTAssertTrue("\($0)".contains("model.width")) }
     }
 }

@@ -184,8 +184,16 @@ final class SafetensorsTests: XCTestCase {
         bytes.append(contentsOf: h)
         bytes.append(contentsOf: data)
         let path = dir + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        put(bytes, path)
         return path
+    }
+
+    /// Plain write, no fsync (Foundation's writers fsync, which costs milliseconds per file).
+    func put(_ bytes: [UInt8], _ path: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        precondition(fd >= 0, "cannot create \(path)")
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
     }
 
     func assertRefused(_ path: String, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -204,7 +212,7 @@ final class SafetensorsTests: XCTestCase {
         let eight = [UInt8](repeating: 0, count: 8)
 
         assertRefused(dir + "/nonexistent.safetensors", "cannot open")
-        FileManager.default.createFile(atPath: dir + "/short", contents: Data([1, 2, 3]))
+        put([1, 2, 3], dir + "/short")
         assertRefused(dir + "/short", "too short")
         assertRefused(raw("{}", declared: 1000), "runs past the end")
         assertRefused(raw("{}", declared: 200_000_000), "limit")
@@ -245,10 +253,9 @@ final class SafetensorsTests: XCTestCase {
     /// with an error or read consistently: never a crash.
     func testTruncatedAndCorruptedFilesNeverCrash() throws {
         let good = try Data(contentsOf: URL(fileURLWithPath: Self.fixture))
-        // A fresh name per case: rewriting one file in place makes ext4 flush on every close.
         for length in 0..<good.count {
             let path = dir + "/cut\(length)"
-            try good.prefix(length).write(to: URL(fileURLWithPath: path))
+            put([UInt8](good.prefix(length)), path)
             XCTAssertThrowsError(try SafetensorsFile(path: path), "truncated to \(length)")
             unlink(path)
         }
@@ -258,7 +265,7 @@ final class SafetensorsTests: XCTestCase {
             let at = Int(rng.next() % UInt64(min(bytes.count, 600)))
             bytes[at] = UInt8(truncatingIfNeeded: rng.next())
             let path = dir + "/flip\(trial)"
-            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            put(bytes, path)
             defer { unlink(path) }
             if let f = try? SafetensorsFile(path: path) {
                 for name in f.names {
