@@ -51,7 +51,8 @@ public enum BucketMode: String, Sendable {
 public struct BucketPassStats: Sendable {
     public var mode: BucketMode
     public var buckets: Int
-    /// Bytes handed to allreduce: 4 × the tunable parameter count, whatever the world size.
+    /// Bytes handed to allreduce in this pass (counted per launched bucket): 4 × the tunable
+    /// parameter count, whatever the world size.
     public var bytesReduced: Int
     /// Seconds `finish()` spent waiting for (overlapped) or performing (blocking) reductions.
     public var waitSeconds: Double
@@ -88,6 +89,7 @@ public final class GradientBucketer {
     private var ready: [Bool] = []
     private var pending: [PendingCollective] = []
     private var launched = 0
+    private var floatsReduced = 0
     private var gradients: UnsafeMutablePointer<Float>?
     private var passStart: UInt64 = 0
 
@@ -148,6 +150,7 @@ public final class GradientBucketer {
         ready = [Bool](repeating: false, count: layout.count)
         pending = []
         launched = 0
+        floatsReduced = 0
         passStart = DispatchTime.now().uptimeNanoseconds
     }
 
@@ -180,6 +183,7 @@ public final class GradientBucketer {
         case .blocking:
             for bucket in buckets {
                 communicator.allreduceSum(base + bucket.offset, count: bucket.count, label: bucketLabel(bucket))
+                floatsReduced += bucket.count
             }
         }
         let t1 = DispatchTime.now().uptimeNanoseconds
@@ -190,7 +194,7 @@ public final class GradientBucketer {
         gradients = nil
         pending = []
         return BucketPassStats(mode: mode, buckets: buckets.count,
-                               bytesReduced: totalCount * MemoryLayout<Float>.stride,
+                               bytesReduced: floatsReduced * MemoryLayout<Float>.stride,
                                waitSeconds: Double(t1 - t0) / 1e9,
                                passSeconds: Double(end - passStart) / 1e9)
     }
@@ -203,6 +207,7 @@ public final class GradientBucketer {
         let bucket = buckets[b]
         pending.append(communicator.startAllreduceSum(gradients! + bucket.offset, count: bucket.count, label: bucketLabel(bucket)))
         launched += 1
+        floatsReduced += bucket.count
     }
 
     private func bucketLabel(_ bucket: GradientBucket) -> String {

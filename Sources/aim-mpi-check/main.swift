@@ -91,7 +91,7 @@ if bench {
     if allreduceOnly { comm.finalize(); exit(0) }
     let layout = DistributedBenchmark.aimLikeLayout()
     do {
-        let o = try DistributedBenchmark.overlap(comm, layout: layout, workPerFloat: work, repeats: max(1, repeats / 2))
+        let o = try DistributedBenchmark.overlap(comm, layout: layout, workPerFloat: work, repeats: repeats)
         say("")
         say("bucketed gradient pass: \(o.floats) floats (AIM ViT-B/16-like layout, \(layout.count) tensors), \(o.buckets) buckets of ≤ \(o.bucketBytes / 1_048_576) MiB, \(o.bytesReducedPerStep) bytes reduced per step")
         say("| schedule | step ms | of which wait in finish() ms |")
