@@ -547,8 +547,27 @@ case("aim_clip_top6", seed=11, backbone="clip", adapter_layers="top6",
 case("aim_clip_joint_head", seed=12, backbone="clip", adapters=["joint"], tune="head", **ODD)
 
 
+def save_safetensors(path, tensors, metadata):
+    """safetensors writer with a deterministic header (sorted keys), so re-running the script
+    reproduces the fixtures byte for byte (safetensors' own writer orders metadata at random)."""
+    dtypes = {torch.float32: "F32", torch.int64: "I64"}
+    header, blobs, offset = {"__metadata__": dict(sorted(metadata.items()))}, [], 0
+    for k in sorted(tensors):
+        v = tensors[k].contiguous()
+        data = v.numpy().tobytes()
+        header[k] = {"dtype": dtypes[v.dtype], "shape": list(v.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little"))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
 def run_case(name, out_dir):
-    from safetensors.torch import save_file
     spec = CASES[name]
     cfg = full_config(spec["overrides"])
     gen = torch.Generator().manual_seed(1000 + spec["seed"])
@@ -582,7 +601,7 @@ def run_case(name, out_dir):
     meta = {"overrides": json.dumps(dict(cfg)), "torch_version": torch.__version__,
             "note": "expected logits/loss/grads computed in float64 from the float32 weights and input"}
     path = os.path.join(out_dir, f"ref_{name}.safetensors")
-    save_file(tensors, path, metadata=meta)
+    save_safetensors(path, tensors, meta)
     n_par = sum(p.numel() for p in model.parameters())
     print(f"{path}: {os.path.getsize(path)} bytes, {n_par} params, {n_grad} grads, loss {loss.item():.6f}")
 
