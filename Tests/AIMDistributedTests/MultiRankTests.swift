@@ -34,9 +34,10 @@ final class MultiRankTests: XCTestCase {
 
     /// Runs mpirun with `args`, killing it after `limit` seconds so a hang fails the test
     /// instead of stalling the suite.
-    private func run(_ args: [String], env extra: [String: String] = [:], limit: Double = 90) throws -> Run {
+    private func run(_ args: [String], env extra: [String: String] = [:], limit: Double = 90,
+                     executable: String? = nil) throws -> Run {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: try mpirun())
+        p.executableURL = URL(fileURLWithPath: try executable ?? mpirun())
         p.arguments = args
         // This test process may itself be an MPI singleton; its OMPI_/PMIX_ variables would make
         // the child mpirun believe it runs inside a job.
@@ -63,6 +64,28 @@ final class MultiRankTests: XCTestCase {
         }
         let seconds = Date().timeIntervalSince(start)
         return Run(status: p.terminationStatus, output: collected.finish(), seconds: seconds, timedOut: timedOut)
+    }
+
+    /// cluster/mpirun.sh: threads per rank = cores ÷ ranks per node, and a real launch through it.
+    func testClusterLauncherSplitsCoresAndRuns() throws {
+        _ = try mpirun()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../cluster/mpirun.sh").standardizedFileURL.path
+        let dry = try run([script, "-n", "8", "--ranks-per-node", "4", "--cores-per-node", "32", "--iface", "eth1",
+                           "--dry-run", "--", "bin/aim-train", "--config", "c.yaml"], executable: "/bin/bash")
+        XCTAssertEqual(dry.status, 0, dry.output)
+        XCTAssertTrue(dry.output.contains("8 ranks, 4 per node, 8 threads per rank"), dry.output)
+        XCTAssertTrue(dry.output.contains("--map-by ppr:4:node:PE=8 --bind-to core"), dry.output)
+        XCTAssertTrue(dry.output.contains("--mca btl_tcp_if_include eth1"), dry.output)
+        XCTAssertTrue(dry.output.contains("-x OPENBLAS_NUM_THREADS"), dry.output)
+        XCTAssertTrue(dry.output.hasSuffix("bin/aim-train --config c.yaml \n"), dry.output)
+        let bad = try run([script, "-n", "two", "--", "x"], executable: "/bin/bash")
+        XCTAssertEqual(bad.status, 2, bad.output)
+        XCTAssertTrue(bad.output.contains("-n RANKS must be a positive integer, got 'two'"), bad.output)
+
+        let real = try run([script, "-n", "2", "--", try checker()], executable: "/bin/bash")
+        XCTAssertEqual(real.status, 0, real.output)
+        XCTAssertTrue(real.output.contains("PASS:") && real.output.contains("on 2 ranks"), real.output)
     }
 
     func testTwoRankCollectivesAndBucketsAreCorrect() throws {
