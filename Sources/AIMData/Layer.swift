@@ -1,1 +1,0 @@
-// AIMData: see docs/ARCHITECTURE.md for what belongs in this layer.

@@ -1,0 +1,315 @@
+import CFFmpeg
+import Foundation
+
+/// FFmpeg's own log lines would flood a training log with codec chatter (`mmco: unref short
+/// failure` …); we report each problem once ourselves, so its logger is silenced.
+let silenceFFmpeg: Void = { av_log_set_level(aim_av_log_quiet()) }()
+
+/// Reads the frames of one video file through libavformat/libavcodec/libswscale.
+///
+/// Frame index `i` means the i-th decoded frame in presentation order, as decord's
+/// `VideoReader.get_batch` gives it. On open the demuxer reads every packet of the video stream
+/// (no decoding) to build a presentation-timestamp index, as decord does; with it a request
+/// seeks to the keyframe before the first wanted frame and decodes forward. Files whose
+/// timestamps are missing or repeated are decoded from the start instead (always correct, slower).
+public final class VideoReader {
+    public enum FrameCountSource: String, Sendable {
+        /// The container's frame count, confirmed by the packet index.
+        case container
+        /// The number of video packets (the container has no count or a wrong one).
+        case packetIndex
+        /// A full decode pass (timestamps unusable).
+        case decodePass
+    }
+
+    public let path: String
+    public let threads: Int
+    public private(set) var width = 0
+    public private(set) var height = 0
+    public private(set) var frameCount = 0
+    public private(set) var frameCountSource = FrameCountSource.container
+    public private(set) var codecName = ""
+    public private(set) var formatName = ""
+    /// Average frame rate from the container (0 when unknown).
+    public private(set) var fps = 0.0
+    /// How many `frames(at:)` requests were served by seeking, and how many by decoding from
+    /// the first frame (timestamps unusable, or the seek landed after the wanted frame).
+    public private(set) var seekDecodes = 0
+    public private(set) var sequentialDecodes = 0
+
+    private var fmt: UnsafeMutablePointer<AVFormatContext>?
+    private var codec: UnsafeMutablePointer<AVCodecContext>?
+    private var sws: OpaquePointer?
+    private var packet: UnsafeMutablePointer<AVPacket>?
+    private var frame: UnsafeMutablePointer<AVFrame>?
+    private var streamIndex: Int32 = -1
+    // Presentation timestamps sorted ascending (index i = frame i) and the keyframes' timestamps.
+    private var sortedPts: [Int64] = []
+    private var ptsToIndex: [Int64: Int] = [:]
+    private var keyPts: [Int64] = []
+    private var indexUsable = false
+
+    /// Opens `path` and counts its frames. Throws `VideoError` naming the path and the reason.
+    public init(path: String, threads: Int = 1) throws {
+        _ = silenceFFmpeg
+        self.path = path
+        self.threads = max(1, threads)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
+            throw VideoError.missing(path: path)
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
+        if size == 0 { throw VideoError.empty(path: path) }
+        try openDemuxerAndDecoder()
+        try buildIndex()
+    }
+
+    deinit { closeAll() }
+
+    private func closeAll() {
+        if sws != nil { sws_freeContext(sws); sws = nil }
+        if codec != nil { avcodec_free_context(&codec) }
+        if fmt != nil { avformat_close_input(&fmt) }
+        if packet != nil { av_packet_free(&packet) }
+        if frame != nil { av_frame_free(&frame) }
+    }
+
+    private func ffError(_ rc: Int32) -> String {
+        var buf = [CChar](repeating: 0, count: 128)
+        return String(cString: aim_av_err2str(rc, &buf, 128))
+    }
+
+    private func openDemuxerAndDecoder() throws {
+        var ctx: UnsafeMutablePointer<AVFormatContext>?
+        var rc = avformat_open_input(&ctx, path, nil, nil)
+        guard rc == 0, let f = ctx else { throw VideoError.notAVideo(path: path, reason: ffError(rc)) }
+        fmt = f
+        formatName = String(cString: f.pointee.iformat.pointee.name)
+        // The "tty" demuxer turns any .txt/.nfo file into an ANSI-art "video".
+        if formatName == "tty" { throw VideoError.notAVideo(path: path, reason: "text file") }
+        rc = avformat_find_stream_info(f, nil)
+        if rc < 0 { throw VideoError.notAVideo(path: path, reason: ffError(rc)) }
+        var hasAudio = false
+        for i in 0..<Int(f.pointee.nb_streams) {
+            guard let st = f.pointee.streams[i] else { continue }
+            let type = st.pointee.codecpar.pointee.codec_type
+            if type == AVMEDIA_TYPE_AUDIO { hasAudio = true }
+            // Cover art in audio files is a one-picture "video" stream; it is not a video.
+            if type == AVMEDIA_TYPE_VIDEO && (st.pointee.disposition & AV_DISPOSITION_ATTACHED_PIC) == 0 && streamIndex < 0 {
+                streamIndex = Int32(i)
+            }
+        }
+        if streamIndex < 0 {
+            throw hasAudio ? VideoError.audioOnly(path: path) : VideoError.noVideoStream(path: path)
+        }
+        let st = f.pointee.streams[Int(streamIndex)]!
+        let par = st.pointee.codecpar!
+        codecName = String(cString: avcodec_get_name(par.pointee.codec_id))
+        if par.pointee.codec_id == AV_CODEC_ID_ANSI || par.pointee.codec_id == AV_CODEC_ID_NONE {
+            throw VideoError.notAVideo(path: path, reason: "codec \(codecName)")
+        }
+        guard let dec = avcodec_find_decoder(par.pointee.codec_id) else {
+            throw VideoError.unsupportedCodec(path: path, codec: codecName)
+        }
+        codec = avcodec_alloc_context3(dec)
+        guard let c = codec else { throw VideoError.undecodable(path: path, reason: "cannot allocate a decoder") }
+        avcodec_parameters_to_context(c, par)
+        c.pointee.thread_count = Int32(threads)
+        rc = avcodec_open2(c, dec, nil)
+        if rc < 0 { throw VideoError.undecodable(path: path, reason: "cannot open \(codecName) decoder: \(ffError(rc))") }
+        width = Int(par.pointee.width); height = Int(par.pointee.height)
+        if width <= 0 || height <= 0 { throw VideoError.undecodable(path: path, reason: "frame size \(width)x\(height)") }
+        let r = st.pointee.avg_frame_rate
+        fps = r.den != 0 ? Double(r.num) / Double(r.den) : 0
+        packet = av_packet_alloc()
+        frame = av_frame_alloc()
+    }
+
+    /// Reads every packet of the video stream once (no decoding) and fixes the frame count.
+    private func buildIndex() throws {
+        guard let f = fmt, let pkt = packet else { return }
+        var pts: [Int64] = []
+        var keys: [Int64] = []
+        var allValid = true
+        let noPts = aim_av_nopts_value()
+        while av_read_frame(f, pkt) >= 0 {
+            // Packets flagged discard (e.g. cut by an MP4 edit list) never come out of the decoder.
+            if pkt.pointee.stream_index == streamIndex && (pkt.pointee.flags & aim_pkt_flag_discard()) == 0 {
+                let p = pkt.pointee.pts
+                if p == noPts { allValid = false }
+                pts.append(p)
+                if (pkt.pointee.flags & aim_pkt_flag_key()) != 0 { keys.append(p) }
+            }
+            av_packet_unref(pkt)
+        }
+        let distinct = Set(pts)
+        indexUsable = allValid && !pts.isEmpty && distinct.count == pts.count && !keys.isEmpty
+        let declared = Int(f.pointee.streams[Int(streamIndex)]!.pointee.nb_frames)
+        if indexUsable {
+            sortedPts = pts.sorted()
+            for (i, p) in sortedPts.enumerated() { ptsToIndex[p] = i }
+            keyPts = keys.sorted()
+            if declared > 0 && declared > pts.count {
+                throw VideoError.truncated(path: path, expected: declared, decoded: pts.count)
+            }
+            frameCount = pts.count
+            frameCountSource = declared == pts.count ? .container : .packetIndex
+        } else {
+            frameCount = try decodeSequential(wanted: [], countOnly: true, into: nil, outW: 0, outH: 0)
+            frameCountSource = .decodePass
+            if declared > 0 && declared > frameCount {
+                throw VideoError.truncated(path: path, expected: declared, decoded: frameCount)
+            }
+        }
+        if frameCount == 0 { throw VideoError.undecodable(path: path, reason: "no frame decodes") }
+    }
+
+    /// Decodes the frames at `indices` (any order, repeats allowed) as RGB24, scaled by
+    /// libswscale to `size` (width, height) when given, else at the stored size.
+    public func frames(at indices: [Int], size: (width: Int, height: Int)? = nil) throws -> FrameStack {
+        let outW = size?.width ?? width, outH = size?.height ?? height
+        guard outW > 0, outH > 0 else { throw VideoError.badRequest(path: path, reason: "output size \(outW)x\(outH)") }
+        if indices.isEmpty { return FrameStack(count: 0, height: outH, width: outW) }
+        if let bad = indices.first(where: { $0 < 0 || $0 >= frameCount }) {
+            throw VideoError.badRequest(path: path, reason: "frame \(bad) requested, video has \(frameCount)")
+        }
+        let wanted = Array(Set(indices)).sorted()
+        let slot = Dictionary(uniqueKeysWithValues: wanted.enumerated().map { ($1, $0) })
+        var unique = FrameStack(count: wanted.count, height: outH, width: outW)
+        var done = false
+        if indexUsable {
+            done = try unique.pixels.withUnsafeMutableBufferPointer { buf in
+                try decodeWithSeek(wanted: wanted, slot: slot, into: buf.baseAddress!, outW: outW, outH: outH)
+            }
+        }
+        if done { seekDecodes += 1 } else {
+            sequentialDecodes += 1
+            let got = try unique.pixels.withUnsafeMutableBufferPointer { buf in
+                try decodeSequential(wanted: wanted, countOnly: false, into: buf.baseAddress!, outW: outW, outH: outH)
+            }
+            if got <= wanted.last! {
+                throw VideoError.truncated(path: path, expected: frameCount, decoded: got)
+            }
+        }
+        return unique.selecting(indices.map { slot[$0]! })
+    }
+
+    // MARK: decoding
+
+    private func rewindToStart() throws {
+        guard let f = fmt, let c = codec else { return }
+        let target = sortedPts.first ?? 0
+        if av_seek_frame(f, streamIndex, target, aim_avseek_flag_backward()) < 0 {
+            // Some demuxers cannot seek; reopening is always possible.
+            let keepCount = frameCount, keepSource = frameCountSource
+            closeAll(); streamIndex = -1
+            try openDemuxerAndDecoder()
+            frameCount = keepCount; frameCountSource = keepSource
+            return
+        }
+        avcodec_flush_buffers(c)
+    }
+
+    /// Sends packets until the decoder yields a frame or the stream ends (then drains).
+    /// Returns false at the end of the stream.
+    private func nextFrame(eof: inout Bool) -> Bool {
+        guard let f = fmt, let c = codec, let pkt = packet, let fr = frame else { return false }
+        while true {
+            let r = avcodec_receive_frame(c, fr)
+            if r == 0 { return true }
+            if r == aim_averror_eof() { return false }
+            if r != aim_averror_eagain() { return false }
+            if eof { return false }
+            if av_read_frame(f, pkt) < 0 {
+                eof = true
+                avcodec_send_packet(c, nil)  // drain the frames still inside the decoder
+                continue
+            }
+            if pkt.pointee.stream_index == streamIndex {
+                // A damaged packet is skipped; the missing frames show up as a short count.
+                _ = avcodec_send_packet(c, pkt)
+            }
+            av_packet_unref(pkt)
+        }
+    }
+
+    private func convert(into dst: UnsafeMutablePointer<UInt8>, outW: Int, outH: Int) throws {
+        guard let fr = frame else { return }
+        let srcW = fr.pointee.width, srcH = fr.pointee.height
+        let srcFmt = AVPixelFormat(rawValue: fr.pointee.format)
+        // Bicubic is the default of FFmpeg's scale filter, which decord's decoding goes through.
+        sws = sws_getCachedContext(sws, srcW, srcH, srcFmt, Int32(outW), Int32(outH), AV_PIX_FMT_RGB24,
+                                   SWS_BICUBIC, nil, nil, nil)
+        guard let s = sws else {
+            throw VideoError.undecodable(path: path, reason: "cannot convert pixel format \(fr.pointee.format) to RGB")
+        }
+        var dstPtrs: [UnsafeMutablePointer<UInt8>?] = [dst, nil, nil, nil]
+        var dstStride: [Int32] = [Int32(outW * 3), 0, 0, 0]
+        withUnsafePointer(to: &fr.pointee.data) { dataPtr in
+            withUnsafePointer(to: &fr.pointee.linesize) { linePtr in
+                dataPtr.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { src in
+                    linePtr.withMemoryRebound(to: Int32.self, capacity: 8) { stride in
+                        _ = sws_scale(s, src, stride, 0, srcH, &dstPtrs, &dstStride)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seeks to the keyframe at or before the first wanted frame and decodes forward, placing
+    /// each frame by its timestamp. Returns false when the result cannot be trusted (unknown
+    /// timestamp, or the demuxer landed after the wanted frame); the caller then decodes from
+    /// the start.
+    private func decodeWithSeek(wanted: [Int], slot: [Int: Int], into out: UnsafeMutablePointer<UInt8>,
+                                outW: Int, outH: Int) throws -> Bool {
+        guard let f = fmt, let c = codec, let fr = frame else { return false }
+        let firstPts = sortedPts[wanted[0]]
+        var key = keyPts[0]
+        var lo = 0, hi = keyPts.count - 1
+        while lo <= hi {  // last keyframe with pts <= firstPts
+            let mid = (lo + hi) / 2
+            if keyPts[mid] <= firstPts { key = keyPts[mid]; lo = mid + 1 } else { hi = mid - 1 }
+        }
+        if av_seek_frame(f, streamIndex, key, aim_avseek_flag_backward()) < 0 { return false }
+        avcodec_flush_buffers(c)
+        let fb = outW * outH * 3
+        var remaining = Set(wanted)
+        var eof = false
+        var first = true
+        let last = wanted.last!
+        while !remaining.isEmpty, nextFrame(eof: &eof) {
+            defer { av_frame_unref(fr) }
+            guard let idx = ptsToIndex[fr.pointee.best_effort_timestamp] ?? ptsToIndex[fr.pointee.pts] else {
+                return false
+            }
+            if first { first = false; if idx > wanted[0] { return false } }
+            if remaining.contains(idx) {
+                try convert(into: out + slot[idx]! * fb, outW: outW, outH: outH)
+                remaining.remove(idx)
+            }
+            if idx > last && !remaining.isEmpty { return false }
+        }
+        return remaining.isEmpty
+    }
+
+    /// Decodes from the first frame, numbering frames in output order. Returns the number of
+    /// frames decoded (all of them when `countOnly`, else up to the last wanted one).
+    private func decodeSequential(wanted: [Int], countOnly: Bool, into out: UnsafeMutablePointer<UInt8>?,
+                                  outW: Int, outH: Int) throws -> Int {
+        try rewindToStart()
+        guard let fr = frame else { return 0 }
+        let fb = outW * outH * 3
+        var want: [Int: Int] = [:]
+        for (k, w) in wanted.enumerated() { want[w] = k }
+        let last = wanted.last ?? -1
+        var i = 0
+        var eof = false
+        while nextFrame(eof: &eof) {
+            defer { av_frame_unref(fr) }
+            if let k = want[i], let out { try convert(into: out + k * fb, outW: outW, outH: outH) }
+            i += 1
+            if !countOnly && i > last { break }
+        }
+        return i
+    }
+}

@@ -1,0 +1,86 @@
+import AIMData
+import Foundation
+import XCTest
+
+final class VideoReaderTests: XCTestCase {
+    static let dir = scratchDir("reader")
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Decodes `indices` and checks each frame's gray level names the requested index.
+    func checkIndices(_ path: String, frames: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try VideoReader(path: path)
+        XCTAssertEqual(r.frameCount, frames, "frame count of \(path) (\(r.frameCountSource))", file: file, line: line)
+        let requests: [[Int]] = [[0, 1, 2], [17, 3, 17, 39, 0], [25], [frames - 1], [30, 31, 32, 33], Array(0..<frames)]
+        for req in requests {
+            let s = try r.frames(at: req)
+            XCTAssertEqual(s.count, req.count)
+            for (k, i) in req.enumerated() {
+                let (red, _, _) = s.pixel(k, s.height / 2, s.width / 2)
+                XCTAssertEqual(frameOfGray(red), i, "\(path): asked frame \(i), got gray \(red)", file: file, line: line)
+            }
+        }
+        XCTAssertGreaterThan(r.seekDecodes, 0, "\(path): never decoded by seeking", file: file, line: line)
+        // Straight to another size through libswscale.
+        let small = try r.frames(at: [5, 6], size: (width: 32, height: 24))
+        XCTAssertEqual(small.width, 32); XCTAssertEqual(small.height, 24)
+        XCTAssertEqual(frameOfGray(small.pixel(1, 12, 16).0), 6, file: file, line: line)
+    }
+
+    func testCodecsAndContainers() throws {
+        let d = Self.dir
+        let cases: [(String, String, Int)] = [  // file, encoder, B-frames
+            ("mpeg4.avi", "mpeg4", 0), ("mjpeg.mkv", "mjpeg", 0), ("ffv1.mkv", "ffv1", 0),
+            ("mpeg4.mp4", "mpeg4", 2), ("vp9.webm", "libvpx-vp9", 0), ("h264.mp4", "libx264", 2), ("h264.mkv", "libx264", 3),
+        ]
+        for (name, enc, b) in cases {
+            guard VideoWriter.hasEncoder(enc) else { print("skip \(name): no encoder \(enc)"); continue }
+            let p = d + "/" + name
+            try makeGrayVideo(p, encoder: enc, frames: 40, gop: 8, bFrames: b)
+            try checkIndices(p, frames: 40)
+        }
+    }
+
+    func testHEVCFromCLI() throws {
+        let src = Self.dir + "/src.mkv"
+        try makeGrayVideo(src, encoder: "ffv1", frames: 40)
+        let p = Self.dir + "/hevc.mp4"
+        guard ffmpegCLI(["-i", src, "-c:v", "libx265", "-x265-params", "log-level=none:keyint=10", "-pix_fmt", "yuv420p", p]) else {
+            throw XCTSkip("ffmpeg CLI without libx265")
+        }
+        try checkIndices(p, frames: 40)
+    }
+
+    func testBadFilesNameTheReason() throws {
+        let d = Self.dir
+        func expect(_ path: String, _ check: (VideoError) -> Bool) {
+            do { _ = try VideoReader(path: path); XCTFail("\(path) opened") } catch let e as VideoError {
+                XCTAssertEqual(e.path, path)
+                XCTAssertTrue(check(e), "\(path): unexpected \(e)")
+            } catch { XCTFail("\(path): \(error)") }
+        }
+        expect(d + "/nope.mp4") { if case .missing = $0 { return true }; return false }
+        FileManager.default.createFile(atPath: d + "/empty.mp4", contents: Data())
+        expect(d + "/empty.mp4") { if case .empty = $0 { return true }; return false }
+        FileManager.default.createFile(atPath: d + "/text.txt", contents: "hello video\n".data(using: .utf8))
+        expect(d + "/text.txt") { if case .notAVideo = $0 { return true }; return false }
+        var g = SystemRandomNumberGenerator()
+        FileManager.default.createFile(atPath: d + "/random.mp4", contents: Data((0..<5000).map { _ in UInt8.random(in: 0...255, using: &g) }))
+        expect(d + "/random.mp4") { _ in true }
+        if ffmpegCLI(["-f", "lavfi", "-i", "sine=frequency=440:duration=0.5", d + "/audio.wav"]) {
+            expect(d + "/audio.wav") { if case .audioOnly = $0 { return true }; return false }
+        }
+        // A cut-off AVI loses its index: FFmpeg no longer recognises it.
+        let full = d + "/full.avi"
+        try makeGrayVideo(full, encoder: "mpeg4", frames: 40)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: full))
+        FileManager.default.createFile(atPath: d + "/cut.avi", contents: bytes.prefix(bytes.count / 2))
+        expect(d + "/cut.avi") { _ in true }
+        // A cut-off MP4 with its header in front still promises 40 frames.
+        let fast = d + "/faststart.mp4"
+        if ffmpegCLI(["-i", full, "-c:v", "libx264", "-g", "8", "-movflags", "+faststart", fast]) {
+            let b = try Data(contentsOf: URL(fileURLWithPath: fast))
+            FileManager.default.createFile(atPath: d + "/cut.mp4", contents: b.prefix(b.count * 2 / 3))
+            expect(d + "/cut.mp4") { if case .truncated(_, 40, let n) = $0 { return n < 40 }; return false }
+        }
+    }
+}
