@@ -67,11 +67,13 @@ final class AIMBlock: TransformerBlock {
 
     private func rowScales(_ dims: Dims, _ context: PassContext, site: UInt64) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }
-        var rng = context.rng(site: UInt64(index) << 8 | site)
-        let N = dims.N
+        let key = UInt64(index) << 8 | site, N = dims.N, T = dims.T
+        // Per token n the decision is shared by the whole batch (as the official seq-first code),
+        // so it is keyed by the step alone; per frame it is keyed by the sample.
         return dropPathPerToken
-            ? dropPathRowScales(rows: dims.rows, groups: N, p: dropPath, rng: &rng) { $0 % N }
-            : dropPathRowScales(rows: dims.rows, groups: dims.frames, p: dropPath, rng: &rng) { $0 / N }
+            ? dropPathRowScales(rows: dims.rows, groups: N, p: dropPath, rngFor: { n in context.rng(site: key, sub: UInt64(n)) }) { $0 % N }
+            : dropPathRowScales(rows: dims.rows, groups: dims.frames, p: dropPath,
+                                rngFor: { f in context.rng(site: key, sample: f / T, sub: UInt64(f % T)) }) { $0 / N }
     }
 
     func forward(out: FloatPtr, input x0: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena) {

@@ -36,10 +36,12 @@ final class CLIPTimeSformerBlock: TransformerBlock {
     }
     var keptBytes: Int { kept.bytes }
 
+    /// Decisions per frame index or per token index are shared by the batch, so keyed by the step.
     private func scales(_ dims: Dims, _ context: PassContext, site: UInt64, groups: Int, _ groupOf: (Int) -> Int) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }
-        var rng = context.rng(site: UInt64(index) << 8 | site)
-        return dropPathRowScales(rows: dims.rows, groups: groups, p: dropPath, rng: &rng, groupOf: groupOf)
+        let key = UInt64(index) << 8 | site
+        return dropPathRowScales(rows: dims.rows, groups: groups, p: dropPath,
+                                 rngFor: { g in context.rng(site: key, sub: UInt64(g)) }, groupOf: groupOf)
     }
 
     private func apply(_ scales: [Float], _ out: FloatPtr, _ x: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {

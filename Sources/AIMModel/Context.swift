@@ -5,18 +5,27 @@ public struct PassContext: Sendable {
     public var batch: Int
     /// Training mode: dropout and drop-path active.
     public var training: Bool
-    /// Keys for every random choice of this pass (dropout, drop-path): (seed, step, micro-step).
+    /// Keys for every random choice of this pass (dropout, drop-path): the run's seed, the
+    /// optimizer step, and one key per sample — its position in the global batch — so a sample
+    /// gets the same masks however the batch is split over ranks and micro-batches.
     public var seed: UInt64
     public var step: UInt64
-    public var microStep: UInt64
+    public var sampleKeys: [UInt64]
 
-    public init(batch: Int, training: Bool, seed: UInt64 = 0, step: UInt64 = 0, microStep: UInt64 = 0) {
-        self.batch = batch; self.training = training; self.seed = seed; self.step = step; self.microStep = microStep
+    public init(batch: Int, training: Bool, seed: UInt64 = 0, step: UInt64 = 0, sampleKeys: [UInt64]? = nil) {
+        self.batch = batch; self.training = training; self.seed = seed; self.step = step
+        self.sampleKeys = sampleKeys ?? (0..<batch).map(UInt64.init)
+        precondition(self.sampleKeys.count == batch, "PassContext: \(self.sampleKeys.count) sample keys for a batch of \(batch)")
     }
 
-    /// A generator for one random site (layer, branch) of this pass.
-    func rng(site: UInt64) -> RandomGenerator {
-        RandomGenerator(keys: seed, step, microStep, site)
+    /// A generator for one random site (layer, branch) shared by the whole step.
+    func rng(site: UInt64, sub: UInt64 = 0) -> RandomGenerator {
+        RandomGenerator(keys: seed, step, site, UInt64.max, sub)
+    }
+
+    /// A generator for one random site and one sample (plus a sub-key, e.g. the frame).
+    func rng(site: UInt64, sample b: Int, sub: UInt64 = 0) -> RandomGenerator {
+        RandomGenerator(keys: seed, step, site, sampleKeys[b], sub)
     }
 }
 
@@ -39,8 +48,12 @@ protocol TransformerBlock: AnyObject {
     func flops(dims: Dims) -> Int
 }
 
-/// Per-row scales for drop-path: `groupOf(row)` picks which sample's keep decision a row uses.
-func dropPathRowScales(rows: Int, groups: Int, p: Float, rng: inout RandomGenerator, groupOf: (Int) -> Int) -> [Float] {
-    let s = dropPathScales(samples: groups, p: p, rng: &rng)
+/// Per-row scales for drop-path: `groupOf(row)` picks which keep decision a row uses.
+/// Decisions of one group come from `rngFor(group)`, so they do not depend on the other groups.
+func dropPathRowScales(rows: Int, groups: Int, p: Float, rngFor: (Int) -> RandomGenerator, groupOf: (Int) -> Int) -> [Float] {
+    let s: [Float] = (0..<groups).map { g in
+        var rng = rngFor(g)
+        return dropPathScales(samples: 1, p: p, rng: &rng)[0]
+    }
     return (0..<rows).map { s[groupOf($0)] }
 }

@@ -174,8 +174,10 @@ public final class Recognizer {
         dropoutMask = nil
         if context.training && config.headDropout > 0 {
             let mask = kept.buffer("head.mask", B * D), dropped = kept.buffer("head.drop", B * D)
-            var rng = context.rng(site: 0xFFFF)
-            dropoutForward(out: dropped, input: pooled, mask: mask, count: B * D, p: config.headDropout, rng: &rng)
+            for b in 0..<B {
+                var rng = context.rng(site: 0xFFFF, sample: b)
+                dropoutForward(out: dropped + b * D, input: pooled + b * D, mask: mask + b * D, count: D, p: config.headDropout, rng: &rng)
+            }
             dropoutMask = mask
             feat = UnsafePointer(dropped)
         }

@@ -38,10 +38,13 @@ final class TimeSformerBlock: TransformerBlock {
     }
     var keptBytes: Int { kept.bytes }
 
-    private func scales(_ rows: Int, _ context: PassContext, site: UInt64, groups: Int, _ groupOf: (Int) -> Int) -> [Float] {
+    /// Batch-first: every group belongs to one video, so decisions are keyed by that sample.
+    /// `perVideo` groups subdivide each video (L positions, T frames, or 1).
+    private func scales(_ rows: Int, _ context: PassContext, site: UInt64, groups: Int, perVideo: Int, _ groupOf: (Int) -> Int) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }
-        var rng = context.rng(site: UInt64(index) << 8 | site)
-        return dropPathRowScales(rows: rows, groups: groups, p: dropPath, rng: &rng, groupOf: groupOf)
+        let key = UInt64(index) << 8 | site
+        return dropPathRowScales(rows: rows, groups: groups, p: dropPath,
+                                 rngFor: { g in context.rng(site: key, sample: g / perVideo, sub: UInt64(g % perVideo)) }, groupOf: groupOf)
     }
 
     private func apply(_ scales: [Float], _ out: FloatPtr, _ x: UnsafePointer<Float>, rows: Int, cols: Int) {
@@ -60,7 +63,7 @@ final class TimeSformerBlock: TransformerBlock {
         let o = scratch.buffer("t.o", P * D)
         tAttn.forward(o, u, qkvBuf: kept.buffer("t.qkv", P * 3 * D), probs: kept.buffer("t.probs", B * L * H * T * T),
                       attnOut: kept.buffer("t.a", P * D), sequences: B * L, length: T)
-        scalesT = scales(P, context, site: 1, groups: B * L) { $0 / T }
+        scalesT = scales(P, context, site: 1, groups: B * L, perVideo: L) { $0 / T }
         let od = kept.buffer("t.od", P * D)
         apply(scalesT, od, o, rows: P, cols: D)
         let xtNew = kept.buffer("t.new", P * D)
@@ -79,7 +82,7 @@ final class TimeSformerBlock: TransformerBlock {
         let s = scratch.buffer("s.o", F * N * D)
         attn.forward(s, h1, qkvBuf: kept.buffer("s.qkv", F * N * 3 * D), probs: kept.buffer("s.probs", F * H * N * N),
                      attnOut: kept.buffer("s.a", F * N * D), sequences: F, length: N)
-        scalesS = scales(F * N, context, site: 2, groups: F) { $0 / N }
+        scalesS = scales(F * N, context, site: 2, groups: F, perVideo: T) { $0 / N }
         let sd = scratch.buffer("s.od", F * N * D)
         apply(scalesS, sd, s, rows: F * N, cols: D)
         // x = cat(c0, xt) + cat(mean_t s_cls, s_patches).
@@ -103,7 +106,7 @@ final class TimeSformerBlock: TransformerBlock {
         norm2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
         let m = scratch.buffer("j.out", R * D)
         mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), act: kept.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)
-        scalesM = scales(R, context, site: 3, groups: B) { $0 / V }
+        scalesM = scales(R, context, site: 3, groups: B, perVideo: 1) { $0 / V }
         out.update(from: x2, count: R * D)
         if scalesM.isEmpty { addInPlace(out, m, count: R * D) }
         else { scaleRows(out: out, input: m, rowScales: scalesM, rows: R, cols: D, accumulate: true) }

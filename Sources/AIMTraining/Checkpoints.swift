@@ -1,0 +1,146 @@
+import AIMModel
+import AIMTensor
+import Foundation
+
+/// Where a run is: enough to resume it exactly.
+public struct TrainingState: Equatable, Sendable {
+    public var step: Int          // optimizer steps done
+    public var epoch: Int         // current epoch (0-based)
+    public var stepInEpoch: Int   // optimizer steps done within `epoch`
+    public var bestTop1: Double   // best validation top-1 so far (-1 = none)
+    public init(step: Int = 0, epoch: Int = 0, stepInEpoch: Int = 0, bestTop1: Double = -1) {
+        self.step = step; self.epoch = epoch; self.stepInEpoch = stepInEpoch; self.bestTop1 = bestTop1
+    }
+}
+
+/// The rank-0 coordinator's checkpoints: one safetensors file per checkpoint with the tunable
+/// weights under the official keys, the AdamW moments (`optimizer.exp_avg.<key>`,
+/// `optimizer.exp_avg_sq.<key>`), and in its metadata the position and the config.
+/// Layout: `checkpoints/step_<N:08>.safetensors`, `latest.safetensors`, `best.safetensors`
+/// (hard links, so pruning an old step file never breaks them).
+public final class CheckpointStore {
+    public static let format = "aim-swift-checkpoint-1"
+    public let workDir: URL
+    public let keepLast: Int
+    public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+
+    public init(workDir: URL, keepLast: Int) {
+        self.workDir = workDir; self.keepLast = keepLast
+    }
+
+    public var directory: URL { workDir.appendingPathComponent("checkpoints") }
+    public func path(step: Int) -> URL { directory.appendingPathComponent(String(format: "step_%08d.safetensors", step)) }
+    public var latest: URL { workDir.appendingPathComponent("latest.safetensors") }
+    public var best: URL { workDir.appendingPathComponent("best.safetensors") }
+
+    /// Writes a checkpoint atomically (temp file, fsync, rename), updates `latest`, and `best`
+    /// when `isBest`, then prunes old step files to `keepLast`. Returns the file and its size.
+    @discardableResult
+    public func save(model: Recognizer, optimizer: AdamWOptimizer, state: TrainingState, config: String,
+                     worldSize: Int, isBest: Bool) throws -> (URL, Int) {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var w = SafetensorsWriter(metadata: [
+            "format": Self.format, "step": String(state.step), "epoch": String(state.epoch),
+            "step_in_epoch": String(state.stepInEpoch), "best_top1": String(state.bestTop1),
+            "optimizer_step": String(optimizer.step), "world_size": String(worldSize), "config": config,
+        ])
+        model.addWeights(to: &w, tunableOnly: true)
+        for p in model.store.tunableParameters {
+            w.add("optimizer.exp_avg." + p.name, tensor: Tensor(viewing: optimizer.m, offset: p.offset, shape: p.shape))
+            w.add("optimizer.exp_avg_sq." + p.name, tensor: Tensor(viewing: optimizer.v, offset: p.offset, shape: p.shape))
+        }
+        let file = path(step: state.step)
+        try w.save(to: file.path)
+        try link(file, as: latest)
+        if isBest { try link(file, as: best) }
+        prune()
+        let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
+        return (file, size ?? 0)
+    }
+
+    /// Points `name` at `file` atomically: a hard link under a temporary name renamed over it.
+    private func link(_ file: URL, as name: URL) throws {
+        let tmp = name.deletingLastPathComponent().appendingPathComponent(".\(name.lastPathComponent).tmp-\(getpid())")
+        unlink(tmp.path)
+        if Foundation.link(file.path, tmp.path) != 0 {
+            // No hard links on this filesystem: fall back to a copy (still renamed into place).
+            try FileManager.default.copyItem(at: file, to: tmp)
+        }
+        guard rename(tmp.path, name.path) == 0 else {
+            throw TrainingError.checkpoint(path: name.path, reason: String(cString: strerror(errno)))
+        }
+    }
+
+    /// Step files, newest first.
+    public func stepFiles() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasPrefix("step_") && $0.hasSuffix(".safetensors") }.sorted(by: >)
+            .map { directory.appendingPathComponent($0) }
+    }
+
+    private func prune() {
+        guard keepLast > 0 else { return }
+        for old in stepFiles().dropFirst(keepLast) { try? FileManager.default.removeItem(at: old) }
+    }
+
+    /// The newest checkpoint that reads back whole; corrupt or truncated ones are reported and skipped.
+    public func newestValid(for model: Recognizer) -> URL? {
+        for file in stepFiles() {
+            do { _ = try validate(file, model: model); return file }
+            catch { log("checkpoint \(file.path) skipped: \(error)") }
+        }
+        return nil
+    }
+
+    /// Checks that `file` is one of ours and holds every tunable parameter and moment.
+    public func validate(_ file: URL, model: Recognizer) throws -> SafetensorsFile {
+        let f = try SafetensorsFile(path: file.path)
+        guard f.metadata["format"] == Self.format else {
+            throw TrainingError.checkpoint(path: file.path, reason: "not an aim-swift checkpoint (metadata format is \(f.metadata["format"] ?? "missing"))")
+        }
+        for key in ["step", "epoch", "step_in_epoch", "optimizer_step", "config"] where f.metadata[key] == nil {
+            throw TrainingError.checkpoint(path: file.path, reason: "metadata has no '\(key)'")
+        }
+        for p in model.store.tunableParameters {
+            for k in [p.name, "optimizer.exp_avg." + p.name, "optimizer.exp_avg_sq." + p.name] {
+                guard f.contains(k) else { throw TrainingError.checkpoint(path: file.path, reason: "missing tensor \(k)") }
+                let shape = try f.shape(of: k)
+                guard shape.reduce(1, *) == p.count else {
+                    throw TrainingError.checkpoint(path: file.path, reason: "\(k) has shape \(shape), the model needs \(p.shape)")
+                }
+            }
+        }
+        return f
+    }
+
+    /// Loads weights, moments and position from `file`.
+    public func restore(_ file: URL, model: Recognizer, optimizer: AdamWOptimizer) throws -> (TrainingState, config: String) {
+        let f = try validate(file, model: model)
+        for p in model.store.tunableParameters {
+            try f.readFloats(named: p.name, into: p.data, count: p.count)
+            try f.readFloats(named: "optimizer.exp_avg." + p.name, into: optimizer.m.data + p.offset, count: p.count)
+            try f.readFloats(named: "optimizer.exp_avg_sq." + p.name, into: optimizer.v.data + p.offset, count: p.count)
+        }
+        let md = f.metadata
+        optimizer.restore(step: Int(md["optimizer_step"]!) ?? 0)
+        let state = TrainingState(step: Int(md["step"]!) ?? 0, epoch: Int(md["epoch"]!) ?? 0,
+                                  stepInEpoch: Int(md["step_in_epoch"]!) ?? 0, bestTop1: Double(md["best_top1"] ?? "-1") ?? -1)
+        return (state, md["config"]!)
+    }
+}
+
+public enum TrainingError: Error, CustomStringConvertible {
+    case checkpoint(path: String, reason: String)
+    case config(String)
+    case nonFinite(step: Int, loss: Float)
+    case data(String)
+
+    public var description: String {
+        switch self {
+        case let .checkpoint(path, reason): return "\(path): \(reason)"
+        case let .config(msg): return msg
+        case let .nonFinite(step, loss): return "loss became \(loss) at step \(step); stopping (the last good checkpoint is kept)"
+        case let .data(msg): return msg
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import AIMConfig
+import AIMData
+import AIMDistributed
+import AIMModel
+import AIMTensor
+import Foundation
+
+/// Shared by the command-line tools: error printing and the model a checkpoint describes.
+public enum Launch {
+    /// Prints `error` as one clear line naming what is wrong (file, key) and exits non-zero.
+    public static func fail(_ tool: String, _ error: Error, communicator: (any Communicator)? = nil) -> Never {
+        let text: String
+        switch error {
+        case let e as ConfigError: text = "\(e)"
+        case let e as ModelError: text = "\(e)"
+        case let e as TrainingError: text = "\(e)"
+        case let e as SafetensorsError: text = "\(e)"
+        case let e as AnnotationError: text = "\(e)"
+        default: text = "\(error)"
+        }
+        FileHandle.standardError.write(Data("\(tool): error: \(text)\n".utf8))
+        if let communicator, communicator.size > 1 { communicator.abort(code: 1, message: text) }
+        exit(1)
+    }
+
+    /// A model for evaluation: the config's pretrained backbone, then the checkpoint's weights
+    /// (an aim-swift checkpoint holds the tunable ones; a full recognizer file holds all).
+    public static func loadModel(config: Config, checkpoint: String) throws -> Recognizer {
+        let mc = try ModelConfig(config)
+        let model = try Recognizer(config: mc, seed: UInt64(config.int("train.seed")))
+        if !mc.pretrained.isEmpty { try model.loadPretrainedBackbone(path: mc.pretrained) }
+        let report = try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
+        let missingTunable = report.missing.filter { name in model.store[name]?.tunable ?? false }
+        if !missingTunable.isEmpty {
+            throw ModelError.weights(path: checkpoint, problems: ["missing tunable weights: " + missingTunable.joined(separator: ", ")])
+        }
+        if mc.pretrained.isEmpty && !report.missing.isEmpty {
+            throw ModelError.weights(path: checkpoint, problems: ["the config has no model.pretrained and the file lacks: " + report.missing.prefix(8).joined(separator: ", ") + (report.missing.count > 8 ? " …" : "")])
+        }
+        return model
+    }
+}

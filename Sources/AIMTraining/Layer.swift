@@ -1,1 +1,0 @@
-// AIMTraining: see docs/ARCHITECTURE.md for what belongs in this layer.

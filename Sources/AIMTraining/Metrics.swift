@@ -1,0 +1,28 @@
+/// Classification metrics as mmaction2 computes them.
+public enum Metrics {
+    /// Fraction of rows whose label is among the k highest scores.
+    public static func topK(_ scores: [[Float]], labels: [Int], k: Int) -> Double {
+        guard !labels.isEmpty else { return 0 }
+        var hits = 0
+        for (s, y) in zip(scores, labels) {
+            let better = s.indices.filter { s[$0] > s[y] || (s[$0] == s[y] && $0 < y) }.count
+            if better < k { hits += 1 }
+        }
+        return Double(hits) / Double(labels.count)
+    }
+
+    /// mmaction2's mean_class_accuracy: over the union of predicted and true labels, per-class
+    /// recall, where classes that never occur as a true label count as 0 (its known quirk).
+    public static func meanClassAccuracy(_ scores: [[Float]], labels: [Int]) -> Double {
+        guard !labels.isEmpty else { return 0 }
+        let preds = scores.map { s in s.indices.max { s[$0] < s[$1] || (s[$0] == s[$1] && $0 > $1) }! }
+        let classes = Set(preds).union(labels).sorted()
+        var total = 0.0
+        for c in classes {
+            let count = labels.filter { $0 == c }.count
+            let hit = zip(preds, labels).filter { $0 == c && $1 == c }.count
+            total += count > 0 ? Double(hit) / Double(count) : 0
+        }
+        return total / Double(classes.count)
+    }
+}

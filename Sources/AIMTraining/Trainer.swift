@@ -1,0 +1,288 @@
+import AIMConfig
+import AIMData
+import AIMDistributed
+import AIMModel
+import AIMTensor
+import Foundation
+
+/// Command-line choices that are not part of the experiment config.
+public struct TrainOptions {
+    public var workDir: URL?
+    public var resume: String?          // "auto" or a checkpoint path
+    public var maxSteps: Int?
+    public var threads: Int?
+    public var profile: Bool = false
+    public var bucketMode: BucketMode = .overlapped
+    public init() {}
+}
+
+/// Seconds spent in each phase of one optimizer step (summed over micro-batches).
+public struct StepTimes: Sendable {
+    public var data = 0.0, forward = 0.0, backward = 0.0, allreduceWait = 0.0, optimizer = 0.0, total = 0.0
+    public var allreducePass = 0.0
+    public var bytesAllreduced = 0
+}
+
+/// What a finished (or stopped) run reports.
+public struct TrainSummary {
+    public var state: TrainingState
+    public var stoppedBySignal = false
+    public var lastLoss: Float = .nan
+    public var lastEval: EvalResult?
+    public var stepTimes: [StepTimes] = []
+}
+
+/// The data-parallel training loop: every rank runs it; rank 0 also logs and checkpoints.
+///
+/// One step, as a newcomer should be able to read it: load this rank's slice of the global
+/// batch; for each micro-batch forward, cross-entropy, backward (weight gradients accumulate);
+/// allreduce the tunable gradients in buckets (overlapped with the last backward); clip;
+/// AdamW; maybe checkpoint and evaluate.
+public final class Trainer {
+    public let config: Config
+    public let modelConfig: ModelConfig
+    public let comm: any Communicator
+    public let model: Recognizer
+    public let optimizer: AdamWOptimizer
+    public let schedule: LearningRateSchedule
+    public let trainData: BatchSource
+    public let valData: BatchSource?
+    public let checkpoints: CheckpointStore
+    public let workDir: URL
+    public let globalBatch: Int, microBatch: Int, localBatch: Int
+    public let totalSteps: Int
+    public private(set) var state = TrainingState()
+    let bucketer: GradientBucketer
+    let log: MetricsLog
+    let options: TrainOptions
+    let labelSmoothing: Float
+    let seed: UInt64
+    let frameFloats: Int
+
+    /// Validates everything first (config, sizes, files), so a bad run stops before any work.
+    public init(config: Config, options: TrainOptions, communicator comm: any Communicator,
+                trainData: BatchSource? = nil, valData: BatchSource? = nil) throws {
+        self.config = config; self.options = options; self.comm = comm
+        let mc = try ModelConfig(config)
+        modelConfig = mc
+        let threads = options.threads ?? (config.int("threads") > 0 ? config.int("threads") : Threads.defaultCount())
+        Threads.set(threads)
+        globalBatch = config.int("train.batch_size"); microBatch = config.int("train.micro_batch")
+        guard globalBatch % comm.size == 0 else {
+            throw TrainingError.config("train.batch_size \(globalBatch) is not divisible by \(comm.size) ranks")
+        }
+        localBatch = globalBatch / comm.size
+        guard localBatch % microBatch == 0 || localBatch < microBatch else {
+            throw TrainingError.config("train.batch_size \(globalBatch) over \(comm.size) ranks gives \(localBatch) clips per rank, not a multiple of train.micro_batch \(microBatch)")
+        }
+        if !mc.pretrained.isEmpty && !FileManager.default.fileExists(atPath: mc.pretrained) {
+            throw TrainingError.config("model.pretrained: \(mc.pretrained) does not exist (make demo writes work_dirs/demo/backbone.safetensors; tools/export_pretrained.py writes CLIP/timm backbones)")
+        }
+        seed = UInt64(config.int("train.seed"))
+        labelSmoothing = Float(config.double("train.label_smoothing"))
+        frameFloats = 3 * mc.numFrames * mc.inputResolution * mc.inputResolution
+
+        if let trainData { self.trainData = trainData } else {
+            let samples = try DataSetup.samples(config, split: .train)
+            let loader = VideoLoader(samples: samples, pipeline: DataSetup.pipeline(config, split: .train), globalBatch: globalBatch,
+                                     seed: seed, shuffle: true, rank: comm.rank, ranks: comm.size,
+                                     workers: config.int("data.workers"), prefetch: max(1, config.int("data.prefetch")))
+            self.trainData = VideoBatchSource(loader: loader)
+        }
+        if let valData { self.valData = valData } else if !config.string("data.val").isEmpty {
+            let samples = try DataSetup.samples(config, split: .val)
+            let loader = VideoLoader(samples: samples, pipeline: DataSetup.pipeline(config, split: .val), globalBatch: comm.size,
+                                     seed: seed, shuffle: false, rank: comm.rank, ranks: comm.size,
+                                     workers: config.int("data.workers"), prefetch: max(1, config.int("data.prefetch")))
+            self.valData = VideoBatchSource(loader: loader)
+        } else { self.valData = nil }
+
+        let stepsPerEpoch = self.trainData.stepsPerEpoch
+        let configured = config.int("train.max_steps") > 0 ? config.int("train.max_steps") : config.int("train.epochs") * stepsPerEpoch
+        totalSteps = options.maxSteps.map { min($0, configured) } ?? configured
+        schedule = LearningRateSchedule(baseLR: config.double("train.lr"), totalSteps: configured,
+                                        warmupSteps: Int((config.double("train.warmup_epochs") * Double(stepsPerEpoch)).rounded()))
+
+        model = try Recognizer(config: mc, seed: seed)
+        if !mc.pretrained.isEmpty {
+            let report = try model.loadPretrainedBackbone(path: mc.pretrained)
+            if comm.rank == 0 {
+                FileHandle.standardError.write(Data("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count); unused: \(report.unexpected.joined(separator: ", "))\n".utf8))
+            }
+        }
+        let betas = config.doubles("train.betas")
+        optimizer = AdamWOptimizer(store: model.store, weightDecay: Float(config.double("train.weight_decay")),
+                                   rules: ParamwiseRule.official(noDecayKeys: config.strings("train.no_decay_keys"),
+                                                                 backboneLRMult: Float(config.double("train.backbone_lr_mult"))),
+                                   betas: (Float(betas[0]), Float(betas[1])), eps: Float(config.double("train.eps")))
+        let layout = model.store.tunableParameters.map { GradientSlice(name: $0.name, offset: $0.offset, count: $0.count) }
+        bucketer = try GradientBucketer(layout: layout, bucketBytes: max(4, Int(config.double("dist.bucket_mb") * 1024 * 1024)),
+                                        mode: options.bucketMode, communicator: comm)
+        let index = Dictionary(uniqueKeysWithValues: layout.enumerated().map { ($1.name, $0) })
+        let bucketer = self.bucketer
+        model.gradientsReady = { params in for p in params { if let i = index[p.name] { bucketer.markReady(i) } } }
+
+        workDir = options.workDir ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(config.name)
+        checkpoints = CheckpointStore(workDir: workDir, keepLast: config.int("checkpoint.keep_last"))
+        if comm.rank == 0 { try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true) }
+        log = try MetricsLog(path: comm.rank == 0 ? workDir.appendingPathComponent("metrics.jsonl") : nil)
+    }
+
+    // MARK: - Resume
+
+    /// Restores the newest valid checkpoint (`auto`) or the given one; rank 0 chooses and every
+    /// rank loads the same file.
+    func resumeIfAsked() throws {
+        guard let resume = options.resume else { return }
+        var chosen = ""
+        if comm.rank == 0 {
+            if resume == "auto" { chosen = checkpoints.newestValid(for: model)?.path ?? "" } else { chosen = resume }
+        }
+        chosen = String(decoding: comm.broadcast(Array(chosen.utf8)), as: UTF8.self)
+        guard !chosen.isEmpty else {
+            if comm.rank == 0 { log.message("resume auto: no valid checkpoint in \(checkpoints.directory.path); starting from step 0") }
+            return
+        }
+        let (restored, savedConfig) = try checkpoints.restore(URL(fileURLWithPath: chosen), model: model, optimizer: optimizer)
+        if let old = try? Config(dump: savedConfig), let oldModel = try? ModelConfig(old), oldModel != modelConfig {
+            throw TrainingError.checkpoint(path: chosen, reason: "was written for a different model configuration than \(config.source)")
+        }
+        state = restored
+        if comm.rank == 0 { log.message("resumed from \(chosen) at step \(state.step) (epoch \(state.epoch))") }
+    }
+
+    // MARK: - Loop
+
+    public func run() throws -> TrainSummary {
+        try resumeIfAsked()
+        var summary = TrainSummary(state: state)
+        let stepsPerEpoch = trainData.stepsPerEpoch
+        let ckptInterval = config.int("checkpoint.interval"), evalInterval = config.int("eval.interval")
+        let logInterval = config.int("train.log_interval")
+        let runStart = Date()
+        let startStep = state.step
+        if comm.rank == 0 {
+            log.message("training \(config.name): \(comm.size) rank(s) × \(Threads.count) thread(s), global batch \(globalBatch) (micro \(microBatch)), \(totalSteps) steps, \(model.tunableParameterCount) tunable of \(model.totalParameters) parameters; work dir \(workDir.path)")
+        }
+        while state.step < totalSteps {
+            let times = try trainStep(&summary)
+            summary.stepTimes.append(times)
+            state.step += 1
+            state.stepInEpoch += 1
+            if state.stepInEpoch == stepsPerEpoch { state.epoch += 1; state.stepInEpoch = 0 }
+            let done = state.step == totalSteps
+
+            if comm.rank == 0 && (state.step % logInterval == 0 || done || state.step == startStep + 1) {
+                let elapsed = Date().timeIntervalSince(runStart)
+                let perStep = elapsed / Double(state.step - startStep)
+                let clipsPerSecond = Double(globalBatch) / max(times.total, 1e-9)
+                log.progress(String(format: "step %d/%d  epoch %d  loss %.4f  lr %.3e  %.2f clips/s  data %.2fs/step %.2fs  ETA %@",
+                                    state.step, totalSteps, state.epoch, summary.lastLoss, schedule.lr(at: state.step - 1),
+                                    clipsPerSecond, times.data, times.total, formatDuration(perStep * Double(totalSteps - state.step))))
+                var record: [String: Any] = ["mode": "train", "step": state.step, "epoch": state.epoch, "loss": Double(summary.lastLoss),
+                                             "lr": schedule.lr(at: state.step - 1), "clips_per_s": clipsPerSecond, "time": times.total,
+                                             "data_time": times.data, "skipped": trainData.skipEvents,
+                                             "bytes_allreduced": times.bytesAllreduced]
+                if options.profile || config.bool("profile") {
+                    record["forward_s"] = times.forward; record["backward_s"] = times.backward
+                    record["allreduce_wait_s"] = times.allreduceWait; record["allreduce_pass_s"] = times.allreducePass
+                    record["optimizer_s"] = times.optimizer; record["activation_bytes"] = model.keptBytes
+                }
+                log.record(record)
+            }
+            var isBest = false
+            if (evalInterval > 0 && state.step % evalInterval == 0) || (done && valData != nil) {
+                if let valData {
+                    let result = try evaluate(valData)
+                    summary.lastEval = result
+                    if result.top1 > state.bestTop1 { state.bestTop1 = result.top1; isBest = true }
+                    if comm.rank == 0 {
+                        log.message(String(format: "eval at step %d: top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
+                                           state.step, result.top1, result.top5, result.meanClassAccuracy, result.videos, result.skipped))
+                        log.record(["mode": "val", "step": state.step, "epoch": state.epoch, "top1": result.top1, "top5": result.top5,
+                                    "mean_class_accuracy": result.meanClassAccuracy, "videos": result.videos, "skipped": result.skipped])
+                    }
+                }
+            }
+            // Every rank must agree to stop on a signal, so the flag is reduced.
+            let stop = comm.allreduce([StopSignal.requested ? 1 : 0], op: .max, label: "stop-flag")[0] > 0
+            if state.step % ckptInterval == 0 || done || stop || isBest { saveCheckpoint(isBest: isBest) }
+            if stop {
+                summary.stoppedBySignal = true
+                if comm.rank == 0 { log.message("stopped by signal at step \(state.step); checkpoint written") }
+                break
+            }
+        }
+        if comm.rank == 0 && trainData.skipEvents > 0 {
+            log.message("skipped \(trainData.skipEvents) bad samples in \(trainData.skipped.count) files:")
+            for (f, why) in trainData.skipped.sorted(by: { $0.key < $1.key }) { log.message("  \(f): \(why)") }
+        }
+        summary.state = state
+        return summary
+    }
+
+    func saveCheckpoint(isBest: Bool) {
+        guard comm.rank == 0 else { return }
+        do {
+            try checkpoints.save(model: model, optimizer: optimizer, state: state, config: config.dump(), worldSize: comm.size, isBest: isBest)
+        } catch {
+            log.message("error: checkpoint at step \(state.step) not written: \(error) (the previous checkpoint is intact)")
+        }
+    }
+
+    /// One optimizer step.
+    func trainStep(_ summary: inout TrainSummary) throws -> StepTimes {
+        var t = StepTimes()
+        let t0 = Date()
+        let batch = trainData.batch(epoch: state.epoch, step: state.stepInEpoch)
+        t.data = Date().timeIntervalSince(t0)
+        let K = modelConfig.numClasses
+        model.store.zeroGrads()
+        let micro = min(microBatch, localBatch)
+        let chunks = (localBatch + micro - 1) / micro
+        var lossSum = 0.0
+        for c in 0..<chunks {
+            let lo = c * micro, b = min(micro, localBatch - lo)
+            // Sample keys = positions in the global batch: the same sample draws the same masks
+            // whatever the rank count or micro-batch split.
+            let keys = (0..<b).map { UInt64(comm.rank * localBatch + lo + $0) }
+            let ctx = PassContext(batch: b, training: true, seed: seed, step: UInt64(state.step), sampleKeys: keys)
+            let tf = Date()
+            let logits = model.forward(video: batch.video.data + lo * frameFloats, context: ctx)
+            t.forward += Date().timeIntervalSince(tf)
+            let labels = Array(batch.labels[lo..<(lo + b)])
+            let loss = labels.withUnsafeBufferPointer {
+                crossEntropyForward(logits: logits.data, labels: $0.baseAddress!, batch: b, classes: K, labelSmoothing: labelSmoothing)
+            }
+            lossSum += Double(loss) * Double(b)
+            let dLogits = Tensor([b, K])
+            labels.withUnsafeBufferPointer {
+                crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: b, classes: K,
+                                     labelSmoothing: labelSmoothing, gradScale: Float(b) / Float(localBatch))
+            }
+            if c == chunks - 1 { bucketer.begin(gradients: model.store.tunableGrads.data) }
+            let tb = Date()
+            model.backward(dLogits: dLogits.data)
+            t.backward += Date().timeIntervalSince(tb)
+        }
+        let stats = bucketer.finish()
+        t.allreduceWait = stats.waitSeconds; t.allreducePass = stats.passSeconds; t.bytesAllreduced = stats.bytesReduced
+        let reduced = comm.allreduce([lossSum, Double(localBatch), lossSum.isFinite ? 0 : 1], op: .sum, label: "loss")
+        let loss = Float(reduced[0] / reduced[1])
+        summary.lastLoss = loss
+        if reduced[2] > 0 || !loss.isFinite { throw TrainingError.nonFinite(step: state.step, loss: loss) }
+        let to = Date()
+        let clip = Float(config.double("train.clip_grad"))
+        if clip > 0 { clipGradientNorm(model.store.tunableGrads, maxNorm: clip) }
+        optimizer.update(lr: Float(schedule.lr(at: state.step)))
+        t.optimizer = Date().timeIntervalSince(to)
+        t.total = Date().timeIntervalSince(t0)
+        return t
+    }
+
+    // MARK: - Evaluation
+
+    public func evaluate(_ source: BatchSource) throws -> EvalResult {
+        try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed).run(source)
+    }
+}

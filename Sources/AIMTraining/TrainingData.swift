@@ -1,0 +1,107 @@
+import AIMConfig
+import AIMData
+import AIMTensor
+import Foundation
+
+/// One rank's slice of one global batch.
+public struct LocalBatch {
+    public let video: Tensor        // [views·B, 3, T, H, W]
+    public let labels: [Int]
+    public let viewsPerSample: Int
+    public let isPadding: [Bool]    // duplicates that only fill the last batch (dropped in evaluation)
+}
+
+/// Where batches come from: real videos, or random tensors of the config's shape (profiling).
+public protocol BatchSource: AnyObject {
+    var stepsPerEpoch: Int { get }
+    func batch(epoch: Int, step: Int) -> LocalBatch
+    /// Files skipped so far (bad videos), with the reason for each.
+    var skipped: [String: String] { get }
+    var skipEvents: Int { get }
+}
+
+/// Batches decoded from the dataset by the `AIMData` loader, prefetched in background threads.
+public final class VideoBatchSource: BatchSource {
+    public let loader: VideoLoader
+    private var prefetching = false
+
+    public init(loader: VideoLoader) { self.loader = loader }
+    public var stepsPerEpoch: Int { loader.stepsPerEpoch }
+
+    public func batch(epoch: Int, step: Int) -> LocalBatch {
+        // The prefetcher runs ahead in order; a jump (resume, new epoch) restarts it there.
+        if !prefetching || loader.position != LoaderPosition(epoch: epoch, step: step) {
+            loader.start(at: LoaderPosition(epoch: epoch, step: step))
+            prefetching = true
+        }
+        let b = loader.next()!
+        precondition(b.epoch == epoch && b.step == step, "loader returned (\(b.epoch), \(b.step)) for (\(epoch), \(step))")
+        return LocalBatch(video: b.data, labels: b.labels, viewsPerSample: b.viewsPerSample, isPadding: b.isPadding)
+    }
+
+    public var skipped: [String: String] { loader.skipReport.files }
+    public var skipEvents: Int { loader.skipReport.events }
+    deinit { loader.stop() }
+}
+
+/// Random clips and labels of a config's shape, keyed by (epoch, step, rank): no dataset needed.
+public final class RandomBatchSource: BatchSource {
+    let shape: [Int]
+    let classes: Int
+    let localBatch: Int
+    let rank: Int
+    public let stepsPerEpoch: Int
+
+    public init(localBatch: Int, frames: Int, size: Int, classes: Int, rank: Int, stepsPerEpoch: Int = 1000) {
+        shape = [localBatch, 3, frames, size, size]
+        self.classes = classes; self.localBatch = localBatch; self.rank = rank; self.stepsPerEpoch = stepsPerEpoch
+    }
+
+    public func batch(epoch: Int, step: Int) -> LocalBatch {
+        let t = Tensor(shape)
+        var g = RandomGenerator(keys: UInt64(epoch), UInt64(step), UInt64(rank), 0x52414E44)
+        for i in 0..<t.count { t[i] = Float(g.normal()) }
+        let labels = (0..<localBatch).map { _ in g.int(below: classes) }
+        return LocalBatch(video: t, labels: labels, viewsPerSample: 1, isPadding: Array(repeating: false, count: localBatch))
+    }
+
+    public var skipped: [String: String] { [:] }
+    public var skipEvents: Int { 0 }
+}
+
+/// The data section of a config turned into loader settings.
+public enum DataSetup {
+    public enum Split: String { case train, val, test }
+
+    public static func pipeline(_ c: Config, split: Split) -> ClipPipelineConfig {
+        let train = split == .train
+        let sampler = SampleFrames(
+            clipLen: c.int("data.clip_len"), frameInterval: c.int("data.frame_interval"),
+            numClips: train ? c.int("data.num_clips") : (split == .val ? c.int("data.val_num_clips") : c.int("data.test_num_clips")),
+            testMode: !train, frameUniform: c.bool("data.frame_uniform"))
+        let crop: ClipPipelineConfig.TestCrop = split == .test && c.string("data.test_crop") == "three" ? .three : .center
+        return ClipPipelineConfig(
+            sampler: sampler, shortSide: split == .test ? c.int("data.test_short_side") : c.int("data.short_side"),
+            cropSize: c.int("data.crop_size"), flipRatio: train ? c.double("data.flip_ratio") : 0, testCrop: crop,
+            colorJitter: train && c.bool("data.color_jitter") ? PCALighting() : nil,
+            randomErasing: train ? c.double("data.random_erasing") : 0,
+            mean: c.doubles("data.mean").map(Float.init), std: c.doubles("data.std").map(Float.init))
+    }
+
+    /// The annotation of a split, read and resolved against its root.
+    public static func samples(_ c: Config, split: Split) throws -> [VideoSample] {
+        let file: String
+        switch split {
+        case .train: file = c.string("data.train")
+        case .val: file = c.string("data.val")
+        case .test: file = c.string("data.test").isEmpty ? c.string("data.val") : c.string("data.test")
+        }
+        guard !file.isEmpty else { throw TrainingError.config("config \(c.name): data.\(split.rawValue) is empty; set it to an annotation file") }
+        let root = split != .train && !c.string("data.val_root").isEmpty ? c.string("data.val_root") : c.string("data.root")
+        let format = AnnotationFormat(rawValue: c.string("data.format"))!
+        let list = c.string("data.class_list")
+        let samples = try loadAnnotations(format: format, file: file, root: root, classList: list.isEmpty ? nil : list)
+        guard !samples.isEmpty else { throw TrainingError.data("\(file): no samples") }
+        return samples
+    }
+}
