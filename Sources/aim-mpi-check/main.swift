@@ -1,6 +1,6 @@
 // aim-mpi-check: checks and measures the distributed layer under mpirun (or alone).
 //   aim-mpi-check                 correctness checks; prints PASS/FAIL lines, exit 0 iff all pass
-//   aim-mpi-check --bench [--floats 11000000,86000000] [--repeats 5] [--work 32] [--allreduce-only]
+//   aim-mpi-check --bench [--floats 11000000,86000000] [--repeats 5] [--work 32] [--bucket-mb 25] [--allreduce-only]
 //   aim-mpi-check --die-rank R    rank R kills itself during an allreduce (others must not hang)
 //   aim-mpi-check --hang-rank R [--hang-seconds 120]
 //                                 rank R never joins; the others' watchdog must abort the job
@@ -41,6 +41,7 @@ let floatsList: [Int]? = option("--floats").map { list in
 }
 let repeats = intOption("--repeats") ?? 5
 let work = intOption("--work") ?? 32
+let bucketMB = intOption("--bucket-mb") ?? GradientBucketer.defaultBucketBytes / 1_048_576
 let dieRank = intOption("--die-rank")
 let hangRank = intOption("--hang-rank")
 let hangSeconds = intOption("--hang-seconds") ?? 120
@@ -91,7 +92,8 @@ if bench {
     if allreduceOnly { comm.finalize(); exit(0) }
     let layout = DistributedBenchmark.aimLikeLayout()
     do {
-        let o = try DistributedBenchmark.overlap(comm, layout: layout, workPerFloat: work, repeats: repeats)
+        let o = try DistributedBenchmark.overlap(comm, layout: layout, bucketBytes: bucketMB * 1_048_576,
+                                             workPerFloat: work, repeats: repeats)
         say("")
         say("bucketed gradient pass: \(o.floats) floats (AIM ViT-B/16-like layout, \(layout.count) tensors), \(o.buckets) buckets of ≤ \(o.bucketBytes / 1_048_576) MiB, \(o.bytesReducedPerStep) bytes reduced per step")
         say("| schedule | step ms | of which wait in finish() ms |")
