@@ -48,6 +48,7 @@ public final class VideoReader {
     private var ptsToIndex: [Int64: Int] = [:]
     private var keyPts: [Int64] = []
     private var indexUsable = false
+    private var scratch: [UInt8] = []
 
     /// Opens `path` and counts its frames. Throws `VideoError` naming the path and the reason.
     public init(path: String, threads: Int = 1) throws {
@@ -243,13 +244,21 @@ public final class VideoReader {
         guard let s = sws else {
             throw VideoError.undecodable(path: path, reason: "cannot convert pixel format \(fr.pointee.format) to RGB")
         }
-        var dstPtrs: [UnsafeMutablePointer<UInt8>?] = [dst, nil, nil, nil]
-        var dstStride: [Int32] = [Int32(outW * 3), 0, 0, 0]
+        // libswscale's SIMD paths write past the end of rows that are not 64-byte multiples, so
+        // it writes into a padded scratch image whose rows are then copied out.
+        let row = outW * 3, stride = (row + 63) & ~63
+        if scratch.count < stride * outH + 256 { scratch = [UInt8](repeating: 0, count: stride * outH + 256) }
+        var dstPtrs: [UnsafeMutablePointer<UInt8>?] = [nil, nil, nil, nil]
+        var dstStride: [Int32] = [Int32(stride), 0, 0, 0]
         withUnsafePointer(to: &fr.pointee.data) { dataPtr in
             withUnsafePointer(to: &fr.pointee.linesize) { linePtr in
                 dataPtr.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { src in
-                    linePtr.withMemoryRebound(to: Int32.self, capacity: 8) { stride in
-                        _ = sws_scale(s, src, stride, 0, srcH, &dstPtrs, &dstStride)
+                    linePtr.withMemoryRebound(to: Int32.self, capacity: 8) { srcStride in
+                        scratch.withUnsafeMutableBufferPointer { sc in
+                            dstPtrs[0] = sc.baseAddress!
+                            _ = sws_scale(s, src, srcStride, 0, srcH, &dstPtrs, &dstStride)
+                            for y in 0..<outH { (dst + y * row).update(from: sc.baseAddress! + y * stride, count: row) }
+                        }
                     }
                 }
             }
