@@ -23,7 +23,7 @@ public func layerNormForward(
                 for k in n..<16 { d[k] = 0 }
                 acc += d * d
             }
-            let r = 1 / (acc.sum() / Float(C) + eps).squareRoot()
+            let r = 1 / (hsum(acc) / Float(C) + eps).squareRoot()
             mean?[i] = mu
             rstd?[i] = r
             j = 0
@@ -69,7 +69,7 @@ public func layerNormBackward(
                     }
                     j += 16
                 }
-                var s1 = a1.sum(), s2 = a2.sum()
+                var s1 = hsum(a1), s2 = hsum(a2)
                 while j < C {
                     let xh = (x[j] - mu) * r
                     let g = dy[j] * weight[j]

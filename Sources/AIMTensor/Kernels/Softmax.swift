@@ -6,12 +6,12 @@
     var m16 = F16(repeating: -.infinity)
     var j = 0
     while j + 16 <= n { m16 = vmax(m16, load16(x + j)); j += 16 }
-    mx = m16.max()
+    mx = hmax(m16)
     while j < n { mx = max(mx, x[j]); j += 1 }
     var acc = F16()
     j = 0
     while j + 16 <= n { let e = exp16(load16(x + j) - mx); store16(e, y + j); acc += e; j += 16 }
-    var s = acc.sum()
+    var s = hsum(acc)
     if j < n {
         let k = n - j
         let e = exp16(loadPartial(x + j, k) - mx)
