@@ -1,0 +1,236 @@
+import Foundation
+
+/// One labelled video: an absolute (or root-joined) path and a class index.
+public struct VideoSample: Equatable, Sendable {
+    public var path: String
+    public var label: Int
+    public init(path: String, label: Int) { self.path = path; self.label = label }
+}
+
+/// A malformed annotation: the file, the 1-based line (or JSON entry) and what is wrong.
+public struct AnnotationError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let line: Int?
+    public let message: String
+    public init(file: String, line: Int?, message: String) { self.file = file; self.line = line; self.message = message }
+    public var description: String {
+        if let line { return "\(file):\(line): \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+/// The annotation formats of the datasets AIM uses; a config chooses one (`data.format`).
+public enum AnnotationFormat: String, CaseIterable, Sendable {
+    /// mmaction2 video list: `relative/path.mp4 label` per line.
+    case videoList = "list"
+    /// Kinetics-400/700 CSV: `label,youtube_id,time_start,time_end,split[,…]` with a header;
+    /// files `<youtube_id>_<start:06d>_<end:06d>.mp4`, directly under the root or under
+    /// `root/<label>/` (detected from the first entry).
+    case kineticsCSV = "kinetics_csv"
+    /// Something-Something-V2: `something-something-v2-{train,validation}.json` (id, template)
+    /// and `labels.json` (template without brackets → index); files `<id>.webm`.
+    case ssv2JSON = "ssv2_json"
+    /// Diving-48: JSON list of `{"vid_name": …, "label": …}`; files `<vid_name>.mp4`.
+    case diving48JSON = "diving48_json"
+}
+
+/// Reads an annotation file. `classList`: for Kinetics, a file with one class name per line
+/// giving the index order (default: sorted names); for SSv2 the `labels.json` (default: the
+/// one beside the annotation file).
+public func loadAnnotations(format: AnnotationFormat, file: String, root: String,
+                            classList: String? = nil) throws -> [VideoSample] {
+    guard let data = FileManager.default.contents(atPath: file) else {
+        throw AnnotationError(file: file, line: nil, message: "cannot read the annotation file")
+    }
+    switch format {
+    case .videoList: return try parseVideoList(data, file: file, root: root)
+    case .kineticsCSV: return try parseKineticsCSV(data, file: file, root: root, classList: classList)
+    case .ssv2JSON:
+        let labels = classList ?? ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("labels.json")
+        return try parseSSv2(data, file: file, root: root, labelsFile: labels)
+    case .diving48JSON: return try parseDiving48(data, file: file, root: root)
+    }
+}
+
+func joinRoot(_ root: String, _ rel: String) -> String {
+    if root.isEmpty || rel.hasPrefix("/") { return rel }
+    return (root as NSString).appendingPathComponent(rel)
+}
+
+private func lines(_ data: Data, file: String) throws -> [Substring] {
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw AnnotationError(file: file, line: nil, message: "not UTF-8 text")
+    }
+    return text.split(separator: "\n", omittingEmptySubsequences: false)
+}
+
+/// mmaction2 `VideoDataset.load_annotations` (single label): `filename label`, blank lines skipped.
+public func parseVideoList(_ data: Data, file: String, root: String) throws -> [VideoSample] {
+    var out: [VideoSample] = []
+    for (i, raw) in try lines(data, file: file).enumerated() {
+        let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.isEmpty { continue }
+        let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard parts.count == 2 else {
+            throw AnnotationError(file: file, line: i + 1, message: "expected `path label`, found \(parts.count) fields: \(line)")
+        }
+        guard let label = Int(parts[1]), label >= 0 else {
+            throw AnnotationError(file: file, line: i + 1, message: "label `\(parts[1])` is not a non-negative integer")
+        }
+        out.append(VideoSample(path: joinRoot(root, String(parts[0])), label: label))
+    }
+    return out
+}
+
+/// Splits one CSV line, honouring double quotes (`"a, b"` and `""` inside quotes).
+func csvFields(_ line: Substring) -> [String] {
+    var fields: [String] = [], cur = "", quoted = false
+    var it = line.makeIterator()
+    var pending: Character? = nil
+    while let ch = pending ?? it.next() {
+        pending = nil
+        if quoted {
+            if ch == "\"" {
+                if let n = it.next() { if n == "\"" { cur.append("\"") } else { quoted = false; pending = n } } else { quoted = false }
+            } else { cur.append(ch) }
+        } else if ch == "\"" { quoted = true }
+        else if ch == "," { fields.append(cur); cur = "" }
+        else { cur.append(ch) }
+    }
+    fields.append(cur)
+    return fields.map { $0.trimmingCharacters(in: .whitespaces) }
+}
+
+public func parseKineticsCSV(_ data: Data, file: String, root: String, classList: String?) throws -> [VideoSample] {
+    let all = try lines(data, file: file)
+    guard let header = all.first.map({ csvFields(Substring($0.trimmingCharacters(in: .whitespacesAndNewlines))) }) else {
+        throw AnnotationError(file: file, line: 1, message: "empty CSV")
+    }
+    func column(_ name: String) throws -> Int {
+        guard let i = header.firstIndex(of: name) else {
+            throw AnnotationError(file: file, line: 1, message: "header has no `\(name)` column (found \(header.joined(separator: ",")))")
+        }
+        return i
+    }
+    let cLabel = try column("label"), cId = try column("youtube_id")
+    let cStart = try column("time_start"), cEnd = try column("time_end")
+    var rows: [(line: Int, label: String, name: String)] = []
+    for (i, raw) in all.enumerated().dropFirst() {
+        let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.isEmpty { continue }
+        let f = csvFields(Substring(line))
+        guard f.count >= header.count else {
+            throw AnnotationError(file: file, line: i + 1, message: "expected \(header.count) fields, found \(f.count)")
+        }
+        guard let s = Double(f[cStart]), let e = Double(f[cEnd]), s >= 0, e >= 0 else {
+            throw AnnotationError(file: file, line: i + 1, message: "time_start/time_end `\(f[cStart])`,`\(f[cEnd])` are not numbers")
+        }
+        guard !f[cId].isEmpty, !f[cLabel].isEmpty else {
+            throw AnnotationError(file: file, line: i + 1, message: "empty label or youtube_id")
+        }
+        rows.append((i + 1, f[cLabel], "\(f[cId])_\(pad6(Int(s)))_\(pad6(Int(e))).mp4"))
+    }
+    var classes: [String]
+    if let cl = classList {
+        guard let d = FileManager.default.contents(atPath: cl), let t = String(data: d, encoding: .utf8) else {
+            throw AnnotationError(file: cl, line: nil, message: "cannot read the class list")
+        }
+        classes = t.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    } else {
+        classes = Array(Set(rows.map(\.label))).sorted()
+    }
+    var index: [String: Int] = [:]
+    for (i, c) in classes.enumerated() { index[c] = i }
+    // Folder layout: root/<label>/<file> when that folder exists for the first entry.
+    var byLabel = false
+    if let first = rows.first {
+        var isDir: ObjCBool = false
+        byLabel = FileManager.default.fileExists(atPath: joinRoot(root, first.label), isDirectory: &isDir) && isDir.boolValue
+    }
+    return try rows.map { r in
+        guard let l = index[r.label] else {
+            throw AnnotationError(file: file, line: r.line, message: "label `\(r.label)` is not in the class list")
+        }
+        return VideoSample(path: joinRoot(root, byLabel ? r.label + "/" + r.name : r.name), label: l)
+    }
+}
+
+/// Python's `'{:06d}'.format(n)`.
+func pad6(_ n: Int) -> String {
+    let s = String(n)
+    return s.count >= 6 ? s : String(repeating: "0", count: 6 - s.count) + s
+}
+
+private func jsonArray(_ data: Data, file: String) throws -> [[String: Any]] {
+    let obj: Any
+    do { obj = try JSONSerialization.jsonObject(with: data) } catch {
+        throw AnnotationError(file: file, line: nil, message: "invalid JSON: \(error.localizedDescription)")
+    }
+    guard let arr = obj as? [Any] else { throw AnnotationError(file: file, line: nil, message: "expected a JSON list") }
+    return try arr.enumerated().map { i, e in
+        guard let d = e as? [String: Any] else {
+            throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) is not an object")
+        }
+        return d
+    }
+}
+
+private func stringOrNumber(_ v: Any?) -> String? {
+    if let s = v as? String { return s }
+    if let n = v as? NSNumber { return n.stringValue }
+    return nil
+}
+
+/// SSv2: label index = labels.json[template with "[" and "]" removed]. Errors name the entry
+/// (1-based) as the "line".
+public func parseSSv2(_ data: Data, file: String, root: String, labelsFile: String) throws -> [VideoSample] {
+    guard let ld = FileManager.default.contents(atPath: labelsFile) else {
+        throw AnnotationError(file: labelsFile, line: nil, message: "cannot read SSv2 labels")
+    }
+    var labels: [String: Int] = [:]
+    // labels.json maps template → index; a plain text file lists templates in index order.
+    guard let lobj = (try? JSONSerialization.jsonObject(with: ld)) as? [String: Any] else {
+        guard let t = String(data: ld, encoding: .utf8) else {
+            throw AnnotationError(file: labelsFile, line: nil, message: "SSv2 labels are neither a JSON object nor text")
+        }
+        for (i, name) in t.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }).filter({ !$0.isEmpty }).enumerated() {
+            labels[name] = i
+        }
+        return try ssv2Entries(data, file: file, root: root, labels: labels, labelsFile: labelsFile)
+    }
+    for (k, v) in lobj {
+        guard let s = stringOrNumber(v), let i = Int(s) else {
+            throw AnnotationError(file: labelsFile, line: nil, message: "label of `\(k)` is not an integer")
+        }
+        labels[k] = i
+    }
+    return try ssv2Entries(data, file: file, root: root, labels: labels, labelsFile: labelsFile)
+}
+
+private func ssv2Entries(_ data: Data, file: String, root: String, labels: [String: Int], labelsFile: String) throws -> [VideoSample] {
+    try jsonArray(data, file: file).enumerated().map { i, e in
+        guard let id = stringOrNumber(e["id"]) else {
+            throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) has no `id`")
+        }
+        guard let template = e["template"] as? String else {
+            throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) (id \(id)) has no `template`")
+        }
+        let name = template.replacingOccurrences(of: "[", with: "").replacingOccurrences(of: "]", with: "")
+        guard let l = labels[name] else {
+            throw AnnotationError(file: file, line: i + 1, message: "template `\(name)` of id \(id) is not in \(labelsFile)")
+        }
+        return VideoSample(path: joinRoot(root, id + ".webm"), label: l)
+    }
+}
+
+public func parseDiving48(_ data: Data, file: String, root: String) throws -> [VideoSample] {
+    try jsonArray(data, file: file).enumerated().map { i, e in
+        guard let name = e["vid_name"] as? String else {
+            throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) has no `vid_name`")
+        }
+        guard let s = stringOrNumber(e["label"]), let l = Int(s), l >= 0 else {
+            throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) (\(name)) has no integer `label`")
+        }
+        return VideoSample(path: joinRoot(root, name + ".mp4"), label: l)
+    }
+}

@@ -1,0 +1,92 @@
+import AIMConfig
+import Foundation
+
+/// Which annotation of a config: `data.train`, `data.val` (validation during training) or
+/// `data.test` (aim-eval; falls back to `data.val` as the official configs test on val).
+public enum DataSplit: String, CaseIterable, Sendable {
+    case train, val, test
+}
+
+public struct DataConfigError: Error, CustomStringConvertible {
+    public let key: String
+    public let message: String
+    public var description: String { "config key \(key): \(message)" }
+}
+
+/// The annotation file and video root a split reads.
+public func annotationLocation(config c: Config, split: DataSplit) throws -> (file: String, root: String) {
+    let valRoot = c.string("data.val_root").isEmpty ? c.string("data.root") : c.string("data.val_root")
+    switch split {
+    case .train:
+        guard !c.string("data.train").isEmpty else { throw DataConfigError(key: "data.train", message: "no training annotation file set") }
+        return (c.string("data.train"), c.string("data.root"))
+    case .val:
+        guard !c.string("data.val").isEmpty else { throw DataConfigError(key: "data.val", message: "no validation annotation file set") }
+        return (c.string("data.val"), valRoot)
+    case .test:
+        let f = c.string("data.test").isEmpty ? c.string("data.val") : c.string("data.test")
+        guard !f.isEmpty else { throw DataConfigError(key: "data.test", message: "neither data.test nor data.val is set") }
+        return (f, valRoot)
+    }
+}
+
+/// The samples of a split, parsed in the format `data.format` names.
+public func annotationSamples(config c: Config, split: DataSplit) throws -> [VideoSample] {
+    guard let format = AnnotationFormat(rawValue: c.string("data.format")) else {
+        throw DataConfigError(key: "data.format", message: "unknown format \(c.string("data.format"))")
+    }
+    let (file, root) = try annotationLocation(config: c, split: split)
+    let cl = c.string("data.class_list")
+    return try loadAnnotations(format: format, file: file, root: root, classList: cl.isEmpty ? nil : cl)
+}
+
+extension ClipPipelineConfig {
+    /// The official pipeline of a split (see `ClipPipelineConfig`): train with random crops;
+    /// val = `val_num_clips` clips, `Resize(-1, short_side)` + CenterCrop; test = `test_num_clips`
+    /// clips, `Resize(-1, test_short_side)` + `test_crop`.
+    public init(config c: Config, split: DataSplit) throws {
+        let mean = c.doubles("data.mean").map(Float.init), std = c.doubles("data.std").map(Float.init)
+        let clipLen = c.int("data.clip_len"), interval = c.int("data.frame_interval")
+        let uniform = c.bool("data.frame_uniform")
+        switch split {
+        case .train:
+            if c.bool("data.rand_augment") {
+                throw DataConfigError(key: "data.rand_augment",
+                                      message: "RandAugment (imgaug) is not implemented in AIMData; set data.rand_augment=false")
+            }
+            self.init(sampler: SampleFrames(clipLen: clipLen, frameInterval: interval, numClips: c.int("data.num_clips"),
+                                            testMode: false, frameUniform: uniform),
+                      shortSide: c.int("data.short_side"), cropSize: c.int("data.crop_size"),
+                      flipRatio: c.double("data.flip_ratio"),
+                      colorJitter: c.bool("data.color_jitter") ? PCALighting() : nil,
+                      randomErasing: c.double("data.random_erasing"), mean: mean, std: std)
+        case .val:
+            self.init(sampler: SampleFrames(clipLen: clipLen, frameInterval: interval, numClips: c.int("data.val_num_clips"),
+                                            testMode: true, frameUniform: uniform),
+                      shortSide: c.int("data.short_side"), cropSize: c.int("data.crop_size"), flipRatio: 0,
+                      testCrop: .center, mean: mean, std: std)
+        case .test:
+            self.init(sampler: SampleFrames(clipLen: clipLen, frameInterval: interval, numClips: c.int("data.test_num_clips"),
+                                            testMode: true, frameUniform: uniform),
+                      shortSide: c.int("data.test_short_side"), cropSize: c.int("data.crop_size"), flipRatio: 0,
+                      testCrop: c.string("data.test_crop") == "three" ? .three : .center, mean: mean, std: std)
+        }
+    }
+}
+
+extension VideoLoader {
+    /// A loader for a split as the config describes it: global batch `train.batch_size` for
+    /// training (shuffled), `batchSize` (default the same) for val/test (dataset order),
+    /// seed `train.seed`, `data.workers` threads, `data.prefetch` batches ahead.
+    public convenience init(config c: Config, split: DataSplit, rank: Int = 0, ranks: Int = 1,
+                            batchSize: Int? = nil) throws {
+        let samples = try annotationSamples(config: c, split: split)
+        guard !samples.isEmpty else {
+            throw DataConfigError(key: "data.\(split.rawValue)", message: "the annotation lists no videos")
+        }
+        self.init(samples: samples, pipeline: try ClipPipelineConfig(config: c, split: split),
+                  globalBatch: batchSize ?? c.int("train.batch_size"), seed: UInt64(c.int("train.seed")),
+                  shuffle: split == .train, rank: rank, ranks: ranks,
+                  workers: c.int("data.workers"), prefetch: max(1, c.int("data.prefetch")))
+    }
+}

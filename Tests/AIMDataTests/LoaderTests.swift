@@ -1,0 +1,110 @@
+import AIMData
+import AIMTensor
+import Foundation
+import XCTest
+
+/// A list of good videos mixed with every kind of bad file, shared by the loader and check tests.
+enum MixedList {
+    static let dir = scratchDir("mixed")
+    static let badNames = ["missing.mp4", "empty.mp4", "truncated.mp4", "random.mp4", "notes.txt", "audio.wav"]
+    static let samples: [VideoSample] = {
+        var s: [VideoSample] = []
+        let encoders = ["mpeg4", "mjpeg", "libx264", "ffv1"], exts = ["avi", "mkv", "mp4", "mkv"]
+        for i in 0..<8 {
+            let p = dir + "/good\(i).\(exts[i % 4])"
+            let w = try! VideoWriter(path: p, encoder: encoders[i % 4], width: 40, height: 32, gop: 6, bFrames: i % 4 == 2 ? 2 : 0)
+            for f in 0..<(20 + i) {
+                var px = [UInt8](repeating: UInt8(grayLevel(f)), count: 40 * 32 * 3)
+                for x in 0..<(4 + i) { px[(5 * 40 + x) * 3] = 250 }  // a per-video mark, so crops and flips matter
+                try! w.append(rgb: px)
+            }
+            try! w.finish()
+            s.append(VideoSample(path: p, label: i % 3))
+        }
+        FileManager.default.createFile(atPath: dir + "/empty.mp4", contents: Data())
+        let good = try! Data(contentsOf: URL(fileURLWithPath: dir + "/good2.mp4"))
+        ffmpegCLI(["-i", dir + "/good0.avi", "-c:v", "libx264", "-movflags", "+faststart", dir + "/whole.mp4"])
+        let whole = (try? Data(contentsOf: URL(fileURLWithPath: dir + "/whole.mp4"))) ?? good
+        FileManager.default.createFile(atPath: dir + "/truncated.mp4", contents: whole.prefix(whole.count * 2 / 3))
+        var g = RandomGenerator(keys: 99)
+        FileManager.default.createFile(atPath: dir + "/random.mp4", contents: Data((0..<4096).map { _ in UInt8(truncatingIfNeeded: g.next()) }))
+        try! "this is not a video\n".write(toFile: dir + "/notes.txt", atomically: true, encoding: .utf8)
+        if !ffmpegCLI(["-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", dir + "/audio.wav"]) {
+            try! "RIFF".write(toFile: dir + "/audio.wav", atomically: true, encoding: .utf8)
+        }
+        for (k, b) in badNames.enumerated() { s.insert(VideoSample(path: dir + "/" + b, label: k % 3), at: 2 * k + 1) }
+        return s
+    }()
+}
+
+final class LoaderTests: XCTestCase {
+    static let pipeline = ClipPipelineConfig(sampler: SampleFrames(clipLen: 4, frameInterval: 2, numClips: 1),
+                                             shortSide: 24, cropSize: 16, flipRatio: 0.5, randomErasing: 0.5)
+
+    func loader(workers: Int, rank: Int = 0, ranks: Int = 1, log: [String]? = nil) -> VideoLoader {
+        VideoLoader(samples: MixedList.samples, pipeline: Self.pipeline, globalBatch: 4, seed: 7, shuffle: true,
+                    rank: rank, ranks: ranks, workers: workers, prefetch: 2, log: { _ in })
+    }
+
+    func epoch(_ l: VideoLoader, _ e: Int, from step: Int = 0) -> [Batch] {
+        l.start(at: LoaderPosition(epoch: e, step: step))
+        var out: [Batch] = []
+        while let b = l.next() { out.append(b) }
+        return out
+    }
+
+    func testEpochSkipsEveryBadFileAndMatchesAcrossWorkersAndRanks() {
+        let one = loader(workers: 0)
+        let ref = epoch(one, 1)
+        XCTAssertEqual(ref.count, 4)  // 14 samples, batch 4: the last batch wraps around
+        XCTAssertEqual(ref.last!.isPadding, [false, false, true, true])
+        // Every bad file was met, named with its reason and counted; nothing bad was loaded.
+        let rep = one.skipReport
+        XCTAssertEqual(Set(rep.files.keys), Set(MixedList.badNames.map { MixedList.dir + "/" + $0 }), "\(rep.files)")
+        XCTAssertGreaterThanOrEqual(rep.events, 6)
+        XCTAssertTrue(ref.allSatisfy { $0.loaded.allSatisfy { MixedList.samples[$0].path.contains("good") } })
+        XCTAssertEqual(ref[0].data.shape, [4, 3, 4, 16, 16])
+
+        let two = epoch(loader(workers: 2), 1)
+        let r0 = epoch(loader(workers: 1, rank: 0, ranks: 2), 1)
+        let r1 = epoch(loader(workers: 2, rank: 1, ranks: 2), 1)
+        for s in 0..<ref.count {
+            XCTAssertEqual(two[s].data.array, ref[s].data.array, "workers 2 vs 0, step \(s)")
+            XCTAssertEqual(two[s].labels, ref[s].labels)
+            XCTAssertEqual(r0[s].data.array + r1[s].data.array, ref[s].data.array, "ranks 0+1 vs one, step \(s)")
+            XCTAssertEqual(r0[s].labels + r1[s].labels, ref[s].labels)
+        }
+        // Another epoch is another order and other clips.
+        XCTAssertNotEqual(epoch(one, 2)[0].data.array, ref[0].data.array)
+    }
+
+    func testPositionRestoresTheSameBatches() {
+        let l = loader(workers: 2)
+        let full = epoch(l, 3)
+        l.start(at: LoaderPosition(epoch: 3, step: 0))
+        _ = l.next(); _ = l.next()
+        let saved = l.position
+        XCTAssertEqual(saved, LoaderPosition(epoch: 3, step: 2))
+        let data = try! JSONEncoder().encode(saved)
+        let fresh = loader(workers: 1)
+        let rest = epoch(fresh, 3, from: try! JSONDecoder().decode(LoaderPosition.self, from: data).step)
+        XCTAssertEqual(rest.map(\.step), [2, 3])
+        XCTAssertEqual(rest.map { $0.data.array }, full.suffix(2).map { $0.data.array })
+    }
+
+    func testCheckNamesAndCountsEveryBadEntry() {
+        let rep = checkVideos(MixedList.samples.map(\.path))
+        XCTAssertEqual(rep.total, 14); XCTAssertEqual(rep.ok, 8)
+        XCTAssertEqual(Set(rep.bad.map(\.path)), Set(MixedList.badNames.map { MixedList.dir + "/" + $0 }))
+        let reason = Dictionary(uniqueKeysWithValues: rep.bad.map { (($0.path as NSString).lastPathComponent, $0.reason) })
+        XCTAssertEqual(reason["missing.mp4"], "missing file")
+        XCTAssertEqual(reason["empty.mp4"], "empty file (0 bytes)")
+        XCTAssertEqual(reason["audio.wav"], "audio only, no video stream")
+        XCTAssertTrue(reason["notes.txt"]!.hasPrefix("not a video file"), reason["notes.txt"]!)
+        XCTAssertTrue(reason["truncated.mp4"]!.hasPrefix("truncated"), reason["truncated.mp4"]!)
+        let json = try! JSONSerialization.jsonObject(with: rep.json().data(using: .utf8)!) as! [String: Any]
+        XCTAssertEqual(json["total"] as? Int, 14); XCTAssertEqual(json["ok"] as? Int, 8)
+        XCTAssertEqual((json["bad"] as? [[String: String]])?.count, 6)
+        XCTAssertEqual(rep.frameStats()!.min, 20); XCTAssertEqual(rep.frameStats()!.max, 27)
+    }
+}
