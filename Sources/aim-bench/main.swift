@@ -1,3 +1,55 @@
 import Foundation
-FileHandle.standardError.write("aim-bench: not built yet (see README.md, Status)\n".data(using: .utf8)!)
-exit(2)
+import ArgumentParser
+import AIMTensor
+
+/// aim-bench: the project's benchmarks, side by side in one run, as markdown.
+struct AimBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aim-bench",
+        abstract: "Benchmarks our kernels against raw OpenBLAS on AIM ViT-B/16 shapes and writes a markdown report.")
+
+    @Flag(help: "Few rounds per measurement (for the demo); figures are noisier.")
+    var quick = false
+
+    @Option(help: "Write the markdown report to this file (it is printed to stdout otherwise).")
+    var output: String?
+
+    @Option(help: "Threads for OpenBLAS and our loops (default: cores ÷ MPI ranks on this node).")
+    var threads: Int?
+
+    @Option(help: "Rounds per measurement (default 10, or 3 with --quick).")
+    var repeats: Int?
+
+    /// Sections in report order; add new ones here.
+    static let sections: [BenchSection] = [GemmSection(), KernelSection()]
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+    }
+
+    func run() throws {
+        let n = threads ?? Threads.defaultCount()
+        Threads.set(n)
+        let rounds = repeats ?? (quick ? 3 : 10)
+        let context = BenchContext(repeats: rounds, threads: n)
+        var report = Report(commandLine: (["bin/aim-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+                            threads: n, repeats: rounds)
+        for section in Self.sections {
+            context.log("== \(section.title)")
+            report.sections.append((section, try section.run(context)))
+        }
+        report.loadAfter = Report.loadAverage()
+        let md = report.markdown()
+        if let output {
+            do { try md.write(toFile: output, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("cannot write the report to \(output): \(error.localizedDescription)")
+            }
+            context.log("wrote \(output)")
+        } else {
+            print(md, terminator: "")
+        }
+    }
+}
+
+AimBench.main()

@@ -1,0 +1,82 @@
+import AIMTensor
+
+/// Memory-bound kernels in GB/s (bytes that must cross memory at least once) and attention in
+/// GFLOP/s, on the shapes one AIM ViT-B/16 layer sees with 8 frames.
+struct KernelSection: BenchSection {
+    let title = "Non-GEMM kernels (AIM ViT-B/16, 8 frames)"
+    let summary = """
+        GB/s counts the floats each kernel must read and write once (LayerNorm forward: x in, y out; \
+        backward: x, dy in, dx out; parameters and saved statistics are ignored). Attention GFLOP/s counts \
+        the two batched matrix products (forward 4·S·L²·D, backward 8·S·L²·D); softmax is included in the time. \
+        All shapes are for one clip of 8 frames × 197 tokens (spatial: S = 8 sequences of 197; temporal: S = 197 of 8).
+        """
+
+    func run(_ context: BenchContext) -> [BenchTable] {
+        let T = 8, tokens = 197, D = 768, M = T * tokens, H = 12
+        var mem = BenchTable(title: "Memory-bound kernels", columns: ["kernel", "shape", "direction", "ms (min/med/max)", "GB/s"])
+        func addMem(_ name: String, _ shape: String, _ dir: String, bytes: Double, _ body: @escaping () -> Void) {
+            context.log("kernels: \(name) \(dir)")
+            let t = timeSideBySide(repeats: context.repeats, [body])[0]
+            mem.rows.append([name, shape, dir, msTriple(t), fixed(bytes / t.median * 1e-9)])
+        }
+
+        // LayerNorm [1576, 768].
+        do {
+            let n = M * D, x = Buffer(n, seed: 1), y = Buffer(n), dy = Buffer(n, seed: 2), dx = Buffer(n)
+            let w = Buffer(D, seed: 3), b = Buffer(D, seed: 4), mean = Buffer(M), rstd = Buffer(M)
+            let dw = Buffer(D), db = Buffer(D), bytes = Double(n * 4)
+            addMem("LayerNorm", "\(M)×\(D)", "forward", bytes: 2 * bytes) {
+                layerNormForward(out: y.data, input: x.data, weight: w.data, bias: b.data, mean: mean.data, rstd: rstd.data,
+                                 rows: M, channels: D, eps: 1e-5)
+            }
+            addMem("LayerNorm", "\(M)×\(D)", "backward (+dW, dB)", bytes: 3 * bytes) {
+                layerNormBackward(dInput: dx.data, dWeight: dw.data, dBias: db.data, dOut: dy.data, input: x.data,
+                                  weight: w.data, mean: mean.data, rstd: rstd.data, rows: M, channels: D)
+            }
+        }
+        // GELU / QuickGELU on the MLP hidden [1576, 3072].
+        do {
+            let n = M * 4 * D, x = Buffer(n, seed: 5), y = Buffer(n), dy = Buffer(n, seed: 6), dx = Buffer(n)
+            let bytes = Double(n * 4)
+            addMem("GELU (erf)", "\(M)×\(4 * D)", "forward", bytes: 2 * bytes) { geluForward(out: y.data, input: x.data, count: n) }
+            addMem("GELU (erf)", "\(M)×\(4 * D)", "backward", bytes: 3 * bytes) {
+                geluBackward(dInput: dx.data, dOut: dy.data, input: x.data, count: n)
+            }
+            addMem("QuickGELU", "\(M)×\(4 * D)", "forward", bytes: 2 * bytes) { quickGeluForward(out: y.data, input: x.data, count: n) }
+            addMem("QuickGELU", "\(M)×\(4 * D)", "backward", bytes: 3 * bytes) {
+                quickGeluBackward(dInput: dx.data, dOut: dy.data, input: x.data, count: n)
+            }
+        }
+        // Softmax over spatial attention scores: 8 frames × 12 heads × 197 rows of 197.
+        do {
+            let rows = T * H * tokens, cols = tokens, n = rows * cols
+            let x = Buffer(n, seed: 7), y = Buffer(n), dy = Buffer(n, seed: 8), dx = Buffer(n)
+            let bytes = Double(n * 4)
+            softmaxForward(out: y.data, input: x.data, rows: rows, cols: cols)
+            addMem("softmax", "\(rows)×\(cols)", "forward", bytes: 2 * bytes) {
+                softmaxForward(out: y.data, input: x.data, rows: rows, cols: cols)
+            }
+            addMem("softmax", "\(rows)×\(cols)", "backward", bytes: 3 * bytes) {
+                softmaxBackward(dInput: dx.data, dOut: dy.data, output: y.data, rows: rows, cols: cols)
+            }
+        }
+
+        var att = BenchTable(title: "Multi-head attention (D = 768, 12 heads)",
+                             columns: ["attention", "S × L", "direction", "ms (min/med/max)", "GFLOP/s"])
+        for (name, S, L) in [("spatial (197 tokens of a frame)", T, tokens), ("temporal (8 frames of a token)", tokens, T)] {
+            context.log("kernels: attention \(name)")
+            let qkv = Buffer(S * L * 3 * D, seed: 9), out = Buffer(S * L * D), probs = Buffer(S * H * L * L)
+            let dOut = Buffer(S * L * D, seed: 10), dqkv = Buffer(S * L * 3 * D)
+            let flops = 4.0 * Double(S) * Double(L * L) * Double(D)
+            let t = timeSideBySide(repeats: context.repeats, [
+                { attentionForward(out: out.data, qkv: qkv.data, probs: probs.data, sequences: S, length: L, width: D, heads: H) },
+                { attentionBackward(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
+                                    sequences: S, length: L, width: D, heads: H) },
+            ])
+            att.rows.append([name, "\(S) × \(L)", "forward", msTriple(t[0]), fixed(flops / t[0].median * 1e-9)])
+            att.rows.append([name, "\(S) × \(L)", "backward", msTriple(t[1]), fixed(2 * flops / t[1].median * 1e-9)])
+        }
+        att.notes.append("Sequences up to \(attentionDirectMaxLength) tokens use direct vector loops, longer ones one sgemm per (sequence, head).")
+        return [mem, att]
+    }
+}
