@@ -7,8 +7,10 @@ import Foundation
 private func checkLabels(_ name: String, _ labels: UnsafePointer<Int>, _ B: Int, _ K: Int, _ eps: Float) {
     precondition(B > 0 && K > 0, "\(name): bad sizes batch=\(B) classes=\(K)")
     precondition(eps >= 0 && eps < 1, "\(name): label smoothing must be in [0, 1), got \(eps)")
-    for b in 0..<B {
-        precondition(labels[b] >= 0 && labels[b] < K, "\(name): label \(labels[b]) of sample \(b) is outside 0..<\(K)")
+    // A bad label comes from data, not code: checked with fatalError, which -Ounchecked keeps
+    // (it drops precondition conditions).
+    for b in 0..<B where labels[b] < 0 || labels[b] >= K {
+        fatalError("\(name): label \(labels[b]) of sample \(b) is outside 0..<\(K) classes")
     }
 }
 

@@ -2,26 +2,36 @@
 // (conv → flatten(2) → transpose(1, 2)): out [N, (H/p)·(W/p), D].
 // Patches do not overlap, so im2col is a permutation of the input and col2im a plain scatter.
 
-/// Copies each p×p×C patch into a row of `cols` [N·P, C·p·p], ordered (c, ky, kx) like the
-/// flattened PyTorch weight [D, C, p, p]. With `reverse`, scatters rows back into `image` instead.
-private func im2col(
-    _ image: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, reverse: Bool,
-    _ N: Int, _ C: Int, _ Hh: Int, _ Ww: Int, _ p: Int
+/// Calls `copy(imageOffset, colsOffset)` for every run of p contiguous pixels: the run at
+/// `imageOffset` in the image [N, C, H, W] belongs at `colsOffset` in cols [N·P, C·p·p], whose rows
+/// are patches in grid order and whose columns are ordered (c, ky, kx) like the flattened PyTorch
+/// weight [D, C, p, p]. Parallel over patches; runs never overlap.
+private func forEachPatchRun(
+    _ N: Int, _ C: Int, _ Hh: Int, _ Ww: Int, _ p: Int, _ copy: (_ image: Int, _ cols: Int) -> Void
 ) {
-    let gh = Hh / p, gw = Ww / p, P = gh * gw, K = C * p * p
+    let gw = Ww / p, P = (Hh / p) * gw, K = C * p * p
     Threads.parallelFor(N * P, grain: 16) { rows in
         for r in rows {
             let n = r / P, py = (r % P) / gw, px = r % gw
-            let row = cols + r * K
             for c in 0..<C {
                 for ky in 0..<p {
-                    let src = image + ((n * C + c) * Hh + py * p + ky) * Ww + px * p
-                    let dst = row + (c * p + ky) * p
-                    if reverse { src.update(from: dst, count: p) } else { dst.update(from: src, count: p) }
+                    copy(((n * C + c) * Hh + py * p + ky) * Ww + px * p, r * K + (c * p + ky) * p)
                 }
             }
         }
     }
+}
+
+/// im2col: gathers every patch into a row of `cols`.
+private func gatherPatches(_ image: UnsafePointer<Float>, into cols: UnsafeMutablePointer<Float>,
+                           _ N: Int, _ C: Int, _ Hh: Int, _ Ww: Int, _ p: Int) {
+    forEachPatchRun(N, C, Hh, Ww, p) { i, c in (cols + c).update(from: image + i, count: p) }
+}
+
+/// col2im for non-overlapping patches: scatters rows of `cols` back (overwriting the image).
+private func scatterPatches(_ cols: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>,
+                            _ N: Int, _ C: Int, _ Hh: Int, _ Ww: Int, _ p: Int) {
+    forEachPatchRun(N, C, Hh, Ww, p) { i, c in (image + i).update(from: cols + c, count: p) }
 }
 
 private func checkPatchSizes(_ name: String, _ N: Int, _ C: Int, _ Hh: Int, _ Ww: Int, _ p: Int, _ D: Int) {
@@ -40,7 +50,7 @@ public func patchEmbedForward(
     let M = N * (Hh / p) * (Ww / p), K = C * p * p
     if M == 0 { return }
     withScratch(M * K) { cols in
-        im2col(UnsafeMutablePointer(mutating: input), cols, reverse: false, N, C, Hh, Ww, p)
+        gatherPatches(input, into: cols, N, C, Hh, Ww, p)
         linearForward(out: out, input: cols, weight: weight, bias: bias, rows: M, inFeatures: K, outFeatures: D)
     }
 }
@@ -57,14 +67,14 @@ public func patchEmbedBackward(
     if M == 0 { return }
     withScratch(M * K) { cols in
         if dWeight != nil {
-            im2col(UnsafeMutablePointer(mutating: input), cols, reverse: false, N, C, Hh, Ww, p)
+            gatherPatches(input, into: cols, N, C, Hh, Ww, p)
         }
         linearBackward(dInput: nil, dWeight: dWeight, dBias: dBias, dOut: dOut, input: cols, weight: weight,
                        rows: M, inFeatures: K, outFeatures: D)
         if let dInput {
             linearBackward(dInput: cols, dWeight: nil, dBias: nil, dOut: dOut, input: nil, weight: weight,
                            rows: M, inFeatures: K, outFeatures: D)
-            im2col(dInput, cols, reverse: true, N, C, Hh, Ww, p)
+            scatterPatches(cols, into: dInput, N, C, Hh, Ww, p)
         }
     }
 }
