@@ -8,7 +8,7 @@ struct AimData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aim-data",
         abstract: "Inspect video datasets, dump sampled clips, write a synthetic dataset.",
-        subcommands: [Check.self, Clip.self, Synth.self])
+        subcommands: [Check.self, Clip.self, Synth.self, DecodeBench.self])
 }
 
 func fail(_ message: String) -> Never {
@@ -116,6 +116,27 @@ struct Synth: ParsableCommand {
             if stillsPerClass > 0 {
                 try SynthStills.write(to: out, perClass: stillsPerClass, valPerClass: max(2, stillsPerClass / 4), size: size, seed: seed)
                 print("stills for backbone pretraining: \(out)/stills_train_list.txt, \(out)/stills_val_list.txt (9 position classes)")
+            }
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
+
+struct DecodeBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode-bench",
+        abstract: "Clips/s of the training pipeline (8x224x224 from 320p H.264) with 1 and 2 loader threads.")
+
+    @Option(help: "folder for the generated 320p videos (kept between runs)") var dir: String = NSTemporaryDirectory() + "aim-decode-bench"
+    @Option(name: .customLong("clips-per-thread")) var clipsPerThread: Int = 8
+
+    func run() throws {
+        do {
+            let paths = try DecodeBenchmark.makeVideos(in: dir)
+            for t in [1, 2] {
+                let r = try DecodeBenchmark.run(paths: paths, threads: t, clipsPerThread: clipsPerThread)
+                print(String(format: "threads %d: %d clips in %.2f s = %.2f clips/s", t, r.clips, r.seconds, r.clipsPerSecond))
             }
         } catch {
             fail("\(error)")
