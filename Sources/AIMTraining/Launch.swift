@@ -16,6 +16,7 @@ public enum Launch {
         case let e as TrainingError: text = "\(e)"
         case let e as SafetensorsError: text = "\(e)"
         case let e as AnnotationError: text = "\(e)"
+        case let e as DataConfigError: text = "\(e)"
         default: text = "\(error)"
         }
         FileHandle.standardError.write(Data("\(tool): error: \(text)\n".utf8))
@@ -23,7 +24,7 @@ public enum Launch {
         exit(1)
     }
 
-    /// A model for evaluation: the config's pretrained backbone, then the checkpoint's weights
+    /// A model for evaluation: the config's pretrained backbone (or its seeded init), then the checkpoint's weights
     /// (an aim-swift checkpoint holds the tunable ones; a full recognizer file holds all).
     public static func loadModel(config: Config, checkpoint: String) throws -> Recognizer {
         let mc = try ModelConfig(config)
@@ -34,9 +35,8 @@ public enum Launch {
         if !missingTunable.isEmpty {
             throw ModelError.weights(path: checkpoint, problems: ["missing tunable weights: " + missingTunable.joined(separator: ", ")])
         }
-        if mc.pretrained.isEmpty && !report.missing.isEmpty {
-            throw ModelError.weights(path: checkpoint, problems: ["the config has no model.pretrained and the file lacks: " + report.missing.prefix(8).joined(separator: ", ") + (report.missing.count > 8 ? " …" : "")])
-        }
+        // Frozen weights missing from the file come from model.pretrained, or — without one — from
+        // the seeded initialisation, which is the same one training started from.
         return model
     }
 }

@@ -83,18 +83,12 @@ public final class Trainer {
         frameFloats = 3 * mc.numFrames * mc.inputResolution * mc.inputResolution
 
         if let trainData { self.trainData = trainData } else {
-            let samples = try DataSetup.samples(config, split: .train)
-            let loader = VideoLoader(samples: samples, pipeline: DataSetup.pipeline(config, split: .train), globalBatch: globalBatch,
-                                     seed: seed, shuffle: true, rank: comm.rank, ranks: comm.size,
-                                     workers: config.int("data.workers"), prefetch: max(1, config.int("data.prefetch")))
-            self.trainData = VideoBatchSource(loader: loader)
+            self.trainData = VideoBatchSource(loader: try VideoLoader(config: config, split: .train, rank: comm.rank, ranks: comm.size))
         }
+        // Validation: one video per rank per step, in dataset order.
         if let valData { self.valData = valData } else if !config.string("data.val").isEmpty {
-            let samples = try DataSetup.samples(config, split: .val)
-            let loader = VideoLoader(samples: samples, pipeline: DataSetup.pipeline(config, split: .val), globalBatch: comm.size,
-                                     seed: seed, shuffle: false, rank: comm.rank, ranks: comm.size,
-                                     workers: config.int("data.workers"), prefetch: max(1, config.int("data.prefetch")))
-            self.valData = VideoBatchSource(loader: loader)
+            self.valData = VideoBatchSource(loader: try VideoLoader(config: config, split: .val, rank: comm.rank, ranks: comm.size,
+                                                                    batchSize: comm.size))
         } else { self.valData = nil }
 
         let stepsPerEpoch = self.trainData.stepsPerEpoch

@@ -9,6 +9,9 @@ public struct LocalBatch {
     public let labels: [Int]
     public let viewsPerSample: Int
     public let isPadding: [Bool]    // duplicates that only fill the last batch (dropped in evaluation)
+    public init(video: Tensor, labels: [Int], viewsPerSample: Int, isPadding: [Bool]) {
+        self.video = video; self.labels = labels; self.viewsPerSample = viewsPerSample; self.isPadding = isPadding
+    }
 }
 
 /// Where batches come from: real videos, or random tensors of the config's shape (profiling).
@@ -67,41 +70,4 @@ public final class RandomBatchSource: BatchSource {
 
     public var skipped: [String: String] { [:] }
     public var skipEvents: Int { 0 }
-}
-
-/// The data section of a config turned into loader settings.
-public enum DataSetup {
-    public enum Split: String { case train, val, test }
-
-    public static func pipeline(_ c: Config, split: Split) -> ClipPipelineConfig {
-        let train = split == .train
-        let sampler = SampleFrames(
-            clipLen: c.int("data.clip_len"), frameInterval: c.int("data.frame_interval"),
-            numClips: train ? c.int("data.num_clips") : (split == .val ? c.int("data.val_num_clips") : c.int("data.test_num_clips")),
-            testMode: !train, frameUniform: c.bool("data.frame_uniform"))
-        let crop: ClipPipelineConfig.TestCrop = split == .test && c.string("data.test_crop") == "three" ? .three : .center
-        return ClipPipelineConfig(
-            sampler: sampler, shortSide: split == .test ? c.int("data.test_short_side") : c.int("data.short_side"),
-            cropSize: c.int("data.crop_size"), flipRatio: train ? c.double("data.flip_ratio") : 0, testCrop: crop,
-            colorJitter: train && c.bool("data.color_jitter") ? PCALighting() : nil,
-            randomErasing: train ? c.double("data.random_erasing") : 0,
-            mean: c.doubles("data.mean").map(Float.init), std: c.doubles("data.std").map(Float.init))
-    }
-
-    /// The annotation of a split, read and resolved against its root.
-    public static func samples(_ c: Config, split: Split) throws -> [VideoSample] {
-        let file: String
-        switch split {
-        case .train: file = c.string("data.train")
-        case .val: file = c.string("data.val")
-        case .test: file = c.string("data.test").isEmpty ? c.string("data.val") : c.string("data.test")
-        }
-        guard !file.isEmpty else { throw TrainingError.config("config \(c.name): data.\(split.rawValue) is empty; set it to an annotation file") }
-        let root = split != .train && !c.string("data.val_root").isEmpty ? c.string("data.val_root") : c.string("data.root")
-        let format = AnnotationFormat(rawValue: c.string("data.format"))!
-        let list = c.string("data.class_list")
-        let samples = try loadAnnotations(format: format, file: file, root: root, classList: list.isEmpty ? nil : list)
-        guard !samples.isEmpty else { throw TrainingError.data("\(file): no samples") }
-        return samples
-    }
 }

@@ -33,10 +33,7 @@ struct AIMEval: ParsableCommand {
             }
             Threads.set(threads ?? (cfg.int("threads") > 0 ? cfg.int("threads") : Threads.defaultCount()))
             let model = try Launch.loadModel(config: cfg, checkpoint: checkpoint)
-            let samples = try DataSetup.samples(cfg, split: .test)
-            let loader = VideoLoader(samples: samples, pipeline: DataSetup.pipeline(cfg, split: .test), globalBatch: comm.size,
-                                     seed: UInt64(cfg.int("train.seed")), shuffle: false, rank: comm.rank, ranks: comm.size,
-                                     workers: cfg.int("data.workers"), prefetch: max(1, cfg.int("data.prefetch")))
+            let loader = try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size)
             let source = VideoBatchSource(loader: loader)
             let result = try Evaluator(model: model, comm: comm, numClasses: model.config.numClasses, seed: 0).run(source)
             if comm.rank == 0 {
@@ -45,7 +42,7 @@ struct AIMEval: ParsableCommand {
                                               "videos": result.videos, "skipped": result.skipped]
                     print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
                 } else {
-                    let p = DataSetup.pipeline(cfg, split: .test)
+                    let p = loader.pipeline.config
                     print(String(format: "top1 %.4f  top5 %.4f  mean class accuracy %.4f  (%d videos, %d skipped; views %d×%d×%d)",
                                  result.top1, result.top5, result.meanClassAccuracy, result.videos, result.skipped,
                                  model.config.numFrames, p.sampler.clipsPerVideo, p.cropsPerClip))

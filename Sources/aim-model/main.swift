@@ -9,7 +9,7 @@ struct AIMModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aim-model",
         abstract: "Inspect or run an AIM / baseline video model.",
-        subcommands: [Info.self, Run.self])
+        subcommands: [Info.self, Run.self, ExportBackbone.self])
 }
 
 struct ConfigOptions: ParsableArguments {
@@ -108,6 +108,35 @@ struct Run: ParsableCommand {
             model.addGradients(to: &writer)
         }
         try writer.save(to: output)
+    }
+}
+
+struct ExportBackbone: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-backbone",
+        abstract: "Write the image backbone of a trained model as a pretrained-backbone file (no backbone. prefix, no adapters, no temporal_embedding, no head) — what model.pretrained reads.")
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Weights or checkpoint holding every backbone parameter (e.g. a tune: all run's latest.safetensors).")
+    var checkpoint: String
+    @Option(help: "Output safetensors.")
+    var output: String
+
+    func run() throws {
+        let mc = try ModelConfig(try options.load())
+        let model = try Recognizer(config: mc, initialize: false)
+        try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
+        let file = try SafetensorsFile(path: checkpoint)
+        var writer = SafetensorsWriter(metadata: ["source": checkpoint, "format": "aim-swift-backbone"])
+        var written = 0
+        for p in model.store.parameters where p.name.hasPrefix("backbone.") {
+            let key = String(p.name.dropFirst("backbone.".count))
+            if key.contains("Adapter") || key.hasPrefix("temporal_embedding") { continue }
+            guard file.contains(p.name) else { throw ModelError.weights(path: checkpoint, problems: ["no \(p.name): export needs every backbone weight (train with model.tune: all)"]) }
+            writer.add(key, tensor: p.value)
+            written += 1
+        }
+        try writer.save(to: output)
+        print("wrote \(written) backbone tensors to \(output)")
     }
 }
 
