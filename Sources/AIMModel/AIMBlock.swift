@@ -85,17 +85,18 @@ final class AIMBlock: TransformerBlock {
             // frame layout and permute the result into token layout [(b n), t, D].
             let u0 = scratch.buffer("t.u0", R * D)
             ln1.forward(u0, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
-            let xt = kept.buffer("t.xt", R * D)
+            // Kept only when backward reads it (T_Adapter_in's input, or a tunable qkv's input).
+            let xt = tAdapterIn != nil || attn.qkv.needsInput ? kept.buffer("t.xt", R * D) : scratch.buffer("t.xt", R * D)
             swapMiddleAxes(out: xt, input: u0, outer: B, p: T, q: N, rowLength: D)
             var attnIn: UnsafePointer<Float> = UnsafePointer(xt)
             if let tAdapterIn {
-                let tin = kept.buffer("t.in", R * D)
+                let tin = attn.qkv.needsInput ? kept.buffer("t.in", R * D) : scratch.buffer("t.in", R * D)
                 tAdapterIn.forward(tin, xt, h: kept.buffer("t.in.h", R * tAdapterIn.hidden), scratch: scratch, rows: R)
                 attnIn = UnsafePointer(tin)
             }
             let o = kept.buffer("t.o", R * D)
             attn.forward(o, attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D), probs: kept.buffer("t.probs", B * N * H * T * T),
-                         attnOut: kept.buffer("t.a", R * D), sequences: B * N, length: T)
+                         attnOut: attn.proj.needsInput ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T)
             let tOut = scratch.buffer("t.out", R * D)
             tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
             let tBack = scratch.buffer("t.back", R * D)
@@ -110,11 +111,11 @@ final class AIMBlock: TransformerBlock {
 
         // (b) spatial, per frame over N tokens.
         let x2 = kept.buffer("x2", R * D)
-        let h1 = kept.buffer("s.h", R * D)
+        let h1 = attn.qkv.needsInput ? kept.buffer("s.h", R * D) : scratch.buffer("s.h", R * D)
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
-        let o = kept.buffer("s.o", R * D)
+        let o = sAdapter != nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
         attn.forward(o, h1, qkvBuf: kept.buffer("s.qkv", R * 3 * D), probs: kept.buffer("s.probs", dims.frames * H * N * N),
-                     attnOut: kept.buffer("s.a", R * D), sequences: dims.frames, length: N)
+                     attnOut: attn.proj.needsInput ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N)
         if let sAdapter {
             sAdapter.forward(x2, o, h: kept.buffer("s.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
             addInPlace(x2, x1, count: R * D)
@@ -123,7 +124,7 @@ final class AIMBlock: TransformerBlock {
         }
 
         // (c) joint: the MLP and, beside it, the scaled MLP adapter.
-        let h2 = kept.buffer("j.h", R * D)
+        let h2 = mlpAdapter != nil || mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : scratch.buffer("j.h", R * D)
         ln2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
         out.update(from: x2, count: R * D)
         mlp.forward(out, h2, pre: kept.buffer("j.pre", R * mlp.hidden),
@@ -146,31 +147,30 @@ final class AIMBlock: TransformerBlock {
         // (c) joint. dx accumulates the gradient of the block input through every residual.
         dx.update(from: dOut, count: R * D)
         let dh2 = scratch.buffer("j.dh", R * D)
-        let h2 = kept.buffer("j.h", R * D)
+        let h2: UnsafeMutablePointer<Float>? = mlpAdapter != nil || mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : nil
         mlp.backward(dInput: dh2, dOut: dOut, x: h2, pre: kept.buffer("j.pre", R * mlp.hidden),
                      act: mlp.fc2.needsInput ? kept.buffer("j.act", R * mlp.hidden) : nil,
                      scratch: scratch, rows: R, accumulateInput: false)
         if let mlpAdapter {
             let dm = scratch.buffer("j.ad.dout", R * D)
             scaleRows(out: dm, input: dOut, rowScales: jointScales, rows: R, cols: D)
-            mlpAdapter.backward(dInput: dh2, dOut: dm, x: h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden),
+            mlpAdapter.backward(dInput: dh2, dOut: dm, x: h2!, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden),
                                 scratch: scratch, rows: R, accumulateInput: true)
         }
         ln2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
                      rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
 
         // (b) spatial: dx now holds d x2 = d x1 through the residual.
-        let o = kept.buffer("s.o", R * D)
         var dO: UnsafePointer<Float> = UnsafePointer(dx)
         if let sAdapter {
             let dOm = scratch.buffer("s.do", R * D)
-            sAdapter.backward(dInput: dOm, dOut: dx, x: o, h: kept.buffer("s.ad.h", R * sAdapter.hidden),
+            sAdapter.backward(dInput: dOm, dOut: dx, x: kept.buffer("s.o", R * D), h: kept.buffer("s.ad.h", R * sAdapter.hidden),
                               scratch: scratch, rows: R, accumulateInput: false)
             dO = UnsafePointer(dOm)
         }
         let dh1 = scratch.buffer("s.dh", R * D)
-        attn.backward(dInput: dh1, dOut: dO, x: kept.buffer("s.h", R * D), qkvBuf: kept.buffer("s.qkv", R * 3 * D),
-                      probs: kept.buffer("s.probs", dims.frames * attn.heads * N * N), attnOut: kept.buffer("s.a", R * D),
+        attn.backward(dInput: dh1, dOut: dO, x: attn.qkv.needsInput ? kept.buffer("s.h", R * D) : nil, qkvBuf: kept.buffer("s.qkv", R * 3 * D),
+                      probs: kept.buffer("s.probs", dims.frames * attn.heads * N * N), attnOut: attn.proj.needsInput ? kept.buffer("s.a", R * D) : nil,
                       sequences: dims.frames, length: N, scratch: scratch)
         ln1.backward(dInput: dx, dOut: dh1, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R),
                      rows: R, accumulateInput: true)
@@ -185,16 +185,16 @@ final class AIMBlock: TransformerBlock {
         let dOt = scratch.buffer("t.do", R * D)
         tAdapter.backward(dInput: dOt, dOut: dTOut, x: kept.buffer("t.o", R * D), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
                           scratch: scratch, rows: R, accumulateInput: false)
-        let xt = kept.buffer("t.xt", R * D)
         let dAttnIn = scratch.buffer("t.dain", R * D)
-        let attnIn: UnsafePointer<Float> = tAdapterIn != nil ? UnsafePointer(kept.buffer("t.in", R * D)) : UnsafePointer(xt)
+        let attnIn: UnsafePointer<Float>? = !attn.qkv.needsInput ? nil
+            : UnsafePointer(tAdapterIn != nil ? kept.buffer("t.in", R * D) : kept.buffer("t.xt", R * D))
         attn.backward(dInput: dAttnIn, dOut: dOt, x: attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D),
-                      probs: kept.buffer("t.probs", B * N * attn.heads * T * T), attnOut: kept.buffer("t.a", R * D),
+                      probs: kept.buffer("t.probs", B * N * attn.heads * T * T), attnOut: attn.proj.needsInput ? kept.buffer("t.a", R * D) : nil,
                       sequences: B * N, length: T, scratch: scratch)
         var dXt: UnsafePointer<Float> = UnsafePointer(dAttnIn)
         if let tAdapterIn {
             let dxt = scratch.buffer("t.dxt", R * D)
-            tAdapterIn.backward(dInput: dxt, dOut: dAttnIn, x: xt, h: kept.buffer("t.in.h", R * tAdapterIn.hidden),
+            tAdapterIn.backward(dInput: dxt, dOut: dAttnIn, x: kept.buffer("t.xt", R * D), h: kept.buffer("t.in.h", R * tAdapterIn.hidden),
                                 scratch: scratch, rows: R, accumulateInput: false)
             dXt = UnsafePointer(dxt)
         }

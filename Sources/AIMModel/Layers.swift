@@ -181,14 +181,14 @@ struct MLPLayer {
         fc2.forward(out, act, rows: rows, accumulate: accumulate)
     }
 
-    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, pre: UnsafePointer<Float>,
+    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>?, pre: UnsafePointer<Float>,
                   act: UnsafePointer<Float>?, scratch: Arena, rows: Int, accumulateInput: Bool) {
         let dAct = scratch.buffer("mlp.dAct", rows * hidden)
         let dPre = scratch.buffer("mlp.dPre", rows * hidden)
         fc2.backward(dInput: dAct, dOut: dOut, input: act, rows: rows)
         if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
         else { geluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
-        fc1.backward(dInput: dInput, dOut: dPre, input: x, rows: rows, accumulateInput: accumulateInput)
+        fc1.backward(dInput: dInput, dOut: dPre, input: x.map { UnsafePointer($0) }, rows: rows, accumulateInput: accumulateInput)
     }
 
     var parameters: [Parameter] { fc1.parameters + fc2.parameters }

@@ -1,1 +1,0 @@
-// AIMReport: see docs/ARCHITECTURE.md for what belongs in this layer.
