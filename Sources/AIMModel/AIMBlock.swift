@@ -104,8 +104,7 @@ final class AIMBlock: TransformerBlock {
             let x1m = kept.buffer("x1", R * D)
             x1m.update(from: x0, count: R * D)
             temporalScales = rowScales(dims, context, site: 1)
-            if temporalScales.isEmpty { addInPlace(x1m, tBack, count: R * D) }
-            else { scaleRows(out: x1m, input: tBack, rowScales: temporalScales, rows: R, cols: D, accumulate: true) }
+            applyRowScales(temporalScales, out: x1m, tBack, rows: R, cols: D, accumulate: true)
             x1 = UnsafePointer(x1m)
         }
 
@@ -178,8 +177,7 @@ final class AIMBlock: TransformerBlock {
         // (a) temporal: dx holds d x1 = d x0 through the residual.
         guard let tAdapter else { return }
         let dBack = scratch.buffer("t.dback", R * D)
-        if temporalScales.isEmpty { dBack.update(from: dx, count: R * D) }
-        else { scaleRows(out: dBack, input: dx, rowScales: temporalScales, rows: R, cols: D) }
+        applyRowScales(temporalScales, out: dBack, dx, rows: R, cols: D)
         let dTOut = scratch.buffer("t.dout", R * D)
         swapMiddleAxes(out: dTOut, input: dBack, outer: B, p: T, q: N, rowLength: D)
         let dOt = scratch.buffer("t.do", R * D)

@@ -44,14 +44,6 @@ final class CLIPTimeSformerBlock: TransformerBlock {
                                  rngFor: { g in context.rng(site: key, sub: UInt64(g)) }, groupOf: groupOf)
     }
 
-    private func apply(_ scales: [Float], _ out: FloatPtr, _ x: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
-        if scales.isEmpty {
-            if accumulate { addInPlace(out, x, count: rows * cols) } else { out.update(from: x, count: rows * cols) }
-        } else {
-            scaleRows(out: out, input: x, rowScales: scales, rows: rows, cols: cols, accumulate: accumulate)
-        }
-    }
-
     func forward(out: FloatPtr, input x0: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena) {
         let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B, H = attn.heads
         // Temporal, in token layout [(b n), t, D].
@@ -64,7 +56,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
                       attnOut: kept.buffer("t.a", R * D), sequences: B * N, length: T)
         scalesT = scales(dims, context, site: 1, groups: T) { $0 % T }
         let od = kept.buffer("t.od", R * D)
-        apply(scalesT, od, o, rows: R, cols: D, accumulate: false)
+        applyRowScales(scalesT, out: od, o, rows: R, cols: D, accumulate: false)
         let lin = scratch.buffer("t.lin", R * D)
         tLinear.forward(lin, od, rows: R)
         let x1 = kept.buffer("x1", R * D)
@@ -80,7 +72,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         scalesS = scales(dims, context, site: 2, groups: N) { $0 % N }
         let x2 = kept.buffer("x2", R * D)
         x2.update(from: x1, count: R * D)
-        apply(scalesS, x2, so, rows: R, cols: D, accumulate: true)
+        applyRowScales(scalesS, out: x2, so, rows: R, cols: D, accumulate: true)
 
         // MLP.
         let h2 = kept.buffer("j.h", R * D)
@@ -89,7 +81,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), act: kept.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)
         scalesM = scales(dims, context, site: 3, groups: N) { $0 % N }
         out.update(from: x2, count: R * D)
-        apply(scalesM, out, m, rows: R, cols: D, accumulate: true)
+        applyRowScales(scalesM, out: out, m, rows: R, cols: D, accumulate: true)
     }
 
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, dims: Dims, scratch: Arena) {
@@ -97,7 +89,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         dx.update(from: dOut, count: R * D)
         // MLP.
         let dm = scratch.buffer("j.dm", R * D)
-        apply(scalesM, dm, dOut, rows: R, cols: D, accumulate: false)
+        applyRowScales(scalesM, out: dm, dOut, rows: R, cols: D, accumulate: false)
         let dh2 = scratch.buffer("j.dh", R * D)
         mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), pre: kept.buffer("j.pre", R * mlp.hidden),
                      act: kept.buffer("j.act", R * mlp.hidden), scratch: scratch, rows: R, accumulateInput: false)
@@ -105,7 +97,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
                      rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
         // Spatial.
         let dso = scratch.buffer("s.dso", R * D)
-        apply(scalesS, dso, dx, rows: R, cols: D, accumulate: false)
+        applyRowScales(scalesS, out: dso, dx, rows: R, cols: D, accumulate: false)
         let dh1 = scratch.buffer("s.dh", R * D)
         attn.backward(dInput: dh1, dOut: dso, x: kept.buffer("s.h", R * D), qkvBuf: kept.buffer("s.qkv", R * 3 * D),
                       probs: kept.buffer("s.probs", dims.frames * H * N * N), attnOut: kept.buffer("s.a", R * D),
@@ -118,7 +110,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         let dod = scratch.buffer("t.dod", R * D)
         tLinear.backward(dInput: dod, dOut: dlin, input: kept.buffer("t.od", R * D), rows: R)
         let dO = scratch.buffer("t.dO", R * D)
-        apply(scalesT, dO, dod, rows: R, cols: D, accumulate: false)
+        applyRowScales(scalesT, out: dO, dod, rows: R, cols: D, accumulate: false)
         let dxt = scratch.buffer("t.dxt", R * D)
         let xt = kept.buffer("t.xt", R * D)
         tAttn.backward(dInput: dxt, dOut: dO, x: xt, qkvBuf: kept.buffer("t.qkv", R * 3 * D),

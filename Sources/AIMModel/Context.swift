@@ -57,3 +57,12 @@ func dropPathRowScales(rows: Int, groups: Int, p: Float, rngFor: (Int) -> Random
     }
     return (0..<rows).map { s[groupOf($0)] }
 }
+
+/// out = x · rowScale (or += with `accumulate`); no scales means 1 (drop-path off).
+func applyRowScales(_ scales: [Float], out: FloatPtr, _ x: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
+    if scales.isEmpty {
+        if accumulate { addInPlace(out, x, count: rows * cols) } else { out.update(from: x, count: rows * cols) }
+    } else {
+        scaleRows(out: out, input: x, rowScales: scales, rows: rows, cols: cols, accumulate: accumulate)
+    }
+}

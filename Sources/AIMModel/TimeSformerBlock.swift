@@ -47,11 +47,6 @@ final class TimeSformerBlock: TransformerBlock {
                                  rngFor: { g in context.rng(site: key, sample: g / perVideo, sub: UInt64(g % perVideo)) }, groupOf: groupOf)
     }
 
-    private func apply(_ scales: [Float], _ out: FloatPtr, _ x: UnsafePointer<Float>, rows: Int, cols: Int) {
-        if scales.isEmpty { out.update(from: x, count: rows * cols) }
-        else { scaleRows(out: out, input: x, rowScales: scales, rows: rows, cols: cols) }
-    }
-
     func forward(out: FloatPtr, input x0: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena) {
         let B = dims.B, T = dims.T, N = dims.N, D = dims.D, L = N - 1, V = 1 + L * T, H = attn.heads
         let P = B * L * T, F = B * T
@@ -65,7 +60,7 @@ final class TimeSformerBlock: TransformerBlock {
                       attnOut: kept.buffer("t.a", P * D), sequences: B * L, length: T)
         scalesT = scales(P, context, site: 1, groups: B * L, perVideo: L) { $0 / T }
         let od = kept.buffer("t.od", P * D)
-        apply(scalesT, od, o, rows: P, cols: D)
+        applyRowScales(scalesT, out: od, o, rows: P, cols: D)
         let xtNew = kept.buffer("t.new", P * D)
         xtNew.update(from: xtIn, count: P * D)
         tFC.forward(xtNew, od, rows: P, accumulate: true)
@@ -84,7 +79,7 @@ final class TimeSformerBlock: TransformerBlock {
                      attnOut: kept.buffer("s.a", F * N * D), sequences: F, length: N)
         scalesS = scales(F * N, context, site: 2, groups: F, perVideo: T) { $0 / N }
         let sd = scratch.buffer("s.od", F * N * D)
-        apply(scalesS, sd, s, rows: F * N, cols: D)
+        applyRowScales(scalesS, out: sd, s, rows: F * N, cols: D)
         // x = cat(c0, xt) + cat(mean_t s_cls, s_patches).
         let x2 = kept.buffer("x2", B * V * D)
         for b in 0..<B {
@@ -108,8 +103,7 @@ final class TimeSformerBlock: TransformerBlock {
         mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), act: kept.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)
         scalesM = scales(R, context, site: 3, groups: B, perVideo: 1) { $0 / V }
         out.update(from: x2, count: R * D)
-        if scalesM.isEmpty { addInPlace(out, m, count: R * D) }
-        else { scaleRows(out: out, input: m, rowScales: scalesM, rows: R, cols: D, accumulate: true) }
+        applyRowScales(scalesM, out: out, m, rows: R, cols: D, accumulate: true)
     }
 
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, dims: Dims, scratch: Arena) {
@@ -118,7 +112,7 @@ final class TimeSformerBlock: TransformerBlock {
         // MLP: dx (in video layout) accumulates d x2.
         dx.update(from: dOut, count: R * D)
         let dm = scratch.buffer("j.dm", R * D)
-        apply(scalesM, dm, dOut, rows: R, cols: D)
+        applyRowScales(scalesM, out: dm, dOut, rows: R, cols: D)
         let dh2 = scratch.buffer("j.dh", R * D)
         mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), pre: kept.buffer("j.pre", R * mlp.hidden),
                      act: kept.buffer("j.act", R * mlp.hidden), scratch: scratch, rows: R, accumulateInput: false)
@@ -136,7 +130,7 @@ final class TimeSformerBlock: TransformerBlock {
             (dxtNew + b * L * T * D).update(from: dx + (b * V + 1) * D, count: L * T * D)
         }
         let ds = scratch.buffer("s.ds", F * N * D)
-        apply(scalesS, ds, dsd, rows: F * N, cols: D)
+        applyRowScales(scalesS, out: ds, dsd, rows: F * N, cols: D)
         let dh1 = scratch.buffer("s.dh", F * N * D)
         attn.backward(dInput: dh1, dOut: ds, x: kept.buffer("s.h", F * N * D), qkvBuf: kept.buffer("s.qkv", F * N * 3 * D),
                       probs: kept.buffer("s.probs", F * H * N * N), attnOut: kept.buffer("s.a", F * N * D),
@@ -153,7 +147,7 @@ final class TimeSformerBlock: TransformerBlock {
         let dod = scratch.buffer("t.dod", P * D)
         tFC.backward(dInput: dod, dOut: dxtNew, input: kept.buffer("t.od", P * D), rows: P)
         let dO = scratch.buffer("t.dO", P * D)
-        apply(scalesT, dO, dod, rows: P, cols: D)
+        applyRowScales(scalesT, out: dO, dod, rows: P, cols: D)
         let du = scratch.buffer("t.du", P * D)
         tAttn.backward(dInput: du, dOut: dO, x: kept.buffer("t.u", P * D), qkvBuf: kept.buffer("t.qkv", P * 3 * D),
                        probs: kept.buffer("t.probs", B * L * H * T * T), attnOut: kept.buffer("t.a", P * D),
