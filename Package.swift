@@ -40,14 +40,14 @@ let package = Package(
         // Trainer, optimizer schedule, checkpoints, evaluation.
         .target(name: "AIMTraining", dependencies: ["AIMTensor", "AIMConfig", "AIMModel", "AIMData", "AIMDistributed"], swiftSettings: fast),
         // Profiler counters and the efficiency report.
-        .target(name: "AIMReport", dependencies: ["AIMTensor", "AIMConfig", "AIMModel", "AIMTraining"]),
+        .target(name: "AIMReport", dependencies: ["AIMTensor", "AIMConfig", "AIMModel", "AIMDistributed", "AIMTraining"]),
 
         // Command-line tools: argument parsing and one call into the libraries.
         .executableTarget(name: "aim-train", dependencies: ["AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", "AIMData", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "aim-eval", dependencies: ["AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", "AIMData", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "aim-model", dependencies: ["AIMModel", "AIMConfig", "AIMTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "aim-data", dependencies: ["AIMData", "AIMConfig", "AIMTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "aim-report", dependencies: ["AIMReport", "AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-report", dependencies: ["AIMReport", "AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Internal: distributed-layer checks and allreduce benchmark, run under mpirun by tests.
         .executableTarget(name: "aim-mpi-check", dependencies: ["AIMDistributed"], swiftSettings: fast),
         .executableTarget(name: "aim-bench", dependencies: ["AIMTensor", "AIMModel", "AIMData", "AIMConfig", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: fast),
@@ -58,6 +58,6 @@ let package = Package(
         .testTarget(name: "AIMDataTests", dependencies: ["AIMData", "AIMTensor", "AIMConfig"]),
         .testTarget(name: "AIMDistributedTests", dependencies: ["AIMDistributed", "AIMTensor", "CMPI"]),
         .testTarget(name: "AIMTrainingTests", dependencies: ["AIMTraining", "AIMTensor", "AIMConfig", "AIMModel", "AIMData", "AIMDistributed"]),
-        .testTarget(name: "AIMReportTests", dependencies: ["AIMReport", "AIMTraining", "AIMTensor", "AIMConfig", "AIMModel"]),
+        .testTarget(name: "AIMReportTests", dependencies: ["AIMReport", "AIMTraining", "AIMTensor", "AIMConfig", "AIMModel", "AIMDistributed"]),
     ]
 )

@@ -21,6 +21,8 @@ public struct StepTimes: Sendable {
     public var data = 0.0, forward = 0.0, backward = 0.0, allreduceWait = 0.0, optimizer = 0.0, total = 0.0
     public var allreducePass = 0.0
     public var bytesAllreduced = 0
+    /// Filled only when profiling: resident and peak resident bytes at the end of the step.
+    public var rssBytes = 0, peakRSSBytes = 0
 }
 
 /// What a finished (or stopped) run reports.
@@ -181,6 +183,7 @@ public final class Trainer {
                     record["forward_s"] = times.forward; record["backward_s"] = times.backward
                     record["allreduce_wait_s"] = times.allreduceWait; record["allreduce_pass_s"] = times.allreducePass
                     record["optimizer_s"] = times.optimizer; record["activation_bytes"] = model.keptBytes
+                    record["scratch_bytes"] = model.scratchBytes; record["peak_rss_bytes"] = times.peakRSSBytes
                 }
                 log.record(record)
             }
@@ -271,6 +274,10 @@ public final class Trainer {
         optimizer.update(lr: Float(schedule.lr(at: state.step)))
         t.optimizer = Date().timeIntervalSince(to)
         t.total = Date().timeIntervalSince(t0)
+        if options.profile || config.bool("profile") {
+            let m = ProcessMemory.sample()
+            t.rssBytes = m.rssBytes; t.peakRSSBytes = m.peakRSSBytes
+        }
         return t
     }
 

@@ -1,3 +1,181 @@
+// aim-report: the efficiency report (AIM vs full finetuning vs frozen baselines, measured here,
+// the paper's figures beside). `bin/aim-report efficiency --config A --config B --out DIR`.
+import AIMConfig
+import AIMDistributed
+import AIMReport
+import AIMTraining
+import ArgumentParser
 import Foundation
-FileHandle.standardError.write("aim-report: not built yet (see README.md, Status)\n".data(using: .utf8)!)
-exit(2)
+
+struct AIMReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aim-report",
+        abstract: "Measure training efficiency (time, memory, parameters, communication) and write a report.",
+        subcommands: [Efficiency.self, Measure.self, ProfileOverhead.self])
+}
+
+/// A shell-quoted rendering of this process's command line, for the report.
+func commandLineText() -> String {
+    CommandLine.arguments.enumerated().map { i, a in
+        let shown = i == 0 ? "bin/aim-report" : a
+        return shown.allSatisfy { $0.isLetter || $0.isNumber || "-_./=,:+".contains($0) } ? shown : "'" + shown.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }.joined(separator: " ")
+}
+
+struct Efficiency: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure N training steps of each config on random data and write DIR/report.md, report.csv and SVG charts.",
+        discussion: """
+        bin/aim-report efficiency --config configs/k400/aim_vitb16_clip_8f.yaml \\
+            --config configs/k400/finetune_space_only_vitb16_clip_8f.yaml \\
+            --set train.batch_size=1 --set train.micro_batch=1 --steps 3 --out work_dirs/report
+        Sweeps: --sweep model.num_frames=8,16,32   or   --sweep ranks=1,2 (launches mpirun itself).
+        Under mpirun (mpirun -n 2 bin/aim-report efficiency …) every rank measures and rank 0 writes.
+        """)
+    @Option(name: .customLong("config"), help: "Experiment config (repeatable; the first is the reference for ratios).") var configs: [String]
+    @Option(name: .customLong("set"), help: "Override key=value for every config (repeatable).") var overrides: [String] = []
+    @Option(help: "Measured optimizer steps per config (after one warm-up step).") var steps = 5
+    @Option(help: "Ranks: when > 1, each config is measured under mpirun -n R --oversubscribe.") var ranks: Int?
+    @Option(help: "Threads per rank (default: cores ÷ ranks).") var threads: Int?
+    @Option(help: "Sweep one variable: key=v1,v2,… (a config key, or ranks).") var sweep: String?
+    @Option(help: "Output directory.") var out: String
+
+    func requests() throws -> [(MeasureRequest, Int)] {
+        var sweepKey = "", values: [String] = [""]
+        if let sweep {
+            let parts = sweep.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ValidationError("--sweep \(sweep): expected key=v1,v2,… (e.g. model.num_frames=8,16,32 or ranks=1,2)")
+            }
+            sweepKey = parts[0]
+            values = parts[1].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            if sweepKey == "ranks" && values.contains(where: { (Int($0) ?? 0) < 1 }) {
+                throw ValidationError("--sweep ranks=\(parts[1]): every value must be a positive integer")
+            }
+        }
+        var out: [(MeasureRequest, Int)] = []
+        for c in configs {
+            for v in values {
+                var sets = overrides
+                var r = ranks ?? 1
+                if sweepKey == "ranks" { r = Int(v)! } else if !sweepKey.isEmpty { sets.append("\(sweepKey)=\(v)") }
+                var req = MeasureRequest(configPath: c, overrides: sets, steps: steps, threads: threads)
+                if sweepKey == "ranks" { req.label += " [ranks=\(v)]" }
+                req.sweepKey = sweepKey; req.sweepValue = v
+                out.append((req, r))
+            }
+        }
+        return out
+    }
+
+    func run() throws {
+        guard !configs.isEmpty else { throw ValidationError("give at least one --config") }
+        let runs = try requests()
+        var results: [EfficiencyMeasurement] = []
+        if detectLaunchMode() == .mpi {
+            // Launched by mpirun: measure here on every rank; rank 0 writes.
+            let comm = makeCommunicator()
+            if let ranks, ranks != comm.size {
+                Launch.fail("aim-report", TrainingError.config("--ranks \(ranks) but mpirun started \(comm.size) ranks"), communicator: comm)
+            }
+            if sweep?.hasPrefix("ranks=") == true {
+                Launch.fail("aim-report", TrainingError.config("--sweep ranks=… launches mpirun itself: run aim-report without mpirun"), communicator: comm)
+            }
+            do {
+                for (req, _) in runs { results.append(try EfficiencyRunner.measure(req, communicator: comm)) }
+                if comm.rank == 0 { try writeReport(results) }
+            } catch { Launch.fail("aim-report", error, communicator: comm) }
+            comm.finalize()
+            return
+        }
+        do {
+            for (req, r) in runs {
+                FileHandle.standardError.write(Data("aim-report: measuring \(req.label) (\(r) rank\(r > 1 ? "s" : ""), 1 + \(req.steps) steps)\n".utf8))
+                results.append(try ChildLauncher.run(req, ranks: r))
+            }
+            try writeReport(results)
+        } catch { Launch.fail("aim-report", error) }
+    }
+
+    func writeReport(_ results: [EfficiencyMeasurement]) throws {
+        let report = EfficiencyReport(measurements: results, commandLine: commandLineText())
+        let files = try report.write(to: URL(fileURLWithPath: out))
+        for f in files { print("wrote \(f.path)") }
+    }
+}
+
+struct Measure: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure one config (used by `efficiency` in a child process) and write its numbers as JSON.")
+    @Option var config: String
+    @Option(name: .customLong("set")) var overrides: [String] = []
+    @Option var steps = 5
+    @Option var threads: Int?
+    @Option var label: String?
+    @Option(name: .customLong("sweep-key")) var sweepKey = ""
+    @Option(name: .customLong("sweep-value")) var sweepValue = ""
+    @Option(help: "Output JSON (rank 0 writes it).") var json: String
+
+    func run() throws {
+        let comm = makeCommunicator()
+        do {
+            var req = MeasureRequest(configPath: config, overrides: overrides, steps: steps, threads: threads, label: label)
+            req.sweepKey = sweepKey; req.sweepValue = sweepValue
+            let m = try EfficiencyRunner.measure(req, communicator: comm)
+            if comm.rank == 0 {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+                try enc.encode(m).write(to: URL(fileURLWithPath: json))
+            }
+        } catch { Launch.fail("aim-report", error, communicator: comm) }
+        comm.finalize()
+    }
+}
+
+struct ProfileOverhead: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profile-overhead",
+        abstract: "Median step time with profiling off and on (alternating runs in one process) and the relative overhead.")
+    @Option var config: String
+    @Option(name: .customLong("set")) var overrides: [String] = []
+    @Option var steps = 20
+    @Option var repeats = 3
+
+    func run() throws {
+        let comm = makeCommunicator()
+        var off: [Double] = [], on: [Double] = []
+        do {
+            let cfg = try Config.load(path: config, overrides: overrides + EfficiencyRunner.forcedOverrides)
+            for _ in 0..<repeats {
+                for profile in [false, true] {
+                    var options = TrainOptions()
+                    options.workDir = FileManager.default.temporaryDirectory.appendingPathComponent("aim-report-overhead-\(getpid())")
+                    options.maxSteps = steps + 1
+                    options.profile = profile
+                    let mc = try AIMModelConfigShape(cfg)
+                    let source = RandomBatchSource(localBatch: cfg.int("train.batch_size"), frames: mc.frames, size: mc.size,
+                                                   classes: mc.classes, rank: 0)
+                    let trainer = try Trainer(config: cfg, options: options, communicator: comm, trainData: source, valData: nil)
+                    let times = try trainer.run().stepTimes.dropFirst().map(\.total)
+                    if profile { on += times } else { off += times }
+                    try? FileManager.default.removeItem(at: options.workDir!)
+                }
+            }
+        } catch { Launch.fail("aim-report", error) }
+        let a = Statistics.median(off), b = Statistics.median(on)
+        print(String(format: "profile off: median %.5f s/step over %d steps; on: %.5f s/step over %d steps; overhead %+.2f%%",
+                     a, off.count, b, on.count, 100 * (b - a) / a))
+        comm.finalize()
+    }
+}
+
+/// The clip shape a config's model reads.
+struct AIMModelConfigShape {
+    let frames: Int, size: Int, classes: Int
+    init(_ c: Config) throws {
+        frames = c.int("model.num_frames"); size = c.int("model.input_resolution"); classes = c.int("model.num_classes")
+    }
+}
+
+AIMReportCommand.main()
