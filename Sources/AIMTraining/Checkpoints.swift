@@ -133,6 +133,7 @@ public enum TrainingError: Error, CustomStringConvertible {
     case checkpoint(path: String, reason: String)
     case config(String)
     case nonFinite(step: Int, loss: Float)
+    case nonFiniteState(step: Int, tensor: String)
     case data(String)
 
     public var description: String {
@@ -140,6 +141,8 @@ public enum TrainingError: Error, CustomStringConvertible {
         case let .checkpoint(path, reason): return "\(path): \(reason)"
         case let .config(msg): return msg
         case let .nonFinite(step, loss): return "loss became \(loss) at step \(step); stopping (the last good checkpoint is kept)"
+        case let .nonFiniteState(step, tensor):
+            return "\(tensor) became non-finite in the update of step \(step); stopping (the last good checkpoint is kept)"
         case let .data(msg): return msg
         }
     }

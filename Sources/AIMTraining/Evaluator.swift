@@ -46,8 +46,10 @@ public struct Evaluator {
                 labels.append(Int(floats[i])); scores.append(Array(floats[(i + 1)...(i + K)])); i += K + 1
             }
         }
+        // Each rank's loader counts only the bad files of its shard.
+        let skipped = Int(comm.allreduce([Double(source.skipEvents)], op: .sum, label: "eval-skipped")[0])
         return EvalResult(top1: Metrics.topK(scores, labels: labels, k: 1), top5: Metrics.topK(scores, labels: labels, k: min(5, K)),
                           meanClassAccuracy: Metrics.meanClassAccuracy(scores, labels: labels), videos: labels.count,
-                          skipped: source.skipEvents)
+                          skipped: skipped)
     }
 }

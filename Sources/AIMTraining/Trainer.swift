@@ -30,6 +30,8 @@ public struct TrainSummary {
     public var state: TrainingState
     public var stoppedBySignal = false
     public var lastLoss: Float = .nan
+    /// Bad-sample skips so far, summed over all ranks (each rank's loader only sees its slice).
+    public var skipEvents = 0
     public var lastEval: EvalResult?
     public var stepTimes: [StepTimes] = []
 }
@@ -177,7 +179,7 @@ public final class Trainer {
                                     clipsPerSecond, times.data, times.total, formatDuration(perStep * Double(totalSteps - state.step))))
                 var record: [String: Any] = ["mode": "train", "step": state.step, "epoch": state.epoch, "loss": Double(summary.lastLoss),
                                              "lr": schedule.lr(at: state.step - 1), "clips_per_s": clipsPerSecond, "time": times.total,
-                                             "data_time": times.data, "skipped": trainData.skipEvents,
+                                             "data_time": times.data, "skipped": summary.skipEvents,
                                              "bytes_allreduced": times.bytesAllreduced]
                 if options.profile || config.bool("profile") {
                     record["forward_s"] = times.forward; record["backward_s"] = times.backward
@@ -210,9 +212,15 @@ public final class Trainer {
                 break
             }
         }
-        if comm.rank == 0 && trainData.skipEvents > 0 {
-            log.message("skipped \(trainData.skipEvents) bad samples in \(trainData.skipped.count) files:")
-            for (f, why) in trainData.skipped.sorted(by: { $0.key < $1.key }) { log.message("  \(f): \(why)") }
+        // Every rank's bad files, gathered so the coordinator's list is the whole run's.
+        var skippedFiles: [String: String] = [:]
+        let mine = (try? JSONSerialization.data(withJSONObject: trainData.skipped)).map { [UInt8]($0) } ?? []
+        for blob in comm.allgather(mine, label: "skipped-files") {
+            if let d = try? JSONSerialization.jsonObject(with: Data(blob)) as? [String: String] { skippedFiles.merge(d) { a, _ in a } }
+        }
+        if comm.rank == 0 && !skippedFiles.isEmpty {
+            log.message("skipped \(summary.skipEvents) bad samples in \(skippedFiles.count) files:")
+            for (f, why) in skippedFiles.sorted(by: { $0.key < $1.key }) { log.message("  \(f): \(why)") }
         }
         summary.state = state
         return summary
@@ -264,14 +272,19 @@ public final class Trainer {
         }
         let stats = bucketer.finish()
         t.allreduceWait = stats.waitSeconds; t.allreducePass = stats.passSeconds; t.bytesAllreduced = stats.bytesReduced
-        let reduced = comm.allreduce([lossSum, Double(localBatch), lossSum.isFinite ? 0 : 1], op: .sum, label: "loss")
+        let reduced = comm.allreduce([lossSum, Double(localBatch), lossSum.isFinite ? 0 : 1, Double(trainData.skipEvents)],
+                                     op: .sum, label: "loss")
         let loss = Float(reduced[0] / reduced[1])
         summary.lastLoss = loss
-        if reduced[2] > 0 || !loss.isFinite { throw TrainingError.nonFinite(step: state.step, loss: loss) }
+        summary.skipEvents = Int(reduced[3])
+        if reduced[2] > 0 || !loss.isFinite { throw TrainingError.nonFinite(step: state.step + 1, loss: loss) }
         let to = Date()
         let clip = Float(config.double("train.clip_grad"))
         if clip > 0 { clipGradientNorm(model.store.tunableGrads, maxNorm: clip) }
         optimizer.update(lr: Float(schedule.lr(at: state.step)))
+        // A finite loss can still come with non-finite gradients (or an update beyond Float's
+        // range): stop before such weights or moments can reach a checkpoint.
+        if let bad = firstNonFinite() { throw TrainingError.nonFiniteState(step: state.step + 1, tensor: bad) }
         t.optimizer = Date().timeIntervalSince(to)
         t.total = Date().timeIntervalSince(t0)
         if options.profile || config.bool("profile") {
@@ -279,6 +292,25 @@ public final class Trainer {
             t.rssBytes = m.rssBytes; t.peakRSSBytes = m.peakRSSBytes
         }
         return t
+    }
+
+    /// The first tunable weight or AdamW moment holding an inf or NaN, if any. Ranks hold the
+    /// same values after the allreduce, so they agree without communicating.
+    func firstNonFinite() -> String? {
+        func finite(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Bool {
+            var acc: Float = 0
+            for i in 0..<n { acc += x[i] * 0 }  // 0 unless some element is inf or NaN
+            return acc == 0
+        }
+        let n = model.store.tunableCount
+        guard !finite(model.store.tunableValues.data, n) || !finite(optimizer.m.data, n) || !finite(optimizer.v.data, n) else { return nil }
+        for p in model.store.tunableParameters {
+            for (prefix, base) in [("", model.store.tunableValues.data), ("optimizer.exp_avg.", optimizer.m.data),
+                                   ("optimizer.exp_avg_sq.", optimizer.v.data)] where !finite(base + p.offset, p.count) {
+                return prefix + p.name
+            }
+        }
+        return "the tunable buffer"
     }
 
     // MARK: - Evaluation
