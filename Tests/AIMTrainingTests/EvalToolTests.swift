@@ -1,0 +1,67 @@
+import Foundation
+import XCTest
+
+/// Issue 5: `aim-eval --config C --checkpoint P [--views TxS] [--json]` prints top-1, top-5 and
+/// mean-class accuracy as fractions over data.val (the test split when data.test is empty).
+final class EvalToolTests: TrainToolTestCase {
+    func testJSONKeysFractionsAndViews() throws {
+        let data = try makeDataset()
+        let wd = workDir("wd")
+        var r = try train(trainArgs(data: data, workDir: wd, steps: 4))
+        XCTAssertEqual(r.status, 0, r.output)
+        let eval = try tool("aim-eval")
+        func args(_ checkpoint: String) -> [String] {
+            ["--config", Self.tinyConfig, "--threads", "1", "--checkpoint", checkpoint,
+             "--set", "data.root=\(data.path)", "--set", "data.val=\(data.path)/val_list.txt",
+             "--set", "model.num_classes=4", "--set", "model.pretrained="]
+        }
+        let base = args(wd.appendingPathComponent("latest.safetensors").path)
+
+        r = try run(eval, base + ["--json"])
+        XCTAssertEqual(r.status, 0, r.output)
+        let line = try XCTUnwrap(r.output.split(separator: "\n").last { $0.hasPrefix("{") }, r.output)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(Set(obj.keys), ["top1", "top5", "mean_class_accuracy", "videos", "skipped"])
+        let videos = try XCTUnwrap(obj["videos"] as? Int)
+        XCTAssertEqual(videos, 8, "2 validation videos × 4 classes")
+        XCTAssertEqual(obj["skipped"] as? Int, 0)
+        for k in ["top1", "top5", "mean_class_accuracy"] {
+            let x = try XCTUnwrap(obj[k] as? Double, k)
+            XCTAssertTrue(x >= 0 && x <= 1, "\(k) = \(x) is not a fraction")
+        }
+        // top-1 counts whole videos; with 4 classes every label is in the top 5.
+        let top1 = obj["top1"] as! Double
+        XCTAssertEqual(top1 * Double(videos), (top1 * Double(videos)).rounded(), accuracy: 1e-9)
+        XCTAssertEqual(obj["top5"] as? Double, 1)
+
+        // Views: the text form reports frames × clips × crops. The tiny config samples uniformly
+        // (frame_uniform, one clip per video, as the official SSv2 sampler), so more temporal
+        // clips need the regular sampler; asking for them with frame_uniform is an error.
+        r = try run(eval, base)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("views 8×1×1"), r.output)
+        let regular = ["--set", "data.frame_uniform=false", "--set", "data.frame_interval=1"]
+        r = try run(eval, base + regular + ["--views", "2x3"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("views 8×2×3"), r.output)
+        XCTAssertTrue(r.output.contains("8 videos"), r.output)
+        r = try run(eval, base + regular + ["--views", "2x3", "--json"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertNotNil(r.output.split(separator: "\n").last { $0.hasPrefix("{") && $0.contains("\"videos\":8") }, r.output)
+        r = try run(eval, base + ["--views", "1x3"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("views 8×1×3"), r.output)
+        r = try run(eval, base + ["--views", "2x3"])
+        XCTAssertNotEqual(r.status, 0, "2 clips silently became 1 under frame_uniform: \(r.output)")
+        XCTAssertTrue(r.output.contains("data.frame_uniform"), r.output)
+
+        r = try run(eval, base + ["--views", "2by3"])
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("--views"), r.output)
+        // A checkpoint that does not exist is named.
+        let missing = wd.appendingPathComponent("nope.safetensors").path
+        r = try run(eval, args(missing))
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains(missing), r.output)
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import XCTest
+
+/// Issue 5: SIGTERM and SIGINT make aim-train write a checkpoint at the next step boundary and
+/// exit 0; `--resume auto` continues from it to the same end as an uninterrupted run.
+final class SignalStopTests: TrainToolTestCase {
+    func testSIGTERMAndSIGINTCheckpointAndExitCleanly() throws {
+        let data = try makeDataset()
+        let steps = 30
+        // No regular checkpoint before the end: the one found after the signal is the signal's.
+        let extra = ["checkpoint.interval=1000"]
+        let reference = workDir("uninterrupted")
+        var r = try train(trainArgs(data: data, workDir: reference, steps: steps, extra))
+        XCTAssertEqual(r.status, 0, r.output)
+
+        for (signal, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+            let wd = workDir(name)
+            let log = scratch.appendingPathComponent("\(name).log")
+            let p = try launch(try tool("aim-train"), trainArgs(data: data, workDir: wd, steps: steps, extra), log: log)
+            // Signal once three steps are logged, mid-run.
+            let metricsFile = wd.appendingPathComponent("metrics.jsonl")
+            XCTAssertTrue(waitFor(30) {
+                ((try? String(contentsOf: metricsFile, encoding: .utf8)) ?? "").split(separator: "\n").count >= 3 || !p.isRunning
+            })
+            kill(p.processIdentifier, signal)
+            let stopped = wait(p, log: log, limit: 30)
+            XCTAssertFalse(stopped.signalled, "\(name) killed the process instead of stopping it:\n\(stopped.output)")
+            XCTAssertEqual(stopped.status, 0, "\(name): \(stopped.output)")
+            XCTAssertTrue(stopped.output.contains("stopped by signal"), stopped.output)
+            let files = stepFiles(wd)
+            XCTAssertEqual(files.count, 1, "\(name): one checkpoint, at the step boundary after the signal: \(files)")
+            let step = Int(try metadata(wd.appendingPathComponent("latest.safetensors"))["step"] ?? "") ?? -1
+            XCTAssertTrue((3..<steps).contains(step), "\(name): checkpoint at step \(step)")
+            // The last logged step is the checkpoint's: nothing trained after it was lost.
+            let lastLogged = try metrics(wd).last { ($0["mode"] as? String) == "train" }?["step"] as? Int
+            XCTAssertEqual(lastLogged, step, "\(name)")
+            print("signals: \(name) after step 3 stopped at step \(step) with a checkpoint, exit 0")
+
+            r = try train(trainArgs(data: data, workDir: wd, steps: steps, extra) + ["--resume", "auto"])
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.output.contains("resumed from") && r.output.contains("at step \(step)"), r.output)
+            XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")),
+                           try rawTensors(reference.appendingPathComponent("latest.safetensors")),
+                           "\(name): stopped and resumed ≠ uninterrupted")
+        }
+    }
+}

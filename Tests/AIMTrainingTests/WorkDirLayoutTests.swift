@@ -1,0 +1,74 @@
+import AIMTensor
+import Foundation
+import XCTest
+
+/// Issue 5's work-dir layout, which hidden checks read: checkpoints/step_<N:08>.safetensors,
+/// latest.safetensors, best.safetensors (by validation top-1), metrics.jsonl; step files pruned to
+/// checkpoint.keep_last; a checkpoint holds the tunable weights under the official keys and the
+/// AdamW moments, nothing frozen, so it weighs ≈ 3 × 4 bytes × tunable parameters.
+final class WorkDirLayoutTests: TrainToolTestCase {
+    func testLayoutPruningBestAndCheckpointContents() throws {
+        let data = try makeDataset()
+        let wd = workDir("wd")
+        let r = try train(trainArgs(data: data, workDir: wd, steps: 8,
+                                    ["checkpoint.interval=1", "checkpoint.keep_last=2", "eval.interval=2"]))
+        XCTAssertEqual(r.status, 0, r.output)
+        let fm = FileManager.default
+        for f in ["metrics.jsonl", "latest.safetensors", "best.safetensors", "checkpoints"] {
+            XCTAssertTrue(fm.fileExists(atPath: wd.appendingPathComponent(f).path), f)
+        }
+        XCTAssertEqual(stepFiles(wd), ["step_00000007.safetensors", "step_00000008.safetensors"], "keep_last 2")
+        XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")), try rawTensors(stepFile(wd, 8)))
+        XCTAssertEqual(try metadata(wd.appendingPathComponent("latest.safetensors"))["step"], "8")
+
+        // best = the first evaluation with the highest top-1 (a later tie is not better).
+        let vals = try metrics(wd).filter { ($0["mode"] as? String) == "val" }
+        XCTAssertEqual(vals.compactMap { $0["step"] as? Int }, [2, 4, 6, 8])
+        let top1 = vals.map { $0["top1"] as! Double }
+        let bestIndex = top1.firstIndex(of: top1.max()!)!
+        let bestStep = vals[bestIndex]["step"] as! Int
+        let best = wd.appendingPathComponent("best.safetensors")
+        XCTAssertEqual(try metadata(best)["step"], "\(bestStep)", "top-1 by evaluation: \(top1)")
+        XCTAssertEqual(Double(try metadata(best)["best_top1"] ?? ""), top1[bestIndex])
+        for v in vals {
+            for k in ["top1", "top5", "mean_class_accuracy"] {
+                let x = v[k] as! Double
+                XCTAssertTrue(x >= 0 && x <= 1, "\(k) \(x) is not a fraction")
+            }
+        }
+
+        // Contents: the official tunable keys (train.py's filter), their moments, nothing else.
+        let f = try SafetensorsFile(path: stepFile(wd, 8).path)
+        let weights = f.names.filter { !$0.hasPrefix("optimizer.") }
+        let officialTunable = { (name: String) in
+            ["temporal_embedding", "ln_post", "cls_head", "Adapter"].contains { name.contains($0) }
+        }
+        XCTAssertEqual(weights.filter { !officialTunable($0) }, [], "frozen parameters saved")
+        let expected: [String: [Int]] = [
+            "backbone.temporal_embedding": [1, 8, 64], "backbone.ln_post.weight": [64], "backbone.ln_post.bias": [64],
+            "cls_head.fc_cls.weight": [4, 64], "cls_head.fc_cls.bias": [4],
+            "backbone.transformer.resblocks.0.T_Adapter.D_fc1.weight": [16, 64],
+            "backbone.transformer.resblocks.0.T_Adapter.D_fc2.bias": [64],
+            "backbone.transformer.resblocks.2.S_Adapter.D_fc1.bias": [16],
+            "backbone.transformer.resblocks.3.MLP_Adapter.D_fc2.weight": [64, 16],
+        ]
+        for (k, shape) in expected { XCTAssertEqual(try? f.shape(of: k), shape, k) }
+        XCTAssertEqual(weights.count, 5 + 4 * 3 * 4, "4 blocks × 3 adapters × 4 tensors + temporal_embedding, ln_post, head")
+        XCTAssertEqual(Set(f.names.filter { $0.hasPrefix("optimizer.exp_avg.") }), Set(weights.map { "optimizer.exp_avg." + $0 }))
+        XCTAssertEqual(Set(f.names.filter { $0.hasPrefix("optimizer.exp_avg_sq.") }), Set(weights.map { "optimizer.exp_avg_sq." + $0 }))
+        XCTAssertEqual(f.names.count, 3 * weights.count)
+        for k in ["step", "epoch", "step_in_epoch", "optimizer_step", "config", "format"] { XCTAssertNotNil(f.metadata[k], k) }
+        XCTAssertEqual(f.metadata["epoch"], "4")
+        XCTAssertEqual(f.metadata["optimizer_step"], "8")
+        // Second moments are non-negative and not all zero (AdamW has run).
+        let vHead = try f.tensor(named: "optimizer.exp_avg_sq.cls_head.fc_cls.weight")
+        XCTAssertTrue((0..<vHead.count).allSatisfy { vHead[$0] >= 0 } && (0..<vHead.count).contains { vHead[$0] > 0 })
+
+        let tunableCount = weights.reduce(0) { $0 + ((try? f.shape(of: $1).reduce(1, *)) ?? 0) }
+        let size = try fm.attributesOfItem(atPath: stepFile(wd, 8).path)[.size] as! Int
+        let overhead = size - 12 * tunableCount
+        print("checkpoint: \(size) bytes for \(tunableCount) tunable parameters (12 × params + \(overhead) bytes of header)")
+        XCTAssertGreaterThan(overhead, 0)
+        XCTAssertLessThan(overhead, 64 * 1024, "header and metadata only")
+    }
+}
