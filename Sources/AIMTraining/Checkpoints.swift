@@ -49,6 +49,11 @@ public final class CheckpointStore {
             w.add("optimizer.exp_avg." + p.name, tensor: Tensor(viewing: optimizer.m, offset: p.offset, shape: p.shape))
             w.add("optimizer.exp_avg_sq." + p.name, tensor: Tensor(viewing: optimizer.v, offset: p.offset, shape: p.shape))
         }
+        w.metadata["checksum"] = Self.checksum(model: model) { name, p in
+            let base = name.hasPrefix("optimizer.exp_avg_sq.") ? optimizer.v.data + p.offset
+                : name.hasPrefix("optimizer.exp_avg.") ? optimizer.m.data + p.offset : p.data
+            return UnsafeRawBufferPointer(start: base, count: p.count * 4)
+        }
         let file = path(step: state.step)
         try w.save(to: file.path)
         try link(file, as: latest)
@@ -79,6 +84,13 @@ public final class CheckpointStore {
     }
 
     private func prune() {
+        // Temporary files of writers killed mid-write (any pid but ours; one writer per work dir).
+        for dir in [directory, workDir] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+            for n in names where n.contains(".safetensors.tmp-") && !n.hasSuffix(".tmp-\(getpid())") {
+                try? FileManager.default.removeItem(at: dir.appendingPathComponent(n))
+            }
+        }
         guard keepLast > 0 else { return }
         for old in stepFiles().dropFirst(keepLast) { try? FileManager.default.removeItem(at: old) }
     }
@@ -105,12 +117,38 @@ public final class CheckpointStore {
             for k in [p.name, "optimizer.exp_avg." + p.name, "optimizer.exp_avg_sq." + p.name] {
                 guard f.contains(k) else { throw TrainingError.checkpoint(path: file.path, reason: "missing tensor \(k)") }
                 let shape = try f.shape(of: k)
-                guard shape.reduce(1, *) == p.count else {
-                    throw TrainingError.checkpoint(path: file.path, reason: "\(k) has shape \(shape), the model needs \(p.shape)")
+                guard shape.reduce(1, *) == p.count, try f.dtype(of: k) == .f32 else {
+                    throw TrainingError.checkpoint(path: file.path, reason: "\(k) has shape \(shape), the model needs \(p.shape) of F32")
                 }
             }
         }
+        // Damage inside the data (the header still parses) shows only in the checksum.
+        if let expected = f.metadata["checksum"] {
+            let actual = Self.checksum(model: model) { name, _ in
+                (try? f.withRawBytes(named: name) { $0 }) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            }
+            guard actual == expected else {
+                throw TrainingError.checkpoint(path: file.path, reason: "data checksum \(actual) does not match the recorded \(expected) (corrupt file)")
+            }
+        }
         return f
+    }
+
+    /// FNV-1a (64-bit, over 4-byte words) of every tunable weight and moment, in the model's
+    /// parameter order; `bytes` gives a tensor's bytes by its key.
+    static func checksum(model: Recognizer, bytes: (String, Parameter) -> UnsafeRawBufferPointer) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for p in model.store.tunableParameters {
+            for k in [p.name, "optimizer.exp_avg." + p.name, "optimizer.exp_avg_sq." + p.name] {
+                let b = bytes(k, p)
+                h = (h ^ UInt64(b.count)) &* 0x100_0000_01b3
+                guard let base = b.baseAddress else { continue }
+                let words = b.count / 4
+                for i in 0..<words { h = (h ^ UInt64(base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) &* 0x100_0000_01b3 }
+                for i in (4 * words)..<b.count { h = (h ^ UInt64(base.load(fromByteOffset: i, as: UInt8.self))) &* 0x100_0000_01b3 }
+            }
+        }
+        return "fnv1a64:" + String(h, radix: 16)
     }
 
     /// Loads weights, moments and position from `file`.

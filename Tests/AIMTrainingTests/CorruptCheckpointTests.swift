@@ -7,28 +7,32 @@ final class CorruptCheckpointTests: TrainToolTestCase {
     func testTruncatedAndGarbageCheckpointsAreSkipped() throws {
         let data = try makeDataset()
         let wd = workDir("wd"), clean = workDir("clean")
-        var r = try train(trainArgs(data: data, workDir: wd, steps: 6))
+        var r = try train(trainArgs(data: data, workDir: wd, steps: 8))
         XCTAssertEqual(r.status, 0, r.output)
-        XCTAssertEqual(stepFiles(wd), ["step_00000002.safetensors", "step_00000004.safetensors", "step_00000006.safetensors"])
-        r = try train(trainArgs(data: data, workDir: clean, steps: 6))
+        XCTAssertEqual(stepFiles(wd), (1...4).map { String(format: "step_%08d.safetensors", 2 * $0) })
+        r = try train(trainArgs(data: data, workDir: clean, steps: 8))
         XCTAssertEqual(r.status, 0, r.output)
 
-        // Newest: cut in half (a crash of a writer that did not rename). Next: garbage bytes over its header.
-        let six = stepFile(wd, 6), four = stepFile(wd, 4)
-        let whole = try Data(contentsOf: six)
-        try whole.prefix(whole.count / 2).write(to: six)
-        var garbage = try Data(contentsOf: four)
+        // Newest: cut short (a writer that died without renaming would leave no such file, but a
+        // disk can). Next: garbage over its header. Next: bytes flipped inside the data, header intact.
+        let eight = stepFile(wd, 8), six = stepFile(wd, 6), four = stepFile(wd, 4)
+        let whole = try Data(contentsOf: eight)
+        try whole.prefix(whole.count / 2).write(to: eight)
+        var garbage = try Data(contentsOf: six)
         for i in 0..<64 { garbage[i] = UInt8(truncatingIfNeeded: i &* 37 &+ 11) }
-        try garbage.write(to: four)
+        try garbage.write(to: six)
+        var flipped = try Data(contentsOf: four)
+        for i in 0..<16 { flipped[flipped.count / 2 + i] ^= 0x5A }
+        try flipped.write(to: four)
 
-        r = try train(trainArgs(data: data, workDir: wd, steps: 6) + ["--resume", "auto"])
+        r = try train(trainArgs(data: data, workDir: wd, steps: 8) + ["--resume", "auto"])
         XCTAssertEqual(r.status, 0, r.output)
-        for bad in [six, four] {
+        for bad in [eight, six, four] {
             let line = r.output.split(separator: "\n").first { $0.contains(bad.lastPathComponent) && $0.contains("skipped") }
             XCTAssertNotNil(line, "\(bad.lastPathComponent) is not reported as skipped:\n\(r.output)")
         }
         XCTAssertTrue(r.output.contains("resumed from \(stepFile(wd, 2).path) at step 2"), r.output)
-        // Steps 3-6 run again from the step-2 state: the same end as the clean run, bit for bit.
+        // Steps 3-8 run again from the step-2 state: the same end as the clean run, bit for bit.
         XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")),
                        try rawTensors(clean.appendingPathComponent("latest.safetensors")))
 

@@ -90,6 +90,7 @@ final class ExactResumeTests: TrainToolTestCase {
         print("exact resume: \(kills) SIGKILLs, \(midWrite) of them in the middle of a checkpoint write; final weights bitwise equal")
         XCTAssertGreaterThanOrEqual(kills, 4, "the run finished before it could be killed often enough")
         XCTAssertGreaterThanOrEqual(midWrite, 1, "no kill landed inside a checkpoint write")
+        XCTAssertEqual(leftovers(wd), [], "the killed writers' temporary files are cleaned up by the next run")
         try assertBitwiseEqual(expected, wd.appendingPathComponent("latest.safetensors"), "after \(kills) SIGKILLs")
     }
 
