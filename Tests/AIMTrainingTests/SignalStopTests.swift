@@ -44,4 +44,32 @@ final class SignalStopTests: TrainToolTestCase {
                            "\(name): stopped and resumed ≠ uninterrupted")
         }
     }
+
+    /// Under `mpirun -n 2`, a SIGTERM to mpirun reaches both ranks; they agree on the step (the
+    /// stop flag is reduced), rank 0 writes the checkpoint, and a 2-rank resume continues from it
+    /// to the end. (mpirun itself exits 1 after forwarding a signal, whatever the ranks return,
+    /// so its status is not checked. Bitwise 2-rank resume is TwoRankRunTests' rank-death test.)
+    func testSIGTERMToMpirunCheckpointsBothRanks() throws {
+        let data = try makeDataset()
+        let steps = 100, extra = ["checkpoint.interval=1000"]  // mpirun takes ~0.5 s (~40 tiny steps) to forward a signal
+        let wd = workDir("wd")
+        let log = scratch.appendingPathComponent("term.log")
+        let p = try launch(try mpirun(), ["-n", "2", "--oversubscribe", try tool("aim-train")]
+                           + trainArgs(data: data, workDir: wd, steps: steps, extra), log: log)
+        let metricsFile = wd.appendingPathComponent("metrics.jsonl")
+        XCTAssertTrue(waitFor(30) {
+            ((try? String(contentsOf: metricsFile, encoding: .utf8)) ?? "").split(separator: "\n").count >= 3 || !p.isRunning
+        })
+        kill(p.processIdentifier, SIGTERM)
+        let stopped = wait(p, log: log, limit: 30)
+        XCTAssertTrue(stopped.output.contains("stopped by signal"), stopped.output)
+        XCTAssertEqual(stepFiles(wd).count, 1, stopped.output)
+        let step = Int(try metadata(wd.appendingPathComponent("latest.safetensors"))["step"] ?? "") ?? -1
+        XCTAssertTrue((3..<steps).contains(step), "checkpoint at step \(step)")
+        print("signals: SIGTERM to mpirun -n 2 stopped both ranks at step \(step) with a checkpoint (mpirun status \(stopped.status))")
+        let r = try train(trainArgs(data: data, workDir: wd, steps: steps, extra) + ["--resume", "auto"], ranks: 2)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("at step \(step)"), r.output)
+        XCTAssertEqual(try metadata(wd.appendingPathComponent("latest.safetensors"))["step"], "\(steps)")
+    }
 }

@@ -38,4 +38,50 @@ final class TwoRankRunTests: TrainToolTestCase {
         }
         print("2-rank run: \(tunableCount) tunable of \(words[3]) parameters; \(4 * tunableCount) bytes allreduced per step")
     }
+
+    /// A rank that dies (SIGKILL) ends the whole job within a bounded time instead of leaving the
+    /// other one waiting in an allreduce; the last checkpoint is intact, and resuming with 2 ranks
+    /// ends bitwise where the uninterrupted 2-rank run ends.
+    func testARankThatDiesEndsTheJobAndTheRunResumes() throws {
+        let data = try makeDataset()
+        let steps = 30, extra = ["checkpoint.interval=2"]
+        let reference = workDir("reference"), wd = workDir("wd")
+        var r = try train(trainArgs(data: data, workDir: reference, steps: steps, extra), ranks: 2)
+        XCTAssertEqual(r.status, 0, r.output)
+
+        let log = scratch.appendingPathComponent("killed.log")
+        let p = try launch(try mpirun(), ["-n", "2", "--oversubscribe", try tool("aim-train")]
+                           + trainArgs(data: data, workDir: wd, steps: steps, extra), log: log)
+        XCTAssertTrue(waitFor(30) { FileManager.default.fileExists(atPath: stepFile(wd, 10).path) || !p.isRunning })
+        let ranks = children(of: p.processIdentifier)
+        XCTAssertEqual(ranks.count, 2, "mpirun's rank processes")
+        let start = Date()
+        if let victim = ranks.max() { kill(victim, SIGKILL) }
+        let killed = wait(p, log: log, limit: 60)
+        let seconds = Date().timeIntervalSince(start)
+        print("rank death: the job ended \(String(format: "%.1f", seconds)) s after a rank was killed (status \(killed.status))")
+        XCTAssertNotEqual(killed.status, 0, killed.output)
+        XCTAssertLessThan(seconds, 30, "the surviving rank hung")
+        let newest = try XCTUnwrap(stepFiles(wd).last)
+        XCTAssertNoThrow(try rawTensors(wd.appendingPathComponent("checkpoints/\(newest)")))
+        XCTAssertLessThan(newest, String(format: "step_%08d.safetensors", steps), "the kill came too late to test anything")
+
+        r = try train(trainArgs(data: data, workDir: wd, steps: steps, extra) + ["--resume", "auto"], ranks: 2)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("resumed from"), r.output)
+        XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")),
+                       try rawTensors(reference.appendingPathComponent("latest.safetensors")), "2-rank kill and resume ≠ uninterrupted")
+    }
+
+    /// Processes whose parent is `pid` (from /proc/<n>/stat).
+    func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> Int32? in
+            guard let child = Int32(name),
+                  let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid ? child : nil
+        }
+    }
 }
