@@ -30,7 +30,10 @@ public struct EfficiencyReport {
             cpu = name.trimmingCharacters(in: .whitespaces)
         }
         let memGB = Double(ProcessInfo.processInfo.physicalMemory) / Double(1 << 30)
-        return String(format: "%@, %d cores, %.0f GiB RAM", cpu, ProcessInfo.processInfo.activeProcessorCount, memGB)
+        // The load average says whether other work shared the cores during the measurement.
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+        return String(format: "%@, %d cores, %.0f GiB RAM, load average %@ when the report was written", cpu,
+                      ProcessInfo.processInfo.activeProcessorCount, memGB, load)
     }
 
     // MARK: - CSV
@@ -117,7 +120,8 @@ public struct EfficiencyReport {
                                 series: series("measured config, \(row.dataset) top-1 (paper)")))
             used.insert(row.table)
         }
-        for r in PaperFigures.all where used.contains(r.table) {
+        // Context: the paper's efficiency table and SSv2 ablation (the tables that compare methods).
+        for r in PaperFigures.efficiency + PaperFigures.ablation where used.contains(r.table) || r.table == PaperFigures.efficiency[0].table {
             guard let t = r.tunable, let a = r.top1 else { continue }
             points.append(.init(x: t, y: a, label: r.model, series: series("paper rows, \(r.dataset)"), hollow: true))
         }

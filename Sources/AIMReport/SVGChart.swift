@@ -16,8 +16,8 @@ public enum SVGChart {
     }
 
     static let palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f", "#bab0ac"]
-    static let width = 820.0, height = 460.0
-    static let left = 80.0, right = 230.0, top = 50.0, bottom = 120.0
+    static let width = 880.0, height = 460.0
+    static let left = 80.0, right = 270.0, top = 50.0, bottom = 120.0
     static var plotW: Double { width - left - right }
     static var plotH: Double { height - top - bottom }
 
@@ -141,11 +141,22 @@ public enum SVGChart {
         s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(plotW))\" height=\"\(f(plotH))\" fill=\"none\" stroke=\"#333\"/>\n"
         s += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(top + plotH + 40))\" text-anchor=\"middle\">\(esc(xName))</text>\n"
         s += "<text transform=\"translate(18 \(f(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">\(esc(yLabel))</text>\n"
-        for p in points {
+        // Context (hollow) points first, measured (filled) on top; labels placed greedily and a
+        // hollow point's label dropped when it would overlap one already placed.
+        var boxes: [(Double, Double, Double)] = []   // x, baseline y, width
+        func overlaps(_ x: Double, _ y: Double, _ w: Double) -> Bool {
+            boxes.contains { abs($0.1 - y) < 11 && x < $0.0 + $0.2 && $0.0 < x + w }
+        }
+        for p in points.sorted(by: { $0.hollow && !$1.hollow }) {
             let c = palette[p.series % palette.count], x = px(p.x), y = py(p.y)
-            s += p.hollow ? "<circle cx=\"\(f(x))\" cy=\"\(f(y))\" r=\"5\" fill=\"white\" stroke=\"\(c)\" stroke-width=\"2\"/>"
-                : "<circle cx=\"\(f(x))\" cy=\"\(f(y))\" r=\"6\" fill=\"\(c)\"/>"
-            s += "<text x=\"\(f(x + 8))\" y=\"\(f(y - 6))\" font-size=\"10\" fill=\"#333\">\(esc(p.label))</text>\n"
+            s += p.hollow ? "<circle cx=\"\(f(x))\" cy=\"\(f(y))\" r=\"5\" fill=\"white\" stroke=\"\(c)\" stroke-width=\"2\"><title>\(esc(p.label))</title></circle>\n"
+                : "<circle cx=\"\(f(x))\" cy=\"\(f(y))\" r=\"6\" fill=\"\(c)\"><title>\(esc(p.label))</title></circle>\n"
+        }
+        for p in points.sorted(by: { !$0.hollow && $1.hollow }) {
+            let x = px(p.x) + 8, w = 5.6 * Double(p.label.count)
+            guard let y = [py(p.y) - 6, py(p.y) + 14, py(p.y) - 18].first(where: { !overlaps(x, $0, w) }) ?? (p.hollow ? nil : py(p.y) - 6) else { continue }
+            boxes.append((x, y, w))
+            s += "<text x=\"\(f(x))\" y=\"\(f(y))\" font-size=\"10\" fill=\"\(p.hollow ? "#777" : "#000")\"\(p.hollow ? "" : " font-weight=\"bold\"")>\(esc(p.label))</text>\n"
         }
         s += legend(seriesNames) { i in "<circle cx=\"6\" cy=\"6\" r=\"6\" fill=\"\(palette[i % palette.count])\"/>" }
         return s + "</svg>\n"
