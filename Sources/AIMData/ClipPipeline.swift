@@ -4,7 +4,8 @@ import Foundation
 /// Everything that turns one video file into the network input of one sample, as the official
 /// mmaction2 pipelines do:
 /// - train: SampleFrames → decode → Resize(-1, shortSide) → RandomResizedCrop → Resize(crop, crop)
-///   → Flip(flipRatio) → [ColorJitter] → Normalize → [RandomErasing] → FormatShape('NCTHW');
+///   → Flip(flipRatio) → [Imgaug(RandAugment)] → [ColorJitter] → Normalize → [RandomErasing]
+///   → FormatShape('NCTHW') (SSv2 uses RandAugment and RandomErasing, ViT-L/14 K400 ColorJitter);
 /// - test/val: SampleFrames(test_mode) → decode → Resize(-1, shortSide) → CenterCrop or ThreeCrop
 ///   → Normalize → FormatShape('NCTHW').
 public struct ClipPipelineConfig: Equatable, Sendable {
@@ -16,6 +17,8 @@ public struct ClipPipelineConfig: Equatable, Sendable {
     public var flipRatio: Double
     public var testCrop: TestCrop
     public var colorJitter: PCALighting?
+    /// imgaug RandAugment after the flip, one sampled plan per clip (AIM's SSv2: n 4, m 7).
+    public var randAugment: RandAugment?
     /// Probability of timm RandomErasing after normalisation (0 = off; AIM's SSv2 uses 0.25).
     public var randomErasing: Double
     public var mean: [Float]
@@ -32,11 +35,13 @@ public struct ClipPipelineConfig: Equatable, Sendable {
     public static let imagenetStd: [Float] = [58.395, 57.12, 57.375]
 
     public init(sampler: SampleFrames, shortSide: Int = 256, cropSize: Int = 224, flipRatio: Double = 0.5,
-                testCrop: TestCrop = .center, colorJitter: PCALighting? = nil, randomErasing: Double = 0,
+                testCrop: TestCrop = .center, colorJitter: PCALighting? = nil, randAugment: RandAugment? = nil,
+                randomErasing: Double = 0,
                 mean: [Float] = ClipPipelineConfig.clipMean, std: [Float] = ClipPipelineConfig.clipStd,
                 decoderResize: Bool = false, decodeThreads: Int = 1) {
         self.sampler = sampler; self.shortSide = shortSide; self.cropSize = cropSize
         self.flipRatio = flipRatio; self.testCrop = testCrop; self.colorJitter = colorJitter
+        self.randAugment = randAugment
         self.randomErasing = randomErasing; self.mean = mean; self.std = std
         self.decoderResize = decoderResize; self.decodeThreads = decodeThreads
     }
@@ -79,6 +84,7 @@ public struct ClipPipeline: Sendable {
             let box = randomResizedCropBox(width: frames.width, height: frames.height, rng: &rng)
             frames = resizeBilinear(crop(frames, box), width: c.cropSize, height: c.cropSize)
             if rng.uniformDouble() < c.flipRatio { frames = flipHorizontal(frames) }
+            if let ra = c.randAugment { frames = ra.apply(ra.plan(rng: &rng), to: frames) }
             if let j = c.colorJitter { lighting = j.offset(rng: &rng) }
             if c.randomErasing > 0 {
                 erase = randomErasingBox(width: c.cropSize, height: c.cropSize, probability: c.randomErasing, rng: &rng)

@@ -50,15 +50,13 @@ extension ClipPipelineConfig {
         let uniform = c.bool("data.frame_uniform")
         switch split {
         case .train:
-            if c.bool("data.rand_augment") {
-                throw DataConfigError(key: "data.rand_augment",
-                                      message: "RandAugment (imgaug) is not implemented in AIMData; set data.rand_augment=false")
-            }
             self.init(sampler: SampleFrames(clipLen: clipLen, frameInterval: interval, numClips: c.int("data.num_clips"),
                                             testMode: false, frameUniform: uniform),
                       shortSide: c.int("data.short_side"), cropSize: c.int("data.crop_size"),
                       flipRatio: c.double("data.flip_ratio"),
                       colorJitter: c.bool("data.color_jitter") ? PCALighting() : nil,
+                      randAugment: c.bool("data.rand_augment")
+                        ? RandAugment(n: c.int("data.rand_augment_n"), m: c.int("data.rand_augment_m")) : nil,
                       randomErasing: c.double("data.random_erasing"), mean: mean, std: std)
         case .val:
             self.init(sampler: SampleFrames(clipLen: clipLen, frameInterval: interval, numClips: c.int("data.val_num_clips"),
