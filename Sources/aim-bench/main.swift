@@ -21,7 +21,7 @@ struct AimBench: ParsableCommand {
     var repeats: Int?
 
     /// Sections in report order; add new ones here.
-    static let sections: [BenchSection] = [GemmSection(), KernelSection()]
+    static let sections: [BenchSection] = [GemmSection(), KernelSection(), StepSection()]
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
