@@ -9,10 +9,12 @@ final class RankInvarianceTests: TrainToolTestCase {
     func testOneAndTwoRanksEndWithTheSameWeights() throws {
         let data = try makeDataset()
         // 6 steps = 3 epochs; 1 rank does 2 micro-batches of 4 per step, 2 ranks one each.
+        // Also on: random crops and flips, gradient clipping, label smoothing.
+        let extra = ["train.clip_grad=0.5", "train.label_smoothing=0.1"]
         let one = workDir("one"), two = workDir("two"), noDrop = workDir("no-drop")
-        var r = try train(trainArgs(data: data, workDir: one, steps: 6))
+        var r = try train(trainArgs(data: data, workDir: one, steps: 6, extra))
         XCTAssertEqual(r.status, 0, r.output)
-        r = try train(trainArgs(data: data, workDir: two, steps: 6), ranks: 2)
+        r = try train(trainArgs(data: data, workDir: two, steps: 6, extra), ranks: 2)
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("2 rank(s)"), r.output)
 
@@ -24,7 +26,7 @@ final class RankInvarianceTests: TrainToolTestCase {
 
         // The masks really are on: without dropout and drop-path the weights come out elsewhere,
         // so the equality above covers the random masks too.
-        r = try train(trainArgs(data: data, workDir: noDrop, steps: 6, ["model.head_dropout=0", "model.drop_path_rate=0"]))
+        r = try train(trainArgs(data: data, workDir: noDrop, steps: 6, extra + ["model.head_dropout=0", "model.drop_path_rate=0"]))
         XCTAssertEqual(r.status, 0, r.output)
         let (off, _) = maxRelativeDifference(a, try tunable(noDrop.appendingPathComponent("latest.safetensors")))
         XCTAssertGreaterThan(off, 1e-3, "dropout and drop-path made no difference: the test would not see a mask that depends on the rank")
@@ -33,11 +35,11 @@ final class RankInvarianceTests: TrainToolTestCase {
         // uninterrupted runs end. (--max-steps stops early; the schedule keeps the 6-step length.)
         for (first, second, reference) in [(2, 1, a), (1, 2, b)] {
             let wd = workDir("switch-\(first)-\(second)")
-            r = try train(trainArgs(data: data, workDir: wd, steps: 6) + ["--max-steps", "3"], ranks: first)
+            r = try train(trainArgs(data: data, workDir: wd, steps: 6, extra) + ["--max-steps", "3"], ranks: first)
             XCTAssertEqual(r.status, 0, r.output)
             XCTAssertEqual(stepFiles(wd).last, "step_00000003.safetensors", "a checkpoint where --max-steps stopped")
             XCTAssertEqual(try metadata(stepFile(wd, 3))["world_size"], "\(first)")
-            r = try train(trainArgs(data: data, workDir: wd, steps: 6) + ["--resume", "auto"], ranks: second)
+            r = try train(trainArgs(data: data, workDir: wd, steps: 6, extra) + ["--resume", "auto"], ranks: second)
             XCTAssertEqual(r.status, 0, r.output)
             XCTAssertTrue(r.output.contains("resumed from") && r.output.contains("at step 3"), r.output)
             let (d, k) = maxRelativeDifference(reference, try tunable(wd.appendingPathComponent("latest.safetensors")))

@@ -113,11 +113,11 @@ class TrainToolTestCase: XCTestCase {
 
     /// The arguments of a tiny run: the tiny AIM config on the synthetic data, from the seeded
     /// (frozen) init, global batch 8 in micro-batches of 4 (2 steps per epoch), one thread,
-    /// head dropout and drop-path on, a record in metrics.jsonl every step.
+    /// head dropout, drop-path and random flips on, a record in metrics.jsonl every step.
     func trainArgs(data: URL, workDir: URL, steps: Int, _ extra: [String] = []) -> [String] {
         var args = ["--config", Self.tinyConfig, "--work-dir", workDir.path, "--threads", "1"]
         let sets = ["data.root=\(data.path)", "data.train=\(data.path)/train_list.txt", "data.val=\(data.path)/val_list.txt",
-                    "model.num_classes=4", "model.pretrained=", "model.head_dropout=0.5", "model.drop_path_rate=0.2",
+                    "model.num_classes=4", "model.pretrained=", "model.head_dropout=0.5", "model.drop_path_rate=0.2", "data.flip_ratio=0.5",
                     "train.batch_size=8", "train.micro_batch=4", "train.max_steps=\(steps)", "train.log_interval=1",
                     "checkpoint.interval=2", "checkpoint.keep_last=0"] + extra
         for s in sets { args += ["--set", s] }
