@@ -98,8 +98,15 @@ public struct PCALighting: Equatable, Sendable {
 
     /// The offset added to every pixel: `eig_vec · (alpha * eig_val)` with alpha ~ N(0, std).
     public func offset(rng: inout RandomGenerator) -> [Float] {
-        let alpha = (0..<3).map { _ in Float(rng.normal() * alphaStd) }
-        return (0..<3).map { c in (0..<3).reduce(Float(0)) { $0 + Self.eigVec[c][$1] * alpha[$1] * Self.eigVal[$1] } }
+        Self.offset(alpha: (0..<3).map { _ in rng.normal() * alphaStd })
+    }
+
+    /// `np.array(np.dot(eig_vec * alpha, eig_val), dtype=float32)`: float32 tables, float64
+    /// alpha, so the products and sums are float64, rounded once to float32.
+    public static func offset(alpha: [Double]) -> [Float] {
+        (0..<3).map { c in
+            Float((0..<3).reduce(0.0) { $0 + Double(eigVec[c][$1]) * alpha[$1] * Double(eigVal[$1]) })
+        }
     }
 }
 
