@@ -18,13 +18,15 @@ class TrainToolTestCase: XCTestCase {
 
     // MARK: - Tools
 
-    /// A tool built next to this test bundle (.build/release/<name>), else bin/<name>.
+    /// A tool built next to this test bundle (.build/release/<name>), else bin/<name>. `swift test`
+    /// builds the package's executables, so a missing one fails the test rather than skipping it.
     func tool(_ name: String) throws -> String {
         let bundle = Bundle(for: TrainToolTestCase.self).bundleURL
         let candidates = [bundle.appendingPathComponent(name), bundle.deletingLastPathComponent().appendingPathComponent(name),
                           Self.root.appendingPathComponent("bin/\(name)")]
         guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("\(name) is not built (looked in \(candidates.map(\.path)))")
+            XCTFail("\(name) is not built (looked in \(candidates.map(\.path))); run `swift build -c release` first")
+            throw XCTSkip("\(name) missing")
         }
         return found.path
     }
