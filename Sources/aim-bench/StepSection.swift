@@ -7,7 +7,7 @@ import Foundation
 /// side. (The PyTorch comparison and the roofline belong to the performance work, issue 7.)
 struct StepSection: BenchSection {
     let title = "Training step: ViT-B/16 CLIP, 8×224², batch 1"
-    let summary = "Forward + cross-entropy + backward of one clip (weight gradients only for tunable parameters), random weights and input; min / median / max over rounds, variants interleaved."
+    let summary = "Forward + cross-entropy + backward of one clip (weight gradients only for tunable parameters), random weights and input; min / median / max over rounds, one model after another."
 
     func run(_ context: BenchContext) throws -> [BenchTable] {
         let variants: [(String, (inout ModelConfig) -> Void)] = [

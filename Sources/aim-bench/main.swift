@@ -20,6 +20,9 @@ struct AimBench: ParsableCommand {
     @Option(help: "Rounds per measurement (default 10, or 3 with --quick).")
     var repeats: Int?
 
+    @Option(help: "Run only sections whose title contains this text (case-insensitive), e.g. --only step.")
+    var only: String?
+
     /// Sections in report order; add new ones here.
     static let sections: [BenchSection] = [GemmSection(), KernelSection(), StepSection()]
 
@@ -35,7 +38,7 @@ struct AimBench: ParsableCommand {
         let context = BenchContext(repeats: rounds, threads: n)
         var report = Report(commandLine: (["bin/aim-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
                             threads: n, repeats: rounds)
-        for section in Self.sections {
+        for section in Self.sections where only.map({ section.title.lowercased().contains($0.lowercased()) }) ?? true {
             context.log("== \(section.title)")
             report.sections.append((section, try section.run(context)))
         }
