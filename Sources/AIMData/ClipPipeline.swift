@@ -65,10 +65,13 @@ public struct ClipPipeline: Sendable {
     }
 
     /// Decodes and transforms one video; `out` receives `config.sampleFloats` floats laid out
-    /// `[views, 3, T, H, W]`. All random choices come from `rng`, in a fixed order.
-    public func load(path: String, rng: inout RandomGenerator, into out: UnsafeMutablePointer<Float>) throws {
+    /// `[views, 3, T, H, W]`. All random choices come from `rng`, in a fixed order. With
+    /// `frameCounts`, a frame count that took a decode pass is remembered for the next open.
+    public func load(path: String, rng: inout RandomGenerator, into out: UnsafeMutablePointer<Float>,
+                     frameCounts: FrameCountCache? = nil) throws {
         let c = config
-        let reader = try VideoReader(path: path, threads: c.decodeThreads)
+        let reader = try VideoReader(path: path, threads: c.decodeThreads, knownFrameCount: frameCounts?.count(for: path))
+        if reader.frameCountSource == .decodePass { frameCounts?.store(reader.frameCount, for: path) }
         let indices = c.sampler.indices(totalFrames: reader.frameCount, rng: &rng)
         let target = shortSideSize(width: reader.width, height: reader.height, shortSide: c.shortSide)
         var frames: FrameStack

@@ -57,6 +57,8 @@ public final class VideoLoader: @unchecked Sendable {
     private let log: @Sendable (String) -> Void
 
     private let lock = NSCondition()
+    /// Decode-pass frame counts, kept across epochs.
+    public let frameCounts = FrameCountCache()
     private var badFiles: [String: String] = [:]
     private var skipEvents = 0
     // Prefetch state (guarded by lock).
@@ -135,7 +137,7 @@ public final class VideoLoader: @unchecked Sendable {
             if known == nil {
                 var rng = RandomGenerator(keys: seed, UInt64(epoch), UInt64(current))
                 do {
-                    try pipeline.load(path: path, rng: &rng, into: out)
+                    try pipeline.load(path: path, rng: &rng, into: out, frameCounts: frameCounts)
                     return current
                 } catch {
                     let reason = (error as? VideoError)?.reason ?? "\(error)"

@@ -20,6 +20,8 @@ public final class VideoReader {
         case packetIndex
         /// A full decode pass (timestamps unusable).
         case decodePass
+        /// The count of an earlier decode pass over the same file (`knownFrameCount`).
+        case remembered
     }
 
     public let path: String
@@ -51,7 +53,9 @@ public final class VideoReader {
     private var scratch: [UInt8] = []
 
     /// Opens `path` and counts its frames. Throws `VideoError` naming the path and the reason.
-    public init(path: String, threads: Int = 1) throws {
+    /// `knownFrameCount`, a count an earlier open got by a decode pass, replaces that pass when
+    /// the timestamps still cannot index the file.
+    public init(path: String, threads: Int = 1, knownFrameCount: Int? = nil) throws {
         _ = silenceFFmpeg
         self.path = path
         self.threads = max(1, threads)
@@ -62,7 +66,7 @@ public final class VideoReader {
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
         if size == 0 { throw VideoError.empty(path: path) }
         try openDemuxerAndDecoder()
-        try buildIndex()
+        try buildIndex(knownFrameCount: knownFrameCount)
     }
 
     deinit { closeAll() }
@@ -127,7 +131,7 @@ public final class VideoReader {
     }
 
     /// Reads every packet of the video stream once (no decoding) and fixes the frame count.
-    private func buildIndex() throws {
+    private func buildIndex(knownFrameCount: Int?) throws {
         guard let f = fmt, let pkt = packet else { return }
         var pts: [Int64] = []
         var keys: [Int64] = []
@@ -155,6 +159,9 @@ public final class VideoReader {
             }
             frameCount = pts.count
             frameCountSource = declared == pts.count ? .container : .packetIndex
+        } else if let known = knownFrameCount, known > 0 {
+            frameCount = known
+            frameCountSource = .remembered
         } else {
             frameCount = try decodeSequential(wanted: [], countOnly: true, into: nil, outW: 0, outH: 0)
             frameCountSource = .decodePass
