@@ -41,7 +41,7 @@ struct DecodeSection: BenchSection {
         let augmentPerClip = augment.median / 16
 
         let step = try stepSeconds(context)
-        var table = BenchTable(title: "Clips per second", columns: ["what", "clips/s (min / median / max)", "ms per clip (median)", "× one step's need"])
+        var table = BenchTable(title: "Clips per second", columns: ["what", "clips/s (min / median / max)", "ms per clip (at the median rate)", "× one step's need"])
         for t in [1, 2] {
             let rates = perThreads[t]!.map(\.clipsPerSecond)
             let tm = Timing(samples: rates)
