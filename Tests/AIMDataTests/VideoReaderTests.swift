@@ -50,6 +50,21 @@ final class VideoReaderTests: XCTestCase {
         try checkIndices(p, frames: 40)
     }
 
+    /// AV1 (in MP4 and WebM), made with the ffmpeg CLI's SVT-AV1 or libaom encoder.
+    func testAV1FromCLI() throws {
+        let src = Self.dir + "/src-av1.mkv"
+        try makeGrayVideo(src, encoder: "ffv1", frames: 40)
+        var made = 0
+        for (name, args) in [("av1.mp4", ["-c:v", "libsvtav1", "-g", "10", "-preset", "12"]),
+                             ("av1.webm", ["-c:v", "libaom-av1", "-g", "10", "-cpu-used", "8", "-row-mt", "1"])] {
+            let p = Self.dir + "/" + name
+            guard ffmpegCLI(["-i", src] + args + ["-pix_fmt", "yuv420p", p]) else { print("skip \(name): encoder missing"); continue }
+            try checkIndices(p, frames: 40)
+            made += 1
+        }
+        if made == 0 { throw XCTSkip("ffmpeg CLI has no AV1 encoder") }
+    }
+
     func testBadFilesNameTheReason() throws {
         let d = Self.dir
         func expect(_ path: String, _ check: (VideoError) -> Bool) {
