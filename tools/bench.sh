@@ -1,5 +1,18 @@
 #!/usr/bin/env bash
-# make bench: runs the benchmarks side by side and writes BENCHMARKS.md.
+# make bench: runs the benchmarks side by side (ours and PyTorch's training step in one run) and
+# writes BENCHMARKS.md. PyTorch comes from a private virtual environment, bench/.venv (git-ignored),
+# created here with `pip install torch numpy` when missing; BENCH_PYTHON=/path/to/python uses an
+# existing interpreter with torch instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin/aim-bench --output BENCHMARKS.md "$@"
+py="${BENCH_PYTHON:-bench/.venv/bin/python}"
+if [ -z "${BENCH_PYTHON:-}" ] && ! { [ -x "$py" ] && "$py" -c "import torch, numpy" 2>/dev/null; }; then
+    echo "bench: creating bench/.venv with torch and numpy (first run only)" >&2
+    python3 -m venv bench/.venv
+    # PyPI's Linux torch wheel is the CUDA build (several GB with its nvidia-* wheels) unless the
+    # CPU index (download.pytorch.org/whl/cpu) is configured for pip; either runs on the CPU here.
+    bench/.venv/bin/pip install --quiet torch numpy || echo "bench: pip reported an error; checking whether torch imports" >&2
+fi
+"$py" -c "import torch" || { echo "bench: $py cannot import torch" >&2; exit 1; }
+echo "bench: load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+bin/aim-bench --torch-python "$py" --output BENCHMARKS.md "$@"

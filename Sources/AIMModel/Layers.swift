@@ -22,14 +22,29 @@ struct LinearLayer {
     init(weight: Parameter, bias: Parameter?) { self.weight = weight; self.bias = bias }
 
     func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, rows: Int, accumulate: Bool = false) {
-        linearForward(out: out, input: input, weight: weight.data, bias: bias?.data,
-                      rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+        StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
+            if weight.reducedPrecision {
+                linearForwardBF16(out: out, input: input, weight: weight.bf16(), bias: bias?.data, rows: rows, accumulate: accumulate)
+            } else {
+                linearForward(out: out, input: input, weight: weight.data, bias: bias?.data,
+                              rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+            }
+        }
     }
 
     func backward(dInput: FloatPtr?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, rows: Int, accumulateInput: Bool = false) {
-        linearBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut,
-                       input: input, weight: weight.data, rows: rows, inFeatures: inFeatures,
-                       outFeatures: outFeatures, accumulateInput: accumulateInput)
+        StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
+            if weight.reducedPrecision {   // frozen weight: only the input gradient (and a tunable bias's)
+                if let dInput {
+                    linearInputGradientBF16(dInput: dInput, dOut: dOut, weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput)
+                }
+                if let dBias = bias?.gradData { sumRows(into: dBias, dOut, rows, outFeatures) }
+                return
+            }
+            linearBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut,
+                           input: input, weight: weight.data, rows: rows, inFeatures: inFeatures,
+                           outFeatures: outFeatures, accumulateInput: accumulateInput)
+        }
     }
 
     var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
@@ -49,15 +64,19 @@ struct LayerNormLayer {
     }
 
     func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, mean: FloatPtr?, rstd: FloatPtr?, rows: Int) {
-        layerNormForward(out: out, input: input, weight: weight.data, bias: bias.data, mean: mean, rstd: rstd,
-                         rows: rows, channels: channels, eps: eps)
+        StepProfile.measure(.layerNorm) {
+            layerNormForward(out: out, input: input, weight: weight.data, bias: bias.data, mean: mean, rstd: rstd,
+                             rows: rows, channels: channels, eps: eps)
+        }
     }
 
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
                   mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows: Int, accumulateInput: Bool) {
-        layerNormBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias.gradData, dOut: dOut, input: input,
-                          weight: weight.data, mean: mean, rstd: rstd, rows: rows, channels: channels,
-                          accumulateInput: accumulateInput)
+        StepProfile.measure(.layerNorm) {
+            layerNormBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias.gradData, dOut: dOut, input: input,
+                              weight: weight.data, mean: mean, rstd: rstd, rows: rows, channels: channels,
+                              accumulateInput: accumulateInput)
+        }
     }
 
     var parameters: [Parameter] { [weight, bias] }
@@ -83,7 +102,7 @@ struct AdapterLayer {
     func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, h: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool = false) {
         let g = scratch.buffer("adapter.g", rows * hidden)
         fc1.forward(h, x, rows: rows)
-        geluForward(out: g, input: h, count: rows * hidden)
+        StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) }
         if skip && !accumulate {
             out.update(from: x, count: rows * fc2.outFeatures)
             fc2.forward(out, g, rows: rows, accumulate: true)
@@ -99,9 +118,9 @@ struct AdapterLayer {
         let g = scratch.buffer("adapter.g", rows * hidden)
         let dg = scratch.buffer("adapter.dg", rows * hidden)
         let dh = scratch.buffer("adapter.dh", rows * hidden)
-        if fc2.weight.tunable { geluForward(out: g, input: h, count: rows * hidden) }
+        if fc2.weight.tunable { StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) } }
         fc2.backward(dInput: dg, dOut: dOut, input: g, rows: rows)
-        geluBackward(dInput: dh, dOut: dg, input: h, count: rows * hidden)
+        StepProfile.measure(.activation) { geluBackward(dInput: dh, dOut: dg, input: h, count: rows * hidden) }
         fc1.backward(dInput: dx, dOut: dh, input: x, rows: rows, accumulateInput: accumulateInput)
         if skip { addInPlace(dx, dOut, count: rows * fc1.inFeatures) }
     }
@@ -137,7 +156,9 @@ struct AttentionLayer {
                  sequences S: Int, length L: Int) {
         let rows = S * L
         qkv.forward(qkvBuf, x, rows: rows)
-        attentionForward(out: attnOut, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+        StepProfile.measure(.attention) {
+            attentionForward(out: attnOut, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+        }
         proj.forward(out, attnOut, rows: rows)
     }
 
@@ -148,7 +169,9 @@ struct AttentionLayer {
         let dA = scratch.buffer("attn.dA", rows * width)
         let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
         proj.backward(dInput: dA, dOut: dOut, input: attnOut, rows: rows)
-        attentionBackward(dQKV: dQKV, dOut: dA, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+        StepProfile.measure(.attention) {
+            attentionBackward(dQKV: dQKV, dOut: dA, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+        }
         qkv.backward(dInput: dInput, dOut: dQKV, input: x, rows: rows, accumulateInput: accumulateInput)
     }
 
@@ -176,8 +199,10 @@ struct MLPLayer {
     /// `act` [rows, hidden] receives the activation (kept only when fc2 is tunable).
     func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, pre: FloatPtr, act: FloatPtr, rows: Int, accumulate: Bool) {
         fc1.forward(pre, x, rows: rows)
-        if quickGELU { quickGeluForward(out: act, input: pre, count: rows * hidden) }
-        else { geluForward(out: act, input: pre, count: rows * hidden) }
+        StepProfile.measure(.activation) {
+            if quickGELU { quickGeluForward(out: act, input: pre, count: rows * hidden) }
+            else { geluForward(out: act, input: pre, count: rows * hidden) }
+        }
         fc2.forward(out, act, rows: rows, accumulate: accumulate)
     }
 
@@ -186,8 +211,10 @@ struct MLPLayer {
         let dAct = scratch.buffer("mlp.dAct", rows * hidden)
         let dPre = scratch.buffer("mlp.dPre", rows * hidden)
         fc2.backward(dInput: dAct, dOut: dOut, input: act, rows: rows)
-        if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
-        else { geluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
+        StepProfile.measure(.activation) {
+            if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
+            else { geluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
+        }
         fc1.backward(dInput: dInput, dOut: dPre, input: x.map { UnsafePointer($0) }, rows: rows, accumulateInput: accumulateInput)
     }
 

@@ -17,6 +17,8 @@ protocol BenchSection {
 struct BenchContext {
     let repeats: Int
     let threads: Int
+    /// Python with torch for the PyTorch side-by-side (nil: that comparison is skipped).
+    var torchPython: String? = nil
     /// Progress lines go to stderr so stdout stays the markdown.
     func log(_ line: String) { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) }
 }

@@ -20,11 +20,14 @@ struct AimBench: ParsableCommand {
     @Option(help: "Rounds per measurement (default 10, or 3 with --quick).")
     var repeats: Int?
 
+    @Option(help: "Python interpreter with torch for the PyTorch training-step comparison (bench/torch_step.py); without it that comparison is skipped.")
+    var torchPython: String?
+
     @Option(help: "Run only sections whose title contains this text (case-insensitive), e.g. --only step.")
     var only: String?
 
     /// Sections in report order; add new ones here.
-    static let sections: [BenchSection] = [GemmSection(), KernelSection(), StepSection()]
+    static let sections: [BenchSection] = [GemmSection(), KernelSection(), StepSection(), TorchComparisonSection()]
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
@@ -35,7 +38,7 @@ struct AimBench: ParsableCommand {
         let n = threads ?? Threads.defaultCount()
         Threads.set(n)
         let rounds = repeats ?? (quick ? 3 : 10)
-        let context = BenchContext(repeats: rounds, threads: n)
+        let context = BenchContext(repeats: rounds, threads: n, torchPython: torchPython)
         var report = Report(commandLine: (["bin/aim-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
                             threads: n, repeats: rounds)
         for section in Self.sections where only.map({ section.title.lowercased().contains($0.lowercased()) }) ?? true {

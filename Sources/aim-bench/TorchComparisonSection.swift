@@ -1,0 +1,234 @@
+import AIMModel
+import AIMTensor
+import Foundation
+
+/// Issue 7's side-by-side: our training step (forward, cross-entropy, backward, AdamW) against
+/// PyTorch's (bench/torch_step.py in a subprocess, same models, same thread count), the fp32
+/// sgemm roofline of the step's own GEMMs measured in the same run, and where our time goes.
+struct TorchComparisonSection: BenchSection {
+    let title = "Training step side by side: ours vs PyTorch, and the sgemm roofline"
+    let summary = """
+        ViT-B/16 CLIP, 8×224², batch 1, random weights, one step = forward + cross-entropy + backward + AdamW \
+        (AdamW over the tunable parameters only, as both sides train). Ours and PyTorch's run in the same \
+        `make bench` with the same thread count; PyTorch runs `bench/torch_step.py` (models from \
+        `tools/reference_state.py`, fused SDPA attention, fp32 and `torch.autocast('cpu', dtype=torch.bfloat16)`), \
+        each (model, precision) in its own process. Step time: median of the timed steps after one warm-up. \
+        Memory: peak RSS (VmHWM) minus RSS before the model was built (PyTorch: right after `import torch`); \
+        weights, optimizer state, activations and allocator caches all count. Roofline: raw `cblas_sgemm` \
+        on every GEMM shape of the step, timed alone, times its count per step.
+        """
+
+    static let steps = 5
+    static let torchScript = "bench/torch_step.py"
+
+    struct Variant {
+        let key: String          // torch_step.py's model name
+        let name: String
+        let precision: ModelConfig.Precision
+        let edit: (inout ModelConfig) -> Void
+    }
+
+    static let variants: [Variant] = [
+        Variant(key: "aim", name: "AIM (adapters tunable)", precision: .fp32) { _ in },
+        Variant(key: "full", name: "full finetuning (space-only, all tunable)", precision: .fp32) { $0.adapters = []; $0.tune = .all },
+        Variant(key: "frozen", name: "frozen space-only (ln_post + head)", precision: .fp32) { $0.adapters = [] },
+        // model.precision bf16: frozen weights' GEMMs in bf16 (oneDNN); full finetuning has no frozen GEMMs.
+        Variant(key: "aim", name: "AIM (adapters tunable)", precision: .bf16) { _ in },
+        Variant(key: "frozen", name: "frozen space-only (ln_post + head)", precision: .bf16) { $0.adapters = [] },
+    ]
+
+    static func config(_ v: Variant) -> ModelConfig {
+        var c = ModelConfig()
+        c.dropPathRate = 0; c.headDropout = 0
+        c.precision = v.precision
+        v.edit(&c)
+        return c
+    }
+
+    func run(_ context: BenchContext) throws -> [BenchTable] {
+        var ours: [OurStep] = []
+        for v in Self.variants {
+            ours.append(try OurStep.measure(Self.config(v), name: "\(v.name) \(v.precision.rawValue)", steps: Self.steps, context))
+        }
+        let roofline = Roofline.measure(configs: Self.variants.map { Self.config($0) }, context)
+        var torch: TorchReport?
+        var torchNote = ""
+        if let python = context.torchPython {
+            torch = try TorchReport.run(python: python, script: Self.torchScript, threads: context.threads, steps: Self.steps, context)
+        } else {
+            torchNote = "PyTorch was not run (no `--torch-python`; `make bench` passes one)."
+        }
+        return [stepTable(ours, torch, torchNote), rooflineTable(ours, roofline), profileTable(ours), roofline.shapeTable]
+    }
+
+    private func stepTable(_ ours: [OurStep], _ torch: TorchReport?, _ note: String) -> BenchTable {
+        var t = BenchTable(title: "Step time and peak memory, ours vs PyTorch (\(Self.steps) timed steps each)",
+                           columns: ["model", "ours", "our step s (min / median / max)", "PyTorch", "PyTorch step s (min / median / max)",
+                                     "speed-up (PyTorch ÷ ours)", "our peak MB", "PyTorch peak MB", "memory ours ÷ PyTorch"])
+        for (v, o) in zip(Self.variants, ours) {
+            let peers = torch?.results.filter { $0.model == v.key } ?? []
+            for p in peers.isEmpty ? [nil] : peers.map({ Optional($0) }) {
+                t.rows.append([v.name, v.precision.rawValue, triple(o.timing),
+                               p.map { "\($0.precision)" } ?? "—",
+                               p.map { "\(fixed($0.step_s_min, 2)) / \(fixed($0.step_s_median, 2)) / \(fixed($0.step_s_max, 2))" } ?? "—",
+                               p.map { fixed($0.step_s_median / o.timing.median, 2) + "×" } ?? "—",
+                               fixed(o.peakGrowthMB, 0), p.map { fixed($0.peak_rss_growth_mb, 0) } ?? "—",
+                               p.map { fixed(o.peakGrowthMB / $0.peak_rss_growth_mb, 2) } ?? "—"])
+            }
+        }
+        if let torch { t.notes.append("PyTorch \(torch.torch_version), \(torch.threads) threads, \(torch.steps) timed steps after \(torch.warmup) warm-up. Speed-up > 1: ours is faster.") }
+        if !note.isEmpty { t.notes.append(note) }
+        t.notes.append("Our peak: VmHWM reset through /proc/self/clear_refs before each model\(OurStep.peakResetWorks ? "" : " (the reset failed here, so later models' peaks are upper bounds)").")
+        return t
+    }
+
+    private func rooflineTable(_ ours: [OurStep], _ r: Roofline) -> BenchTable {
+        var t = BenchTable(title: "Our step against the fp32 sgemm roofline (same run)",
+                           columns: ["model", "GEMM GFLOP per step", "roofline s (raw sgemm)", "our step s (median)", "roofline ÷ ours",
+                                     "our GFLOP/s", "our linear + attention s (profiled step)", "their share of the step", "non-GEMM share"])
+        for (i, o) in ours.enumerated() {
+            let gemm = o.phase(.frozenGEMM) + o.phase(.tunableGEMM) + o.phase(.attention)
+            t.rows.append([Self.variants[i].name + " " + Self.variants[i].precision.rawValue, fixed(r.gflop[i], 0), fixed(r.seconds[i], 2), fixed(o.timing.median, 2),
+                           fixed(100 * r.seconds[i] / o.timing.median, 0) + " %", fixed(r.gflop[i] / o.timing.median, 0),
+                           fixed(gemm, 2), fixed(100 * gemm / o.profiledStep, 0) + " %",
+                           fixed(100 * (1 - gemm / o.profiledStep), 0) + " %"])
+        }
+        t.notes.append("bf16 rows are measured against the same fp32 roofline, so they may exceed 100 %.")
+        t.notes.append("Roofline ÷ ours is the target's \"% of the fp32 sgemm roofline\" (issue 7 asks ≥ 85 % for AIM). Non-GEMM share: the profiled step's time outside linear-layer GEMMs and attention kernels (attention kernels include their softmax; patch embedding, head, rearranges, residual adds, LayerNorm, GELU and AdamW are outside).")
+        return t
+    }
+
+    private func profileTable(_ ours: [OurStep]) -> BenchTable {
+        var t = BenchTable(title: "Where our step's time goes (one extra step with StepProfile on)",
+                           columns: ["phase"] + Self.variants.map { "\($0.name) \($0.precision.rawValue) s (share)" })
+        for ph in StepProfile.Phase.allCases {
+            t.rows.append([ph.label] + ours.map { "\(fixed($0.phase(ph), 2)) (\(fixed(100 * $0.phase(ph) / $0.profiledStep, 0)) %)" })
+        }
+        t.rows.append(["rest: rearranges, copies, residual adds, patch embedding, head, zeroing, AdamW"] + ours.map { o in
+            let rest = o.profiledStep - o.profile.reduce(0, +)
+            return "\(fixed(rest, 2)) (\(fixed(100 * rest / o.profiledStep, 0)) %)"
+        })
+        t.rows.append(["profiled step"] + ours.map { fixed($0.profiledStep, 2) })
+        return t
+    }
+
+    private func triple(_ t: Timing) -> String { "\(fixed(t.min, 2)) / \(fixed(t.median, 2)) / \(fixed(t.max, 2))" }
+}
+
+// MARK: - our step
+
+struct OurStep {
+    var timing: Timing
+    var peakGrowthMB: Double
+    var profile: [Double]          // seconds per StepProfile.Phase
+    var profiledStep: Double
+    func phase(_ p: StepProfile.Phase) -> Double { profile[p.rawValue] }
+
+    nonisolated(unsafe) static var peakResetWorks = true
+
+    static func measure(_ c: ModelConfig, name: String, steps: Int, _ context: BenchContext) throws -> OurStep {
+        // The previous model's memory goes back to the system first (glibc keeps freed heap pages
+        // otherwise), so this model's peak counts only what it uses.
+        releaseFreedHeap()
+        peakResetWorks = resetPeakRSS() && peakResetWorks
+        let base = procStatusKB("VmRSS")
+        let model = try Recognizer(config: c, seed: 1)
+        let video = Buffer(3 * c.numFrames * c.inputResolution * c.inputResolution, seed: 7)
+        let labels = [3]
+        let dLogits = Tensor([1, c.numClasses])
+        let n = model.store.tunableCount
+        let m = Tensor([n]), v = Tensor([n])
+        func step(_ t: Int) {
+            let logits = model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(t)))
+            labels.withUnsafeBufferPointer {
+                crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: 1, classes: c.numClasses)
+            }
+            model.store.zeroGrads()
+            model.backward(dLogits: dLogits.data)
+            adamWStep(params: model.store.tunableValues.data, grads: model.store.tunableGrads.data, m: m.data, v: v.data,
+                      count: n, lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, step: t)
+        }
+        var samples: [Double] = []
+        for t in 1...(steps + 1) {
+            let s = seconds { step(t) }
+            if t > 1 { samples.append(s) }
+            context.log("  ours \(name): step \(t) \(fixed(s, 2)) s\(t == 1 ? " (warm-up)" : "")")
+        }
+        StepProfile.reset(); StepProfile.enabled = true
+        let profiled = seconds { step(steps + 2) }
+        StepProfile.enabled = false
+        let peak = procStatusKB("VmHWM")
+        return OurStep(timing: Timing(samples: samples), peakGrowthMB: Double(peak - base) / 1024,
+                       profile: StepProfile.Phase.allCases.map { StepProfile.seconds($0) }, profiledStep: profiled)
+    }
+}
+
+/// glibc's malloc_trim(0) (its header is not in Swift's Glibc module): returns freed heap pages.
+func releaseFreedHeap() {
+    guard let sym = dlsym(nil, "malloc_trim") else { return }
+    typealias Trim = @convention(c) (Int) -> Int32
+    _ = unsafeBitCast(sym, to: Trim.self)(0)
+}
+
+/// A field of /proc/self/status in kB (0 if unreadable).
+func procStatusKB(_ field: String) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+    }
+    return 0
+}
+
+/// Resets VmHWM to the current RSS (Linux ≥ 4.0: write "5" to clear_refs).
+func resetPeakRSS() -> Bool {
+    guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+    defer { try? h.close() }
+    do { try h.write(contentsOf: Data("5".utf8)) } catch { return false }
+    return true
+}
+
+// MARK: - PyTorch
+
+struct TorchReport: Decodable {
+    struct Result: Decodable {
+        let model: String
+        let precision: String
+        let step_s_median: Double
+        let step_s_min: Double
+        let step_s_max: Double
+        let peak_rss_growth_mb: Double
+        let tunable_params: Int
+    }
+    let torch_version: String
+    let threads: Int
+    let steps: Int
+    let warmup: Int
+    let results: [Result]
+
+    static func run(python: String, script: String, threads: Int, steps: Int, _ context: BenchContext) throws -> TorchReport {
+        guard FileManager.default.fileExists(atPath: script) else {
+            throw BenchError("\(script) not found (run aim-bench from the repository root, as `make bench` does)")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python.contains("/") ? python : "/usr/bin/env")
+        p.arguments = (python.contains("/") ? [] : [python]) + [script, "--threads", "\(threads)", "--steps", "\(steps)"]
+        var env = ProcessInfo.processInfo.environment
+        env["OMP_NUM_THREADS"] = "\(threads)"
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        context.log("  torch: \(python) \(p.arguments!.joined(separator: " "))")
+        do { try p.run() } catch { throw BenchError("cannot start \(python): \(error.localizedDescription)") }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw BenchError("\(script) exited with status \(p.terminationStatus)") }
+        do { return try JSONDecoder().decode(TorchReport.self, from: data) } catch {
+            throw BenchError("cannot read \(script)'s JSON: \(error)")
+        }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = "aim-bench: " + d }
+}
