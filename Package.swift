@@ -31,9 +31,11 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas"),
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c"),
         .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat"),
+        // oneDNN (libdnnl-dev 2.6, no pkg-config file): bf16 GEMMs for frozen weights (model.precision: bf16).
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
 
         // Tensors, kernels (forward + backward), threads, RNG, safetensors.
-        .target(name: "AIMTensor", dependencies: ["COpenBLAS"], swiftSettings: fast),
+        .target(name: "AIMTensor", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: fast),
         // YAML experiment configs with --set overrides and strict key validation.
         .target(name: "AIMConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // ViT backbones, adapters, recognizer, parameter registry, counting.

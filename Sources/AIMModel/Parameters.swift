@@ -27,6 +27,18 @@ public final class Parameter {
     public var count: Int { shape.reduce(1, *) }
     public var data: UnsafeMutablePointer<Float> { value.data }
     public var gradData: UnsafeMutablePointer<Float>? { grad?.data }
+
+    /// model.precision bf16: a frozen linear weight multiplies in bf16 (fp32 accumulation) from a
+    /// copy made at its first use, so after weights are loaded; `ParameterStore.dropBF16Copies()`
+    /// must follow any later change of frozen values.
+    public internal(set) var reducedPrecision = false
+    fileprivate var bf16Copy: BF16Weight?
+    func bf16() -> BF16Weight {
+        if let c = bf16Copy { return c }
+        let c = BF16Weight(data, outFeatures: shape[0], inFeatures: count / shape[0])
+        bf16Copy = c
+        return c
+    }
 }
 
 /// All parameters of a recognizer in registration order (the order of PyTorch's
@@ -80,6 +92,9 @@ public final class ParameterStore {
     public var tunableCount: Int { tunableValues.count }
 
     public func zeroGrads() { tunableGrads.zero() }
+
+    /// Forget the bf16 copies of frozen weights (after their fp32 values changed).
+    public func dropBF16Copies() { for p in parameters { p.bf16Copy = nil } }
 
     /// The official initialisation, drawn from `RandomGenerator(seed:)` in registration order.
     public func initialize(seed: UInt64) {

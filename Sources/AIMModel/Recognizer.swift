@@ -91,6 +91,9 @@ public final class Recognizer {
         head = LinearLayer(store, "cls_head.fc_cls", in: D, out: c.numClasses, weightInit: .normal(std: 0.01))
         store.finalize()
         if initialize { store.initialize(seed: seed) }
+        if c.precision == .bf16 {   // frozen [out, in] weights; only LinearLayer reads the flag
+            for p in store.parameters where !p.tunable && p.shape.count == 2 { p.reducedPrecision = true }
+        }
     }
 
     // MARK: - Forward

@@ -1,0 +1,147 @@
+import CDNNL
+import Foundation
+
+// bf16 matrix products for frozen linear layers (model.precision: bf16), through oneDNN's
+// matmul (Debian libdnnl 2.6; AVX-512 BF16 where the CPU has it). The weight is converted to
+// bf16 once; activations are converted per call; accumulation and outputs stay fp32. Only the
+// frozen forward (y = x·Wᵀ + b) and input gradient (dx = dy·W) use it: weight gradients and
+// tunable layers stay fp32. oneDNN threads with OpenMP (OMP_NUM_THREADS, default: all cores).
+
+/// A frozen weight [N, K] (out × in) rounded to bf16, row-major like the fp32 original.
+public final class BF16Weight {
+    public let outFeatures: Int, inFeatures: Int
+    let data: UnsafeMutablePointer<UInt16>
+
+    public init(_ w: UnsafePointer<Float>, outFeatures N: Int, inFeatures K: Int) {
+        outFeatures = N; inFeatures = K
+        data = .allocate(capacity: N * K)
+        toBF16(data, w, count: N * K)
+    }
+    deinit { data.deallocate() }
+}
+
+/// Round to nearest even, as PyTorch's and oneDNN's fp32 → bf16 conversions (NaN stays NaN).
+public func toBF16(_ out: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<Float>, count: Int) {
+    Threads.parallelFor(count, grain: 1 << 14) { r in
+        for i in r {
+            let u = x[i].bitPattern
+            if x[i].isNaN { out[i] = UInt16(u >> 16) | 0x40; continue }
+            out[i] = UInt16((u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
+        }
+    }
+}
+
+/// y = x · Wᵀ (+ b); `out` overwritten, or added to when `accumulate` (then b is added too).
+public func linearForwardBF16(
+    out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: BF16Weight, bias: UnsafePointer<Float>?,
+    rows M: Int, accumulate: Bool = false
+) {
+    if M == 0 { return }
+    let K = weight.inFeatures, N = weight.outFeatures
+    let x = BF16Engine.shared.activations(M * K)
+    toBF16(x, input, count: M * K)
+    // Weights seen as [K, N] with strides (1, K): the transpose of the stored [N, K].
+    BF16Engine.shared.matmul(M: M, K: K, N: N, src: x, weights: weight.data, transposedWeights: true,
+                             bias: bias, dst: out, accumulate: accumulate)
+}
+
+/// dx = dy · W (W [N, K]); `dInput` overwritten, or added to when `accumulateInput`.
+public func linearInputGradientBF16(
+    dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weight: BF16Weight, rows M: Int,
+    accumulateInput: Bool = false
+) {
+    if M == 0 { return }
+    let K = weight.inFeatures, N = weight.outFeatures
+    let dy = BF16Engine.shared.activations(M * N)
+    toBF16(dy, dOut, count: M * N)
+    BF16Engine.shared.matmul(M: M, K: N, N: K, src: dy, weights: weight.data, transposedWeights: false,
+                             bias: nil, dst: dInput, accumulate: accumulateInput)
+}
+
+/// One oneDNN engine and stream, primitives cached per shape, one growing bf16 scratch buffer.
+/// Used from the thread that drives the model (like the rest of the kernels' callers).
+final class BF16Engine {
+    nonisolated(unsafe) static let shared = BF16Engine()
+
+    private var engine: dnnl_engine_t?
+    private var stream: dnnl_stream_t?
+    private struct Key: Hashable { let M: Int, K: Int, N: Int, transposed: Bool, bias: Bool, accumulate: Bool }
+    private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
+                           let bias: dnnl_memory_desc_t; let dst: dnnl_memory_desc_t }
+    private var cache: [Key: Entry] = [:]
+    private var scratch: UnsafeMutablePointer<UInt16>?
+    private var scratchCount = 0
+
+    private init() {
+        check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
+        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
+    }
+
+    private func check(_ s: dnnl_status_t, _ what: String) {
+        if s != dnnl_success { fatalError("oneDNN \(what) failed with status \(s.rawValue) (model.precision: bf16 needs libdnnl 2.x)") }
+    }
+
+    func activations(_ count: Int) -> UnsafeMutablePointer<UInt16> {
+        if count > scratchCount {
+            scratch?.deallocate()
+            scratch = .allocate(capacity: count); scratchCount = count
+        }
+        return scratch!
+    }
+
+    private func desc(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        var d = dims.map { dnnl_dim_t($0) }, s = strides.map { dnnl_dim_t($0) }
+        check(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), &d, type, &s), "memory_desc_init")
+        return md
+    }
+
+    private func entry(_ key: Key) -> Entry {
+        if let e = cache[key] { return e }
+        let src = desc([key.M, key.K], [key.K, 1], dnnl_bf16)
+        let wei = desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], dnnl_bf16)
+        let bias = desc([1, key.N], [key.N, 1], dnnl_f32)
+        let dst = desc([key.M, key.N], [key.N, 1], dnnl_f32)
+        var op = dnnl_matmul_desc_t()
+        var s = src, w = wei, b = bias, d = dst
+        if key.bias { check(dnnl_matmul_desc_init(&op, &s, &w, &b, &d), "matmul_desc_init") }
+        else { check(dnnl_matmul_desc_init(&op, &s, &w, nil, &d), "matmul_desc_init") }
+        var attr: dnnl_primitive_attr_t?
+        check(dnnl_primitive_attr_create(&attr), "attr_create")
+        if key.accumulate {
+            var ops: dnnl_post_ops_t?
+            check(dnnl_post_ops_create(&ops), "post_ops_create")
+            check(dnnl_post_ops_append_sum(ops, 1), "append_sum")
+            check(dnnl_primitive_attr_set_post_ops(attr, ops), "set_post_ops")
+            dnnl_post_ops_destroy(ops)
+        }
+        var pd: dnnl_primitive_desc_t?
+        check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, engine, nil) }, "primitive_desc_create")
+        var prim: dnnl_primitive_t?
+        check(dnnl_primitive_create(&prim, pd), "primitive_create")
+        dnnl_primitive_desc_destroy(pd)
+        dnnl_primitive_attr_destroy(attr)
+        let e = Entry(primitive: prim!, src: src, wei: wei, bias: bias, dst: dst)
+        cache[key] = e
+        return e
+    }
+
+    func matmul(M: Int, K: Int, N: Int, src: UnsafePointer<UInt16>, weights: UnsafePointer<UInt16>, transposedWeights: Bool,
+                bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let e = entry(Key(M: M, K: K, N: N, transposed: transposedWeights, bias: bias != nil, accumulate: accumulate))
+        var mems: [dnnl_memory_t?] = []
+        func memory(_ md: dnnl_memory_desc_t, _ p: UnsafeRawPointer) -> dnnl_memory_t? {
+            var m: dnnl_memory_t?, d = md
+            check(dnnl_memory_create(&m, &d, engine, UnsafeMutableRawPointer(mutating: p)), "memory_create")
+            mems.append(m)
+            return m
+        }
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memory(e.src, src)),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memory(e.wei, weights)),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memory(e.dst, dst))]
+        if let bias { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: memory(e.bias, bias))) }
+        check(dnnl_primitive_execute(e.primitive, stream, Int32(args.count), &args), "primitive_execute")
+        check(dnnl_stream_wait(stream), "stream_wait")
+        for m in mems { dnnl_memory_destroy(m) }
+    }
+}
