@@ -63,6 +63,7 @@ extension Recognizer {
             report.loaded.append(p.name); used.insert(key)
         }
         report.unexpected = file.names.filter { n in !used.contains(n) && !ignoring.contains { n.hasPrefix($0) } }
+        store.dropBF16Copies()   // bf16 copies of frozen weights are made from the values just loaded
         if !report.misshapen.isEmpty || (strict && (!report.missing.isEmpty || !report.unexpected.isEmpty)) {
             var problems: [String] = []
             if !report.missing.isEmpty { problems.append("missing keys: " + report.missing.joined(separator: ", ")) }
