@@ -78,6 +78,8 @@ struct TorchComparisonSection: BenchSection {
         }
         if let torch { t.notes.append("PyTorch \(torch.torch_version), \(torch.threads) threads, \(torch.steps) timed steps after \(torch.warmup) warm-up. Speed-up > 1: ours is faster.") }
         if !note.isEmpty { t.notes.append(note) }
+        let env = ProcessInfo.processInfo.environment
+        t.notes.append("Our process ran with OMP_WAIT_POLICY=\(env["OMP_WAIT_POLICY"] ?? "(unset)") and OPENBLAS_THREAD_TIMEOUT=\(env["OPENBLAS_THREAD_TIMEOUT"] ?? "(unset)"): with bf16, oneDNN's OpenMP threads and OpenBLAS's threads alternate on the same cores, and each pool's default busy-waiting after its calls slows the other (measured: bf16 GEMMs at ≈ 190 instead of ≈ 370 GFLOP/s, sgemm at ≈ 155 instead of ≈ 190), so `make bench` lets both sleep at once. The PyTorch child runs without these two variables.")
         t.notes.append("Our peak: VmHWM reset through /proc/self/clear_refs before each model\(OurStep.peakResetWorks ? "" : " (the reset failed here, so later models' peaks are upper bounds)").")
         return t
     }
@@ -214,6 +216,8 @@ struct TorchReport: Decodable {
         p.arguments = (python.contains("/") ? [] : [python]) + [script, "--threads", "\(threads)", "--steps", "\(steps)"]
         var env = ProcessInfo.processInfo.environment
         env["OMP_NUM_THREADS"] = "\(threads)"
+        // Our wait-policy settings (tools/bench.sh) are for our two thread pools; PyTorch keeps its defaults.
+        env["OMP_WAIT_POLICY"] = nil; env["OPENBLAS_THREAD_TIMEOUT"] = nil
         p.environment = env
         let out = Pipe()
         p.standardOutput = out
