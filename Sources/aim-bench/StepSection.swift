@@ -4,7 +4,8 @@ import Foundation
 
 /// One training step (forward, cross-entropy, backward, no optimizer) of ViT-B/16 with 8 frames
 /// of 224², batch 1, random weights: AIM adapters, full finetuning and frozen space-only, side by
-/// side. (The PyTorch comparison and the roofline belong to the performance work, issue 7.)
+/// side, without the optimizer. TorchComparisonSection times the full step (with AdamW) against
+/// PyTorch and the sgemm roofline.
 struct StepSection: BenchSection {
     let title = "Training step: ViT-B/16 CLIP, 8×224², batch 1"
     let summary = "Forward + cross-entropy + backward of one clip (weight gradients only for tunable parameters), random weights and input; min / median / max over rounds, one model after another."
