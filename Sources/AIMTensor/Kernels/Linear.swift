@@ -57,16 +57,11 @@ func addBiasRows(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float
     }
 }
 
-/// acc[j] += Σ_i x[i, j], parallel over columns so each column sums rows in order
-/// (deterministic for any thread count).
+/// acc[j] += Σ_i x[i, j], as one sgemv (xᵀ·1) in OpenBLAS's own threads: a loop of ours right
+/// after a GEMM would compete with OpenBLAS's still-spinning threads for the cores. OpenBLAS
+/// splits the transposed sgemv over columns, so the sum stays deterministic per thread count.
 public func sumRows(into acc: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ M: Int, _ N: Int) {
-    Threads.parallelFor(N, grain: 16) { cols in
-        let lo = cols.lowerBound, w = cols.count
-        // Accumulate in Float over rows, column block at a time.
-        for i in 0..<M {
-            let row = x + i * N + lo
-            let a = acc + lo
-            for j in 0..<w { a[j] += row[j] }
-        }
-    }
+    guard M > 0, N > 0 else { return }
+    let ones = [Float](repeating: 1, count: M)
+    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(M), Int32(N), 1, x, Int32(N), ones, 1, 1, acc, 1)
 }
