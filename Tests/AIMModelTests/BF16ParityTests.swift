@@ -7,11 +7,7 @@ import AIMTensor
 /// PyTorch fp32/float64 oracle fixtures that the fp32 parity test holds to 1e-4. The stated bf16
 /// tolerance: logits and every tunable gradient within 3e-2 relative (max |Δ| / max |reference|).
 final class BF16ParityTests: XCTestCase {
-    func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
-        var num = 0.0, den = 0.0
-        for i in 0..<b.count { num = max(num, Double(abs(a[i] - b[i]))); den = max(den, Double(abs(b[i]))) }
-        return num / max(den, 1e-12)
-    }
+    func relativeError(_ a: Tensor, _ b: Tensor) -> Double { ParityTests.relativeError(a, b) }
 
     func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
         Threads.set(2)

@@ -11,7 +11,7 @@ final class ParityTests: XCTestCase {
         .deletingLastPathComponent().appendingPathComponent("Fixtures")
 
     /// max |a − b| / max(max |b|, tiny) over the tensor: robust for tensors with tiny entries.
-    func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
+    static func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
         var num = 0.0, den = 0.0
         for i in 0..<b.count {
             num = max(num, Double(abs(a[i] - b[i])))
@@ -35,7 +35,7 @@ final class ParityTests: XCTestCase {
         let B = labels.count
         let logits = model.forward(video: video.data, context: PassContext(batch: B, training: false))
         let expected = try f.tensor(named: "logits")
-        let logitErr = relativeError(logits, expected)
+        let logitErr = Self.relativeError(logits, expected)
         XCTAssertLessThanOrEqual(logitErr, 1e-4, "\(name): logits", file: file, line: line)
         let K = config.numClasses
         let loss = labels.withUnsafeBufferPointer {
@@ -55,7 +55,7 @@ final class ParityTests: XCTestCase {
         XCTAssertEqual(tunable, gradNames, "\(name): tunable set differs from PyTorch's requires_grad set", file: file, line: line)
         for p in model.store.tunableParameters where gradNames.contains(p.name) {
             let g = try f.tensor(named: "grad." + p.name)
-            let e = relativeError(p.grad!, g)
+            let e = Self.relativeError(p.grad!, g)
             if e > worst.0 { worst = (e, p.name) }
             XCTAssertLessThanOrEqual(e, 1e-4, "\(name): grad \(p.name)", file: file, line: line)
         }
