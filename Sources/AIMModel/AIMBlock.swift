@@ -22,12 +22,16 @@ final class AIMBlock: TransformerBlock {
     /// CLIP runs seq-first, so timm's DropPath draws one decision per token index n;
     /// the timm ViT runs batch-first and draws one per frame (b, t).
     let dropPathPerToken: Bool
-    private let kept = Arena()
+    /// What backward reads: in the block's own arena when it will run backward, else in an arena
+    /// the recognizer shares among blocks that will not (see `keepActivations`).
+    private let own = Arena()
+    private var kept: Arena
     private var temporalScales: [Float] = []
     private var jointScales: [Float] = []
 
     init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
         self.index = index
+        kept = own
         let D = c.width, clip = c.isCLIPStyle, eps = c.layerNormEps
         let hasT = c.blockHas(.temporal, index), hasS = c.blockHas(.spatial, index), hasJ = c.blockHas(.joint, index)
         let ah = c.adapterHidden
@@ -63,7 +67,11 @@ final class AIMBlock: TransformerBlock {
         ln1.parameters + attn.parameters + ln2.parameters + mlp.parameters
             + [tAdapterIn, tAdapter, sAdapter, mlpAdapter].compactMap { $0 }.flatMap(\.parameters)
     }
-    var keptBytes: Int { kept.bytes }
+    var keptBytes: Int { kept === own ? own.bytes : 0 }
+
+    func keepActivations(_ keep: Bool, shared: Arena) {
+        if keep { kept = own } else { own.release(); kept = shared }
+    }
 
     private func rowScales(_ dims: Dims, _ context: PassContext, site: UInt64) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }

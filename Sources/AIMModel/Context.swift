@@ -11,9 +11,13 @@ public struct PassContext: Sendable {
     public var seed: UInt64
     public var step: UInt64
     public var sampleKeys: [UInt64]
+    /// False when no backward follows (evaluation): nothing is kept for it.
+    public var saveForBackward: Bool
 
-    public init(batch: Int, training: Bool, seed: UInt64 = 0, step: UInt64 = 0, sampleKeys: [UInt64]? = nil) {
+    public init(batch: Int, training: Bool, seed: UInt64 = 0, step: UInt64 = 0, sampleKeys: [UInt64]? = nil,
+                saveForBackward: Bool = true) {
         self.batch = batch; self.training = training; self.seed = seed; self.step = step
+        self.saveForBackward = saveForBackward
         self.sampleKeys = sampleKeys ?? (0..<batch).map(UInt64.init)
         precondition(self.sampleKeys.count == batch, "PassContext: \(self.sampleKeys.count) sample keys for a batch of \(batch)")
     }
@@ -41,6 +45,9 @@ protocol TransformerBlock: AnyObject {
     var parameters: [Parameter] { get }
     /// Bytes this block keeps between forward and backward.
     var keptBytes: Int { get }
+    /// Whether the next forward keeps what backward reads (own arena) or writes it into `shared`,
+    /// an arena reused by every block that will not run backward.
+    func keepActivations(_ keep: Bool, shared: Arena)
     func forward(out: FloatPtr, input: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena)
     /// `dInput` receives the gradient of the block input (overwritten).
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dims: Dims, scratch: Arena)

@@ -22,6 +22,9 @@ public final class Recognizer {
 
     private let kept = Arena()
     private let scratch = Arena()
+    /// Shared by the blocks (and buffers) no backward will read: frozen blocks below the first
+    /// tunable one, and everything in a forward without backward.
+    private let unkept = Arena()
     private var dims = Dims(B: 0, T: 0, N: 0, D: 0)
     private var lastContext = PassContext(batch: 0, training: false)
     private var dropoutMask: UnsafeMutablePointer<Float>?
@@ -105,13 +108,15 @@ public final class Recognizer {
         dims = Dims(B: B, T: T, N: N, D: D)
         lastContext = context
         let F = B * T
-        let frames = kept.buffer("frames", F * 3 * HW)
+        let keepFrom = context.saveForBackward ? firstBlockNeedingBackward : blocks.count
+        let keepEmbedding = context.saveForBackward && embeddingTunable
+        let frames = (keepEmbedding ? kept : unkept).buffer("frames", F * 3 * HW)
         videoToFrames(out: frames, video: video, batch: B, channels: 3, frames: T, pixels: HW)
         let patches = scratch.buffer("patches", F * L * D)
         patchEmbedForward(out: patches, input: frames, weight: patchWeight.data, bias: patchBias?.data, images: F,
                           channels: 3, height: c.inputResolution, width: c.inputResolution, patch: c.patchSize, outChannels: D)
         let rows = tokenRows
-        let x0 = kept.buffer("x0", rows * D)
+        let x0 = (keepFrom == 0 ? kept : unkept).buffer("x0", rows * D)
         let cls = classToken.data, pos = positional.data
         if videoLayout {
             let V = 1 + L * T, time = temporal!.data
@@ -125,7 +130,7 @@ public final class Recognizer {
                 } }
             }
         } else {
-            let emb = lnPre != nil ? kept.buffer("emb", rows * D) : x0
+            let emb = lnPre != nil ? (keepEmbedding ? kept : unkept).buffer("emb", rows * D) : x0
             for bt in 0..<F {
                 let t = bt % T
                 let tm = temporal.map { $0.data + t * D }
@@ -142,7 +147,10 @@ public final class Recognizer {
         }
         var x: UnsafePointer<Float> = UnsafePointer(x0)
         for (i, block) in blocks.enumerated() {
-            let out = kept.buffer("block.\(i)", rows * D)
+            block.keepActivations(i >= keepFrom, shared: unkept)
+            // A block's output is kept only as the input of a block that will run backward.
+            let out = i + 1 >= keepFrom && i + 1 < blocks.count ? kept.buffer("block.\(i)", rows * D)
+                : unkept.buffer("pingpong.\(i % 2)", rows * D)
             block.forward(out: out, input: x, dims: dims, context: context, scratch: scratch)
             x = UnsafePointer(out)
         }
@@ -194,6 +202,7 @@ public final class Recognizer {
     /// Accumulates the gradients of every tunable parameter from d(loss)/d(logits) `[B, K]`
     /// of the last forward.
     public func backward(dLogits: UnsafePointer<Float>) {
+        precondition(lastContext.saveForBackward, "Recognizer.backward after a forward with saveForBackward: false")
         let B = dims.B, T = dims.T, N = dims.N, D = dims.D
         let rows = tokenRows
         let feat: UnsafePointer<Float> = UnsafePointer(dropoutMask != nil ? kept.buffer("head.drop", B * D) : kept.buffer("head.pool", B * D))
@@ -218,8 +227,7 @@ public final class Recognizer {
 
         // Only go as deep as the first block (from the input) that has a tunable parameter,
         // or into the embeddings if they need gradients.
-        let embeddingTunable = [patchWeight, classToken, positional].contains { $0.tunable } || (temporal?.tunable ?? false)
-        let firstNeeded = embeddingTunable ? 0 : (blocks.firstIndex { $0.parameters.contains(where: \.tunable) } ?? blocks.count)
+        let firstNeeded = firstBlockNeedingBackward
         guard firstNeeded < blocks.count || embeddingTunable else { return }
 
         var dCur = scratch.buffer("grad.a", rows * D)
@@ -283,9 +291,22 @@ public final class Recognizer {
                         + (lnPre?.parameters.filter(\.tunable) ?? []))
     }
 
+    /// Whether the embeddings (patch, class, position, temporal) need gradients.
+    var embeddingTunable: Bool {
+        [patchWeight, classToken, positional].contains { $0.tunable } || (temporal?.tunable ?? false)
+    }
+
+    /// The first block backward must run through (blocks below it, and their activations, are
+    /// not needed): 0 when the embeddings train, `blocks.count` when no block has tunable weights.
+    var firstBlockNeedingBackward: Int {
+        embeddingTunable ? 0 : (blocks.firstIndex { $0.parameters.contains(where: \.tunable) } ?? blocks.count)
+    }
+
     // MARK: - Accounting
 
     /// Bytes of activations kept between forward and backward (all arenas but scratch).
     public var keptBytes: Int { kept.bytes + blocks.reduce(0) { $0 + $1.keptBytes } }
+    /// Buffers of the last forward that no backward reads (frozen prefix, evaluation).
+    public var unkeptBytes: Int { unkept.bytes }
     public var scratchBytes: Int { scratch.bytes }
 }

@@ -91,7 +91,7 @@ public enum EfficiencyRunner {
         acc.gradients = model.store.tunableGrads.bytes
         acc.optimizerState = trainer.optimizer.m.bytes + trainer.optimizer.v.bytes
         acc.activations = model.keptBytes
-        acc.workspace = model.scratchBytes
+        acc.workspace = model.scratchBytes + model.unkeptBytes   // temporaries and what no backward reads
         acc.inputBatch = localBatch * 3 * mc.numFrames * mc.inputResolution * mc.inputResolution * MemoryLayout<Float>.stride
         m.memory = acc
         m.baselineRSSBytes = baseline

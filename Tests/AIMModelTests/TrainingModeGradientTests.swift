@@ -51,6 +51,9 @@ final class TrainingModeGradientTests: XCTestCase {
     func testCLIPAIM() throws { try check { _ in } }
     func testCLIPAIMTwoTemporalAdapters() throws { try check { $0.numTAdapter = 2; $0.adapterScale = 1 } }
     func testImageNetAIM() throws { try check { $0.backbone = .imagenet } }
+    /// Block 0 frozen and no temporal_embedding: backward stops above block 0, whose activations
+    /// are not kept.
+    func testFrozenPrefixIsNotKept() throws { try check { $0.layers = 7; $0.adapterLayers = .top6; $0.adapters = [.spatial, .joint] } }
     func testCLIPTimeSformer() throws { try check { $0.backbone = .timesformer; $0.adapters = []; $0.tune = .all } }
     func testImageNetTimeSformer() throws { try check { $0.backbone = .imagenet; $0.dividedSpaceTime = true; $0.adapters = []; $0.tune = .all } }
 
