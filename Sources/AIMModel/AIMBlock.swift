@@ -22,16 +22,13 @@ final class AIMBlock: TransformerBlock {
     /// CLIP runs seq-first, so timm's DropPath draws one decision per token index n;
     /// the timm ViT runs batch-first and draws one per frame (b, t).
     let dropPathPerToken: Bool
-    /// What backward reads: in the block's own arena when it will run backward, else in an arena
-    /// the recognizer shares among blocks that will not (see `keepActivations`).
-    private let own = Arena()
-    private var kept: Arena
+    private let activations = KeptActivations()
+    private var kept: Arena { activations.arena }
     private var temporalScales: [Float] = []
     private var jointScales: [Float] = []
 
     init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
         self.index = index
-        kept = own
         let D = c.width, clip = c.isCLIPStyle, eps = c.layerNormEps
         let hasT = c.blockHas(.temporal, index), hasS = c.blockHas(.spatial, index), hasJ = c.blockHas(.joint, index)
         let ah = c.adapterHidden
@@ -67,11 +64,8 @@ final class AIMBlock: TransformerBlock {
         ln1.parameters + attn.parameters + ln2.parameters + mlp.parameters
             + [tAdapterIn, tAdapter, sAdapter, mlpAdapter].compactMap { $0 }.flatMap(\.parameters)
     }
-    var keptBytes: Int { kept === own ? own.bytes : 0 }
-
-    func keepActivations(_ keep: Bool, shared: Arena) {
-        if keep { kept = own } else { own.release(); kept = shared }
-    }
+    var keptBytes: Int { activations.bytes }
+    func keepActivations(_ keep: Bool, shared: Arena) { activations.select(keep: keep, shared: shared) }
 
     private func rowScales(_ dims: Dims, _ context: PassContext, site: UInt64) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }

@@ -20,3 +20,19 @@ public final class Arena {
     public var bytes: Int { slots.values.reduce(0) { $0 + $1.bytes } }
     public func release() { slots.removeAll() }
 }
+
+/// A block's activations for backward: its own arena while backward will reach the block, an
+/// arena shared by all blocks backward will not reach (frozen prefix, evaluation) otherwise.
+final class KeptActivations {
+    private let own = Arena()
+    private(set) var arena: Arena
+
+    init() { arena = own }
+
+    /// Chooses where the next forward keeps what backward reads.
+    func select(keep: Bool, shared: Arena) {
+        if keep { arena = own } else { own.release(); arena = shared }
+    }
+
+    var bytes: Int { arena === own ? own.bytes : 0 }
+}

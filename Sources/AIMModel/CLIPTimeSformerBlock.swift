@@ -15,15 +15,12 @@ final class CLIPTimeSformerBlock: TransformerBlock {
     let tNorm: LayerNormLayer
     let tLinear: LinearLayer
     let dropPath: Float
-    /// What backward reads: in the block's own arena when it will run backward, else in an arena
-    /// the recognizer shares among blocks that will not (see `keepActivations`).
-    private let own = Arena()
-    private var kept: Arena
+    private let activations = KeptActivations()
+    private var kept: Arena { activations.arena }
     private var scalesT: [Float] = [], scalesS: [Float] = [], scalesM: [Float] = []
 
     init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
         self.index = index
-        kept = own
         let D = c.width, eps = c.layerNormEps
         attn = AttentionLayer.clip(store, prefix + "attn", width: D, heads: c.heads)
         ln1 = LayerNormLayer(store, prefix + "ln_1", channels: D, eps: eps)
@@ -38,11 +35,8 @@ final class CLIPTimeSformerBlock: TransformerBlock {
     var parameters: [Parameter] {
         attn.parameters + ln1.parameters + mlp.parameters + ln2.parameters + tAttn.parameters + tNorm.parameters + tLinear.parameters
     }
-    var keptBytes: Int { kept === own ? own.bytes : 0 }
-
-    func keepActivations(_ keep: Bool, shared: Arena) {
-        if keep { kept = own } else { own.release(); kept = shared }
-    }
+    var keptBytes: Int { activations.bytes }
+    func keepActivations(_ keep: Bool, shared: Arena) { activations.select(keep: keep, shared: shared) }
 
     /// Decisions per frame index or per token index are shared by the batch, so keyed by the step.
     private func scales(_ dims: Dims, _ context: PassContext, site: UInt64, groups: Int, _ groupOf: (Int) -> Int) -> [Float] {

@@ -15,15 +15,12 @@ final class TimeSformerBlock: TransformerBlock {
     let norm2: LayerNormLayer
     let mlp: MLPLayer
     let dropPath: Float
-    /// What backward reads: in the block's own arena when it will run backward, else in an arena
-    /// the recognizer shares among blocks that will not (see `keepActivations`).
-    private let own = Arena()
-    private var kept: Arena
+    private let activations = KeptActivations()
+    private var kept: Arena { activations.arena }
     private var scalesT: [Float] = [], scalesS: [Float] = [], scalesM: [Float] = []
 
     init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
         self.index = index
-        kept = own
         let D = c.width, eps = c.layerNormEps
         norm1 = LayerNormLayer(store, prefix + "norm1", channels: D, eps: eps)
         attn = AttentionLayer.timm(store, prefix + "attn", width: D, heads: c.heads)
@@ -40,11 +37,8 @@ final class TimeSformerBlock: TransformerBlock {
     var parameters: [Parameter] {
         norm1.parameters + attn.parameters + tNorm.parameters + tAttn.parameters + tFC.parameters + norm2.parameters + mlp.parameters
     }
-    var keptBytes: Int { kept === own ? own.bytes : 0 }
-
-    func keepActivations(_ keep: Bool, shared: Arena) {
-        if keep { kept = own } else { own.release(); kept = shared }
-    }
+    var keptBytes: Int { activations.bytes }
+    func keepActivations(_ keep: Bool, shared: Arena) { activations.select(keep: keep, shared: shared) }
 
     /// Batch-first: every group belongs to one video, so decisions are keyed by that sample.
     /// `perVideo` groups subdivide each video (L positions, T frames, or 1).
