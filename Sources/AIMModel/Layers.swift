@@ -34,11 +34,9 @@ struct LinearLayer {
 
     func backward(dInput: FloatPtr?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, rows: Int, accumulateInput: Bool = false) {
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
-            if weight.reducedPrecision {   // frozen weight: only the input gradient (and a tunable bias's)
-                if let dInput {
-                    linearInputGradientBF16(dInput: dInput, dOut: dOut, weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput)
-                }
-                if let dBias = bias?.gradData { sumRows(into: dBias, dOut, rows, outFeatures) }
+            if weight.reducedPrecision {
+                linearBackwardBF16(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut, input: input,
+                                   weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput)
                 return
             }
             linearBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut,

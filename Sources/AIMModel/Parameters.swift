@@ -28,9 +28,10 @@ public final class Parameter {
     public var data: UnsafeMutablePointer<Float> { value.data }
     public var gradData: UnsafeMutablePointer<Float>? { grad?.data }
 
-    /// model.precision bf16: a frozen linear weight multiplies in bf16 (fp32 accumulation) from a
-    /// copy made at its first use, so after weights are loaded; `ParameterStore.dropBF16Copies()`
-    /// must follow any later change of frozen values.
+    /// model.precision bf16: a linear weight multiplies in bf16 (fp32 accumulation) from a copy
+    /// made at its first use, so after weights are loaded. Tunable copies are re-rounded at the
+    /// start of every forward pass (`ParameterStore.refreshTunableBF16Copies()`);
+    /// `ParameterStore.dropBF16Copies()` must follow any other change of frozen values.
     public internal(set) var reducedPrecision = false
     fileprivate var bf16Copy: BF16Weight?
     func bf16() -> BF16Weight {
@@ -95,6 +96,12 @@ public final class ParameterStore {
 
     /// Forget the bf16 copies of frozen weights (after their fp32 values changed).
     public func dropBF16Copies() { for p in parameters { p.bf16Copy = nil } }
+
+    /// Re-rounds the bf16 copies of tunable weights from their current fp32 values (the optimizer,
+    /// a checkpoint or a test may have changed them), as autocast re-casts weights on every forward.
+    func refreshTunableBF16Copies() {
+        for p in parameters where p.tunable { p.bf16Copy?.refresh(from: p.data) }
+    }
 
     /// The official initialisation, drawn from `RandomGenerator(seed:)` in registration order.
     public func initialize(seed: UInt64) {

@@ -94,8 +94,10 @@ public final class Recognizer {
         head = LinearLayer(store, "cls_head.fc_cls", in: D, out: c.numClasses, weightInit: .normal(std: 0.01))
         store.finalize()
         if initialize { store.initialize(seed: seed) }
-        if c.precision == .bf16 {   // frozen [out, in] weights; only LinearLayer reads the flag
-            for p in store.parameters where !p.tunable && p.shape.count == 2 { p.reducedPrecision = true }
+        if c.precision == .bf16 {   // every linear [out, in] weight but the classifier's, as autocast (head kept fp32: tiny)
+            for p in store.parameters where p.shape.count == 2 && p.name.hasSuffix("weight") && p !== head.weight {
+                p.reducedPrecision = true
+            }
         }
     }
 
@@ -107,6 +109,7 @@ public final class Recognizer {
         let L = N - 1, HW = c.inputResolution * c.inputResolution
         dims = Dims(B: B, T: T, N: N, D: D)
         lastContext = context
+        if c.precision == .bf16 { store.refreshTunableBF16Copies() }
         let F = B * T
         let keepFrom = context.saveForBackward ? firstBlockNeedingBackward : blocks.count
         let keepEmbedding = context.saveForBackward && embeddingTunable

@@ -11,12 +11,16 @@ struct StepSection: BenchSection {
     let summary = "Forward + cross-entropy + backward of one clip (weight gradients only for tunable parameters), random weights and input; min / median / max over rounds, one model after another."
 
     func run(_ context: BenchContext) throws -> [BenchTable] {
-        let variants: [(String, (inout ModelConfig) -> Void)] = [
+        let models: [(String, (inout ModelConfig) -> Void)] = [
             ("AIM (adapters tunable)", { _ in }),
             ("full finetuning (space-only, all tunable)", { $0.adapters = []; $0.tune = .all }),
             ("frozen space-only (ln_post + head)", { $0.adapters = [] }),
         ]
-        var table = BenchTable(title: "Step time", columns: ["model", "tunable params", "forward s", "backward s", "step s (min / median / max)", "activations kept MB"])
+        let variants = [ModelConfig.Precision.fp32, .bf16].flatMap { precision in
+            models.map { name, edit in ("\(name) \(precision.rawValue)", { (c: inout ModelConfig) in edit(&c); c.precision = precision }) }
+        }
+        var table = BenchTable(title: "Step time", columns: ["model", "tunable params", "forward s", "backward s", "step s (min / median / max)",
+                                                             "activations kept MB", "scratch MB"])
         let rounds = max(1, min(context.repeats, 5))
         for (name, edit) in variants {
             var c = ModelConfig()
@@ -45,7 +49,7 @@ struct StepSection: BenchSection {
             table.rows.append([name, String(model.tunableParameterCount), fixed(Timing(samples: fwd).median, 2),
                                fixed(Timing(samples: bwd).median, 2),
                                "\(fixed(t.min, 2)) / \(fixed(t.median, 2)) / \(fixed(t.max, 2))",
-                               fixed(Double(model.keptBytes) / 1e6, 0)])
+                               fixed(Double(model.keptBytes) / 1e6, 0), fixed(Double(model.scratchBytes) / 1e6, 0)])
         }
         table.notes.append("\(rounds) timed rounds after one warm-up per model; models run one after another, so their ratio carries the machine's drift.")
         return [table]

@@ -32,8 +32,9 @@ struct TorchComparisonSection: BenchSection {
         Variant(key: "aim", name: "AIM (adapters tunable)", precision: .fp32) { _ in },
         Variant(key: "full", name: "full finetuning (space-only, all tunable)", precision: .fp32) { $0.adapters = []; $0.tune = .all },
         Variant(key: "frozen", name: "frozen space-only (ln_post + head)", precision: .fp32) { $0.adapters = [] },
-        // model.precision bf16: frozen weights' GEMMs in bf16 (oneDNN); full finetuning has no frozen GEMMs.
+        // model.precision bf16: every linear's GEMMs in bf16 (oneDNN), fp32 master weights, as autocast.
         Variant(key: "aim", name: "AIM (adapters tunable)", precision: .bf16) { _ in },
+        Variant(key: "full", name: "full finetuning (space-only, all tunable)", precision: .bf16) { $0.adapters = []; $0.tune = .all },
         Variant(key: "frozen", name: "frozen space-only (ln_post + head)", precision: .bf16) { $0.adapters = [] },
     ]
 

@@ -48,4 +48,41 @@ final class LinearBF16Tests: XCTestCase {
             }
         }
     }
+
+    /// The full bf16 backward: dW (+= dyᵀ·x, a product with a transposed source) and db accumulate
+    /// into what the gradient already holds, like the fp32 layer's micro-batch accumulation.
+    func testWeightGradientMatchesFP32WithinBF16Tolerance() {
+        Threads.set(2)
+        for (M, K, N) in [(1, 16, 8), (37, 64, 48), (197, 96, 160)] {
+            let x = random(M * K, 11), w = random(N * K, 12), dy = random(M * N, 13)
+            let bw = BF16Weight(w.data, outFeatures: N, inFeatures: K)
+            let dwRef = random(N * K, 14), dwGot = random(N * K, 14), dbRef = random(N, 15), dbGot = random(N, 15)
+            let dxRef = Tensor([M * K]), dxGot = Tensor([M * K])
+            linearBackward(dInput: dxRef.data, dWeight: dwRef.data, dBias: dbRef.data, dOut: dy.data, input: x.data, weight: w.data,
+                           rows: M, inFeatures: K, outFeatures: N)
+            linearBackwardBF16(dInput: dxGot.data, dWeight: dwGot.data, dBias: dbGot.data, dOut: dy.data, input: x.data,
+                               weight: bw, rows: M)
+            // Compare the increments, so the random starting values do not hide an error.
+            let start = random(N * K, 14)
+            let incRef = Tensor([N * K]), incGot = Tensor([N * K])
+            for i in 0..<N * K { incRef[i] = dwRef[i] - start[i]; incGot[i] = dwGot[i] - start[i] }
+            XCTAssertLessThanOrEqual(error(incGot, incRef), 2e-2, "weight gradient \(M)×\(K)→\(N)")
+            XCTAssertGreaterThan(error(incGot, incRef), 0, "bf16 path must actually round")
+            XCTAssertLessThanOrEqual(error(dxGot, dxRef), 2e-2, "input gradient \(M)×\(K)→\(N)")
+            for i in 0..<N { XCTAssertEqual(dbGot[i], dbRef[i], accuracy: 1e-4 * max(1, abs(dbRef[i])), "bias gradient stays fp32") }
+        }
+    }
+
+    /// A refreshed copy equals a fresh conversion of the changed weight.
+    func testRefreshReRoundsChangedWeight() {
+        let w = random(64, 21)
+        let bw = BF16Weight(w.data, outFeatures: 8, inFeatures: 8)
+        for i in 0..<64 { w[i] *= 3 }
+        bw.refresh(from: w.data)
+        let fresh = BF16Weight(w.data, outFeatures: 8, inFeatures: 8)
+        let x = random(8, 22), a = Tensor([8]), b = Tensor([8])
+        linearForwardBF16(out: a.data, input: x.data, weight: bw, bias: nil, rows: 1)
+        linearForwardBF16(out: b.data, input: x.data, weight: fresh, bias: nil, rows: 1)
+        XCTAssertEqual(a.array, b.array)
+    }
 }

@@ -1,13 +1,15 @@
 import CDNNL
 import Foundation
 
-// bf16 matrix products for frozen linear layers (model.precision: bf16), through oneDNN's
-// matmul (Debian libdnnl 2.6; AVX-512 BF16 where the CPU has it). The weight is converted to
-// bf16 once; activations are converted per call; accumulation and outputs stay fp32. Only the
-// frozen forward (y = x·Wᵀ + b) and input gradient (dx = dy·W) use it: weight gradients and
-// tunable layers stay fp32. oneDNN threads with OpenMP (OMP_NUM_THREADS, default: all cores).
+// bf16 matrix products for linear layers (model.precision: bf16), through oneDNN's matmul
+// (Debian libdnnl 2.6; AVX-512 BF16 where the CPU has it), with the semantics of PyTorch's
+// CPU autocast: operands rounded to bf16, accumulation and outputs in fp32, fp32 master
+// weights. A weight's bf16 copy is made once (frozen) or refreshed after each update
+// (tunable); activations and output gradients are converted per call. Weight gradients
+// (dW += dyᵀ·x) are bf16 products too, accumulated into the fp32 gradient.
+// oneDNN threads with OpenMP (OMP_NUM_THREADS, default: all cores).
 
-/// A frozen weight [N, K] (out × in) rounded to bf16, row-major like the fp32 original.
+/// A weight [N, K] (out × in) rounded to bf16, row-major like the fp32 original.
 public final class BF16Weight {
     public let outFeatures: Int, inFeatures: Int
     let data: UnsafeMutablePointer<UInt16>
@@ -17,6 +19,8 @@ public final class BF16Weight {
         data = .allocate(capacity: N * K)
         toBF16(data, w, count: N * K)
     }
+    /// Re-rounds the (changed) fp32 weight into the same storage.
+    public func refresh(from w: UnsafePointer<Float>) { toBF16(data, w, count: outFeatures * inFeatures) }
     deinit { data.deallocate() }
 }
 
@@ -38,7 +42,7 @@ public func linearForwardBF16(
 ) {
     if M == 0 { return }
     let K = weight.inFeatures, N = weight.outFeatures
-    let x = BF16Engine.shared.activations(M * K)
+    let x = BF16Engine.shared.activations(M * K, slot: 0)
     toBF16(x, input, count: M * K)
     // Weights seen as [K, N] with strides (1, K): the transpose of the stored [N, K].
     BF16Engine.shared.matmul(M: M, K: K, N: N, src: x, weights: weight.data, transposedWeights: true,
@@ -52,10 +56,39 @@ public func linearInputGradientBF16(
 ) {
     if M == 0 { return }
     let K = weight.inFeatures, N = weight.outFeatures
-    let dy = BF16Engine.shared.activations(M * N)
+    let dy = BF16Engine.shared.activations(M * N, slot: 0)
     toBF16(dy, dOut, count: M * N)
     BF16Engine.shared.matmul(M: M, K: N, N: K, src: dy, weights: weight.data, transposedWeights: false,
                              bias: nil, dst: dInput, accumulate: accumulateInput)
+}
+
+/// The whole backward of a linear layer in bf16: dx = dy·W (if `dInput`; overwritten or added to),
+/// dW += dyᵀ·x (if `dWeight`; needs `input`), db += Σ rows dy in fp32 (if `dBias`).
+/// dy is rounded to bf16 once for both products.
+public func linearBackwardBF16(
+    dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
+    dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, weight: BF16Weight, rows M: Int,
+    accumulateInput: Bool = false
+) {
+    if M == 0 { return }
+    let K = weight.inFeatures, N = weight.outFeatures
+    if dInput != nil || dWeight != nil {
+        let dy = BF16Engine.shared.activations(M * N, slot: 0)
+        toBF16(dy, dOut, count: M * N)
+        if let dInput {
+            BF16Engine.shared.matmul(M: M, K: N, N: K, src: dy, weights: weight.data, transposedWeights: false,
+                                     bias: nil, dst: dInput, accumulate: accumulateInput)
+        }
+        if let dWeight {
+            guard let input else { preconditionFailure("linearBackwardBF16: a weight gradient needs the layer input") }
+            let x = BF16Engine.shared.activations(M * K, slot: 1)
+            toBF16(x, input, count: M * K)
+            // [N, K] += dyᵀ [N, M] · x [M, K], dy read through transposed strides.
+            BF16Engine.shared.matmul(M: N, K: M, N: K, src: dy, transposedSource: true, weights: x, transposedWeights: false,
+                                     bias: nil, dst: dWeight, accumulate: true)
+        }
+    }
+    if let dBias { sumRows(into: dBias, dOut, M, N) }
 }
 
 /// One oneDNN engine and stream, primitives cached per shape, one growing bf16 scratch buffer.
@@ -65,12 +98,13 @@ final class BF16Engine {
 
     private var engine: dnnl_engine_t?
     private var stream: dnnl_stream_t?
-    private struct Key: Hashable { let M: Int, K: Int, N: Int, transposed: Bool, bias: Bool, accumulate: Bool }
+    private struct Key: Hashable { let M: Int, K: Int, N: Int, sourceTransposed: Bool, transposed: Bool, bias: Bool, accumulate: Bool }
     private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
                            let bias: dnnl_memory_desc_t; let dst: dnnl_memory_desc_t }
     private var cache: [Key: Entry] = [:]
-    private var scratch: UnsafeMutablePointer<UInt16>?
-    private var scratchCount = 0
+    /// Two growing bf16 buffers: the operands of one product (dy and x for a weight gradient).
+    private var scratch: [UnsafeMutablePointer<UInt16>?] = [nil, nil]
+    private var scratchCount = [0, 0]
 
     private init() {
         check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
@@ -81,13 +115,16 @@ final class BF16Engine {
         if s != dnnl_success { fatalError("oneDNN \(what) failed with status \(s.rawValue) (model.precision: bf16 needs libdnnl 2.x)") }
     }
 
-    func activations(_ count: Int) -> UnsafeMutablePointer<UInt16> {
-        if count > scratchCount {
-            scratch?.deallocate()
-            scratch = .allocate(capacity: count); scratchCount = count
+    func activations(_ count: Int, slot: Int) -> UnsafeMutablePointer<UInt16> {
+        if count > scratchCount[slot] {
+            scratch[slot]?.deallocate()
+            scratch[slot] = .allocate(capacity: count); scratchCount[slot] = count
         }
-        return scratch!
+        return scratch[slot]!
     }
+
+    /// Bytes of the bf16 operand buffers (workspace, for memory accounting).
+    var scratchBytes: Int { scratchCount.reduce(0, +) * 2 }
 
     private func desc(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
@@ -98,7 +135,7 @@ final class BF16Engine {
 
     private func entry(_ key: Key) -> Entry {
         if let e = cache[key] { return e }
-        let src = desc([key.M, key.K], [key.K, 1], dnnl_bf16)
+        let src = desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], dnnl_bf16)
         let wei = desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], dnnl_bf16)
         let bias = desc([1, key.N], [key.N, 1], dnnl_f32)
         let dst = desc([key.M, key.N], [key.N, 1], dnnl_f32)
@@ -126,9 +163,11 @@ final class BF16Engine {
         return e
     }
 
-    func matmul(M: Int, K: Int, N: Int, src: UnsafePointer<UInt16>, weights: UnsafePointer<UInt16>, transposedWeights: Bool,
+    func matmul(M: Int, K: Int, N: Int, src: UnsafePointer<UInt16>, transposedSource: Bool = false,
+                weights: UnsafePointer<UInt16>, transposedWeights: Bool,
                 bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let e = entry(Key(M: M, K: K, N: N, transposed: transposedWeights, bias: bias != nil, accumulate: accumulate))
+        let e = entry(Key(M: M, K: K, N: N, sourceTransposed: transposedSource, transposed: transposedWeights,
+                          bias: bias != nil, accumulate: accumulate))
         var mems: [dnnl_memory_t?] = []
         func memory(_ md: dnnl_memory_desc_t, _ p: UnsafeRawPointer) -> dnnl_memory_t? {
             var m: dnnl_memory_t?, d = md
