@@ -97,7 +97,7 @@ final class AIMBlock: TransformerBlock {
                 attnIn = UnsafePointer(tin)
             }
             let o = kept.buffer("t.o", R * D)
-            attn.forward(o, attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D), probs: kept.buffer("t.probs", B * N * H * T * T),
+            attn.forward(o, attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D), probs: AttentionLayer.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
                          attnOut: attn.proj.needsInput ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T)
             let tOut = scratch.buffer("t.out", R * D)
             tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
@@ -115,7 +115,7 @@ final class AIMBlock: TransformerBlock {
         let h1 = attn.qkv.needsInput ? kept.buffer("s.h", R * D) : scratch.buffer("s.h", R * D)
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
         let o = sAdapter != nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
-        attn.forward(o, h1, qkvBuf: kept.buffer("s.qkv", R * 3 * D), probs: kept.buffer("s.probs", dims.frames * H * N * N),
+        attn.forward(o, h1, qkvBuf: kept.buffer("s.qkv", R * 3 * D), probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
                      attnOut: attn.proj.needsInput ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N)
         if let sAdapter {
             sAdapter.forward(x2, o, h: kept.buffer("s.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
@@ -171,7 +171,7 @@ final class AIMBlock: TransformerBlock {
         }
         let dh1 = scratch.buffer("s.dh", R * D)
         attn.backward(dInput: dh1, dOut: dO, x: attn.qkv.needsInput ? kept.buffer("s.h", R * D) : nil, qkvBuf: kept.buffer("s.qkv", R * 3 * D),
-                      probs: kept.buffer("s.probs", dims.frames * attn.heads * N * N), attnOut: attn.proj.needsInput ? kept.buffer("s.a", R * D) : nil,
+                      probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * attn.heads * N * N, length: N), attnOut: attn.proj.needsInput ? kept.buffer("s.a", R * D) : nil,
                       sequences: dims.frames, length: N, scratch: scratch)
         ln1.backward(dInput: dx, dOut: dh1, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R),
                      rows: R, accumulateInput: true)
@@ -189,7 +189,7 @@ final class AIMBlock: TransformerBlock {
         let attnIn: UnsafePointer<Float>? = !attn.qkv.needsInput ? nil
             : UnsafePointer(tAdapterIn != nil ? kept.buffer("t.in", R * D) : kept.buffer("t.xt", R * D))
         attn.backward(dInput: dAttnIn, dOut: dOt, x: attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D),
-                      probs: kept.buffer("t.probs", B * N * attn.heads * T * T), attnOut: attn.proj.needsInput ? kept.buffer("t.a", R * D) : nil,
+                      probs: AttentionLayer.probabilities(kept, "t.probs", B * N * attn.heads * T * T, length: T), attnOut: attn.proj.needsInput ? kept.buffer("t.a", R * D) : nil,
                       sequences: B * N, length: T, scratch: scratch)
         var dXt: UnsafePointer<Float> = UnsafePointer(dAttnIn)
         if let tAdapterIn {

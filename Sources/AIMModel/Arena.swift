@@ -2,23 +2,58 @@ import AIMTensor
 
 /// Named buffers allocated once per size and reused across layers and steps.
 ///
-/// A block keeps what its backward reads in its own arena (the bytes "kept for backward");
-/// temporaries live in one scratch arena shared by all blocks, since only one block runs at a time.
+/// A block keeps what its backward reads in its own arena (the bytes "kept for backward").
+/// Temporaries live in a *transient* arena shared by all blocks: its buffers live for one cycle
+/// (one block's forward or backward, `beginCycle()` between them), so a forward's temporaries and
+/// a backward's share the same bytes and the arena is as large as the largest single call.
 public final class Arena {
     private var slots: [String: Tensor] = [:]
+    private let transient: Bool
+    // Transient mode: one region handed out front to back within a cycle; what does not fit in
+    // this cycle gets its own tensor, and the next cycle's region is grown to the high-water mark.
+    private var region = Tensor([1])
+    private var overflow: [Tensor] = []
+    private var cycle: [String: (pointer: UnsafeMutablePointer<Float>, count: Int)] = [:]
+    private var top = 0, highWater = 0
 
-    public init() {}
+    /// `transient`: buffers are valid until the next `beginCycle()`.
+    public init(transient: Bool = false) { self.transient = transient }
 
     /// A buffer of at least `count` floats under `key`; contents are undefined.
     public func buffer(_ key: String, _ count: Int) -> UnsafeMutablePointer<Float> {
+        if transient { return transientBuffer(key, count) }
         if let t = slots[key], t.count >= count { return t.data }
         let t = Tensor([max(count, 1)])
         slots[key] = t
         return t.data
     }
 
-    public var bytes: Int { slots.values.reduce(0) { $0 + $1.bytes } }
-    public func release() { slots.removeAll() }
+    private func transientBuffer(_ key: String, _ count: Int) -> UnsafeMutablePointer<Float> {
+        if let b = cycle[key], b.count >= count { return b.pointer }
+        let n = (max(count, 1) + 15) & ~15   // 64-byte steps keep every buffer vector-aligned
+        let p: UnsafeMutablePointer<Float>
+        if top + n <= region.count { p = region.data + top } else {
+            let t = Tensor([n]); overflow.append(t); p = t.data
+        }
+        top += n; highWater = max(highWater, top)
+        cycle[key] = (p, count)
+        return p
+    }
+
+    /// Ends the current cycle (transient mode): every buffer handed out so far may be reused.
+    public func beginCycle() {
+        precondition(transient, "beginCycle on a non-transient arena")
+        cycle.removeAll(keepingCapacity: true)
+        if highWater > region.count { region = Tensor([highWater]); overflow.removeAll() }
+        top = 0
+    }
+
+    public var bytes: Int {
+        transient ? region.bytes + overflow.reduce(0) { $0 + $1.bytes } : slots.values.reduce(0) { $0 + $1.bytes }
+    }
+    public func release() {
+        slots.removeAll(); cycle.removeAll(); overflow.removeAll(); region = Tensor([1]); top = 0; highWater = 0
+    }
 }
 
 /// A block's activations for backward: its own arena while backward will reach the block, an

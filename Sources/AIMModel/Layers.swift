@@ -115,7 +115,7 @@ struct AdapterLayer {
                   scratch: Arena, rows: Int, accumulateInput: Bool) {
         let g = scratch.buffer("adapter.g", rows * hidden)
         let dg = scratch.buffer("adapter.dg", rows * hidden)
-        let dh = scratch.buffer("adapter.dh", rows * hidden)
+        let dh = dg   // GELU's backward in place
         if fc2.weight.tunable { StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) } }
         fc2.backward(dInput: dg, dOut: dOut, input: g, rows: rows)
         StepProfile.measure(.activation) { geluBackward(dInput: dh, dOut: dg, input: h, count: rows * hidden) }
@@ -148,9 +148,18 @@ struct AttentionLayer {
                        proj: LinearLayer(store, name + ".proj", in: D, out: D), heads: heads)
     }
 
+    /// Where the attention probabilities [S, H, L, L] are kept for backward: short sequences
+    /// (the temporal pass, L = T) keep them; long ones (197 tokens of a frame: 15 MB per ViT-B
+    /// block) do not, and backward recomputes them from q and k (one Q·Kᵀ product and softmax,
+    /// about 1 % of a step, for 12–13 % of the activations kept).
+    static func probabilities(_ arena: Arena, _ key: String, _ count: Int, length: Int) -> FloatPtr? {
+        length <= attentionDirectMaxLength ? arena.buffer(key, count) : nil
+    }
+
     /// out = proj(attention(qkv(x))) over `sequences` of `length` rows each.
-    /// `qkvBuf` [rows, 3D], `probs` [S, H, L, L] and `attnOut` [rows, D] are the saved activations.
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, qkvBuf: FloatPtr, probs: FloatPtr, attnOut: FloatPtr,
+    /// `qkvBuf` [rows, 3D], `probs` [S, H, L, L] (nil: recomputed in backward) and `attnOut` [rows, D]
+    /// are the saved activations.
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, qkvBuf: FloatPtr, probs: FloatPtr?, attnOut: FloatPtr,
                  sequences S: Int, length L: Int) {
         let rows = S * L
         qkv.forward(qkvBuf, x, rows: rows)
@@ -161,7 +170,7 @@ struct AttentionLayer {
     }
 
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, qkvBuf: UnsafePointer<Float>,
-                  probs: UnsafePointer<Float>, attnOut: UnsafePointer<Float>?, sequences S: Int, length L: Int,
+                  probs: UnsafePointer<Float>?, attnOut: UnsafePointer<Float>?, sequences S: Int, length L: Int,
                   scratch: Arena, accumulateInput: Bool = false) {
         let rows = S * L
         let dA = scratch.buffer("attn.dA", rows * width)
@@ -206,8 +215,9 @@ struct MLPLayer {
 
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>?, pre: UnsafePointer<Float>,
                   act: UnsafePointer<Float>?, scratch: Arena, rows: Int, accumulateInput: Bool) {
+        // The activation's backward runs in place (dPre overwrites dAct): one [rows, hidden] buffer.
         let dAct = scratch.buffer("mlp.dAct", rows * hidden)
-        let dPre = scratch.buffer("mlp.dPre", rows * hidden)
+        let dPre = dAct
         fc2.backward(dInput: dAct, dOut: dOut, input: act, rows: rows)
         StepProfile.measure(.activation) {
             if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }

@@ -22,6 +22,8 @@ public final class Recognizer {
 
     private let kept = Arena()
     private let scratch = Arena()
+    /// Temporaries of one block call at a time (forward or backward).
+    private let blockScratch = Arena(transient: true)
     /// Shared by the blocks (and buffers) no backward will read: frozen blocks below the first
     /// tunable one, and everything in a forward without backward.
     private let unkept = Arena()
@@ -154,7 +156,8 @@ public final class Recognizer {
             // A block's output is kept only as the input of a block that will run backward.
             let out = i + 1 >= keepFrom && i + 1 < blocks.count ? kept.buffer("block.\(i)", rows * D)
                 : unkept.buffer("pingpong.\(i % 2)", rows * D)
-            block.forward(out: out, input: x, dims: dims, context: context, scratch: scratch)
+            blockScratch.beginCycle()
+            block.forward(out: out, input: x, dims: dims, context: context, scratch: blockScratch)
             x = UnsafePointer(out)
         }
         return headForward(x, context: context)
@@ -240,7 +243,8 @@ public final class Recognizer {
         for i in 0..<m { (dCur + i * rowStride).update(from: dc + i * D, count: D) }
         for i in stride(from: blocks.count - 1, through: firstNeeded, by: -1) {
             let input: UnsafePointer<Float> = i == 0 ? UnsafePointer(kept.buffer("x0", rows * D)) : UnsafePointer(kept.buffer("block.\(i - 1)", rows * D))
-            blocks[i].backward(dInput: dNext, dOut: dCur, input: input, dims: dims, scratch: scratch)
+            blockScratch.beginCycle()
+            blocks[i].backward(dInput: dNext, dOut: dCur, input: input, dims: dims, scratch: blockScratch)
             gradientsReady?(blocks[i].parameters.filter(\.tunable))
             swap(&dCur, &dNext)
         }
@@ -311,5 +315,5 @@ public final class Recognizer {
     public var keptBytes: Int { kept.bytes + blocks.reduce(0) { $0 + $1.keptBytes } }
     /// Buffers of the last forward that no backward reads (frozen prefix, evaluation).
     public var unkeptBytes: Int { unkept.bytes }
-    public var scratchBytes: Int { scratch.bytes }
+    public var scratchBytes: Int { scratch.bytes + blockScratch.bytes }
 }

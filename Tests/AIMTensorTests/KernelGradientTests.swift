@@ -119,6 +119,23 @@ final class KernelGradientTests: XCTestCase {
         }
     }
 
+    /// Long sequences may drop their probabilities after the forward: the backward recomputes them
+    /// with the forward's own code, so the gradients are the same bits as with kept probabilities
+    /// (and the finite-difference check above covers those).
+    func testAttentionRecomputedProbabilitiesGiveTheSameGradients() {
+        for (S, L, D, H) in [(2, attentionDirectMaxLength + 1, 36, 3), (3, 70, 24, 2)] {
+            let qkv = randomTensor([S, L, 3 * D], seed: 42, scale: 0.8), r = randomTensor([S, L, D], seed: 43)
+            let outKept = Tensor([S, L, D]), outDropped = Tensor([S, L, D]), probs = Tensor([S, H, L, L])
+            attentionForward(out: outKept.data, qkv: qkv.data, probs: probs.data, sequences: S, length: L, width: D, heads: H)
+            attentionForward(out: outDropped.data, qkv: qkv.data, probs: nil, sequences: S, length: L, width: D, heads: H)
+            XCTAssertEqual(outKept.array, outDropped.array, "forward without kept probabilities, L=\(L)")
+            let kept = Tensor([S, L, 3 * D]), recomputed = Tensor(shape: [S, L, 3 * D], repeating: .nan)
+            attentionBackward(dQKV: kept.data, dOut: r.data, qkv: qkv.data, probs: probs.data, sequences: S, length: L, width: D, heads: H)
+            attentionBackward(dQKV: recomputed.data, dOut: r.data, qkv: qkv.data, probs: nil, sequences: S, length: L, width: D, heads: H)
+            XCTAssertEqual(kept.array, recomputed.array, "backward with recomputed probabilities, L=\(L)")
+        }
+    }
+
     func testPatchEmbedGradients() {
         let (N, C, Hh, Ww, p, D) = (2, 3, 6, 9, 3, 5)
         let x = randomTensor([N, C, Hh, Ww], seed: 50), w = randomTensor([D, C, p, p], seed: 51, scale: 0.3)

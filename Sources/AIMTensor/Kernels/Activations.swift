@@ -44,6 +44,7 @@ private func activationForward<F: VectorActivation>(
 }
 
 /// dInput (=|+=) dOut · f'(input).
+/// dInput may be dOut itself (in place) when not accumulating: each vector is read before it is written.
 private func activationBackward<F: VectorActivation>(
     _: F.Type, _ dInput: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
     _ count: Int, _ accumulate: Bool

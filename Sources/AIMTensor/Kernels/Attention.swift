@@ -10,21 +10,25 @@ import COpenBLAS
 /// Sequences up to this length use the direct loops; longer ones use sgemm.
 public let attentionDirectMaxLength = 32
 
-/// probs [S, H, L, L] receives the attention weights (read again by the backward).
+/// probs [S, H, L, L] receives the attention weights for the backward; with `probs` nil (only
+/// for L > attentionDirectMaxLength) they live in a per-thread buffer and the backward recomputes
+/// them bit for bit.
 public func attentionForward(
-    out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, probs: UnsafeMutablePointer<Float>,
+    out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, probs: UnsafeMutablePointer<Float>?,
     sequences S: Int, length L: Int, width D: Int, heads H: Int
 ) {
     precondition(S >= 0 && L > 0 && H > 0 && D % H == 0, "attentionForward: bad sizes S=\(S) L=\(L) D=\(D) H=\(H)")
     let dh = D / H, ld = 3 * D
     let scale = 1 / Float(dh).squareRoot()
     let direct = L <= attentionDirectMaxLength
+    precondition(probs != nil || !direct, "attentionForward: sequences of length \(L) keep their probabilities")
     withSerialBLAS {
         Threads.parallelFor(S * H) { pairs in
+          withScratch(probs == nil ? L * L : 0) { own in
             for pair in pairs {
                 let s = pair / H, h = pair % H
                 let q = qkv + s * L * ld + h * dh, k = q + D, v = q + 2 * D
-                let p = probs + pair * L * L
+                let p = probs.map { $0 + pair * L * L } ?? own
                 let o = out + s * L * D + h * dh
                 if direct {
                     for i in 0..<L {
@@ -45,37 +49,52 @@ public func attentionForward(
                         }
                     }
                 } else {
+                    attentionProbabilities(p, q: q, k: k, length: L, headWidth: dh, rowStride: ld, scale: scale)
                     let l = Int32(L), d = Int32(dh)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, d,
-                                scale, q, Int32(ld), k, Int32(ld), 0, p, l)
-                    for i in 0..<L { softmaxRow(p + i * L, p + i * L, L) }
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l, d, l,
                                 1, p, l, v, Int32(ld), 0, o, Int32(D))
                 }
             }
+          }
         }
     }
 }
 
-/// dQKV [S, L, 3D] is overwritten with the gradients of q | k | v.
+/// P = softmax(scale · Q·Kᵀ) of one (sequence, head) by serial sgemm: the forward and the
+/// recomputing backward call exactly this, so both see the same bits.
+@inline(__always)
+private func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                                    length L: Int, headWidth dh: Int, rowStride ld: Int, scale: Float) {
+    let l = Int32(L)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, Int32(dh), scale, q, Int32(ld), k, Int32(ld), 0, p, l)
+    for i in 0..<L { softmaxRow(p + i * L, p + i * L, L) }
+}
+
+/// dQKV [S, L, 3D] is overwritten with the gradients of q | k | v. `probs` nil: recomputed from q, k.
 public func attentionBackward(
     dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-    probs: UnsafePointer<Float>, sequences S: Int, length L: Int, width D: Int, heads H: Int
+    probs: UnsafePointer<Float>?, sequences S: Int, length L: Int, width D: Int, heads H: Int
 ) {
     precondition(S >= 0 && L > 0 && H > 0 && D % H == 0, "attentionBackward: bad sizes S=\(S) L=\(L) D=\(D) H=\(H)")
     let dh = D / H, ld = 3 * D
     let scale = 1 / Float(dh).squareRoot()
     let direct = L <= attentionDirectMaxLength
+    precondition(probs != nil || !direct, "attentionBackward: sequences of length \(L) keep their probabilities")
     withSerialBLAS {
         Threads.parallelFor(S * H) { pairs in
-            // dP / dS for one (sequence, head), reused across this chunk's pairs.
-            withScratch(L * L) { ds in
+            // dP / dS (and recomputed P) for one (sequence, head), reused across this chunk's pairs.
+            withScratch(probs == nil ? 2 * L * L : L * L) { ds in
                 for pair in pairs {
                     let s = pair / H, h = pair % H
                     let off = s * L * ld + h * dh
                     let q = qkv + off, k = q + D, v = q + 2 * D
                     let dq = dQKV + off, dk = dq + D, dv = dq + 2 * D
-                    let p = probs + pair * L * L
+                    let p: UnsafePointer<Float>
+                    if let probs { p = probs + pair * L * L } else {
+                        let own = ds + L * L
+                        attentionProbabilities(own, q: q, k: k, length: L, headWidth: dh, rowStride: ld, scale: scale)
+                        p = UnsafePointer(own)
+                    }
                     let dO = dOut + s * L * D + h * dh
                     if direct {
                         // dS = softmax'(dP), dP_ij = dO_i · v_j.
