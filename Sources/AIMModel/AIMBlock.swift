@@ -82,7 +82,10 @@ final class AIMBlock: TransformerBlock {
         let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B, H = attn.heads
         var x1: UnsafePointer<Float> = x0
 
+        // Each section's temporaries are released at its end (scratch.rewind), so the next reuses them.
         if let tAdapter {
+            let section = scratch.mark()
+            defer { scratch.rewind(to: section) }
             // (a) temporal: LN over rows commutes with the row permutation, so normalise in
             // frame layout and permute the result into token layout [(b n), t, D].
             let u0 = scratch.buffer("t.u0", R * D)
@@ -111,6 +114,7 @@ final class AIMBlock: TransformerBlock {
         }
 
         // (b) spatial, per frame over N tokens.
+        var section = scratch.mark()
         let x2 = kept.buffer("x2", R * D)
         let h1 = attn.qkv.needsInput ? kept.buffer("s.h", R * D) : scratch.buffer("s.h", R * D)
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
@@ -124,7 +128,11 @@ final class AIMBlock: TransformerBlock {
             add(out: x2, x1, o, count: R * D)
         }
 
+        scratch.rewind(to: section)
+
         // (c) joint: the MLP and, beside it, the scaled MLP adapter.
+        section = scratch.mark()
+        defer { scratch.rewind(to: section) }
         let h2 = mlpAdapter != nil || mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : scratch.buffer("j.h", R * D)
         ln2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
         out.update(from: x2, count: R * D)
@@ -147,6 +155,7 @@ final class AIMBlock: TransformerBlock {
 
         // (c) joint. dx accumulates the gradient of the block input through every residual.
         dx.update(from: dOut, count: R * D)
+        var section = scratch.mark()
         let dh2 = scratch.buffer("j.dh", R * D)
         let h2: UnsafeMutablePointer<Float>? = mlpAdapter != nil || mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : nil
         mlp.backward(dInput: dh2, dOut: dOut, x: h2, pre: kept.buffer("j.pre", R * mlp.hidden),
@@ -160,8 +169,10 @@ final class AIMBlock: TransformerBlock {
         }
         ln2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
                      rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
+        scratch.rewind(to: section)
 
         // (b) spatial: dx now holds d x2 = d x1 through the residual.
+        section = scratch.mark()
         var dO: UnsafePointer<Float> = UnsafePointer(dx)
         if let sAdapter {
             let dOm = scratch.buffer("s.do", R * D)
@@ -175,6 +186,7 @@ final class AIMBlock: TransformerBlock {
                       sequences: dims.frames, length: N, scratch: scratch)
         ln1.backward(dInput: dx, dOut: dh1, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R),
                      rows: R, accumulateInput: true)
+        scratch.rewind(to: section)
 
         // (a) temporal: dx holds d x1 = d x0 through the residual.
         guard let tAdapter else { return }

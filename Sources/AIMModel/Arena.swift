@@ -36,14 +36,29 @@ public final class Arena {
             let t = Tensor([n]); overflow.append(t); p = t.data
         }
         top += n; highWater = max(highWater, top)
-        cycle[key] = (p, count)
+        cycle[key] = (p, count); order.append(key)
         return p
+    }
+
+    /// A point in the current cycle to `rewind(to:)` (transient mode).
+    public struct Mark { fileprivate let top: Int, keys: Int }
+    private var order: [String] = []
+
+    public func mark() -> Mark { Mark(top: top, keys: order.count) }
+
+    /// Releases every buffer handed out since `mark` (their names may be asked for again), so a
+    /// later section of the same call reuses their bytes.
+    public func rewind(to mark: Mark) {
+        precondition(transient, "rewind on a non-transient arena")
+        for key in order[mark.keys...] { cycle[key] = nil }
+        order.removeSubrange(mark.keys...)
+        top = mark.top
     }
 
     /// Ends the current cycle (transient mode): every buffer handed out so far may be reused.
     public func beginCycle() {
         precondition(transient, "beginCycle on a non-transient arena")
-        cycle.removeAll(keepingCapacity: true)
+        cycle.removeAll(keepingCapacity: true); order.removeAll(keepingCapacity: true)
         if highWater > region.count { region = Tensor([highWater]); overflow.removeAll() }
         top = 0
     }
@@ -52,7 +67,7 @@ public final class Arena {
         transient ? region.bytes + overflow.reduce(0) { $0 + $1.bytes } : slots.values.reduce(0) { $0 + $1.bytes }
     }
     public func release() {
-        slots.removeAll(); cycle.removeAll(); overflow.removeAll(); region = Tensor([1]); top = 0; highWater = 0
+        slots.removeAll(); cycle.removeAll(); order.removeAll(); overflow.removeAll(); region = Tensor([1]); top = 0; highWater = 0
     }
 }
 

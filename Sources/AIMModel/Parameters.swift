@@ -97,6 +97,11 @@ public final class ParameterStore {
     /// Forget the bf16 copies of frozen weights (after their fp32 values changed).
     public func dropBF16Copies() { for p in parameters { p.bf16Copy = nil } }
 
+    /// Bytes of the bf16 weight copies made so far, of tunable or of frozen parameters.
+    public func bf16CopyBytes(tunable: Bool) -> Int {
+        parameters.filter { $0.tunable == tunable }.reduce(0) { $0 + ($1.bf16Copy?.bytes ?? 0) }
+    }
+
     /// Re-rounds the bf16 copies of tunable weights from their current fp32 values (the optimizer,
     /// a checkpoint or a test may have changed them), as autocast re-casts weights on every forward.
     func refreshTunableBF16Copies() {

@@ -86,12 +86,13 @@ public enum EfficiencyRunner {
         m.views = config.int("data.test_num_clips") * (config.string("data.test_crop") == "three" ? 3 : 1)
 
         var acc = MemoryAccounting()
-        acc.frozenParameters = model.store.frozenValues.bytes
-        acc.tunableParameters = model.store.tunableValues.bytes
+        // model.precision bf16 adds bf16 copies of the linear weights and the operand buffers.
+        acc.frozenParameters = model.store.frozenValues.bytes + model.store.bf16CopyBytes(tunable: false)
+        acc.tunableParameters = model.store.tunableValues.bytes + model.store.bf16CopyBytes(tunable: true)
         acc.gradients = model.store.tunableGrads.bytes
         acc.optimizerState = trainer.optimizer.m.bytes + trainer.optimizer.v.bytes
         acc.activations = model.keptBytes
-        acc.workspace = model.scratchBytes + model.unkeptBytes   // temporaries and what no backward reads
+        acc.workspace = model.scratchBytes + model.unkeptBytes + bf16OperandBytes   // temporaries and what no backward reads
         acc.inputBatch = localBatch * 3 * mc.numFrames * mc.inputResolution * mc.inputResolution * MemoryLayout<Float>.stride
         m.memory = acc
         m.baselineRSSBytes = baseline

@@ -21,7 +21,8 @@ public final class Tensor: @unchecked Sendable {
         self.data = Tensor.allocate(count)
         self.owner = nil
         self.owns = true
-        data.initialize(repeating: 0, count: count)
+        // Mapped storage comes zeroed from the kernel; touching it here would only make it resident.
+        if !Tensor.isMapped(count) { data.initialize(repeating: 0, count: count) }
     }
 
     public convenience init(shape: [Int], values: [Float]) {
@@ -48,10 +49,28 @@ public final class Tensor: @unchecked Sendable {
     }
 
     deinit {
-        if owns { free(data) }
+        guard owns else { return }
+        if Tensor.isMapped(count) { munmap(data, Tensor.mappedBytes(count)) } else { free(data) }
+    }
+
+    /// Tensors from 1 MiB up get their own anonymous mapping, returned to the kernel when freed.
+    /// Through malloc they would raise glibc's dynamic mmap threshold (up to 32 MiB) after the
+    /// first free, land on the heap and keep freed memory resident: peak memory would then depend
+    /// on the allocation history instead of the plan.
+    static let mapThreshold = 1 << 20
+    static func isMapped(_ count: Int) -> Bool { count * MemoryLayout<Float>.stride >= mapThreshold }
+    static func mappedBytes(_ count: Int) -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        return (count * MemoryLayout<Float>.stride + page - 1) / page * page
     }
 
     static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if isMapped(count) {
+            let bytes = mappedBytes(count)
+            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            precondition(p != MAP_FAILED && p != nil, "Tensor: cannot map \(bytes) bytes: \(String(cString: strerror(errno)))")
+            return p!.bindMemory(to: Float.self, capacity: count)   // page-aligned, so 64-byte aligned
+        }
         var raw: UnsafeMutableRawPointer?
         let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) & ~63)
         let rc = posix_memalign(&raw, 64, bytes)

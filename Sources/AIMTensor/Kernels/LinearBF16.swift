@@ -13,6 +13,7 @@ import Foundation
 public final class BF16Weight {
     public let outFeatures: Int, inFeatures: Int
     let data: UnsafeMutablePointer<UInt16>
+    public var bytes: Int { outFeatures * inFeatures * MemoryLayout<UInt16>.stride }
 
     public init(_ w: UnsafePointer<Float>, outFeatures N: Int, inFeatures K: Int) {
         outFeatures = N; inFeatures = K
@@ -23,6 +24,9 @@ public final class BF16Weight {
     public func refresh(from w: UnsafePointer<Float>) { toBF16(data, w, count: outFeatures * inFeatures) }
     deinit { data.deallocate() }
 }
+
+/// Bytes of the bf16 operand buffers the linear layers convert activations into (0 in fp32).
+public var bf16OperandBytes: Int { BF16Engine.operandBytes }
 
 /// Round to nearest even, as PyTorch's and oneDNN's fp32 → bf16 conversions (NaN stays NaN).
 public func toBF16(_ out: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<Float>, count: Int) {
@@ -119,12 +123,13 @@ final class BF16Engine {
         if count > scratchCount[slot] {
             scratch[slot]?.deallocate()
             scratch[slot] = .allocate(capacity: count); scratchCount[slot] = count
+            Self.operandBytes = scratchCount.reduce(0, +) * MemoryLayout<UInt16>.stride
         }
         return scratch[slot]!
     }
 
-    /// Bytes of the bf16 operand buffers (workspace, for memory accounting).
-    var scratchBytes: Int { scratchCount.reduce(0, +) * 2 }
+    /// Bytes of the bf16 operand buffers (workspace), readable without creating the engine.
+    nonisolated(unsafe) static var operandBytes = 0
 
     private func desc(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
