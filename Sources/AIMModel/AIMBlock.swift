@@ -113,9 +113,10 @@ final class AIMBlock: TransformerBlock {
             x1 = UnsafePointer(x1m)
         }
 
-        // (b) spatial, per frame over N tokens.
+        // (b) spatial, per frame over N tokens. Its output x2 goes straight into `out`, where the
+        // joint branch adds to it.
         var section = scratch.mark()
-        let x2 = kept.buffer("x2", R * D)
+        let x2 = out
         let h1 = attn.qkv.needsInput ? kept.buffer("s.h", R * D) : scratch.buffer("s.h", R * D)
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
         let o = sAdapter != nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
@@ -133,9 +134,10 @@ final class AIMBlock: TransformerBlock {
         // (c) joint: the MLP and, beside it, the scaled MLP adapter.
         section = scratch.mark()
         defer { scratch.rewind(to: section) }
-        let h2 = mlpAdapter != nil || mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : scratch.buffer("j.h", R * D)
-        ln2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
-        out.update(from: x2, count: R * D)
+        // ln_2's backward reads x̂ (kept) instead of x2; the MLP adapter's weight gradient reads
+        // ln_2's output, rebuilt from x̂ in backward unless a tunable c_fc keeps it anyway.
+        let h2 = mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : scratch.buffer("j.h", R * D)
+        ln2.forward(h2, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
         mlp.forward(out, h2, pre: kept.buffer("j.pre", R * mlp.hidden),
                     act: mlp.fc2.needsInput ? kept.buffer("j.act", R * mlp.hidden) : scratch.buffer("j.act", R * mlp.hidden),
                     rows: R, accumulate: true)
@@ -157,7 +159,12 @@ final class AIMBlock: TransformerBlock {
         dx.update(from: dOut, count: R * D)
         var section = scratch.mark()
         let dh2 = scratch.buffer("j.dh", R * D)
-        let h2: UnsafeMutablePointer<Float>? = mlpAdapter != nil || mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : nil
+        let xhat2 = kept.buffer("j.xhat", R * D)
+        var h2: UnsafeMutablePointer<Float>? = mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : nil
+        if h2 == nil, mlpAdapter != nil {
+            h2 = scratch.buffer("j.h", R * D)
+            ln2.output(h2!, normalized: xhat2, rows: R)
+        }
         mlp.backward(dInput: dh2, dOut: dOut, x: h2, pre: kept.buffer("j.pre", R * mlp.hidden),
                      act: mlp.fc2.needsInput ? kept.buffer("j.act", R * mlp.hidden) : nil,
                      scratch: scratch, rows: R, accumulateInput: false)
@@ -167,8 +174,7 @@ final class AIMBlock: TransformerBlock {
             mlpAdapter.backward(dInput: dh2, dOut: dm, x: h2!, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden),
                                 scratch: scratch, rows: R, accumulateInput: true)
         }
-        ln2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
-                     rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
+        ln2.backward(dInput: dx, dOut: dh2, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
         scratch.rewind(to: section)
 
         // (b) spatial: dx now holds d x2 = d x1 through the residual.

@@ -61,10 +61,28 @@ struct LayerNormLayer {
         self.eps = eps
     }
 
-    func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, mean: FloatPtr?, rstd: FloatPtr?, rows: Int) {
+    /// `normalized` (optional) receives x̂, which can stand in for the input in backward.
+    func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, mean: FloatPtr?, rstd: FloatPtr?, normalized: FloatPtr? = nil, rows: Int) {
         StepProfile.measure(.layerNorm) {
             layerNormForward(out: out, input: input, weight: weight.data, bias: bias.data, mean: mean, rstd: rstd,
-                             rows: rows, channels: channels, eps: eps)
+                             normalized: normalized, rows: rows, channels: channels, eps: eps)
+        }
+    }
+
+    /// The forward's output again from its x̂ (same bits).
+    func output(_ out: FloatPtr, normalized: UnsafePointer<Float>, rows: Int) {
+        StepProfile.measure(.layerNorm) {
+            layerNormAffine(out: out, normalized: normalized, weight: weight.data, bias: bias.data, rows: rows, channels: channels)
+        }
+    }
+
+    /// Backward from the forward's x̂ and rstd instead of its input and mean (same bits).
+    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, normalized: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+                  rows: Int, accumulateInput: Bool) {
+        StepProfile.measure(.layerNorm) {
+            layerNormBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias.gradData, dOut: dOut, input: normalized,
+                              weight: weight.data, mean: nil, rstd: rstd, rows: rows, channels: channels,
+                              accumulateInput: accumulateInput, inputIsNormalized: true)
         }
     }
 

@@ -61,6 +61,27 @@ final class KernelGradientTests: XCTestCase {
             layerNormBackward(dInput: dx.data, dWeight: nil, dBias: nil, dOut: r.data, input: x.data,
                               weight: w.data, mean: mean.data, rstd: rstd.data, rows: M, channels: C, accumulateInput: true)
             assertBitwiseEqual(dx.array, before.map { $0 + $0 }, "layerNorm accumulateInput")
+
+            // Kept x̂ instead of the input (the AIM block's ln_2): the same output and gradients, bit for bit.
+            let yRef = Tensor([M, C])   // `y` holds the last perturbed forward of the gradient check
+            layerNormForward(out: yRef.data, input: x.data, weight: w.data, bias: b.data, mean: nil, rstd: nil,
+                             rows: M, channels: C, eps: 1e-5)
+            let xhat = Tensor([M, C]), y2 = Tensor([M, C]), rstd2 = Tensor([M])
+            layerNormForward(out: y2.data, input: x.data, weight: w.data, bias: b.data, mean: nil, rstd: rstd2.data,
+                             normalized: xhat.data, rows: M, channels: C, eps: 1e-5)
+            assertBitwiseEqual(y2.array, yRef.array, "layerNorm forward with x̂ output")
+            let rebuilt = Tensor([M, C])
+            layerNormAffine(out: rebuilt.data, normalized: xhat.data, weight: w.data, bias: b.data, rows: M, channels: C)
+            assertBitwiseEqual(rebuilt.array, yRef.array, "layerNorm output rebuilt from x̂")
+            let dx2 = Tensor([M, C]), dw2 = Tensor([C]), db2 = Tensor([C])
+            layerNormBackward(dInput: dx2.data, dWeight: dw2.data, dBias: db2.data, dOut: r.data, input: xhat.data,
+                              weight: w.data, mean: nil, rstd: rstd2.data, rows: M, channels: C, inputIsNormalized: true)
+            let dxRef = Tensor([M, C]), dwRef = Tensor([C]), dbRef = Tensor([C])
+            layerNormBackward(dInput: dxRef.data, dWeight: dwRef.data, dBias: dbRef.data, dOut: r.data, input: x.data,
+                              weight: w.data, mean: mean.data, rstd: rstd.data, rows: M, channels: C)
+            assertBitwiseEqual(dx2.array, dxRef.array, "layerNorm backward from x̂: dInput")
+            assertBitwiseEqual(dw2.array, dwRef.array, "layerNorm backward from x̂: dWeight")
+            assertBitwiseEqual(db2.array, dbRef.array, "layerNorm backward from x̂: dBias")
         }
     }
 

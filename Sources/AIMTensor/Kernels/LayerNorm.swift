@@ -6,6 +6,7 @@ public func layerNormForward(
     out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
     mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
+    normalized: UnsafeMutablePointer<Float>? = nil,
     rows M: Int, channels C: Int, eps: Float
 ) {
     precondition(M >= 0 && C > 0, "layerNormForward: bad sizes M=\(M) C=\(C)")
@@ -27,24 +28,43 @@ public func layerNormForward(
             mean?[i] = mu
             rstd?[i] = r
             j = 0
+            let xn = normalized.map { $0 + i * C }
             while j + 16 <= C {
-                store16((load16(x + j) - mu) * r * load16(weight + j) + load16(bias + j), y + j)
+                let xh = (load16(x + j) - mu) * r
+                if let xn { store16(xh, xn + j) }
+                store16(xh * load16(weight + j) + load16(bias + j), y + j)
                 j += 16
             }
-            while j < C { y[j] = (x[j] - mu) * r * weight[j] + bias[j]; j += 1 }
+            while j < C { let xh = (x[j] - mu) * r; xn?[j] = xh; y[j] = xh * weight[j] + bias[j]; j += 1 }
+        }
+    }
+}
+
+/// y = x̂ · w + b from a kept x̂ (the forward's `normalized`): the same bits as the forward's output.
+public func layerNormAffine(out: UnsafeMutablePointer<Float>, normalized: UnsafePointer<Float>,
+                            weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, rows M: Int, channels C: Int) {
+    Threads.parallelFor(M, grain: 16) { rows in
+        for i in rows {
+            let xn = normalized + i * C, y = out + i * C
+            var j = 0
+            while j + 16 <= C { store16(load16(xn + j) * load16(weight + j) + load16(bias + j), y + j); j += 16 }
+            while j < C { y[j] = xn[j] * weight[j] + bias[j]; j += 1 }
         }
     }
 }
 
 /// dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ · x̂)) with dx̂ = dy · w;
 /// dw += Σ_rows dy · x̂, db += Σ_rows dy (per-chunk partial sums added in chunk order).
+/// x̂ = (input − mean) · rstd, or, with `inputIsNormalized`, `input` is x̂ itself (the forward's
+/// `normalized` output; `mean` is then not read), which gives the same bits.
 public func layerNormBackward(
     dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
     dBias: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>,
     input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-    rows M: Int, channels C: Int, accumulateInput: Bool = false
+    mean: UnsafePointer<Float>?, rstd: UnsafePointer<Float>,
+    rows M: Int, channels C: Int, accumulateInput: Bool = false, inputIsNormalized: Bool = false
 ) {
+    precondition(inputIsNormalized || mean != nil, "layerNormBackward: mean is needed unless the input is x̂")
     precondition(M >= 0 && C > 0, "layerNormBackward: bad sizes M=\(M) C=\(C)")
     if M == 0 { return }
     let wantParams = dWeight != nil || dBias != nil
@@ -55,12 +75,14 @@ public func layerNormBackward(
             let pw = partial + c * 2 * C, pb = pw + C
             for i in rows {
                 let x = input + i * C, dy = dOut + i * C, dx = dInput + i * C
-                let mu = mean[i], r = rstd[i]
+                let mu = inputIsNormalized ? 0 : mean![i], r = rstd[i]
+                @inline(__always) func xhat16(_ j: Int) -> F16 { inputIsNormalized ? load16(x + j) : (load16(x + j) - mu) * r }
+                @inline(__always) func xhat(_ j: Int) -> Float { inputIsNormalized ? x[j] : (x[j] - mu) * r }
                 // Row means of dx̂ and dx̂·x̂.
                 var a1 = F16(), a2 = F16()
                 var j = 0
                 while j + 16 <= C {
-                    let xh = (load16(x + j) - mu) * r
+                    let xh = xhat16(j)
                     let g = load16(dy + j) * load16(weight + j)
                     a1 += g; a2 += g * xh
                     if wantParams {
@@ -71,7 +93,7 @@ public func layerNormBackward(
                 }
                 var s1 = hsum(a1), s2 = hsum(a2)
                 while j < C {
-                    let xh = (x[j] - mu) * r
+                    let xh = xhat(j)
                     let g = dy[j] * weight[j]
                     s1 += g; s2 += g * xh
                     if wantParams { pw[j] += dy[j] * xh; pb[j] += dy[j] }
@@ -80,14 +102,14 @@ public func layerNormBackward(
                 let m1 = s1 / Float(C), m2 = s2 / Float(C)
                 j = 0
                 while j + 16 <= C {
-                    let xh = (load16(x + j) - mu) * r
+                    let xh = xhat16(j)
                     var v = (load16(dy + j) * load16(weight + j) - m1 - xh * m2) * r
                     if accumulateInput { v += load16(dx + j) }
                     store16(v, dx + j)
                     j += 16
                 }
                 while j < C {
-                    let xh = (x[j] - mu) * r
+                    let xh = xhat(j)
                     let v = (dy[j] * weight[j] - m1 - xh * m2) * r
                     dx[j] = accumulateInput ? dx[j] + v : v
                     j += 1
