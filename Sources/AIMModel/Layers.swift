@@ -145,6 +145,10 @@ struct AdapterLayer {
     func macs(rows: Int) -> Int { fc1.macs(rows: rows) + fc2.macs(rows: rows) }
 }
 
+/// Attention over sequences up to this length keeps its probabilities for backward; longer ones
+/// recompute them (at least `attentionDirectMaxLength`: those kernels need kept probabilities).
+public let attentionProbabilitiesKeptMaxLength = max(32, attentionDirectMaxLength)
+
 /// Multi-head self-attention with packed q|k|v projection (nn.MultiheadAttention / timm Attention).
 struct AttentionLayer {
     let qkv: LinearLayer
@@ -171,7 +175,7 @@ struct AttentionLayer {
     /// block) do not, and backward recomputes them from q and k (one Q·Kᵀ product and softmax,
     /// about 1 % of a step, for 12–13 % of the activations kept).
     static func probabilities(_ arena: Arena, _ key: String, _ count: Int, length: Int) -> FloatPtr? {
-        length <= attentionDirectMaxLength ? arena.buffer(key, count) : nil
+        length <= attentionProbabilitiesKeptMaxLength ? arena.buffer(key, count) : nil
     }
 
     /// out = proj(attention(qkv(x))) over `sequences` of `length` rows each.

@@ -58,6 +58,10 @@ enum StepGemms {
             let p = S * H
             out.append(Use(group: "\(name) attention Q·Kᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
             out.append(Use(group: "\(name) attention P·V", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: L))
+            if backward && len > attentionProbabilitiesKeptMaxLength {
+                out.append(Use(group: "\(name) attention Q·Kᵀ again in backward (P recomputed, not kept)",
+                               shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
+            }
             if backward {
                 out.append(Use(group: "\(name) attention backward dV = Pᵀ·dO, dK = dSᵀ·Q", shape: GemmShape(transA: true, transB: false, m: len, n: dh, k: len, pairs: p), count: 2 * L))
                 out.append(Use(group: "\(name) attention backward dP = dO·Vᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))

@@ -4,11 +4,13 @@ import COpenBLAS
 // nn.MultiheadAttention (need_weights=False, no mask) between in_proj and out_proj.
 // qkv [S, L, 3D] packs q | k | v per token; head h owns columns h·dh..<(h+1)·dh of each (dh = D/H).
 // The same kernel runs attention over the 197 tokens of a frame (S = B·T, L = 197) and over the
-// T frames of one token (S = B·197, L = 8): long sequences go through per-(sequence, head)
-// sgemm calls, short ones through direct vector loops, both parallel over (sequence, head) pairs.
+// T frames of one token (S = B·197, L = 8): sequences go through per-(sequence, head) sgemm
+// calls, the shortest through direct vector loops, both parallel over (sequence, head) pairs.
 
-/// Sequences up to this length use the direct loops; longer ones use sgemm.
-public let attentionDirectMaxLength = 32
+/// Sequences up to this length use the direct loops; longer ones use sgemm. Even at L = 8 (the
+/// temporal pass) serial sgemm per pair beats our loops (aim-bench, ViT-B/16 temporal attention:
+/// 1.6 vs 2.5 ms forward, 2.5 vs 4.5 ms backward), whose 64-wide dot products end in horizontal sums.
+public let attentionDirectMaxLength = 4
 
 /// probs [S, H, L, L] receives the attention weights for the backward; with `probs` nil (only
 /// for L > attentionDirectMaxLength) they live in a per-thread buffer and the backward recomputes
