@@ -20,3 +20,8 @@ echo "bench: load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # these two for the PyTorch child).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
 bin/aim-bench --torch-python "$py" --output BENCHMARKS.md "$@"
+# The allreduce's share of a 2-rank step and the 1-16 node scaling model (docs/SCALING.md): about
+# 4 minutes; BENCH_SKIP_ALLREDUCE=1 leaves it out (e.g. with --only).
+if [ -z "${BENCH_SKIP_ALLREDUCE:-}" ]; then
+    tools/allreduce_share.sh >> BENCHMARKS.md
+fi

@@ -35,7 +35,7 @@ public enum ConfigSchema {
         .float("model.drop_path_rate", 0.2, "stochastic depth, linearly increasing over blocks from 0 to this (temporal and joint branches)", min: 0, max: 1),
         .float("model.head_dropout", 0.5, "dropout before cls_head.fc_cls during training (I3DHead dropout_ratio)", min: 0, max: 1),
         .string("model.pretrained", "", "safetensors file of the pretrained image backbone (tools/export_pretrained.py); empty = random init"),
-        .choice("model.precision", ["fp32", "bf16"], "fp32", "arithmetic precision of the frozen backbone's matrix products"),
+        .choice("model.precision", ["fp32", "bf16"], "fp32", "matrix products of the linear layers: fp32, or bf16 operands with fp32 accumulation and fp32 master weights (oneDNN; as torch.autocast bf16)"),
 
         // MARK: data (issue 4)
         .choice("data.format", ["list", "kinetics_csv", "ssv2_json", "diving48_json"], "list",
