@@ -29,6 +29,21 @@ final class LinearBF16Tests: XCTestCase {
         XCTAssertEqual(out.map { Float(bitPattern: UInt32($0) << 16) }, [1, 1, 1 + 1.0 / 64, 3, 3 + 1.0 / 32, -2.5, .infinity])
     }
 
+    /// The vector path (16 lanes) and the scalar tail round alike, NaNs and infinities included,
+    /// on values that exercise every rounding case.
+    func testVectorAndScalarConversionsAgree() {
+        var rng = RandomGenerator(seed: 9)
+        var x = (0..<1003).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
+        x += [.nan, -.nan, .infinity, -.infinity, 0, -0.0, .greatestFiniteMagnitude, .leastNonzeroMagnitude, 1 + 1.0 / 256]
+        var vector = [UInt16](repeating: 0, count: x.count)
+        toBF16(&vector, x, count: x.count)
+        for i in x.indices {
+            let u = x[i].bitPattern
+            let expected: UInt16 = x[i].isNaN ? UInt16(u >> 16) | 0x40 : UInt16((u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
+            XCTAssertEqual(vector[i], expected, "element \(i) = \(x[i]) (bits \(String(u, radix: 16)))")
+        }
+    }
+
     func testForwardAndInputGradientMatchFP32WithinBF16Tolerance() {
         Threads.set(2)
         for (M, K, N) in [(37, 64, 48), (197, 96, 160)] {
