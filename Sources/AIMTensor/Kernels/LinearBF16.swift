@@ -62,12 +62,8 @@ public func linearInputGradientBF16(
     dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weight: BF16Weight, rows M: Int,
     accumulateInput: Bool = false
 ) {
-    if M == 0 { return }
-    let K = weight.inFeatures, N = weight.outFeatures
-    let dy = BF16Engine.shared.activations(M * N, slot: 0)
-    toBF16(dy, dOut, count: M * N)
-    BF16Engine.shared.matmul(M: M, K: N, N: K, src: dy, weights: weight.data, transposedWeights: false,
-                             bias: nil, dst: dInput, accumulate: accumulateInput)
+    linearBackwardBF16(dInput: dInput, dWeight: nil, dBias: nil, dOut: dOut, input: nil, weight: weight, rows: M,
+                       accumulateInput: accumulateInput)
 }
 
 /// The whole backward of a linear layer in bf16: dx = dy·W (if `dInput`; overwritten or added to),
