@@ -30,7 +30,7 @@ final class DeterminismTests: XCTestCase {
         softmaxForward(out: g.data, input: x.data, rows: M, cols: K); results += g.array
         softmaxBackward(dInput: ldx.data, dOut: ldy.data, output: g.data, rows: M, cols: K); results += ldx.array
 
-        for (S, L, D, H) in [(3, 40, 48, 4), (20, 8, 48, 4)] {
+        for (S, L, D, H) in [(3, 40, 48, 4), (20, 8, 48, 4), (20, attentionDirectMaxLength, 48, 4)] {
             let qkv = randomTensor([S, L, 3 * D], seed: 207), r = randomTensor([S, L, D], seed: 208)
             let out = Tensor([S, L, D]), probs = Tensor([S, H, L, L]), dqkv = Tensor([S, L, 3 * D])
             attentionForward(out: out.data, qkv: qkv.data, probs: probs.data, sequences: S, length: L, width: D, heads: H)
