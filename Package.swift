@@ -33,9 +33,11 @@ let package = Package(
         .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat"),
         // oneDNN (libdnnl-dev 2.6, no pkg-config file): bf16 GEMMs for frozen weights (model.precision: bf16).
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        // CPUID / XGETBV (inline assembly in <cpuid.h>): run-time CPU feature detection.
+        .systemLibrary(name: "CCPUID", path: "Sources/CCPUID"),
 
         // Tensors, kernels (forward + backward), threads, RNG, safetensors.
-        .target(name: "AIMTensor", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: fast),
+        .target(name: "AIMTensor", dependencies: ["COpenBLAS", "CDNNL", "CCPUID"], swiftSettings: fast),
         // YAML experiment configs with --set overrides and strict key validation.
         .target(name: "AIMConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // ViT backbones, adapters, recognizer, parameter registry, counting.
