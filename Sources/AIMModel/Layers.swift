@@ -5,6 +5,22 @@ import AIMTensor
 
 typealias FloatPtr = UnsafeMutablePointer<Float>
 
+/// The first error a kernel threw during a pass. Only the bf16 products (oneDNN) can fail; the
+/// layers and blocks stay non-throwing, so a failing product fills its output with NaN, the pass
+/// runs to its end, and the recognizer throws this error at the pass boundary.
+enum PassFailure {
+    nonisolated(unsafe) private static var first: Error?
+
+    static func record(_ error: Error, output: FloatPtr?, count: Int) {
+        if first == nil { first = error }
+        output?.update(repeating: .nan, count: count)
+    }
+
+    static func rethrow() throws {
+        if let e = first { first = nil; throw e }
+    }
+}
+
 struct LinearLayer {
     let weight: Parameter
     let bias: Parameter?
@@ -24,7 +40,9 @@ struct LinearLayer {
     func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, rows: Int, accumulate: Bool = false) {
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
-                linearForwardBF16(out: out, input: input, weight: weight.bf16(), bias: bias?.data, rows: rows, accumulate: accumulate)
+                do {
+                    try linearForwardBF16(out: out, input: input, weight: weight.bf16(), bias: bias?.data, rows: rows, accumulate: accumulate)
+                } catch { PassFailure.record(error, output: out, count: rows * outFeatures) }
             } else {
                 linearForward(out: out, input: input, weight: weight.data, bias: bias?.data,
                               rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
@@ -35,8 +53,10 @@ struct LinearLayer {
     func backward(dInput: FloatPtr?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, rows: Int, accumulateInput: Bool = false) {
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
-                linearBackwardBF16(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut, input: input,
-                                   weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput)
+                do {
+                    try linearBackwardBF16(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut, input: input,
+                                           weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput)
+                } catch { PassFailure.record(error, output: dInput, count: rows * inFeatures) }
                 return
             }
             linearBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut,

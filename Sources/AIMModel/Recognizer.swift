@@ -49,6 +49,7 @@ public final class Recognizer {
     /// `initialize: false` leaves parameters at zero (for counting, or before loading weights).
     public init(config c: ModelConfig, seed: UInt64 = 0, initialize: Bool = true) throws {
         try c.validate()
+        if c.precision == .bf16 { try BF16Support.check() }
         config = c
         let tune = c.tune
         store = ParameterStore { Recognizer.isTunable($0, tune: tune) }
@@ -106,7 +107,14 @@ public final class Recognizer {
     // MARK: - Forward
 
     /// Logits `[B, K]` for `video` `[B, 3, T, H, W]` (normalised). Keeps what backward needs.
-    public func forward(video: UnsafePointer<Float>, context: PassContext) -> Tensor {
+    /// Throws what a kernel failed with (oneDNN's bf16 products), after the pass has run out.
+    public func forward(video: UnsafePointer<Float>, context: PassContext) throws -> Tensor {
+        let logits = runForward(video: video, context: context)
+        try PassFailure.rethrow()
+        return logits
+    }
+
+    private func runForward(video: UnsafePointer<Float>, context: PassContext) -> Tensor {
         let c = config, B = context.batch, T = c.numFrames, N = c.tokensPerFrame, D = c.width
         let L = N - 1, HW = c.inputResolution * c.inputResolution
         dims = Dims(B: B, T: T, N: N, D: D)
@@ -206,8 +214,13 @@ public final class Recognizer {
     // MARK: - Backward
 
     /// Accumulates the gradients of every tunable parameter from d(loss)/d(logits) `[B, K]`
-    /// of the last forward.
-    public func backward(dLogits: UnsafePointer<Float>) {
+    /// of the last forward. Throws what a kernel failed with, as `forward`.
+    public func backward(dLogits: UnsafePointer<Float>) throws {
+        runBackward(dLogits: dLogits)
+        try PassFailure.rethrow()
+    }
+
+    private func runBackward(dLogits: UnsafePointer<Float>) {
         precondition(lastContext.saveForBackward, "Recognizer.backward after a forward with saveForBackward: false")
         let B = dims.B, T = dims.T, N = dims.N, D = dims.D
         let rows = tokenRows

@@ -28,7 +28,7 @@ public struct Evaluator {
         for step in 0..<source.stepsPerEpoch {
             let batch = source.batch(epoch: 0, step: step)
             let V = batch.viewsPerSample, B = batch.labels.count
-            let logits = model.forward(video: batch.video.data, context: PassContext(batch: V * B, training: false, saveForBackward: false))
+            let logits = try model.forward(video: batch.video.data, context: PassContext(batch: V * B, training: false, saveForBackward: false))
             let probs = Tensor([V * B, K])
             softmaxForward(out: probs.data, input: logits.data, rows: V * B, cols: K)
             for b in 0..<B where !batch.isPadding[b] {

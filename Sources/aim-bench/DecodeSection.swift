@@ -69,13 +69,13 @@ struct DecodeSection: BenchSection {
         let labels = [3]
         var times: [Double] = []
         for round in 0..<3 {
-            let t = seconds {
-                let logits = model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(round)))
+            let t = try seconds {
+                let logits = try model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(round)))
                 labels.withUnsafeBufferPointer {
                     crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: 1, classes: c.numClasses)
                 }
                 model.store.zeroGrads()
-                model.backward(dLogits: dLogits.data)
+                try model.backward(dLogits: dLogits.data)
             }
             context.log("  decode: training step round \(round): \(fixed(t, 2)) s")
             if round > 0 { times.append(t) }

@@ -20,15 +20,15 @@ final class TrainingModeGradientTests: XCTestCase {
         let video = Tensor(shape: [B, 3, c.numFrames, R, R], values: (0..<(B * 3 * c.numFrames * R * R)).map { _ in Float(g.normal()) })
         let labels = [0, 2]
         let ctx = PassContext(batch: B, training: true, seed: 5, step: 11, sampleKeys: [7, 8])
-        func loss() -> Double {
-            let logits = model.forward(video: video.data, context: ctx)
+        func loss() throws -> Double {
+            let logits = try model.forward(video: video.data, context: ctx)
             return Double(labels.withUnsafeBufferPointer { crossEntropyForward(logits: logits.data, labels: $0.baseAddress!, batch: B, classes: c.numClasses) })
         }
-        let logits = model.forward(video: video.data, context: ctx)
+        let logits = try model.forward(video: video.data, context: ctx)
         let d = Tensor([B, c.numClasses])
         labels.withUnsafeBufferPointer { crossEntropyBackward(dLogits: d.data, logits: logits.data, labels: $0.baseAddress!, batch: B, classes: c.numClasses) }
         model.store.zeroGrads()
-        model.backward(dLogits: d.data)
+        try model.backward(dLogits: d.data)
         var checked = 0
         for p in model.store.tunableParameters {
             // A few coordinates per tensor: the largest-gradient one and two fixed ones.
@@ -37,8 +37,8 @@ final class TrainingModeGradientTests: XCTestCase {
             if let m = (0..<p.count).max(by: { abs(grad[$0]) < abs(grad[$1]) }) { idx.append(m) }
             for i in idx {
                 let old = p.data[i], h: Float = 1e-2
-                p.data[i] = old + h; let lp = loss()
-                p.data[i] = old - h; let lm = loss()
+                p.data[i] = old + h; let lp = try loss()
+                p.data[i] = old - h; let lm = try loss()
                 p.data[i] = old
                 let numeric = (lp - lm) / Double(2 * h), analytic = Double(grad[i])
                 XCTAssertEqual(analytic, numeric, accuracy: 2e-3 + 2e-2 * abs(numeric), "\(p.name)[\(i)]", file: file, line: line)
@@ -66,10 +66,10 @@ final class TrainingModeGradientTests: XCTestCase {
         var g = RandomGenerator(seed: 1)
         let per = 3 * 3 * 16 * 16
         let video = Tensor(shape: [2, 3, 3, 16, 16], values: (0..<(2 * per)).map { _ in Float(g.normal()) })
-        let both = model.forward(video: video.data, context: PassContext(batch: 2, training: true, seed: 1, step: 4, sampleKeys: [10, 11])).array
-        let second = model.forward(video: video.data + per, context: PassContext(batch: 1, training: true, seed: 1, step: 4, sampleKeys: [11])).array
+        let both = try model.forward(video: video.data, context: PassContext(batch: 2, training: true, seed: 1, step: 4, sampleKeys: [10, 11])).array
+        let second = try model.forward(video: video.data + per, context: PassContext(batch: 1, training: true, seed: 1, step: 4, sampleKeys: [11])).array
         for k in 0..<3 { XCTAssertEqual(both[3 + k], second[k], accuracy: 1e-5) }
-        let other = model.forward(video: video.data + per, context: PassContext(batch: 1, training: true, seed: 1, step: 5, sampleKeys: [11])).array
+        let other = try model.forward(video: video.data + per, context: PassContext(batch: 1, training: true, seed: 1, step: 5, sampleKeys: [11])).array
         XCTAssertNotEqual(other, second, "another step draws other masks")
     }
 }

@@ -95,9 +95,9 @@ final class EfficiencyReportTests: XCTestCase {
         for b in [1, 2] {
             let model = try Recognizer(config: mc, seed: 1)
             let video = Tensor([b, 3, mc.numFrames, mc.inputResolution, mc.inputResolution])
-            let logits = model.forward(video: video.data, context: PassContext(batch: b, training: true))
+            let logits = try model.forward(video: video.data, context: PassContext(batch: b, training: true))
             let d = Tensor(shape: logits.shape, repeating: 0.01)
-            model.backward(dLogits: d.data)
+            try model.backward(dLogits: d.data)
             kept.append(model.keptBytes); scratch.append(model.scratchBytes)
         }
         XCTAssertEqual(Double(kept[1]) / Double(kept[0]), 2, accuracy: 0.01)

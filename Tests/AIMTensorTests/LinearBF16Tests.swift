@@ -44,7 +44,13 @@ final class LinearBF16Tests: XCTestCase {
         }
     }
 
-    func testForwardAndInputGradientMatchFP32WithinBF16Tolerance() {
+    /// The products need AVX512_BF16 or AMX: elsewhere these tests are skipped, with the reason.
+    func requireBF16() throws {
+        if let reason = BF16Support.unavailableReason { throw XCTSkip("bf16 products unavailable here: \(reason)") }
+    }
+
+    func testForwardAndInputGradientMatchFP32WithinBF16Tolerance() throws {
+        try requireBF16()
         Threads.set(2)
         for (M, K, N) in [(37, 64, 48), (197, 96, 160)] {
             let x = random(M * K, 1), w = random(N * K, 2), b = random(N, 3), dy = random(M * N, 4)
@@ -52,13 +58,13 @@ final class LinearBF16Tests: XCTestCase {
             for accumulate in [false, true] {
                 let ref = random(M * N, 5), got = random(M * N, 5)
                 linearForward(out: ref.data, input: x.data, weight: w.data, bias: b.data, rows: M, inFeatures: K, outFeatures: N, accumulate: accumulate)
-                linearForwardBF16(out: got.data, input: x.data, weight: bw, bias: b.data, rows: M, accumulate: accumulate)
+                try linearForwardBF16(out: got.data, input: x.data, weight: bw, bias: b.data, rows: M, accumulate: accumulate)
                 XCTAssertLessThanOrEqual(error(got, ref), 2e-2, "forward \(M)×\(K)→\(N) accumulate \(accumulate)")
                 XCTAssertGreaterThan(error(got, ref), 0, "bf16 path must actually round")
                 let dref = random(M * K, 6), dgot = random(M * K, 6)
                 linearBackward(dInput: dref.data, dWeight: nil, dBias: nil, dOut: dy.data, input: nil, weight: w.data,
                                rows: M, inFeatures: K, outFeatures: N, accumulateInput: accumulate)
-                linearInputGradientBF16(dInput: dgot.data, dOut: dy.data, weight: bw, rows: M, accumulateInput: accumulate)
+                try linearInputGradientBF16(dInput: dgot.data, dOut: dy.data, weight: bw, rows: M, accumulateInput: accumulate)
                 XCTAssertLessThanOrEqual(error(dgot, dref), 2e-2, "input gradient \(M)×\(K)→\(N) accumulate \(accumulate)")
             }
         }
@@ -66,7 +72,8 @@ final class LinearBF16Tests: XCTestCase {
 
     /// The full bf16 backward: dW (+= dyᵀ·x, a product with a transposed source) and db accumulate
     /// into what the gradient already holds, like the fp32 layer's micro-batch accumulation.
-    func testWeightGradientMatchesFP32WithinBF16Tolerance() {
+    func testWeightGradientMatchesFP32WithinBF16Tolerance() throws {
+        try requireBF16()
         Threads.set(2)
         for (M, K, N) in [(1, 16, 8), (37, 64, 48), (197, 96, 160)] {
             let x = random(M * K, 11), w = random(N * K, 12), dy = random(M * N, 13)
@@ -75,7 +82,7 @@ final class LinearBF16Tests: XCTestCase {
             let dxRef = Tensor([M * K]), dxGot = Tensor([M * K])
             linearBackward(dInput: dxRef.data, dWeight: dwRef.data, dBias: dbRef.data, dOut: dy.data, input: x.data, weight: w.data,
                            rows: M, inFeatures: K, outFeatures: N)
-            linearBackwardBF16(dInput: dxGot.data, dWeight: dwGot.data, dBias: dbGot.data, dOut: dy.data, input: x.data,
+            try linearBackwardBF16(dInput: dxGot.data, dWeight: dwGot.data, dBias: dbGot.data, dOut: dy.data, input: x.data,
                                weight: bw, rows: M)
             // Compare the increments, so the random starting values do not hide an error.
             let start = random(N * K, 14)
@@ -89,15 +96,16 @@ final class LinearBF16Tests: XCTestCase {
     }
 
     /// A refreshed copy equals a fresh conversion of the changed weight.
-    func testRefreshReRoundsChangedWeight() {
+    func testRefreshReRoundsChangedWeight() throws {
+        try requireBF16()
         let w = random(64, 21)
         let bw = BF16Weight(w.data, outFeatures: 8, inFeatures: 8)
         for i in 0..<64 { w[i] *= 3 }
         bw.refresh(from: w.data)
         let fresh = BF16Weight(w.data, outFeatures: 8, inFeatures: 8)
         let x = random(8, 22), a = Tensor([8]), b = Tensor([8])
-        linearForwardBF16(out: a.data, input: x.data, weight: bw, bias: nil, rows: 1)
-        linearForwardBF16(out: b.data, input: x.data, weight: fresh, bias: nil, rows: 1)
+        try linearForwardBF16(out: a.data, input: x.data, weight: bw, bias: nil, rows: 1)
+        try linearForwardBF16(out: b.data, input: x.data, weight: fresh, bias: nil, rows: 1)
         XCTAssertEqual(a.array, b.array)
     }
 }

@@ -66,11 +66,11 @@ final class ManualLoopTests: XCTestCase {
         var losses: [Float] = []
         for step in 0..<60 {
             model.store.zeroGrads()
-            let logits = model.forward(video: batch.video.data, context: PassContext(batch: 8, training: true, step: UInt64(step)))
+            let logits = try model.forward(video: batch.video.data, context: PassContext(batch: 8, training: true, step: UInt64(step)))
             let loss = batch.labels.withUnsafeBufferPointer { crossEntropyForward(logits: logits.data, labels: $0.baseAddress!, batch: 8, classes: 4) }
             let d = Tensor([8, 4])
             batch.labels.withUnsafeBufferPointer { crossEntropyBackward(dLogits: d.data, logits: logits.data, labels: $0.baseAddress!, batch: 8, classes: 4) }
-            model.backward(dLogits: d.data)
+            try model.backward(dLogits: d.data)
             opt.update(lr: 3e-3)
             losses.append(loss)
         }

@@ -7,7 +7,9 @@ import Foundation
 // weights. A weight's bf16 copy is made once (frozen) or refreshed after each update
 // (tunable); activations and output gradients are converted per call. Weight gradients
 // (dW += dyᵀ·x) are bf16 products too, accumulated into the fp32 gradient.
-// oneDNN threads with OpenMP (OMP_NUM_THREADS, default: all cores).
+// oneDNN threads with OpenMP (OMP_NUM_THREADS, default: all cores). Every oneDNN status other
+// than success becomes a thrown `OneDNNError`; `BF16Support.check()` says beforehand whether
+// this CPU can run these products at all.
 
 /// A weight [N, K] (out × in) rounded to bf16, row-major like the fp32 original.
 public final class BF16Weight {
@@ -47,13 +49,14 @@ public func toBF16(_ out: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<Float
 public func linearForwardBF16(
     out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: BF16Weight, bias: UnsafePointer<Float>?,
     rows M: Int, accumulate: Bool = false
-) {
+) throws {
     if M == 0 { return }
     let K = weight.inFeatures, N = weight.outFeatures
-    let x = BF16Engine.shared.activations(M * K, slot: 0)
+    let engine = try BF16Engine.shared()
+    let x = engine.activations(M * K, slot: 0)
     toBF16(x, input, count: M * K)
     // Weights seen as [K, N] with strides (1, K): the transpose of the stored [N, K].
-    BF16Engine.shared.matmul(M: M, K: K, N: N, src: x, weights: weight.data, transposedWeights: true,
+    try engine.matmul(M: M, K: K, N: N, src: x, weights: weight.data, transposedWeights: true,
                              bias: bias, dst: out, accumulate: accumulate)
 }
 
@@ -61,8 +64,8 @@ public func linearForwardBF16(
 public func linearInputGradientBF16(
     dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weight: BF16Weight, rows M: Int,
     accumulateInput: Bool = false
-) {
-    linearBackwardBF16(dInput: dInput, dWeight: nil, dBias: nil, dOut: dOut, input: nil, weight: weight, rows: M,
+) throws {
+    try linearBackwardBF16(dInput: dInput, dWeight: nil, dBias: nil, dOut: dOut, input: nil, weight: weight, rows: M,
                        accumulateInput: accumulateInput)
 }
 
@@ -73,22 +76,23 @@ public func linearBackwardBF16(
     dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
     dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, weight: BF16Weight, rows M: Int,
     accumulateInput: Bool = false
-) {
+) throws {
     if M == 0 { return }
     let K = weight.inFeatures, N = weight.outFeatures
     if dInput != nil || dWeight != nil {
-        let dy = BF16Engine.shared.activations(M * N, slot: 0)
+        let engine = try BF16Engine.shared()
+        let dy = engine.activations(M * N, slot: 0)
         toBF16(dy, dOut, count: M * N)
         if let dInput {
-            BF16Engine.shared.matmul(M: M, K: N, N: K, src: dy, weights: weight.data, transposedWeights: false,
+            try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.data, transposedWeights: false,
                                      bias: nil, dst: dInput, accumulate: accumulateInput)
         }
         if let dWeight {
             guard let input else { preconditionFailure("linearBackwardBF16: a weight gradient needs the layer input") }
-            let x = BF16Engine.shared.activations(M * K, slot: 1)
+            let x = engine.activations(M * K, slot: 1)
             toBF16(x, input, count: M * K)
             // [N, K] += dyᵀ [N, M] · x [M, K], dy read through transposed strides.
-            BF16Engine.shared.matmul(M: N, K: M, N: K, src: dy, transposedSource: true, weights: x, transposedWeights: false,
+            try engine.matmul(M: N, K: M, N: K, src: dy, transposedSource: true, weights: x, transposedWeights: false,
                                      bias: nil, dst: dWeight, accumulate: true)
         }
     }
@@ -98,7 +102,15 @@ public func linearBackwardBF16(
 /// One oneDNN engine and stream, primitives cached per shape, one growing bf16 scratch buffer.
 /// Used from the thread that drives the model (like the rest of the kernels' callers).
 final class BF16Engine {
-    nonisolated(unsafe) static let shared = BF16Engine()
+    nonisolated(unsafe) private static var instance: BF16Engine?
+
+    /// The engine, created on first use; a oneDNN that cannot create one throws (every call).
+    static func shared() throws -> BF16Engine {
+        if let instance { return instance }
+        let e = try BF16Engine()
+        instance = e
+        return e
+    }
 
     private var engine: dnnl_engine_t?
     private var stream: dnnl_stream_t?
@@ -110,14 +122,13 @@ final class BF16Engine {
     private var scratch: [UnsafeMutablePointer<UInt16>?] = [nil, nil]
     private var scratchCount = [0, 0]
 
-    private init() {
-        check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
-        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
+    private init() throws {
+        OneDNN.configure
+        try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
+        try check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
     }
 
-    private func check(_ s: dnnl_status_t, _ what: String) {
-        if s != dnnl_success { fatalError("oneDNN \(what) failed with status \(s.rawValue) (model.precision: bf16 needs libdnnl 2.x)") }
-    }
+    private func check(_ s: dnnl_status_t, _ what: String) throws { try OneDNN.check(s, what) }
 
     func activations(_ count: Int, slot: Int) -> UnsafeMutablePointer<UInt16> {
         if count > scratchCount[slot] {
@@ -131,38 +142,39 @@ final class BF16Engine {
     /// Bytes of the bf16 operand buffers (workspace), readable without creating the engine.
     nonisolated(unsafe) static var operandBytes = 0
 
-    private func desc(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
+    private func desc(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) throws -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
         var d = dims.map { dnnl_dim_t($0) }, s = strides.map { dnnl_dim_t($0) }
-        check(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), &d, type, &s), "memory_desc_init")
+        try check(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), &d, type, &s), "memory_desc_init")
         return md
     }
 
-    private func entry(_ key: Key) -> Entry {
+    private func entry(_ key: Key) throws -> Entry {
         if let e = cache[key] { return e }
-        let src = desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], dnnl_bf16)
-        let wei = desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], dnnl_bf16)
-        let bias = desc([1, key.N], [key.N, 1], dnnl_f32)
-        let dst = desc([key.M, key.N], [key.N, 1], dnnl_f32)
+        let src = try desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], dnnl_bf16)
+        let wei = try desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], dnnl_bf16)
+        let bias = try desc([1, key.N], [key.N, 1], dnnl_f32)
+        let dst = try desc([key.M, key.N], [key.N, 1], dnnl_f32)
         var op = dnnl_matmul_desc_t()
         var s = src, w = wei, b = bias, d = dst
-        if key.bias { check(dnnl_matmul_desc_init(&op, &s, &w, &b, &d), "matmul_desc_init") }
-        else { check(dnnl_matmul_desc_init(&op, &s, &w, nil, &d), "matmul_desc_init") }
+        if key.bias { try check(dnnl_matmul_desc_init(&op, &s, &w, &b, &d), "matmul_desc_init") }
+        else { try check(dnnl_matmul_desc_init(&op, &s, &w, nil, &d), "matmul_desc_init") }
         var attr: dnnl_primitive_attr_t?
-        check(dnnl_primitive_attr_create(&attr), "attr_create")
+        try check(dnnl_primitive_attr_create(&attr), "attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
         if key.accumulate {
             var ops: dnnl_post_ops_t?
-            check(dnnl_post_ops_create(&ops), "post_ops_create")
-            check(dnnl_post_ops_append_sum(ops, 1), "append_sum")
-            check(dnnl_primitive_attr_set_post_ops(attr, ops), "set_post_ops")
-            dnnl_post_ops_destroy(ops)
+            try check(dnnl_post_ops_create(&ops), "post_ops_create")
+            defer { dnnl_post_ops_destroy(ops) }
+            try check(dnnl_post_ops_append_sum(ops, 1), "append_sum")
+            try check(dnnl_primitive_attr_set_post_ops(attr, ops), "set_post_ops")
         }
         var pd: dnnl_primitive_desc_t?
-        check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, engine, nil) }, "primitive_desc_create")
+        try check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, engine, nil) },
+                  "bf16 matmul primitive_desc_create (\(key.M)×\(key.K)·\(key.K)×\(key.N))")
+        defer { dnnl_primitive_desc_destroy(pd) }
         var prim: dnnl_primitive_t?
-        check(dnnl_primitive_create(&prim, pd), "primitive_create")
-        dnnl_primitive_desc_destroy(pd)
-        dnnl_primitive_attr_destroy(attr)
+        try check(dnnl_primitive_create(&prim, pd), "primitive_create")
         let e = Entry(primitive: prim!, src: src, wei: wei, bias: bias, dst: dst)
         cache[key] = e
         return e
@@ -170,22 +182,22 @@ final class BF16Engine {
 
     func matmul(M: Int, K: Int, N: Int, src: UnsafePointer<UInt16>, transposedSource: Bool = false,
                 weights: UnsafePointer<UInt16>, transposedWeights: Bool,
-                bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let e = entry(Key(M: M, K: K, N: N, sourceTransposed: transposedSource, transposed: transposedWeights,
+                bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool) throws {
+        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: transposedSource, transposed: transposedWeights,
                           bias: bias != nil, accumulate: accumulate))
         var mems: [dnnl_memory_t?] = []
-        func memory(_ md: dnnl_memory_desc_t, _ p: UnsafeRawPointer) -> dnnl_memory_t? {
+        defer { for m in mems { dnnl_memory_destroy(m) } }
+        func memory(_ md: dnnl_memory_desc_t, _ p: UnsafeRawPointer) throws -> dnnl_memory_t? {
             var m: dnnl_memory_t?, d = md
-            check(dnnl_memory_create(&m, &d, engine, UnsafeMutableRawPointer(mutating: p)), "memory_create")
+            try check(dnnl_memory_create(&m, &d, engine, UnsafeMutableRawPointer(mutating: p)), "memory_create")
             mems.append(m)
             return m
         }
-        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memory(e.src, src)),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memory(e.wei, weights)),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memory(e.dst, dst))]
-        if let bias { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: memory(e.bias, bias))) }
-        check(dnnl_primitive_execute(e.primitive, stream, Int32(args.count), &args), "primitive_execute")
-        check(dnnl_stream_wait(stream), "stream_wait")
-        for m in mems { dnnl_memory_destroy(m) }
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: try memory(e.src, src)),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: try memory(e.wei, weights)),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: try memory(e.dst, dst))]
+        if let bias { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: try memory(e.bias, bias))) }
+        try check(dnnl_primitive_execute(e.primitive, stream, Int32(args.count), &args), "primitive_execute")
+        try check(dnnl_stream_wait(stream), "stream_wait")
     }
 }
