@@ -91,6 +91,8 @@ public enum ConfigSchema {
         .float("dist.bucket_mb", 25, "gradient bucket size in MB for the allreduce (PyTorch DDP default 25)", min: 0),
         .bool("profile", false, "record per-phase timings for the efficiency report"),
         .int("threads", 0, "compute threads per rank; 0 = cores / ranks", min: 0),
+        .choice("gemm", ["auto", "openblas", "onednn", "blis"], "auto",
+                "fp32 GEMM library of the linear layers; auto = AIM_GEMM if set, else the fastest measured for this CPU class"),
     ]
 
     /// Keys by name.

@@ -11,11 +11,12 @@ public enum Threads {
 
     public static var count: Int { current }
 
-    /// Sets our loops and OpenBLAS to `n` threads.
+    /// Sets our loops, OpenBLAS and the selected GEMM library to `n` threads.
     public static func set(_ n: Int) {
         precondition(n >= 1, "thread count must be at least 1, got \(n)")
         current = n
         openblas_set_num_threads(Int32(n))
+        Gemm.setThreads(n)
     }
 
     /// Cores on this machine divided by the MPI ranks that share it (at least 1).

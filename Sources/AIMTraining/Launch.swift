@@ -24,6 +24,17 @@ public enum Launch {
         exit(1)
     }
 
+    /// Compute threads (`--threads`, else the `threads` key, else cores ÷ local ranks) and the fp32
+    /// GEMM library (`gemm` key / AIM_GEMM / the CPU class's default); `log` prints both with the CPU.
+    public static func configureCompute(config: Config, threads: Int?, log: Bool) throws {
+        try Gemm.select(try Gemm.resolve(config.string("gemm")))
+        let n = threads ?? (config.int("threads") > 0 ? config.int("threads") : Threads.defaultCount())
+        Threads.set(n)
+        if log {
+            FileHandle.standardError.write(Data("cpu: \(CPUReport.summary); fp32 GEMM: \(Gemm.describe(Gemm.library)), \(n) thread(s)\n".utf8))
+        }
+    }
+
     /// A model for evaluation: the config's pretrained backbone (or its seeded init), then the checkpoint's weights
     /// (an aim-swift checkpoint holds the tunable ones; a full recognizer file holds all).
     public static func loadModel(config: Config, checkpoint: String) throws -> Recognizer {

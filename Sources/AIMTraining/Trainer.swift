@@ -69,8 +69,9 @@ public final class Trainer {
         self.config = config; self.options = options; self.comm = comm
         let mc = try ModelConfig(config)
         modelConfig = mc
-        let threads = options.threads ?? (config.int("threads") > 0 ? config.int("threads") : Threads.defaultCount())
-        Threads.set(threads)
+        // Before any data is opened: a bf16 run on a CPU without bf16 stops here, in one line.
+        if mc.precision == .bf16 { try BF16Support.check() }
+        try Launch.configureCompute(config: config, threads: options.threads, log: comm.rank == 0)
         globalBatch = config.int("train.batch_size"); microBatch = config.int("train.micro_batch")
         guard globalBatch % comm.size == 0 else {
             throw TrainingError.config("train.batch_size \(globalBatch) is not divisible by \(comm.size) ranks")
@@ -262,7 +263,7 @@ public final class Trainer {
             let keys = (0..<b).map { UInt64(comm.rank * localBatch + lo + $0) }
             let ctx = PassContext(batch: b, training: true, seed: seed, step: UInt64(state.step), sampleKeys: keys)
             let tf = Date()
-            let logits = model.forward(video: batch.video.data + lo * frameFloats, context: ctx)
+            let logits = try model.forward(video: batch.video.data + lo * frameFloats, context: ctx)
             t.forward += Date().timeIntervalSince(tf)
             let labels = Array(batch.labels[lo..<(lo + b)])
             let loss = labels.withUnsafeBufferPointer {
@@ -276,7 +277,7 @@ public final class Trainer {
             }
             if c == chunks - 1 { bucketer.begin(gradients: model.store.tunableGrads.data) }
             let tb = Date()
-            model.backward(dLogits: dLogits.data)
+            try model.backward(dLogits: dLogits.data)
             t.backward += Date().timeIntervalSince(tb)
         }
         let stats = bucketer.finish()

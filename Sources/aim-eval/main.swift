@@ -36,7 +36,7 @@ struct AIMEval: ParsableCommand {
                 try cfg.set("data.test_num_clips", .int(parts[0]))
                 try cfg.set("data.test_crop", .string(parts[1] == 3 ? "three" : "center"))
             }
-            Threads.set(threads ?? (cfg.int("threads") > 0 ? cfg.int("threads") : Threads.defaultCount()))
+            try Launch.configureCompute(config: cfg, threads: threads, log: false)
             let model = try Launch.loadModel(config: cfg, checkpoint: checkpoint)
             let loader = try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size)
             let source = VideoBatchSource(loader: loader)
@@ -60,4 +60,6 @@ struct AIMEval: ParsableCommand {
     }
 }
 
+// Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.
+ProcessEnvironment.prepare()
 AIMEval.main()

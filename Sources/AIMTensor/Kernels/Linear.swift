@@ -1,6 +1,7 @@
 import COpenBLAS
 
 // Linear layer in PyTorch's layout: weight [N, K] (out × in), y[M, N] = x[M, K] · Wᵀ + b.
+// The products go through `Gemm` (the fp32 library chosen for this CPU class).
 
 /// y = x · Wᵀ + b. `out` is overwritten, or added to when `accumulate` is true.
 public func linearForward(
@@ -15,11 +16,10 @@ public func linearForward(
         Threads.parallelFor(M, grain: 64) { r in
             for i in r { (out + i * N).update(from: bias, count: N) }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
-                    1, input, Int32(K), weight, Int32(K), 1, out, Int32(N))
+        Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, A: input, lda: K, B: weight, ldb: K, beta: 1, C: out, ldc: N)
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
-                    1, input, Int32(K), weight, Int32(K), accumulate ? 1 : 0, out, Int32(N))
+        Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, A: input, lda: K, B: weight, ldb: K,
+                   beta: accumulate ? 1 : 0, C: out, ldc: N)
         if let bias { addBiasRows(out, bias, M, N) }
     }
 }
@@ -36,13 +36,12 @@ public func linearBackward(
 ) {
     if M == 0 { return }
     if let dInput {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(K), Int32(N),
-                    1, dOut, Int32(N), weight, Int32(K), accumulateInput ? 1 : 0, dInput, Int32(K))
+        Gemm.sgemm(transA: false, transB: false, M: M, N: K, K: N, A: dOut, lda: N, B: weight, ldb: K,
+                   beta: accumulateInput ? 1 : 0, C: dInput, ldc: K)
     }
     if let dWeight {
         guard let input else { preconditionFailure("linearBackward: dWeight needs the saved input") }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(N), Int32(K), Int32(M),
-                    1, dOut, Int32(N), input, Int32(K), 1, dWeight, Int32(K))
+        Gemm.sgemm(transA: true, transB: false, M: N, N: K, K: M, A: dOut, lda: N, B: input, ldb: K, beta: 1, C: dWeight, ldc: K)
     }
     if let dBias { sumRows(into: dBias, dOut, M, N) }
 }

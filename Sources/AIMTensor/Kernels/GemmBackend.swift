@@ -1,0 +1,120 @@
+import CDNNL
+import COpenBLAS
+import Foundation
+
+// The fp32 GEMM library behind the linear layers (the step's large products). Which one is
+// fastest depends on the CPU class: OpenBLAS on AVX-512, another library may win on AVX2-only
+// CPUs (Zen 3), so the choice is made at start from the detected class (`Gemm.defaultLibrary`),
+// overridable with the `gemm` config key or `AIM_GEMM`. Attention's small per-head products and
+// the bias sums stay on OpenBLAS: they run one serial call per thread, which OpenMP-threaded
+// libraries would oversubscribe.
+
+/// A library that can run the linear layers' fp32 products.
+public enum GemmLibrary: String, CaseIterable, Sendable {
+    case openblas, onednn, blis
+}
+
+/// `gemm: blis` where no BLIS library can be loaded, or an unknown name.
+public struct GemmLibraryError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+public enum Gemm {
+    nonisolated(unsafe) public private(set) static var library: GemmLibrary = .openblas
+    /// Threads the selected library uses (kept so a library switch carries the count over).
+    nonisolated(unsafe) private static var threads = 1
+
+    /// The measured fastest library per CPU class (BENCHMARKS.md, "fp32 GEMM libraries").
+    public static func defaultLibrary(for cls: CPUClass) -> GemmLibrary {
+        switch cls {
+        case .avx2, .baseline: return .openblas
+        case .avx512, .avx512bf16, .amx: return .openblas
+        }
+    }
+
+    /// The library a `gemm` setting names: "auto" means `AIM_GEMM` when set, else the CPU class's default.
+    public static func resolve(_ setting: String) throws -> GemmLibrary {
+        var name = setting.lowercased()
+        if name == "auto" || name.isEmpty {
+            name = ProcessInfo.processInfo.environment["AIM_GEMM"]?.lowercased() ?? "auto"
+            if name == "auto" || name.isEmpty { return defaultLibrary(for: CPUFeatures.current.cpuClass) }
+        }
+        guard let lib = GemmLibrary(rawValue: name) else {
+            throw GemmLibraryError(description: "unknown GEMM library '\(name)' (gemm / AIM_GEMM: auto, openblas, onednn or blis)")
+        }
+        return lib
+    }
+
+    /// Makes `lib` the library of the linear layers; throws if it cannot be loaded here.
+    public static func select(_ lib: GemmLibrary) throws {
+        switch lib {
+        case .openblas: break
+        case .onednn: OneDNN.configure
+        case .blis: _ = try BLIS.load()
+        }
+        library = lib
+        setThreads(threads)
+    }
+
+    /// Whether `lib` can run here (BLIS is loaded at run time and may be absent).
+    public static func isAvailable(_ lib: GemmLibrary) -> Bool {
+        lib != .blis || (try? BLIS.load()) != nil
+    }
+
+    /// Called by `Threads.set`: the selected library's threads (OpenBLAS's are set there too).
+    static func setThreads(_ n: Int) {
+        threads = n
+        switch library {
+        case .openblas: break
+        case .onednn: OneDNN.setThreads(n)
+        case .blis: (try? BLIS.load())?.setThreads(n)
+        }
+    }
+
+    /// What runs the products, for logs and benchmark headers: "OpenBLAS 0.3.21 (core SkylakeX)".
+    public static func describe(_ lib: GemmLibrary) -> String {
+        switch lib {
+        case .openblas: return "OpenBLAS (core \(OpenBLASInfo.coreName))"
+        case .onednn: return "oneDNN fp32 sgemm (isa \(OneDNN.effectiveISAName))"
+        case .blis:
+            guard let b = try? BLIS.load() else { return "BLIS (not installed)" }
+            return "BLIS \(b.version) (\(b.variant), config \(b.archName))"
+        }
+    }
+
+    /// C[M, N] = alpha · op(A) · op(B) + beta · C, row-major, through `lib` (default: the selected one).
+    /// op(A) is [M, K] (stored [K, M] when `transA`), op(B) is [K, N] (stored [N, K] when `transB`).
+    public static func sgemm(_ lib: GemmLibrary? = nil, transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
+                             alpha: Float = 1, A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
+                             beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int) {
+        switch lib ?? library {
+        case .openblas:
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+        case .onednn:
+            let s = dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, dnnl_dim_t(M), dnnl_dim_t(N), dnnl_dim_t(K), alpha,
+                               A, dnnl_dim_t(lda), B, dnnl_dim_t(ldb), beta, C, dnnl_dim_t(ldc))
+            if s != dnnl_success {
+                // Only invalid arguments fail here; the same product through OpenBLAS keeps the run correct.
+                warnOnce("oneDNN sgemm \(M)×\(K)·\(K)×\(N) failed (\(OneDNN.statusName(s))); OpenBLAS ran it instead")
+                sgemm(.openblas, transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda,
+                      B: B, ldb: ldb, beta: beta, C: C, ldc: ldc)
+            }
+        case .blis:
+            guard let b = try? BLIS.load() else { preconditionFailure("Gemm: BLIS selected but not loaded") }
+            b.sgemm(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb,
+                    beta: beta, C: C, ldc: ldc)
+        }
+    }
+
+    nonisolated(unsafe) private static var warned = Set<String>()
+    private static func warnOnce(_ message: String) {
+        guard warned.insert(message).inserted else { return }
+        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+    }
+}
+
+/// OpenBLAS's build facts (its kernel choice follows the CPU, or OPENBLAS_CORETYPE).
+public enum OpenBLASInfo {
+    public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+}

@@ -1,0 +1,83 @@
+import AIMTensor
+import XCTest
+
+/// Issue 11: every fp32 GEMM library behind the linear layers computes the same products (all
+/// four transposition cases, overwrite and accumulate, odd sizes), and the CPU-class logic.
+final class GemmLibraryTests: XCTestCase {
+    func testEveryLibraryMatchesAPlainLoop() throws {
+        Threads.set(2)
+        let (M, N, K) = (37, 29, 53)
+        var rng = RandomGenerator(seed: 5)
+        let a = (0..<(M * K)).map { _ in Float(rng.normal()) }, b = (0..<(K * N)).map { _ in Float(rng.normal()) }
+        let c0 = (0..<(M * N)).map { _ in Float(rng.normal()) }
+        let libraries = GemmLibrary.allCases.filter(Gemm.isAvailable)
+        XCTAssertTrue(libraries.contains(.openblas) && libraries.contains(.onednn), "\(libraries)")
+        for lib in libraries {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    for beta: Float in [0, 1] {
+                        // op(A)[i, k] and op(B)[k, j] from the same numbers stored either way.
+                        let lda = transA ? M : K, ldb = transB ? K : N
+                        func opA(_ i: Int, _ k: Int) -> Float { transA ? a[k * M + i] : a[i * K + k] }
+                        func opB(_ k: Int, _ j: Int) -> Float { transB ? b[j * K + k] : b[k * N + j] }
+                        var c = c0
+                        Gemm.sgemm(lib, transA: transA, transB: transB, M: M, N: N, K: K, alpha: 0.5, A: a, lda: lda,
+                                   B: b, ldb: ldb, beta: beta, C: &c, ldc: N)
+                        var worst: Double = 0
+                        for i in 0..<M {
+                            for j in 0..<N {
+                                var s: Double = 0
+                                for k in 0..<K { s += Double(opA(i, k)) * Double(opB(k, j)) }
+                                worst = max(worst, abs(0.5 * s + Double(beta) * Double(c0[i * N + j]) - Double(c[i * N + j])))
+                            }
+                        }
+                        XCTAssertLessThan(worst, 1e-4, "\(lib) transA \(transA) transB \(transB) beta \(beta)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testSelectingAnUnknownLibraryIsAClearError() {
+        XCTAssertThrowsError(try Gemm.resolve("mkl")) { e in
+            XCTAssertTrue("\(e)".contains("mkl") && "\(e)".contains("openblas"), "\(e)")
+        }
+        XCTAssertEqual(try Gemm.resolve("blis"), .blis)
+    }
+
+    func testCPUClassFromFlags() {
+        // Zen 3 (EPYC 7xx3): AVX2 and FMA, no AVX-512.
+        let zen3 = "flags\t\t: fpu vme sse sse2 ssse3 fma cx16 sse4_1 sse4_2 avx f16c avx2 bmi2 sha_ni vaes vpclmulqdq\n"
+        let f = CPUFeatures.fromCPUInfo(zen3)
+        XCTAssertEqual(f, [.avx2, .fma])
+        XCTAssertEqual(f.cpuClass, .avx2)
+        XCTAssertFalse(f.hasBF16)
+        // Sapphire Rapids: AVX-512 with BF16 and AMX.
+        let spr = "flags\t\t: avx2 fma avx512f avx512bw avx512vl avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+        XCTAssertEqual(CPUFeatures.fromCPUInfo(spr).cpuClass, .amx)
+        XCTAssertTrue(CPUFeatures.fromCPUInfo(spr).hasBF16)
+        XCTAssertEqual(CPUFeatures.parse("avx2,fma"), [.avx2, .fma])
+        XCTAssertEqual(CPUFeatures.parse("AVX2, FMA, avx512"), [.avx2, .fma, .avx512f, .avx512bw, .avx512vl])
+        XCTAssertEqual(CPUFeatures.parse("none"), [])
+    }
+
+    /// OpenBLAS's kernels must match the class: its Prescott fallback on a CPU it does not know
+    /// (or SkylakeX under an AVX2 narrowing) is replaced at start.
+    func testOpenBLASCoreMustFitTheClass() {
+        let avx512: CPUFeatures = [.avx2, .fma, .avx512f, .avx512bw, .avx512vl, .avx512bf16]
+        XCTAssertFalse(OpenBLASCore.fits("Prescott", avx512))
+        XCTAssertTrue(OpenBLASCore.fits("Cooperlake", avx512))
+        XCTAssertTrue(OpenBLASCore.fits("SkylakeX", avx512))
+        XCTAssertEqual(OpenBLASCore.recommended(for: avx512), "SkylakeX")
+        XCTAssertFalse(OpenBLASCore.fits("SkylakeX", [.avx2, .fma]))
+        XCTAssertTrue(OpenBLASCore.fits("Zen", [.avx2, .fma]))
+        XCTAssertNil(OpenBLASCore.recommended(for: []))
+    }
+
+    /// This process's detection agrees with the kernel's view in /proc/cpuinfo on the features
+    /// we use (the kernel hides what the OS does not save, as our XGETBV test does).
+    func testDetectionAgreesWithTheKernel() throws {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { throw XCTSkip("no /proc/cpuinfo") }
+        XCTAssertEqual(CPUFeatures.detect(), CPUFeatures.fromCPUInfo(text))
+    }
+}
