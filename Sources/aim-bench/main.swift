@@ -27,7 +27,7 @@ struct AimBench: ParsableCommand {
     var only: String?
 
     /// Sections in report order; add new ones here.
-    static let sections: [BenchSection] = [GemmSection(), KernelSection(), DecodeSection(), StepSection(), BF16GemmSection(), TorchComparisonSection()]
+    static let sections: [BenchSection] = [GemmLibrarySection(), GemmSection(), KernelSection(), DecodeSection(), StepSection(), BF16GemmSection(), TorchComparisonSection()]
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
@@ -58,4 +58,6 @@ struct AimBench: ParsableCommand {
     }
 }
 
+// Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.
+ProcessEnvironment.prepare()
 AimBench.main()

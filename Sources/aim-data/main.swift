@@ -144,4 +144,6 @@ struct DecodeBench: ParsableCommand {
     }
 }
 
+// Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.
+ProcessEnvironment.prepare()
 AimData.main()

@@ -9,7 +9,7 @@ struct AIMModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aim-model",
         abstract: "Inspect or run an AIM / baseline video model.",
-        subcommands: [Info.self, Run.self, ExportBackbone.self])
+        subcommands: [Info.self, Run.self, ExportBackbone.self, CPU.self])
 }
 
 struct ConfigOptions: ParsableArguments {
@@ -19,6 +19,33 @@ struct ConfigOptions: ParsableArguments {
     var overrides: [String] = []
 
     func load() throws -> Config { try Config.load(path: config, overrides: overrides) }
+}
+
+struct CPU: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "This CPU's class and the kernels aim-swift picks for it (fp32 GEMM library, bf16, OpenBLAS core).",
+        discussion: "AIM_CPU_FEATURES=avx2,fma narrows the features (to check what an AVX2-only CPU would run); AIM_GEMM or the gemm config key picks the fp32 GEMM library.")
+    @Flag(help: "Print only `export NAME=value` lines for the settings a process here should start with (for make test).")
+    var exports = false
+
+    func run() throws {
+        if exports {
+            for (k, v) in ProcessEnvironment.recommendedSettings.sorted(by: { $0.key < $1.key }) {
+                print("export \(k)=\(v)")
+            }
+            return
+        }
+        let f = CPUFeatures.current
+        print("cpu:            \(CPUReport.summary)")
+        print("class:          \(f.cpuClass.rawValue)")
+        print("OpenBLAS core:  \(OpenBLASInfo.coreName)\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? "")")
+        print("oneDNN isa:     \(OneDNNInfo.isa)")
+        for lib in GemmLibrary.allCases {
+            print("gemm \(lib.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(Gemm.isAvailable(lib) ? Gemm.describe(lib) : "unavailable")")
+        }
+        print("fp32 GEMM:      \(try Gemm.resolve("auto").rawValue) (gemm: auto\(ProcessInfo.processInfo.environment["AIM_GEMM"].map { ", AIM_GEMM=\($0)" } ?? ""); default for \(f.cpuClass.rawValue): \(Gemm.defaultLibrary(for: f.cpuClass).rawValue))")
+        print("bf16:           \(BF16Support.unavailableReason.map { "unavailable — " + $0 } ?? "available (oneDNN matmul)")")
+    }
 }
 
 struct Info: ParsableCommand {
@@ -74,8 +101,9 @@ struct Run: ParsableCommand {
     var threads: Int?
 
     func run() throws {
-        Threads.set(threads ?? Threads.defaultCount())
         let config = try options.load()
+        try Gemm.select(try Gemm.resolve(config.string("gemm")))
+        Threads.set(threads ?? Threads.defaultCount())
         let mc = try ModelConfig(config)
         let model = try Recognizer(config: mc, initialize: false)
         try model.loadWeights(path: weights, strict: true)
@@ -86,7 +114,7 @@ struct Run: ParsableCommand {
             throw ModelError.input("\(input): video has shape \(video.shape), the config expects [B, 3, \(mc.numFrames), \(R), \(R)]")
         }
         let B = video.shape[0]
-        let logits = model.forward(video: video.data, context: PassContext(batch: B, training: false))
+        let logits = try model.forward(video: video.data, context: PassContext(batch: B, training: false))
         var writer = SafetensorsWriter(metadata: ["config": options.config])
         writer.add("logits", tensor: logits)
         if backward {
@@ -103,7 +131,7 @@ struct Run: ParsableCommand {
                 crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: B, classes: K)
             }
             model.store.zeroGrads()
-            model.backward(dLogits: dLogits.data)
+            try model.backward(dLogits: dLogits.data)
             writer.add("loss", floats: [loss], shape: [])
             model.addGradients(to: &writer)
         }
@@ -140,6 +168,8 @@ struct ExportBackbone: ParsableCommand {
     }
 }
 
+// Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.
+ProcessEnvironment.prepare()
 do {
     var command = try AIMModelCommand.parseAsRoot()
     try command.run()

@@ -5,6 +5,7 @@ import AIMDistributed
 import AIMReport
 import AIMTraining
 import ArgumentParser
+import AIMTensor
 import Foundation
 
 struct AIMReportCommand: ParsableCommand {
@@ -178,4 +179,6 @@ struct AIMModelConfigShape {
     }
 }
 
+// Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.
+ProcessEnvironment.prepare()
 AIMReportCommand.main()

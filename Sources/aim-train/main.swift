@@ -4,6 +4,7 @@ import AIMConfig
 import AIMDistributed
 import AIMTraining
 import ArgumentParser
+import AIMTensor
 import Foundation
 
 struct AIMTrain: ParsableCommand {
@@ -43,4 +44,6 @@ struct AIMTrain: ParsableCommand {
     }
 }
 
+// Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.
+ProcessEnvironment.prepare()
 AIMTrain.main()

@@ -39,14 +39,18 @@ class TrainToolTestCase: XCTestCase {
         throw XCTSkip("mpirun is not on PATH (install openmpi-bin): multi-rank tests skipped")
     }
 
+    /// Added to every child's environment (e.g. AIM_CPU_FEATURES to take another CPU class's paths).
+    var extraEnvironment: [String: String] = [:]
+
     /// The environment for a child: no MPI variables of this process (it must not look like a
-    /// rank of some job), root allowed for mpirun.
+    /// rank of some job), root allowed for mpirun, plus `extraEnvironment`.
     func childEnvironment() -> [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { k, _ in
             !(k.hasPrefix("OMPI_") || k.hasPrefix("PMIX_") || k.hasPrefix("PMI_") || k.hasPrefix("OPAL_") || k.hasPrefix("ORTE_"))
         }
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env.merge(extraEnvironment) { _, new in new }
         return env
     }
 

@@ -1,0 +1,82 @@
+import Foundation
+
+/// Library settings that are read only when a library loads, so a process can change them only
+/// by starting again: every aim-swift executable calls `ProcessEnvironment.prepare()` first, and
+/// when a setting is missing it sets it and re-executes itself (same PID, same arguments, before
+/// MPI starts), once.
+///
+/// - `OPENBLAS_CORETYPE`: Debian's OpenBLAS 0.3.21 does not know newer CPUs and falls back to its
+///   Prescott (SSE3) kernels on them (measured on an Intel Xeon family 6 model 207: 38 instead of
+///   186 GFLOP/s on the step's products). Set to the class's kernels when OpenBLAS picked others,
+///   including when `AIM_CPU_FEATURES` narrowed the class (so OpenBLAS runs what such a CPU runs).
+/// - `OMP_WAIT_POLICY=PASSIVE`, `OPENBLAS_THREAD_TIMEOUT=4`: idle OpenMP (oneDNN) and OpenBLAS
+///   threads sleep instead of spinning against each other and our loops (up to 2× slower GEMMs).
+///
+/// Values the user set are kept. `AIM_NO_REEXEC=1` turns all of this off.
+public enum ProcessEnvironment {
+    /// What a process here should start with that its parent did not give it: what `prepare`
+    /// added on restart (listed in `AIM_STARTED_WITHOUT`) and anything still missing.
+    public static var recommendedSettings: [String: String] {
+        let env = ProcessInfo.processInfo.environment
+        var added: [String: String] = [:]
+        for k in (env["AIM_STARTED_WITHOUT"] ?? "").split(separator: ",") { added[String(k)] = env[String(k)] }
+        return added.merging(missingSettings(env)) { a, _ in a }
+    }
+
+    public static func prepare() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["AIM_NO_REEXEC"] == nil else { return }
+        let changes = missingSettings(env)
+        guard !changes.isEmpty else { return }
+        for (k, v) in changes { setenv(k, v, 1) }
+        setenv("AIM_STARTED_WITHOUT", changes.keys.sorted().joined(separator: ","), 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // Only reached when exec failed: run on with the libraries as they loaded.
+        let text = changes.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+        FileHandle.standardError.write(Data("warning: could not restart with \(text) (\(String(cString: strerror(errno)))); set them before starting for full speed\n".utf8))
+    }
+
+    /// What `prepare` would set: for the Makefile (`aim-model cpu --exports`) and tests.
+    public static func missingSettings(_ env: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
+        var changes: [String: String] = [:]
+        if let core = OpenBLASCore.recommended(for: CPUFeatures.current) {
+            let running = OpenBLASInfo.coreName
+            // A core the user named is kept unless it uses more than AIM_CPU_FEATURES allows.
+            let replace = env["OPENBLAS_CORETYPE"] == nil ? !OpenBLASCore.fits(running, CPUFeatures.current)
+                                                          : OpenBLASCore.exceeds(running, CPUFeatures.current)
+            if replace { changes["OPENBLAS_CORETYPE"] = core }
+        }
+        if env["OMP_WAIT_POLICY"] == nil { changes["OMP_WAIT_POLICY"] = "PASSIVE" }
+        if env["OPENBLAS_THREAD_TIMEOUT"] == nil { changes["OPENBLAS_THREAD_TIMEOUT"] = "4" }
+        return changes
+    }
+}
+
+/// OpenBLAS's kernel families (DYNAMIC_ARCH core names) and the CPU class each needs.
+public enum OpenBLASCore {
+    static func cpuClass(ofCore name: String) -> CPUClass {
+        switch name.lowercased() {
+        case "skylakex", "cooperlake", "sapphirerapids": return .avx512
+        case "haswell", "zen": return .avx2
+        default: return .baseline
+        }
+    }
+
+    /// The core a CPU of these features should run: SkylakeX on AVX-512 (Cooperlake's sgemm is
+    /// the same), Zen on AMD AVX2 CPUs, Haswell on other AVX2 CPUs, nil below AVX2 (OpenBLAS's own choice).
+    public static func recommended(for f: CPUFeatures) -> String? {
+        switch f.cpuClass {
+        case .avx512, .avx512bf16, .amx: return "SkylakeX"
+        case .avx2: return CPUReport.vendor == "AuthenticAMD" ? "Zen" : "Haswell"
+        case .baseline: return nil
+        }
+    }
+
+    /// Whether OpenBLAS's `core` uses exactly the vector width the class allows (no more, no less).
+    public static func fits(_ core: String, _ f: CPUFeatures) -> Bool { cpuClass(ofCore: core) == widest(f) }
+
+    /// Whether `core` uses instructions the class does not have (only possible under AIM_CPU_FEATURES).
+    public static func exceeds(_ core: String, _ f: CPUFeatures) -> Bool { cpuClass(ofCore: core) > widest(f) }
+
+    private static func widest(_ f: CPUFeatures) -> CPUClass { f.cpuClass >= .avx512 ? .avx512 : f.cpuClass }
+}
