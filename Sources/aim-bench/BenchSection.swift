@@ -28,6 +28,11 @@ struct BenchTable {
     var columns: [String]
     var rows: [[String]] = []
     var notes: [String] = []
+
+    /// A table this CPU cannot measure: rendered as its title and "skipped: <reason>".
+    static func skipped(_ title: String, _ reason: String) -> BenchTable {
+        BenchTable(title: title, columns: [], notes: ["skipped: \(reason)"])
+    }
 }
 
 /// Wall-clock times of repeated runs, in seconds.
@@ -42,9 +47,9 @@ struct Timing {
     }
 }
 
-@inline(never) func seconds(_ body: () -> Void) -> Double {
+@inline(never) func seconds(_ body: () throws -> Void) rethrows -> Double {
     let t0 = DispatchTime.now().uptimeNanoseconds
-    body()
+    try body()
     return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
 }
 
@@ -52,11 +57,17 @@ struct Timing {
 /// variant runs once, so slow drifts of the machine (other processes, clocks) hit all variants
 /// alike. The order within a round alternates, so no variant always runs right after another.
 func timeSideBySide(repeats: Int, _ variants: [() -> Void]) -> [Timing] {
-    for v in variants { v() }
+    // Nothing here can throw: the throwing version's error path is unreachable.
+    (try? timeSideBySide(repeats: repeats, throwing: variants.map { v in { v() } })) ?? []
+}
+
+/// `timeSideBySide` for variants that can throw (oneDNN's bf16 products): the first error ends it.
+func timeSideBySide(repeats: Int, throwing variants: [() throws -> Void]) throws -> [Timing] {
+    for v in variants { try v() }
     var timings = variants.map { _ in Timing(samples: []) }
     for round in 0..<repeats {
         let order = round % 2 == 0 ? Array(variants.indices) : variants.indices.reversed()
-        for i in order { timings[i].samples.append(seconds(variants[i])) }
+        for i in order { timings[i].samples.append(try seconds(variants[i])) }
     }
     return timings
 }

@@ -1,3 +1,4 @@
+import AIMTensor
 import Foundation
 import COpenBLAS
 
@@ -18,15 +19,22 @@ struct Report {
         md += "| command | `\(commandLine)` |\n"
         md += "| date | \(ISO8601DateFormatter().string(from: Date())) |\n"
         md += "| CPU | \(Self.cpuModel()) |\n"
+        md += "| CPU class (ISA) | **\(CPUFeatures.current.cpuClass.rawValue)**: \(CPUFeatures.current)\(Self.classNote) |\n"
         md += "| cores | \(ProcessInfo.processInfo.activeProcessorCount) |\n"
         md += "| threads | \(threads) (OpenBLAS and our loops) |\n"
         md += "| OpenBLAS | \(String(cString: openblas_get_config())) (core \(String(cString: openblas_get_corename()))) |\n"
+        md += "| fp32 GEMM of the linear layers | \(Gemm.describe(Gemm.library)); available: \(GemmLibrary.allCases.filter(Gemm.isAvailable).map { Gemm.describe($0) }.joined(separator: "; ")) |\n"
+        md += "| bf16 products | \(BF16Support.unavailableReason.map { "unavailable: " + $0 } ?? "oneDNN matmul, isa \(OneDNNInfo.isa)") |\n"
         md += "| rounds per measurement | \(repeats) (after one warm-up) |\n"
         md += "| load average (1, 5, 15 min) | before: \(loadBefore); after: \(loadAfter) |\n\n"
         for (section, tables) in sections {
             md += "## \(section.title)\n\n\(section.summary)\n\n"
             for t in tables {
                 md += "### \(t.title)\n\n"
+                if t.columns.isEmpty {
+                    for n in t.notes { md += "\(n)\n\n" }
+                    continue
+                }
                 md += "| " + t.columns.joined(separator: " | ") + " |\n"
                 md += "|" + t.columns.map { _ in "---" }.joined(separator: "|") + "|\n"
                 for r in t.rows { md += "| " + r.joined(separator: " | ") + " |\n" }
@@ -35,6 +43,13 @@ struct Report {
             }
         }
         return md
+    }
+
+    /// Says when AIM_CPU_FEATURES narrowed the class, and what the libraries were held to.
+    static var classNote: String {
+        guard CPUFeatures.isOverridden else { return "" }
+        let env = ProcessInfo.processInfo.environment
+        return " — **emulated**: AIM_CPU_FEATURES=\(env["AIM_CPU_FEATURES"] ?? "") on a \(CPUFeatures.detect().cpuClass.rawValue) CPU; OpenBLAS held by OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)"), oneDNN and BLIS by aim-swift"
     }
 
     static func loadAverage() -> String {

@@ -76,18 +76,26 @@ enum StepGemms {
 struct Roofline {
     var gflop: [Double] = []
     var seconds: [Double] = []
-    var shapeTable = BenchTable(title: "The AIM step's GEMMs, raw sgemm (the roofline's terms)",
-                                columns: ["GEMM", "shape", "calls per step", "ms per call (median)", "GFLOP/s", "s per step"])
+    var shapeTable = BenchTable(title: "The AIM step's GEMMs at their fastest (the roofline's terms)",
+                                columns: ["GEMM", "shape", "calls per step", "ms per call (median)", "GFLOP/s", "s per step", "library"])
+    /// Every linear shape under every fp32 library, side by side.
+    var libraryTable = BenchTable(title: "", columns: [])
 
     static func measure(configs: [ModelConfig], _ context: BenchContext) -> Roofline {
         let lists = configs.map(StepGemms.list)
-        var times: [GemmShape: Double] = [:]
+        var times: [GemmShape: Double] = [:], library: [GemmShape: String] = [:]
+        let libraries = GemmLibraryTimes.measure(lists[0], alsoTime: lists.dropFirst().flatMap { $0.map(\.shape) }, context)
         let rounds = max(3, min(context.repeats, 7))
         for use in lists.flatMap({ $0 }) where times[use.shape] == nil {
-            times[use.shape] = time(use.shape, rounds: rounds, threads: context.threads)
-            context.log("  roofline: \(use.shape.text): \(ms(times[use.shape]!)) ms")
+            if let (lib, t) = libraries.best(use.shape) {
+                times[use.shape] = t; library[use.shape] = lib.rawValue
+            } else {
+                times[use.shape] = time(use.shape, rounds: rounds, threads: context.threads); library[use.shape] = "openblas"
+                context.log("  roofline: \(use.shape.text): \(ms(times[use.shape]!)) ms")
+            }
         }
         var r = Roofline()
+        r.libraryTable = libraries.table
         for list in lists {
             r.gflop.append(list.reduce(0) { $0 + $1.shape.flop * Double($1.count) } * 1e-9)
             r.seconds.append(list.reduce(0) { $0 + times[$1.shape]! * Double($1.count) })
@@ -95,10 +103,10 @@ struct Roofline {
         for use in lists[0] {
             let t = times[use.shape]!
             r.shapeTable.rows.append([use.group, use.shape.text, "\(use.count)", ms(t), fixed(use.shape.flop / t * 1e-9),
-                                      fixed(t * Double(use.count), 3)])
+                                      fixed(t * Double(use.count), 3), library[use.shape]!])
         }
         r.shapeTable.rows.append(["total", "", "\(lists[0].reduce(0) { $0 + $1.count })", "", fixed(r.gflop[0] / r.seconds[0]),
-                                  fixed(r.seconds[0], 3)])
+                                  fixed(r.seconds[0], 3), ""])
         r.shapeTable.notes.append("Inputs are contiguous (our kernels read q, k, v with a row stride of 3·768, so this is if anything a slightly optimistic bound). \(rounds) rounds per shape after one warm-up.")
         return r
     }

@@ -16,7 +16,8 @@ struct StepSection: BenchSection {
             ("full finetuning (space-only, all tunable)", { $0.adapters = []; $0.tune = .all }),
             ("frozen space-only (ln_post + head)", { $0.adapters = [] }),
         ]
-        let variants = [ModelConfig.Precision.fp32, .bf16].flatMap { precision in
+        let precisions: [ModelConfig.Precision] = BF16Support.isAvailable ? [.fp32, .bf16] : [.fp32]
+        let variants = precisions.flatMap { precision in
             models.map { name, edit in ("\(name) \(precision.rawValue)", { (c: inout ModelConfig) in edit(&c); c.precision = precision }) }
         }
         var table = BenchTable(title: "Step time", columns: ["model", "tunable params", "forward s", "backward s", "step s (min / median / max)",
@@ -34,13 +35,13 @@ struct StepSection: BenchSection {
             var fwd: [Double] = [], bwd: [Double] = [], total: [Double] = []
             for round in 0...rounds {
                 var logits = Tensor([1])
-                let f = seconds { logits = model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(round))) }
-                let b = seconds {
+                let f = try seconds { logits = try model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(round))) }
+                let b = try seconds {
                     labels.withUnsafeBufferPointer {
                         crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: 1, classes: c.numClasses)
                     }
                     model.store.zeroGrads()
-                    model.backward(dLogits: dLogits.data)
+                    try model.backward(dLogits: dLogits.data)
                 }
                 if round > 0 { fwd.append(f); bwd.append(b); total.append(f + b) }   // round 0 warms up
                 context.log("  \(name): round \(round) forward \(fixed(f, 2)) s, backward \(fixed(b, 2)) s")
@@ -51,6 +52,7 @@ struct StepSection: BenchSection {
                                "\(fixed(t.min, 2)) / \(fixed(t.median, 2)) / \(fixed(t.max, 2))",
                                fixed(Double(model.keptBytes) / 1e6, 0), fixed(Double(model.scratchBytes) / 1e6, 0)])
         }
+        if let reason = BF16Support.unavailableReason { table.notes.append("bf16 rows skipped: \(reason).") }
         table.notes.append("\(rounds) timed rounds after one warm-up per model; models run one after another, so their ratio carries the machine's drift.")
         return [table]
     }

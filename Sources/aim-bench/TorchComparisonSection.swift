@@ -25,18 +25,31 @@ struct TorchComparisonSection: BenchSection {
         let key: String          // torch_step.py's model name
         let name: String
         let precision: ModelConfig.Precision
+        /// The fp32 GEMM library of the linear layers (nil: this CPU class's default).
+        var gemm: GemmLibrary? = nil
         let edit: (inout ModelConfig) -> Void
+        var label: String { name + (gemm.map { ", gemm: \($0.rawValue)" } ?? "") }
     }
 
-    static let variants: [Variant] = [
-        Variant(key: "aim", name: "AIM (adapters tunable)", precision: .fp32) { _ in },
-        Variant(key: "full", name: "full finetuning (space-only, all tunable)", precision: .fp32) { $0.adapters = []; $0.tune = .all },
-        Variant(key: "frozen", name: "frozen space-only (ln_post + head)", precision: .fp32) { $0.adapters = [] },
+    /// fp32 with the default GEMM library; AIM fp32 again with each other library this machine
+    /// has (which one `gemm: auto` should pick is decided on whole steps too); bf16 where the CPU has it.
+    static let variants: [Variant] = {
+        var v = [
+            Variant(key: "aim", name: "AIM (adapters tunable)", precision: .fp32) { _ in },
+            Variant(key: "full", name: "full finetuning (space-only, all tunable)", precision: .fp32) { $0.adapters = []; $0.tune = .all },
+            Variant(key: "frozen", name: "frozen space-only (ln_post + head)", precision: .fp32) { $0.adapters = [] },
+        ]
+        for lib in GemmLibrary.allCases where lib != Gemm.library && Gemm.isAvailable(lib) {
+            v.append(Variant(key: "aim", name: "AIM (adapters tunable)", precision: .fp32, gemm: lib) { _ in })
+        }
+        guard BF16Support.isAvailable else { return v }
         // model.precision bf16: every linear's GEMMs in bf16 (oneDNN), fp32 master weights, as autocast.
-        Variant(key: "aim", name: "AIM (adapters tunable)", precision: .bf16) { _ in },
-        Variant(key: "full", name: "full finetuning (space-only, all tunable)", precision: .bf16) { $0.adapters = []; $0.tune = .all },
-        Variant(key: "frozen", name: "frozen space-only (ln_post + head)", precision: .bf16) { $0.adapters = [] },
-    ]
+        return v + [
+            Variant(key: "aim", name: "AIM (adapters tunable)", precision: .bf16) { _ in },
+            Variant(key: "full", name: "full finetuning (space-only, all tunable)", precision: .bf16) { $0.adapters = []; $0.tune = .all },
+            Variant(key: "frozen", name: "frozen space-only (ln_post + head)", precision: .bf16) { $0.adapters = [] },
+        ]
+    }()
 
     static func config(_ v: Variant) -> ModelConfig {
         var c = ModelConfig()
@@ -48,18 +61,26 @@ struct TorchComparisonSection: BenchSection {
 
     func run(_ context: BenchContext) throws -> [BenchTable] {
         var ours: [OurStep] = []
+        let defaultLibrary = Gemm.library
         for v in Self.variants {
-            ours.append(try OurStep.measure(Self.config(v), name: "\(v.name) \(v.precision.rawValue)", steps: Self.steps, context))
+            try Gemm.select(v.gemm ?? defaultLibrary)
+            defer { try? Gemm.select(defaultLibrary) }
+            ours.append(try OurStep.measure(Self.config(v), name: "\(v.label) \(v.precision.rawValue)", steps: Self.steps, context))
         }
         let roofline = Roofline.measure(configs: Self.variants.map { Self.config($0) }, context)
         var torch: TorchReport?
         var torchNote = ""
         if let python = context.torchPython {
-            torch = try TorchReport.run(python: python, script: Self.torchScript, threads: context.threads, steps: Self.steps, context)
+            torch = try TorchReport.run(python: python, script: Self.torchScript, threads: context.threads, steps: Self.steps,
+                                        precisions: BF16Support.isAvailable ? ["fp32", "bf16"] : ["fp32"], context)
         } else {
             torchNote = "PyTorch was not run (no `--torch-python`; `make bench` passes one)."
         }
-        return [stepTable(ours, torch, torchNote), rooflineTable(ours, roofline), profileTable(ours), roofline.shapeTable]
+        var tables = [stepTable(ours, torch, torchNote), rooflineTable(ours, roofline), profileTable(ours), roofline.libraryTable, roofline.shapeTable]
+        if let reason = BF16Support.unavailableReason {
+            tables.insert(.skipped("bf16 rows (ours and PyTorch autocast)", reason), at: 1)
+        }
+        return tables
     }
 
     private func stepTable(_ ours: [OurStep], _ torch: TorchReport?, _ note: String) -> BenchTable {
@@ -69,7 +90,7 @@ struct TorchComparisonSection: BenchSection {
         for (v, o) in zip(Self.variants, ours) {
             let peers = torch?.results.filter { $0.model == v.key } ?? []
             for p in peers.isEmpty ? [nil] : peers.map({ Optional($0) }) {
-                t.rows.append([v.name, v.precision.rawValue, triple(o.timing),
+                t.rows.append([v.label, v.precision.rawValue, triple(o.timing),
                                p.map { "\($0.precision)" } ?? "—",
                                p.map { "\(fixed($0.step_s_min, 2)) / \(fixed($0.step_s_median, 2)) / \(fixed($0.step_s_max, 2))" } ?? "—",
                                p.map { fixed($0.step_s_median / o.timing.median, 2) + "×" } ?? "—",
@@ -87,23 +108,23 @@ struct TorchComparisonSection: BenchSection {
 
     private func rooflineTable(_ ours: [OurStep], _ r: Roofline) -> BenchTable {
         var t = BenchTable(title: "Our step against the fp32 sgemm roofline (same run)",
-                           columns: ["model", "GEMM GFLOP per step", "roofline s (raw sgemm)", "our step s (median)", "roofline ÷ ours",
+                           columns: ["model", "GEMM GFLOP per step", "roofline s (fastest library per shape)", "our step s (median)", "roofline ÷ ours",
                                      "our GFLOP/s", "our linear + attention s (profiled step)", "their share of the step", "non-GEMM share"])
         for (i, o) in ours.enumerated() {
             let gemm = o.phase(.frozenGEMM) + o.phase(.tunableGEMM) + o.phase(.attention)
-            t.rows.append([Self.variants[i].name + " " + Self.variants[i].precision.rawValue, fixed(r.gflop[i], 0), fixed(r.seconds[i], 2), fixed(o.timing.median, 2),
+            t.rows.append([Self.variants[i].label + " " + Self.variants[i].precision.rawValue, fixed(r.gflop[i], 0), fixed(r.seconds[i], 2), fixed(o.timing.median, 2),
                            fixed(100 * r.seconds[i] / o.timing.median, 0) + " %", fixed(r.gflop[i] / o.timing.median, 0),
                            fixed(gemm, 2), fixed(100 * gemm / o.profiledStep, 0) + " %",
                            fixed(100 * (1 - gemm / o.profiledStep), 0) + " %"])
         }
-        t.notes.append("bf16 rows are measured against the same fp32 roofline, so they may exceed 100 %.")
+        t.notes.append("The roofline takes each linear shape at the fastest fp32 library's median (table \"\(r.libraryTable.title)\"), and attention's per-head products at OpenBLAS's, as our kernels run them. bf16 rows are measured against the same fp32 roofline, so they may exceed 100 %.")
         t.notes.append("Roofline ÷ ours is the target's \"% of the fp32 sgemm roofline\" (issue 7 asks ≥ 85 % for AIM). Non-GEMM share: the profiled step's time outside linear-layer GEMMs and attention kernels (attention kernels include their softmax; patch embedding, head, rearranges, residual adds, LayerNorm, GELU and AdamW are outside).")
         return t
     }
 
     private func profileTable(_ ours: [OurStep]) -> BenchTable {
         var t = BenchTable(title: "Where our step's time goes (one extra step with StepProfile on)",
-                           columns: ["phase"] + Self.variants.map { "\($0.name) \($0.precision.rawValue) s (share)" })
+                           columns: ["phase"] + Self.variants.map { "\($0.label) \($0.precision.rawValue) s (share)" })
         for ph in StepProfile.Phase.allCases {
             t.rows.append([ph.label] + ours.map { "\(fixed($0.phase(ph), 2)) (\(fixed(100 * $0.phase(ph) / $0.profiledStep, 0)) %)" })
         }
@@ -141,24 +162,24 @@ struct OurStep {
         let dLogits = Tensor([1, c.numClasses])
         let n = model.store.tunableCount
         let m = Tensor([n]), v = Tensor([n])
-        func step(_ t: Int) {
-            let logits = model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(t)))
+        func step(_ t: Int) throws {
+            let logits = try model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(t)))
             labels.withUnsafeBufferPointer {
                 crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: 1, classes: c.numClasses)
             }
             model.store.zeroGrads()
-            model.backward(dLogits: dLogits.data)
+            try model.backward(dLogits: dLogits.data)
             adamWStep(params: model.store.tunableValues.data, grads: model.store.tunableGrads.data, m: m.data, v: v.data,
                       count: n, lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, step: t)
         }
         var samples: [Double] = []
         for t in 1...(steps + 1) {
-            let s = seconds { step(t) }
+            let s = try seconds { try step(t) }
             if t > 1 { samples.append(s) }
             context.log("  ours \(name): step \(t) \(fixed(s, 2)) s\(t == 1 ? " (warm-up)" : "")")
         }
         StepProfile.reset(); StepProfile.enabled = true
-        let profiled = seconds { step(steps + 2) }
+        let profiled = try seconds { try step(steps + 2) }
         StepProfile.enabled = false
         let peak = procStatusKB("VmHWM")
         return OurStep(timing: Timing(samples: samples), peakGrowthMB: Double(peak - base) / 1024,
@@ -208,17 +229,24 @@ struct TorchReport: Decodable {
     let warmup: Int
     let results: [Result]
 
-    static func run(python: String, script: String, threads: Int, steps: Int, _ context: BenchContext) throws -> TorchReport {
+    static func run(python: String, script: String, threads: Int, steps: Int, precisions: [String], _ context: BenchContext) throws -> TorchReport {
         guard FileManager.default.fileExists(atPath: script) else {
             throw BenchError("\(script) not found (run aim-bench from the repository root, as `make bench` does)")
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python.contains("/") ? python : "/usr/bin/env")
-        p.arguments = (python.contains("/") ? [] : [python]) + [script, "--threads", "\(threads)", "--steps", "\(steps)"]
+        p.arguments = (python.contains("/") ? [] : [python]) + [script, "--threads", "\(threads)", "--steps", "\(steps)",
+                                                                "--precisions", precisions.joined(separator: ",")]
         var env = ProcessInfo.processInfo.environment
         env["OMP_NUM_THREADS"] = "\(threads)"
-        // Our wait-policy settings (tools/bench.sh) are for our two thread pools; PyTorch keeps its defaults.
+        // Our wait-policy and OpenBLAS-core settings (tools/bench.sh, ProcessEnvironment) are for our
+        // thread pools and kernels; PyTorch keeps its defaults.
         env["OMP_WAIT_POLICY"] = nil; env["OPENBLAS_THREAD_TIMEOUT"] = nil
+        for k in (env["AIM_STARTED_WITHOUT"] ?? "").split(separator: ",") { env[String(k)] = nil }
+        env["AIM_STARTED_WITHOUT"] = nil
+        // An emulated CPU class (AIM_CPU_FEATURES) holds PyTorch to the same instruction sets: its
+        // own kernels (ATen), MKL's GEMMs and oneDNN's.
+        for (k, v) in TorchReport.isaLimits(CPUFeatures.current.cpuClass) where CPUFeatures.isOverridden { env[k] = v }
         p.environment = env
         let out = Pipe()
         p.standardOutput = out
@@ -229,6 +257,18 @@ struct TorchReport: Decodable {
         guard p.terminationStatus == 0 else { throw BenchError("\(script) exited with status \(p.terminationStatus)") }
         do { return try JSONDecoder().decode(TorchReport.self, from: data) } catch {
             throw BenchError("cannot read \(script)'s JSON: \(error)")
+        }
+    }
+}
+
+extension TorchReport {
+    /// PyTorch's own switches for an instruction-set ceiling (nothing above AVX-512 is limited).
+    static func isaLimits(_ cls: CPUClass) -> [String: String] {
+        switch cls {
+        case .avx2: return ["ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"]
+        case .baseline: return ["ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ONEDNN_MAX_CPU_ISA": "SSE41"]
+        case .avx512: return ["ONEDNN_MAX_CPU_ISA": "AVX512_CORE"]
+        case .avx512bf16, .amx: return [:]
         }
     }
 }
