@@ -49,8 +49,9 @@ test: build
 demo: build
 	@bash tools/demo.sh
 
+# CPU_CLASS=avx2 benchmarks the AVX2 code paths on this machine into BENCHMARKS_AVX2.md (tools/bench.sh).
 bench: build
-	@bash tools/bench.sh
+	@CPU_CLASS=$(CPU_CLASS) bash tools/bench.sh
 
 clean:
 	rm -rf .build bin

@@ -3,8 +3,22 @@
 # writes BENCHMARKS.md. PyTorch comes from a private virtual environment, bench/.venv (git-ignored),
 # created here with `pip install torch numpy` when missing; BENCH_PYTHON=/path/to/python uses an
 # existing interpreter with torch instead.
+#
+# CPU_CLASS=avx2 (make bench CPU_CLASS=avx2) runs the same benchmarks as a CPU with only AVX2 and
+# FMA would (AIM_CPU_FEATURES=avx2,fma: OpenBLAS Haswell kernels, oneDNN and BLIS held to AVX2,
+# PyTorch held to AVX2 through ATEN_CPU_CAPABILITY / MKL_ENABLE_INSTRUCTIONS / ONEDNN_MAX_CPU_ISA)
+# and writes BENCHMARKS_AVX2.md, so one machine gives figures for both classes. Nothing is emulated
+# instruction by instruction: the same cores run narrower code, so clock, caches and memory are
+# this machine's, not an AVX2 CPU's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+output=BENCHMARKS.md
+case "${CPU_CLASS:-native}" in
+    native|"") ;;
+    avx2) export AIM_CPU_FEATURES=avx2,fma; output=BENCHMARKS_AVX2.md ;;
+    avx512) export AIM_CPU_FEATURES=avx2,fma,avx512; output=BENCHMARKS_AVX512.md ;;
+    *) echo "bench: CPU_CLASS must be native, avx2 or avx512, got '${CPU_CLASS}'" >&2; exit 2 ;;
+esac
 py="${BENCH_PYTHON:-bench/.venv/bin/python}"
 if [ -z "${BENCH_PYTHON:-}" ] && ! { [ -x "$py" ] && "$py" -c "import torch, numpy" 2>/dev/null; }; then
     echo "bench: creating bench/.venv with torch and numpy (first run only)" >&2
@@ -19,9 +33,9 @@ echo "bench: load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # both pools sleep right after their calls instead of spinning over each other (aim-bench removes
 # these two for the PyTorch child).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
-bin/aim-bench --torch-python "$py" --output BENCHMARKS.md "$@"
+bin/aim-bench --torch-python "$py" --output "$output" "$@"
 # The allreduce's share of a 2-rank step and the 1-16 node scaling model (docs/SCALING.md): about
 # 4 minutes; BENCH_SKIP_ALLREDUCE=1 leaves it out (e.g. with --only).
 if [ -z "${BENCH_SKIP_ALLREDUCE:-}" ]; then
-    tools/allreduce_share.sh >> BENCHMARKS.md
+    tools/allreduce_share.sh >> "$output"
 fi
