@@ -233,8 +233,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                 if elapsed > limit {
                     abort(code: MPICommunicator.watchdogExitCode, message: """
                         collective '\(label)' did not complete within \(timeoutSeconds) s: \
-                        another rank died, hung, or called a different collective. Aborting the job \
-                        (AIM_COLLECTIVE_TIMEOUT sets the limit).
+                        another rank died, hung, lost its network link, or called a different collective. \
+                        Aborting the job (AIM_COLLECTIVE_TIMEOUT sets the limit). Checkpoints are only \
+                        ever replaced by rename, so the newest one on disk is complete: continue from it \
+                        with --resume auto, at any rank count.
                         """)
                 }
             }
@@ -243,9 +245,23 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     // MARK: errors and shutdown
 
+    /// Seconds MPI_Abort gets to end the job before this process leaves on its own.
+    public static let abortGraceSeconds: UInt32 = 10
+
     public func abort(code: Int32, message: String) -> Never {
         FileHandle.standardError.write(Data("error: rank \(rank) of \(size): \(message)\n".utf8))
-        if !isFinalized { MPI_Abort(aim_mpi_comm_world(), code) }
+        if !isFinalized {
+            // MPI_Abort asks the launcher to kill the job; when a peer's node is unreachable
+            // (pulled cable, partition) that request, or the exit handlers after it, can block
+            // for as long as TCP keeps retrying. This rank stops within the grace period anyway.
+            let rank = rank, grace = MPICommunicator.abortGraceSeconds
+            Thread.detachNewThread {
+                sleep(grace)
+                FileHandle.standardError.write(Data("error: rank \(rank): MPI_Abort did not end this process within \(grace) s; exiting with code \(code)\n".utf8))
+                _exit(code)
+            }
+            MPI_Abort(aim_mpi_comm_world(), code)
+        }
         exit(code)
     }
 
