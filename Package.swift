@@ -68,5 +68,7 @@ let package = Package(
         .testTarget(name: "AIMDistributedTests", dependencies: ["AIMDistributed", "AIMTensor", "CMPI"]),
         .testTarget(name: "AIMTrainingTests", dependencies: ["AIMTraining", "AIMTensor", "AIMConfig", "AIMModel", "AIMData", "AIMDistributed"]),
         .testTarget(name: "AIMReportTests", dependencies: ["AIMReport", "AIMTraining", "AIMTensor", "AIMConfig", "AIMModel", "AIMDistributed"]),
+        // Multi-node over TCP: hosts as network namespaces (cluster/local_cluster.sh); skipped without ip netns.
+        .testTarget(name: "AIMClusterTests", dependencies: ["AIMTensor"]),
     ]
 )
