@@ -18,7 +18,8 @@
 # what that state names, kills processes left in the namespaces, and also sweeps aimh*/aimv*/
 # aimbr0 leftovers if the state was lost.
 #
-# `run` adds: --hostfile (one slot per host), --map-by node (rank i on host i+1) unless given,
+# `run` adds: --hostfile (one slot per host), --map-by node (rank i on host i+1) and
+# --bind-to none (the hosts share this machine's cores) unless given,
 # the rsh agent cluster/netns_rsh.sh, --mca plm_rsh_no_tree_spawn 1, --mca pml ob1,
 # --mca btl tcp,self and btl/oob_tcp_if_include 10.231.0.0/24 (no shared-memory path, only the
 # namespaces' addresses), OOB keepalives that declare a silent daemon lost after 25 s (instead of
@@ -173,6 +174,9 @@ cmd_run() {
                 --mca btl_tcp_if_include "$NET.0/$PREFIX" --mca oob_tcp_if_include "$NET.0/$PREFIX"
                 --mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 5 --mca oob_tcp_keepalive_probes 3)
     [[ " $* " == *" --map-by "* ]] || args+=(--map-by node)
+    # The hosts share this machine's cores, but each host's daemon sees all of them and would pin
+    # its first rank to core 0: every rank on the same core. Let the kernel spread them instead.
+    [[ " $* " == *" --bind-to "* ]] || args+=(--bind-to none)
     [[ "$(id -u)" == 0 ]] && args+=(--allow-run-as-root)
     local v
     for v in PATH LD_LIBRARY_PATH OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM OPENBLAS_NUM_THREADS OMP_NUM_THREADS \
