@@ -79,6 +79,7 @@ cmd_up() {
     local i
     for ((i = 1; i <= n; i++)); do
         ip netns list | grep -qw "$NS_PREFIX$i" && die "namespace $NS_PREFIX$i exists but is not in $STATE: run down first"
+        ip link show "$VETH_PREFIX$i" >/dev/null 2>&1 && die "link $VETH_PREFIX$i exists but is not in $STATE: run down first"
     done
     ip link show "$BRIDGE" >/dev/null 2>&1 && die "link $BRIDGE exists but is not in $STATE: run down first"
     mkdir -p "$STATE"
