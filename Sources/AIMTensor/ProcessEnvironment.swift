@@ -9,10 +9,14 @@ import Foundation
 ///   Prescott (SSE3) kernels on them (measured on an Intel Xeon family 6 model 207: 38 instead of
 ///   186 GFLOP/s on the step's products). Set to the class's kernels when OpenBLAS picked others,
 ///   including when `AIM_CPU_FEATURES` narrowed the class (so OpenBLAS runs what such a CPU runs).
+///   A core set in the environment is replaced too when it does not fit the class: machines that
+///   set `OPENBLAS_CORETYPE=Haswell` to avoid the Prescott fallback run half speed on AVX-512
+///   (measured on an AMD EPYC family 26: 199 against 368 GFLOP/s). Narrowing the kernels is
+///   `AIM_CPU_FEATURES`'s job, which every other choice follows as well.
 /// - `OMP_WAIT_POLICY=PASSIVE`, `OPENBLAS_THREAD_TIMEOUT=4`: idle OpenMP (oneDNN) and OpenBLAS
 ///   threads sleep instead of spinning against each other and our loops (up to 2× slower GEMMs).
 ///
-/// Values the user set are kept. `AIM_NO_REEXEC=1` turns all of this off.
+/// Other values the user set are kept. `AIM_NO_REEXEC=1` turns all of this off.
 public enum ProcessEnvironment {
     /// What a process here should start with that its parent did not give it: what `prepare`
     /// added on restart (listed in `AIM_STARTED_WITHOUT`) and anything still missing.
@@ -30,6 +34,9 @@ public enum ProcessEnvironment {
         guard !changes.isEmpty else { return }
         for (k, v) in changes { setenv(k, v, 1) }
         setenv("AIM_STARTED_WITHOUT", changes.keys.sorted().joined(separator: ","), 1)
+        if let replaced = env["OPENBLAS_CORETYPE"], changes["OPENBLAS_CORETYPE"] != nil {
+            setenv("AIM_REPLACED_OPENBLAS_CORETYPE", replaced, 1)
+        }
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // Only reached when exec failed: run on with the libraries as they loaded.
         let text = changes.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
@@ -40,11 +47,8 @@ public enum ProcessEnvironment {
     public static func missingSettings(_ env: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
         var changes: [String: String] = [:]
         if let core = OpenBLASCore.recommended(for: CPUFeatures.current) {
-            let running = OpenBLASInfo.coreName
-            // A core the user named is kept unless it uses more than AIM_CPU_FEATURES allows.
-            let replace = env["OPENBLAS_CORETYPE"] == nil ? !OpenBLASCore.fits(running, CPUFeatures.current)
-                                                          : OpenBLASCore.exceeds(running, CPUFeatures.current)
-            if replace { changes["OPENBLAS_CORETYPE"] = core }
+            // The core that runs, whether OpenBLAS chose it or the environment named it.
+            if !OpenBLASCore.fits(OpenBLASInfo.coreName, CPUFeatures.current) { changes["OPENBLAS_CORETYPE"] = core }
         }
         if env["OMP_WAIT_POLICY"] == nil { changes["OMP_WAIT_POLICY"] = "PASSIVE" }
         if env["OPENBLAS_THREAD_TIMEOUT"] == nil { changes["OPENBLAS_THREAD_TIMEOUT"] = "4" }
@@ -74,9 +78,6 @@ public enum OpenBLASCore {
 
     /// Whether OpenBLAS's `core` uses exactly the vector width the class allows (no more, no less).
     public static func fits(_ core: String, _ f: CPUFeatures) -> Bool { cpuClass(ofCore: core) == widest(f) }
-
-    /// Whether `core` uses instructions the class does not have (only possible under AIM_CPU_FEATURES).
-    public static func exceeds(_ core: String, _ f: CPUFeatures) -> Bool { cpuClass(ofCore: core) > widest(f) }
 
     private static func widest(_ f: CPUFeatures) -> CPUClass { f.cpuClass >= .avx512 ? .avx512 : f.cpuClass }
 }

@@ -38,7 +38,9 @@ struct CPU: ParsableCommand {
         let f = CPUFeatures.current
         print("cpu:            \(CPUReport.summary)")
         print("class:          \(f.cpuClass.rawValue)")
-        print("OpenBLAS core:  \(OpenBLASInfo.coreName)\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? "")")
+        let env = ProcessInfo.processInfo.environment
+        let replaced = env["AIM_REPLACED_OPENBLAS_CORETYPE"].map { "; the environment's \($0) does not fit this class and was replaced" } ?? ""
+        print("OpenBLAS core:  \(OpenBLASInfo.coreName)\(env["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0)\(replaced))" } ?? "")")
         print("oneDNN isa:     \(OneDNNInfo.isa)")
         for lib in GemmLibrary.allCases {
             print("gemm \(lib.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(Gemm.isAvailable(lib) ? Gemm.describe(lib) : "unavailable")")
