@@ -221,8 +221,8 @@ cmd_link() {
 cmd_pids() {
     preflight
     local ns pid exe; ns=$(ns_of "${1:-}")
-    # The executable's name, not /proc/PID/comm: a program that re-executed itself through
-    # /proc/self/exe (as aim-* do once at start) is called "exe" there.
+    # The executable's file name, not /proc/PID/comm (cut at 15 characters, and set by whatever
+    # path a program was exec'd through).
     for pid in $(ip netns pids "$ns"); do
         exe=$(readlink "/proc/$pid/exe" 2>/dev/null) && echo "$pid ${exe##*/}"
     done

@@ -37,7 +37,10 @@ public enum ProcessEnvironment {
         if let replaced = env["OPENBLAS_CORETYPE"], changes["OPENBLAS_CORETYPE"] != nil {
             setenv("AIM_REPLACED_OPENBLAS_CORETYPE", replaced, 1)
         }
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // The resolved path, not /proc/self/exe itself: the kernel names a process after the file
+        // it executed, and ps, pkill and top should show aim-train, not "exe".
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+        execv(me, CommandLine.unsafeArgv)
         // Only reached when exec failed: run on with the libraries as they loaded.
         let text = changes.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
         FileHandle.standardError.write(Data("warning: could not restart with \(text) (\(String(cString: strerror(errno)))); set them before starting for full speed\n".utf8))
