@@ -3,8 +3,8 @@ import COpenBLAS
 import Foundation
 
 // The fp32 GEMM library behind the linear layers (the step's large products). Which one is
-// fastest depends on the CPU class: OpenBLAS on AVX-512, another library may win on AVX2-only
-// CPUs (Zen 3), so the choice is made at start from the detected class (`Gemm.defaultLibrary`),
+// fastest can depend on the CPU (BLIS has Zen kernels that Debian's OpenBLAS lacks), so the
+// choice is made at start from the detected class (`Gemm.defaultLibrary`),
 // overridable with the `gemm` config key or `AIM_GEMM`. Attention's small per-head products and
 // the bias sums stay on OpenBLAS: they run one serial call per thread, which OpenMP-threaded
 // libraries would oversubscribe.
@@ -24,7 +24,14 @@ public enum Gemm {
     /// Threads the selected library uses (kept so a library switch carries the count over).
     nonisolated(unsafe) private static var threads = 1
 
-    /// The measured fastest library per CPU class (BENCHMARKS.md, "fp32 GEMM libraries").
+    /// The measured fastest library per CPU class, on whole training steps (`make bench`, "AIM step
+    /// with each library"), not on isolated GEMMs: oneDNN wins most shapes alone (AMD EPYC family 26,
+    /// AVX-512: 395 against 376 GFLOP/s) but not the step, where its OpenMP pool alternates with
+    /// OpenBLAS's (attention) and ours (2.88 against 2.78 s). Under AVX2 the two were within the
+    /// machine's noise on AMD (medians 4.48–5.32 s each over three alternating rounds), and on an
+    /// Intel Xeon oneDNN was 7 % slower and BLIS level with OpenBLAS (8.17 against 8.25 s); Debian's
+    /// BLIS 0.9.0 does not know the AMD family-26 CPU and runs generic kernels there (13.7 s).
+    /// So OpenBLAS everywhere, with one thread pool fewer; `gemm:` switches per run.
     public static func defaultLibrary(for cls: CPUClass) -> GemmLibrary {
         switch cls {
         case .avx2, .baseline: return .openblas
