@@ -148,7 +148,7 @@ final class LocalClusterTests: XCTestCase {
     }
 
     func start(_ exe: String, _ args: [String], env: [String: String] = [:], log: URL) throws -> Process {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
