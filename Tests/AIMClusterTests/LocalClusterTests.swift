@@ -244,26 +244,14 @@ final class LocalClusterTests: XCTestCase {
 
     /// The tunable weights of a checkpoint (not the moments); reading every tensor proves the file whole.
     func tunable(_ path: URL) throws -> [String: [Float]] {
-        let f = try SafetensorsFile(path: path.path)
-        var out: [String: [Float]] = [:]
-        for name in f.names {
-            let t = try f.tensor(named: name)
-            if !name.hasPrefix("optimizer.") { out[name] = (0..<t.count).map { t[$0] } }
-        }
-        return out
+        try WeightComparison.tunableWeights(ofCheckpoint: path.path)
     }
 
     /// max over tensors of max|a−b| / max|a| (as RankInvarianceTests).
     func maxRelativeDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> (Float, String) {
-        XCTAssertEqual(Set(a.keys), Set(b.keys), "the two checkpoints hold different keys")
-        var worst: Float = 0, worstKey = ""
-        for (k, x) in a {
-            guard let y = b[k], y.count == x.count else { XCTFail("\(k) missing or resized"); continue }
-            var diff: Float = 0, scale: Float = 1e-12
-            for i in 0..<x.count { diff = max(diff, abs(x[i] - y[i])); scale = max(scale, abs(x[i])) }
-            if !(diff / scale <= worst) { worst = diff / scale; worstKey = k }
-        }
-        return (worst, worstKey)
+        let c = WeightComparison(a, b)
+        XCTAssertEqual(c.mismatchedKeys, [], "the two checkpoints differ in these keys or their sizes")
+        return (c.maxRelativeDifference, c.worstKey)
     }
 
     /// Bytes through host 2's cable (both directions), from the bridge end's counters.

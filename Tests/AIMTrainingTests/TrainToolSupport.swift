@@ -145,13 +145,7 @@ class TrainToolTestCase: XCTestCase {
 
     /// The tunable weights of a checkpoint (not the optimizer moments), by key.
     func tunable(_ path: URL) throws -> [String: [Float]] {
-        let f = try SafetensorsFile(path: path.path)
-        var out: [String: [Float]] = [:]
-        for name in f.names where !name.hasPrefix("optimizer.") {
-            let t = try f.tensor(named: name)
-            out[name] = (0..<t.count).map { t[$0] }
-        }
-        return out
+        try WeightComparison.tunableWeights(ofCheckpoint: path.path)
     }
 
     /// Every tensor of a checkpoint as raw bytes (weights and moments), for bitwise comparison.
@@ -167,15 +161,9 @@ class TrainToolTestCase: XCTestCase {
     /// max over tensors of max|a−b| / max(max|a|, 1e-12): a difference relative to each
     /// tensor's scale, so zero-initialised tensors that stay tiny do not blow it up.
     func maxRelativeDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> (Float, String) {
-        XCTAssertEqual(Set(a.keys), Set(b.keys), "the two checkpoints hold different keys")
-        var worst: Float = 0, worstKey = ""
-        for (k, x) in a {
-            guard let y = b[k], y.count == x.count else { XCTFail("\(k) missing or resized"); continue }
-            var diff: Float = 0, scale: Float = 1e-12
-            for i in 0..<x.count { diff = max(diff, abs(x[i] - y[i])); scale = max(scale, abs(x[i])) }
-            if !(diff / scale <= worst) { worst = diff / scale; worstKey = k }
-        }
-        return (worst, worstKey)
+        let c = WeightComparison(a, b)
+        XCTAssertEqual(c.mismatchedKeys, [], "the two checkpoints differ in these keys or their sizes")
+        return (c.maxRelativeDifference, c.worstKey)
     }
 
     /// metrics.jsonl, one object per line.
