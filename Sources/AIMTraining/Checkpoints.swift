@@ -60,7 +60,7 @@ public final class CheckpointStore {
         if isBest { try link(file, as: best) }
         prune()
         let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
-        return (file, size ?? 0)
+        return (file, size)
     }
 
     /// Points `name` at `file` atomically: a hard link under a temporary name renamed over it.

@@ -10,7 +10,7 @@ public final class MetricsLog {
     public init(path: URL?) throws {
         if let path {
             if !FileManager.default.fileExists(atPath: path.path) {
-                FileManager.default.createFile(atPath: path.path, contents: nil)
+                _ = FileManager.default.createFile(atPath: path.path, contents: nil)
             }
             handle = try FileHandle(forWritingTo: path)
             handle?.seekToEndOfFile()

@@ -21,13 +21,13 @@ enum MixedList {
             try! w.finish()
             s.append(VideoSample(path: p, label: i % 3))
         }
-        FileManager.default.createFile(atPath: dir + "/empty.mp4", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/empty.mp4", contents: Data()))
         let good = try! Data(contentsOf: URL(fileURLWithPath: dir + "/good2.mp4"))
         ffmpegCLI(["-i", dir + "/good0.avi", "-c:v", "libx264", "-movflags", "+faststart", dir + "/whole.mp4"])
         let whole = (try? Data(contentsOf: URL(fileURLWithPath: dir + "/whole.mp4"))) ?? good
-        FileManager.default.createFile(atPath: dir + "/truncated.mp4", contents: whole.prefix(whole.count * 2 / 3))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/truncated.mp4", contents: whole.prefix(whole.count * 2 / 3)))
         var g = RandomGenerator(keys: 99)
-        FileManager.default.createFile(atPath: dir + "/random.mp4", contents: Data((0..<4096).map { _ in UInt8(truncatingIfNeeded: g.next()) }))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/random.mp4", contents: Data((0..<4096).map { _ in UInt8(truncatingIfNeeded: g.next()) })))
         try! "this is not a video\n".write(toFile: dir + "/notes.txt", atomically: true, encoding: .utf8)
         if !ffmpegCLI(["-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", dir + "/audio.wav"]) {
             try! "RIFF".write(toFile: dir + "/audio.wav", atomically: true, encoding: .utf8)

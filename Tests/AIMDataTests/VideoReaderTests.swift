@@ -74,12 +74,12 @@ final class VideoReaderTests: XCTestCase {
             } catch { XCTFail("\(path): \(error)") }
         }
         expect(d + "/nope.mp4") { if case .missing = $0 { return true }; return false }
-        FileManager.default.createFile(atPath: d + "/empty.mp4", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/empty.mp4", contents: Data()))
         expect(d + "/empty.mp4") { if case .empty = $0 { return true }; return false }
-        FileManager.default.createFile(atPath: d + "/text.txt", contents: "hello video\n".data(using: .utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/text.txt", contents: "hello video\n".data(using: .utf8)))
         expect(d + "/text.txt") { if case .notAVideo = $0 { return true }; return false }
         var g = SystemRandomNumberGenerator()
-        FileManager.default.createFile(atPath: d + "/random.mp4", contents: Data((0..<5000).map { _ in UInt8.random(in: 0...255, using: &g) }))
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/random.mp4", contents: Data((0..<5000).map { _ in UInt8.random(in: 0...255, using: &g) })))
         expect(d + "/random.mp4") { _ in true }
         if ffmpegCLI(["-f", "lavfi", "-i", "sine=frequency=440:duration=0.5", d + "/audio.wav"]) {
             expect(d + "/audio.wav") { if case .audioOnly = $0 { return true }; return false }
@@ -88,13 +88,13 @@ final class VideoReaderTests: XCTestCase {
         let full = d + "/full.avi"
         try makeGrayVideo(full, encoder: "mpeg4", frames: 40)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: full))
-        FileManager.default.createFile(atPath: d + "/cut.avi", contents: bytes.prefix(bytes.count / 2))
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/cut.avi", contents: bytes.prefix(bytes.count / 2)))
         expect(d + "/cut.avi") { _ in true }
         // A cut-off MP4 with its header in front still promises 40 frames.
         let fast = d + "/faststart.mp4"
         if ffmpegCLI(["-i", full, "-c:v", "libx264", "-g", "8", "-movflags", "+faststart", fast]) {
             let b = try Data(contentsOf: URL(fileURLWithPath: fast))
-            FileManager.default.createFile(atPath: d + "/cut.mp4", contents: b.prefix(b.count * 2 / 3))
+            XCTAssertTrue(FileManager.default.createFile(atPath: d + "/cut.mp4", contents: b.prefix(b.count * 2 / 3)))
             expect(d + "/cut.mp4") { if case .truncated(_, 40, let n) = $0 { return n < 40 }; return false }
         }
     }

@@ -56,7 +56,7 @@ class TrainToolTestCase: XCTestCase {
 
     /// Starts `exe args` with output going to `log`; the caller waits or signals it.
     func launch(_ exe: String, _ args: [String], log: URL) throws -> Process {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log.path, contents: nil))
         let handle = try FileHandle(forWritingTo: log)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
