@@ -85,7 +85,9 @@ public enum Gemm {
         case .onednn: return "oneDNN fp32 sgemm (isa \(OneDNN.effectiveISAName))"
         case .blis:
             guard let b = try? BLIS.load() else { return "BLIS (not installed)" }
-            return "BLIS \(b.version) (\(b.variant), config \(b.archName))"
+            // BLIS falls back to its reference kernels on CPUs it does not know (5–6× slower here).
+            let note = b.archName == "generic" ? ": no kernels for this CPU, slow" : ""
+            return "BLIS \(b.version) (\(b.variant), config \(b.archName)\(note))"
         }
     }
 
