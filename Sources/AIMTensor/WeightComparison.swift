@@ -22,7 +22,8 @@ public struct WeightComparison {
                 if Self.worse(d, than: diff) { diff = d }
                 scale = max(scale, abs(x[i]))
             }
-            if Self.worse(diff / scale, than: maxRelativeDifference) { maxRelativeDifference = diff / scale; worstKey = k }
+            let relative = diff / scale
+            if Self.worse(relative, than: maxRelativeDifference) { maxRelativeDifference = relative; worstKey = k }
         }
     }
 

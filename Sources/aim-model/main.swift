@@ -45,7 +45,7 @@ struct CPU: ParsableCommand {
         for lib in GemmLibrary.allCases {
             print("gemm \(lib.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(Gemm.isAvailable(lib) ? Gemm.describe(lib) : "unavailable")")
         }
-        print("fp32 GEMM:      \(try Gemm.resolve("auto").rawValue) (gemm: auto\(ProcessInfo.processInfo.environment["AIM_GEMM"].map { ", AIM_GEMM=\($0)" } ?? ""); default for \(f.cpuClass.rawValue): \(Gemm.defaultLibrary(for: f.cpuClass).rawValue))")
+        print("fp32 GEMM:      \(try Gemm.resolve("auto").rawValue) (gemm: auto\(env["AIM_GEMM"].map { ", AIM_GEMM=\($0)" } ?? ""); default for \(f.cpuClass.rawValue): \(Gemm.defaultLibrary(for: f.cpuClass).rawValue))")
         print("bf16:           \(BF16Support.unavailableReason.map { "unavailable — " + $0 } ?? "available (oneDNN matmul)")")
     }
 }
