@@ -1,3 +1,4 @@
+import AIMTensor
 import Foundation
 
 /// A world of one process with no MPI calls: every collective is the identity. Used when the
@@ -26,7 +27,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func wait(_ pending: [PendingCollective]) {}
 
     public func abort(code: Int32, message: String) -> Never {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        Console.errorRaw("error: \(message)\n")
         exit(code)
     }
     public func finalize() {}

@@ -43,7 +43,7 @@ public enum ProcessEnvironment {
         execv(me, CommandLine.unsafeArgv)
         // Only reached when exec failed: run on with the libraries as they loaded.
         let text = changes.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
-        FileHandle.standardError.write(Data("warning: could not restart with \(text) (\(String(cString: strerror(errno)))); set them before starting for full speed\n".utf8))
+        Console.errorRaw("warning: could not restart with \(text) (\(String(cString: strerror(errno)))); set them before starting for full speed\n")
     }
 
     /// What `prepare` would set: for the Makefile (`aim-model cpu --exports`) and tests.

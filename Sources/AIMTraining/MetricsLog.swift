@@ -1,43 +1,51 @@
+import AIMTensor
 import Foundation
 
 /// `metrics.jsonl` (one JSON object per logged step and per evaluation) and the progress line.
 /// Only the coordinator writes.
 public final class MetricsLog {
-    private let handle: FileHandle?
+    private let file: AppendFile?
     private let isTerminal: Bool
     private var lineOpen = false
+    /// Records lost to failed writes since the last one that went through.
+    public private(set) var failedRecords = 0
 
     public init(path: URL?) throws {
-        if let path {
-            if !FileManager.default.fileExists(atPath: path.path) {
-                _ = FileManager.default.createFile(atPath: path.path, contents: nil)
-            }
-            handle = try FileHandle(forWritingTo: path)
-            handle?.seekToEndOfFile()
-        } else { handle = nil }
+        file = try path.map { try AppendFile(path: $0.path) }
         isTerminal = isatty(STDERR_FILENO) != 0
     }
 
+    /// Appends one record. A failed write (full disk) says so once per run of failures, and
+    /// again when records go through: the run goes on without them.
     public func record(_ fields: [String: Any]) {
-        guard let handle else { return }
+        guard let file else { return }
         guard let data = try? JSONSerialization.data(withJSONObject: fields.mapValues(jsonSafe), options: [.sortedKeys]) else { return }
-        handle.write(data + Data("\n".utf8))
+        do {
+            try file.append([UInt8](data) + [UInt8(ascii: "\n")])
+            if failedRecords > 0 {
+                message("metrics: writing \(file.path) again after \(failedRecords) lost record(s)")
+                failedRecords = 0
+            }
+        } catch {
+            if failedRecords == 0 { message("error: metrics record not written: \(error); training goes on") }
+            failedRecords += 1
+        }
     }
 
     /// One progress line: redrawn in place on a terminal, a plain line in a log file.
     public func progress(_ text: String) {
         if isTerminal {
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+            Console.errorRaw("\r\u{1B}[K" + text)
             lineOpen = true
         } else {
-            FileHandle.standardError.write(Data((text + "\n").utf8))
+            Console.error(text)
         }
     }
 
     /// A message on its own line (ends an open progress line first).
     public func message(_ text: String) {
-        if lineOpen { FileHandle.standardError.write(Data("\n".utf8)); lineOpen = false }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        if lineOpen { Console.errorRaw("\n"); lineOpen = false }
+        Console.error(text)
     }
 
     private func jsonSafe(_ v: Any) -> Any {
@@ -45,8 +53,6 @@ public final class MetricsLog {
         if let f = v as? Float, !f.isFinite { return String(f) }
         return v
     }
-
-    deinit { try? handle?.close() }
 }
 
 /// "1h02m03s" style durations for the ETA.

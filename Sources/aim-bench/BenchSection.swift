@@ -1,3 +1,4 @@
+import AIMTensor
 import Foundation
 
 // The pieces every benchmark section shares: a section protocol, result tables, and timing.
@@ -20,7 +21,7 @@ struct BenchContext {
     /// Python with torch for the PyTorch side-by-side (nil: that comparison is skipped).
     var torchPython: String? = nil
     /// Progress lines go to stderr so stdout stays the markdown.
-    func log(_ line: String) { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) }
+    func log(_ line: String) { Console.error(line) }
 }
 
 struct BenchTable {

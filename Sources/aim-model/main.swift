@@ -176,8 +176,8 @@ do {
     var command = try AIMModelCommand.parseAsRoot()
     try command.run()
 } catch {
-    if let e = error as? ModelError { FileHandle.standardError.write("aim-model: \(e)\n".data(using: .utf8)!); Foundation.exit(1) }
-    if let e = error as? ConfigError { FileHandle.standardError.write("aim-model: \(e)\n".data(using: .utf8)!); Foundation.exit(1) }
-    if let e = error as? SafetensorsError { FileHandle.standardError.write("aim-model: \(e)\n".data(using: .utf8)!); Foundation.exit(1) }
+    if let e = error as? ModelError { Console.errorRaw("aim-model: \(e)\n"); Foundation.exit(1) }
+    if let e = error as? ConfigError { Console.errorRaw("aim-model: \(e)\n"); Foundation.exit(1) }
+    if let e = error as? SafetensorsError { Console.errorRaw("aim-model: \(e)\n"); Foundation.exit(1) }
     AIMModelCommand.exit(withError: error)
 }

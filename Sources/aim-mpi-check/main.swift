@@ -5,10 +5,11 @@
 //   aim-mpi-check --hang-rank R [--hang-seconds 120]
 //                                 rank R never joins; the others' watchdog must abort the job
 import AIMDistributed
+import AIMTensor
 import Foundation
 
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("aim-mpi-check: \(message)\n".utf8))
+    Console.errorRaw("aim-mpi-check: \(message)\n")
     exit(2)
 }
 
@@ -58,7 +59,7 @@ if let dead = dieRank {
         buffer.withUnsafeMutableBufferPointer { p in
             _ = comm.startAllreduceSum(p.baseAddress!, count: p.count, label: "dying allreduce")
         }
-        FileHandle.standardError.write(Data("rank \(comm.rank): killing myself mid-collective\n".utf8))
+        Console.errorRaw("rank \(comm.rank): killing myself mid-collective\n")
         kill(getpid(), SIGKILL)
     }
     buffer.withUnsafeMutableBufferPointer { comm.allreduceSum($0.baseAddress!, count: $0.count, label: "allreduce with a dead peer") }
@@ -69,7 +70,7 @@ if let dead = dieRank {
 
 if let hung = hangRank {
     if comm.rank == hung {
-        FileHandle.standardError.write(Data("rank \(comm.rank): hanging for \(hangSeconds) s instead of joining\n".utf8))
+        Console.errorRaw("rank \(comm.rank): hanging for \(hangSeconds) s instead of joining\n")
         sleep(UInt32(hangSeconds))
         exit(0)
     }
@@ -215,7 +216,7 @@ do {
 }
 
 let failed = comm.allreduce([Double(failures.count)], op: .sum, label: "check summary")[0]
-for f in failures { FileHandle.standardError.write(Data("FAIL rank \(rank): \(f)\n".utf8)) }
+for f in failures { Console.errorRaw("FAIL rank \(rank): \(f)\n") }
 say(failed == 0 ? "PASS: \(checks) checks on \(size) ranks" : "FAIL: \(Int(failed)) failed checks over \(size) ranks")
 comm.finalize()
 exit(failed == 0 ? 0 : 1)

@@ -119,7 +119,7 @@ public enum Gemm {
     nonisolated(unsafe) private static var warned = Set<String>()
     private static func warnOnce(_ message: String) {
         guard warned.insert(message).inserted else { return }
-        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+        Console.errorRaw("warning: \(message)\n")
     }
 }
 

@@ -1,0 +1,121 @@
+import Foundation
+
+// Writes that report failure instead of trapping. Foundation's non-throwing
+// `FileHandle.write(_:)` ends the process with a crash dump on ENOSPC or EPIPE, so nothing in
+// the project uses it: the console drops what it cannot write, files throw `FileWriteError`.
+
+/// Standard output and error. A write that fails (closed pipe, full disk behind a redirect) is
+/// dropped: losing a log line must never end a run.
+public enum Console {
+    /// One line to standard error (a newline is added).
+    public static func error(_ line: String) { writeAll(STDERR_FILENO, line + "\n") }
+    /// Text to standard error as it is (progress lines redrawn with \r).
+    public static func errorRaw(_ text: String) { writeAll(STDERR_FILENO, text) }
+    /// One line to standard output.
+    public static func out(_ line: String) { writeAll(STDOUT_FILENO, line + "\n") }
+
+    private static func writeAll(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { buf in
+            guard var p = buf.baseAddress else { return }
+            var left = buf.count
+            while left > 0 {
+                let n = write(fd, p, left)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                p += n; left -= n
+            }
+        }
+    }
+
+    /// Ends the process with one line and `status`, for failures of the environment (memory, MPI)
+    /// deep in code that cannot throw: a clear message and a status, never a crash dump.
+    public static func exitWithError(_ line: String, status: Int32 = 1) -> Never {
+        error("error: " + line)
+        exit(status)
+    }
+
+    /// A closed pipe then fails a write with EPIPE instead of killing the process (`aim-eval … | head`).
+    public static func ignoreBrokenPipe() { signal(SIGPIPE, SIG_IGN) }
+}
+
+/// A write to a file that failed: the path, the system's reason and the room left there.
+public struct FileWriteError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let reason: String
+    public let freeBytes: Int64?
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+        self.freeBytes = FileSpace.freeBytes(near: path)
+    }
+
+    public init(path: String, errno code: Int32) { self.init(path: path, reason: String(cString: strerror(code))) }
+
+    public var description: String {
+        "\(path): write failed: \(reason)" + (freeBytes.map { " (\(FileSpace.describe($0)) free on that filesystem)" } ?? "")
+    }
+}
+
+/// Free space and writability of the filesystem holding a path.
+public enum FileSpace {
+    /// Bytes an unprivileged writer may still use on the filesystem of `path` (or of its nearest
+    /// existing parent), nil when it cannot be read.
+    public static func freeBytes(near path: String) -> Int64? {
+        var p = path.isEmpty ? "." : path
+        while !FileManager.default.fileExists(atPath: p) {
+            let parent = (p as NSString).deletingLastPathComponent
+            if parent.isEmpty || parent == p { p = "."; break }
+            p = parent
+        }
+        var s = statvfs()
+        guard statvfs(p, &s) == 0 else { return nil }
+        return Int64(s.f_bavail) * Int64(s.f_frsize)
+    }
+
+    /// "1.2 GB", "340 MB", "12 KB", "512 B".
+    public static func describe(_ bytes: Int64) -> String {
+        let b = Double(bytes)
+        if b >= 1e9 { return String(format: "%.1f GB", b / 1e9) }
+        if b >= 1e6 { return String(format: "%.0f MB", b / 1e6) }
+        if b >= 1e3 { return String(format: "%.0f KB", b / 1e3) }
+        return "\(bytes) B"
+    }
+}
+
+/// A file opened for appending whole records (metrics.jsonl). Each `append` is one `write` loop;
+/// a failure throws and leaves the file as it was before that record where the system allows
+/// (a partial record is cut back off).
+public final class AppendFile {
+    public let path: String
+    private var fd: Int32
+
+    public init(path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        if fd < 0 { throw FileWriteError(path: path, reason: "cannot open for appending: " + String(cString: strerror(errno))) }
+    }
+
+    public func append(_ bytes: [UInt8]) throws {
+        let start = lseek(fd, 0, SEEK_END)
+        var written = 0
+        let failure: Int32? = bytes.withUnsafeBytes { buf -> Int32? in
+            guard let base = buf.baseAddress else { return nil }
+            while written < buf.count {
+                let n = write(fd, base + written, buf.count - written)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return n < 0 ? errno : ENOSPC }
+                written += n
+            }
+            return nil
+        }
+        if let code = failure {
+            // A half record would make the next line unreadable JSON: cut it off.
+            if start >= 0 && written > 0 { _ = ftruncate(fd, start) }
+            throw FileWriteError(path: path, errno: code)
+        }
+    }
+
+    deinit { close(fd) }
+}
