@@ -1,10 +1,20 @@
 import Foundation
 
-/// One labelled video: an absolute (or root-joined) path and a class index.
+/// One labelled video: an absolute (or root-joined) path and a class index, with where it was
+/// read from so a label found wrong later (`checkLabels`) can still name its line.
 public struct VideoSample: Equatable, Sendable {
     public var path: String
     public var label: Int
-    public init(path: String, label: Int) { self.path = path; self.label = label }
+    /// 1-based line of the annotation file (entry number for JSON formats); nil when built in code.
+    public var line: Int?
+    /// The class name the label was mapped from (Kinetics, SSv2); nil for formats with bare indices.
+    public var className: String?
+    public init(path: String, label: Int, line: Int? = nil, className: String? = nil) {
+        self.path = path; self.label = label; self.line = line; self.className = className
+    }
+
+    /// The same video with the same label; where it was read from does not change what it is.
+    public static func == (a: VideoSample, b: VideoSample) -> Bool { a.path == b.path && a.label == b.label }
 }
 
 /// A malformed annotation: the file, the 1-based line (or JSON entry) and what is wrong.
@@ -57,17 +67,50 @@ func joinRoot(_ root: String, _ rel: String) -> String {
     return (root as NSString).appendingPathComponent(rel)
 }
 
-private func lines(_ data: Data, file: String) throws -> [Substring] {
-    guard let text = String(data: data, encoding: .utf8) else {
-        throw AnnotationError(file: file, line: nil, message: "not UTF-8 text")
+/// `data` without a leading UTF-8 byte-order mark (EF BB BF), which Windows editors write and
+/// which would otherwise become part of the first path, class name or JSON token.
+func withoutBOM(_ data: Data) -> Data {
+    data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data
+}
+
+/// The lines of an annotation text file, whoever wrote it: a byte-order mark is dropped and a
+/// line may end in LF, CRLF or CR, as Python's `open().readlines()` reads them (a Swift String
+/// split on "\n" misses CRLF: "\r\n" is one Character). Element i is line i + 1; the text after
+/// the last line break is the last element ("" when the file ends with a break).
+func textLines(_ data: Data, file: String) throws -> [String] {
+    let bytes = [UInt8](withoutBOM(data))
+    var lines: [String] = []
+    var start = 0, i = 0
+    func endLine(at end: Int) throws {
+        // CR and LF bytes never occur inside a multi-byte UTF-8 sequence, so splitting bytes first is safe.
+        guard let s = String(validating: bytes[start..<end], as: UTF8.self) else {
+            throw AnnotationError(file: file, line: lines.count + 1, message: "not UTF-8 text")
+        }
+        lines.append(s)
     }
-    return text.split(separator: "\n", omittingEmptySubsequences: false)
+    while i < bytes.count {
+        let b = bytes[i]
+        if b == 0x0A || b == 0x0D {
+            try endLine(at: i)
+            i += b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A ? 2 : 1
+            start = i
+        } else {
+            i += 1
+        }
+    }
+    try endLine(at: bytes.count)
+    return lines
+}
+
+/// The non-empty, trimmed lines of a name-per-line file (Kinetics class list, SSv2 labels as text).
+func nameLines(_ data: Data, file: String) throws -> [String] {
+    try textLines(data, file: file).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 }
 
 /// mmaction2 `VideoDataset.load_annotations` (single label): `filename label`, blank lines skipped.
 public func parseVideoList(_ data: Data, file: String, root: String) throws -> [VideoSample] {
     var out: [VideoSample] = []
-    for (i, raw) in try lines(data, file: file).enumerated() {
+    for (i, raw) in try textLines(data, file: file).enumerated() {
         let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         if line.isEmpty { continue }
         let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -77,7 +120,7 @@ public func parseVideoList(_ data: Data, file: String, root: String) throws -> [
         guard let label = Int(parts[1]), label >= 0 else {
             throw AnnotationError(file: file, line: i + 1, message: "label `\(parts[1])` is not a non-negative integer")
         }
-        out.append(VideoSample(path: joinRoot(root, String(parts[0])), label: label))
+        out.append(VideoSample(path: joinRoot(root, String(parts[0])), label: label, line: i + 1))
     }
     return out
 }
@@ -102,7 +145,7 @@ func csvFields(_ line: Substring) -> [String] {
 }
 
 public func parseKineticsCSV(_ data: Data, file: String, root: String, classList: String?) throws -> [VideoSample] {
-    let all = try lines(data, file: file)
+    let all = try textLines(data, file: file)
     guard let header = all.first.map({ csvFields(Substring($0.trimmingCharacters(in: .whitespacesAndNewlines))) }) else {
         throw AnnotationError(file: file, line: 1, message: "empty CSV")
     }
@@ -132,10 +175,10 @@ public func parseKineticsCSV(_ data: Data, file: String, root: String, classList
     }
     var classes: [String]
     if let cl = classList {
-        guard let d = FileManager.default.contents(atPath: cl), let t = String(data: d, encoding: .utf8) else {
+        guard let d = FileManager.default.contents(atPath: cl) else {
             throw AnnotationError(file: cl, line: nil, message: "cannot read the class list")
         }
-        classes = t.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        classes = try nameLines(d, file: cl)
     } else {
         classes = Array(Set(rows.map(\.label))).sorted()
     }
@@ -151,7 +194,8 @@ public func parseKineticsCSV(_ data: Data, file: String, root: String, classList
         guard let l = index[r.label] else {
             throw AnnotationError(file: file, line: r.line, message: "label `\(r.label)` is not in the class list")
         }
-        return VideoSample(path: joinRoot(root, byLabel ? r.label + "/" + r.name : r.name), label: l)
+        return VideoSample(path: joinRoot(root, byLabel ? r.label + "/" + r.name : r.name), label: l,
+                           line: r.line, className: r.label)
     }
 }
 
@@ -163,7 +207,7 @@ func pad6(_ n: Int) -> String {
 
 private func jsonArray(_ data: Data, file: String) throws -> [[String: Any]] {
     let obj: Any
-    do { obj = try JSONSerialization.jsonObject(with: data) } catch {
+    do { obj = try JSONSerialization.jsonObject(with: withoutBOM(data)) } catch {
         throw AnnotationError(file: file, line: nil, message: "invalid JSON: \(error.localizedDescription)")
     }
     guard let arr = obj as? [Any] else { throw AnnotationError(file: file, line: nil, message: "expected a JSON list") }
@@ -189,13 +233,12 @@ public func parseSSv2(_ data: Data, file: String, root: String, labelsFile: Stri
     }
     var labels: [String: Int] = [:]
     // labels.json maps template → index; a plain text file lists templates in index order.
-    guard let lobj = (try? JSONSerialization.jsonObject(with: ld)) as? [String: Any] else {
-        guard let t = String(data: ld, encoding: .utf8) else {
+    guard let lobj = (try? JSONSerialization.jsonObject(with: withoutBOM(ld))) as? [String: Any] else {
+        let names: [String]
+        do { names = try nameLines(ld, file: labelsFile) } catch {
             throw AnnotationError(file: labelsFile, line: nil, message: "SSv2 labels are neither a JSON object nor text")
         }
-        for (i, name) in t.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }).filter({ !$0.isEmpty }).enumerated() {
-            labels[name] = i
-        }
+        for (i, name) in names.enumerated() { labels[name] = i }
         return try ssv2Entries(data, file: file, root: root, labels: labels, labelsFile: labelsFile)
     }
     for (k, v) in lobj {
@@ -219,7 +262,7 @@ private func ssv2Entries(_ data: Data, file: String, root: String, labels: [Stri
         guard let l = labels[name] else {
             throw AnnotationError(file: file, line: i + 1, message: "template `\(name)` of id \(id) is not in \(labelsFile)")
         }
-        return VideoSample(path: joinRoot(root, id + ".webm"), label: l)
+        return VideoSample(path: joinRoot(root, id + ".webm"), label: l, line: i + 1, className: name)
     }
 }
 
@@ -231,6 +274,18 @@ public func parseDiving48(_ data: Data, file: String, root: String) throws -> [V
         guard let s = stringOrNumber(e["label"]), let l = Int(s), l >= 0 else {
             throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) (\(name)) has no integer `label`")
         }
-        return VideoSample(path: joinRoot(root, name + ".mp4"), label: l)
+        return VideoSample(path: joinRoot(root, name + ".mp4"), label: l, line: i + 1)
+    }
+}
+
+/// Refuses the first sample whose label the classifier cannot output (outside 0..<numClasses),
+/// naming its line of `file` and class: caught at load time instead of as an out-of-range index
+/// in the loss hours into training. Only used labels count, so a class list longer than the
+/// model's classes is fine.
+public func checkLabels(_ samples: [VideoSample], file: String, numClasses: Int) throws {
+    for s in samples where s.label < 0 || s.label >= numClasses {
+        let name = s.className.map { " (`\($0)`)" } ?? ""
+        throw AnnotationError(file: file, line: s.line,
+                              message: "label \(s.label)\(name) is outside 0..<\(max(numClasses, 0)) (model.num_classes = \(numClasses))")
     }
 }

@@ -30,14 +30,26 @@ public func annotationLocation(config c: Config, split: DataSplit) throws -> (fi
     }
 }
 
-/// The samples of a split, parsed in the format `data.format` names.
+/// The samples of a split, parsed in the format `data.format` names. Refused here, before any
+/// training starts: an annotation that lists no videos, and a label the model cannot output
+/// (outside 0..<`model.num_classes`), named by file and line.
 public func annotationSamples(config c: Config, split: DataSplit) throws -> [VideoSample] {
     guard let format = AnnotationFormat(rawValue: c.string("data.format")) else {
         throw DataConfigError(key: "data.format", message: "unknown format \(c.string("data.format"))")
     }
     let (file, root) = try annotationLocation(config: c, split: split)
     let cl = c.string("data.class_list")
-    return try loadAnnotations(format: format, file: file, root: root, classList: cl.isEmpty ? nil : cl)
+    let samples = try loadAnnotations(format: format, file: file, root: root, classList: cl.isEmpty ? nil : cl)
+    guard !samples.isEmpty else {
+        throw DataConfigError(key: annotationKey(config: c, split: split), message: "\(file) lists no videos")
+    }
+    try checkLabels(samples, file: file, numClasses: c.int("model.num_classes"))
+    return samples
+}
+
+/// The config key that named a split's annotation file (test falls back to `data.val`).
+func annotationKey(config c: Config, split: DataSplit) -> String {
+    split == .test && c.string("data.test").isEmpty ? "data.val" : "data.\(split.rawValue)"
 }
 
 extension ClipPipelineConfig {

@@ -12,13 +12,13 @@ struct AimData: ParsableCommand {
 }
 
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write("aim-data: \(message)\n".data(using: .utf8)!)
+    Console.errorRaw("aim-data: \(message)\n")
     Foundation.exit(1)
 }
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Open every listed video and report totals, frame counts and every bad entry (exit 0 even when some are bad).")
+        abstract: "Open every listed video and report totals, frame counts and every bad entry (exit 0 even when some are bad; exit 1 when the annotation itself is unusable or lists no videos).")
 
     @Option(help: "experiment config (YAML)") var config: String?
     @Option(name: .customLong("set"), help: "config override key=value (repeatable)") var overrides: [String] = []
@@ -27,21 +27,28 @@ struct Check: ParsableCommand {
     @Option(help: "directory the annotation's paths are relative to") var root: String = ""
     @Option(help: "annotation format with --list: list, kinetics_csv, ssv2_json, diving48_json") var format: String = "list"
     @Option(name: .customLong("class-list"), help: "class names (Kinetics) or labels.json (SSv2)") var classList: String?
+    @Option(name: .customLong("num-classes"), help: "with --list: refuse labels outside 0..<N (--config uses model.num_classes)") var numClasses: Int?
     @Option(help: "files checked at once") var threads: Int = 2
     @Flag(help: "print {\"total\", \"ok\", \"bad\": [{\"path\", \"reason\"}]} as JSON") var json = false
 
     func run() throws {
+        guard threads >= 1 else { fail("--threads must be at least 1, got \(threads)") }
+        if let numClasses, numClasses < 1 { fail("--num-classes must be at least 1, got \(numClasses)") }
         let samples: [VideoSample]
         do {
             if let cfgPath = config {
+                guard numClasses == nil else { fail("--num-classes is for --list; with --config give --set model.num_classes=N") }
                 let cfg = try Config.load(path: cfgPath, overrides: overrides)
                 guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
+                // Throws for an annotation without videos and for labels outside model.num_classes.
                 samples = try annotationSamples(config: cfg, split: s)
             } else if let list {
                 guard let f = AnnotationFormat(rawValue: format) else {
                     fail("--format must be one of \(AnnotationFormat.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 samples = try loadAnnotations(format: f, file: list, root: root, classList: classList)
+                guard !samples.isEmpty else { fail("\(list) lists no videos") }
+                if let numClasses { try checkLabels(samples, file: list, numClasses: numClasses) }
             } else {
                 fail("give --config C or --list L --root R")
             }
