@@ -69,25 +69,42 @@ public struct ConfigKey: Sendable {
     /// Inclusive bounds for numbers (and for every element of a number list).
     public let minimum: Double?
     public let maximum: Double?
+    /// An exclusive upper bound instead, for probabilities that must stay below 1.
+    public let below: Double?
     /// Exact length for lists (e.g. 3 for a per-channel mean), nil = any length.
     public let length: Int?
 
     public init(name: String, type: ConfigType, defaultValue: ConfigValue, doc: String,
-                minimum: Double? = nil, maximum: Double? = nil, length: Int? = nil) {
+                minimum: Double? = nil, maximum: Double? = nil, below: Double? = nil, length: Int? = nil) {
         self.name = name
         self.type = type
         self.defaultValue = defaultValue
         self.doc = doc
         self.minimum = minimum
         self.maximum = maximum
+        self.below = below
         self.length = length
+    }
+
+    /// The valid range as a user reads it: "1 to 4096", "0 to below 1", "at least 0".
+    public var rangeDescription: String? {
+        let lo = minimum.map(ConfigKey.format), hi = maximum.map(ConfigKey.format), ex = below.map(ConfigKey.format)
+        switch (lo, hi, ex) {
+        case let (l?, h?, _): return "\(l) to \(h)"
+        case let (l?, nil, e?): return "\(l) to below \(e)"
+        case let (l?, nil, nil): return "at least \(l)"
+        case let (nil, h?, _): return "at most \(h)"
+        case let (nil, nil, e?): return "below \(e)"
+        default: return nil
+        }
     }
 
     public static func int(_ name: String, _ value: Int, _ doc: String, min: Int? = nil, max: Int? = nil) -> ConfigKey {
         ConfigKey(name: name, type: .int, defaultValue: .int(value), doc: doc, minimum: min.map(Double.init), maximum: max.map(Double.init))
     }
-    public static func float(_ name: String, _ value: Double, _ doc: String, min: Double? = nil, max: Double? = nil) -> ConfigKey {
-        ConfigKey(name: name, type: .float, defaultValue: .float(value), doc: doc, minimum: min, maximum: max)
+    public static func float(_ name: String, _ value: Double, _ doc: String, min: Double? = nil, max: Double? = nil,
+                             below: Double? = nil) -> ConfigKey {
+        ConfigKey(name: name, type: .float, defaultValue: .float(value), doc: doc, minimum: min, maximum: max, below: below)
     }
     public static func bool(_ name: String, _ value: Bool, _ doc: String) -> ConfigKey {
         ConfigKey(name: name, type: .bool, defaultValue: .bool(value), doc: doc)

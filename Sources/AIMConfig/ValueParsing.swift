@@ -117,8 +117,12 @@ extension ConfigKey {
         default: numbers = []
         }
         for x in numbers {
-            if let minimum, x < minimum { return .failure(ParseFailure("\(value) is below the minimum \(Self.format(minimum))")) }
-            if let maximum, x > maximum { return .failure(ParseFailure("\(value) is above the maximum \(Self.format(maximum))")) }
+            let range = rangeDescription.map { " (valid: \($0))" } ?? ""
+            if let minimum, x < minimum { return .failure(ParseFailure("\(value) is below the minimum \(Self.format(minimum))" + range)) }
+            if let maximum, x > maximum { return .failure(ParseFailure("\(value) is above the maximum \(Self.format(maximum))" + range)) }
+            if let below, x >= below {
+                return .failure(ParseFailure("\(value) is out of range: it must be below \(Self.format(below))" + range))
+            }
         }
         return .success(value)
     }

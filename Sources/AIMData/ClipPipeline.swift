@@ -72,6 +72,7 @@ public struct ClipPipeline: Sendable {
         let c = config
         let reader = try VideoReader(path: path, threads: c.decodeThreads, knownFrameCount: frameCounts?.count(for: path))
         if reader.frameCountSource == .decodePass { frameCounts?.store(reader.frameCount, for: path) }
+        guard reader.frameCount > 0 else { throw VideoError.badRequest(path: path, reason: "no frames to sample from") }
         let indices = c.sampler.indices(totalFrames: reader.frameCount, rng: &rng)
         let target = shortSideSize(width: reader.width, height: reader.height, shortSide: c.shortSide)
         var frames: FrameStack
@@ -96,6 +97,9 @@ public struct ClipPipeline: Sendable {
         } else {
             guard frames.width >= c.cropSize && frames.height >= c.cropSize else {
                 throw VideoError.badRequest(path: path, reason: "frames \(frames.width)x\(frames.height) smaller than crop \(c.cropSize)")
+            }
+            if c.testCrop == .three && frames.width != c.cropSize && frames.height != c.cropSize {
+                throw VideoError.badRequest(path: path, reason: "ThreeCrop(\(c.cropSize)) needs a side of \(c.cropSize), frames are \(frames.width)x\(frames.height)")
             }
             let boxes = c.testCrop == .three
                 ? threeCropBoxes(width: frames.width, height: frames.height, size: c.cropSize)

@@ -26,6 +26,18 @@ public struct Batch: @unchecked Sendable {
     public let viewsPerSample: Int
 }
 
+/// No usable clip for a sample: it and every replacement drawn for it were bad (an unreadable
+/// dataset, or a pipeline no video fits). Names the sample and the last reasons met.
+public struct NoUsableClipError: Error, CustomStringConvertible {
+    public let path: String
+    public let attempts: Int
+    public let lastReasons: [String]
+    public var description: String {
+        "no usable clip for \(path) after \(attempts) attempt(s) with replacements; last reasons:\n  "
+            + lastReasons.joined(separator: "\n  ") + "\nis the dataset readable, and do data.short_side / data.crop_size fit its videos?"
+    }
+}
+
 /// Bad files met so far: every skip event, and each bad file once with its reason.
 public struct SkipReport: Equatable, Sendable {
     public var events: Int
@@ -60,22 +72,24 @@ public final class VideoLoader: @unchecked Sendable {
     /// Decode-pass frame counts, kept across epochs.
     public let frameCounts = FrameCountCache()
     private var badFiles: [String: String] = [:]
+    private let distinctFiles: Int
     private var skipEvents = 0
     // Prefetch state (guarded by lock).
     private var epoch = 0
     private var nextToAssign = 0
     private var nextToReturn = 0
-    private var ready: [Int: Batch] = [:]
+    private var ready: [Int: Result<Batch, Error>] = [:]
     private var generation = 0
     private var running = 0
 
     public init(samples: [VideoSample], pipeline: ClipPipelineConfig, globalBatch: Int, seed: UInt64,
                 shuffle: Bool, rank: Int = 0, ranks: Int = 1, workers: Int = 2, prefetch: Int = 2,
-                log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }) {
+                log: @escaping @Sendable (String) -> Void = { Console.error($0) }) {
         precondition(!samples.isEmpty, "VideoLoader: no samples")
         precondition(globalBatch > 0 && ranks > 0 && rank >= 0 && rank < ranks, "VideoLoader: rank \(rank) of \(ranks)")
         precondition(globalBatch % ranks == 0, "VideoLoader: global batch \(globalBatch) is not divisible by \(ranks) ranks")
         self.samples = samples
+        self.distinctFiles = Set(samples.map(\.path)).count
         self.pipeline = ClipPipeline(pipeline)
         self.globalBatch = globalBatch
         self.rank = rank; self.ranks = ranks
@@ -105,8 +119,8 @@ public final class VideoLoader: @unchecked Sendable {
     }
 
     /// Loads this rank's slice of (epoch, step) in the calling thread.
-    public func loadBatch(epoch: Int, step: Int) -> Batch {
-        precondition(step >= 0 && step < stepsPerEpoch, "VideoLoader: step \(step) of \(stepsPerEpoch)")
+    public func loadBatch(epoch: Int, step: Int) throws -> Batch {
+        precondition(step >= 0 && step < stepsPerEpoch, "VideoLoader: step \(step) of \(stepsPerEpoch)")  // invariant: callers iterate 0..<stepsPerEpoch
         let ord = order(epoch: epoch)
         let n = samples.count
         let pos = positions(step: step)
@@ -118,7 +132,7 @@ public final class VideoLoader: @unchecked Sendable {
         var labels: [Int] = [], requested: [Int] = [], loaded: [Int] = [], padding: [Bool] = []
         for (k, p) in pos.enumerated() {
             let idx = ord[p % n]
-            let got = loadSample(index: idx, epoch: epoch, order: ord, into: data.data + k * per)
+            let got = try loadSample(index: idx, epoch: epoch, order: ord, into: data.data + k * per)
             requested.append(idx); loaded.append(got)
             labels.append(samples[got].label)
             padding.append(p >= n)
@@ -128,10 +142,12 @@ public final class VideoLoader: @unchecked Sendable {
     }
 
     /// Loads sample `index`, or a deterministic replacement if its file is bad. Returns the
-    /// dataset index actually loaded.
-    private func loadSample(index: Int, epoch: Int, order: [Int], into out: UnsafeMutablePointer<Float>) -> Int {
+    /// dataset index actually loaded; throws when no replacement is usable either.
+    private func loadSample(index: Int, epoch: Int, order: [Int], into out: UnsafeMutablePointer<Float>) throws -> Int {
         var current = index
-        for attempt in 0..<1000 {
+        var reasons: [String] = []
+        let attempts = 1000
+        for attempt in 0..<attempts {
             let path = samples[current].path
             lock.lock(); let known = badFiles[path]; lock.unlock()
             if known == nil {
@@ -148,11 +164,15 @@ public final class VideoLoader: @unchecked Sendable {
                     if first { log("aim-data: skipping \(path): \(reason)") }
                 }
             }
+            lock.lock(); let reason = badFiles[path] ?? "bad"; let allBad = badFiles.count >= distinctFiles; lock.unlock()
+            reasons = Array((reasons + ["\(path): \(reason)"]).suffix(3))
+            // Every file of the dataset has failed once: more draws cannot find a good one.
+            if allBad { throw NoUsableClipError(path: samples[index].path, attempts: attempt + 1, lastReasons: reasons) }
             lock.lock(); skipEvents += 1; lock.unlock()
             var g = RandomGenerator(keys: seed, UInt64(epoch), UInt64(index), 0x4241_4400 | UInt64(attempt))
             current = order[g.int(below: order.count)]
         }
-        fatalError("aim-data: 1000 replacements for \(samples[index].path) were all bad; is the dataset readable?")
+        throw NoUsableClipError(path: samples[index].path, attempts: attempts, lastReasons: reasons)
     }
 
     // MARK: skip counts
@@ -189,22 +209,22 @@ public final class VideoLoader: @unchecked Sendable {
         }
     }
 
-    /// The next batch of the epoch, or nil at its end.
-    public func next() -> Batch? {
+    /// The next batch of the epoch, or nil at its end; rethrows a worker's failure to load it.
+    public func next() throws -> Batch? {
         lock.lock()
         let s = nextToReturn, e = epoch
         if s >= stepsPerEpoch { lock.unlock(); return nil }
         if workers == 0 {
             nextToReturn += 1
             lock.unlock()
-            return loadBatch(epoch: e, step: s)
+            return try loadBatch(epoch: e, step: s)
         }
         while ready[s] == nil { lock.wait() }
         let b = ready.removeValue(forKey: s)!
         nextToReturn += 1
         lock.broadcast()
         lock.unlock()
-        return b
+        return try b.get()
     }
 
     /// Stops the background threads (a batch being loaded finishes first).
@@ -227,7 +247,7 @@ public final class VideoLoader: @unchecked Sendable {
             let s = nextToAssign, e = epoch
             nextToAssign += 1
             lock.unlock()
-            let b = loadBatch(epoch: e, step: s)
+            let b = Result { try loadBatch(epoch: e, step: s) }
             lock.lock()
             if generation == gen { ready[s] = b }
             lock.broadcast()

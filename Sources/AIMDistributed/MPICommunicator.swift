@@ -1,4 +1,5 @@
 import CMPI
+import AIMTensor
 import Foundation
 
 /// MPI_COMM_WORLD through Open MPI, initialised once per process (`shared`) with
@@ -42,10 +43,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             var provided: Int32 = 0
             let rc = MPI_Init_thread(nil, nil, aim_mpi_thread_funneled(), &provided)
             guard rc == aim_mpi_success() else {
-                fatalError("MPI_Init_thread failed with code \(rc)")
+                Console.exitWithError("MPI_Init_thread failed with code \(rc): is this process started by a working mpirun (Open MPI)?")
             }
             guard provided >= aim_mpi_thread_funneled() else {
-                fatalError("MPI provides thread level \(provided), below MPI_THREAD_FUNNELED")
+                Console.exitWithError("this MPI provides thread level \(provided), below the MPI_THREAD_FUNNELED the trainer needs")
             }
         }
         var dup: MPI_Comm? = aim_mpi_comm_null()
@@ -77,7 +78,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     static func timeoutFromEnvironment(_ env: [String: String]) -> Double {
         guard let text = env["AIM_COLLECTIVE_TIMEOUT"] else { return 300 }
         guard let t = Double(text), t > 0 else {
-            fatalError("AIM_COLLECTIVE_TIMEOUT must be a positive number of seconds, got '\(text)'")
+            Console.exitWithError("AIM_COLLECTIVE_TIMEOUT must be a positive number of seconds, got '\(text)'", status: 64)
         }
         return t
     }
@@ -249,7 +250,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public static let abortGraceSeconds: UInt32 = 10
 
     public func abort(code: Int32, message: String) -> Never {
-        FileHandle.standardError.write(Data("error: rank \(rank) of \(size): \(message)\n".utf8))
+        Console.errorRaw("error: rank \(rank) of \(size): \(message)\n")
+        AbortHooks.run()
         if !isFinalized {
             // MPI_Abort asks the launcher to kill the job; when a peer's node is unreachable
             // (pulled cable, partition) that request, or the exit handlers after it, can block
@@ -257,7 +259,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             let rank = rank, grace = MPICommunicator.abortGraceSeconds
             Thread.detachNewThread {
                 sleep(grace)
-                FileHandle.standardError.write(Data("error: rank \(rank): MPI_Abort did not end this process within \(grace) s; exiting with code \(code)\n".utf8))
+                Console.errorRaw("error: rank \(rank): MPI_Abort did not end this process within \(grace) s; exiting with code \(code)\n")
                 _exit(code)
             }
             MPI_Abort(aim_mpi_comm_world(), code)

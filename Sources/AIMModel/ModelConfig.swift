@@ -99,6 +99,7 @@ public struct ModelConfig: Equatable, Sendable {
         guard numFrames > 0 else { throw fail("model.num_frames", "must be positive, got \(numFrames)") }
         guard numClasses > 0 else { throw fail("model.num_classes", "must be positive, got \(numClasses)") }
         guard numTAdapter == 1 || numTAdapter == 2 else { throw fail("model.num_tadapter", "must be 1 or 2, got \(numTAdapter)") }
+        guard mlpHidden > 0 else { throw fail("model.mlp_ratio", "\(mlpRatio) gives an empty MLP for width \(width)") }
         guard adapterHidden > 0 else { throw fail("model.adapter_mlp_ratio", "gives an empty bottleneck for width \(width)") }
         if (architecture == .clipTimeSformer || architecture == .imagenetTimeSformer) && !adapters.isEmpty {
             throw fail("model.adapters", "must be [] for the divided space-time TimeSformer baselines")

@@ -64,17 +64,24 @@ public final class Tensor: @unchecked Sendable {
         return (count * MemoryLayout<Float>.stride + page - 1) / page * page
     }
 
+    /// Out of memory is the machine's limit, not a bug: one clear line and exit status 1.
+    static func outOfMemory(_ bytes: Int) -> Never {
+        Console.exitWithError(String(format: "out of memory: a tensor of %.2f GB could not be allocated (%.1f GB physical memory); "
+            + "lower train.micro_batch or train.batch_size, or the model size", Double(bytes) / 1e9,
+            Double(ProcessInfo.processInfo.physicalMemory) / 1e9))
+    }
+
     static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
         if isMapped(count) {
             let bytes = mappedBytes(count)
             let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-            precondition(p != MAP_FAILED && p != nil, "Tensor: cannot map \(bytes) bytes: \(String(cString: strerror(errno)))")
+            if p == MAP_FAILED || p == nil { outOfMemory(bytes) }
             return p!.bindMemory(to: Float.self, capacity: count)   // page-aligned, so 64-byte aligned
         }
         var raw: UnsafeMutableRawPointer?
         let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) & ~63)
         let rc = posix_memalign(&raw, 64, bytes)
-        precondition(rc == 0 && raw != nil, "Tensor: cannot allocate \(bytes) bytes")
+        if rc != 0 || raw == nil { outOfMemory(bytes) }
         return raw!.bindMemory(to: Float.self, capacity: max(count, 16))
     }
 

@@ -26,7 +26,7 @@ public struct Evaluator {
         let K = numClasses
         var local: [Float] = []   // per video: label, then K averaged probabilities
         for step in 0..<source.stepsPerEpoch {
-            let batch = source.batch(epoch: 0, step: step)
+            let batch = try source.batch(epoch: 0, step: step)
             let V = batch.viewsPerSample, B = batch.labels.count
             let logits = try model.forward(video: batch.video.data, context: PassContext(batch: V * B, training: false, saveForBackward: false))
             let probs = Tensor([V * B, K])

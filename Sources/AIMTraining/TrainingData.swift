@@ -17,10 +17,18 @@ public struct LocalBatch {
 /// Where batches come from: real videos, or random tensors of the config's shape (profiling).
 public protocol BatchSource: AnyObject {
     var stepsPerEpoch: Int { get }
-    func batch(epoch: Int, step: Int) -> LocalBatch
+    func batch(epoch: Int, step: Int) throws -> LocalBatch
     /// Files skipped so far (bad videos), with the reason for each.
     var skipped: [String: String] { get }
     var skipEvents: Int { get }
+    /// What the source holds, to tell on resume whether it is the same data: for videos the count
+    /// and a hash of the file names and labels in annotation order (so a moved data root matches).
+    var fingerprint: String { get }
+}
+
+extension BatchSource {
+    /// Sources without a dataset behind them have nothing to compare on resume.
+    public var fingerprint: String { "" }
 }
 
 /// Batches decoded from the dataset by the `AIMData` loader, prefetched in background threads.
@@ -31,19 +39,27 @@ public final class VideoBatchSource: BatchSource {
     public init(loader: VideoLoader) { self.loader = loader }
     public var stepsPerEpoch: Int { loader.stepsPerEpoch }
 
-    public func batch(epoch: Int, step: Int) -> LocalBatch {
+    public func batch(epoch: Int, step: Int) throws -> LocalBatch {
         // The prefetcher runs ahead in order; a jump (resume, new epoch) restarts it there.
         if !prefetching || loader.position != LoaderPosition(epoch: epoch, step: step) {
             loader.start(at: LoaderPosition(epoch: epoch, step: step))
             prefetching = true
         }
-        let b = loader.next()!
-        precondition(b.epoch == epoch && b.step == step, "loader returned (\(b.epoch), \(b.step)) for (\(epoch), \(step))")
+        guard let b = try loader.next(), b.epoch == epoch, b.step == step else {
+            throw TrainingError.data("the loader did not return step \(step) of epoch \(epoch)")
+        }
         return LocalBatch(video: b.data, labels: b.labels, viewsPerSample: b.viewsPerSample, isPadding: b.isPadding)
     }
 
     public var skipped: [String: String] { loader.skipReport.files }
     public var skipEvents: Int { loader.skipReport.events }
+    public var fingerprint: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for s in loader.samples {
+            for b in (URL(fileURLWithPath: s.path).lastPathComponent + "\t\(s.label)\n").utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        }
+        return "videos=\(loader.samples.count);fnv1a64:" + String(h, radix: 16)
+    }
     deinit { loader.stop() }
 }
 
@@ -70,4 +86,5 @@ public final class RandomBatchSource: BatchSource {
 
     public var skipped: [String: String] { [:] }
     public var skipEvents: Int { 0 }
+    public var fingerprint: String { "random:\(shape.map(String.init).joined(separator: "x")):\(classes)" }
 }

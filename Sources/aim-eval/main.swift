@@ -19,10 +19,18 @@ struct AIMEval: ParsableCommand {
     @Option(help: "Compute threads per rank.") var threads: Int?
     @Flag(help: "Print {top1, top5, mean_class_accuracy, videos, skipped} as JSON.") var json = false
 
+    func validate() throws {
+        if let t = threads, !(1...Launch.maxThreads).contains(t) {
+            throw ValidationError("--threads \(t): compute threads per rank must be 1 to \(Launch.maxThreads)")
+        }
+    }
+
     func run() throws {
+        Console.ignoreBrokenPipe()
         let comm = makeCommunicator()
         do {
             var cfg = try Config.load(path: config, overrides: overrides)
+            try cfg.checkRelations()
             if let views {
                 let parts = views.lowercased().replacingOccurrences(of: "×", with: "x").split(separator: "x").compactMap { Int($0) }
                 guard parts.count == 2, parts[0] >= 1, parts[1] == 1 || parts[1] == 3 else {

@@ -41,6 +41,10 @@ struct Efficiency: ParsableCommand {
     @Option(help: "Sweep one variable: key=v1,v2,… (a config key, or ranks).") var sweep: String?
     @Option(help: "Output directory.") var out: String
 
+    func validate() throws {
+        try checkCounts(steps: steps, threads: threads, ranks: ranks)
+    }
+
     func requests() throws -> [(MeasureRequest, Int)] {
         var sweepKey = "", values: [String] = [""]
         if let sweep {
@@ -59,7 +63,7 @@ struct Efficiency: ParsableCommand {
             for v in values {
                 var sets = overrides
                 var r = ranks ?? 1
-                if sweepKey == "ranks" { r = Int(v)! } else if !sweepKey.isEmpty { sets.append("\(sweepKey)=\(v)") }
+                if sweepKey == "ranks", let n = Int(v) { r = n } else if !sweepKey.isEmpty { sets.append("\(sweepKey)=\(v)") }
                 var req = MeasureRequest(configPath: c, overrides: sets, steps: steps, threads: threads)
                 if sweepKey == "ranks" { req.label += " [ranks=\(v)]" }
                 req.sweepKey = sweepKey; req.sweepValue = v
@@ -91,7 +95,7 @@ struct Efficiency: ParsableCommand {
         }
         do {
             for (req, r) in runs {
-                FileHandle.standardError.write(Data("aim-report: measuring \(req.label) (\(r) rank\(r > 1 ? "s" : ""), 1 + \(req.steps) steps)\n".utf8))
+                Console.errorRaw("aim-report: measuring \(req.label) (\(r) rank\(r > 1 ? "s" : ""), 1 + \(req.steps) steps)\n")
                 results.append(try ChildLauncher.run(req, ranks: r))
             }
             try writeReport(results)
@@ -116,6 +120,8 @@ struct Measure: ParsableCommand {
     @Option(name: .customLong("sweep-key")) var sweepKey = ""
     @Option(name: .customLong("sweep-value")) var sweepValue = ""
     @Option(help: "Output JSON (rank 0 writes it).") var json: String
+
+    func validate() throws { try checkCounts(steps: steps, threads: threads) }
 
     func run() throws {
         let comm = makeCommunicator()
@@ -143,6 +149,11 @@ struct ProfileOverhead: ParsableCommand {
     @Option var steps = 20
     @Option var repeats = 3
 
+    func validate() throws {
+        try checkCounts(steps: steps, threads: nil)
+        guard repeats >= 1 else { throw ValidationError("--repeats \(repeats): must be at least 1") }
+    }
+
     func run() throws {
         let comm = makeCommunicator()
         var off: [Double] = [], on: [Double] = []
@@ -169,6 +180,15 @@ struct ProfileOverhead: ParsableCommand {
                      a, off.count, b, on.count, 100 * (b - a) / a))
         comm.finalize()
     }
+}
+
+/// Option values every subcommand shares, refused before anything runs (exit status 64).
+func checkCounts(steps: Int, threads: Int?, ranks: Int? = nil) throws {
+    guard (1...1_000_000).contains(steps) else { throw ValidationError("--steps \(steps): must be 1 to 1000000") }
+    if let t = threads, !(1...Launch.maxThreads).contains(t) {
+        throw ValidationError("--threads \(t): compute threads per rank must be 1 to \(Launch.maxThreads)")
+    }
+    if let r = ranks, !(1...4096).contains(r) { throw ValidationError("--ranks \(r): must be 1 to 4096") }
 }
 
 /// The clip shape a config's model reads.

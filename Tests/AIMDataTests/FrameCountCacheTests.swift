@@ -35,12 +35,12 @@ final class FrameCountCacheTests: XCTestCase {
         let pipe = ClipPipelineConfig(sampler: SampleFrames(clipLen: 4, frameInterval: 2, numClips: 1), shortSide: 24, cropSize: 16)
         let samples = [VideoSample(path: raw, label: 0), VideoSample(path: MixedList.samples[0].path, label: 1)]
         let loader = VideoLoader(samples: samples, pipeline: pipe, globalBatch: 2, seed: 3, shuffle: true, workers: 0, log: { _ in })
-        let e0 = loader.loadBatch(epoch: 0, step: 0)
+        let e0 = try loader.loadBatch(epoch: 0, step: 0)
         XCTAssertEqual(loader.frameCounts.count(for: raw), 30)
         XCTAssertEqual(loader.frameCounts.size, 1, "only decode-pass counts are kept")
         // A fresh loader (nothing remembered) gives the same clips as the one using its cache.
         let fresh = VideoLoader(samples: samples, pipeline: pipe, globalBatch: 2, seed: 3, shuffle: true, workers: 0, log: { _ in })
-        XCTAssertEqual(loader.loadBatch(epoch: 1, step: 0).data.array, fresh.loadBatch(epoch: 1, step: 0).data.array)
+        XCTAssertEqual(try loader.loadBatch(epoch: 1, step: 0).data.array, try fresh.loadBatch(epoch: 1, step: 0).data.array)
         XCTAssertEqual(e0.loaded.count, 2)
     }
 }

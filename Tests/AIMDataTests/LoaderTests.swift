@@ -46,16 +46,16 @@ final class LoaderTests: XCTestCase {
                     rank: rank, ranks: ranks, workers: workers, prefetch: 2, log: { _ in })
     }
 
-    func epoch(_ l: VideoLoader, _ e: Int, from step: Int = 0) -> [Batch] {
+    func epoch(_ l: VideoLoader, _ e: Int, from step: Int = 0) throws -> [Batch] {
         l.start(at: LoaderPosition(epoch: e, step: step))
         var out: [Batch] = []
-        while let b = l.next() { out.append(b) }
+        while let b = try l.next() { out.append(b) }
         return out
     }
 
-    func testEpochSkipsEveryBadFileAndMatchesAcrossWorkersAndRanks() {
+    func testEpochSkipsEveryBadFileAndMatchesAcrossWorkersAndRanks() throws {
         let one = loader(workers: 0)
-        let ref = epoch(one, 1)
+        let ref = try epoch(one, 1)
         XCTAssertEqual(ref.count, 4)  // 14 samples, batch 4: the last batch wraps around
         XCTAssertEqual(ref.last!.isPadding, [false, false, true, true])
         // Every bad file was met, named with its reason and counted; nothing bad was loaded.
@@ -65,9 +65,9 @@ final class LoaderTests: XCTestCase {
         XCTAssertTrue(ref.allSatisfy { $0.loaded.allSatisfy { MixedList.samples[$0].path.contains("good") } })
         XCTAssertEqual(ref[0].data.shape, [4, 3, 4, 16, 16])
 
-        let two = epoch(loader(workers: 2), 1)
-        let r0 = epoch(loader(workers: 1, rank: 0, ranks: 2), 1)
-        let r1 = epoch(loader(workers: 2, rank: 1, ranks: 2), 1)
+        let two = try epoch(loader(workers: 2), 1)
+        let r0 = try epoch(loader(workers: 1, rank: 0, ranks: 2), 1)
+        let r1 = try epoch(loader(workers: 2, rank: 1, ranks: 2), 1)
         for s in 0..<ref.count {
             XCTAssertEqual(two[s].data.array, ref[s].data.array, "workers 2 vs 0, step \(s)")
             XCTAssertEqual(two[s].labels, ref[s].labels)
@@ -75,21 +75,40 @@ final class LoaderTests: XCTestCase {
             XCTAssertEqual(r0[s].labels + r1[s].labels, ref[s].labels)
         }
         // Another epoch is another order and other clips.
-        XCTAssertNotEqual(epoch(one, 2)[0].data.array, ref[0].data.array)
+        XCTAssertNotEqual(try epoch(one, 2)[0].data.array, ref[0].data.array)
     }
 
-    func testPositionRestoresTheSameBatches() {
+    func testPositionRestoresTheSameBatches() throws {
         let l = loader(workers: 2)
-        let full = epoch(l, 3)
+        let full = try epoch(l, 3)
         l.start(at: LoaderPosition(epoch: 3, step: 0))
-        _ = l.next(); _ = l.next()
+        _ = try l.next(); _ = try l.next()
         let saved = l.position
         XCTAssertEqual(saved, LoaderPosition(epoch: 3, step: 2))
-        let data = try! JSONEncoder().encode(saved)
+        let data = try JSONEncoder().encode(saved)
         let fresh = loader(workers: 1)
-        let rest = epoch(fresh, 3, from: try! JSONDecoder().decode(LoaderPosition.self, from: data).step)
+        let rest = try epoch(fresh, 3, from: try JSONDecoder().decode(LoaderPosition.self, from: data).step)
         XCTAssertEqual(rest.map(\.step), [2, 3])
         XCTAssertEqual(rest.map { $0.data.array }, full.suffix(2).map { $0.data.array })
+    }
+
+    /// A dataset with no usable clip is an error that names the sample and the last reasons, once
+    /// every file has failed, in the prefetching workers as in the calling thread: never a trap.
+    func testNoUsableClipThrowsWithTheReasons() throws {
+        let bad = MixedList.samples.filter { !$0.path.contains("good") }
+        XCTAssertGreaterThan(bad.count, 1)
+        for workers in [0, 2] {
+            let l = VideoLoader(samples: bad, pipeline: Self.pipeline, globalBatch: 2, seed: 7, shuffle: true,
+                                workers: workers, prefetch: 2, log: { _ in })
+            l.start(at: LoaderPosition(epoch: 0, step: 0))
+            XCTAssertThrowsError(try l.next()) { e in
+                guard let e = e as? NoUsableClipError else { return XCTFail("\(e)") }
+                XCTAssertLessThan(e.attempts, 1000, "gives up once every file has failed, not after every draw")
+                XCTAssertFalse(e.lastReasons.isEmpty)
+                XCTAssertTrue("\(e)".contains("no usable clip"), "\(e)")
+            }
+            l.stop()
+        }
     }
 
     func testCheckNamesAndCountsEveryBadEntry() {

@@ -1,0 +1,106 @@
+import Foundation
+import XCTest
+
+/// Bad values are refused, never trapped: each tool over a table of bad options and config
+/// values (zero, negative, huge, NaN, pairs that do not fit together, labels outside the classes)
+/// ends with a clean non-zero status and one message naming what is wrong — no signal, no
+/// "Fatal error", no crash dump.
+final class BadValueTests: TrainToolTestCase {
+    struct Case {
+        let args: [String]
+        let expect: String        // a piece of the message that names the key or option
+        var status: Int32? = nil  // the documented status, where one is fixed (64 = command line)
+    }
+
+    func check(_ tool: String, _ base: [String], _ cases: [Case], file: StaticString = #filePath, line: UInt = #line) throws {
+        let exe = try self.tool(tool)
+        for c in cases {
+            let r = try run(exe, base + c.args, limit: 60)
+            let shown = "\(tool) \(c.args.joined(separator: " ")) → status \(r.status):\n\(r.output)"
+            XCTAssertFalse(r.signalled, "trapped: \(shown)", file: file, line: line)
+            XCTAssertNotEqual(r.status, 0, shown, file: file, line: line)
+            if let s = c.status { XCTAssertEqual(r.status, s, shown, file: file, line: line) }
+            XCTAssertFalse(r.output.contains("Fatal error"), shown, file: file, line: line)
+            XCTAssertFalse(r.output.contains("Stack dump") || r.output.contains("Crash"), shown, file: file, line: line)
+            XCTAssertTrue(r.output.contains(c.expect), "message should name '\(c.expect)': \(shown)", file: file, line: line)
+        }
+    }
+
+    func testAimTrainRefusesBadValues() throws {
+        let data = try makeDataset()
+        let base = trainArgs(data: data, workDir: workDir("wd"), steps: 2)
+        let sets: [(String, String)] = [
+            ("model.head_dropout=1.0", "model.head_dropout"), ("model.head_dropout=-0.1", "model.head_dropout"),
+            ("model.head_dropout=nan", "model.head_dropout"), ("model.drop_path_rate=1", "model.drop_path_rate"),
+            ("train.label_smoothing=1", "train.label_smoothing"), ("train.lr=-1", "train.lr"), ("train.lr=.inf", "train.lr"),
+            ("train.batch_size=0", "train.batch_size"), ("train.batch_size=99999999999", "train.batch_size"),
+            ("train.batch_size=9000000", "train.batch_size"), ("train.micro_batch=3", "train.micro_batch"),
+            ("model.width=1000000000", "model.width"), ("model.heads=5", "model.heads"), ("model.mlp_ratio=0", "model.mlp_ratio"),
+            ("model.adapter_mlp_ratio=0", "model.adapter_mlp_ratio"), ("model.patch_size=7", "model.input_resolution"),
+            ("data.short_side=8", "data.short_side"), ("data.crop_size=64", "data.crop_size"), ("data.clip_len=4", "data.clip_len"),
+            ("data.test_short_side=8", "data.test_short_side"), ("train.warmup_epochs=1e300", "train.warmup_epochs"),
+            ("dist.bucket_mb=1e300", "dist.bucket_mb"), ("checkpoint.max_failures=0", "checkpoint.max_failures"),
+            ("threads=-2", "threads"), ("threads=100000", "threads"), ("data.workers=-1", "data.workers"),
+            ("train.max_steps=-5", "train.max_steps"), ("train.epochs=99999999999999", "train.epochs"),
+            ("data.mean=[1, 2]", "data.mean"), ("data.std=[0, 1, 1]", "data.std"), ("train.betas=[0.9, 1.0]", "train.betas"),
+            ("model.num_classes=0", "model.num_classes"),
+            // Labels 0..3 in the list: 3 classes leave label 3 outside, named with its file and line.
+            ("model.num_classes=3", "train_list.txt:"),
+        ]
+        var cases = sets.map { Case(args: ["--set", $0.0], expect: $0.1) }
+        cases += [
+            Case(args: ["--threads", "0"], expect: "--threads", status: 64),
+            Case(args: ["--threads=-1"], expect: "--threads", status: 64),
+            Case(args: ["--threads", "100000"], expect: "--threads", status: 64),
+            Case(args: ["--max-steps", "0"], expect: "--max-steps", status: 64),
+            Case(args: ["--resume", "/nonexistent/step.safetensors"], expect: "/nonexistent/step.safetensors"),
+        ]
+        try check("aim-train", base, cases)
+    }
+
+    func testAimTrainRefusesAnnotationsThatCannotTrain() throws {
+        let data = try makeDataset()
+        let empty = scratch.appendingPathComponent("empty_list.txt")
+        XCTAssertTrue(FileManager.default.createFile(atPath: empty.path, contents: Data()))
+        let missing = scratch.appendingPathComponent("missing_list.txt")
+        XCTAssertTrue(FileManager.default.createFile(atPath: missing.path, contents: Data("gone/a.mp4 0\ngone/b.mp4 1\ngone/c.mp4 2\n".utf8)))
+        let base = trainArgs(data: data, workDir: workDir("wd"), steps: 2)
+        try check("aim-train", base, [
+            Case(args: ["--set", "data.train=\(empty.path)"], expect: "lists no videos"),
+            Case(args: ["--set", "data.train=/nonexistent/list.txt"], expect: "/nonexistent/list.txt"),
+            // Every listed file is missing: an error naming the reasons, not an endless search or a trap.
+            Case(args: ["--set", "data.train=\(missing.path)"], expect: "no usable clip"),
+        ])
+    }
+
+    func testOtherToolsRefuseBadValues() throws {
+        let data = try makeDataset()
+        let cfg = ["--config", Self.tinyConfig, "--set", "data.root=\(data.path)", "--set", "data.val=\(data.path)/val_list.txt",
+                   "--set", "model.num_classes=4", "--set", "model.pretrained="]
+        try check("aim-eval", cfg + ["--checkpoint", "/nonexistent/ckpt.safetensors"], [
+            Case(args: ["--threads", "0"], expect: "--threads", status: 64),
+            Case(args: ["--threads", "99999"], expect: "--threads", status: 64),
+            Case(args: ["--views", "0x1"], expect: "--views"),
+            Case(args: ["--views", "3x2"], expect: "--views"),
+            Case(args: ["--set", "model.head_dropout=2"], expect: "model.head_dropout"),
+            Case(args: ["--set", "data.test_crop=three", "--set", "data.test_short_side=40"], expect: "data.test_short_side"),
+            Case(args: [], expect: "/nonexistent/ckpt.safetensors"),
+        ])
+        try check("aim-report", ["efficiency", "--config", Self.tinyConfig, "--out", scratch.appendingPathComponent("r").path], [
+            Case(args: ["--threads", "0"], expect: "--threads", status: 64),
+            Case(args: ["--steps", "0"], expect: "--steps", status: 64),
+            Case(args: ["--steps=-3"], expect: "--steps", status: 64),
+            Case(args: ["--ranks", "0"], expect: "--ranks", status: 64),
+            Case(args: ["--sweep", "ranks=0,1"], expect: "--sweep"),
+            Case(args: ["--set", "train.batch_size=0"], expect: "train.batch_size"),
+        ])
+        let empty = scratch.appendingPathComponent("empty.txt")
+        XCTAssertTrue(FileManager.default.createFile(atPath: empty.path, contents: Data("\r\n\r\n".utf8)))
+        try check("aim-data", ["check"], [
+            Case(args: ["--list", "\(data.path)/train_list.txt", "--root", data.path, "--threads", "0"], expect: "--threads"),
+            Case(args: ["--list", empty.path], expect: "lists no videos"),
+            Case(args: ["--list", "\(data.path)/train_list.txt", "--root", data.path, "--num-classes", "2"], expect: "train_list.txt:"),
+            Case(args: ["--config", Self.tinyConfig, "--set", "data.train=\(empty.path)"], expect: "lists no videos"),
+        ])
+    }
+}
