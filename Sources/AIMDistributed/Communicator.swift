@@ -115,3 +115,17 @@ public func makeCommunicator(timeoutSeconds: Double? = nil) -> any Communicator 
         return comm
     }
 }
+
+/// Work a process must do before an abort kills it, registered by higher layers (the trainer
+/// gives up its work-dir lock, so a resumed run need not wait for a rank stuck in MPI_Abort).
+public enum AbortHooks {
+    nonisolated(unsafe) private static var hooks: [() -> Void] = []
+    private static let lock = NSLock()
+
+    public static func add(_ hook: @escaping () -> Void) { lock.lock(); hooks.append(hook); lock.unlock() }
+
+    public static func run() {
+        lock.lock(); let all = hooks; hooks = []; lock.unlock()
+        for h in all { h() }
+    }
+}
