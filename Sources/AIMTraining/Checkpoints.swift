@@ -22,7 +22,7 @@ public final class CheckpointStore {
     public static let format = "aim-swift-checkpoint-1"
     public let workDir: URL
     public let keepLast: Int
-    public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+    public var log: (String) -> Void = { Console.error($0) }
 
     public init(workDir: URL, keepLast: Int) {
         self.workDir = workDir; self.keepLast = keepLast
@@ -37,13 +37,31 @@ public final class CheckpointStore {
     /// when `isBest`, then prunes old step files to `keepLast`. Returns the file and its size.
     @discardableResult
     public func save(model: Recognizer, optimizer: AdamWOptimizer, state: TrainingState, config: String,
-                     worldSize: Int, isBest: Bool) throws -> (URL, Int) {
+                     worldSize: Int, isBest: Bool, extraMetadata: [String: String] = [:]) throws -> (URL, Int) {
+        do {
+            return try write(model: model, optimizer: optimizer, state: state, config: config, worldSize: worldSize,
+                             isBest: isBest, extraMetadata: extraMetadata)
+        } catch let e as SafetensorsError {
+            // The writer names the file and the system's reason; the room left says what to do.
+            let free = FileSpace.freeBytes(near: directory.path).map { " (\(FileSpace.describe($0)) free on that filesystem)" } ?? ""
+            throw TrainingError.checkpoint(path: e.path, reason: e.message + free)
+        }
+    }
+
+    /// Bytes of one checkpoint of `model`: weights and two moments, plus a header of names and the config.
+    public static func estimatedBytes(model: Recognizer, config: String) -> Int {
+        let names = model.store.tunableParameters.reduce(0) { $0 + 3 * ($1.name.count + 100) }
+        return 12 * model.store.tunableCount + names + config.utf8.count + 4096
+    }
+
+    private func write(model: Recognizer, optimizer: AdamWOptimizer, state: TrainingState, config: String,
+                       worldSize: Int, isBest: Bool, extraMetadata: [String: String]) throws -> (URL, Int) {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var w = SafetensorsWriter(metadata: [
+        var w = SafetensorsWriter(metadata: extraMetadata.merging([
             "format": Self.format, "step": String(state.step), "epoch": String(state.epoch),
             "step_in_epoch": String(state.stepInEpoch), "best_top1": String(state.bestTop1),
             "optimizer_step": String(optimizer.step), "world_size": String(worldSize), "config": config,
-        ])
+        ]) { _, ours in ours })
         model.addWeights(to: &w, tunableOnly: true)
         for p in model.store.tunableParameters {
             w.add("optimizer.exp_avg." + p.name, tensor: Tensor(viewing: optimizer.m, offset: p.offset, shape: p.shape))
@@ -173,6 +191,10 @@ public enum TrainingError: Error, CustomStringConvertible {
     case nonFinite(step: Int, loss: Float)
     case nonFiniteState(step: Int, tensor: String)
     case data(String)
+    /// The work dir cannot hold the run's checkpoints (exit status 74).
+    case storage(String)
+
+    public var isStorage: Bool { if case .storage = self { return true } else { return false } }
 
     public var description: String {
         switch self {
@@ -182,6 +204,7 @@ public enum TrainingError: Error, CustomStringConvertible {
         case let .nonFiniteState(step, tensor):
             return "\(tensor) became non-finite in the update of step \(step); stopping (the last good checkpoint is kept)"
         case let .data(msg): return msg
+        case let .storage(msg): return msg
         }
     }
 }

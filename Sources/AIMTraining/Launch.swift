@@ -7,7 +7,8 @@ import Foundation
 
 /// Shared by the command-line tools: error printing and the model a checkpoint describes.
 public enum Launch {
-    /// Prints `error` as one clear line naming what is wrong (file, key) and exits non-zero.
+    /// Prints `error` as one clear line naming what is wrong (file, key) and exits with the
+    /// status `ExitStatus.code(for:)` gives it.
     public static func fail(_ tool: String, _ error: Error, communicator: (any Communicator)? = nil) -> Never {
         let text: String
         switch error {
@@ -19,19 +20,31 @@ public enum Launch {
         case let e as DataConfigError: text = "\(e)"
         default: text = "\(error)"
         }
-        FileHandle.standardError.write(Data("\(tool): error: \(text)\n".utf8))
-        if let communicator, communicator.size > 1 { communicator.abort(code: 1, message: text) }
-        exit(1)
+        Console.errorRaw("\(tool): error: \(text)\n")
+        let code = ExitStatus.code(for: error)
+        if let communicator, communicator.size > 1 { communicator.abort(code: code, message: text) }
+        exit(code)
     }
 
     /// Compute threads (`--threads`, else the `threads` key, else cores ÷ local ranks) and the fp32
     /// GEMM library (`gemm` key / AIM_GEMM / the CPU class's default); `log` prints both with the CPU.
     public static func configureCompute(config: Config, threads: Int?, log: Bool) throws {
+        try checkThreads(threads)
         try Gemm.select(try Gemm.resolve(config.string("gemm")))
         let n = threads ?? (config.int("threads") > 0 ? config.int("threads") : Threads.defaultCount())
         Threads.set(n)
         if log {
-            FileHandle.standardError.write(Data("cpu: \(CPUReport.summary); fp32 GEMM: \(Gemm.describe(Gemm.library)), \(n) thread(s)\n".utf8))
+            Console.errorRaw("cpu: \(CPUReport.summary); fp32 GEMM: \(Gemm.describe(Gemm.library)), \(n) thread(s)\n")
+        }
+    }
+
+    /// The largest `--threads` / `threads` accepted (the schema's bound).
+    public static let maxThreads = 4096
+
+    /// `--threads N` must be 1…maxThreads; checked before anything is opened.
+    public static func checkThreads(_ threads: Int?) throws {
+        if let t = threads, !(1...maxThreads).contains(t) {
+            throw TrainingError.config("--threads \(t): compute threads per rank must be 1 to \(maxThreads)")
         }
     }
 

@@ -1,13 +1,18 @@
 import Foundation
 
-/// SIGTERM / SIGINT ask the run to checkpoint at the next step boundary and exit cleanly.
+/// SIGTERM, SIGINT and SIGUSR1 ask the run to checkpoint at the next step boundary and exit with
+/// 128 + the signal. SIGUSR1 is the one mpirun forwards to every rank without ending the job,
+/// so a batch script that traps the scheduler's SIGTERM sends SIGUSR1 on (cluster/slurm.sbatch).
 public enum StopSignal {
-    nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+    nonisolated(unsafe) private static var received: sig_atomic_t = 0
 
     public static func install() {
-        signal(SIGTERM) { _ in StopSignal.flag = 1 }
-        signal(SIGINT) { _ in StopSignal.flag = 1 }
+        for s in [SIGTERM, SIGINT, SIGUSR1] {
+            signal(s) { n in if StopSignal.received == 0 { StopSignal.received = n } }
+        }
     }
 
-    public static var requested: Bool { flag != 0 }
+    public static var requested: Bool { received != 0 }
+    /// The first stop signal received, 0 if none.
+    public static var number: Int32 { Int32(received) }
 }

@@ -13,6 +13,8 @@ public struct TrainOptions {
     public var threads: Int?
     public var profile: Bool = false
     public var bucketMode: BucketMode = .overlapped
+    /// The command line, recorded in the work dir's lock for whoever finds the dir in use.
+    public var commandLine: String = ""
     public init() {}
 }
 
@@ -28,7 +30,8 @@ public struct StepTimes: Sendable {
 /// What a finished (or stopped) run reports.
 public struct TrainSummary {
     public var state: TrainingState
-    public var stoppedBySignal = false
+    /// The signal that stopped the run (after its checkpoint), 0 when it ran to its end.
+    public var stopSignal: Int32 = 0
     public var lastLoss: Float = .nan
     /// Bad-sample skips so far, summed over all ranks (each rank's loader only sees its slice).
     public var skipEvents = 0
@@ -62,11 +65,19 @@ public final class Trainer {
     let labelSmoothing: Float
     let seed: UInt64
     let frameFloats: Int
+    /// Rank 0's hold on the work dir for the run's life (one run per work dir).
+    let workDirLock: WorkDirLock?
+    /// Checkpoints that failed in a row; `checkpoint.max_failures` of them stop the run.
+    var checkpointFailures = 0
+    /// What the training annotation lists, recorded in checkpoints and compared on resume.
+    let trainDataFingerprint: String
 
     /// Validates everything first (config, sizes, files), so a bad run stops before any work.
     public init(config: Config, options: TrainOptions, communicator comm: any Communicator,
                 trainData: BatchSource? = nil, valData: BatchSource? = nil) throws {
         self.config = config; self.options = options; self.comm = comm
+        // Data and model keys must fit together when clips are decoded for the model.
+        if trainData == nil { try config.checkRelations() }
         let mc = try ModelConfig(config)
         modelConfig = mc
         // Before any data is opened: a bf16 run on a CPU without bf16 stops here, in one line.
@@ -87,7 +98,9 @@ public final class Trainer {
         labelSmoothing = Float(config.double("train.label_smoothing"))
         frameFloats = 3 * mc.numFrames * mc.inputResolution * mc.inputResolution
 
+
         if let trainData { self.trainData = trainData } else {
+            try WorkDirCheck.batchFitsInMemory(config: config, localBatch: localBatch, clipFloats: frameFloats)
             self.trainData = VideoBatchSource(loader: try VideoLoader(config: config, split: .train, rank: comm.rank, ranks: comm.size))
         }
         // Validation: one video per rank per step, in dataset order.
@@ -96,6 +109,21 @@ public final class Trainer {
                                                                     batchSize: comm.size))
         } else { self.valData = nil }
 
+        trainDataFingerprint = self.trainData.fingerprint
+
+        // The work dir once the annotations read well (a bad config leaves no folder behind) and
+        // before the model is built or a clip decoded: a second run on it, or a dir that cannot
+        // be written, is refused here.
+        workDir = options.workDir ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(config.name)
+        if comm.rank == 0 {
+            try WorkDirCheck.prepare(workDir)
+            let lock = try WorkDirLock.acquire(workDir: workDir, command: options.commandLine.isEmpty
+                                               ? CommandLine.arguments.joined(separator: " ") : options.commandLine,
+                                               log: { Console.error("warning: \($0)") })
+            // An abort (a lost peer) must not leave the lock to a process stuck in MPI_Abort.
+            AbortHooks.add { [weak lock] in lock?.release() }
+            workDirLock = lock
+        } else { workDirLock = nil }
         let stepsPerEpoch = self.trainData.stepsPerEpoch
         let configured = config.int("train.max_steps") > 0 ? config.int("train.max_steps") : config.int("train.epochs") * stepsPerEpoch
         totalSteps = options.maxSteps.map { min($0, configured) } ?? configured
@@ -106,16 +134,16 @@ public final class Trainer {
             // Both are read when the libraries load, so only the launcher can set them.
             let env = ProcessInfo.processInfo.environment
             if env["OMP_WAIT_POLICY"]?.uppercased() != "PASSIVE" || env["OPENBLAS_THREAD_TIMEOUT"] == nil {
-                FileHandle.standardError.write(Data(("warning: model.precision bf16 without OMP_WAIT_POLICY=PASSIVE and "
+                Console.error("warning: model.precision bf16 without OMP_WAIT_POLICY=PASSIVE and "
                     + "OPENBLAS_THREAD_TIMEOUT=4 in the environment: oneDNN's and OpenBLAS's idle threads spin against each "
-                    + "other and the bf16 GEMMs run up to 2x slower (export both before starting; make and cluster/mpirun.sh do)\n").utf8))
+                    + "other and the bf16 GEMMs run up to 2x slower (export both before starting; make and cluster/mpirun.sh do)")
             }
         }
         model = try Recognizer(config: mc, seed: seed)
         if !mc.pretrained.isEmpty {
             let report = try model.loadPretrainedBackbone(path: mc.pretrained)
             if comm.rank == 0 {
-                FileHandle.standardError.write(Data("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count); unused: \(report.unexpected.joined(separator: ", "))\n".utf8))
+                Console.errorRaw("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count); unused: \(report.unexpected.joined(separator: ", "))\n")
             }
         }
         let betas = config.doubles("train.betas")
@@ -130,9 +158,10 @@ public final class Trainer {
         let bucketer = self.bucketer
         model.gradientsReady = { params in for p in params { if let i = index[p.name] { bucketer.markReady(i) } } }
 
-        workDir = options.workDir ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(config.name)
         checkpoints = CheckpointStore(workDir: workDir, keepLast: config.int("checkpoint.keep_last"))
-        if comm.rank == 0 { try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true) }
+        if comm.rank == 0 {
+            try WorkDirCheck.roomForCheckpoints(workDir, bytesEach: CheckpointStore.estimatedBytes(model: model, config: config.dump()))
+        }
         log = try MetricsLog(path: comm.rank == 0 ? workDir.appendingPathComponent("metrics.jsonl") : nil)
     }
 
@@ -143,20 +172,44 @@ public final class Trainer {
     func resumeIfAsked() throws {
         guard let resume = options.resume else { return }
         var chosen = ""
-        if comm.rank == 0 {
-            if resume == "auto" { chosen = checkpoints.newestValid(for: model)?.path ?? "" } else { chosen = resume }
-        }
+        if comm.rank == 0 { chosen = resume == "auto" ? try newestResumable()?.path ?? "" : resume }
         chosen = String(decoding: comm.broadcast(Array(chosen.utf8)), as: UTF8.self)
         guard !chosen.isEmpty else {
             if comm.rank == 0 { log.message("resume auto: no valid checkpoint in \(checkpoints.directory.path); starting from step 0") }
             return
         }
-        let (restored, savedConfig) = try checkpoints.restore(URL(fileURLWithPath: chosen), model: model, optimizer: optimizer)
-        if let old = try? Config(dump: savedConfig), let oldModel = try? ModelConfig(old), oldModel != modelConfig {
-            throw TrainingError.checkpoint(path: chosen, reason: "was written for a different model configuration than \(config.source)")
-        }
+        // What the checkpoint means is checked before its weights are read (a changed model
+        // would otherwise show up as missing tensors).
+        let header = try SafetensorsFile(path: chosen)
+        let check = try ResumeCheck(saved: header.metadata, current: config, trainDataFingerprint: trainDataFingerprint,
+                                    worldSize: comm.size, path: chosen)
+        if comm.rank == 0 { for line in check.allowedChanges { log.message("resume: \(line)") } }
+        let (restored, _) = try checkpoints.restore(URL(fileURLWithPath: chosen), model: model, optimizer: optimizer)
         state = restored
         if comm.rank == 0 { log.message("resumed from \(chosen) at step \(state.step) (epoch \(state.epoch))") }
+    }
+
+    /// The newest step file that reads back whole. Damaged ones are reported and skipped; one
+    /// written for another experiment is refused, never skipped (starting over would mix two runs).
+    func newestResumable() throws -> URL? {
+        for file in checkpoints.stepFiles() {
+            do {
+                let header = try SafetensorsFile(path: file.path)
+                if header.metadata["format"] == CheckpointStore.format, let text = header.metadata["config"], (try? Config(dump: text)) != nil {
+                    _ = try ResumeCheck(saved: header.metadata, current: config, trainDataFingerprint: trainDataFingerprint,
+                                        worldSize: comm.size, path: file.path)
+                }
+            } catch let e as TrainingError {
+                throw e
+            } catch {
+                checkpoints.log("checkpoint \(file.path) skipped: \(error)")
+                continue
+            }
+            do { _ = try checkpoints.validate(file, model: model); return file } catch {
+                checkpoints.log("checkpoint \(file.path) skipped: \(error)")
+            }
+        }
+        return nil
     }
 
     // MARK: - Loop
@@ -213,12 +266,16 @@ public final class Trainer {
                     }
                 }
             }
-            // Every rank must agree to stop on a signal, so the flag is reduced.
-            let stop = comm.allreduce([StopSignal.requested ? 1 : 0], op: .max, label: "stop-flag")[0] > 0
-            if state.step % ckptInterval == 0 || done || stop || isBest { saveCheckpoint(isBest: isBest) }
-            if stop {
-                summary.stoppedBySignal = true
-                if comm.rank == 0 { log.message("stopped by signal at step \(state.step); checkpoint written") }
+            // Every rank must agree to stop on a signal, so the signal number is reduced.
+            let stopSignal = Int32(comm.allreduce([Double(StopSignal.number)], op: .max, label: "stop-flag")[0])
+            if state.step % ckptInterval == 0 || done || stopSignal != 0 || isBest {
+                try saveCheckpoint(isBest: isBest, mustSucceed: done || stopSignal != 0)
+            }
+            if stopSignal != 0 {
+                summary.stopSignal = stopSignal
+                if comm.rank == 0 {
+                    log.message("stopped by signal \(stopSignal) at step \(state.step); checkpoint written; exit status \(ExitStatus.stopped(by: stopSignal)) (resume with --resume auto)")
+                }
                 break
             }
         }
@@ -236,20 +293,45 @@ public final class Trainer {
         return summary
     }
 
-    func saveCheckpoint(isBest: Bool) {
-        guard comm.rank == 0 else { return }
-        do {
-            try checkpoints.save(model: model, optimizer: optimizer, state: state, config: config.dump(), worldSize: comm.size, isBest: isBest)
-        } catch {
-            log.message("error: checkpoint at step \(state.step) not written: \(error) (the previous checkpoint is intact)")
+    /// Rank 0 writes the checkpoint; every rank learns whether the run can go on. A failure is
+    /// retried at the next interval; `checkpoint.max_failures` in a row, or a failed final (or
+    /// signal) checkpoint, stop the run with exit status 74: steps that cannot be kept are not computed.
+    func saveCheckpoint(isBest: Bool, mustSucceed: Bool) throws {
+        var failure = ""
+        var status = ExitStatus.storage
+        if comm.rank == 0, let lock = workDirLock, !lock.isHeld {
+            // Another run took the work dir over (this one stalled past the stale limit): writing
+            // now would mix two runs' checkpoints.
+            failure = "work dir \(workDir.path) was taken over by another run (\(WorkDirLock.inspect(workDir: workDir)?.description ?? "owner unknown")); this run stops without writing"
+            status = ExitStatus.failure
+        } else if comm.rank == 0 {
+            do {
+                try checkpoints.save(model: model, optimizer: optimizer, state: state, config: config.dump(), worldSize: comm.size,
+                                     isBest: isBest, extraMetadata: ["train_data": trainDataFingerprint])
+                checkpointFailures = 0
+            } catch {
+                checkpointFailures += 1
+                let newest = checkpoints.stepFiles().first.map { " (newest complete checkpoint: \($0.path))" } ?? " (no checkpoint on disk yet)"
+                failure = "checkpoint at step \(state.step) not written: \(error)" + newest
+                log.message("error: \(failure); \(checkpointFailures) of checkpoint.max_failures \(config.int("checkpoint.max_failures")) in a row")
+            }
         }
+        let limit = config.int("checkpoint.max_failures")
+        let stopping = !failure.isEmpty && (mustSucceed || checkpointFailures >= limit || status != ExitStatus.storage)
+        let agreed = Int32(comm.allreduce([stopping ? Double(status) : 0], op: .max, label: "checkpoint-ok")[0])
+        guard agreed != 0 else { return }
+        // Every rank leaves with the same status, without aborting the job; rank 0 says why.
+        if status != ExitStatus.storage { throw AgreedStop(status: agreed, message: comm.rank == 0 ? failure : nil) }
+        throw AgreedStop(status: agreed, message: comm.rank != 0 ? nil : mustSucceed
+                         ? "the checkpoint of step \(state.step) could not be written, so this run is not complete: \(failure)"
+                         : "\(limit) checkpoints in a row could not be written; stopping instead of computing steps that cannot be kept: \(failure)")
     }
 
     /// One optimizer step.
     func trainStep(_ summary: inout TrainSummary) throws -> StepTimes {
         var t = StepTimes()
         let t0 = Date()
-        let batch = trainData.batch(epoch: state.epoch, step: state.stepInEpoch)
+        let batch = try trainData.batch(epoch: state.epoch, step: state.stepInEpoch)
         t.data = Date().timeIntervalSince(t0)
         let K = modelConfig.numClasses
         model.store.zeroGrads()

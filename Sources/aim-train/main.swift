@@ -26,21 +26,38 @@ struct AIMTrain: ParsableCommand {
     @Flag(help: "Record per-phase timings and memory in metrics.jsonl.") var profile = false
     @Flag(name: .customLong("blocking-allreduce"), help: "Reduce gradient buckets after backward instead of overlapping.") var blockingAllreduce = false
 
+    func validate() throws {
+        if let t = threads, !(1...Launch.maxThreads).contains(t) {
+            throw ValidationError("--threads \(t): compute threads per rank must be 1 to \(Launch.maxThreads)")
+        }
+        if let m = maxSteps, m < 1 { throw ValidationError("--max-steps \(m): must be at least 1") }
+        if let r = resume, r.isEmpty { throw ValidationError("--resume: give auto or a checkpoint path") }
+    }
+
     func run() throws {
+        Console.ignoreBrokenPipe()
         let comm = makeCommunicator()
+        var status = ExitStatus.success
         do {
             let cfg = try Config.load(path: config, overrides: overrides)
             var options = TrainOptions()
             options.workDir = workDir.map { URL(fileURLWithPath: $0) }
             options.resume = resume; options.maxSteps = maxSteps; options.threads = threads
             options.profile = profile; options.bucketMode = blockingAllreduce ? .blocking : .overlapped
+            options.commandLine = CommandLine.arguments.joined(separator: " ")
             StopSignal.install()
             let trainer = try Trainer(config: cfg, options: options, communicator: comm)
-            _ = try trainer.run()
+            let summary = try trainer.run()
+            // A stop by signal is not a finished run: a requeue wrapper or `&&` must see it.
+            if summary.stopSignal != 0 { status = ExitStatus.stopped(by: summary.stopSignal) }
+        } catch let stop as AgreedStop {
+            if let m = stop.message { Console.error("aim-train: error: \(m)") }
+            status = stop.status
         } catch {
             Launch.fail("aim-train", error, communicator: comm)
         }
         comm.finalize()
+        if status != ExitStatus.success { Foundation.exit(status) }
     }
 }
 

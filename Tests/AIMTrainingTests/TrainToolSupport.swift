@@ -54,8 +54,9 @@ class TrainToolTestCase: XCTestCase {
         return env
     }
 
-    /// Starts `exe args` with output going to `log`; the caller waits or signals it.
-    func launch(_ exe: String, _ args: [String], log: URL) throws -> Process {
+    /// Starts `exe args` with output going to `log` (in `directory`, else this process's working
+    /// directory); the caller waits or signals it.
+    func launch(_ exe: String, _ args: [String], log: URL, directory: URL? = nil) throws -> Process {
         XCTAssertTrue(FileManager.default.createFile(atPath: log.path, contents: nil))
         let handle = try FileHandle(forWritingTo: log)
         let p = Process()
@@ -64,6 +65,7 @@ class TrainToolTestCase: XCTestCase {
         p.environment = childEnvironment()
         p.standardOutput = handle; p.standardError = handle
         p.standardInput = FileHandle.nullDevice
+        if let directory { p.currentDirectoryURL = directory }
         try p.run()
         try handle.close()
         return p

@@ -1,0 +1,47 @@
+import Foundation
+import XCTest
+
+/// Resuming with a config that changes what the checkpoint means is refused, listing the keys
+/// that differ (also by `--resume auto`, which must not skip such a checkpoint and start over);
+/// safe changes are allowed and logged, including the same videos under another data root.
+final class ResumeCheckTests: TrainToolTestCase {
+    func testMeaningChangesAreRefusedAndSafeChangesLogged() throws {
+        let data = try makeDataset()
+        let wd = workDir("wd")
+        var r = try train(trainArgs(data: data, workDir: wd, steps: 4))
+        XCTAssertEqual(r.status, 0, r.output)
+        let before = try rawTensors(wd.appendingPathComponent("latest.safetensors"))
+
+        // Another class count and another global batch: refused, both keys named, nothing written.
+        for resume in ["auto", wd.appendingPathComponent("latest.safetensors").path] {
+            r = try train(trainArgs(data: data, workDir: wd, steps: 8, ["model.num_classes=5", "train.batch_size=16", "train.micro_batch=8"])
+                          + ["--resume", resume])
+            XCTAssertEqual(r.status, 1, r.output)
+            XCTAssertFalse(r.signalled, r.output)
+            XCTAssertTrue(r.output.contains("model.num_classes: 4 → 5") && r.output.contains("train.batch_size: 8 → 16"), r.output)
+            XCTAssertFalse(r.output.contains("starting from step 0"), "auto must not skip it and start over:\n\(r.output)")
+        }
+        XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")), before, "a refused resume writes nothing")
+
+        // Another training list (one video fewer): refused.
+        let list = try String(contentsOf: data.appendingPathComponent("train_list.txt"), encoding: .utf8)
+        let shorter = scratch.appendingPathComponent("shorter_list.txt")
+        try list.split(separator: "\n").dropLast().joined(separator: "\n").write(to: shorter, atomically: true, encoding: .utf8)
+        r = try train(trainArgs(data: data, workDir: wd, steps: 8, ["data.train=\(shorter.path)"]) + ["--resume", "auto"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("the training videos or labels"), r.output)
+
+        // The same videos under another root, more steps, another log interval, 2 threads: allowed and logged.
+        let moved = scratch.appendingPathComponent("moved")
+        try FileManager.default.copyItem(at: data, to: moved)
+        var args = trainArgs(data: moved, workDir: wd, steps: 8, ["train.log_interval=2"])
+        args[args.firstIndex(of: "--threads")! + 1] = "2"
+        r = try train(args + ["--resume", "auto"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("resumed from") && r.output.contains("at step 4"), r.output)
+        XCTAssertTrue(r.output.contains("allowed: train.log_interval: 1 → 2"), r.output)
+        XCTAssertTrue(r.output.contains("allowed: data.train:"), r.output)
+        XCTAssertEqual(try metadata(wd.appendingPathComponent("latest.safetensors"))["step"], "8")
+        print("resume checks: class count and batch refused, another list refused, moved data root and safe keys allowed")
+    }
+}
