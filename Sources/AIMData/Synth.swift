@@ -31,8 +31,7 @@ public struct SynthDataset {
         if VideoWriter.hasEncoder("libx264") { codecs.append(("libx264", "mp4")) } else { summary.missingEncoders.append("libx264") }
         summary.codecs = codecs.map { "\($0.encoder)/\($0.ext)" }
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
-        try classNames.prefix(classes).joined(separator: "\n").appending("\n")
-            .write(toFile: out + "/classes.txt", atomically: true, encoding: .utf8)
+        try FileOutput.write(classNames.prefix(classes).joined(separator: "\n").appending("\n"), to: out + "/classes.txt")
         for (split, count, splitKey) in [("train", perClass, UInt64(1)), ("val", valPerClass, UInt64(2))] {
             let dir = out + "/videos/" + split
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -53,7 +52,7 @@ public struct SynthDataset {
                     n += 1
                 }
             }
-            try list.write(toFile: out + "/\(split)_list.txt", atomically: true, encoding: .utf8)
+            try FileOutput.write(list, to: out + "/\(split)_list.txt")
             summary.files[split] = n
         }
         return summary

@@ -26,7 +26,7 @@ public enum SynthStills {
                     list += "\(rel) \(cell)\n"
                 }
             }
-            try list.write(toFile: out + "/stills_\(split)_list.txt", atomically: true, encoding: .utf8)
+            try FileOutput.write(list, to: out + "/stills_\(split)_list.txt")
         }
     }
 

@@ -1,3 +1,4 @@
+import AIMTensor
 import Foundation
 
 /// Writes the efficiency report: report.md, report.csv and SVG charts from measurements.
@@ -184,12 +185,12 @@ public struct EfficiencyReport {
         let chartFiles = charts()
         for (name, svg) in chartFiles {
             let u = dir.appendingPathComponent(name)
-            try svg.write(to: u, atomically: true, encoding: .utf8); written.append(u)
+            try FileOutput.write(svg, to: u.path); written.append(u)
         }
         let csvURL = dir.appendingPathComponent("report.csv")
-        try csv().write(to: csvURL, atomically: true, encoding: .utf8); written.append(csvURL)
+        try FileOutput.write(csv(), to: csvURL.path); written.append(csvURL)
         let md = dir.appendingPathComponent("report.md")
-        try markdown(charts: chartFiles.map(\.name)).write(to: md, atomically: true, encoding: .utf8); written.append(md)
+        try FileOutput.write(markdown(charts: chartFiles.map(\.name)), to: md.path); written.append(md)
         return written
     }
 }

@@ -84,6 +84,38 @@ public enum FileSpace {
     }
 }
 
+/// Whole files (reports, lists, JSON) written atomically: a temporary file renamed over the
+/// target, so a failed write leaves the old file or none, and throws `FileWriteError`.
+public enum FileOutput {
+    public static func write(_ text: String, to path: String) throws { try write(Array(text.utf8), to: path) }
+
+    public static func write(_ data: Data, to path: String) throws { try write([UInt8](data), to: path) }
+
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        let tmp = "\(path).tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw FileWriteError(path: path, errno: errno) }
+        var failure: Int32? = nil
+        bytes.withUnsafeBytes { buf in
+            guard let base = buf.baseAddress else { return }
+            var done = 0
+            while done < buf.count {
+                let n = Glibc.write(fd, base + done, buf.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = n < 0 ? errno : ENOSPC; return }
+                done += n
+            }
+        }
+        if failure == nil && fsync(fd) != 0 { failure = errno }
+        close(fd)
+        if failure == nil && rename(tmp, path) != 0 { failure = errno }
+        if let code = failure {
+            unlink(tmp)
+            throw FileWriteError(path: path, errno: code)
+        }
+    }
+}
+
 /// A file opened for appending whole records (metrics.jsonl). Each `append` is one `write` loop;
 /// a failure throws and leaves the file as it was before that record where the system allows
 /// (a partial record is cut back off).

@@ -1,4 +1,5 @@
 import AIMDistributed
+import AIMTensor
 import Foundation
 
 /// The exit statuses of the tools, documented in the README: a job script or a scheduler can
@@ -24,6 +25,7 @@ public enum ExitStatus {
         switch error {
         case let e as AgreedStop: return e.status
         case let e as TrainingError where e.isStorage: return storage
+        case is FileWriteError: return storage
         default: return failure
         }
     }

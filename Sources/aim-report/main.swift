@@ -133,7 +133,7 @@ struct Measure: ParsableCommand {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]
                 enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-                try enc.encode(m).write(to: URL(fileURLWithPath: json))
+                try FileOutput.write(try enc.encode(m), to: json)
             }
         } catch { Launch.fail("aim-report", error, communicator: comm) }
         comm.finalize()

@@ -80,4 +80,15 @@ final class DiskFullTests: TrainToolTestCase {
         XCTAssertNoThrow(try metrics(wd))
         print("disk full: metrics write failures reported, final checkpoint failed, status \(r.status)")
     }
+
+    /// A report that cannot be written names the file, the error and the room left, with status 74.
+    func testReportOnAFullDisk() throws {
+        let small = try smallFilesystem(kilobytes: 64)
+        fill(small)
+        let r = try run(try tool("aim-report"), ["efficiency", "--config", Self.tinyConfig, "--set", "model.pretrained=", "--steps", "1",
+                                                 "--threads", "1", "--out", small.appendingPathComponent("report").path], limit: 120)
+        XCTAssertFalse(r.signalled, r.output)
+        XCTAssertEqual(r.status, 74, r.output)
+        XCTAssertTrue(r.output.contains("write failed: No space left on device") && r.output.contains("free on that filesystem"), r.output)
+    }
 }
