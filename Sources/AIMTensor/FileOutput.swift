@@ -15,17 +15,7 @@ public enum Console {
     public static func out(_ line: String) { writeAll(STDOUT_FILENO, line + "\n") }
 
     private static func writeAll(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBytes { buf in
-            guard var p = buf.baseAddress else { return }
-            var left = buf.count
-            while left > 0 {
-                let n = write(fd, p, left)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                p += n; left -= n
-            }
-        }
+        _ = Array(text.utf8).withUnsafeBytes { FileOutput.writeAll(fd, $0) }
     }
 
     /// Ends the process with one line and `status`, for failures of the environment (memory, MPI)
@@ -95,17 +85,7 @@ public enum FileOutput {
         let tmp = "\(path).tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw FileWriteError(path: path, errno: errno) }
-        var failure: Int32? = nil
-        bytes.withUnsafeBytes { buf in
-            guard let base = buf.baseAddress else { return }
-            var done = 0
-            while done < buf.count {
-                let n = Glibc.write(fd, base + done, buf.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { failure = n < 0 ? errno : ENOSPC; return }
-                done += n
-            }
-        }
+        var failure = bytes.withUnsafeBytes { writeAll(fd, $0).failure }
         if failure == nil && fsync(fd) != 0 { failure = errno }
         close(fd)
         if failure == nil && rename(tmp, path) != 0 { failure = errno }
@@ -113,6 +93,20 @@ public enum FileOutput {
             unlink(tmp)
             throw FileWriteError(path: path, errno: code)
         }
+    }
+
+    /// `write` until every byte is out or the system refuses: the bytes written and the errno
+    /// that stopped it (ENOSPC for a write of 0 bytes), nil when all went out.
+    public static func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer) -> (written: Int, failure: Int32?) {
+        guard let base = buf.baseAddress else { return (0, nil) }
+        var done = 0
+        while done < buf.count {
+            let n = Glibc.write(fd, base + done, buf.count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return (done, n < 0 ? errno : ENOSPC) }
+            done += n
+        }
+        return (done, nil)
     }
 }
 
@@ -131,17 +125,7 @@ public final class AppendFile {
 
     public func append(_ bytes: [UInt8]) throws {
         let start = lseek(fd, 0, SEEK_END)
-        var written = 0
-        let failure: Int32? = bytes.withUnsafeBytes { buf -> Int32? in
-            guard let base = buf.baseAddress else { return nil }
-            while written < buf.count {
-                let n = write(fd, base + written, buf.count - written)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return n < 0 ? errno : ENOSPC }
-                written += n
-            }
-            return nil
-        }
+        let (written, failure) = bytes.withUnsafeBytes { FileOutput.writeAll(fd, $0) }
         if let code = failure {
             // A half record would make the next line unreadable JSON: cut it off.
             if start >= 0 && written > 0 { _ = ftruncate(fd, start) }
