@@ -26,16 +26,25 @@ public enum Launch {
         exit(code)
     }
 
-    /// Compute threads (`--threads`, else the `threads` key, else cores ÷ local ranks) and the fp32
-    /// GEMM library (`gemm` key / AIM_GEMM / the CPU class's default); `log` prints both with the CPU.
-    public static func configureCompute(config: Config, threads: Int?, log: Bool) throws {
+    /// Compute threads (`--threads`, else the `threads` key, else cores ÷ local ranks), then the
+    /// fp32 GEMM library (`gemm` key / AIM_GEMM, or for `auto` the one measured fastest on this
+    /// model's linear shapes at that thread count, decided on rank 0); `log` prints both with the CPU.
+    /// `clips`: clips per forward; `workDir`: where the choice is cached when the home is not writable.
+    @discardableResult
+    public static func configureCompute(config: Config, threads: Int?, log: Bool, clips: Int = 1,
+                                        communicator: (any Communicator)? = nil, workDir: URL? = nil) throws -> GemmChoice {
         try checkThreads(threads)
-        try Gemm.select(try Gemm.resolve(config.string("gemm")))
         let n = threads ?? (config.int("threads") > 0 ? config.int("threads") : Threads.defaultCount())
         Threads.set(n)
+        let decides = (communicator?.rank ?? 0) == 0
+        let choice = try GemmChoice.apply(config: config, clips: clips, decides: decides, share: { text in
+            guard let c = communicator, c.size > 1 else { return text }
+            return String(decoding: c.broadcast(Array(text.utf8)), as: UTF8.self)
+        }, workDir: workDir)
         if log {
-            Console.errorRaw("cpu: \(CPUReport.summary); fp32 GEMM: \(Gemm.describe(Gemm.library)), \(n) thread(s)\n")
+            Console.error("cpu: \(CPUReport.summary); fp32 GEMM: \(Gemm.describe(Gemm.library)) — \(choice.reason); \(n) thread(s)")
         }
+        return choice
     }
 
     /// The largest `--threads` / `threads` accepted (the schema's bound).

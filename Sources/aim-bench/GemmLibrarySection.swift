@@ -10,7 +10,7 @@ struct GemmLibrarySection: BenchSection {
         Every linear-layer product of one AIM ViT-B/16 CLIP training step (8×224², batch 1: forward, input \
         gradient, weight gradient), through each fp32 GEMM library this machine has, alternating within each \
         round (`Gemm.sgemm`, row-major, the layers' own transposes). Per step: each shape's median × its calls. \
-        The linear layers use the library `gemm: auto` picks for this CPU class; attention's per-head products \
+        The linear layers use the library `gemm: auto` measures fastest on them at the start of a run; attention's per-head products \
         stay on OpenBLAS.
         """
 
@@ -69,7 +69,7 @@ struct GemmLibraryTimes {
         r.table.rows.append(["total per step (s)", "", "\(linear.reduce(0) { $0 + $1.count })"]
                             + libraries.map { fixed(perStep[$0]!, 3) } + libraries.map { fixed(flop / perStep[$0]! * 1e-9) }
                             + [perStep.min { $0.value < $1.value }!.key.rawValue])
-        r.table.notes.append("Libraries: " + libraries.map { Gemm.describe($0) }.joined(separator: "; ") + ". `gemm: auto` picks **\(Gemm.defaultLibrary(for: CPUFeatures.current.cpuClass).rawValue)** on this CPU class (\(CPUFeatures.current.cpuClass.rawValue)). \(rounds) rounds after one warm-up.")
+        r.table.notes.append("Libraries: " + libraries.map { Gemm.describe($0) }.joined(separator: "; ") + ". This run's default (`gemm: auto`, measured by the probe on the AIM step's shapes at start) is **\(Gemm.library.rawValue)**. \(rounds) rounds after one warm-up.")
         return r
     }
 }

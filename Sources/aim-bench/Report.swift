@@ -12,6 +12,9 @@ struct Report {
     var loadBefore = Report.loadAverage()
     var loadAfter = ""
 
+    /// Why the default fp32 GEMM library is the one it is (the probe's figures, or AIM_GEMM).
+    nonisolated(unsafe) static var gemmChoice = ""
+
     func markdown() -> String {
         var md = "# Benchmarks\n\n"
         md += "Written by `aim-bench`; rerun with `make bench` (or the command below) to refresh.\n\n"
@@ -23,7 +26,7 @@ struct Report {
         md += "| cores | \(ProcessInfo.processInfo.activeProcessorCount) |\n"
         md += "| threads | \(threads) (OpenBLAS and our loops) |\n"
         md += "| OpenBLAS | \(String(cString: openblas_get_config())) (core \(String(cString: openblas_get_corename()))) |\n"
-        md += "| fp32 GEMM of the linear layers | \(Gemm.describe(Gemm.library)); available: \(GemmLibrary.allCases.filter(Gemm.isAvailable).map { Gemm.describe($0) }.joined(separator: "; ")) |\n"
+        md += "| fp32 GEMM of the linear layers (default) | **\(Gemm.library.rawValue)**: \(Gemm.describe(Gemm.library)) — \(Self.gemmChoice); available: \(GemmLibrary.allCases.filter(Gemm.isAvailable).map { Gemm.describe($0) }.joined(separator: "; ")) |\n"
         md += "| bf16 products | \(BF16Support.unavailableReason.map { "unavailable: " + $0 } ?? "oneDNN matmul, isa \(OneDNNInfo.isa)") |\n"
         md += "| rounds per measurement | \(repeats) (after one warm-up) |\n"
         md += "| load average (1, 5, 15 min) | before: \(loadBefore); after: \(loadAfter) |\n\n"

@@ -2,87 +2,23 @@ import AIMModel
 import AIMTensor
 import COpenBLAS
 
-/// One matrix product C[m, n] = op(A)·op(B) (row-major, op = transpose when the flag is set).
-/// `pairs` > 1: that many independent products, one per (attention sequence, head), spread over
-/// the threads with single-threaded sgemm, as our attention kernel runs them.
-struct GemmShape: Hashable {
-    let transA: Bool, transB: Bool
-    let m: Int, n: Int, k: Int
-    var pairs = 1
-    var flop: Double { 2 * Double(m) * Double(n) * Double(k) * Double(pairs) }
-    var text: String {
-        "\(transA ? "Aᵀ" : "A")·\(transB ? "Bᵀ" : "B") \(m)×\(k)·\(k)×\(n)" + (pairs > 1 ? " ×\(pairs) (sequence, head) pairs" : "")
-    }
-}
-
-/// Every GEMM of one training step of `c` (batch 1): what our step computes, so its raw sgemm
-/// time is the step's fp32 roofline. The head (1×768·768×400) is left out (< 1 MFLOP).
-enum StepGemms {
-    struct Use { let group: String; let shape: GemmShape; let count: Int }
-
-    static func list(_ c: ModelConfig) -> [Use] {
-        let T = c.numFrames, N = c.tokensPerFrame, D = c.width, H = c.heads, dh = D / H, A = c.adapterHidden
-        let M = T * N, L = c.layers
-        let backbone = c.tune == .all
-        let adaptersTunable = c.tune != .head
-        // Backward reaches the blocks when a block or the embedding below them is tunable.
-        let backward = backbone || (adaptersTunable && !c.adapters.isEmpty)
-        let temporal = c.adapters.contains(.temporal)
-        var out: [Use] = []
-        func linear(_ inF: Int, _ outF: Int, uses: Int, tunable: Bool, rows: Int = M, group: String) {
-            let kind = tunable ? "tunable" : "frozen"
-            out.append(Use(group: "\(group): \(kind) forward", shape: GemmShape(transA: false, transB: true, m: rows, n: outF, k: inF), count: uses))
-            if backward {
-                out.append(Use(group: "\(group): \(kind) input gradient", shape: GemmShape(transA: false, transB: false, m: rows, n: inF, k: outF), count: uses))
-            }
-            if backward && tunable {
-                out.append(Use(group: "\(group): weight gradient", shape: GemmShape(transA: true, transB: false, m: outF, n: inF, k: rows), count: uses))
-            }
-        }
-        // Patch embedding (a linear over 16×16×3 patches); its input gradient is never needed.
-        let patches = T * c.patchesPerFrame, pk = 3 * c.patchSize * c.patchSize
-        out.append(Use(group: "patch embedding forward", shape: GemmShape(transA: false, transB: true, m: patches, n: D, k: pk), count: 1))
-        if backbone {
-            out.append(Use(group: "patch embedding weight gradient", shape: GemmShape(transA: true, transB: false, m: D, n: pk, k: patches), count: 1))
-        }
-        let uses = temporal ? 2 : 1     // AIM runs the frozen attention twice: across frames, then within them
-        linear(D, 3 * D, uses: uses * L, tunable: backbone, group: "attn in_proj")
-        linear(D, D, uses: uses * L, tunable: backbone, group: "attn out_proj")
-        linear(D, c.mlpHidden, uses: L, tunable: backbone, group: "mlp c_fc")
-        linear(c.mlpHidden, D, uses: L, tunable: backbone, group: "mlp c_proj")
-        if !c.adapters.isEmpty {
-            linear(D, A, uses: c.adapters.count * L, tunable: adaptersTunable, group: "adapter D_fc1")
-            linear(A, D, uses: c.adapters.count * L, tunable: adaptersTunable, group: "adapter D_fc2")
-        }
-        for (name, S, len) in [("spatial", T, N)] + (temporal ? [("temporal", N, T)] : []) {
-            let p = S * H
-            out.append(Use(group: "\(name) attention Q·Kᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
-            out.append(Use(group: "\(name) attention P·V", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: L))
-            if backward && len > attentionProbabilitiesKeptMaxLength {
-                out.append(Use(group: "\(name) attention Q·Kᵀ again in backward (P recomputed, not kept)",
-                               shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
-            }
-            if backward {
-                out.append(Use(group: "\(name) attention backward dV = Pᵀ·dO, dK = dSᵀ·Q", shape: GemmShape(transA: true, transB: false, m: len, n: dh, k: len, pairs: p), count: 2 * L))
-                out.append(Use(group: "\(name) attention backward dP = dO·Vᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
-                out.append(Use(group: "\(name) attention backward dQ = dS·K", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: L))
-            }
-        }
-        return out
-    }
-}
-
 /// Raw sgemm time of each distinct shape (median of rounds), summed over each step's GEMMs.
 struct Roofline {
     var gflop: [Double] = []
     var seconds: [Double] = []
+    /// The bf16 roofline of each config (nil without bf16): its linear shapes through oneDNN's bf16
+    /// matmul on operands already converted (timed alone), attention at the fp32 times, as our
+    /// bf16 step runs attention in fp32.
+    var bf16Seconds: [Double?] = []
+    var bf16Table = BenchTable(title: "The step's linear GEMMs in bf16 (oneDNN matmul, operands already bf16; the bf16 roofline's terms)",
+                               columns: ["shape", "calls per step (AIM)", "bf16 ms per call (median)", "bf16 GFLOP/s", "fastest fp32 ms", "bf16 speed-up"])
     var shapeTable = BenchTable(title: "The AIM step's GEMMs at their fastest (the roofline's terms)",
                                 columns: ["GEMM", "shape", "calls per step", "ms per call (median)", "GFLOP/s", "s per step", "library"])
     /// Every linear shape under every fp32 library, side by side.
     var libraryTable = BenchTable(title: "", columns: [])
 
     static func measure(configs: [ModelConfig], _ context: BenchContext) -> Roofline {
-        let lists = configs.map(StepGemms.list)
+        let lists = configs.map { StepGemms.list($0) }
         var times: [GemmShape: Double] = [:], library: [GemmShape: String] = [:]
         let libraries = GemmLibraryTimes.measure(lists[0], alsoTime: lists.dropFirst().flatMap { $0.map(\.shape) }, context)
         let rounds = max(3, min(context.repeats, 7))
@@ -96,6 +32,21 @@ struct Roofline {
         }
         var r = Roofline()
         r.libraryTable = libraries.table
+        let bf16Times = BF16Support.isAvailable ? bf16(lists.flatMap { $0 }.map(\.shape), rounds: rounds, context) : [:]
+        for list in lists {
+            r.bf16Seconds.append(bf16Times.isEmpty ? nil : list.reduce(0) {
+                $0 + ($1.shape.pairs == 1 ? bf16Times[$1.shape]! : times[$1.shape]!) * Double($1.count)
+            })
+        }
+        if !bf16Times.isEmpty {
+            var seen = Set<GemmShape>()
+            for use in lists[0] where use.shape.pairs == 1 && seen.insert(use.shape).inserted {
+                let t = bf16Times[use.shape]!, f = times[use.shape]!
+                let count = lists[0].filter { $0.shape == use.shape }.reduce(0) { $0 + $1.count }
+                r.bf16Table.rows.append([use.shape.text, "\(count)", ms(t), fixed(use.shape.flop / t * 1e-9), ms(f), fixed(f / t, 2) + "×"])
+            }
+            r.bf16Table.notes.append("\(rounds) rounds per shape after one warm-up; the activations' conversion to bf16 (done per call in the step) is not in these times, so the bf16 roofline is a bound our step cannot reach exactly.")
+        }
         for list in lists {
             r.gflop.append(list.reduce(0) { $0 + $1.shape.flop * Double($1.count) } * 1e-9)
             r.seconds.append(list.reduce(0) { $0 + times[$1.shape]! * Double($1.count) })
@@ -109,6 +60,21 @@ struct Roofline {
                                   fixed(r.seconds[0], 3), ""])
         r.shapeTable.notes.append("Inputs are contiguous (our kernels read q, k, v with a row stride of 3·768, so this is if anything a slightly optimistic bound). \(rounds) rounds per shape after one warm-up.")
         return r
+    }
+
+    /// Median bf16 matmul time of each distinct linear shape (operands converted once, up front).
+    private static func bf16(_ shapes: [GemmShape], rounds: Int, _ context: BenchContext) -> [GemmShape: Double] {
+        var out: [GemmShape: Double] = [:]
+        for s in shapes where s.pairs == 1 && out[s] == nil {
+            let a = UnsafeMutablePointer<UInt16>.allocate(capacity: s.m * s.k), b = UnsafeMutablePointer<UInt16>.allocate(capacity: s.k * s.n)
+            defer { a.deallocate(); b.deallocate() }
+            let fa = Buffer(s.m * s.k, seed: 21), fb = Buffer(s.k * s.n, seed: 22), c = Buffer(s.m * s.n, seed: 23)
+            toBF16(a, fa.data, count: s.m * s.k); toBF16(b, fb.data, count: s.k * s.n)
+            guard let t = try? timeSideBySide(repeats: rounds, throwing: [{ try bf16Matmul(s, a: a, b: b, c: c.data) }]) else { return [:] }
+            out[s] = t[0].median
+            context.log("  bf16 roofline: \(s.text): \(ms(t[0].median)) ms")
+        }
+        return out
     }
 
     private static func time(_ s: GemmShape, rounds: Int, threads: Int) -> Double {

@@ -44,7 +44,7 @@ struct AIMEval: ParsableCommand {
                 try cfg.set("data.test_num_clips", .int(parts[0]))
                 try cfg.set("data.test_crop", .string(parts[1] == 3 ? "three" : "center"))
             }
-            try Launch.configureCompute(config: cfg, threads: threads, log: false)
+            try Launch.configureCompute(config: cfg, threads: threads, log: false, clips: 1, communicator: comm)
             let model = try Launch.loadModel(config: cfg, checkpoint: checkpoint)
             let loader = try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size)
             let source = VideoBatchSource(loader: loader)

@@ -27,6 +27,18 @@ struct CPU: ParsableCommand {
         discussion: "AIM_CPU_FEATURES=avx2,fma narrows the features (to check what an AVX2-only CPU would run); AIM_GEMM or the gemm config key picks the fp32 GEMM library.")
     @Flag(help: "Print only `export NAME=value` lines for the settings a process here should start with (for make test).")
     var exports = false
+    @Option(help: "Measure the fp32 GEMM libraries on this config's linear shapes (what `gemm: auto` does at the start of a run).")
+    var config: String?
+    @Option(name: .customLong("set"), help: "Override for --config: key=value (repeatable).")
+    var overrides: [String] = []
+    @Option(help: "Threads for the measurement (default: the config's, else all cores).")
+    var threads: Int?
+    @Flag(help: "With --config: measure again even when the cache has this model's answer.")
+    var remeasure = false
+
+    func validate() throws {
+        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads \(t): must be 1 to 4096") }
+    }
 
     func run() throws {
         if exports {
@@ -45,7 +57,27 @@ struct CPU: ParsableCommand {
         for lib in GemmLibrary.allCases {
             print("gemm \(lib.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(Gemm.isAvailable(lib) ? Gemm.describe(lib) : "unavailable")")
         }
-        print("fp32 GEMM:      \(try Gemm.resolve("auto").rawValue) (gemm: auto\(env["AIM_GEMM"].map { ", AIM_GEMM=\($0)" } ?? ""); default for \(f.cpuClass.rawValue): \(Gemm.defaultLibrary(for: f.cpuClass).rawValue))")
+        if let forced = env["AIM_GEMM"], !forced.isEmpty, forced.lowercased() != "auto" {
+            print("fp32 GEMM:      \(try Gemm.resolve("auto").rawValue) (AIM_GEMM=\(forced))")
+        } else {
+            print("fp32 GEMM:      gemm: auto measures the libraries on each model's linear shapes when a run starts (about 1-2 s for ViT-B), once per CPU, thread count and model; `gemm:` / AIM_GEMM force one")
+        }
+        if let cfgPath = config {
+            var cfg = try Config.load(path: cfgPath, overrides: overrides)
+            try cfg.set("gemm", .string("auto"))
+            Threads.set(threads ?? (cfg.int("threads") > 0 ? cfg.int("threads") : Threads.defaultCount()))
+            let clips = min(cfg.int("train.micro_batch"), cfg.int("train.batch_size"))
+            let choice = try GemmChoice.measured(config: cfg, clips: clips, workDir: nil, remeasure: remeasure)
+            print("this model:     \(choice.library.rawValue) at \(Threads.count) thread(s), \(clips) clip(s) per forward — \(choice.reason)")
+        }
+        if let cache = GemmChoiceCache.location(fallback: nil).map(GemmChoiceCache.init) {
+            let entries = cache.entries
+            print("choice cache:   \(cache.file.path) (\(entries.count) entr\(entries.count == 1 ? "y" : "ies"))")
+            for e in entries.sorted(by: { $0.result.measuredAt < $1.result.measuredAt }) {
+                let threads = e.machine.split(separator: ";").first { $0.contains("threads") }.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                print("  \(e.result.measuredAt)  \(threads): \(e.result.library) (\(e.result.figures))")
+            }
+        }
         print("bf16:           \(BF16Support.unavailableReason.map { "unavailable — " + $0 } ?? "available (oneDNN matmul)")")
     }
 }

@@ -3,9 +3,9 @@ import COpenBLAS
 import Foundation
 
 // The fp32 GEMM library behind the linear layers (the step's large products). Which one is
-// fastest can depend on the CPU (BLIS has Zen kernels that Debian's OpenBLAS lacks), so the
-// choice is made at start from the detected class (`Gemm.defaultLibrary`),
-// overridable with the `gemm` config key or `AIM_GEMM`. Attention's small per-head products and
+// fastest depends on the CPU, not only its class (BLIS has Zen kernels that Debian's OpenBLAS
+// lacks; oneDNN led on Zen 4 and not on Zen 5), so a run measures them on its model's shapes
+// (`GemmProbe`, `GemmChoice`); the `gemm` config key or `AIM_GEMM` force one. Attention's small per-head products and
 // the bias sums stay on OpenBLAS: they run one serial call per thread, which OpenMP-threaded
 // libraries would oversubscribe.
 
@@ -31,7 +31,8 @@ public enum Gemm {
     /// machine's noise on AMD (medians 4.48–5.32 s each over three alternating rounds), and on an
     /// Intel Xeon oneDNN was 7 % slower and BLIS level with OpenBLAS (8.17 against 8.25 s); Debian's
     /// BLIS 0.9.0 does not know the AMD family-26 CPU and runs generic kernels there (13.7 s).
-    /// So OpenBLAS everywhere, with one thread pool fewer; `gemm:` switches per run.
+    /// So OpenBLAS, with one thread pool fewer, where nothing is measured (a tool without a model);
+    /// runs measure (`GemmChoice`).
     public static func defaultLibrary(for cls: CPUClass) -> GemmLibrary {
         switch cls {
         case .avx2, .baseline: return .openblas

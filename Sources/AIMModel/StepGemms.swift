@@ -1,0 +1,67 @@
+import AIMTensor
+
+// The matrix products of one training step, by shape: what the step computes, so the bench can
+// time them raw (the roofline) and the trainer can choose the fastest GEMM library for exactly
+// the shapes its model runs (`GemmChoice`).
+
+/// Every GEMM of one training step of `c` (batch 1): what our step computes, so its raw sgemm
+/// time is the step's fp32 roofline. The head (1×768·768×400) is left out (< 1 MFLOP).
+public enum StepGemms {
+    public struct Use: Sendable {
+        public let group: String; public let shape: GemmShape; public let count: Int
+        public init(group: String, shape: GemmShape, count: Int) { self.group = group; self.shape = shape; self.count = count }
+    }
+
+    /// `clips`: clips per forward (the micro-batch); the token rows of every product scale with it.
+    public static func list(_ c: ModelConfig, clips: Int = 1) -> [Use] {
+        let T = c.numFrames, N = c.tokensPerFrame, D = c.width, H = c.heads, dh = D / H, A = c.adapterHidden
+        let M = clips * T * N, L = c.layers
+        let backbone = c.tune == .all
+        let adaptersTunable = c.tune != .head
+        // Backward reaches the blocks when a block or the embedding below them is tunable.
+        let backward = backbone || (adaptersTunable && !c.adapters.isEmpty)
+        let temporal = c.adapters.contains(.temporal)
+        var out: [Use] = []
+        func linear(_ inF: Int, _ outF: Int, uses: Int, tunable: Bool, rows: Int = M, group: String) {
+            let kind = tunable ? "tunable" : "frozen"
+            out.append(Use(group: "\(group): \(kind) forward", shape: GemmShape(transA: false, transB: true, m: rows, n: outF, k: inF), count: uses))
+            if backward {
+                out.append(Use(group: "\(group): \(kind) input gradient", shape: GemmShape(transA: false, transB: false, m: rows, n: inF, k: outF), count: uses))
+            }
+            if backward && tunable {
+                out.append(Use(group: "\(group): weight gradient", shape: GemmShape(transA: true, transB: false, m: outF, n: inF, k: rows), count: uses))
+            }
+        }
+        // Patch embedding (a linear over 16×16×3 patches); its input gradient is never needed.
+        let patches = clips * T * c.patchesPerFrame, pk = 3 * c.patchSize * c.patchSize
+        out.append(Use(group: "patch embedding forward", shape: GemmShape(transA: false, transB: true, m: patches, n: D, k: pk), count: 1))
+        if backbone {
+            out.append(Use(group: "patch embedding weight gradient", shape: GemmShape(transA: true, transB: false, m: D, n: pk, k: patches), count: 1))
+        }
+        let uses = temporal ? 2 : 1     // AIM runs the frozen attention twice: across frames, then within them
+        linear(D, 3 * D, uses: uses * L, tunable: backbone, group: "attn in_proj")
+        linear(D, D, uses: uses * L, tunable: backbone, group: "attn out_proj")
+        linear(D, c.mlpHidden, uses: L, tunable: backbone, group: "mlp c_fc")
+        linear(c.mlpHidden, D, uses: L, tunable: backbone, group: "mlp c_proj")
+        if !c.adapters.isEmpty {
+            linear(D, A, uses: c.adapters.count * L, tunable: adaptersTunable, group: "adapter D_fc1")
+            linear(A, D, uses: c.adapters.count * L, tunable: adaptersTunable, group: "adapter D_fc2")
+        }
+        for (name, S, len) in [("spatial", T, N)] + (temporal ? [("temporal", N, T)] : []) {
+            let p = clips * S * H
+            out.append(Use(group: "\(name) attention Q·Kᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
+            out.append(Use(group: "\(name) attention P·V", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: L))
+            if backward && len > attentionProbabilitiesKeptMaxLength {
+                out.append(Use(group: "\(name) attention Q·Kᵀ again in backward (P recomputed, not kept)",
+                               shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
+            }
+            if backward {
+                out.append(Use(group: "\(name) attention backward dV = Pᵀ·dO, dK = dSᵀ·Q", shape: GemmShape(transA: true, transB: false, m: len, n: dh, k: len, pairs: p), count: 2 * L))
+                out.append(Use(group: "\(name) attention backward dP = dO·Vᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
+                out.append(Use(group: "\(name) attention backward dQ = dS·K", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: L))
+            }
+        }
+        return out
+    }
+}
+

@@ -1,0 +1,168 @@
+import CDNNL
+import COpenBLAS
+import Foundation
+
+// `gemm: auto` picks the fp32 GEMM library by measuring, not by CPU class: a class holds CPUs
+// whose best library differs (on Zen 4 oneDNN ran the step 17 % faster than OpenBLAS; on Zen 5
+// and Intel they were level). The probe times each available library on the linear shapes the
+// configured model runs, alternating, and the choice is cached by everything that decides it.
+
+/// What a probe measured: each library's estimated seconds for one step's linear products.
+public struct GemmProbeResult: Codable, Equatable, Sendable {
+    public var library: String
+    public var secondsPerStep: [String: Double]
+    public var rounds: Int
+    public var probeSeconds: Double
+    public var measuredAt: String
+
+    public init(library: String, secondsPerStep: [String: Double], rounds: Int, probeSeconds: Double, measuredAt: String) {
+        self.library = library; self.secondsPerStep = secondsPerStep; self.rounds = rounds
+        self.probeSeconds = probeSeconds; self.measuredAt = measuredAt
+    }
+
+    public var chosen: GemmLibrary { GemmLibrary(rawValue: library) ?? .openblas }
+
+    /// "openblas 0.412 s, onednn 0.371 s, blis 0.398 s" in the order of `GemmLibrary.allCases`.
+    public var figures: String {
+        GemmLibrary.allCases.compactMap { lib in secondsPerStep[lib.rawValue].map { "\(lib.rawValue) \(String(format: "%.3f", $0)) s" } }
+            .joined(separator: ", ")
+    }
+}
+
+public enum GemmProbe {
+    /// Estimated seconds per step of `uses` (shape, calls per step) under each available library.
+    /// A screen on the largest shape first drops libraries more than 30 % slower than the best
+    /// there (BLIS without kernels for the CPU runs 5x slower and would cost most of the budget);
+    /// then each round times every distinct shape once per remaining library, alternating the
+    /// order; rounds stop at `budget` seconds (after at least two). The first round meets each
+    /// shape cold (oneDNN compiles a kernel per new shape), so a library's estimate is the fastest
+    /// of its later rounds (interference from other processes only ever adds time).
+    public static func measure(_ uses: [(shape: GemmShape, count: Int)], libraries: [GemmLibrary]? = nil,
+                               rounds maxRounds: Int = 3, budget: Double = 1.5) -> GemmProbeResult {
+        let started = Date()
+        var counts: [GemmShape: Int] = [:]
+        for u in uses where u.shape.pairs == 1 && u.count > 0 { counts[u.shape, default: 0] += u.count }
+        let shapes = counts.keys.sorted { $0.flop > $1.flop }
+        var active = (libraries ?? GemmLibrary.allCases).filter(Gemm.isAvailable)
+        let previous = Gemm.library
+        defer { try? Gemm.select(previous) }
+        guard let largest = shapes.first, active.count > 1 else {
+            let only = active.first ?? previous
+            return GemmProbeResult(library: only.rawValue, secondsPerStep: [:], rounds: 0, probeSeconds: 0,
+                                   measuredAt: ISO8601DateFormatter().string(from: Date()))
+        }
+        let aMax = shapes.map { $0.m * $0.k }.max()!, bMax = shapes.map { $0.k * $0.n }.max()!, cMax = shapes.map { $0.m * $0.n }.max()!
+        let a = Tensor([aMax]), b = Tensor([bMax]), c = Tensor([cMax])
+        var g = RandomGenerator(keys: 0x4745_4D4D)
+        for t in [a, b] { for i in 0..<t.count { t[i] = Float(g.normal()) } }
+        func call(_ lib: GemmLibrary, _ s: GemmShape) {
+            Gemm.sgemm(lib, transA: s.transA, transB: s.transB, M: s.m, N: s.n, K: s.k, A: a.data, lda: s.transA ? s.m : s.k,
+                       B: b.data, ldb: s.transB ? s.k : s.n, beta: 0, C: c.data, ldc: s.n)
+        }
+        func timed(_ lib: GemmLibrary, _ s: GemmShape) -> Double {
+            try? Gemm.select(lib)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            call(lib, s)
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        }
+        // Warm-up (each library's threads, packing buffers, first-touch pages), then the screen.
+        for lib in active { _ = timed(lib, largest) }
+        var screen: [GemmLibrary: Double] = [:]
+        for lib in active + active.reversed() { screen[lib] = min(screen[lib] ?? .infinity, timed(lib, largest)) }
+        var perRound: [GemmLibrary: [Double]] = [:]
+        if let best = screen.values.min() {
+            for lib in active where screen[lib]! > 1.3 * best {
+                // Dropped at the screen: its estimate scales the largest shape's ratio to the step.
+                perRound[lib] = [screen[lib]! / best]
+            }
+            active = active.filter { screen[$0]! <= 1.3 * best }
+        }
+        let dropped = Set(perRound.keys)
+        var round = 0
+        while round < max(2, maxRounds) && (round < 2 || Date().timeIntervalSince(started) < budget) {
+            var total: [GemmLibrary: Double] = [:]
+            for (i, s) in shapes.enumerated() {
+                // Rotate who goes first, so no library always meets cold caches.
+                let order = active.indices.map { active[($0 + i + round) % active.count] }
+                for lib in order { total[lib, default: 0] += timed(lib, s) * Double(counts[s]!) }
+            }
+            for (lib, t) in total { perRound[lib, default: []].append(t) }
+            round += 1
+        }
+        var estimate: [String: Double] = [:]
+        for (lib, ts) in perRound where !dropped.contains(lib) {
+            let warm = ts.count > 1 ? Array(ts.dropFirst()) : ts
+            estimate[lib.rawValue] = warm.min()!
+        }
+        // Screened-out libraries: the best estimate times their ratio on the largest shape.
+        if let best = estimate.values.min() {
+            for lib in dropped { estimate[lib.rawValue] = best * perRound[lib]![0] }
+        }
+        let chosen = active.min { estimate[$0.rawValue]! < estimate[$1.rawValue]! } ?? previous
+        return GemmProbeResult(library: chosen.rawValue, secondsPerStep: estimate, rounds: round,
+                               probeSeconds: Date().timeIntervalSince(started), measuredAt: ISO8601DateFormatter().string(from: Date()))
+    }
+
+    /// Everything a choice depends on besides the shapes: the CPU, the features in use, the thread
+    /// count and the libraries' builds. A change of any of them measures again.
+    public static func machineKey(threads: Int) -> String {
+        var parts = [CPUReport.modelName, "family \(CPUReport.cpuinfoField("cpu family") ?? "?") model \(CPUReport.cpuinfoField("model") ?? "?")",
+                     "features \(CPUFeatures.current)", "threads \(threads)",
+                     "openblas \(openblas_get_config().map { String(cString: $0) } ?? "?") core \(OpenBLASInfo.coreName)"]
+        if let v = dnnl_version()?.pointee { parts.append("onednn \(v.major).\(v.minor).\(v.patch) isa \(OneDNNInfo.isa)") }
+        if Gemm.isAvailable(.blis) { parts.append(Gemm.describe(.blis)) }
+        return parts.joined(separator: "; ")
+    }
+}
+
+/// Probe results kept between runs, in one JSON file keyed by machine key + shapes.
+public struct GemmChoiceCache {
+    public let file: URL
+
+    public init(file: URL) { self.file = file }
+
+    /// `$XDG_CACHE_HOME/aim-swift` or `~/.cache/aim-swift`, else `fallback` (e.g. the work dir)
+    /// when the home cannot be written.
+    public static func location(fallback: URL?) -> URL? {
+        let env = ProcessInfo.processInfo.environment
+        var candidates: [URL] = []
+        if let x = env["XDG_CACHE_HOME"], !x.isEmpty { candidates.append(URL(fileURLWithPath: x).appendingPathComponent("aim-swift")) }
+        if let h = env["HOME"], !h.isEmpty { candidates.append(URL(fileURLWithPath: h).appendingPathComponent(".cache/aim-swift")) }
+        if let fallback { candidates.append(fallback) }
+        for dir in candidates {
+            if (try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)) != nil,
+               access(dir.path, W_OK) == 0 {
+                return dir.appendingPathComponent("gemm-choice.json")
+            }
+        }
+        return nil
+    }
+
+    public static func key(machine: String, shapes: [(shape: GemmShape, count: Int)]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        let text = machine + "|" + shapes.map { "\($0.shape.text) x\($0.count)" }.joined(separator: ";")
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(h, radix: 16)
+    }
+
+    struct Entry: Codable { var machine: String; var result: GemmProbeResult }
+
+    private func load() -> [String: Entry] {
+        guard let data = FileManager.default.contents(atPath: file.path),
+              let entries = try? JSONDecoder().decode([String: Entry].self, from: data) else { return [:] }
+        return entries
+    }
+
+    public func lookup(_ key: String) -> GemmProbeResult? { load()[key]?.result }
+
+    /// Every cached choice: (machine description, result).
+    public var entries: [(machine: String, result: GemmProbeResult)] { load().values.map { ($0.machine, $0.result) } }
+
+    public func store(_ result: GemmProbeResult, key: String, machine: String) throws {
+        var all = load()
+        all[key] = Entry(machine: machine, result: result)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try FileOutput.write(try enc.encode(all), to: file.path)
+    }
+}

@@ -1,0 +1,71 @@
+import AIMConfig
+import AIMModel
+import AIMTensor
+import Foundation
+import XCTest
+
+/// `gemm: auto` measures: the probe times every available library on the model's linear shapes,
+/// picks the fastest, and the choice is cached under a key of everything that decides it.
+final class GemmChoiceTests: XCTestCase {
+    func testProbeTimesEveryLibraryAndPicksTheFastest() {
+        var c = ModelConfig()
+        c.inputResolution = 32; c.patchSize = 8; c.width = 64; c.layers = 2; c.heads = 4; c.numFrames = 4
+        let uses = StepGemms.list(c, clips: 2).map { (shape: $0.shape, count: $0.count) }
+        XCTAssertTrue(uses.contains { $0.shape.pairs == 1 && $0.shape.m == 2 * 4 * 17 }, "rows scale with the clips per forward")
+        let before = Gemm.library
+        let r = GemmProbe.measure(uses, budget: 0.5)
+        XCTAssertEqual(Gemm.library, before, "the probe leaves the selected library as it found it")
+        let available = GemmLibrary.allCases.filter(Gemm.isAvailable)
+        XCTAssertEqual(Set(r.secondsPerStep.keys), Set(available.map(\.rawValue)))
+        XCTAssertTrue(r.secondsPerStep.values.allSatisfy { $0 > 0 && $0.isFinite }, "\(r.secondsPerStep)")
+        XCTAssertEqual(r.secondsPerStep[r.library], r.secondsPerStep.values.min(), "the chosen library is the fastest: \(r.figures)")
+        XCTAssertGreaterThanOrEqual(r.rounds, 1)
+        print("gemm probe (tiny model): \(r.figures) → \(r.library) in \(String(format: "%.3f", r.probeSeconds)) s")
+    }
+
+    func testCacheKeysOnTheMachineThreadsAndShapes() throws {
+        let s1 = [(shape: GemmShape(transA: false, transB: true, m: 64, n: 32, k: 16), count: 3)]
+        let s2 = [(shape: GemmShape(transA: false, transB: true, m: 128, n: 32, k: 16), count: 3)]
+        let m1 = GemmProbe.machineKey(threads: 1), m2 = GemmProbe.machineKey(threads: 2)
+        XCTAssertNotEqual(m1, m2)
+        XCTAssertTrue(m1.contains(CPUReport.modelName) && m1.contains("openblas"), m1)
+        XCTAssertNotEqual(GemmChoiceCache.key(machine: m1, shapes: s1), GemmChoiceCache.key(machine: m2, shapes: s1))
+        XCTAssertNotEqual(GemmChoiceCache.key(machine: m1, shapes: s1), GemmChoiceCache.key(machine: m1, shapes: s2))
+        XCTAssertEqual(GemmChoiceCache.key(machine: m1, shapes: s1), GemmChoiceCache.key(machine: m1, shapes: s1))
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gemm-cache-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = GemmChoiceCache(file: dir.appendingPathComponent("gemm-choice.json"))
+        XCTAssertNil(cache.lookup("k1"))
+        let r = GemmProbeResult(library: "onednn", secondsPerStep: ["openblas": 2, "onednn": 1.5], rounds: 3, probeSeconds: 0.9, measuredAt: "t")
+        try cache.store(r, key: "k1", machine: m1)
+        try cache.store(GemmProbeResult(library: "openblas", secondsPerStep: ["openblas": 1], rounds: 1, probeSeconds: 0.1, measuredAt: "u"),
+                        key: "k2", machine: m2)
+        XCTAssertEqual(cache.lookup("k1"), r)
+        XCTAssertEqual(cache.lookup("k2")?.chosen, .openblas)
+        XCTAssertEqual(cache.entries.count, 2)
+        // A damaged cache is measured again, never an error.
+        try Data("{not json".utf8).write(to: cache.file)
+        XCTAssertNil(cache.lookup("k1"))
+    }
+
+    func testForcedLibraryIsNotMeasured() throws {
+        var cfg = Config()
+        try cfg.set("gemm", .string("openblas"))
+        let choice = try GemmChoice.apply(config: cfg, clips: 1)
+        XCTAssertEqual(choice.library, .openblas)
+        XCTAssertEqual(choice.reason, "set by gemm: openblas")
+        XCTAssertEqual(Gemm.library, .openblas)
+    }
+
+    /// Every process takes the deciding one's answer (a broadcast in a real run).
+    func testNonDecidingProcessTakesTheSharedChoice() throws {
+        if let forced = ProcessInfo.processInfo.environment["AIM_GEMM"], !forced.isEmpty, forced != "auto" {
+            throw XCTSkip("AIM_GEMM=\(forced) forces the library in this environment")
+        }
+        let choice = try GemmChoice.apply(config: Config(), clips: 1, decides: false, share: { _ in "openblas\nrank 0 measured it" })
+        XCTAssertEqual(choice.library, .openblas)
+        XCTAssertEqual(choice.reason, "rank 0 measured it")
+    }
+}
