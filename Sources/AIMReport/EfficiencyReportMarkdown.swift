@@ -58,6 +58,10 @@ extension EfficiencyReport {
             s += "| \(R.secs(m.median(\.allreducePass))) (\(R.secs(m.median(\.allreduceOverlap)))) | \(R.secs(m.median(\.optimizer))) | \(R.secs(m.median(\.other))) "
             s += "| \(R.opt(PaperFigures.figure(p, \.timeHours)?.0, "%.0f h (30 epochs, 8 GPUs)")) |\n"
         }
+        for m in ms where !m.gemmLibrary.isEmpty {
+            s += "\n- \(m.label): fp32 GEMM library **\(m.gemmLibrary)** — \(m.gemmReason)"
+        }
+        s += "\n\nThe step times are what a user's run gets: each config ran with the default `gemm: auto`, which measures the libraries on its model's shapes (or the `gemm` its config sets).\n"
         s += "\nThe allreduce of each gradient bucket starts while backward still runs (DDP-style overlap): *allreduce in flight* is the time from the first bucket's launch to the last one's completion, "
         s += "*wait* the part the step spent blocked after backward; the difference was hidden behind backward. In a single process the allreduce is a no-op (bytes are still counted).\n\n"
 

@@ -72,6 +72,7 @@ public enum EfficiencyRunner {
         var m = EfficiencyMeasurement(label: request.label, configPath: request.configPath, overrides: request.overrides)
         m.sweepKey = request.sweepKey; m.sweepValue = request.sweepValue
         m.ranks = comm.size; m.threads = Threads.count
+        m.gemmLibrary = Gemm.library.rawValue; m.gemmReason = trainer.gemmChoice.reason
         m.batchPerRank = localBatch; m.microBatch = min(config.int("train.micro_batch"), localBatch)
         m.architecture = "\(mc.architecture)"; m.tune = mc.tune.rawValue
         m.adapters = mc.adapters.sorted().map(\.rawValue)

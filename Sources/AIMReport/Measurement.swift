@@ -40,6 +40,8 @@ public struct EfficiencyMeasurement: Codable, Sendable {
     /// The swept variable and its value for this row ("" when not sweeping).
     public var sweepKey = "", sweepValue = ""
     public var ranks = 1, threads = 1
+    /// The fp32 GEMM library the run used and why (the `gemm: auto` probe, as a user's run).
+    public var gemmLibrary = "", gemmReason = ""
     public var batchPerRank = 1, microBatch = 1
     public var architecture = "", tune = "", adapters: [String] = []
     public var numFrames = 0, inputResolution = 0, width = 0, layers = 0, patchSize = 0, numClasses = 0

@@ -65,6 +65,8 @@ public final class Trainer {
     let labelSmoothing: Float
     let seed: UInt64
     let frameFloats: Int
+    /// The fp32 GEMM library of this run and why (measured, cached or forced).
+    public let gemmChoice: GemmChoice
     /// Rank 0's hold on the work dir for the run's life (one run per work dir).
     let workDirLock: WorkDirLock?
     /// Checkpoints that failed in a row; `checkpoint.max_failures` of them stop the run.
@@ -83,7 +85,7 @@ public final class Trainer {
         // Before any data is opened: a bf16 run on a CPU without bf16 stops here, in one line.
         if mc.precision == .bf16 { try BF16Support.check() }
         let clipsPerForward = min(config.int("train.micro_batch"), max(1, config.int("train.batch_size") / comm.size))
-        try Launch.configureCompute(config: config, threads: options.threads, log: comm.rank == 0, clips: clipsPerForward, communicator: comm,
+        gemmChoice = try Launch.configureCompute(config: config, threads: options.threads, log: comm.rank == 0, clips: clipsPerForward, communicator: comm,
                                     workDir: options.workDir ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(config.name))
         globalBatch = config.int("train.batch_size"); microBatch = config.int("train.micro_batch")
         guard globalBatch % comm.size == 0 else {
