@@ -65,7 +65,14 @@ final class AIMBlock: TransformerBlock {
             + [tAdapterIn, tAdapter, sAdapter, mlpAdapter].compactMap { $0 }.flatMap(\.parameters)
     }
     var keptBytes: Int { activations.bytes }
+    /// A tunable bf16 linear's input, kept as the bf16 operand its weight gradient reads (nil otherwise).
+    private func keptBF16(_ layer: LinearLayer, _ key: String, _ count: Int) -> UnsafeMutablePointer<UInt16>? {
+        layer.keepsInputInBF16 ? kept.bf16Buffer(key, count) : nil
+    }
+    /// Whether a linear's input is kept in fp32 for its weight gradient (a tunable fp32 linear).
+    private func keepsFP32Input(_ layer: LinearLayer) -> Bool { layer.needsInput && !layer.keepsInputInBF16 }
     func keepActivations(_ keep: Bool, shared: Arena) { activations.select(keep: keep, shared: shared) }
+    func releaseKept() { activations.releaseAfterBackward() }
 
     private func rowScales(_ dims: Dims, _ context: PassContext, site: UInt64) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }
@@ -91,17 +98,18 @@ final class AIMBlock: TransformerBlock {
             let u0 = scratch.buffer("t.u0", R * D)
             ln1.forward(u0, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
             // Kept only when backward reads it (T_Adapter_in's input, or a tunable qkv's input).
-            let xt = tAdapterIn != nil || attn.qkv.needsInput ? kept.buffer("t.xt", R * D) : scratch.buffer("t.xt", R * D)
+            let xt = tAdapterIn != nil || keepsFP32Input(attn.qkv) ? kept.buffer("t.xt", R * D) : scratch.buffer("t.xt", R * D)
             swapMiddleAxes(out: xt, input: u0, outer: B, p: T, q: N, rowLength: D)
             var attnIn: UnsafePointer<Float> = UnsafePointer(xt)
             if let tAdapterIn {
-                let tin = attn.qkv.needsInput ? kept.buffer("t.in", R * D) : scratch.buffer("t.in", R * D)
+                let tin = keepsFP32Input(attn.qkv) ? kept.buffer("t.in", R * D) : scratch.buffer("t.in", R * D)
                 tAdapterIn.forward(tin, xt, h: kept.buffer("t.in.h", R * tAdapterIn.hidden), scratch: scratch, rows: R)
                 attnIn = UnsafePointer(tin)
             }
             let o = kept.buffer("t.o", R * D)
             attn.forward(o, attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D), probs: AttentionLayer.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
-                         attnOut: attn.proj.needsInput ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T)
+                         attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T,
+                         xKeep: keptBF16(attn.qkv, "t.ain16", R * D), attnOutKeep: keptBF16(attn.proj, "t.a16", R * D))
             let tOut = scratch.buffer("t.out", R * D)
             tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
             let tBack = scratch.buffer("t.back", R * D)
@@ -117,11 +125,14 @@ final class AIMBlock: TransformerBlock {
         // joint branch adds to it.
         var section = scratch.mark()
         let x2 = out
-        let h1 = attn.qkv.needsInput ? kept.buffer("s.h", R * D) : scratch.buffer("s.h", R * D)
+        // ln_1's output (q|k|v's input) is rebuilt from x1 in backward when a tunable in_proj needs it
+        // (same bits; why: keeping it cost 4 bytes a value in fp32, 2 in bf16, for one LayerNorm pass).
+        let h1 = scratch.buffer("s.h", R * D)
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
         let o = sAdapter != nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
         attn.forward(o, h1, qkvBuf: kept.buffer("s.qkv", R * 3 * D), probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
-                     attnOut: attn.proj.needsInput ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N)
+                     attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N,
+                     attnOutKeep: keptBF16(attn.proj, "s.a16", R * D))
         if let sAdapter {
             sAdapter.forward(x2, o, h: kept.buffer("s.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
             addInPlace(x2, x1, count: R * D)
@@ -134,13 +145,12 @@ final class AIMBlock: TransformerBlock {
         // (c) joint: the MLP and, beside it, the scaled MLP adapter.
         section = scratch.mark()
         defer { scratch.rewind(to: section) }
-        // ln_2's backward reads x̂ (kept) instead of x2; the MLP adapter's weight gradient reads
-        // ln_2's output, rebuilt from x̂ in backward unless a tunable c_fc keeps it anyway.
-        let h2 = mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : scratch.buffer("j.h", R * D)
+        // ln_2's backward reads x̂ (kept) instead of x2; the weight gradients of c_fc and of the MLP
+        // adapter read ln_2's output, rebuilt from x̂ in backward (same bits; why: not kept twice).
+        let h2 = scratch.buffer("j.h", R * D)
         ln2.forward(h2, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
         mlp.forward(out, h2, pre: kept.buffer("j.pre", R * mlp.hidden),
-                    act: mlp.fc2.needsInput ? kept.buffer("j.act", R * mlp.hidden) : scratch.buffer("j.act", R * mlp.hidden),
-                    rows: R, accumulate: true)
+                    act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: true)
         if let mlpAdapter {
             let m = scratch.buffer("j.ad.out", R * D)
             mlpAdapter.forward(m, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R)
@@ -160,13 +170,12 @@ final class AIMBlock: TransformerBlock {
         var section = scratch.mark()
         let dh2 = scratch.buffer("j.dh", R * D)
         let xhat2 = kept.buffer("j.xhat", R * D)
-        var h2: UnsafeMutablePointer<Float>? = mlp.fc1.needsInput ? kept.buffer("j.h", R * D) : nil
-        if h2 == nil, mlpAdapter != nil {
+        var h2: UnsafeMutablePointer<Float>?
+        if mlp.fc1.needsInput || mlpAdapter != nil {
             h2 = scratch.buffer("j.h", R * D)
             ln2.output(h2!, normalized: xhat2, rows: R)
         }
         mlp.backward(dInput: dh2, dOut: dOut, x: h2, pre: kept.buffer("j.pre", R * mlp.hidden),
-                     act: mlp.fc2.needsInput ? kept.buffer("j.act", R * mlp.hidden) : nil,
                      scratch: scratch, rows: R, accumulateInput: false)
         if let mlpAdapter {
             let dm = scratch.buffer("j.ad.dout", R * D)
@@ -187,9 +196,15 @@ final class AIMBlock: TransformerBlock {
             dO = UnsafePointer(dOm)
         }
         let dh1 = scratch.buffer("s.dh", R * D)
-        attn.backward(dInput: dh1, dOut: dO, x: attn.qkv.needsInput ? kept.buffer("s.h", R * D) : nil, qkvBuf: kept.buffer("s.qkv", R * 3 * D),
-                      probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * attn.heads * N * N, length: N), attnOut: attn.proj.needsInput ? kept.buffer("s.a", R * D) : nil,
-                      sequences: dims.frames, length: N, scratch: scratch)
+        var h1: UnsafeMutablePointer<Float>?
+        if attn.qkv.needsInput {
+            h1 = scratch.buffer("s.h", R * D)
+            ln1.forward(h1!, x1, mean: nil, rstd: nil, rows: R)
+        }
+        attn.backward(dInput: dh1, dOut: dO, x: h1.map { UnsafePointer($0) }, qkvBuf: kept.buffer("s.qkv", R * 3 * D),
+                      probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * attn.heads * N * N, length: N), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : nil,
+                      sequences: dims.frames, length: N, scratch: scratch,
+                      attnOutBF16: keptBF16(attn.proj, "s.a16", R * D))
         ln1.backward(dInput: dx, dOut: dh1, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R),
                      rows: R, accumulateInput: true)
         scratch.rewind(to: section)
@@ -204,11 +219,12 @@ final class AIMBlock: TransformerBlock {
         tAdapter.backward(dInput: dOt, dOut: dTOut, x: kept.buffer("t.o", R * D), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
                           scratch: scratch, rows: R, accumulateInput: false)
         let dAttnIn = scratch.buffer("t.dain", R * D)
-        let attnIn: UnsafePointer<Float>? = !attn.qkv.needsInput ? nil
+        let attnIn: UnsafePointer<Float>? = !keepsFP32Input(attn.qkv) ? nil
             : UnsafePointer(tAdapterIn != nil ? kept.buffer("t.in", R * D) : kept.buffer("t.xt", R * D))
         attn.backward(dInput: dAttnIn, dOut: dOt, x: attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D),
-                      probs: AttentionLayer.probabilities(kept, "t.probs", B * N * attn.heads * T * T, length: T), attnOut: attn.proj.needsInput ? kept.buffer("t.a", R * D) : nil,
-                      sequences: B * N, length: T, scratch: scratch)
+                      probs: AttentionLayer.probabilities(kept, "t.probs", B * N * attn.heads * T * T, length: T), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : nil,
+                      sequences: B * N, length: T, scratch: scratch,
+                      xBF16: keptBF16(attn.qkv, "t.ain16", R * D), attnOutBF16: keptBF16(attn.proj, "t.a16", R * D))
         var dXt: UnsafePointer<Float> = UnsafePointer(dAttnIn)
         if let tAdapterIn {
             let dxt = scratch.buffer("t.dxt", R * D)

@@ -28,6 +28,12 @@ public final class Arena {
         return t.data
     }
 
+    /// A buffer of at least `count` bf16 values under `key` (half as many floats' bytes): kept
+    /// bf16 operands take 2 bytes a value instead of 4 (why: autocast keeps these inputs in bf16 too).
+    public func bf16Buffer(_ key: String, _ count: Int) -> UnsafeMutablePointer<UInt16> {
+        UnsafeMutableRawPointer(buffer(key, (count + 1) / 2)).bindMemory(to: UInt16.self, capacity: count)
+    }
+
     private func transientBuffer(_ key: String, _ count: Int) -> UnsafeMutablePointer<Float> {
         if let b = cycle[key], b.count >= count { return b.pointer }
         let n = (max(count, 1) + 15) & ~15   // 64-byte steps keep every buffer vector-aligned
@@ -66,6 +72,12 @@ public final class Arena {
     public var bytes: Int {
         transient ? region.bytes + overflow.reduce(0) { $0 + $1.bytes } : slots.values.reduce(0) { $0 + $1.bytes }
     }
+    /// Drops one buffer (its pages go back to the system); asking for `key` again allocates anew.
+    public func release(_ key: String) {
+        precondition(!transient, "release(key) on a transient arena")
+        slots[key] = nil
+    }
+
     public func release() {
         slots.removeAll(); cycle.removeAll(); order.removeAll(); overflow.removeAll(); region = Tensor([1]); top = 0; highWater = 0
     }
@@ -77,12 +89,24 @@ final class KeptActivations {
     private let own = Arena()
     private(set) var arena: Arena
 
+    /// What the own arena held when `releaseAfterBackward` emptied it (still this pass's kept bytes).
+    private var releasedBytes = 0
+
     init() { arena = own }
 
     /// Chooses where the next forward keeps what backward reads.
     func select(keep: Bool, shared: Arena) {
+        releasedBytes = 0
         if keep { arena = own } else { own.release(); arena = shared }
     }
 
-    var bytes: Int { arena === own ? own.bytes : 0 }
+    /// After this block's backward: its kept buffers are dead until the next forward, so their pages
+    /// go back to the system (why: the gradients written during the rest of backward take their place).
+    func releaseAfterBackward() {
+        guard arena === own else { return }
+        releasedBytes = max(releasedBytes, own.bytes)
+        own.release()
+    }
+
+    var bytes: Int { arena === own ? max(own.bytes, releasedBytes) : 0 }
 }

@@ -37,6 +37,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
     }
     var keptBytes: Int { activations.bytes }
     func keepActivations(_ keep: Bool, shared: Arena) { activations.select(keep: keep, shared: shared) }
+    func releaseKept() { activations.releaseAfterBackward() }
 
     /// Decisions per frame index or per token index are shared by the batch, so keyed by the step.
     private func scales(_ dims: Dims, _ context: PassContext, site: UInt64, groups: Int, _ groupOf: (Int) -> Int) -> [Float] {
@@ -80,7 +81,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         let h2 = kept.buffer("j.h", R * D)
         ln2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
         let m = scratch.buffer("j.out", R * D)
-        mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), act: kept.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)
+        mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)   // recomputed in backward
         scalesM = scales(dims, context, site: 3, groups: N) { $0 % N }
         out.update(from: x2, count: R * D)
         applyRowScales(scalesM, out: out, m, rows: R, cols: D, accumulate: true)
@@ -94,7 +95,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         applyRowScales(scalesM, out: dm, dOut, rows: R, cols: D, accumulate: false)
         let dh2 = scratch.buffer("j.dh", R * D)
         mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), pre: kept.buffer("j.pre", R * mlp.hidden),
-                     act: kept.buffer("j.act", R * mlp.hidden), scratch: scratch, rows: R, accumulateInput: false)
+                     scratch: scratch, rows: R, accumulateInput: false)
         ln2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
                      rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
         // Spatial.

@@ -48,6 +48,8 @@ protocol TransformerBlock: AnyObject {
     /// Whether the next forward keeps what backward reads (own arena) or writes it into `shared`,
     /// an arena reused by every block that will not run backward.
     func keepActivations(_ keep: Bool, shared: Arena)
+    /// Returns the kept buffers' pages to the system once backward has read them (`Recognizer.releasesStepMemory`).
+    func releaseKept()
     func forward(out: FloatPtr, input: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena)
     /// `dInput` receives the gradient of the block input (overwritten).
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dims: Dims, scratch: Arena)

@@ -28,6 +28,9 @@ struct LinearLayer {
     var outFeatures: Int { weight.shape[0] }
     /// The backward needs the layer input only to form the weight gradient.
     var needsInput: Bool { weight.tunable }
+    /// bf16: the weight gradient reads only bf16(input), so that is what is kept (2 bytes a value,
+    /// not 4, as autocast saves the cast input); pass `keepInput` / `inputBF16`, not the fp32 input.
+    var keepsInputInBF16: Bool { needsInput && weight.reducedPrecision }
 
     init(_ store: ParameterStore, _ name: String, in inF: Int, out outF: Int, bias hasBias: Bool = true,
          weightInit: Initialization = .truncatedNormal(std: 0.02), biasInit: Initialization = .zeros) {
@@ -37,11 +40,15 @@ struct LinearLayer {
 
     init(weight: Parameter, bias: Parameter?) { self.weight = weight; self.bias = bias }
 
-    func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, rows: Int, accumulate: Bool = false) {
+    /// `keepInput` (bf16 only): receives bf16(input) [rows, in] for the weight gradient.
+    func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, rows: Int, accumulate: Bool = false,
+                 keepInput: UnsafeMutablePointer<UInt16>? = nil) {
+        precondition(keepInput == nil || weight.reducedPrecision, "a bf16 input is kept only by a bf16 linear")
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
                 do {
-                    try linearForwardBF16(out: out, input: input, weight: weight.bf16(), bias: bias?.data, rows: rows, accumulate: accumulate)
+                    try linearForwardBF16(out: out, input: input, weight: weight.bf16(), bias: bias?.data, rows: rows, accumulate: accumulate,
+                                          keepInput: keepInput)
                 } catch { PassFailure.record(error, output: out, count: rows * outFeatures) }
             } else {
                 linearForward(out: out, input: input, weight: weight.data, bias: bias?.data,
@@ -50,16 +57,20 @@ struct LinearLayer {
         }
     }
 
-    func backward(dInput: FloatPtr?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, rows: Int, accumulateInput: Bool = false) {
+    /// `inputBF16` (bf16 only): the forward's `keepInput`, read instead of `input`.
+    /// `weightGradient: false` computes the input gradient only (the weight and bias gradients were formed by an earlier call).
+    func backward(dInput: FloatPtr?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, inputBF16: UnsafePointer<UInt16>? = nil,
+                  rows: Int, accumulateInput: Bool = false, weightGradient: Bool = true) {
+        let dWeight = weightGradient ? weight.gradData : nil, dBias = weightGradient ? bias?.gradData : nil
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
                 do {
-                    try linearBackwardBF16(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut, input: input,
-                                           weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput)
+                    try linearBackwardBF16(dInput: dInput, dWeight: dWeight, dBias: dBias, dOut: dOut, input: input,
+                                           inputBF16: inputBF16, weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput)
                 } catch { PassFailure.record(error, output: dInput, count: rows * inFeatures) }
                 return
             }
-            linearBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias?.gradData, dOut: dOut,
+            linearBackward(dInput: dInput, dWeight: dWeight, dBias: dBias, dOut: dOut,
                            input: input, weight: weight.data, rows: rows, inFeatures: inFeatures,
                            outFeatures: outFeatures, accumulateInput: accumulateInput)
         }
@@ -201,27 +212,30 @@ struct AttentionLayer {
     /// out = proj(attention(qkv(x))) over `sequences` of `length` rows each.
     /// `qkvBuf` [rows, 3D], `probs` [S, H, L, L] (nil: recomputed in backward) and `attnOut` [rows, D]
     /// are the saved activations.
+    /// `xKeep` / `attnOutKeep` (bf16 tunable projections): the bf16 inputs kept for the weight gradients.
     func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, qkvBuf: FloatPtr, probs: FloatPtr?, attnOut: FloatPtr,
-                 sequences S: Int, length L: Int) {
+                 sequences S: Int, length L: Int, xKeep: UnsafeMutablePointer<UInt16>? = nil,
+                 attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
         let rows = S * L
-        qkv.forward(qkvBuf, x, rows: rows)
+        qkv.forward(qkvBuf, x, rows: rows, keepInput: xKeep)
         StepProfile.measure(.attention) {
             attentionForward(out: attnOut, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
         }
-        proj.forward(out, attnOut, rows: rows)
+        proj.forward(out, attnOut, rows: rows, keepInput: attnOutKeep)
     }
 
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, qkvBuf: UnsafePointer<Float>,
                   probs: UnsafePointer<Float>?, attnOut: UnsafePointer<Float>?, sequences S: Int, length L: Int,
-                  scratch: Arena, accumulateInput: Bool = false) {
+                  scratch: Arena, accumulateInput: Bool = false, xBF16: UnsafePointer<UInt16>? = nil,
+                  attnOutBF16: UnsafePointer<UInt16>? = nil) {
         let rows = S * L
         let dA = scratch.buffer("attn.dA", rows * width)
         let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
-        proj.backward(dInput: dA, dOut: dOut, input: attnOut, rows: rows)
+        proj.backward(dInput: dA, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: rows)
         StepProfile.measure(.attention) {
             attentionBackward(dQKV: dQKV, dOut: dA, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
         }
-        qkv.backward(dInput: dInput, dOut: dQKV, input: x, rows: rows, accumulateInput: accumulateInput)
+        qkv.backward(dInput: dInput, dOut: dQKV, input: x, inputBF16: xBF16, rows: rows, accumulateInput: accumulateInput)
     }
 
     var parameters: [Parameter] { qkv.parameters + proj.parameters }
@@ -245,7 +259,7 @@ struct MLPLayer {
     }
 
     /// out (+)= fc2(act(fc1(x))); `pre` [rows, hidden] keeps fc1's output for backward,
-    /// `act` [rows, hidden] receives the activation (kept only when fc2 is tunable).
+    /// `act` [rows, hidden] receives the activation (a temporary: backward recomputes it from `pre`).
     func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, pre: FloatPtr, act: FloatPtr, rows: Int, accumulate: Bool) {
         fc1.forward(pre, x, rows: rows)
         StepProfile.measure(.activation) {
@@ -255,12 +269,22 @@ struct MLPLayer {
         fc2.forward(out, act, rows: rows, accumulate: accumulate)
     }
 
+    /// A tunable fc2's weight gradient reads the activation, recomputed here from `pre` (same bits as
+    /// the forward's; why: keeping it held one more [rows, hidden] tensor per block, for one activation pass).
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>?, pre: UnsafePointer<Float>,
-                  act: UnsafePointer<Float>?, scratch: Arena, rows: Int, accumulateInput: Bool) {
-        // The activation's backward runs in place (dPre overwrites dAct): one [rows, hidden] buffer.
+                  scratch: Arena, rows: Int, accumulateInput: Bool) {
+        // The activation's backward runs in place (dPre overwrites dAct): one [rows, hidden] buffer,
+        // which first holds the recomputed activation for fc2's weight gradient.
         let dAct = scratch.buffer("mlp.dAct", rows * hidden)
         let dPre = dAct
-        fc2.backward(dInput: dAct, dOut: dOut, input: act, rows: rows)
+        if fc2.needsInput {
+            StepProfile.measure(.activation) {
+                if quickGELU { quickGeluForward(out: dAct, input: pre, count: rows * hidden) }
+                else { geluForward(out: dAct, input: pre, count: rows * hidden) }
+            }
+            fc2.backward(dInput: nil, dOut: dOut, input: dAct, rows: rows)
+        }
+        fc2.backward(dInput: dAct, dOut: dOut, input: nil, rows: rows, weightGradient: false)
         StepProfile.measure(.activation) {
             if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
             else { geluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }

@@ -1,4 +1,5 @@
 import AIMTensor
+import Foundation
 
 /// How a parameter is initialised when no pretrained weight overwrites it (official init_weights).
 public enum Initialization: Sendable, Equatable {
@@ -28,15 +29,17 @@ public final class Parameter {
     public var data: UnsafeMutablePointer<Float> { value.data }
     public var gradData: UnsafeMutablePointer<Float>? { grad?.data }
 
-    /// model.precision bf16: a linear weight multiplies in bf16 (fp32 accumulation) from a copy
-    /// made at its first use, so after weights are loaded. Tunable copies are re-rounded at the
-    /// start of every forward pass (`ParameterStore.refreshTunableBF16Copies()`);
-    /// `ParameterStore.dropBF16Copies()` must follow any other change of frozen values.
+    /// model.precision bf16: a linear weight multiplies in bf16 (fp32 accumulation). A frozen
+    /// weight's bf16 copy is made at its first use, so after weights are loaded, and kept;
+    /// `ParameterStore.dropBF16Copies()` must follow any other change of frozen values. A tunable
+    /// weight keeps no copy: each product rounds its current fp32 value (why: a kept copy would
+    /// have to be re-rounded after every update anyway, and would hold 2 bytes per weight all step).
     public internal(set) var reducedPrecision = false
     fileprivate var bf16Copy: BF16Weight?
     func bf16() -> BF16Weight {
         if let c = bf16Copy { return c }
-        let c = BF16Weight(data, outFeatures: shape[0], inFeatures: count / shape[0])
+        let N = shape[0], K = count / shape[0]
+        let c = tunable ? BF16Weight(roundingPerUse: data, outFeatures: N, inFeatures: K) : BF16Weight(data, outFeatures: N, inFeatures: K)
         bf16Copy = c
         return c
     }
@@ -92,7 +95,23 @@ public final class ParameterStore {
     public var totalCount: Int { parameters.reduce(0) { $0 + $1.count } }
     public var tunableCount: Int { tunableValues.count }
 
-    public func zeroGrads() { tunableGrads.zero() }
+    /// When set, `zeroGrads()` returns the gradient buffer's pages to the system instead of writing
+    /// zeros (they come back zero-filled as backward first writes them), so gradients hold no memory
+    /// between an optimizer step and the next backward (why: as PyTorch's `zero_grad(set_to_none=True)`;
+    /// the forward's activations then use those pages). Costs a page fault per 4 KiB in backward.
+    public var releasesGradientPages = false
+
+    public func zeroGrads() {
+        let bytes = tunableGrads.bytes, page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard releasesGradientPages, bytes >= 1 << 20 else { tunableGrads.zero(); return }
+        let start = UnsafeMutableRawPointer(tunableGrads.data), end = start + bytes
+        let lo = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: start) + page - 1) / page * page)!
+        let hi = UnsafeMutableRawPointer(bitPattern: Int(bitPattern: end) / page * page)!
+        start.initializeMemory(as: UInt8.self, repeating: 0, count: lo - start)
+        hi.initializeMemory(as: UInt8.self, repeating: 0, count: end - hi)
+        // Private anonymous memory (tensors from 1 MiB up are their own mappings) reads as zeros after this.
+        if madvise(lo, hi - lo, Int32(MADV_DONTNEED)) != 0 { tunableGrads.zero() }
+    }
 
     /// Forget the bf16 copies of frozen weights (after their fp32 values changed).
     public func dropBF16Copies() { for p in parameters { p.bf16Copy = nil } }
@@ -104,6 +123,7 @@ public final class ParameterStore {
 
     /// Re-rounds the bf16 copies of tunable weights from their current fp32 values (the optimizer,
     /// a checkpoint or a test may have changed them), as autocast re-casts weights on every forward.
+    /// Tunable weights are now rounded per use (`bf16()`), so this finds no kept copy to refresh.
     func refreshTunableBF16Copies() {
         for p in parameters where p.tunable { p.bf16Copy?.refresh(from: p.data) }
     }

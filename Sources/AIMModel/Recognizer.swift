@@ -1,4 +1,5 @@
 import AIMTensor
+import Foundation
 
 /// Backbone + I3D-style head, with an explicit forward and backward (docs/MODEL_REFERENCE.md).
 ///
@@ -34,6 +35,19 @@ public final class Recognizer {
     /// Called during backward with parameters whose gradients are final (last layer first),
     /// so a communicator can start reducing them while backward goes on.
     public var gradientsReady: (([Parameter]) -> Void)?
+
+    /// Off by default. When on, each block's kept activations (and its input) are returned to the
+    /// system right after its backward, and `zeroGrads()` releases the gradient pages, so a step's peak
+    /// is weights + AdamW + activations instead of + gradients too, when gradients are zeroed before
+    /// the forward (as the trainer does). Costs about one page fault per 4 KiB kept or accumulated,
+    /// every step. `AIM_RELEASE_STEP_MEMORY=1` turns it on for a process.
+    public var releasesStepMemory: Bool {
+        get { releaseKept }
+        set { releaseKept = newValue; store.releasesGradientPages = newValue }
+    }
+    private var releaseKept = false
+    /// Bytes of block outputs released during the last backward (still counted in `keptBytes`).
+    private var releasedKeptBytes = 0
 
     public static let tunableKeywords = ["temporal_embedding", "ln_post", "cls_head", "Adapter"]
 
@@ -97,6 +111,7 @@ public final class Recognizer {
         head = LinearLayer(store, "cls_head.fc_cls", in: D, out: c.numClasses, weightInit: .normal(std: 0.01))
         store.finalize()
         if initialize { store.initialize(seed: seed) }
+        if ProcessInfo.processInfo.environment["AIM_RELEASE_STEP_MEMORY"] == "1" { releasesStepMemory = true }
         if c.precision == .bf16 {   // every linear [out, in] weight but the classifier's, as autocast (head kept fp32: tiny)
             for p in store.parameters where p.shape.count == 2 && p.name.hasSuffix("weight") && p !== head.weight {
                 p.reducedPrecision = true
@@ -119,6 +134,7 @@ public final class Recognizer {
         let L = N - 1, HW = c.inputResolution * c.inputResolution
         dims = Dims(B: B, T: T, N: N, D: D)
         lastContext = context
+        releasedKeptBytes = 0
         if c.precision == .bf16 { store.refreshTunableBF16Copies() }
         let F = B * T
         let keepFrom = context.saveForBackward ? firstBlockNeedingBackward : blocks.count
@@ -258,6 +274,13 @@ public final class Recognizer {
             let input: UnsafePointer<Float> = i == 0 ? UnsafePointer(kept.buffer("x0", rows * D)) : UnsafePointer(kept.buffer("block.\(i - 1)", rows * D))
             blockScratch.beginCycle()
             blocks[i].backward(dInput: dNext, dOut: dCur, input: input, dims: dims, scratch: blockScratch)
+            if releaseKept {
+                blocks[i].releaseKept()
+                if i > 0 {   // this block's input, read by nothing after its backward
+                    releasedKeptBytes += rows * D * MemoryLayout<Float>.stride
+                    kept.release("block.\(i - 1)")
+                }
+            }
             gradientsReady?(blocks[i].parameters.filter(\.tunable))
             swap(&dCur, &dNext)
         }
@@ -325,7 +348,7 @@ public final class Recognizer {
     // MARK: - Accounting
 
     /// Bytes of activations kept between forward and backward (all arenas but scratch).
-    public var keptBytes: Int { kept.bytes + blocks.reduce(0) { $0 + $1.keptBytes } }
+    public var keptBytes: Int { kept.bytes + releasedKeptBytes + blocks.reduce(0) { $0 + $1.keptBytes } }
     /// Buffers of the last forward that no backward reads (frozen prefix, evaluation).
     public var unkeptBytes: Int { unkept.bytes }
     public var scratchBytes: Int { scratch.bytes + blockScratch.bytes }

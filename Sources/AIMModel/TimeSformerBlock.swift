@@ -39,6 +39,7 @@ final class TimeSformerBlock: TransformerBlock {
     }
     var keptBytes: Int { activations.bytes }
     func keepActivations(_ keep: Bool, shared: Arena) { activations.select(keep: keep, shared: shared) }
+    func releaseKept() { activations.releaseAfterBackward() }
 
     /// Batch-first: every group belongs to one video, so decisions are keyed by that sample.
     /// `perVideo` groups subdivide each video (L positions, T frames, or 1).
@@ -102,7 +103,7 @@ final class TimeSformerBlock: TransformerBlock {
         let h2 = kept.buffer("j.h", R * D)
         norm2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
         let m = scratch.buffer("j.out", R * D)
-        mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), act: kept.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)
+        mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)   // recomputed in backward
         scalesM = scales(R, context, site: 3, groups: B, perVideo: 1) { $0 / V }
         out.update(from: x2, count: R * D)
         applyRowScales(scalesM, out: out, m, rows: R, cols: D, accumulate: true)
@@ -117,7 +118,7 @@ final class TimeSformerBlock: TransformerBlock {
         applyRowScales(scalesM, out: dm, dOut, rows: R, cols: D)
         let dh2 = scratch.buffer("j.dh", R * D)
         mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), pre: kept.buffer("j.pre", R * mlp.hidden),
-                     act: kept.buffer("j.act", R * mlp.hidden), scratch: scratch, rows: R, accumulateInput: false)
+                     scratch: scratch, rows: R, accumulateInput: false)
         norm2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
                        rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
         // Split d x2 into the spatial output, the temporal output and the class token.

@@ -4,27 +4,51 @@ import Foundation
 // bf16 matrix products for linear layers (model.precision: bf16), through oneDNN's matmul
 // (Debian libdnnl 2.6; AVX-512 BF16 where the CPU has it), with the semantics of PyTorch's
 // CPU autocast: operands rounded to bf16, accumulation and outputs in fp32, fp32 master
-// weights. A weight's bf16 copy is made once (frozen) or refreshed after each update
-// (tunable); activations and output gradients are converted per call. Weight gradients
-// (dW += dyᵀ·x) are bf16 products too, accumulated into the fp32 gradient.
+// weights. A frozen weight's bf16 copy is made once; a tunable weight is rounded at each
+// product (no copy held); activations and output gradients are converted per call (or the
+// forward's bf16 input is kept for the weight gradient). Weight gradients (dW += dyᵀ·x) are
+// bf16 products too, accumulated into the fp32 gradient.
 // oneDNN threads with OpenMP (OMP_NUM_THREADS, default: all cores). Every oneDNN status other
 // than success becomes a thrown `OneDNNError`; `BF16Support.check()` says beforehand whether
 // this CPU can run these products at all.
 
-/// A weight [N, K] (out × in) rounded to bf16, row-major like the fp32 original.
+/// A weight [N, K] (out × in) as a bf16 operand, row-major like the fp32 original: either a kept
+/// copy (frozen weights: rounded once), or rounded from its fp32 master at every use into one
+/// engine buffer (tunable weights). Why per use: a kept copy of a tunable weight is re-rounded at
+/// each forward anyway, and holding it through the step costs 2 bytes per weight (170 MB for
+/// ViT-B/16 full finetuning); rounding again for the input gradient costs one pass over the weight.
 public final class BF16Weight {
     public let outFeatures: Int, inFeatures: Int
-    let data: UnsafeMutablePointer<UInt16>
-    public var bytes: Int { outFeatures * inFeatures * MemoryLayout<UInt16>.stride }
+    let data: UnsafeMutablePointer<UInt16>?     // nil: rounded per use from `master`
+    let master: UnsafePointer<Float>?
+    /// Bytes held between uses (0 when rounded per use).
+    public var bytes: Int { data == nil ? 0 : outFeatures * inFeatures * MemoryLayout<UInt16>.stride }
 
     public init(_ w: UnsafePointer<Float>, outFeatures N: Int, inFeatures K: Int) {
-        outFeatures = N; inFeatures = K
-        data = .allocate(capacity: N * K)
-        toBF16(data, w, count: N * K)
+        outFeatures = N; inFeatures = K; master = nil
+        let d = UnsafeMutablePointer<UInt16>.allocate(capacity: N * K)
+        toBF16(d, w, count: N * K)
+        data = d
     }
-    /// Re-rounds the (changed) fp32 weight into the same storage.
-    public func refresh(from w: UnsafePointer<Float>) { toBF16(data, w, count: outFeatures * inFeatures) }
-    deinit { data.deallocate() }
+
+    /// No copy kept: each product rounds `w` (which must outlive this object) into the engine's weight buffer.
+    public init(roundingPerUse w: UnsafePointer<Float>, outFeatures N: Int, inFeatures K: Int) {
+        outFeatures = N; inFeatures = K; master = w; data = nil
+    }
+
+    /// Re-rounds the (changed) fp32 weight into the same storage (nothing to do when rounded per use).
+    public func refresh(from w: UnsafePointer<Float>) {
+        if let data { toBF16(data, w, count: outFeatures * inFeatures) }
+    }
+
+    /// The bf16 operand for one product: the kept copy, or `master` rounded now into the engine's weight slot.
+    func operand(_ engine: BF16Engine) -> UnsafePointer<UInt16> {
+        if let data { return UnsafePointer(data) }
+        let buf = engine.activations(outFeatures * inFeatures, slot: BF16Engine.weightSlot)
+        toBF16(buf, master!, count: outFeatures * inFeatures)
+        return UnsafePointer(buf)
+    }
+    deinit { data?.deallocate() }
 }
 
 /// Bytes of the bf16 operand buffers the linear layers convert activations into (0 in fp32).
@@ -46,17 +70,19 @@ public func toBF16(_ out: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<Float
 }
 
 /// y = x · Wᵀ (+ b); `out` overwritten, or added to when `accumulate` (then b is added too).
+/// `keepInput` [M, K] (optional) receives bf16(x), the operand this product reads, for the weight
+/// gradient in backward (`linearBackwardBF16(inputBF16:)`), as autocast saves the cast input.
 public func linearForwardBF16(
     out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: BF16Weight, bias: UnsafePointer<Float>?,
-    rows M: Int, accumulate: Bool = false
+    rows M: Int, accumulate: Bool = false, keepInput: UnsafeMutablePointer<UInt16>? = nil
 ) throws {
     if M == 0 { return }
     let K = weight.inFeatures, N = weight.outFeatures
     let engine = try BF16Engine.shared()
-    let x = engine.activations(M * K, slot: 0)
+    let x = keepInput ?? engine.activations(M * K, slot: 0)
     toBF16(x, input, count: M * K)
     // Weights seen as [K, N] with strides (1, K): the transpose of the stored [N, K].
-    try engine.matmul(M: M, K: K, N: N, src: x, weights: weight.data, transposedWeights: true,
+    try engine.matmul(M: M, K: K, N: N, src: x, weights: weight.operand(engine), transposedWeights: true,
                              bias: bias, dst: out, accumulate: accumulate)
 }
 
@@ -71,11 +97,12 @@ public func linearInputGradientBF16(
 
 /// The whole backward of a linear layer in bf16: dx = dy·W (if `dInput`; overwritten or added to),
 /// dW += dyᵀ·x (if `dWeight`; needs `input`), db += Σ rows dy in fp32 (if `dBias`).
-/// dy is rounded to bf16 once for both products.
+/// dy is rounded to bf16 once for both products. The weight gradient reads `inputBF16` (the
+/// forward's `keepInput`) when given, else rounds `input`: the same bits either way.
 public func linearBackwardBF16(
     dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
-    dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, weight: BF16Weight, rows M: Int,
-    accumulateInput: Bool = false
+    dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, inputBF16: UnsafePointer<UInt16>? = nil,
+    weight: BF16Weight, rows M: Int, accumulateInput: Bool = false
 ) throws {
     if M == 0 { return }
     let K = weight.inFeatures, N = weight.outFeatures
@@ -84,13 +111,17 @@ public func linearBackwardBF16(
         let dy = engine.activations(M * N, slot: 0)
         toBF16(dy, dOut, count: M * N)
         if let dInput {
-            try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.data, transposedWeights: false,
+            try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.operand(engine), transposedWeights: false,
                                      bias: nil, dst: dInput, accumulate: accumulateInput)
         }
         if let dWeight {
-            guard let input else { preconditionFailure("linearBackwardBF16: a weight gradient needs the layer input") }
-            let x = engine.activations(M * K, slot: 1)
-            toBF16(x, input, count: M * K)
+            let x: UnsafePointer<UInt16>
+            if let inputBF16 { x = inputBF16 } else {
+                guard let input else { preconditionFailure("linearBackwardBF16: a weight gradient needs the layer input") }
+                let xs = engine.activations(M * K, slot: 1)
+                toBF16(xs, input, count: M * K)
+                x = UnsafePointer(xs)
+            }
             // [N, K] += dyᵀ [N, M] · x [M, K], dy read through transposed strides.
             try engine.matmul(M: N, K: M, N: K, src: dy, transposedSource: true, weights: x, transposedWeights: false,
                                      bias: nil, dst: dWeight, accumulate: true)
@@ -118,9 +149,11 @@ final class BF16Engine {
     private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
                            let bias: dnnl_memory_desc_t; let dst: dnnl_memory_desc_t }
     private var cache: [Key: Entry] = [:]
-    /// Two growing bf16 buffers: the operands of one product (dy and x for a weight gradient).
-    private var scratch: [UnsafeMutablePointer<UInt16>?] = [nil, nil]
-    private var scratchCount = [0, 0]
+    /// Three growing bf16 buffers: the operands of one product (dy and x for a weight gradient),
+    /// and a weight rounded per use (`weightSlot`).
+    private var scratch: [UnsafeMutablePointer<UInt16>?] = [nil, nil, nil]
+    private var scratchCount = [0, 0, 0]
+    static let weightSlot = 2
 
     private init() throws {
         OneDNN.configure
