@@ -172,11 +172,13 @@ struct OurStep {
         let n = model.store.tunableCount
         let m = Tensor([n]), v = Tensor([n])
         func step(_ t: Int) throws {
+            // Gradients cleared first, as the trainer and PyTorch's zero_grad(set_to_none=True) do,
+            // so the last step's gradients are not held through this forward.
+            model.store.zeroGrads()
             let logits = try model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(t)))
             labels.withUnsafeBufferPointer {
                 crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: 1, classes: c.numClasses)
             }
-            model.store.zeroGrads()
             try model.backward(dLogits: dLogits.data)
             adamWStep(params: model.store.tunableValues.data, grads: model.store.tunableGrads.data, m: m.data, v: v.data,
                       count: n, lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, step: t)

@@ -64,7 +64,7 @@ final class DiskFullTests: TrainToolTestCase {
         let small = try smallFilesystem(kilobytes: 1200)
         let wd = small.appendingPathComponent("wd")
         let log = scratch.appendingPathComponent("full.log")
-        let p = try launch(try tool("aim-train"), trainArgs(data: data, workDir: wd, steps: 400, ["checkpoint.interval=1000"]), log: log)
+        let p = try launch(try tool("aim-train"), trainArgs(data: data, workDir: wd, steps: 150, ["checkpoint.interval=1000"]), log: log)
         let metricsFile = wd.appendingPathComponent("metrics.jsonl")
         XCTAssertTrue(waitFor(30) {
             ((try? String(contentsOf: metricsFile, encoding: .utf8)) ?? "").split(separator: "\n").count >= 3 || !p.isRunning
