@@ -12,7 +12,8 @@
 # this machine's, not an AVX2 CPU's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-output=BENCHMARKS.md
+# BENCH_OUTPUT=FILE writes elsewhere (e.g. one file per machine: BENCHMARKS_AMX.md).
+output=${BENCH_OUTPUT:-BENCHMARKS.md}
 case "${CPU_CLASS:-native}" in
     native|"") ;;
     avx2) export AIM_CPU_FEATURES=avx2,fma; output=BENCHMARKS_AVX2.md ;;
