@@ -11,6 +11,16 @@ public enum Threads {
 
     public static var count: Int { current }
 
+    /// The most threads a `--threads` option or the `threads` key may ask for.
+    public static let maxCount = 4096
+
+    /// Why `--threads n` cannot be used, nil when it can: every tool checks its option with this
+    /// before anything runs, so `set` never meets a bad count.
+    public static func problem(with n: Int?) -> String? {
+        guard let n, !(1...maxCount).contains(n) else { return nil }
+        return "--threads \(n): compute threads per rank must be 1 to \(maxCount)"
+    }
+
     /// Sets our loops, OpenBLAS and the selected GEMM library to `n` threads.
     public static func set(_ n: Int) {
         precondition(n >= 1, "thread count must be at least 1, got \(n)")

@@ -47,14 +47,9 @@ public enum Launch {
         return choice
     }
 
-    /// The largest `--threads` / `threads` accepted (the schema's bound).
-    public static let maxThreads = 4096
-
-    /// `--threads N` must be 1…maxThreads; checked before anything is opened.
+    /// `--threads N` must be 1…Threads.maxCount; checked before anything is opened.
     public static func checkThreads(_ threads: Int?) throws {
-        if let t = threads, !(1...maxThreads).contains(t) {
-            throw TrainingError.config("--threads \(t): compute threads per rank must be 1 to \(maxThreads)")
-        }
+        if let problem = Threads.problem(with: threads) { throw TrainingError.config(problem) }
     }
 
     /// A model for evaluation: the config's pretrained backbone (or its seeded init), then the checkpoint's weights

@@ -55,9 +55,7 @@ public final class VideoBatchSource: BatchSource {
     public var skipEvents: Int { loader.skipReport.events }
     public var fingerprint: String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for s in loader.samples {
-            for b in (URL(fileURLWithPath: s.path).lastPathComponent + "\t\(s.label)\n").utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        }
+        for s in loader.samples { h = fnv1a64((URL(fileURLWithPath: s.path).lastPathComponent + "\t\(s.label)\n").utf8, seed: h) }
         return "videos=\(loader.samples.count);fnv1a64:" + String(h, radix: 16)
     }
     deinit { loader.stop() }

@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import AIMConfig
 import AIMModel
 import AIMTensor
 
@@ -40,17 +41,8 @@ struct AimBench: ParsableCommand {
         Threads.set(n)
         // What a user's run of the AIM ViT-B/16 step picks (`gemm: auto`, or AIM_GEMM): the
         // sections' "default" rows run with it.
-        let choice: GemmChoice
-        if let forced = ProcessInfo.processInfo.environment["AIM_GEMM"], !forced.isEmpty, forced.lowercased() != "auto" {
-            let lib = try Gemm.resolve(forced)
-            choice = GemmChoice(library: lib, reason: "set by AIM_GEMM=\(forced)")
-        } else {
-            var c = ModelConfig()
-            c.dropPathRate = 0; c.headDropout = 0
-            choice = try GemmChoice.measured(model: c, clips: 1, workDir: nil)
-        }
-        try Gemm.select(choice.library)
-        Report.gemmChoice = choice.reason
+        // The config defaults are the ViT-B/16 CLIP 8-frame model the step sections run.
+        Report.gemmChoice = try GemmChoice.apply(config: Config(), clips: 1).reason
         let rounds = repeats ?? (quick ? 3 : 10)
         let context = BenchContext(repeats: rounds, threads: n, torchPython: torchPython)
         var report = Report(commandLine: (["bin/aim-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),

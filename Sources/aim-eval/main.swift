@@ -20,9 +20,7 @@ struct AIMEval: ParsableCommand {
     @Flag(help: "Print {top1, top5, mean_class_accuracy, videos, skipped} as JSON.") var json = false
 
     func validate() throws {
-        if let t = threads, !(1...Launch.maxThreads).contains(t) {
-            throw ValidationError("--threads \(t): compute threads per rank must be 1 to \(Launch.maxThreads)")
-        }
+        if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
     }
 
     func run() throws {

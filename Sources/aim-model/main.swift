@@ -37,7 +37,7 @@ struct CPU: ParsableCommand {
     var remeasure = false
 
     func validate() throws {
-        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads \(t): must be 1 to 4096") }
+        if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
     }
 
     func run() throws {

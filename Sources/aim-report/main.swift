@@ -185,9 +185,7 @@ struct ProfileOverhead: ParsableCommand {
 /// Option values every subcommand shares, refused before anything runs (exit status 64).
 func checkCounts(steps: Int, threads: Int?, ranks: Int? = nil) throws {
     guard (1...1_000_000).contains(steps) else { throw ValidationError("--steps \(steps): must be 1 to 1000000") }
-    if let t = threads, !(1...Launch.maxThreads).contains(t) {
-        throw ValidationError("--threads \(t): compute threads per rank must be 1 to \(Launch.maxThreads)")
-    }
+    if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
     if let r = ranks, !(1...4096).contains(r) { throw ValidationError("--ranks \(r): must be 1 to 4096") }
 }
 

@@ -27,9 +27,7 @@ struct AIMTrain: ParsableCommand {
     @Flag(name: .customLong("blocking-allreduce"), help: "Reduce gradient buckets after backward instead of overlapping.") var blockingAllreduce = false
 
     func validate() throws {
-        if let t = threads, !(1...Launch.maxThreads).contains(t) {
-            throw ValidationError("--threads \(t): compute threads per rank must be 1 to \(Launch.maxThreads)")
-        }
+        if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
         if let m = maxSteps, m < 1 { throw ValidationError("--max-steps \(m): must be at least 1") }
         if let r = resume, r.isEmpty { throw ValidationError("--resume: give auto or a checkpoint path") }
     }

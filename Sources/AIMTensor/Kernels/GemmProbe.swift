@@ -139,10 +139,8 @@ public struct GemmChoiceCache {
     }
 
     public static func key(machine: String, shapes: [(shape: GemmShape, count: Int)]) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
         let text = machine + "|" + shapes.map { "\($0.shape.text) x\($0.count)" }.joined(separator: ";")
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(h, radix: 16)
+        return String(fnv1a64(text.utf8), radix: 16)
     }
 
     struct Entry: Codable { var machine: String; var result: GemmProbeResult }
