@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Debian packages the build links against (and the ffmpeg CLI used by tests to make videos).
 DEPS := libopenblas-dev libopenmpi-dev openmpi-bin libavcodec-dev libavformat-dev \
         libswscale-dev libavutil-dev pkg-config ffmpeg libdnnl-dev libblis4-pthread iproute2
-EXECUTABLES := aim-train aim-eval aim-model aim-data aim-report aim-bench aim-mpi-check
+EXECUTABLES := aim-train aim-eval aim-predict aim-model aim-data aim-report aim-bench aim-mpi-check
 SWIFT ?= swift
 CONFIG := release
 

@@ -17,6 +17,7 @@ let package = Package(
     products: [
         .executable(name: "aim-train", targets: ["aim-train"]),
         .executable(name: "aim-eval", targets: ["aim-eval"]),
+        .executable(name: "aim-predict", targets: ["aim-predict"]),
         .executable(name: "aim-model", targets: ["aim-model"]),
         .executable(name: "aim-data", targets: ["aim-data"]),
         .executable(name: "aim-report", targets: ["aim-report"]),
@@ -54,6 +55,7 @@ let package = Package(
         // Command-line tools: argument parsing and one call into the libraries.
         .executableTarget(name: "aim-train", dependencies: ["AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", "AIMData", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "aim-eval", dependencies: ["AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", "AIMData", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "aim-predict", dependencies: ["AIMTraining", "AIMReport", "AIMConfig", "AIMTensor", "AIMData", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "aim-model", dependencies: ["AIMModel", "AIMConfig", "AIMTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "aim-data", dependencies: ["AIMData", "AIMConfig", "AIMTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "aim-report", dependencies: ["AIMReport", "AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -69,11 +69,22 @@ public struct ClipPipeline: Sendable {
     /// `frameCounts`, a frame count that took a decode pass is remembered for the next open.
     public func load(path: String, rng: inout RandomGenerator, into out: UnsafeMutablePointer<Float>,
                      frameCounts: FrameCountCache? = nil) throws {
-        let c = config
-        let reader = try VideoReader(path: path, threads: c.decodeThreads, knownFrameCount: frameCounts?.count(for: path))
+        let reader = try VideoReader(path: path, threads: config.decodeThreads, knownFrameCount: frameCounts?.count(for: path))
         if reader.frameCountSource == .decodePass { frameCounts?.store(reader.frameCount, for: path) }
-        guard reader.frameCount > 0 else { throw VideoError.badRequest(path: path, reason: "no frames to sample from") }
-        let indices = c.sampler.indices(totalFrames: reader.frameCount, rng: &rng)
+        try load(reader: reader, rng: &rng, into: out)
+    }
+
+    /// As `load(path:…)` from an open reader; with `frames`, the sampler sees only that range of
+    /// the video (a window of a long video, as mmaction2's long_video_demo predicts per window).
+    public func load(reader: VideoReader, frames range: Range<Int>? = nil, rng: inout RandomGenerator,
+                     into out: UnsafeMutablePointer<Float>) throws {
+        let c = config, path = reader.path
+        let span = range ?? 0..<reader.frameCount
+        guard span.lowerBound >= 0, span.upperBound <= reader.frameCount, !span.isEmpty else {
+            throw VideoError.badRequest(path: path, reason: reader.frameCount == 0 ? "no frames to sample from"
+                                        : "frames \(span) outside the video's 0..<\(reader.frameCount)")
+        }
+        let indices = c.sampler.indices(totalFrames: span.count, rng: &rng).map { $0 + span.lowerBound }
         let target = shortSideSize(width: reader.width, height: reader.height, shortSide: c.shortSide)
         var frames: FrameStack
         if c.decoderResize {

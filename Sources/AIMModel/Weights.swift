@@ -66,9 +66,11 @@ extension Recognizer {
         store.dropBF16Copies()   // bf16 copies of frozen weights are made from the values just loaded
         if !report.misshapen.isEmpty || (strict && (!report.missing.isEmpty || !report.unexpected.isEmpty)) {
             var problems: [String] = []
-            if !report.missing.isEmpty { problems.append("missing keys: " + report.missing.joined(separator: ", ")) }
-            if !report.unexpected.isEmpty && strict { problems.append("unexpected keys: " + report.unexpected.joined(separator: ", ")) }
-            if !report.misshapen.isEmpty { problems.append("mis-shaped: " + report.misshapen.joined(separator: "; ")) }
+            // The first mismatch says what is wrong (another architecture, another class count);
+            // a whole model's key list would bury it.
+            if !report.misshapen.isEmpty { problems.append("mis-shaped: " + firstFew(report.misshapen, separator: "; ")) }
+            if !report.missing.isEmpty { problems.append("missing keys: " + firstFew(report.missing)) }
+            if !report.unexpected.isEmpty && strict { problems.append("unexpected keys: " + firstFew(report.unexpected)) }
             throw ModelError.weights(path: file.path, problems: problems)
         }
         return report
@@ -88,3 +90,8 @@ extension Recognizer {
 }
 
 private func squeeze(_ s: [Int]) -> [Int] { s.filter { $0 != 1 } }
+
+/// The first `limit` items, then how many there are in all.
+func firstFew(_ items: [String], limit: Int = 5, separator: String = ", ") -> String {
+    items.prefix(limit).joined(separator: separator) + (items.count > limit ? " … (\(items.count) in all)" : "")
+}

@@ -6,6 +6,8 @@ import Foundation
 public struct EvalResult: Sendable {
     public var top1: Double, top5: Double, meanClassAccuracy: Double
     public var videos: Int, skipped: Int
+    /// Per video, in dataset order: the dataset index, true label and averaged probabilities.
+    public var indices: [Int], labels: [Int], scores: [[Float]]
 }
 
 /// Multi-view testing (`average_clips='prob'`): each video's views (temporal clips × spatial
@@ -24,32 +26,32 @@ public struct Evaluator {
 
     public func run(_ source: BatchSource) throws -> EvalResult {
         let K = numClasses
-        var local: [Float] = []   // per video: label, then K averaged probabilities
+        var local: [Float] = []   // per video: dataset index, label, then K averaged probabilities
         for step in 0..<source.stepsPerEpoch {
             let batch = try source.batch(epoch: 0, step: step)
             let V = batch.viewsPerSample, B = batch.labels.count
-            let logits = try model.forward(video: batch.video.data, context: PassContext(batch: V * B, training: false, saveForBackward: false))
-            let probs = Tensor([V * B, K])
-            softmaxForward(out: probs.data, input: logits.data, rows: V * B, cols: K)
+            let probs = try averagedProbabilities(model: model, video: batch.video, samples: B, views: V)
             for b in 0..<B where !batch.isPadding[b] {
-                var avg = [Float](repeating: 0, count: K)
-                for v in 0..<V { for k in 0..<K { avg[k] += probs[(b * V + v) * K + k] / Float(V) } }
-                local.append(Float(batch.labels[b])); local.append(contentsOf: avg)
+                local.append(Float(batch.indices.isEmpty ? -1 : batch.indices[b])); local.append(Float(batch.labels[b]))
+                local.append(contentsOf: probs[b])
             }
         }
         let blobs = comm.allgather(local.withUnsafeBytes { Array($0) }, label: "eval-results")
-        var scores: [[Float]] = [], labels: [Int] = []
+        var rows: [(index: Int, label: Int, scores: [Float])] = []
         for blob in blobs {
             let floats = blob.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             var i = 0
-            while i + K < floats.count + 1 && i < floats.count {
-                labels.append(Int(floats[i])); scores.append(Array(floats[(i + 1)...(i + K)])); i += K + 1
+            while i + K + 2 <= floats.count {
+                rows.append((Int(floats[i]), Int(floats[i + 1]), Array(floats[(i + 2)..<(i + 2 + K)]))); i += K + 2
             }
         }
+        // Dataset order, whatever the rank count (indices are exact in Float below 2^24 videos).
+        rows.sort { $0.index < $1.index }
+        let scores = rows.map(\.scores), labels = rows.map(\.label)
         // Each rank's loader counts only the bad files of its shard.
         let skipped = Int(comm.allreduce([Double(source.skipEvents)], op: .sum, label: "eval-skipped")[0])
         return EvalResult(top1: Metrics.topK(scores, labels: labels, k: 1), top5: Metrics.topK(scores, labels: labels, k: min(5, K)),
                           meanClassAccuracy: Metrics.meanClassAccuracy(scores, labels: labels), videos: labels.count,
-                          skipped: skipped)
+                          skipped: skipped, indices: rows.map(\.index), labels: labels, scores: scores)
     }
 }

@@ -61,7 +61,13 @@ public enum Launch {
         let report = try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
         let missingTunable = report.missing.filter { name in model.store[name]?.tunable ?? false }
         if !missingTunable.isEmpty {
-            throw ModelError.weights(path: checkpoint, problems: ["missing tunable weights: " + missingTunable.joined(separator: ", ")])
+            // Name the first missing weight with the shape this config expects, and what the file
+            // holds instead, so "a checkpoint of another model" is recognisable at a glance.
+            let first = missingTunable[0]
+            let shape = model.store[first].map { "\($0.shape)" } ?? "?"
+            let held = (try? SafetensorsFile(path: checkpoint).names.filter { !$0.hasPrefix("optimizer.") }.count) ?? 0
+            throw ModelError.weights(path: checkpoint, problems: [
+                "this config's tunable weight \(first) \(shape) is not in the file (\(missingTunable.count) of its tunable weights missing; the file holds \(held) weights) — a checkpoint of another model or config?"])
         }
         // Frozen weights missing from the file come from model.pretrained, or — without one — from
         // the seeded initialisation, which is the same one training started from.

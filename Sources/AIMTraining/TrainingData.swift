@@ -9,8 +9,11 @@ public struct LocalBatch {
     public let labels: [Int]
     public let viewsPerSample: Int
     public let isPadding: [Bool]    // duplicates that only fill the last batch (dropped in evaluation)
-    public init(video: Tensor, labels: [Int], viewsPerSample: Int, isPadding: [Bool]) {
+    /// Dataset index of each sample (empty for sources without a dataset).
+    public let indices: [Int]
+    public init(video: Tensor, labels: [Int], viewsPerSample: Int, isPadding: [Bool], indices: [Int] = []) {
         self.video = video; self.labels = labels; self.viewsPerSample = viewsPerSample; self.isPadding = isPadding
+        self.indices = indices
     }
 }
 
@@ -48,7 +51,7 @@ public final class VideoBatchSource: BatchSource {
         guard let b = try loader.next(), b.epoch == epoch, b.step == step else {
             throw TrainingError.data("the loader did not return step \(step) of epoch \(epoch)")
         }
-        return LocalBatch(video: b.data, labels: b.labels, viewsPerSample: b.viewsPerSample, isPadding: b.isPadding)
+        return LocalBatch(video: b.data, labels: b.labels, viewsPerSample: b.viewsPerSample, isPadding: b.isPadding, indices: b.loaded)
     }
 
     public var skipped: [String: String] { loader.skipReport.files }

@@ -28,6 +28,7 @@ struct Check: ParsableCommand {
     @Option(help: "annotation format with --list: list, kinetics_csv, ssv2_json, diving48_json") var format: String = "list"
     @Option(name: .customLong("class-list"), help: "class names (Kinetics) or labels.json (SSv2)") var classList: String?
     @Option(name: .customLong("num-classes"), help: "with --list: refuse labels outside 0..<N (--config uses model.num_classes)") var numClasses: Int?
+    @Option(help: "with --list: label map (line i = name of label i); refuse labels it does not name and, with --num-classes, a length that differs (--config uses data.classes)") var classes: String?
     @Option(help: "files checked at once") var threads: Int = 2
     @Flag(help: "print {\"total\", \"ok\", \"bad\": [{\"path\", \"reason\"}]} as JSON") var json = false
 
@@ -35,6 +36,7 @@ struct Check: ParsableCommand {
         guard threads >= 1 else { fail("--threads must be at least 1, got \(threads)") }
         if let numClasses, numClasses < 1 { fail("--num-classes must be at least 1, got \(numClasses)") }
         let samples: [VideoSample]
+        var labelMap: LabelMap?
         do {
             if let cfgPath = config {
                 guard numClasses == nil else { fail("--num-classes is for --list; with --config give --set model.num_classes=N") }
@@ -42,6 +44,7 @@ struct Check: ParsableCommand {
                 guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
                 // Throws for an annotation without videos and for labels outside model.num_classes.
                 samples = try annotationSamples(config: cfg, split: s)
+                labelMap = try LabelMap.fromConfig(cfg)
             } else if let list {
                 guard let f = AnnotationFormat(rawValue: format) else {
                     fail("--format must be one of \(AnnotationFormat.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -49,6 +52,12 @@ struct Check: ParsableCommand {
                 samples = try loadAnnotations(format: f, file: list, root: root, classList: classList)
                 guard !samples.isEmpty else { fail("\(list) lists no videos") }
                 if let numClasses { try checkLabels(samples, file: list, numClasses: numClasses) }
+                if let classes {
+                    let map = try LabelMap.load(path: classes)
+                    if let numClasses { try map.check(numClasses: numClasses) }
+                    try map.checkLabels(samples, file: list)
+                    labelMap = map
+                }
             } else {
                 fail("give --config C or --list L --root R")
             }
@@ -57,6 +66,10 @@ struct Check: ParsableCommand {
         }
         let report = checkVideos(samples.map(\.path), threads: threads)
         print(json ? report.json() : report.text())
+        if let labelMap, !json {
+            let used = Set(samples.map(\.label)).count
+            print("label map \(labelMap.path): \(labelMap.names.count) class names; the \(samples.count) entries use \(used) of them")
+        }
     }
 }
 

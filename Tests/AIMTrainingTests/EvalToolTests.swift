@@ -21,7 +21,16 @@ final class EvalToolTests: TrainToolTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         let line = try XCTUnwrap(r.output.split(separator: "\n").last { $0.hasPrefix("{") }, r.output)
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        XCTAssertEqual(Set(obj.keys), ["top1", "top5", "mean_class_accuracy", "videos", "skipped"])
+        XCTAssertEqual(Set(obj.keys), ["top1", "top5", "mean_class_accuracy", "videos", "skipped", "per_class", "confused_pairs"])
+        // Per class: every validation video counted once, and the correct ones add up to top-1.
+        let perClass = try XCTUnwrap(obj["per_class"] as? [[String: Any]])
+        XCTAssertEqual(perClass.compactMap { $0["videos"] as? Int }.reduce(0, +), 8)
+        let correct = perClass.compactMap { $0["correct"] as? Int }.reduce(0, +)
+        XCTAssertEqual(Double(correct) / 8, try XCTUnwrap(obj["top1"] as? Double), accuracy: 1e-9)
+        XCTAssertNil(perClass.first?["class"], "no label map: no class names made up")
+        let pairs = try XCTUnwrap(obj["confused_pairs"] as? [[String: Any]])
+        let confused = pairs.compactMap { $0["videos"] as? Int }.reduce(0, +)
+        if pairs.count < 10 { XCTAssertEqual(confused, 8 - correct, "every wrong video is in one pair") } else { XCTAssertLessThanOrEqual(confused, 8 - correct) }
         let videos = try XCTUnwrap(obj["videos"] as? Int)
         XCTAssertEqual(videos, 8, "2 validation videos × 4 classes")
         XCTAssertEqual(obj["skipped"] as? Int, 0)

@@ -1,0 +1,88 @@
+import AIMConfig
+import Foundation
+
+/// Class names by label index, as mmaction2's `label_map_*.txt` (line i = name of label i).
+/// Something-Something-V2's `labels.json` (`{"name": "index", …}`) is read too, so an SSv2
+/// user can point at the file the dataset ships.
+public struct LabelMap: Equatable, Sendable {
+    public let names: [String]
+    /// The file the names came from (named in errors).
+    public let path: String
+
+    public init(names: [String], path: String) { self.names = names; self.path = path }
+
+    public static func load(path: String) throws -> LabelMap {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw AnnotationError(file: path, line: nil, message: "cannot read the label map")
+        }
+        if path.lowercased().hasSuffix(".json") { return try LabelMap(json: data, path: path) }
+        var lines = try textLines(data, file: path).map { $0.trimmingCharacters(in: .whitespaces) }
+        while lines.last?.isEmpty == true { lines.removeLast() }
+        // A blank line inside the list would shift every later label by one.
+        if let blank = lines.firstIndex(where: \.isEmpty) {
+            throw AnnotationError(file: path, line: blank + 1, message: "blank line inside the label map (line i names label i-1)")
+        }
+        let names = lines
+        guard !names.isEmpty else { throw AnnotationError(file: path, line: nil, message: "the label map holds no class names") }
+        return LabelMap(names: names, path: path)
+    }
+
+    /// SSv2 `labels.json`: every index 0..<n exactly once.
+    init(json data: Data, path: String) throws {
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw AnnotationError(file: path, line: nil, message: "expected a JSON object {\"class name\": \"index\", …} (SSv2 labels.json)")
+        }
+        var byIndex: [Int: String] = [:]
+        for (name, v) in obj {
+            guard let i = (v as? String).flatMap({ Int($0) }) ?? (v as? Int), i >= 0 else {
+                throw AnnotationError(file: path, line: nil, message: "class `\(name)`: index `\(v)` is not a non-negative integer")
+            }
+            if let other = byIndex[i] {
+                throw AnnotationError(file: path, line: nil, message: "index \(i) is given to both `\(other)` and `\(name)`")
+            }
+            byIndex[i] = name
+        }
+        let n = byIndex.count
+        guard n > 0 else { throw AnnotationError(file: path, line: nil, message: "the label map holds no class names") }
+        if let gap = (0..<n).first(where: { byIndex[$0] == nil }) {
+            throw AnnotationError(file: path, line: nil, message: "no class has index \(gap) (indices must be 0..<\(n))")
+        }
+        self.init(names: (0..<n).map { byIndex[$0]! }, path: path)
+    }
+
+    /// The map a config names: `data.classes`, else a Kinetics class list or SSv2 labels.json
+    /// given as `data.class_list`; nil when the config names none (labels print as numbers).
+    public static func fromConfig(_ c: Config) throws -> LabelMap? {
+        var path = c.string("data.classes")
+        if path.isEmpty, c.string("data.format") != "list", c.string("data.format") != "diving48_json" {
+            path = c.string("data.class_list")
+        }
+        return path.isEmpty ? nil : try load(path: path)
+    }
+
+    /// A map that does not name every class of the model (or names more) is refused: the
+    /// names would be wrong or missing for some predictions.
+    public func check(numClasses: Int) throws {
+        guard names.count == numClasses else {
+            let fewer = names.count < numClasses
+            throw AnnotationError(file: path, line: nil,
+                                  message: "the label map names \(names.count) classes, model.num_classes is \(numClasses)"
+                                      + (fewer ? " (labels \(names.count)…\(numClasses - 1) would have no name)" : ""))
+        }
+    }
+
+    /// Every label of an annotation has a name here (else the annotation's line is named).
+    public func checkLabels(_ samples: [VideoSample], file: String) throws {
+        for s in samples where s.label < 0 || s.label >= names.count {
+            throw AnnotationError(file: file, line: s.line,
+                                  message: "label \(s.label) is outside the label map \(path) (\(names.count) names: labels 0…\(names.count - 1))")
+        }
+    }
+
+    public func name(_ label: Int) -> String { label >= 0 && label < names.count ? names[label] : "\(label)" }
+}
+
+extension Optional where Wrapped == LabelMap {
+    /// The class name when there is a map, else the label number.
+    public func name(_ label: Int) -> String { self?.name(label) ?? "\(label)" }
+}

@@ -1,0 +1,69 @@
+import AIMConfig
+import AIMData
+import AIMModel
+import AIMTensor
+import Foundation
+
+/// Labels videos with a trained model as mmaction2's demo.py (one video → class scores over the
+/// test views) and long_video_demo.py (scores per time window) do, with the config's test
+/// pipeline and the same view averaging as aim-eval.
+public final class Predictor {
+    public struct Window: Sendable {
+        public let start: Double, end: Double
+        public let scores: [Float]
+    }
+
+    public let model: Recognizer
+    public let pipeline: ClipPipeline
+
+    public init(model: Recognizer, config: Config) throws {
+        self.model = model
+        pipeline = ClipPipeline(try ClipPipelineConfig(config: config, split: .test))
+    }
+
+    public var views: Int { pipeline.config.viewsPerSample }
+
+    /// Averaged class probabilities of the whole video.
+    public func predict(path: String) throws -> [Float] {
+        let reader = try VideoReader(path: path, threads: pipeline.config.decodeThreads)
+        return try scores(reader, frames: nil)
+    }
+
+    /// Probabilities per window of `window` seconds, windows starting every `stride` seconds; the
+    /// last one ends at the end of the video (shorter when the video ends inside it), and a video
+    /// shorter than one window is one window.
+    public func predict(path: String, window: Double, stride: Double) throws -> (duration: Double, windows: [Window]) {
+        let reader = try VideoReader(path: path, threads: pipeline.config.decodeThreads)
+        guard reader.fps > 0 else { throw VideoError.badRequest(path: path, reason: "no frame rate: cannot place time windows") }
+        let n = reader.frameCount, duration = Double(n) / reader.fps
+        var out: [Window] = []
+        for (start, end) in Self.windows(duration: duration, window: window, stride: stride) {
+            let lo = min(n - 1, Int((start * reader.fps).rounded(.down)))
+            let hi = max(lo + 1, min(n, Int((end * reader.fps).rounded(.up))))
+            out.append(Window(start: start, end: end, scores: try scores(reader, frames: lo..<hi)))
+        }
+        return (duration, out)
+    }
+
+    /// Window bounds in seconds (separate so the rule is testable without a video).
+    public static func windows(duration: Double, window: Double, stride: Double) -> [(Double, Double)] {
+        guard duration > 0 else { return [] }
+        var out: [(Double, Double)] = []
+        var start = 0.0
+        while true {
+            let end = min(start + window, duration)
+            out.append((start, end))
+            if end >= duration - 1e-9 { break }
+            start += stride
+        }
+        return out
+    }
+
+    private func scores(_ reader: VideoReader, frames: Range<Int>?) throws -> [Float] {
+        let input = Tensor(pipeline.config.sampleShape)
+        // Test sampling is deterministic; the generator is only a formality of the interface.
+        var rng = RandomGenerator(keys: 0)
+        try pipeline.load(reader: reader, frames: frames, rng: &rng, into: input.data)
+        return try averagedProbabilities(model: model, video: input, samples: 1, views: views)[0]
+    }
+}

@@ -1,0 +1,18 @@
+import AIMConfig
+import Foundation
+
+/// `--views <clips>x<crops>` of aim-eval and aim-predict: sets the test sampler's temporal clips
+/// and spatial crops (1 = CenterCrop, 3 = ThreeCrop) in the config.
+public func applyTestViews(_ spec: String, to cfg: inout Config) throws {
+    let parts = spec.lowercased().replacingOccurrences(of: "×", with: "x").split(separator: "x").compactMap { Int($0) }
+    guard parts.count == 2, parts[0] >= 1, parts[1] == 1 || parts[1] == 3 else {
+        throw TrainingError.config("--views \(spec): expected <clips>x<crops> with crops 1 or 3, e.g. 3x1")
+    }
+    // The uniform (SSv2) sampler takes one clip per video and ignores num_clips, as the
+    // official one does: more clips would silently be one.
+    if parts[0] > 1 && cfg.bool("data.frame_uniform") {
+        throw TrainingError.config("--views \(spec): data.frame_uniform samples one clip per video; use 1x\(parts[1]) or set data.frame_uniform=false")
+    }
+    try cfg.set("data.test_num_clips", .int(parts[0]))
+    try cfg.set("data.test_crop", .string(parts[1] == 3 ? "three" : "center"))
+}

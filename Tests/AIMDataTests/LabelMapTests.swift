@@ -1,0 +1,78 @@
+import AIMConfig
+import AIMData
+import Foundation
+import XCTest
+
+/// Label maps (`data.classes`): the mmaction2 text format, SSv2's labels.json, and the shipped
+/// class lists of the paper's datasets.
+final class LabelMapTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func write(_ text: String, _ name: String) throws -> String {
+        let path = scratchDir("labelmap") + "/" + name
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func testTextMapLineIIsLabelI() throws {
+        let path = try write("\u{FEFF}abseiling\r\nair drumming  \r\nzumba\n\n", "k.txt")
+        let map = try LabelMap.load(path: path)
+        XCTAssertEqual(map.names, ["abseiling", "air drumming", "zumba"])
+        XCTAssertEqual(map.name(1), "air drumming")
+        XCTAssertEqual(map.name(7), "7", "a label past the map prints as its number")
+        XCTAssertNoThrow(try map.check(numClasses: 3))
+        XCTAssertThrowsError(try map.check(numClasses: 4)) { e in
+            XCTAssertTrue("\(e)".contains(path) && "\(e)".contains("names 3 classes") && "\(e)".contains("model.num_classes is 4"), "\(e)")
+        }
+        XCTAssertThrowsError(try map.check(numClasses: 2))
+        let none: LabelMap? = nil
+        XCTAssertEqual(none.name(3), "3")
+    }
+
+    func testBlankLineInsideAMapIsRefusedWithItsLine() throws {
+        let path = try write("a\nb\n\nc\n", "gap.txt")
+        XCTAssertThrowsError(try LabelMap.load(path: path)) { e in XCTAssertTrue("\(e)".contains("\(path):3"), "\(e)") }
+        XCTAssertThrowsError(try LabelMap.load(path: try write("\n\n", "empty.txt")))
+        XCTAssertThrowsError(try LabelMap.load(path: "/nonexistent/labels.txt")) { e in XCTAssertTrue("\(e)".contains("/nonexistent/labels.txt")) }
+    }
+
+    func testSSv2LabelsJSON() throws {
+        let path = try write(#"{"Pushing something from left to right": "1", "Approaching something with your camera": "0", "Tearing something": "2"}"#, "labels.json")
+        XCTAssertEqual(try LabelMap.load(path: path).names,
+                       ["Approaching something with your camera", "Pushing something from left to right", "Tearing something"])
+        let gap = try write(#"{"a": "0", "b": "2"}"#, "gap.json")
+        XCTAssertThrowsError(try LabelMap.load(path: gap)) { e in XCTAssertTrue("\(e)".contains("no class has index 1"), "\(e)") }
+        let twice = try write(#"{"a": "0", "b": "0"}"#, "twice.json")
+        XCTAssertThrowsError(try LabelMap.load(path: twice)) { e in XCTAssertTrue("\(e)".contains("index 0"), "\(e)") }
+    }
+
+    func testLabelsOutsideTheMapNameTheirLine() throws {
+        let map = LabelMap(names: ["a", "b"], path: "m.txt")
+        let samples = [VideoSample(path: "x.mp4", label: 1, line: 1), VideoSample(path: "y.mp4", label: 2, line: 2)]
+        XCTAssertThrowsError(try map.checkLabels(samples, file: "list.txt")) { e in
+            XCTAssertTrue("\(e)".hasPrefix("list.txt:2:") && "\(e)".contains("m.txt"), "\(e)")
+        }
+    }
+
+    /// Every config that names a label map names one with exactly model.num_classes names, and the
+    /// four shipped maps are the paper's datasets' class counts.
+    func testShippedMapsFitTheirConfigs() throws {
+        let configs = Self.root.appendingPathComponent("configs").path
+        let files = (FileManager.default.enumerator(atPath: configs)?.compactMap { $0 as? String } ?? [])
+            .filter { $0.hasSuffix(".yaml") && !$0.hasPrefix("_base_") }
+        var checked: [String: Int] = [:]
+        for f in files {
+            let c = try Config.load(path: configs + "/" + f)
+            let rel = c.string("data.classes")
+            guard !rel.isEmpty else { continue }
+            let map = try LabelMap.load(path: Self.root.appendingPathComponent(rel).path)
+            XCTAssertNoThrow(try map.check(numClasses: c.int("model.num_classes")), f)
+            checked[rel] = map.names.count
+        }
+        XCTAssertEqual(checked, ["configs/labels/kinetics400.txt": 400, "configs/labels/kinetics700.txt": 700,
+                                 "configs/labels/sthv2.txt": 174, "configs/labels/diving48.txt": 48])
+        let k400 = try LabelMap.load(path: Self.root.appendingPathComponent("configs/labels/kinetics400.txt").path)
+        XCTAssertEqual(k400.names, k400.names.sorted(), "mmaction2's Kinetics lists number classes in sorted name order")
+        XCTAssertEqual(Set(k400.names).count, 400)
+    }
+}

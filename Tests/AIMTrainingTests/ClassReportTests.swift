@@ -1,0 +1,44 @@
+import AIMTraining
+import AIMData
+import XCTest
+
+/// Per-class accuracy, confused pairs, the window rule of long-video prediction and the CSV rows
+/// shared by aim-eval --predictions and aim-predict --csv.
+final class ClassReportTests: XCTestCase {
+    func testPerClassAccuracyAndConfusedPairs() {
+        // 3 classes: class 0 all right (2), class 1 half to 2 (of 2), class 2 all to 1 (3).
+        let one = { (c: Int) -> [Float] in (0..<3).map { $0 == c ? 0.8 : 0.1 } }
+        let scores = [one(0), one(0), one(1), one(2), one(1), one(1), one(1)]
+        let labels = [0, 0, 1, 1, 2, 2, 2]
+        let r = ClassReport(scores: scores, labels: labels, numClasses: 3)
+        XCTAssertEqual(r.perClass.map(\.videos), [2, 2, 3])
+        XCTAssertEqual(r.perClass.map(\.correct), [2, 1, 0])
+        XCTAssertEqual(r.perClass.map(\.accuracy), [1, 0.5, 0])
+        XCTAssertEqual(r.confusions.map { [$0.truth, $0.predicted, $0.count] }, [[2, 1, 3], [1, 2, 1]])
+        XCTAssertEqual(r.confusions[0].fraction, 1)
+        XCTAssertEqual(r.confusions[1].fraction, 0.5)
+        // The mean of the per-class accuracies is mmaction2's mean class accuracy when every class occurs.
+        XCTAssertEqual(r.perClass.map(\.accuracy).reduce(0, +) / 3, Metrics.meanClassAccuracy(scores, labels: labels), accuracy: 1e-12)
+    }
+
+    func testTopLabelsBreakTiesByLowerLabelAsTopK() {
+        XCTAssertEqual(topLabels([0.2, 0.5, 0.5, 0.1], k: 3), [1, 2, 0])
+        XCTAssertEqual(topLabels([0.2, 0.5], k: 5), [1, 0])
+    }
+
+    func testWindowsCoverTheVideoAndEndAtItsEnd() {
+        func w(_ d: Double, _ win: Double, _ s: Double) -> [[Double]] { Predictor.windows(duration: d, window: win, stride: s).map { [$0.0, $0.1] } }
+        XCTAssertEqual(w(10, 4, 4), [[0, 4], [4, 8], [8, 10]])
+        XCTAssertEqual(w(10, 4, 2), [[0, 4], [2, 6], [4, 8], [6, 10]])
+        XCTAssertEqual(w(3, 4, 1), [[0, 3]], "a video shorter than a window is one window")
+        XCTAssertEqual(w(0, 4, 1), [])
+    }
+
+    func testCSVRowsQuoteNamesAndCarryProbabilities() {
+        let map = LabelMap(names: ["a, b", "say \"hi\"", "c"], path: "m")
+        XCTAssertEqual(PredictionTable.header(k: 2, leading: ["video"]), "video,top1_label,top1_class,top1_prob,top2_label,top2_class,top2_prob")
+        XCTAssertEqual(PredictionTable.row(leading: ["v.mp4"], scores: [0.25, 0.7, 0.05], k: 2, classes: map),
+                       "v.mp4,1,\"say \"\"hi\"\"\",0.700000,0,\"a, b\",0.250000")
+        XCTAssertEqual(PredictionTable.row(leading: ["v.mp4"], scores: [0.25, 0.7, 0.05], k: 1, classes: nil), "v.mp4,1,1,0.700000")
+    }
+}
