@@ -19,7 +19,8 @@ rm -rf "$W"
 mkdir -p "$W"
 step "1. synthetic motion dataset"
 bin/aim-data synth "$D" --classes 4 --per-class 32 --stills-per-class 40
-DATA=(--set data.root="$D" --set data.train="$D/train_list.txt" --set data.val="$D/val_list.txt" --set model.num_classes=4)
+DATA=(--set data.root="$D" --set data.train="$D/train_list.txt" --set data.val="$D/val_list.txt" --set model.num_classes=4
+      --set data.classes="$D/classes.txt")
 
 step "2. image backbone: tiny ViT pretrained on single frames (where is the square?), then frozen"
 bin/aim-train --config configs/debug/tiny_pretrain.yaml --set data.root="$D" \
@@ -58,4 +59,14 @@ bin/aim-report efficiency --config configs/debug/tiny_aim.yaml --config configs/
 # The measured tables of the report (parameters, memory), as a user would read them first.
 sed -n '/^## Parameters and compute/,/^## Time per iteration/p' "$W/report/report.md" | grep -E '^(##|\|)' | cut -d'|' -f1-8 || true
 echo "full report with the paper's figures beside: $W/report/report.md (csv and svg charts beside it)"
+step "6. label videos with the trained AIM model (class names from the synthetic set's classes.txt)"
+AIM=(--config configs/debug/tiny_aim.yaml "${DATA[@]}" --set model.pretrained="$W/backbone.safetensors"
+     --checkpoint "$W/tiny_aim/latest.safetensors" --threads 2)
+bin/aim-predict "${AIM[@]}" --top-k 3 "$D"/videos/val/move_left_000001.* "$D"/videos/val/move_up_000002.*
+# A longer video: three clips of different classes back to back, labelled per 0.64 s window.
+if ffmpeg -v error -y -i "$(ls "$D"/videos/val/move_right_000000.*)" -i "$(ls "$D"/videos/val/move_down_000001.*)" \
+      -i "$(ls "$D"/videos/val/move_left_000002.*)" -filter_complex concat=n=3:v=1:a=0 -r 25 -c:v libx264 -pix_fmt yuv420p \
+      "$W/three_actions.mp4"; then
+  bin/aim-predict "${AIM[@]}" --top-k 2 --window 0.64 --stride 0.32 --out "$W/predict" "$W/three_actions.mp4"
+fi
 step "done"

@@ -216,7 +216,7 @@ struct Output {
     }
 }
 
-/// "aim-predict: 12/40 videos, 0.8 s each, about 22 s left" on stderr, for runs of several videos;
+/// "aim-predict: 12/40 videos, 0.8 s each, about 22 s left" on stderr, for runs of 10 videos or more;
 /// rewritten in place on a terminal, every tenth of the run otherwise.
 struct Progress {
     let total: Int
@@ -228,14 +228,14 @@ struct Progress {
 
     mutating func advance() {
         done += 1
-        guard total > 1 else { return }
+        guard total >= 10 else { return }
         let each = Date().timeIntervalSince(start) / Double(done)
         let line = String(format: "aim-predict: %d/%d videos, %.2f s each, about %.0f s left", done, total, each, each * Double(total - done))
         if tty { Console.errorRaw("\r" + line + "\u{1B}[K") }
         else if done == total || done % max(1, total / 10) == 0 { Console.error(line) }
     }
 
-    func finish() { if tty && total > 1 { Console.errorRaw("\n") } }
+    func finish() { if tty && total >= 10 { Console.errorRaw("\n") } }
 }
 
 // Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.

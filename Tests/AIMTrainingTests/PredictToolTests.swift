@@ -112,6 +112,16 @@ final class PredictToolTests: TrainToolTestCase {
         XCTAssertTrue(r.output.contains(short.path) && r.output.contains("names 3 classes"), r.output)
         XCTAssertFalse(r.output.contains("no such file"), "a video was looked at before the map was checked: \(r.output)")
 
+        // aim-data check refuses the same map for the config, and names a fitting one.
+        let dataArgs = ["check", "--config", Self.tinyConfig, "--set", "data.root=\(s.data.path)",
+                        "--set", "data.train=\(s.data.path)/train_list.txt", "--set", "model.num_classes=4"]
+        r = try run(try tool("aim-data"), dataArgs + ["--set", "data.classes=\(short.path)"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("names 3 classes, model.num_classes is 4"), r.output)
+        r = try run(try tool("aim-data"), dataArgs + ["--set", "data.classes=\(s.data.path)/classes.txt"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("4 class names"), r.output)
+
         // A checkpoint of another class count: the first mismatching key with both shapes.
         let five = scratch.appendingPathComponent("five.txt")
         try Data("a\nb\nc\nd\ne\n".utf8).write(to: five)
