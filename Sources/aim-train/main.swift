@@ -43,7 +43,6 @@ struct AIMTrain: ParsableCommand {
             options.resume = resume; options.maxSteps = maxSteps; options.threads = threads
             options.profile = profile; options.bucketMode = blockingAllreduce ? .blocking : .overlapped
             options.commandLine = CommandLine.arguments.joined(separator: " ")
-            StopSignal.install()
             let trainer = try Trainer(config: cfg, options: options, communicator: comm)
             let summary = try trainer.run()
             // A stop by signal is not a finished run: a requeue wrapper or `&&` must see it.
@@ -61,4 +60,6 @@ struct AIMTrain: ParsableCommand {
 
 // Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.
 ProcessEnvironment.prepare()
+// Before MPI, the decoders or a GEMM library start a thread: they inherit the blocked stop signals.
+StopSignal.install()
 AIMTrain.main()

@@ -6,10 +6,9 @@ import XCTest
 /// continues from it to the same end as an uninterrupted run.
 final class SignalStopTests: TrainToolTestCase {
     func testSIGTERMAndSIGINTCheckpointAndExitCleanly() throws {
-        // Known open problem: with oneDNN as the GEMM library, a stop signal handled while its
-        // OpenMP workers run corrupted the heap in about 1 of 10 stops here (docs/PERFORMANCE.md);
-        // these tests pin OpenBLAS, which `gemm: auto` may not pick, until that is fixed.
-        extraEnvironment["AIM_GEMM"] = "openblas"
+        // oneDNN: a signal handled on a thread inside its sgemm corrupted the heap in about 1 of 10
+        // stops until stop signals were confined to a thread of their own (Signals.swift).
+        extraEnvironment["AIM_GEMM"] = "onednn"
         let data = try makeDataset()
         let steps = 30
         // No regular checkpoint before the end: the one found after the signal is the signal's.
@@ -56,10 +55,9 @@ final class SignalStopTests: TrainToolTestCase {
     /// status is then its own), but only forwards SIGUSR1: the ranks' 138 is mpirun's status, which
     /// is what cluster/slurm.sbatch requeues on. (Bitwise 2-rank resume is TwoRankRunTests'.)
     func testSignalToMpirunCheckpointsBothRanks() throws {
-        // Known open problem: with oneDNN as the GEMM library, a stop signal handled while its
-        // OpenMP workers run corrupted the heap in about 1 of 10 stops here (docs/PERFORMANCE.md);
-        // these tests pin OpenBLAS, which `gemm: auto` may not pick, until that is fixed.
-        extraEnvironment["AIM_GEMM"] = "openblas"
+        // oneDNN: a signal handled on a thread inside its sgemm corrupted the heap in about 1 of 10
+        // stops until stop signals were confined to a thread of their own (Signals.swift).
+        extraEnvironment["AIM_GEMM"] = "onednn"
         let data = try makeDataset()
         let steps = 100, extra = ["checkpoint.interval=1000"]  // mpirun takes ~0.5 s (~40 tiny steps) to forward a signal
         for (signal, name) in [(SIGTERM, "SIGTERM"), (SIGUSR1, "SIGUSR1")] {
