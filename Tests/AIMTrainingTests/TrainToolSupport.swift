@@ -76,12 +76,30 @@ class TrainToolTestCase: XCTestCase {
         let deadline = Date().addingTimeInterval(limit)
         var timedOut = false
         while p.isRunning {
-            if Date() > deadline { timedOut = true; kill(p.processIdentifier, SIGKILL) ; p.waitUntilExit(); break }
+            if Date() > deadline { timedOut = true; killTree(p.processIdentifier); p.waitUntilExit(); break }
             usleep(2000)
         }
         p.waitUntilExit()
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         return Run(status: p.terminationStatus, output: text, timedOut: timedOut, signalled: p.terminationReason == .uncaughtSignal)
+    }
+
+    /// SIGKILL to `pid` and every process below it (mpirun's ranks, a script's mpirun), so a test
+    /// that times out leaves no orphans running on: descendants first found from /proc.
+    func killTree(_ pid: Int32) {
+        var children: [Int32: [Int32]] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // Fields after "(comm)": state, ppid, …
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let ppid = Int32(fields[1]) { children[ppid, default: []].append(child) }
+        }
+        var order: [Int32] = [], queue = [pid]
+        while let next = queue.popLast() { order.append(next); queue += children[next] ?? [] }
+        for p in order { kill(p, SIGSTOP) }   // no new children while the tree is taken down
+        for p in order.reversed() { kill(p, SIGKILL) }
     }
 
     /// Runs `exe args` to the end (killed after `limit` seconds).
