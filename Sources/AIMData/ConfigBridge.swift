@@ -44,8 +44,9 @@ public func annotationSamples(config c: Config, split: DataSplit) throws -> [Vid
         throw DataConfigError(key: annotationKey(config: c, split: split), message: "\(file) lists no videos")
     }
     try checkLabels(samples, file: file, numClasses: c.int("model.num_classes"))
-    // A label map that cannot name the model's classes is found before a video is opened.
-    if let classes = try LabelMap.fromConfig(c) {
+    // A label map that cannot name the model's classes is found before a video is opened. (A
+    // Kinetics/SSv2 class list already gave the labels; it may name more classes than are used.)
+    if let classes = try LabelMap.fromConfig(c, orClassList: false) {
         try classes.check(numClasses: c.int("model.num_classes"))
         try classes.checkLabels(samples, file: file)
     }

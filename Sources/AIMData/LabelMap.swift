@@ -50,20 +50,26 @@ public struct LabelMap: Equatable, Sendable {
         self.init(names: (0..<n).map { byIndex[$0]! }, path: path)
     }
 
-    /// The map a config names: `data.classes`, else a Kinetics class list or SSv2 labels.json
-    /// given as `data.class_list`; nil when the config names none (labels print as numbers).
-    public static func fromConfig(_ c: Config) throws -> LabelMap? {
-        var path = c.string("data.classes")
-        if path.isEmpty, c.string("data.format") != "list", c.string("data.format") != "diving48_json" {
-            path = c.string("data.class_list")
-        }
-        return path.isEmpty ? nil : try load(path: path)
+    /// The map a config names: `data.classes`, else (with `orClassList`) a Kinetics class list or
+    /// SSv2 labels.json given as `data.class_list`; nil when the config names none (labels print
+    /// as numbers).
+    public static func fromConfig(_ c: Config, orClassList: Bool = true) throws -> LabelMap? {
+        let explicit = c.string("data.classes")
+        if !explicit.isEmpty { return try load(path: explicit) }
+        guard orClassList, c.string("data.format") != "list", c.string("data.format") != "diving48_json" else { return nil }
+        let list = c.string("data.class_list")
+        return list.isEmpty ? nil : try load(path: list).asClassList()
     }
+
+    /// A class list may name more classes than a model uses (a Kinetics list with a subset
+    /// trained): only a shorter one is refused.
+    private(set) var isClassList = false
+    func asClassList() -> LabelMap { var m = self; m.isClassList = true; return m }
 
     /// A map that does not name every class of the model (or names more) is refused: the
     /// names would be wrong or missing for some predictions.
     public func check(numClasses: Int) throws {
-        guard names.count == numClasses else {
+        guard names.count == numClasses || (isClassList && names.count > numClasses) else {
             let fewer = names.count < numClasses
             throw AnnotationError(file: path, line: nil,
                                   message: "the label map names \(names.count) classes, model.num_classes is \(numClasses)"

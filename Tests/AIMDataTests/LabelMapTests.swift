@@ -46,6 +46,23 @@ final class LabelMapTests: XCTestCase {
         XCTAssertThrowsError(try LabelMap.load(path: twice)) { e in XCTAssertTrue("\(e)".contains("index 0"), "\(e)") }
     }
 
+    /// Without data.classes, a Kinetics class list names the classes; it may be longer than the
+    /// model's classes (a subset trained), never shorter. data.classes must fit exactly.
+    func testKineticsClassListStandsInForTheMap() throws {
+        let list = try write("abseiling\nbowling\ncooking\n", "classes.txt")
+        var c = Config()
+        try c.set("model.num_classes", .int(2))
+        try c.set("data.format", .string("kinetics_csv"))
+        try c.set("data.class_list", .string(list))
+        let map = try XCTUnwrap(try LabelMap.fromConfig(c))
+        XCTAssertEqual(map.name(1), "bowling")
+        XCTAssertNoThrow(try map.check(numClasses: 2))
+        XCTAssertThrowsError(try map.check(numClasses: 4))
+        XCTAssertNil(try LabelMap.fromConfig(c, orClassList: false))
+        try c.set("data.classes", .string(list))
+        XCTAssertThrowsError(try XCTUnwrap(try LabelMap.fromConfig(c)).check(numClasses: 2), "an explicit map must name exactly the model's classes")
+    }
+
     func testLabelsOutsideTheMapNameTheirLine() throws {
         let map = LabelMap(names: ["a", "b"], path: "m.txt")
         let samples = [VideoSample(path: "x.mp4", label: 1, line: 1), VideoSample(path: "y.mp4", label: 2, line: 2)]
