@@ -38,8 +38,8 @@ public enum ConfigSchema {
         .choice("model.precision", ["fp32", "bf16"], "fp32", "matrix products of the linear layers: fp32, or bf16 operands with fp32 accumulation and fp32 master weights (oneDNN; as torch.autocast bf16)"),
 
         // MARK: data (issue 4)
-        .choice("data.format", ["list", "kinetics_csv", "ssv2_json", "diving48_json"], "list",
-                "annotation format: list = mmaction2 video list '<relative path> <label>' per line; kinetics_csv, ssv2_json, diving48_json = the datasets' own annotation files"),
+        .choice("data.format", ["list", "kinetics_csv", "ssv2_json", "diving48_json", "shards"], "list",
+                "annotation format: list = mmaction2 video list '<relative path> <label>' per line; kinetics_csv, ssv2_json, diving48_json = the datasets' own annotation files; shards = tar shards in the WebDataset layout (aim-data shard), data.train/val/test naming them as DIR/train-{000000..000127}.tar or DIR/train-manifest.json"),
         .string("data.root", "", "directory the training annotation's video paths are relative to (mmaction2 data_root)"),
         .string("data.val_root", "", "directory data.val / data.test video paths are relative to (data_root_val); empty = data.root"),
         .string("data.train", "", "training annotation file"),

@@ -7,8 +7,8 @@ import Foundation
 struct AimData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aim-data",
-        abstract: "Inspect video datasets, dump sampled clips, write a synthetic dataset.",
-        subcommands: [Check.self, Clip.self, Synth.self, DecodeBench.self])
+        abstract: "Inspect video datasets, dump sampled clips, write a synthetic dataset, write tar shards.",
+        subcommands: [Check.self, Clip.self, Synth.self, DecodeBench.self, Shard.self])
 }
 
 func fail(_ message: String) -> Never {
@@ -149,6 +149,81 @@ struct DecodeBench: ParsableCommand {
             fail("\(error)")
         }
     }
+}
+
+struct Shard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a split's videos, bytes unchanged, into tar shards in the WebDataset layout (<key>.cls, <key>.json, <key>.<ext>) with an index per shard and DIR/<split>-manifest.json. Videos that do not open and decode are skipped and listed (exit 0, as `check`); exit 1 when the annotation is unusable, no video is usable or a write fails.")
+
+    @Option(help: "experiment config (YAML)") var config: String
+    @Option(name: .customLong("set"), help: "config override key=value (repeatable)") var overrides: [String] = []
+    @Option(help: "split of the config: train, val or test") var split: String = "train"
+    @Option(help: "output folder") var out: String
+    @Option(name: .customLong("shard-size"), help: "largest shard (bytes; suffixes K, M, G, KiB, MiB, GiB, KB, MB, GB)") var shardSize: String = "1GiB"
+    @Option(help: "source videos checked at once") var threads: Int = 2
+
+    func run() throws {
+        guard threads >= 1 else { fail("--threads must be at least 1, got \(threads)") }
+        guard let size = parseByteSize(shardSize), size >= 64 << 10 else {
+            fail("--shard-size \(shardSize): give a size of at least 64KiB, e.g. 1GiB, 500MB, 1048576")
+        }
+        guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
+        let samples: [VideoSample]
+        do {
+            let cfg = try Config.load(path: config, overrides: overrides)
+            guard cfg.string("data.format") != "shards" else { fail("\(config): data.format is already shards") }
+            samples = try annotationSamples(config: cfg, split: s)
+        } catch {
+            fail("\(error)")
+        }
+        let t0 = Date()
+        var last = Date.distantPast
+        let manifest: ShardManifest
+        do {
+            manifest = try ShardWriter.write(samples: samples, split: split, to: out, shardSize: size, threads: threads) { p in
+                let now = Date()
+                guard now.timeIntervalSince(last) >= 1 || p.done == p.total else { return }
+                last = now
+                let dt = now.timeIntervalSince(t0)
+                let rate = Double(p.done) / max(dt, 1e-9)
+                let eta = rate > 0 ? Double(p.total - p.done) / rate : 0
+                Console.errorRaw(String(format: "\rshard %@: %d/%d videos, %d skipped, %d shard(s), %@, %.1f videos/s, ETA %@   ",
+                                        split, p.done, p.total, p.skipped, p.shards, FileSpace.describe(p.bytes), rate, duration(eta)))
+            }
+            Console.errorRaw("\n")
+        } catch {
+            Console.errorRaw("\n")
+            fail("\(error)")
+        }
+        for k in manifest.skipped { Console.error("skipped: \(k.path): \(k.reason)") }
+        let bytes = manifest.shards.reduce(Int64(0)) { $0 + $1.bytes }
+        print("wrote \(manifest.samples) of \(samples.count) videos (\(manifest.skipped.count) skipped) into \(manifest.shards.count) shard(s), \(FileSpace.describe(bytes)), in \(duration(Date().timeIntervalSince(t0)))")
+        print("manifest: \((out as NSString).appendingPathComponent(ShardManifest.fileName(split: split)))")
+        if !manifest.pattern.isEmpty {
+            print("train from them with: data.format: shards, data.\(split): \((out as NSString).appendingPathComponent(manifest.pattern))")
+        }
+        if manifest.samples == 0 { fail("no video of \(config) split \(split) is usable") }
+    }
+}
+
+/// "1GiB" → 1073741824, "500MB" → 500000000, "64K" → 65536, "123" → 123; nil when malformed.
+func parseByteSize(_ s: String) -> Int64? {
+    let t = s.trimmingCharacters(in: .whitespaces)
+    let digits = t.prefix(while: { $0.isNumber || $0 == "." })
+    guard let v = Double(digits), v > 0 else { return nil }
+    let units: [String: Double] = ["": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1_048_576, "MIB": 1_048_576, "G": 1_073_741_824, "GIB": 1_073_741_824,
+                                   "T": 1_099_511_627_776, "TIB": 1_099_511_627_776, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12]
+    guard let u = units[t.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).uppercased()] else { return nil }
+    let bytes = v * u
+    return bytes < 9e18 ? Int64(bytes) : nil
+}
+
+/// "1h02m", "3m05s", "12s".
+func duration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return "\(s)s"
 }
 
 // Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.
