@@ -128,7 +128,9 @@ public enum ShardWriter {
                         ("\(k).\(videoExtension(s.path))", video),
                     ].sorted { $0.0 < $1.0 }
                     let need = entries.reduce(Int64(0)) { $0 + TarWriter.entryBytes(name: $1.0, size: Int64($1.1.count)) }
-                    if let w = writer, inShard > 0, w.bytesWritten + need + Int64(2 * Tar.block) > shardSize { try close() }
+                    // The finished shard: these members, two end blocks, padded to a whole record.
+                    let rec = Int64(Tar.record)
+                    if let w = writer, inShard > 0, (w.bytesWritten + need + Int64(2 * Tar.block) + rec - 1) / rec * rec > shardSize { try close() }
                     if writer == nil {
                         writer = try TarWriter(path: (dir as NSString).appendingPathComponent(shardName(shards.count) + ".tar"))
                     }
