@@ -111,6 +111,7 @@ public enum ShardDataset {
     static func samplesOf(shard: String, index: ShardIndex, into samples: inout [VideoSample], withoutVideo: inout [String]) throws {
         let fd = Glibc.open(shard, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw TarError(path: shard, message: "cannot open: \(String(cString: strerror(errno)))") }
+        DataFileOpens.add()
         defer { close(fd) }
         var i = 0
         let m = index.members

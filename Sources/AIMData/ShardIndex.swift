@@ -73,6 +73,7 @@ public struct ShardIndex: Equatable, Sendable {
         }
         let fd = open(shard, O_RDONLY | O_CLOEXEC)
         if fd < 0 { return "cannot open: \(String(cString: strerror(errno)))" }
+        DataFileOpens.add()
         defer { close(fd) }
         for m in [members.first, members.last].compactMap({ $0 }) {
             var h = [UInt8](repeating: 0, count: Tar.block)
@@ -117,6 +118,7 @@ public struct ShardIndex: Equatable, Sendable {
             guard let text = try? String(contentsOfFile: beside, encoding: .utf8) else {
                 throw TarError(path: beside, message: "cannot read the shard index")
             }
+            DataFileOpens.add()
             let idx = try parse(text, file: beside)
             if let why = idx.mismatch(shard: shard) {
                 throw TarError(path: beside, message: "index does not match its shard \(shard): \(why); delete the .idx to rebuild it from the tar headers")

@@ -55,7 +55,7 @@ struct Check: ParsableCommand {
         } catch {
             fail("\(error)")
         }
-        let report = checkVideos(samples.map(\.path), threads: threads)
+        let report = checkVideos(samples, threads: threads)
         print(json ? report.json() : report.text())
     }
 }
@@ -137,8 +137,15 @@ struct DecodeBench: ParsableCommand {
 
     @Option(help: "folder for the generated 320p videos (kept between runs)") var dir: String = NSTemporaryDirectory() + "aim-decode-bench"
     @Option(name: .customLong("clips-per-thread")) var clipsPerThread: Int = 8
+    @Option(help: "instead: time one epoch of the loader alone over this config's split (files or shards)") var config: String?
+    @Option(name: .customLong("set"), help: "config override key=value (repeatable), with --config") var overrides: [String] = []
+    @Option(help: "with --config: split train, val or test") var split: String = "train"
+    @Option(help: "with --config: load the slice of this rank ...") var rank: Int = 0
+    @Option(help: "... of this many ranks") var ranks: Int = 1
+    @Option(help: "with --config: epochs to time (files opened are counted per epoch)") var epochs: Int = 1
 
     func run() throws {
+        if let config { return try loaderEpochs(config) }
         do {
             let paths = try DecodeBenchmark.makeVideos(in: dir)
             for t in [1, 2] {
@@ -224,6 +231,38 @@ func duration(_ seconds: Double) -> String {
     if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
     if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
     return "\(s)s"
+}
+
+extension DecodeBench {
+    /// One or more epochs of the config's loader (its pipeline, data.workers threads, this rank's
+    /// slice): seconds, clips/s and the files the data layer opened in each.
+    func loaderEpochs(_ path: String) throws {
+        guard ranks >= 1, rank >= 0, rank < ranks, epochs >= 1 else { fail("need 0 <= --rank < --ranks and --epochs >= 1") }
+        guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
+        do {
+            let cfg = try Config.load(path: path, overrides: overrides)
+            let batch = cfg.int("train.batch_size")
+            guard batch % ranks == 0 else { fail("train.batch_size \(batch) is not divisible by --ranks \(ranks)") }
+            let opens0 = DataFileOpens.value
+            let t0 = Date()
+            let loader = try VideoLoader(config: cfg, split: s, rank: rank, ranks: ranks, batchSize: batch)
+            print(String(format: "%@ (%@): %d videos, opened in %.2f s (%d files opened)", split, cfg.string("data.format"),
+                         loader.samples.count, Date().timeIntervalSince(t0), DataFileOpens.value - opens0))
+            for e in 0..<epochs {
+                let opens = DataFileOpens.value
+                let t = Date()
+                loader.start(at: LoaderPosition(epoch: e, step: 0))
+                var clips = 0
+                while let b = try loader.next() { clips += b.labels.count }
+                let dt = Date().timeIntervalSince(t)
+                print(String(format: "epoch %d, rank %d of %d: %d clips in %.2f s = %.1f clips/s, %d files opened, %d skip events",
+                             e, rank, ranks, clips, dt, Double(clips) / dt, DataFileOpens.value - opens, loader.skipReport.events))
+            }
+            loader.stop()
+        } catch {
+            fail("\(error)")
+        }
+    }
 }
 
 // Library settings read at load time (OpenBLAS's kernels, idle-thread policy): may restart once.
