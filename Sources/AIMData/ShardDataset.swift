@@ -106,6 +106,22 @@ public enum ShardDataset {
         return (samples, report)
     }
 
+    /// Shards and indexes of a manifest whose SHA-256 differs from the manifest's (reads every
+    /// byte: `aim-data check` does it, training does not).
+    public static func checksumMismatches(manifest file: String) throws -> [String] {
+        let m = try ShardManifest.read(file)
+        let dir = (file as NSString).deletingLastPathComponent
+        var bad: [String] = []
+        for s in m.shards {
+            for (name, want) in [(s.tar, s.sha256), (s.index, s.indexSHA256)] {
+                let path = (dir as NSString).appendingPathComponent(name)
+                let got = (try? SHA256.hex(ofFile: path)) ?? "unreadable"
+                if got != want { bad.append("\(path): sha256 \(got), the manifest says \(want)") }
+            }
+        }
+        return bad
+    }
+
     /// Groups consecutive members with the same key into samples (WebDataset's rule) and reads
     /// each sample's label from its `.cls` member.
     static func samplesOf(shard: String, index: ShardIndex, into samples: inout [VideoSample], withoutVideo: inout [String]) throws {

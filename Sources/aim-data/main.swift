@@ -18,7 +18,7 @@ func fail(_ message: String) -> Never {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Open every listed video and report totals, frame counts and every bad entry (exit 0 even when some are bad; exit 1 when the annotation itself is unusable or lists no videos).")
+        abstract: "Open every listed video and report totals, frame counts and every bad entry (exit 0 even when some are bad; exit 1 when the annotation itself is unusable or lists no videos, or when shards named by their manifest do not match its SHA-256 checksums).")
 
     @Option(help: "experiment config (YAML)") var config: String?
     @Option(name: .customLong("set"), help: "config override key=value (repeatable)") var overrides: [String] = []
@@ -57,6 +57,19 @@ struct Check: ParsableCommand {
         }
         let report = checkVideos(samples, threads: threads)
         print(json ? report.json() : report.text())
+        // Shards named by their manifest: also every shard's and index's SHA-256.
+        if let cfgPath = config, let cfg = try? Config.load(path: cfgPath, overrides: overrides), cfg.string("data.format") == "shards",
+           let s = DataSplit(rawValue: split), let spec = try? annotationLocation(config: cfg, split: s).file, spec.hasSuffix(".json") {
+            do {
+                let bad = try ShardDataset.checksumMismatches(manifest: spec)
+                if json { Console.error(bad.isEmpty ? "shard checksums: ok" : bad.joined(separator: "\n")) } else {
+                    print(bad.isEmpty ? "shard checksums: all match \(spec)" : bad.map { "checksum mismatch: \($0)" }.joined(separator: "\n"))
+                }
+                if !bad.isEmpty { Foundation.exit(1) }
+            } catch {
+                fail("\(error)")
+            }
+        }
     }
 }
 

@@ -185,6 +185,22 @@ final class ShardTests: XCTestCase {
         }
     }
 
+    func testManifestChecksumsCatchAFlippedByte() throws {
+        let dir = scratchDir("shard-sha")
+        for f in try FileManager.default.contentsOfDirectory(atPath: ShardedList.shardDir) {
+            try FileManager.default.copyItem(atPath: ShardedList.shardDir + "/" + f, toPath: dir + "/" + f)
+        }
+        XCTAssertEqual(try ShardDataset.checksumMismatches(manifest: dir + "/train-manifest.json"), [])
+        // One byte inside a video: sizes and headers still agree, only the checksum tells.
+        var b = fileBytes(dir + "/train-000001.tar")
+        let m = try Tar.members(ofArchive: dir + "/train-000001.tar").first { $0.name.hasSuffix(".mp4") || $0.name.hasSuffix(".avi") || $0.name.hasSuffix(".mkv") }!
+        b[Int(m.offset + m.size / 2)] ^= 0xFF
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/train-000001.tar", contents: Data(b)))
+        let bad = try ShardDataset.checksumMismatches(manifest: dir + "/train-manifest.json")
+        XCTAssertEqual(bad.count, 1)
+        XCTAssertTrue(bad.first?.hasPrefix(dir + "/train-000001.tar: sha256") == true, "\(bad)")
+    }
+
     /// Shards written by Python's tarfile in the WebDataset layout, without our index: the index
     /// is built on first open and stored beside them, or in the cache folder when theirs is
     /// read-only; the long (pax) key reads; the videos decode from their ranges.
