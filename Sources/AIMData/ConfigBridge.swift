@@ -42,7 +42,11 @@ public func annotationSamples(config c: Config, split: DataSplit, indexCacheDir:
     let samples: [VideoSample]
     if c.string("data.format") == "shards" {
         let (s, report) = try ShardDataset.open(spec: file, cacheDir: indexCacheDir)
-        if report.indexesBuilt > 0 { log("aim-data: built the index of \(report.indexesBuilt) of \(report.shards.count) shard(s) of \(file) from their tar headers (cached for the next open)") }
+        if report.indexesBuilt > 0 {
+            let kept = report.indexesNotKept == 0 ? "kept for the next open"
+                : "\(report.indexesNotKept) of them not kept: their folder is read-only and there is no index cache here (aim-train keeps them in <work dir>/shard-index)"
+            log("aim-data: built the index of \(report.indexesBuilt) of \(report.shards.count) shard(s) of \(file) from their tar headers (\(kept))")
+        }
         for k in report.withoutVideo { log("aim-data: skipping sample \(k): no video member") }
         samples = s
     } else {

@@ -17,8 +17,10 @@ public enum ShardDataset {
     /// What opening the shards of a split found, besides the samples.
     public struct Report: Sendable {
         public var shards: [String]
-        /// Indexes built from tar headers in this open (no `.idx` and no cached one).
+        /// Indexes built from tar headers in this open (no `.idx` and no cached one), and how
+        /// many of those could not be stored for the next open (read-only folder, no cache folder).
         public var indexesBuilt: Int
+        public var indexesNotKept: Int = 0
         /// Keys with no video member, with the shard they are in (skipped, like bad videos).
         public var withoutVideo: [String]
     }
@@ -90,8 +92,9 @@ public enum ShardDataset {
             guard FileManager.default.fileExists(atPath: shard) else {
                 throw TarError(path: shard, message: "missing shard (named by \(spec))")
             }
-            let (index, built) = try ShardIndex.load(shard: shard, cacheDir: cacheDir)
+            let (index, built, kept) = try ShardIndex.load(shard: shard, cacheDir: cacheDir)
             if built { report.indexesBuilt += 1 }
+            if built && !kept { report.indexesNotKept += 1 }
             let before = samples.count
             try samplesOf(shard: shard, index: index, into: &samples, withoutVideo: &report.withoutVideo)
             if let m = manifest?.shards[si] {

@@ -110,8 +110,9 @@ public struct ShardIndex: Equatable, Sendable {
     /// The index of `shard`: the `.idx` beside it when present (an error when it does not match
     /// the shard), else one cached in `cacheDir` from an earlier open (rebuilt when stale),
     /// else built now by reading the headers and stored beside the shard, or in `cacheDir`
-    /// when the shard's folder is not writable. `built` is true when the headers were read.
-    public static func load(shard: String, cacheDir: String?) throws -> (index: ShardIndex, built: Bool) {
+    /// when the shard's folder is not writable. `built` is true when the headers were read,
+    /// `kept` when the index built was then stored somewhere for the next open.
+    public static func load(shard: String, cacheDir: String?) throws -> (index: ShardIndex, built: Bool, kept: Bool) {
         _ = try fileSize(shard)
         let beside = path(forShard: shard)
         if FileManager.default.fileExists(atPath: beside) {
@@ -123,20 +124,19 @@ public struct ShardIndex: Equatable, Sendable {
             if let why = idx.mismatch(shard: shard) {
                 throw TarError(path: beside, message: "index does not match its shard \(shard): \(why); delete the .idx to rebuild it from the tar headers")
             }
-            return (idx, false)
+            return (idx, false, true)
         }
         let cached = cacheDir.map { cachePath(shard: shard, cacheDir: $0) }
         if let c = cached, let text = try? String(contentsOfFile: c, encoding: .utf8),
            let idx = try? parse(text, file: c), idx.mismatch(shard: shard) == nil {
-            return (idx, false)
+            return (idx, false, true)
         }
         let idx = try build(shard: shard)
         // Beside the shard first (every later reader finds it); the cache when that is read-only.
-        if (try? FileOutput.write(idx.text(), to: beside)) == nil, let c = cached {
-            try? FileManager.default.createDirectory(atPath: (c as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try? FileOutput.write(idx.text(), to: c)
-        }
-        return (idx, true)
+        if (try? FileOutput.write(idx.text(), to: beside)) != nil { return (idx, true, true) }
+        guard let c = cached else { return (idx, true, false) }
+        try? FileManager.default.createDirectory(atPath: (c as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        return (idx, true, (try? FileOutput.write(idx.text(), to: c)) != nil)
     }
 
     /// `<cacheDir>/<shard file name>-<hash of its absolute path>.idx`.
