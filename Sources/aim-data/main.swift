@@ -156,6 +156,7 @@ struct DecodeBench: ParsableCommand {
     @Option(help: "with --config: load the slice of this rank ...") var rank: Int = 0
     @Option(help: "... of this many ranks") var ranks: Int = 1
     @Option(help: "with --config: epochs to time (files opened are counted per epoch)") var epochs: Int = 1
+    @Flag(help: "with --config: sync and drop the page cache, dentries and inodes before each epoch (after the split is opened; needs root: writes /proc/sys/vm/drop_caches)") var cold = false
 
     func run() throws {
         if let config { return try loaderEpochs(config) }
@@ -262,6 +263,15 @@ extension DecodeBench {
             print(String(format: "%@ (%@): %d videos, opened in %.2f s (%d files opened)", split, cfg.string("data.format"),
                          loader.samples.count, Date().timeIntervalSince(t0), DataFileOpens.value - opens0))
             for e in 0..<epochs {
+                if cold {
+                    sync()
+                    // A plain write: FileOutput's temporary-file-and-rename cannot work in /proc.
+                    let fd = open("/proc/sys/vm/drop_caches", O_WRONLY)
+                    let ok = fd >= 0 && write(fd, "3\n", 2) == 2
+                    let why = String(cString: strerror(errno))
+                    if fd >= 0 { close(fd) }
+                    if !ok { fail("--cold: cannot write /proc/sys/vm/drop_caches (\(why)); run as root or leave out --cold") }
+                }
                 let opens = DataFileOpens.value
                 let t = Date()
                 loader.start(at: LoaderPosition(epoch: e, step: 0))
