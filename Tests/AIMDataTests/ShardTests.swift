@@ -68,6 +68,38 @@ final class ShardTests: XCTestCase {
         XCTAssertThrowsError(try ShardWriter.write(samples: ShardedList.good, split: "train", to: again, shardSize: 1 << 20))
     }
 
+    /// Members far larger than the 64 KiB I/O buffer, so FFmpeg seeks inside the range (MP4 with
+    /// its index at the end, Matroska): every frame decodes as from the file.
+    func testLargeMembersSeekInsideTheirRange() throws {
+        let dir = scratchDir("shard-large")
+        var g = RandomGenerator(keys: 5)
+        var sources: [VideoSample] = []
+        for (i, (enc, ext)) in [("libx264", "mp4"), ("mpeg4", "mkv")].enumerated() {
+            let p = dir + "/big\(i).\(ext)"
+            let w = try VideoWriter(path: p, encoder: enc, width: 96, height: 64, gop: 8, bFrames: enc == "libx264" ? 2 : 0)
+            for f in 0..<40 {  // noise, so the files stay large; a gray level per frame to identify it
+                var px = (0..<(96 * 64 * 3)).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+                for x in 0..<(96 * 8 * 3) { px[x] = UInt8(grayLevel(f)) }
+                try w.append(rgb: px)
+            }
+            try w.finish()
+            sources.append(VideoSample(path: p, label: i))
+        }
+        XCTAssertTrue(sources.allSatisfy { fileBytes($0.path).count > 65536 }, "\(sources.map { fileBytes($0.path).count })")
+        try ShardWriter.write(samples: sources, split: "big", to: dir + "/shards", shardSize: 1 << 30)
+        let shards = try ShardDataset.open(spec: dir + "/shards/big-manifest.json", cacheDir: nil).samples
+        XCTAssertEqual(shards.count, 2)
+        for (s, f) in zip(shards, sources) {
+            let a = try VideoReader(path: s.path, range: s.range), b = try VideoReader(path: f.path)
+            XCTAssertEqual(a.frameCount, 40)
+            XCTAssertEqual(a.frameCountSource, b.frameCountSource)
+            for idx in [[39, 0], [17, 18, 3], [25]] {
+                XCTAssertTrue(try a.frames(at: idx).pixels == b.frames(at: idx).pixels, "\(s.path) frames \(idx)")
+            }
+            XCTAssertGreaterThan(a.seekDecodes, 0)
+        }
+    }
+
     func testKeysAreWebDatasetKeysAndUnique() {
         let s = ["/a/x.y.mp4", "/b/x.y.avi", "/c/x_y.mp4", "/d/plain"].map { VideoSample(path: $0, label: 0) }
         XCTAssertEqual(ShardWriter.keys(for: s), ["x_y", "x_y_2", "x_y_3", "plain"])
