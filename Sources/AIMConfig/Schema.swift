@@ -38,12 +38,12 @@ public enum ConfigSchema {
         .choice("model.precision", ["fp32", "bf16"], "fp32", "matrix products of the linear layers: fp32, or bf16 operands with fp32 accumulation and fp32 master weights (oneDNN; as torch.autocast bf16)"),
 
         // MARK: data (issue 4)
-        .choice("data.format", ["list", "kinetics_csv", "ssv2_json", "diving48_json"], "list",
-                "annotation format: list = mmaction2 video list '<relative path> <label>' per line; kinetics_csv, ssv2_json, diving48_json = the datasets' own annotation files"),
+        .choice("data.format", ["list", "kinetics_csv", "ssv2_json", "diving48_json", "shards"], "list",
+                "annotation format: list = mmaction2 video list '<relative path> <label>' per line; kinetics_csv, ssv2_json, diving48_json = the datasets' own annotation files; shards = tar shards in the WebDataset layout (aim-data shard), data.train/val/test naming them as DIR/train-{000000..000127}.tar or DIR/train-manifest.json"),
         .string("data.root", "", "directory the training annotation's video paths are relative to (mmaction2 data_root)"),
         .string("data.val_root", "", "directory data.val / data.test video paths are relative to (data_root_val); empty = data.root"),
-        .string("data.train", "", "training annotation file"),
-        .string("data.val", "", "validation annotation file (evaluated during training)"),
+        .string("data.train", "", "training annotation file; with data.format shards the shards: DIR/train-{000000..000127}.tar or DIR/train-manifest.json"),
+        .string("data.val", "", "validation annotation file (evaluated during training); with data.format shards a shard pattern or manifest"),
         .string("data.test", "", "test annotation file for aim-eval; empty = data.val (the official configs test on val)"),
         .string("data.class_list", "", "class names file for the kinetics_csv / ssv2_json / diving48_json formats (line order = label index)"),
         .string("data.classes", "", "label map naming each class for aim-predict / aim-eval (line i = name of label i, mmaction2 label_map_*.txt, or SSv2 labels.json); empty = data.class_list where that names the classes; none = labels print as numbers"),

@@ -9,8 +9,11 @@ public struct VideoSample: Equatable, Sendable {
     public var line: Int?
     /// The class name the label was mapped from (Kinetics, SSv2); nil for formats with bare indices.
     public var className: String?
-    public init(path: String, label: Int, line: Int? = nil, className: String? = nil) {
-        self.path = path; self.label = label; self.line = line; self.className = className
+    /// For a sample of a tar shard: the video's byte range there (`path` is then
+    /// `<shard>/<member name>`, a name for messages).
+    public var range: ArchiveRange?
+    public init(path: String, label: Int, line: Int? = nil, className: String? = nil, range: ArchiveRange? = nil) {
+        self.path = path; self.label = label; self.line = line; self.className = className; self.range = range
     }
 
     /// The same video with the same label; where it was read from does not change what it is.

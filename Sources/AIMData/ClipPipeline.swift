@@ -67,9 +67,11 @@ public struct ClipPipeline: Sendable {
     /// Decodes and transforms one video; `out` receives `config.sampleFloats` floats laid out
     /// `[views, 3, T, H, W]`. All random choices come from `rng`, in a fixed order. With
     /// `frameCounts`, a frame count that took a decode pass is remembered for the next open.
+    /// With `range`, the video is read in place from that byte range of a tar shard.
     public func load(path: String, rng: inout RandomGenerator, into out: UnsafeMutablePointer<Float>,
-                     frameCounts: FrameCountCache? = nil) throws {
-        let reader = try VideoReader(path: path, threads: config.decodeThreads, knownFrameCount: frameCounts?.count(for: path))
+                     frameCounts: FrameCountCache? = nil, range: ArchiveRange? = nil) throws {
+        let reader = try VideoReader(path: path, threads: config.decodeThreads, knownFrameCount: frameCounts?.count(for: path),
+                                     range: range)
         if reader.frameCountSource == .decodePass { frameCounts?.store(reader.frameCount, for: path) }
         try load(reader: reader, rng: &rng, into: out)
     }

@@ -1,4 +1,5 @@
 import AIMConfig
+import AIMTensor
 import Foundation
 
 /// Which annotation of a config: `data.train`, `data.val` (validation during training) or
@@ -33,13 +34,28 @@ public func annotationLocation(config c: Config, split: DataSplit) throws -> (fi
 /// The samples of a split, parsed in the format `data.format` names. Refused here, before any
 /// training starts: an annotation that lists no videos, and a label the model cannot output
 /// (outside 0..<`model.num_classes`), named by file and line.
-public func annotationSamples(config c: Config, split: DataSplit) throws -> [VideoSample] {
-    guard let format = AnnotationFormat(rawValue: c.string("data.format")) else {
-        throw DataConfigError(key: "data.format", message: "unknown format \(c.string("data.format"))")
-    }
+/// With `data.format: shards` the split's key names tar shards (see `ShardDataset`); indexes
+/// built for shards in read-only folders go to `indexCacheDir`.
+public func annotationSamples(config c: Config, split: DataSplit, indexCacheDir: String? = nil,
+                              log: (String) -> Void = { Console.error($0) }) throws -> [VideoSample] {
     let (file, root) = try annotationLocation(config: c, split: split)
-    let cl = c.string("data.class_list")
-    let samples = try loadAnnotations(format: format, file: file, root: root, classList: cl.isEmpty ? nil : cl)
+    let samples: [VideoSample]
+    if c.string("data.format") == "shards" {
+        let (s, report) = try ShardDataset.open(spec: file, cacheDir: indexCacheDir)
+        if report.indexesBuilt > 0 {
+            let kept = report.indexesNotKept == 0 ? "kept for the next open"
+                : "\(report.indexesNotKept) of them not kept: their folder is read-only and there is no index cache here (aim-train keeps them in <work dir>/shard-index)"
+            log("aim-data: built the index of \(report.indexesBuilt) of \(report.shards.count) shard(s) of \(file) from their tar headers (\(kept))")
+        }
+        for k in report.withoutVideo { log("aim-data: skipping sample \(k): no video member") }
+        samples = s
+    } else {
+        guard let format = AnnotationFormat(rawValue: c.string("data.format")) else {
+            throw DataConfigError(key: "data.format", message: "unknown format \(c.string("data.format"))")
+        }
+        let cl = c.string("data.class_list")
+        samples = try loadAnnotations(format: format, file: file, root: root, classList: cl.isEmpty ? nil : cl)
+    }
     guard !samples.isEmpty else {
         throw DataConfigError(key: annotationKey(config: c, split: split), message: "\(file) lists no videos")
     }
@@ -95,8 +111,10 @@ extension VideoLoader {
     /// training (shuffled), `batchSize` (default the same) for val/test (dataset order),
     /// seed `train.seed`, `data.workers` threads, `data.prefetch` batches ahead.
     public convenience init(config c: Config, split: DataSplit, rank: Int = 0, ranks: Int = 1,
-                            batchSize: Int? = nil) throws {
-        let samples = try annotationSamples(config: c, split: split)
+                            batchSize: Int? = nil, indexCacheDir: String? = nil) throws {
+        // Only rank 0 says what opening the shards found; every rank finds the same.
+        let samples = try annotationSamples(config: c, split: split, indexCacheDir: indexCacheDir,
+                                            log: rank == 0 ? { Console.error($0) } : { _ in })
         guard !samples.isEmpty else {
             throw DataConfigError(key: "data.\(split.rawValue)", message: "the annotation lists no videos")
         }

@@ -53,6 +53,12 @@ public struct VideoCheckReport: Sendable {
 /// Opens every path, counts its frames and decodes its first and last frame (which catches
 /// cut-off files whose header still opens). `threads` files are checked at once.
 public func checkVideos(_ paths: [String], threads: Int = 2) -> VideoCheckReport {
+    checkVideos(paths.map { VideoSample(path: $0, label: 0) }, threads: threads)
+}
+
+/// The same for samples, which may be members of tar shards (read from their byte ranges).
+public func checkVideos(_ samples: [VideoSample], threads: Int = 2) -> VideoCheckReport {
+    let paths = samples.map(\.path)
     var counts = [Int?](repeating: nil, count: paths.count)
     var reasons = [String?](repeating: nil, count: paths.count)
     let lock = NSLock()
@@ -64,7 +70,7 @@ public func checkVideos(_ paths: [String], threads: Int = 2) -> VideoCheckReport
             if i >= paths.count { return }
             var count: Int? = nil, reason: String? = nil
             do {
-                let r = try VideoReader(path: paths[i])
+                let r = try VideoReader(path: paths[i], range: samples[i].range)
                 _ = try r.frames(at: [0, r.frameCount - 1], size: (width: 16, height: 16))
                 count = r.frameCount
             } catch let e as VideoError {

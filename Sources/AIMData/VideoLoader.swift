@@ -153,7 +153,7 @@ public final class VideoLoader: @unchecked Sendable {
             if known == nil {
                 var rng = RandomGenerator(keys: seed, UInt64(epoch), UInt64(current))
                 do {
-                    try pipeline.load(path: path, rng: &rng, into: out, frameCounts: frameCounts)
+                    try pipeline.load(path: path, rng: &rng, into: out, frameCounts: frameCounts, range: samples[current].range)
                     return current
                 } catch {
                     let reason = (error as? VideoError)?.reason ?? "\(error)"

@@ -25,6 +25,8 @@ public final class VideoReader {
     }
 
     public let path: String
+    /// Where the bytes are when the video is a member of a shard (nil: the file at `path`).
+    public let range: ArchiveRange?
     public let threads: Int
     public private(set) var width = 0
     public private(set) var height = 0
@@ -51,27 +53,63 @@ public final class VideoReader {
     private var keyPts: [Int64] = []
     private var indexUsable = false
     private var scratch: [UInt8] = []
+    // Reading from a shard: the range state the I/O callbacks see, its descriptor, the context.
+    private var rangeIO: UnsafeMutablePointer<aim_range_io>?
+    private var ownedFD: Int32 = -1
+    private var avio: UnsafeMutablePointer<AVIOContext>?
 
     /// Opens `path` and counts its frames. Throws `VideoError` naming the path and the reason.
     /// `knownFrameCount`, a count an earlier open got by a decode pass, replaces that pass when
     /// the timestamps still cannot index the file.
-    public init(path: String, threads: Int = 1, knownFrameCount: Int? = nil) throws {
+    /// With `range`, the video is that byte range of a tar shard, read in place.
+    public init(path: String, threads: Int = 1, knownFrameCount: Int? = nil, range: ArchiveRange? = nil) throws {
         _ = silenceFFmpeg
         self.path = path
+        self.range = range
         self.threads = max(1, threads)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
-            throw VideoError.missing(path: path)
+        if let range {
+            try openRange(range)
+        } else {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
+                throw VideoError.missing(path: path)
+            }
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
+            if size == 0 { throw VideoError.empty(path: path) }
+            DataFileOpens.add()
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
-        if size == 0 { throw VideoError.empty(path: path) }
         try openDemuxerAndDecoder()
         try buildIndex(knownFrameCount: knownFrameCount)
     }
 
-    deinit { closeAll() }
+    deinit {
+        closeAll()
+        rangeIO?.deallocate()
+        if ownedFD >= 0 { close(ownedFD) }
+    }
+
+    /// Takes the shard's descriptor and checks that a tar header with the member's size sits
+    /// right before the range and that the shard holds the whole range: an index that does not
+    /// match its shard, or a cut-off shard, is named here instead of passing for a corrupt video.
+    private func openRange(_ r: ArchiveRange) throws {
+        if r.size == 0 { throw VideoError.empty(path: path) }
+        let (fd, owned) = try ShardFiles.shared.descriptor(r.archive)
+        if owned { ownedFD = fd }
+        var h = [UInt8](repeating: 0, count: Tar.block)
+        let got = r.offset >= Int64(Tar.block) ? ((try? preadAll(fd, &h, offset: r.offset - Int64(Tar.block), path: r.archive)) ?? 0) : 0
+        guard got == Tar.block, let size = Tar.headerSize(h), size == r.size || r.size > Tar.maxOctalSize else {
+            throw VideoError.undecodable(path: path, reason: "the shard index does not match \(r.archive): no tar header of a \(r.size)-byte member before byte \(r.offset)")
+        }
+        var end = [UInt8](repeating: 0, count: 1)
+        if (try? preadAll(fd, &end, offset: r.offset + r.size - 1, path: r.archive)) != 1 {
+            throw VideoError.undecodable(path: path, reason: "the shard \(r.archive) ends before byte \(r.offset + r.size) (truncated)")
+        }
+        rangeIO = .allocate(capacity: 1)
+        rangeIO!.initialize(to: aim_range_io(fd: fd, base: r.offset, size: r.size, pos: 0))
+    }
 
     private func closeAll() {
+        if avio != nil { aim_range_avio_free(&avio) }
         if sws != nil { sws_freeContext(sws); sws = nil }
         if codec != nil { avcodec_free_context(&codec) }
         if fmt != nil { avformat_close_input(&fmt) }
@@ -86,6 +124,19 @@ public final class VideoReader {
 
     private func openDemuxerAndDecoder() throws {
         var ctx: UnsafeMutablePointer<AVFormatContext>?
+        if let io = rangeIO {
+            io.pointee.pos = 0
+            ctx = avformat_alloc_context()
+            guard let c = ctx else { throw VideoError.undecodable(path: path, reason: "cannot allocate a format context") }
+            avio = aim_range_avio(io)
+            guard let a = avio else {
+                avformat_free_context(c)
+                throw VideoError.undecodable(path: path, reason: "cannot allocate an I/O context")
+            }
+            c.pointee.pb = a
+            c.pointee.flags |= aim_avfmt_flag_custom_io()
+        }
+        // With a custom context the name only helps the format probe (by its extension).
         var rc = avformat_open_input(&ctx, path, nil, nil)
         guard rc == 0, let f = ctx else { throw VideoError.notAVideo(path: path, reason: ffError(rc)) }
         fmt = f

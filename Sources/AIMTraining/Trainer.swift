@@ -103,14 +103,18 @@ public final class Trainer {
         frameFloats = 3 * mc.numFrames * mc.inputResolution * mc.inputResolution
 
 
+        // Indexes built for tar shards in a read-only folder (data.format: shards) are kept here.
+        let indexCache = (options.workDir ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(config.name))
+            .appendingPathComponent("shard-index").path
         if let trainData { self.trainData = trainData } else {
             try WorkDirCheck.batchFitsInMemory(config: config, localBatch: localBatch, clipFloats: frameFloats)
-            self.trainData = VideoBatchSource(loader: try VideoLoader(config: config, split: .train, rank: comm.rank, ranks: comm.size))
+            self.trainData = VideoBatchSource(loader: try VideoLoader(config: config, split: .train, rank: comm.rank, ranks: comm.size,
+                                                                      indexCacheDir: indexCache))
         }
         // Validation: one video per rank per step, in dataset order.
         if let valData { self.valData = valData } else if !config.string("data.val").isEmpty {
             self.valData = VideoBatchSource(loader: try VideoLoader(config: config, split: .val, rank: comm.rank, ranks: comm.size,
-                                                                    batchSize: comm.size))
+                                                                    batchSize: comm.size, indexCacheDir: indexCache))
         } else { self.valData = nil }
 
         trainDataFingerprint = self.trainData.fingerprint

@@ -7,8 +7,8 @@ import Foundation
 struct AimData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aim-data",
-        abstract: "Inspect video datasets, dump sampled clips, write a synthetic dataset.",
-        subcommands: [Check.self, Clip.self, Synth.self, DecodeBench.self])
+        abstract: "Inspect video datasets, dump sampled clips, write a synthetic dataset, write tar shards.",
+        subcommands: [Check.self, Clip.self, Synth.self, DecodeBench.self, Shard.self])
 }
 
 func fail(_ message: String) -> Never {
@@ -18,7 +18,7 @@ func fail(_ message: String) -> Never {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Open every listed video and report totals, frame counts and every bad entry (exit 0 even when some are bad; exit 1 when the annotation itself is unusable or lists no videos).")
+        abstract: "Open every listed video and report totals, frame counts and every bad entry (exit 0 even when some are bad; exit 1 when the annotation itself is unusable or lists no videos, or when shards named by their manifest do not match its SHA-256 checksums).")
 
     @Option(help: "experiment config (YAML)") var config: String?
     @Option(name: .customLong("set"), help: "config override key=value (repeatable)") var overrides: [String] = []
@@ -64,11 +64,24 @@ struct Check: ParsableCommand {
         } catch {
             fail("\(error)")
         }
-        let report = checkVideos(samples.map(\.path), threads: threads)
+        let report = checkVideos(samples, threads: threads)
         print(json ? report.json() : report.text())
         if let labelMap, !json {
             let used = Set(samples.map(\.label)).count
             print("label map \(labelMap.path): \(labelMap.names.count) class names; the \(samples.count) entries use \(used) of them")
+        }
+        // Shards named by their manifest: also every shard's and index's SHA-256.
+        if let cfgPath = config, let cfg = try? Config.load(path: cfgPath, overrides: overrides), cfg.string("data.format") == "shards",
+           let s = DataSplit(rawValue: split), let spec = try? annotationLocation(config: cfg, split: s).file, spec.hasSuffix(".json") {
+            do {
+                let bad = try ShardDataset.checksumMismatches(manifest: spec)
+                if json { Console.error(bad.isEmpty ? "shard checksums: ok" : bad.joined(separator: "\n")) } else {
+                    print(bad.isEmpty ? "shard checksums: all match \(spec)" : bad.map { "checksum mismatch: \($0)" }.joined(separator: "\n"))
+                }
+                if !bad.isEmpty { Foundation.exit(1) }
+            } catch {
+                fail("\(error)")
+            }
         }
     }
 }
@@ -150,14 +163,138 @@ struct DecodeBench: ParsableCommand {
 
     @Option(help: "folder for the generated 320p videos (kept between runs)") var dir: String = NSTemporaryDirectory() + "aim-decode-bench"
     @Option(name: .customLong("clips-per-thread")) var clipsPerThread: Int = 8
+    @Option(help: "instead: time one epoch of the loader alone over this config's split (files or shards)") var config: String?
+    @Option(name: .customLong("set"), help: "config override key=value (repeatable), with --config") var overrides: [String] = []
+    @Option(help: "with --config: split train, val or test") var split: String = "train"
+    @Option(help: "with --config: load the slice of this rank ...") var rank: Int = 0
+    @Option(help: "... of this many ranks") var ranks: Int = 1
+    @Option(help: "with --config: epochs to time (files opened are counted per epoch)") var epochs: Int = 1
+    @Flag(help: "with --config: sync and drop the page cache, dentries and inodes before each epoch (after the split is opened; needs root: writes /proc/sys/vm/drop_caches)") var cold = false
 
     func run() throws {
+        if let config { return try loaderEpochs(config) }
         do {
             let paths = try DecodeBenchmark.makeVideos(in: dir)
             for t in [1, 2] {
                 let r = try DecodeBenchmark.run(paths: paths, threads: t, clipsPerThread: clipsPerThread)
                 print(String(format: "threads %d: %d clips in %.2f s = %.2f clips/s", t, r.clips, r.seconds, r.clipsPerSecond))
             }
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
+
+struct Shard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a split's videos, bytes unchanged, into tar shards in the WebDataset layout (<key>.cls, <key>.json, <key>.<ext>) with an index per shard and DIR/<split>-manifest.json. Videos that do not open and decode are skipped and listed (exit 0, as `check`); exit 1 when the annotation is unusable, no video is usable or a write fails.")
+
+    @Option(help: "experiment config (YAML)") var config: String
+    @Option(name: .customLong("set"), help: "config override key=value (repeatable)") var overrides: [String] = []
+    @Option(help: "split of the config: train, val or test") var split: String = "train"
+    @Option(help: "output folder") var out: String
+    @Option(name: .customLong("shard-size"), help: "largest shard (bytes; suffixes K, M, G, KiB, MiB, GiB, KB, MB, GB)") var shardSize: String = "1GiB"
+    @Option(help: "source videos checked at once") var threads: Int = 2
+
+    func run() throws {
+        guard threads >= 1 else { fail("--threads must be at least 1, got \(threads)") }
+        guard let size = parseByteSize(shardSize), size >= 64 << 10 else {
+            fail("--shard-size \(shardSize): give a size of at least 64KiB, e.g. 1GiB, 500MB, 1048576")
+        }
+        guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
+        let samples: [VideoSample]
+        do {
+            let cfg = try Config.load(path: config, overrides: overrides)
+            guard cfg.string("data.format") != "shards" else { fail("\(config): data.format is already shards") }
+            samples = try annotationSamples(config: cfg, split: s)
+        } catch {
+            fail("\(error)")
+        }
+        let t0 = Date()
+        var last = Date.distantPast
+        let manifest: ShardManifest
+        do {
+            manifest = try ShardWriter.write(samples: samples, split: split, to: out, shardSize: size, threads: threads) { p in
+                let now = Date()
+                guard now.timeIntervalSince(last) >= 1 || p.done == p.total else { return }
+                last = now
+                let dt = now.timeIntervalSince(t0)
+                let rate = Double(p.done) / max(dt, 1e-9)
+                let eta = rate > 0 ? Double(p.total - p.done) / rate : 0
+                Console.errorRaw(String(format: "\rshard %@: %d/%d videos, %d skipped, %d shard(s), %@, %.1f videos/s, ETA %@   ",
+                                        split, p.done, p.total, p.skipped, p.shards, FileSpace.describe(p.bytes), rate, duration(eta)))
+            }
+            Console.errorRaw("\n")
+        } catch {
+            Console.errorRaw("\n")
+            fail("\(error)")
+        }
+        for k in manifest.skipped { Console.error("skipped: \(k.path): \(k.reason)") }
+        let bytes = manifest.shards.reduce(Int64(0)) { $0 + $1.bytes }
+        print("wrote \(manifest.samples) of \(samples.count) videos (\(manifest.skipped.count) skipped) into \(manifest.shards.count) shard(s), \(FileSpace.describe(bytes)), in \(duration(Date().timeIntervalSince(t0)))")
+        print("manifest: \((out as NSString).appendingPathComponent(ShardManifest.fileName(split: split)))")
+        if !manifest.pattern.isEmpty {
+            print("train from them with: data.format: shards, data.\(split): \((out as NSString).appendingPathComponent(manifest.pattern))")
+        }
+        if manifest.samples == 0 { fail("no video of \(config) split \(split) is usable") }
+    }
+}
+
+/// "1GiB" → 1073741824, "500MB" → 500000000, "64K" → 65536, "123" → 123; nil when malformed.
+func parseByteSize(_ s: String) -> Int64? {
+    let t = s.trimmingCharacters(in: .whitespaces)
+    let digits = t.prefix(while: { $0.isNumber || $0 == "." })
+    guard let v = Double(digits), v > 0 else { return nil }
+    let units: [String: Double] = ["": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1_048_576, "MIB": 1_048_576, "G": 1_073_741_824, "GIB": 1_073_741_824,
+                                   "T": 1_099_511_627_776, "TIB": 1_099_511_627_776, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12]
+    guard let u = units[t.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).uppercased()] else { return nil }
+    let bytes = v * u
+    return bytes < 9e18 ? Int64(bytes) : nil
+}
+
+/// "1h02m", "3m05s", "12s".
+func duration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return "\(s)s"
+}
+
+extension DecodeBench {
+    /// One or more epochs of the config's loader (its pipeline, data.workers threads, this rank's
+    /// slice): seconds, clips/s and the files the data layer opened in each.
+    func loaderEpochs(_ path: String) throws {
+        guard ranks >= 1, rank >= 0, rank < ranks, epochs >= 1 else { fail("need 0 <= --rank < --ranks and --epochs >= 1") }
+        guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
+        do {
+            let cfg = try Config.load(path: path, overrides: overrides)
+            let batch = cfg.int("train.batch_size")
+            guard batch % ranks == 0 else { fail("train.batch_size \(batch) is not divisible by --ranks \(ranks)") }
+            let opens0 = DataFileOpens.value
+            let t0 = Date()
+            let loader = try VideoLoader(config: cfg, split: s, rank: rank, ranks: ranks, batchSize: batch)
+            print(String(format: "%@ (%@): %d videos, opened in %.2f s (%d files opened)", split, cfg.string("data.format"),
+                         loader.samples.count, Date().timeIntervalSince(t0), DataFileOpens.value - opens0))
+            for e in 0..<epochs {
+                if cold {
+                    sync()
+                    // A plain write: FileOutput's temporary-file-and-rename cannot work in /proc.
+                    let fd = open("/proc/sys/vm/drop_caches", O_WRONLY)
+                    let ok = fd >= 0 && write(fd, "3\n", 2) == 2
+                    let why = String(cString: strerror(errno))
+                    if fd >= 0 { close(fd) }
+                    if !ok { fail("--cold: cannot write /proc/sys/vm/drop_caches (\(why)); run as root or leave out --cold") }
+                }
+                let opens = DataFileOpens.value
+                let t = Date()
+                loader.start(at: LoaderPosition(epoch: e, step: 0))
+                var clips = 0
+                while let b = try loader.next() { clips += b.labels.count }
+                let dt = Date().timeIntervalSince(t)
+                print(String(format: "epoch %d, rank %d of %d: %d clips in %.2f s = %.1f clips/s, %d files opened, %d skip events",
+                             e, rank, ranks, clips, dt, Double(clips) / dt, DataFileOpens.value - opens, loader.skipReport.events))
+            }
+            loader.stop()
         } catch {
             fail("\(error)")
         }

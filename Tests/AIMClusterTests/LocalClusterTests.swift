@@ -290,6 +290,43 @@ final class LocalClusterTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(moved, 6 * floats * 4, "the gradients did not cross host 2's cable")
     }
 
+    /// Issue 21: the synthetic data written to tar shards (`aim-data shard`) and staged to a
+    /// second folder (what cluster/README says to do for node-local disks); 2 hosts train from
+    /// the staged shards (`data.format: shards`, a brace pattern for train, the manifest for val)
+    /// and end where 1 rank ends training from the files.
+    func testTwoHostsTrainFromShardsLikeOneRankFromFiles() throws {
+        let data = try dataset()
+        let shards = scratch.appendingPathComponent("shards"), staged = scratch.appendingPathComponent("node-local/shards")
+        for split in ["train", "val"] {
+            let r = try run(try tool("aim-data"), ["shard", "--config", Self.tinyConfig, "--split", split, "--out", shards.path,
+                                                   "--shard-size", "64KiB", "--set", "data.root=\(data.path)",
+                                                   "--set", "data.\(split)=\(data.path)/\(split)_list.txt", "--set", "model.num_classes=4"])
+            XCTAssertEqual(r.status, 0, r.output)
+        }
+        try FileManager.default.createDirectory(at: staged.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: shards, to: staged)
+        let manifest = try String(contentsOf: staged.appendingPathComponent("train-manifest.json"), encoding: .utf8)
+        guard let p = manifest.range(of: "\"pattern\": \"")?.upperBound, let e = manifest[p...].firstIndex(of: "\"") else {
+            return XCTFail("no pattern in the train manifest: \(manifest)")
+        }
+        let pattern = String(manifest[p..<e])
+        XCTAssertTrue(pattern.contains("{000000.."), "the train split should span several 64 KiB shards: \(pattern)")
+
+        let one = scratch.appendingPathComponent("one-files"), two = scratch.appendingPathComponent("two-shards")
+        var r = try run(try tool("aim-train"), trainArgs(data, workDir: one, steps: 6))
+        XCTAssertEqual(r.status, 0, r.output)
+        var args = trainArgs(data, workDir: two, steps: 6)
+        args += ["--set", "data.format=shards", "--set", "data.root=",
+                 "--set", "data.train=\(staged.path)/\(pattern)", "--set", "data.val=\(staged.path)/val-manifest.json"]
+        r = try cluster(["run", "--", "-n", "2", try tool("aim-train")] + args, limit: 120)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("2 rank(s)"), r.output)
+        let (diff, key) = maxRelativeDifference(try tunable(one.appendingPathComponent("latest.safetensors")),
+                                                try tunable(two.appendingPathComponent("latest.safetensors")))
+        print("local cluster: 2 hosts from shards vs 1 rank from files after 6 steps: max relative difference \(diff) (\(key)); run \(String(format: "%.1f", r.seconds)) s")
+        XCTAssertLessThanOrEqual(diff, 1e-4, "1 rank from files vs 2 hosts from shards differ most in \(key)")
+    }
+
     // MARK: - Item 3: faults across hosts
 
     enum Fault: String { case killRank = "kill", pullCable = "cable" }
