@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reads the TensorBoard event files aim-train wrote with the `tensorboard` package's own reader and
-prints every scalar; then checks them against the run's metrics.jsonl.
+prints each tag (step:value, the first and last three when there are more than six); then checks
+them against the run's metrics.jsonl.
 
     bench/.venv/bin/pip install tensorboard          # once (CI has no Python packages: run by hand)
     bench/.venv/bin/python tools/check_tensorboard_events.py WORK_DIR [WORK_DIR ...]
@@ -61,7 +62,8 @@ def check(work_dir):
         events = acc.Scalars(tag)
         steps = [e.step for e in events]
         got[tag] = {e.step: e.value for e in events}
-        shown = ", ".join(f"{e.step}:{e.value:.6g}" for e in events)
+        pairs = [f"{e.step}:{e.value:.6g}" for e in events]
+        shown = ", ".join(pairs if len(pairs) <= 6 else pairs[:3] + ["..."] + pairs[-3:])
         print(f"  {tag:28} {len(events):4d} points  {shown}")
         if any(b <= a for a, b in zip(steps, steps[1:])):
             problems.append(f"{tag}: steps not strictly increasing: {steps}")
