@@ -18,7 +18,7 @@ extension SVGChart {
         let (axis, top) = yAxis(max: yMax, label: yLabel, format: format)
         s += axis
         let xMax = max(1, finite.flatMap { $0.map(\.x) }.max() ?? 1)
-        let xStep = niceStep(xMax), xTop = max(xStep, ceil(xMax / xStep) * xStep)
+        let xStep = niceStep(xMax, ticks: 8), xTop = max(xStep, ceil(xMax / xStep) * xStep)
         func px(_ x: Double) -> Double { left + plotW * x / xTop }
         func py(_ y: Double) -> Double { Self.top + plotH * (1 - y / top) }
         var x = 0.0
@@ -31,7 +31,9 @@ extension SVGChart {
         for (k, pts) in finite.enumerated() where !pts.isEmpty {
             let c = palette[k % palette.count]
             let coords = pts.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
-            s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\" points=\"\(coords)\"><title>\(esc(series[k].name))</title></polyline>\n"
+            // Each later series a little thinner, so equal curves (one schedule, two runs) all show.
+            let width = max(1.2, 3.5 - 0.8 * Double(k))
+            s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"\(f(width))\" stroke-linejoin=\"round\" points=\"\(coords)\"><title>\(esc(series[k].name))</title></polyline>\n"
             if pts.count <= 40 {
                 for p in pts { s += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(c)\"/>\n" }
             }
