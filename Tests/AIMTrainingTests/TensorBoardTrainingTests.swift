@@ -86,6 +86,37 @@ final class TensorBoardTrainingTests: TrainToolTestCase {
         XCTAssertEqual(trainSteps, [1, 2, 3, 4, 5, 6, 5, 6, 7, 8], "metrics.jsonl keeps both records of steps 5 and 6")
     }
 
+    /// SIGKILL at random moments (mid-step, mid-record, mid-trim) and `--resume auto` each time,
+    /// then to the end: every step once and in order, each the last computation of that step.
+    func testKilledAndResumedRunsLeaveEachStepOnce() throws {
+        let data = try makeDataset()
+        let wd = workDir("killed")
+        let args = trainArgs(data: data, workDir: wd, steps: 40, ["checkpoint.interval=4", "eval.interval=5"]) + ["--resume", "auto"]
+        let exe = try tool("aim-train")
+        var rng = SystemRandomNumberGenerator()
+        var kills = 0
+        for attempt in 0..<5 {
+            let log = scratch.appendingPathComponent("attempt-\(attempt).log")
+            let p = try launch(exe, args, log: log)
+            let before = (try? metrics(wd).count) ?? 0
+            _ = waitFor(20) { ((try? self.metrics(wd).count) ?? 0) > before + 2 || !p.isRunning }
+            usleep(UInt32.random(in: 0...150_000, using: &rng))
+            kill(p.processIdentifier, SIGKILL)
+            let r = wait(p, log: log, limit: 30)
+            if !r.signalled { XCTAssertEqual(r.status, 0, r.output); break }
+            kills += 1
+        }
+        let r = try train(args)
+        XCTAssertEqual(r.status, 0, r.output)
+        let (files, got) = try scalars(wd)
+        assertStrictlyIncreasing(got)
+        XCTAssertEqual(got["train/loss"]?.map(\.step), (1...40).map(Int64.init))
+        XCTAssertEqual(got["val/top1"]?.map(\.step), [5, 10, 15, 20, 25, 30, 35, 40])
+        XCTAssertEqual(got, try expected(wd))
+        XCTAssertGreaterThan(kills, 0, "the run finished before any kill")
+        print("tensorboard: \(kills) SIGKILLs and resumes, \(files.count) event files, every step once")
+    }
+
     func testOnlyRankZeroWrites() throws {
         let data = try makeDataset()
         let wd = workDir("two-ranks")
