@@ -59,7 +59,10 @@ bin/aim-report efficiency --config configs/debug/tiny_aim.yaml --config configs/
 # The measured tables of the report (parameters, memory), as a user would read them first.
 sed -n '/^## Parameters and compute/,/^## Time per iteration/p' "$W/report/report.md" | grep -E '^(##|\|)' | cut -d'|' -f1-8 || true
 echo "full report with the paper's figures beside: $W/report/report.md (csv and svg charts beside it)"
-step "6. label videos with the trained AIM model (class names from the synthetic set's classes.txt)"
+step "6. training curves of both runs (metrics.jsonl; TensorBoard event files are in each work dir's tensorboard/)"
+bin/aim-report curves "$W/tiny_space_only" "$W/tiny_aim" --out "$W/curves" 2>&1 | grep -E "wrote|error" || true
+
+step "7. label videos with the trained AIM model (class names from the synthetic set's classes.txt)"
 AIM=(--config configs/debug/tiny_aim.yaml "${DATA[@]}" --set model.pretrained="$W/backbone.safetensors"
      --checkpoint "$W/tiny_aim/latest.safetensors" --threads 2)
 bin/aim-predict "${AIM[@]}" --top-k 3 "$D"/videos/val/move_left_000001.* "$D"/videos/val/move_up_000002.*

@@ -61,6 +61,8 @@ public final class Trainer {
     public private(set) var state = TrainingState()
     let bucketer: GradientBucketer
     let log: MetricsLog
+    /// Rank 0's TensorBoard scalars (nil on other ranks, or when the event file cannot be opened).
+    var events: TensorBoardLog?
     let options: TrainOptions
     let labelSmoothing: Float
     let seed: UInt64
@@ -224,6 +226,7 @@ public final class Trainer {
 
     public func run() throws -> TrainSummary {
         try resumeIfAsked()
+        if comm.rank == 0 { openEvents() }
         var summary = TrainSummary(state: state)
         let stepsPerEpoch = trainData.stepsPerEpoch
         let ckptInterval = config.int("checkpoint.interval"), evalInterval = config.int("eval.interval")
@@ -259,6 +262,7 @@ public final class Trainer {
                     record["scratch_bytes"] = model.scratchBytes; record["peak_rss_bytes"] = times.peakRSSBytes
                 }
                 log.record(record)
+                events?.record(record)
             }
             var isBest = false
             if (evalInterval > 0 && state.step % evalInterval == 0) || (done && valData != nil) {
@@ -269,8 +273,11 @@ public final class Trainer {
                     if comm.rank == 0 {
                         log.message(String(format: "eval at step %d: top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
                                            state.step, result.top1, result.top5, result.meanClassAccuracy, result.videos, result.skipped))
-                        log.record(["mode": "val", "step": state.step, "epoch": state.epoch, "top1": result.top1, "top5": result.top5,
-                                    "mean_class_accuracy": result.meanClassAccuracy, "videos": result.videos, "skipped": result.skipped])
+                        let record: [String: Any] = ["mode": "val", "step": state.step, "epoch": state.epoch, "top1": result.top1,
+                                                     "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy,
+                                                     "videos": result.videos, "skipped": result.skipped]
+                        log.record(record)
+                        events?.record(record)
                     }
                 }
             }
@@ -299,6 +306,15 @@ public final class Trainer {
         }
         summary.state = state
         return summary
+    }
+
+    /// The TensorBoard event file, continuing after the step the run starts from (events of later
+    /// steps left by a run that died after its last checkpoint are removed first). A failure is
+    /// reported and the run goes on without events, as it would without metrics records.
+    func openEvents() {
+        do { events = try TensorBoardLog(workDir: workDir, continuingAfter: state.step, message: { [log] in log.message($0) }) } catch {
+            log.message("error: TensorBoard events are not written in this run: \(error); training goes on (metrics.jsonl has the same numbers)")
+        }
     }
 
     /// Rank 0 writes the checkpoint; every rank learns whether the run can go on. A failure is

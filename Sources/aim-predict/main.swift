@@ -123,8 +123,8 @@ func timelineSVG(path: String, result: (duration: Double, windows: [Predictor.Wi
         SVGChart.XYSeries(classes.name(c), ws.map { (x: ($0.start + $0.end) / 2, y: Double($0.scores[c])) })
     }
     return SVGChart.xyLines(title: "Predicted classes over time", subtitle: URL(fileURLWithPath: path).lastPathComponent + " — \(ws.count) windows",
-                            series: series, xRange: 0...max(result.duration, 1e-3), xLabel: "time (s, window centre)",
-                            yLabel: "probability", yMax: 1)
+                            series: series, xLabel: "time (s, window centre)", yLabel: "probability", yMax: 1,
+                            format: { String(format: "%g", $0) })
 }
 
 /// Video files named on the command line, folders searched recursively (sorted, so a run is

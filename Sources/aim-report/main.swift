@@ -11,8 +11,8 @@ import Foundation
 struct AIMReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aim-report",
-        abstract: "Measure training efficiency (time, memory, parameters, communication) and write a report.",
-        subcommands: [Efficiency.self, Measure.self, ProfileOverhead.self])
+        abstract: "Measure training efficiency (time, memory, parameters, communication) and write a report; draw training curves.",
+        subcommands: [Efficiency.self, Measure.self, ProfileOverhead.self, CurvesCommand.self])
 }
 
 /// A shell-quoted rendering of this process's command line, for the report.
@@ -179,6 +179,30 @@ struct ProfileOverhead: ParsableCommand {
         print(String(format: "profile off: median %.5f s/step over %d steps; on: %.5f s/step over %d steps; overhead %+.2f%%",
                      a, off.count, b, on.count, 100 * (b - a) / a))
         comm.finalize()
+    }
+}
+
+struct CurvesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "curves",
+        abstract: "Draw loss, learning rate, throughput and validation top-1 against step (SVG) from the metrics.jsonl of one or more work dirs.",
+        discussion: """
+        bin/aim-report curves work_dirs/demo/tiny_aim work_dirs/demo/tiny_space_only --out work_dirs/demo/curves
+        writes loss.svg, lr.svg, throughput.svg and val_top1.svg, the runs overlaid and named by work dir.
+        """)
+    @Argument(help: "Work dirs of aim-train runs (each holds metrics.jsonl).") var workDirs: [String]
+    @Option(help: "Output directory.") var out: String
+
+    func validate() throws {
+        guard !workDirs.isEmpty else { throw ValidationError("give at least one work dir") }
+    }
+
+    func run() throws {
+        do {
+            let dirs = workDirs.map { URL(fileURLWithPath: $0) }
+            let files = try Curves.write(workDirs: dirs, to: URL(fileURLWithPath: out)) { Console.error("aim-report: note: \($0)") }
+            for f in files { Console.out("wrote \(f.path)") }
+        } catch { Launch.fail("aim-report", error) }
     }
 }
 

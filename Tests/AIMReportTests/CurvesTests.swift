@@ -1,0 +1,165 @@
+import AIMReport
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import XCTest
+
+/// `aim-report curves`: four well-formed SVG charts with one line per run; records of steps a
+/// resumed run computed again replace the earlier ones; a missing, empty or corrupt
+/// metrics.jsonl is one error naming the file (and the line).
+final class CurvesTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    lazy var dir: URL = {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("curves-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        return d
+    }()
+
+    /// A work dir whose metrics.jsonl holds `lines` (records as aim-train writes them).
+    func workDir(_ name: String, _ lines: [String]) throws -> URL {
+        let wd = dir.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: wd, withIntermediateDirectories: true)
+        try (lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")).write(to: wd.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+        return wd
+    }
+
+    func trainLine(_ step: Int, loss: Double) -> String {
+        "{\"bytes_allreduced\":4,\"clips_per_s\":\(100 + step),\"data_time\":0.01,\"epoch\":0,\"loss\":\(loss),\"lr\":\(0.001 * Double(step)),\"mode\":\"train\",\"skipped\":0,\"step\":\(step),\"time\":0.1}"
+    }
+
+    func valLine(_ step: Int, top1: Double) -> String {
+        "{\"epoch\":0,\"mean_class_accuracy\":\(top1),\"mode\":\"val\",\"skipped\":0,\"step\":\(step),\"top1\":\(top1),\"top5\":1,\"videos\":8}"
+    }
+
+    /// A run of `steps` with a val record every 5 steps.
+    func run(_ steps: ClosedRange<Int>, loss: Double) -> [String] {
+        steps.flatMap { s in [trainLine(s, loss: loss - 0.01 * Double(s))] + (s % 5 == 0 ? [valLine(s, top1: 0.05 * Double(s))] : []) }
+    }
+
+    /// Elements by name, read with Foundation's XML parser (which fails on malformed XML).
+    final class Counter: NSObject, XMLParserDelegate {
+        var counts: [String: Int] = [:]
+        var titles: [String] = []
+        var inTitle = false
+        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+            counts[name, default: 0] += 1
+            inTitle = name == "title"
+        }
+        func parser(_ parser: XMLParser, foundCharacters string: String) { if inTitle { titles.append(string) } }
+        func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) { inTitle = false }
+    }
+
+    func parse(_ url: URL) throws -> Counter {
+        let parser = try XCTUnwrap(XMLParser(contentsOf: url))
+        let counter = Counter()
+        parser.delegate = counter
+        XCTAssertTrue(parser.parse(), "\(url.lastPathComponent) is not well-formed XML: \(String(describing: parser.parserError))")
+        return counter
+    }
+
+    func testChartsAreWellFormedWithOneLinePerRun() throws {
+        let a = try workDir("tiny_aim", run(1...20, loss: 1.4))
+        // Stopped after step 12, its checkpoint of step 10 resumed: steps 11-12 are logged twice.
+        let b = try workDir("tiny_space_only", run(1...12, loss: 1.5) + run(11...20, loss: 1.3))
+        let out = dir.appendingPathComponent("curves")
+        var notes: [String] = []
+        let files = try Curves.write(workDirs: [a, b], to: out) { notes.append($0) }
+        XCTAssertEqual(files.map(\.lastPathComponent), ["loss.svg", "lr.svg", "throughput.svg", "val_top1.svg"])
+        XCTAssertEqual(notes, [])
+        for f in files {
+            let c = try parse(f)
+            XCTAssertEqual(c.counts["svg"], 1, f.lastPathComponent)
+            XCTAssertEqual(c.counts["polyline"], 2, "\(f.lastPathComponent): one line per run")
+            XCTAssertEqual(Set(c.titles.filter { $0.hasPrefix("tiny") }), ["tiny_aim", "tiny_space_only"], f.lastPathComponent)
+            let text = try String(contentsOf: f, encoding: .utf8)
+            XCTAssertTrue(text.contains(">tiny_aim</text>") && text.contains(">tiny_space_only</text>"), "\(f.lastPathComponent): the legend names both work dirs")
+        }
+        // 20 train points per run; 4 val points (steps 5, 10, 15, 20).
+        XCTAssertEqual(try parse(out.appendingPathComponent("loss.svg")).counts["circle"], 40)
+        XCTAssertEqual(try parse(out.appendingPathComponent("val_top1.svg")).counts["circle"], 8)
+    }
+
+    /// Steps a resumed run computed again replace the earlier records, so every step appears
+    /// once and in order; a run started over from step 1 replaces the whole earlier run.
+    func testLaterRecordsOfAStepReplaceEarlierOnes() throws {
+        let wd = try workDir("resumed", run(1...12, loss: 1.5) + run(11...20, loss: 1.3))
+        let records = try Curves.read(workDir: wd)
+        let train = records.filter { $0.mode == "train" }
+        XCTAssertEqual(train.map(\.step), Array(1...20))
+        XCTAssertEqual(train.first { $0.step == 11 }?.values["loss"] ?? 0, 1.3 - 0.11, accuracy: 1e-12, "the resumed run's record")
+        XCTAssertEqual(train.first { $0.step == 10 }?.values["loss"] ?? 0, 1.5 - 0.10, accuracy: 1e-12)
+        XCTAssertEqual(records.filter { $0.mode == "val" }.map(\.step), [5, 10, 15, 20])
+
+        let restarted = try workDir("restarted", run(1...8, loss: 1.5) + run(1...3, loss: 9))
+        XCTAssertEqual(try Curves.read(workDir: restarted).map(\.step), [1, 2, 3])
+        XCTAssertEqual(try Curves.read(workDir: restarted).first?.values["loss"] ?? 0, 9 - 0.01, accuracy: 1e-12)
+    }
+
+    func testBadMetricsFilesAreNamedWithTheLine() throws {
+        func expectError(_ wd: URL, _ parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertThrowsError(try Curves.write(workDirs: [wd], to: dir.appendingPathComponent("out")), file: file, line: line) { error in
+                let text = "\(error)"
+                for p in parts { XCTAssertTrue(text.contains(p), "\(text) should contain \(p)", file: file, line: line) }
+            }
+        }
+        let missing = dir.appendingPathComponent("missing")
+        expectError(missing, [missing.appendingPathComponent("metrics.jsonl").path, "no such file"])
+        let empty = try workDir("empty", [])
+        expectError(empty, [empty.path + "/metrics.jsonl", "empty"])
+        let blank = try workDir("blank", ["", "  "])
+        expectError(blank, ["blank/metrics.jsonl", "empty"])
+        let cut = try workDir("cut", [trainLine(1, loss: 1), trainLine(2, loss: 1), "{\"mode\":\"train\",\"step\":3,\"lo"])
+        expectError(cut, [cut.path + "/metrics.jsonl:3:", "not a JSON object"])
+        let noStep = try workDir("nostep", [trainLine(1, loss: 1), "{\"mode\":\"train\",\"loss\":1}"])
+        expectError(noStep, ["nostep/metrics.jsonl:2:", "\"step\""])
+        let noMode = try workDir("nomode", ["[1,2]"])
+        expectError(noMode, ["nomode/metrics.jsonl:1:", "not a JSON object"])
+        // A good run beside a bad one: the bad one stops the command, nothing is half-written.
+        let good = try workDir("good", run(1...5, loss: 1))
+        XCTAssertThrowsError(try Curves.write(workDirs: [good, cut], to: dir.appendingPathComponent("out2")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out2").path))
+    }
+
+    /// A run without val records still gets its lines in the other charts; the val chart says so.
+    func testARunWithoutValidationIsNoted() throws {
+        let a = try workDir("with_val", run(1...10, loss: 1))
+        let b = try workDir("no_val", (1...10).map { trainLine($0, loss: 1) })
+        var notes: [String] = []
+        let files = try Curves.write(workDirs: [a, b], to: dir.appendingPathComponent("out")) { notes.append($0) }
+        XCTAssertEqual(notes.count, 1)
+        XCTAssertTrue(notes.first?.contains("val_top1.svg") == true && notes.first?.contains("no_val") == true, "\(notes)")
+        let val = try parse(files[3])
+        XCTAssertEqual(val.counts["polyline"], 1)
+        XCTAssertTrue(try String(contentsOf: files[3], encoding: .utf8).contains("no_val (no data)"))
+        XCTAssertEqual(try parse(files[0]).counts["polyline"], 2)
+    }
+
+    /// The command line: written files on stdout, a bad work dir as one line with status 1.
+    func testCommandLine() throws {
+        let exe = [Bundle(for: CurvesTests.self).bundleURL.deletingLastPathComponent().appendingPathComponent("aim-report"),
+                   Self.root.appendingPathComponent("bin/aim-report")].first { FileManager.default.isExecutableFile(atPath: $0.path) }
+        let tool = try XCTUnwrap(exe, "aim-report is not built; run swift build -c release first")
+        func launch(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = tool
+            p.arguments = args
+            let pipe = Pipe()
+            p.standardOutput = pipe; p.standardError = pipe
+            try p.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let a = try workDir("a", run(1...6, loss: 1)), out = dir.appendingPathComponent("cli")
+        var (status, text) = try launch(["curves", a.path, "--out", out.path])
+        XCTAssertEqual(status, 0, text)
+        XCTAssertEqual(text.split(separator: "\n").filter { $0.hasPrefix("wrote ") }.count, 4, text)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("throughput.svg").path))
+        (status, text) = try launch(["curves", a.path, dir.appendingPathComponent("nothing").path, "--out", out.path])
+        XCTAssertEqual(status, 1, text)
+        XCTAssertTrue(text.contains("aim-report: error: ") && text.contains("nothing/metrics.jsonl: no such file"), text)
+    }
+}
