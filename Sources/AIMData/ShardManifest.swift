@@ -1,3 +1,4 @@
+import AIMConfig
 import Foundation
 
 /// What `aim-data shard` wrote for one split (`DIR/<split>-manifest.json`): the shards in
@@ -72,20 +73,4 @@ public struct ShardManifest: Equatable, Sendable {
         return ShardManifest(split: try str(o, "split"), pattern: try str(o, "pattern"), samples: try int(o, "samples"),
                              shards: shards, skipped: skipped)
     }
-}
-
-/// A JSON string literal (quotes, backslashes and control characters escaped).
-func jsonString(_ s: String) -> String {
-    var o = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": o += "\\\""
-        case "\\": o += "\\\\"
-        case "\n": o += "\\n"
-        case "\r": o += "\\r"
-        case "\t": o += "\\t"
-        default: if u.value < 0x20 { o += String(format: "\\u%04x", u.value) } else { o.unicodeScalars.append(u) }
-        }
-    }
-    return o + "\""
 }

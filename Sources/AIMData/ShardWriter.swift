@@ -1,3 +1,4 @@
+import AIMConfig
 import AIMTensor
 import Foundation
 

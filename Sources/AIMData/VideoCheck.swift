@@ -1,3 +1,4 @@
+import AIMConfig
 import Foundation
 
 /// The result of opening every video of a list (what `aim-data check` prints).
@@ -13,20 +14,7 @@ public struct VideoCheckReport: Sendable {
 
     /// `{"total": N, "ok": N, "bad": [{"path": …, "reason": …}, …], "frames": {…}}`.
     public func json() -> String {
-        func q(_ s: String) -> String {
-            var o = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": o += "\\\""
-                case "\\": o += "\\\\"
-                case "\n": o += "\\n"
-                case "\t": o += "\\t"
-                default: if u.value < 0x20 { o += String(format: "\\u%04x", u.value) } else { o.unicodeScalars.append(u) }
-                }
-            }
-            return o + "\""
-        }
-        let badJSON = bad.map { "{\"path\": \(q($0.path)), \"reason\": \(q($0.reason))}" }.joined(separator: ", ")
+        let badJSON = bad.map { "{\"path\": \(jsonString($0.path)), \"reason\": \(jsonString($0.reason))}" }.joined(separator: ", ")
         var s = "{\"total\": \(total), \"ok\": \(ok), \"bad\": [\(badJSON)]"
         if let st = frameStats() {
             s += ", \"frames\": {\"min\": \(st.min), \"median\": \(st.median), \"mean\": \(String(format: "%.1f", st.mean)), \"max\": \(st.max)}"

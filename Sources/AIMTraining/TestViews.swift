@@ -1,4 +1,5 @@
 import AIMConfig
+import AIMData
 import Foundation
 
 /// `--views <clips>x<crops>` of aim-eval and aim-predict: sets the test sampler's temporal clips
@@ -15,4 +16,16 @@ public func applyTestViews(_ spec: String, to cfg: inout Config) throws {
     }
     try cfg.set("data.test_num_clips", .int(parts[0]))
     try cfg.set("data.test_crop", .string(parts[1] == 3 ? "three" : "center"))
+}
+
+/// The config of aim-eval and aim-predict: loaded with its overrides, relations checked, the
+/// `--views` applied, and its label map (if any) checked against the model's classes — all
+/// before any video is opened.
+public func loadTestConfig(path: String, overrides: [String], views: String?) throws -> (config: Config, classes: LabelMap?) {
+    var cfg = try Config.load(path: path, overrides: overrides)
+    try cfg.checkRelations()
+    if let views { try applyTestViews(views, to: &cfg) }
+    let classes = try LabelMap.fromConfig(cfg)
+    try classes?.check(numClasses: cfg.int("model.num_classes"))
+    return (cfg, classes)
 }

@@ -31,12 +31,7 @@ struct AIMEval: ParsableCommand {
         Console.ignoreBrokenPipe()
         let comm = makeCommunicator()
         do {
-            var cfg = try Config.load(path: config, overrides: overrides)
-            try cfg.checkRelations()
-            if let views { try applyTestViews(views, to: &cfg) }
-            // A label map that does not fit the model is found before any video is opened.
-            let classes = try LabelMap.fromConfig(cfg)
-            try classes?.check(numClasses: cfg.int("model.num_classes"))
+            let (cfg, classes) = try loadTestConfig(path: config, overrides: overrides, views: views)
             try Launch.configureCompute(config: cfg, threads: threads, log: false, clips: 1, communicator: comm)
             let model = try Launch.loadModel(config: cfg, checkpoint: checkpoint)
             let loader = try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size)

@@ -51,12 +51,7 @@ struct AIMPredict: ParsableCommand {
         let comm = SingleProcessCommunicator()
         var failed = 0
         do {
-            var cfg = try Config.load(path: config, overrides: overrides)
-            try cfg.checkRelations()
-            if let views { try applyTestViews(views, to: &cfg) }
-            // Everything that can be refused without a video is refused before the first one opens.
-            let classes = try LabelMap.fromConfig(cfg)
-            try classes?.check(numClasses: cfg.int("model.num_classes"))
+            let (cfg, classes) = try loadTestConfig(path: config, overrides: overrides, views: views)
             let k = min(topK, cfg.int("model.num_classes"))
             let (videos, missing) = collectVideos(inputs)
             for m in missing { Console.error("aim-predict: \(m)") }
