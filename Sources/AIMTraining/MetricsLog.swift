@@ -8,7 +8,8 @@ public final class MetricsLog {
     private let isTerminal: Bool
     private var lineOpen = false
     /// Records lost to failed writes since the last one that went through.
-    public private(set) var failedRecords = 0
+    private var lost = LostRecords()
+    public var failedRecords: Int { lost.count }
 
     public init(path: URL?) throws {
         file = try path.map { try AppendFile(path: $0.path) }
@@ -20,15 +21,8 @@ public final class MetricsLog {
     public func record(_ fields: [String: Any]) {
         guard let file else { return }
         guard let data = try? JSONSerialization.data(withJSONObject: fields.mapValues(jsonSafe), options: [.sortedKeys]) else { return }
-        do {
+        lost.append(to: file.path, what: "metrics record", tag: "metrics", message: message) {
             try file.append([UInt8](data) + [UInt8(ascii: "\n")])
-            if failedRecords > 0 {
-                message("metrics: writing \(file.path) again after \(failedRecords) lost record(s)")
-                failedRecords = 0
-            }
-        } catch {
-            if failedRecords == 0 { message("error: metrics record not written: \(error); training goes on") }
-            failedRecords += 1
         }
     }
 

@@ -26,7 +26,8 @@ public final class TensorBoardLog {
     private let output: AppendFile
     private let message: (String) -> Void
     /// Records lost to failed writes since the last one that went through.
-    public private(set) var failedRecords = 0
+    private var lost = LostRecords()
+    public var failedRecords: Int { lost.count }
 
     /// Opens the event file for a run that continues after `step` (0 for a fresh run). Throws
     /// when the folder or file cannot be made, or an old file cannot be rewritten: the run then
@@ -58,15 +59,8 @@ public final class TensorBoardLog {
     /// run goes on without them, as with metrics.jsonl.
     public func record(_ fields: [String: Any], now: Date = Date()) {
         guard let event = Self.event(for: fields, wallTime: now.timeIntervalSince1970) else { return }
-        do {
+        lost.append(to: file.path, what: "TensorBoard event", tag: "tensorboard", message: message) {
             try output.append(TFRecord.frame(event.encoded()))
-            if failedRecords > 0 {
-                message("tensorboard: writing \(file.path) again after \(failedRecords) lost record(s)")
-                failedRecords = 0
-            }
-        } catch {
-            if failedRecords == 0 { message("error: TensorBoard event not written: \(error); training goes on") }
-            failedRecords += 1
         }
     }
 
