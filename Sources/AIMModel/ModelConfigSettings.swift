@@ -52,8 +52,12 @@ extension ModelConfig {
         case "model.input_resolution": inputResolution = try int()
         case "model.patch_size":
             if let list = value as? [Any] {
-                swinPatch = try ints(list)
-                guard swinPatch.count == 3 else { throw bad("expected an integer or a list of 3 (t, h, w), got \(list.count) values") }
+                let v = try ints(list)
+                switch v.count {
+                case 1: patchSize = v[0]
+                case 3: swinPatch = v
+                default: throw bad("expected an integer (ViT) or a list of 3 (t, h, w) (Swin), got \(v.count) values")
+                }
             } else { patchSize = try int() }
         case "model.embed_dim": embedDim = try int()
         case "model.depths":

@@ -45,7 +45,17 @@ extension Recognizer {
             }
             return names.contains(k) ? k : nil
         }
-        return try load(from: file, keyMap: source, strict: false, ignoring: [])
+        let report = try load(from: file, keyMap: source, strict: false, ignoring: [])
+        // A checkpoint of the other family (Swin for a ViT config or the reverse) shares no key:
+        // refuse it before any step rather than train from random weights.
+        if report.loaded.isEmpty, let theirs = file.names.sorted().first,
+           let ours = store.parameters.first(where: { $0.name.hasPrefix("backbone.") }) {
+            let shape = (try? file.shape(of: theirs)).map { "\($0)" } ?? "?"
+            throw ModelError.weights(path: file.path, problems: [
+                "no weight of this \(config.backbone.rawValue) backbone is in the file: its first key is \(theirs) \(shape), "
+                + "this model's first is \(ours.name.dropFirst("backbone.".count)) \(ours.shape) (a checkpoint of another backbone family?)"])
+        }
+        return report
     }
 
     private func load(from file: SafetensorsFile, keyMap: (String) -> String?, strict: Bool, ignoring: [String]) throws -> LoadReport {
