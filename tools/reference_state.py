@@ -890,6 +890,9 @@ paper("SSv2 abl. TimeSformer (IN-21K, divided)", 3, adapters=[], tune="all", div
 paper("SSv2 abl. + spatial", 3, adapters=["spatial"], **IN21K)
 paper("SSv2 abl. + temporal", 3, adapters=["temporal", "spatial"], **IN21K)
 paper("SSv2 abl. + joint (AIM)", 3, **IN21K)
+SWINB = dict(patch_size=[2, 4, 4], num_frames=32, embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])
+paper("AIM Swin-B IN-21K K400 32f", 12, backbone="swin2d", window_size=7, **SWINB)
+paper("VideoSwin-B IN-21K K400 32f (tune all)", 12, backbone="videoswin", window_size=[8, 7, 7], tune="all", adapters=[], **SWINB)
 
 
 def sdpa_flop_jit(inputs, outputs):

@@ -30,6 +30,8 @@ final class SwinCountTests: XCTestCase {
         XCTAssertNil(m.store["backbone.layers.2.blocks.5.attn.temporal_position_bias_table"], "odd blocks have no temporal pass")
         XCTAssertEqual(m.store["backbone.layers.0.downsample.reduction.weight"]?.shape, [256, 512])
         XCTAssertEqual(m.store["cls_head.fc_cls.weight"]?.shape, [400, 1024])
+        // fvcore on tools/reference_state.py's modules (reference_state.py --counts --only Swin): 312.82 GFLOPs per view.
+        XCTAssertEqual(Double(m.flopsPerView) / 1e9, 312.82, accuracy: 0.01)
     }
 
     func testVideoSwinBK400() throws {
@@ -38,6 +40,8 @@ final class SwinCountTests: XCTestCase {
         XCTAssertEqual(m.totalParameters, 88_048_984)           // paper 88M
         XCTAssertEqual(m.tunableParameterCount, m.totalParameters)
         XCTAssertEqual(m.store["backbone.layers.0.blocks.0.attn.relative_position_bias_table"]?.shape, [15 * 13 * 13, 4])
+        // fvcore: 281.92 GFLOPs per view (the Video Swin paper: 282 for Swin-B 32×224²).
+        XCTAssertEqual(Double(m.flopsPerView) / 1e9, 281.92, accuracy: 0.01)
     }
 
     func testOfficialInitialisation() throws {
