@@ -74,5 +74,27 @@ final class SwinCountTests: XCTestCase {
         refused("model.num_frames") { $0.numFrames = 7 }
         refused("model.tune") { $0.backbone = .videoswin; $0.windowSize = [8, 7, 7] }
         refused("model.window_size") { $0.backbone = .videoswin; $0.tune = .all }
+        refused("model.precision") { $0.precision = .bf16 }
+    }
+}
+
+/// The GEMM list the fp32 library probe times for a Swin run is the model's own forward: its
+/// forward products add up to the counted FLOPs less the LayerNorms (< 1 %).
+final class SwinStepGemmsTests: XCTestCase {
+    func testForwardProductsMatchTheCountedFLOPs() throws {
+        for backbone in [ModelConfig.Backbone.swin2d, .videoswin] {
+            var c = ModelConfig()
+            c.backbone = backbone; c.numFrames = 32
+            if backbone == .videoswin { c.windowSize = [8, 7, 7]; c.tune = .all; c.adapters = [] }
+            let m = try Recognizer(config: c, initialize: false)
+            let uses = StepGemms.list(c)
+            let forward = uses.filter { !$0.group.contains("backward") && !$0.group.contains("gradient") }
+                .reduce(0) { $0 + $1.shape.m * $1.shape.n * $1.shape.k * $1.shape.pairs * $1.count }
+            let ratio = Double(forward) / Double(m.flopsPerView - m.config.numClasses * m.config.swinFeatureWidth)
+            XCTAssertGreaterThan(ratio, 0.99, "\(backbone)")
+            XCTAssertLessThan(ratio, 1.0, "\(backbone): LayerNorms are counted by the model only")
+            XCTAssertTrue(uses.contains { $0.group.contains("input gradient") }, "\(backbone): backward products listed")
+            XCTAssertEqual(uses.contains { $0.group.contains("weight gradient") && $0.group.contains("qkv") }, backbone == .videoswin)
+        }
     }
 }

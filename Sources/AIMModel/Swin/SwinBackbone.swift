@@ -46,7 +46,13 @@ final class SwinBackbone: VideoBackbone {
         }
         self.stages = stages; self.mergings = mergings
         norm = LayerNormLayer(store, bb + "norm", channels: c.swinFeatureWidth, eps: 1e-5)
+        let all = [patchWeight, patchBias] + patchNorm.parameters + stages.joined().flatMap(\.parameters)
+            + mergings.flatMap(\.parameters) + norm.parameters
+        backboneTunable = all.contains { $0.tunable }
     }
+
+    /// Whether backward goes into the backbone at all (not for a frozen space-only Swin: head only).
+    private let backboneTunable: Bool
 
     private var T: Int { config.swinTemporalTokens }
     private func rows(stage s: Int) -> Int { batch * T * config.swinResolution(stage: s) * config.swinResolution(stage: s) }
@@ -61,7 +67,7 @@ final class SwinBackbone: VideoBackbone {
             mergeIndices = mergings.map { $0.index(frames: batch * T) }
             indexBatch = batch
         }
-        let keep = context.saveForBackward
+        let keep = context.saveForBackward && backboneTunable
         let arena = keep ? kept : unkept
         let R0 = rows(stage: 0), C0 = config.embedDim
         let emb = arena.buffer("emb", R0 * C0)
@@ -107,6 +113,7 @@ final class SwinBackbone: VideoBackbone {
     }
 
     func backward(dPooled: UnsafePointer<Float>, gradientsReady: (([Parameter]) -> Void)?) {
+        guard backboneTunable else { return }
         let last = stages.count - 1, R = rows(stage: last), C = featureWidth, per = R / batch
         let dz = scratch.buffer("norm.dz", R * C)
         for r in 0..<R {

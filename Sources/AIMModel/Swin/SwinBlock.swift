@@ -37,7 +37,9 @@ final class SwinBlock {
         aim = c.backbone == .swin2d
         T = c.swinTemporalTokens; H = c.swinResolution(stage: stage); W = H; C = c.swinWidth(stage: stage)
         let heads = c.numHeads[stage], eps: Float = 1e-5, ah = Int(Double(C) * c.adapterMLPRatio)
-        let hasT = aim && block % 2 == 0
+        // model.adapters picks the official adapters: temporal = T_Adapter (and the temporal pass it
+        // belongs to, even blocks), spatial = S_Adapter2, joint = S_Adapter; [] = the frozen image Swin.
+        let hasT = aim && block % 2 == 0 && c.adapters.contains(.temporal)
         tAdapter = hasT ? AdapterLayer(store, prefix + "T_Adapter", width: C, hidden: ah, skip: false) : nil
         norm1 = LayerNormLayer(store, prefix + "norm1", channels: C, eps: eps)
         if aim {
@@ -56,8 +58,8 @@ final class SwinBlock {
         temporalTable = temporal.map { store.register(prefix + "attn.temporal_position_bias_table", [$0.tableRows, heads], .truncatedNormal(std: 0.02)) }
         norm2 = LayerNormLayer(store, prefix + "norm2", channels: C, eps: eps)
         mlp = MLPLayer(store, prefix + "mlp", width: C, hidden: c.mlpHidden(width: C), clipNames: false)
-        sAdapter = aim ? AdapterLayer(store, prefix + "S_Adapter", width: C, hidden: ah, skip: false) : nil
-        sAdapter2 = aim ? AdapterLayer(store, prefix + "S_Adapter2", width: C, hidden: ah, skip: true) : nil
+        sAdapter = aim && c.adapters.contains(.joint) ? AdapterLayer(store, prefix + "S_Adapter", width: C, hidden: ah, skip: false) : nil
+        sAdapter2 = aim && c.adapters.contains(.spatial) ? AdapterLayer(store, prefix + "S_Adapter2", width: C, hidden: ah, skip: true) : nil
         let total = c.depths.reduce(0, +)
         dropPath = total <= 1 ? 0 : c.dropPathRate * Float(index) / Float(total - 1)
     }
@@ -140,7 +142,7 @@ final class SwinBlock {
         let m = scratch.buffer("j.m", R * C)
         if aim {
             mlp.forward(out, xn, pre: kept.buffer("j.pre", R * mlp.hidden), act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: true)
-            let sAdapter = sAdapter!
+            guard let sAdapter else { mlpScales = []; return }
             sAdapter.forward(m, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
             // DropPath on '(b t) n c': one decision per frame.
             let s = rowScales(B, context, site: 3, groups: B * T, groupOf: { r in r / N }, key: { f in (f / self.T, f % self.T) })
@@ -166,10 +168,11 @@ final class SwinBlock {
         let pre = kept.buffer("j.pre", R * mlp.hidden)
         if aim {
             mlp.backward(dInput: dxn, dOut: dOut, x: mlp.fc1.needsInput ? xn : nil, pre: pre, scratch: scratch, rows: R, accumulateInput: false)
-            let sAdapter = sAdapter!
-            let dm = scratch.buffer("j.dm", R * C)
-            scaleRows(out: dm, input: dOut, rowScales: mlpScales, rows: R, cols: C)
-            sAdapter.backward(dInput: dxn, dOut: dm, x: xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, accumulateInput: true)
+            if let sAdapter {
+                let dm = scratch.buffer("j.dm", R * C)
+                scaleRows(out: dm, input: dOut, rowScales: mlpScales, rows: R, cols: C)
+                sAdapter.backward(dInput: dxn, dOut: dm, x: xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, accumulateInput: true)
+            }
         } else {
             let dm = scratch.buffer("j.dm", R * C)
             applyRowScales(mlpScales, out: dm, dOut, rows: R, cols: C)
