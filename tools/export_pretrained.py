@@ -11,6 +11,15 @@ loader adds it), all float32, exactly what the official code loads with strict=F
          TimeSformer use): `norm.*` -> `ln_post.*` (as ViT_ImageNet.init_weights does),
          `head.*` dropped, other names kept (patch_embed.proj.*, cls_token, pos_embed, blocks.N.*).
 
+  swin   Swin Transformer (the official microsoft/Swin-Transformer .pth, e.g.
+         swin_base_patch4_window7_224_22k.pth, or timm's): the 2D Conv2d patch weight inflated over
+         time as SwinTransformer2D_Adapter.init_weights / SwinTransformer3D.inflate_weights do
+         (unsqueeze(2).repeat(1, 1, t, 1, 1) / t, t = --patch-t, 2), `relative_position_index`,
+         `attn_mask` and `head.*` dropped; timm >= 0.9 layouts (downsample at the start of the next
+         stage) are renamed to the official ones. The same file feeds model.backbone swin2d (AIM) and
+         videoswin, whose loader repeats each relative_position_bias_table over 2·wd−1 temporal
+         offsets as SwinTransformer3D.inflate_weights does.
+
 With --target timesformer the temporal weights are initialised the way the official loaders do:
 clip adds `t_attn.* <- attn.*` and `t_norm.* <- ln_1.*` per block (AIM repo timesformer.py);
 timm adds `temporal_attn.* <- attn.*`, `temporal_norm1.* <- norm1.*` and keeps `norm.*`
@@ -125,15 +134,43 @@ def timm_vit(args):
     return out
 
 
+def swin(args):
+    if not args.input:
+        fail("swin needs --input (e.g. swin_base_patch4_window7_224_22k.pth)")
+    sd = load_input(args.input)
+    need = ["patch_embed.proj.weight", "patch_embed.norm.weight", "layers.0.blocks.0.attn.relative_position_bias_table",
+            "layers.0.blocks.0.attn.qkv.weight", "norm.weight"]
+    missing = [k for k in need if k not in sd]
+    if missing:
+        fail(f"not a Swin Transformer state dict, missing {missing}")
+    # timm >= 0.9 keeps each PatchMerging at the start of the next stage (layers.{i+1}.downsample).
+    timm_layout = "layers.0.downsample.reduction.weight" not in sd and "layers.1.downsample.reduction.weight" in sd
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("head.") or k.endswith("relative_position_index") or k.endswith("attn_mask"):
+            continue
+        m = re.match(r"layers\.(\d+)\.downsample\.(.*)", k)
+        if m and timm_layout:
+            k = f"layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}"
+        out[k] = v
+    w = out["patch_embed.proj.weight"]
+    if w.dim() != 4:
+        fail(f"patch_embed.proj.weight has shape {list(w.shape)}, expected a 2D Conv2d weight [C, 3, 4, 4]")
+    t = args.patch_t
+    out["patch_embed.proj.weight"] = w.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("source", choices=["clip", "timm"])
+    ap.add_argument("source", choices=["clip", "timm", "swin"])
+    ap.add_argument("--patch-t", type=int, default=2, help="swin only: temporal patch the Conv3d weight is inflated to")
     ap.add_argument("--arch", default="ViT-B/16", choices=["ViT-B/16", "ViT-L/14"], help="clip only, with the clip package")
     ap.add_argument("--input", help="checkpoint file (.pt/.pth state dict or TorchScript, or .safetensors)")
     ap.add_argument("--target", choices=["aim", "timesformer"], default="aim")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    out = clip_visual(args) if args.source == "clip" else timm_vit(args)
+    out = {"clip": clip_visual, "timm": timm_vit, "swin": swin}[args.source](args)
     out = {k: v.detach().to(torch.float32).contiguous() for k, v in sorted(out.items())}
     from safetensors.torch import save_file
     meta = {"source": args.source, "target": args.target, "input": args.input or f"clip.load({args.arch})",

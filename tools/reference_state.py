@@ -40,6 +40,11 @@ DEFAULTS = OrderedDict([
     ("model.tune", "adapters"),            # adapters | all | head
     ("model.divided_space_time", False),   # with backbone imagenet: facebookresearch TimeSformer
     ("model.drop_path_rate", 0.0),
+    # Swin family (model.backbone swin2d | videoswin; model.patch_size is then a list (t, h, w))
+    ("model.embed_dim", 128),
+    ("model.depths", [2, 2, 18, 2]),
+    ("model.num_heads", [4, 8, 16, 32]),
+    ("model.window_size", 7),
 ])
 
 
@@ -443,6 +448,242 @@ class TimeSformerIN21K(nn.Module):
         return self.norm(x)[:, 0]               # [B, D]
 
 
+# --------------------------------------------------------------------------- 5. Swin family (issue 19)
+# AIM on Swin (official mmaction/models/backbones/swin2d_adapter.py, SwinTransformer2D_Adapter) and
+# Video Swin (mmaction2 swin_transformer.py, SwinTransformer3D): our transcription with the official
+# module names. Tokens are (B, D, H, W, C) as in SwinTransformer3D; swin2d runs per frame on (BT, H, W, C).
+
+def swin_window_partition(x, ws):
+    """(B, D, H, W, C) -> (B * nW, wd * wh * ww, C), windows (d, h, w)-major."""
+    b, d, h, w, c = x.shape
+    x = x.view(b, d // ws[0], ws[0], h // ws[1], ws[1], w // ws[2], ws[2], c)
+    return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, ws[0] * ws[1] * ws[2], c)
+
+
+def swin_window_reverse(windows, ws, b, d, h, w):
+    x = windows.view(b, d // ws[0], h // ws[1], w // ws[2], ws[0], ws[1], ws[2], -1)
+    return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(b, d, h, w, -1)
+
+
+def swin_get_window_size(x_size, window_size, shift_size):
+    ws, ss = list(window_size), list(shift_size)
+    for i in range(len(x_size)):
+        if x_size[i] <= window_size[i]:
+            ws[i] = x_size[i]
+            ss[i] = 0
+    return tuple(ws), tuple(ss)
+
+
+def swin_compute_mask(d, h, w, ws, ss):
+    img = torch.zeros((1, d, h, w, 1))
+    cnt = 0
+    for sd in (slice(-ws[0]), slice(-ws[0], -ss[0]), slice(-ss[0], None)):
+        for sh in (slice(-ws[1]), slice(-ws[1], -ss[1]), slice(-ss[1], None)):
+            for sw in (slice(-ws[2]), slice(-ws[2], -ss[2]), slice(-ss[2], None)):
+                img[:, sd, sh, sw, :] = cnt
+                cnt += 1
+    mw = swin_window_partition(img, ws).squeeze(-1)
+    m = mw.unsqueeze(1) - mw.unsqueeze(2)
+    return m.masked_fill(m != 0, -100.0).masked_fill(m == 0, 0.0)
+
+
+def swin_relative_index(ws):
+    """relative_position_index of a (wd, wh, ww) window (2D windows: wd = 1; time: (T, 1, 1))."""
+    coords = torch.stack(torch.meshgrid(torch.arange(ws[0]), torch.arange(ws[1]), torch.arange(ws[2]), indexing="ij"))
+    cf = coords.flatten(1)
+    rel = (cf[:, :, None] - cf[:, None, :]).permute(1, 2, 0).contiguous()
+    rel[:, :, 0] += ws[0] - 1
+    rel[:, :, 1] += ws[1] - 1
+    rel[:, :, 2] += ws[2] - 1
+    rel[:, :, 0] *= (2 * ws[1] - 1) * (2 * ws[2] - 1)
+    rel[:, :, 1] *= 2 * ws[2] - 1
+    return rel.sum(-1)
+
+
+class SwinWindowAttention(nn.Module):
+    """WindowAttention of swin2d_adapter.py (window (1, w, w), optional temporal table) and
+    WindowAttention3D of Video Swin (window (wd, wh, ww)): parameters in the official order."""
+
+    def __init__(self, d, window, heads, num_ttokens=0):
+        super().__init__()
+        self.num_heads = heads
+        self.scale = (d // heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window[0] - 1) * (2 * window[1] - 1) * (2 * window[2] - 1), heads))
+        self.register_buffer("relative_position_index", swin_relative_index(window), persistent=False)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        if num_ttokens:
+            self.temporal_position_bias_table = nn.Parameter(torch.zeros(2 * num_ttokens - 1, heads))
+            self.register_buffer("t_relative_index", swin_relative_index((num_ttokens, 1, 1)), persistent=False)
+
+    def forward(self, x, mask=None, temporal=False):
+        b_, n, c = x.shape
+        qkv = self.qkv(x).reshape(b_, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
+        attn = q @ k.transpose(-2, -1)
+        if temporal:
+            table, index = self.temporal_position_bias_table, self.t_relative_index
+        else:
+            table, index = self.relative_position_bias_table, self.relative_position_index
+        bias = table[index[:n, :n].reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
+        attn = attn + bias.unsqueeze(0)
+        if mask is not None:
+            nw = mask.shape[0]
+            attn = attn.view(b_ // nw, nw, self.num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, self.num_heads, n, n)
+        attn = attn.softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b_, n, c))
+
+
+class Swin2DAdapterBlock(nn.Module):
+    """SwinTransformerBlock of swin2d_adapter.py on (B, T, H, W, C)."""
+
+    def __init__(self, d, resolution, num_ttokens, heads, window, shift, t_attn, drop_path):
+        super().__init__()
+        if resolution <= window:          # official: one window, no shift
+            window, shift = resolution, 0
+        self.window, self.shift, self.t_attn = window, shift, t_attn
+        if t_attn:
+            self.T_Adapter = Adapter(d, skip=False)
+        self.norm1 = nn.LayerNorm(d)
+        self.attn = SwinWindowAttention(d, (1, window, window), heads, num_ttokens if t_attn else 0)
+        self.drop_path = drop_path_or_identity(drop_path)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = TimmMlp(d, 4 * d)
+        self.S_Adapter = Adapter(d, skip=False)
+        self.S_Adapter2 = Adapter(d, skip=True)
+        if shift > 0:
+            self.register_buffer("attn_mask", swin_compute_mask(1, resolution, resolution, (1, window, window), (0, shift, shift)),
+                                 persistent=False)
+        else:
+            self.attn_mask = None
+
+    def forward(self, x):
+        b, t, h, w, c = x.shape
+        if self.t_attn:     # '(b t) n c -> (b n) t c'
+            xt = x.permute(0, 2, 3, 1, 4).reshape(b * h * w, t, c)
+            r = self.T_Adapter(self.attn(self.norm1(xt), temporal=True))
+            xt = xt + self.drop_path(r)
+            x = xt.reshape(b, h, w, t, c).permute(0, 3, 1, 2, 4)
+        shortcut = x
+        xf = self.norm1(x).reshape(b * t, 1, h, w, c)
+        if self.shift > 0:
+            xf = torch.roll(xf, shifts=(-self.shift, -self.shift), dims=(2, 3))
+        ws = (1, self.window, self.window)
+        win = self.S_Adapter2(self.attn(swin_window_partition(xf, ws), mask=self.attn_mask))
+        xf = swin_window_reverse(win, ws, b * t, 1, h, w)
+        if self.shift > 0:
+            xf = torch.roll(xf, shifts=(self.shift, self.shift), dims=(2, 3))
+        x = shortcut + xf.reshape(b, t, h, w, c)      # no drop-path here (official)
+        xn = self.norm2(x)
+        # DropPath on the (b t) n c tensor: per frame
+        s = self.drop_path(0.5 * self.S_Adapter(xn).reshape(b * t, h * w, c)).reshape(b, t, h, w, c)
+        return x + self.mlp(xn) + s
+
+
+class SwinBlock3D(nn.Module):
+    """SwinTransformerBlock3D of Video Swin on (B, D, H, W, C) (no padding: sizes divide the windows)."""
+
+    def __init__(self, d, heads, window, shift, drop_path):
+        super().__init__()
+        self.window, self.shift = window, shift
+        self.norm1 = nn.LayerNorm(d)
+        self.attn = SwinWindowAttention(d, window, heads)
+        self.drop_path = drop_path_or_identity(drop_path)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = TimmMlp(d, 4 * d)
+
+    def forward(self, x, mask):
+        b, d, h, w, c = x.shape
+        ws, ss = swin_get_window_size((d, h, w), self.window, self.shift)
+        assert d % ws[0] == 0 and h % ws[1] == 0 and w % ws[2] == 0, "padding not modelled"
+        y = self.norm1(x)
+        if any(i > 0 for i in ss):
+            y = torch.roll(y, shifts=(-ss[0], -ss[1], -ss[2]), dims=(1, 2, 3))
+        else:
+            mask = None
+        y = swin_window_reverse(self.attn(swin_window_partition(y, ws), mask=mask), ws, b, d, h, w)
+        if any(i > 0 for i in ss):
+            y = torch.roll(y, shifts=ss, dims=(1, 2, 3))
+        x = x + self.drop_path(y)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class SwinPatchMerging(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.reduction = nn.Linear(4 * d, 2 * d, bias=False)
+        self.norm = nn.LayerNorm(4 * d)
+
+    def forward(self, x):   # (B, D, H, W, C)
+        x0, x1 = x[:, :, 0::2, 0::2, :], x[:, :, 1::2, 0::2, :]
+        x2, x3 = x[:, :, 0::2, 1::2, :], x[:, :, 1::2, 1::2, :]
+        return self.reduction(self.norm(torch.cat([x0, x1, x2, x3], -1)))
+
+
+class SwinPatchEmbed3D(nn.Module):
+    def __init__(self, patch, d):
+        super().__init__()
+        self.proj = nn.Conv3d(3, d, kernel_size=patch, stride=patch)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, x):   # (B, 3, T, H, W) -> (B, T', H', W', C)
+        return self.norm(self.proj(x).permute(0, 2, 3, 4, 1))
+
+
+class SwinStage(nn.Module):
+    def __init__(self, blocks, downsample):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.downsample = downsample
+
+
+class SwinBackbone(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        video = cfg["model.backbone"] == "videoswin"
+        e, depths, heads = cfg["model.embed_dim"], cfg["model.depths"], cfg["model.num_heads"]
+        patch, r = cfg["model.patch_size"], cfg["model.input_resolution"]
+        self.video = video
+        self.patch_embed = SwinPatchEmbed3D(tuple(patch), e)
+        tt = cfg["model.num_frames"] // patch[0]
+        dpr = [v.item() for v in torch.linspace(0, cfg["model.drop_path_rate"], sum(depths))]
+        self.layers = nn.ModuleList()
+        win = cfg["model.window_size"]
+        for i, depth in enumerate(depths):
+            d, res = e * 2 ** i, r // patch[1] // 2 ** i
+            blocks = []
+            for j in range(depth):
+                dp = dpr[sum(depths[:i]) + j]
+                if video:
+                    shift = (0, 0, 0) if j % 2 == 0 else tuple(v // 2 for v in win)
+                    blocks.append(SwinBlock3D(d, heads[i], tuple(win), shift, dp))
+                else:
+                    w = win if isinstance(win, int) else win[0]
+                    blocks.append(Swin2DAdapterBlock(d, res, tt, heads[i], w, 0 if j % 2 == 0 else w // 2, j % 2 == 0, dp))
+            self.layers.append(SwinStage(blocks, SwinPatchMerging(d) if i < len(depths) - 1 else None))
+        self.norm = nn.LayerNorm(e * 2 ** (len(depths) - 1))
+        self.window = tuple(win) if video else None
+
+    def forward(self, video):
+        x = self.patch_embed(video)                  # (B, T', H', W', C)
+        for layer in self.layers:
+            if self.video:
+                b, d, h, w, c = x.shape
+                ws, ss = swin_get_window_size((d, h, w), self.window, tuple(v // 2 for v in self.window))
+                mask = swin_compute_mask(d, h, w, ws, ss)
+                for blk in layer.blocks:
+                    x = blk(x, mask)
+            else:
+                for blk in layer.blocks:
+                    x = blk(x)
+            if layer.downsample is not None:
+                x = layer.downsample(x)
+        x = self.norm(x)
+        return x.permute(0, 4, 1, 2, 3)              # (B, C, T', H', W') for the I3D head
+
+
 # --------------------------------------------------------------------------- recognizer
 
 class I3DHead(nn.Module):
@@ -452,7 +693,7 @@ class I3DHead(nn.Module):
         self.fc_cls = nn.Linear(d, k)
 
     def forward(self, x):
-        if x.dim() == 5:                        # [B, D, T, 1, 1] -> mean over T (AdaptiveAvgPool3d)
+        if x.dim() == 5:                        # [B, D, T, H, W] -> mean over T, H, W (AdaptiveAvgPool3d)
             x = x.mean(dim=(2, 3, 4))
         return self.fc_cls(self.dropout(x))
 
@@ -467,12 +708,15 @@ class Recognizer(nn.Module):
             self.backbone = TimeSformerIN21K(cfg) if cfg["model.divided_space_time"] else ViT_ImageNet(cfg)
         elif kind == "timesformer":
             self.backbone = TimeSformerCLIP(cfg)
+        elif kind in ("swin2d", "videoswin"):
+            self.backbone = SwinBackbone(cfg)
         else:
             raise ValueError(f"model.backbone {kind!r}")
         if kind == "timesformer" or cfg["model.divided_space_time"]:
             if cfg["model.adapters"]:
                 raise ValueError("TimeSformer models take model.adapters: []")
-        self.cls_head = I3DHead(cfg["model.width"], cfg["model.num_classes"])
+        width = cfg["model.embed_dim"] * 2 ** (len(cfg["model.depths"]) - 1) if kind in ("swin2d", "videoswin") else cfg["model.width"]
+        self.cls_head = I3DHead(width, cfg["model.num_classes"])
 
     def forward(self, video):
         return self.cls_head(self.backbone(video))
@@ -545,6 +789,14 @@ case("aim_clip_skip", seed=10, backbone="clip", adapter_layers="skip", **dict(TI
 case("aim_clip_top6", seed=11, backbone="clip", adapter_layers="top6",
      **dict(TINY, layers=12, width=16, heads=2, input_resolution=16))
 case("aim_clip_joint_head", seed=12, backbone="clip", adapters=["joint"], tune="head", **ODD)
+# Swin: 64² input, patch (2,4,4) -> 16², 8², 4², 2² token grids; window 2 shifts (with masks) in
+# stages 1-3 and is clipped to the 2×2 grid of stage 4 (one window, no shift), as window 7 at 224².
+SWIN_TINY = dict(embed_dim=8, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4], patch_size=[2, 4, 4], input_resolution=64,
+                 num_frames=8, num_classes=5, drop_path_rate=0.0)
+case("swin2d_aim", batch=1, seed=13, backbone="swin2d", window_size=2, **SWIN_TINY)
+# Video Swin: window (2,2,2) over T' = 4: 3D shifts with masks in stages 1-3, stage 4 clipped in h, w.
+case("videoswin", batch=1, seed=14, backbone="videoswin", window_size=[2, 2, 2], tune="all", adapters=[],
+     **dict(SWIN_TINY, embed_dim=4, num_heads=[1, 1, 2, 2]))
 
 
 def save_safetensors(path, tensors, metadata):
@@ -638,6 +890,9 @@ paper("SSv2 abl. TimeSformer (IN-21K, divided)", 3, adapters=[], tune="all", div
 paper("SSv2 abl. + spatial", 3, adapters=["spatial"], **IN21K)
 paper("SSv2 abl. + temporal", 3, adapters=["temporal", "spatial"], **IN21K)
 paper("SSv2 abl. + joint (AIM)", 3, **IN21K)
+SWINB = dict(patch_size=[2, 4, 4], num_frames=32, embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])
+paper("AIM Swin-B IN-21K K400 32f", 12, backbone="swin2d", window_size=7, **SWINB)
+paper("VideoSwin-B IN-21K K400 32f (tune all)", 12, backbone="videoswin", window_size=[8, 7, 7], tune="all", adapters=[], **SWINB)
 
 
 def sdpa_flop_jit(inputs, outputs):

@@ -8,6 +8,8 @@ public enum ConfigType: Sendable, Equatable, CustomStringConvertible {
     case string
     case strings
     case floats
+    /// An integer, or a list of integers (held as `.int` / `.floats`): Swin's per-stage and per-axis sizes.
+    case ints
     /// One of the allowed strings.
     case choice([String])
     /// A list of distinct allowed strings (a subset, e.g. `model.adapters`).
@@ -21,6 +23,7 @@ public enum ConfigType: Sendable, Equatable, CustomStringConvertible {
         case .string: return "a string"
         case .strings: return "a list of strings"
         case .floats: return "a list of numbers"
+        case .ints: return "an integer or a list of integers"
         case .choice(let allowed): return "one of " + allowed.joined(separator: " | ")
         case .choices(let allowed): return "a list of distinct values from [" + allowed.joined(separator: ", ") + "]"
         }
@@ -118,6 +121,11 @@ public struct ConfigKey: Sendable {
     public static func floats(_ name: String, _ value: [Double], _ doc: String,
                               length: Int? = nil, min: Double? = nil, max: Double? = nil) -> ConfigKey {
         ConfigKey(name: name, type: .floats, defaultValue: .floats(value), doc: doc, minimum: min, maximum: max, length: length)
+    }
+    /// An integer or a list of integers; bounds hold for every element.
+    public static func ints(_ name: String, _ value: [Int], _ doc: String, min: Int? = nil, max: Int? = nil) -> ConfigKey {
+        ConfigKey(name: name, type: .ints, defaultValue: value.count == 1 ? .int(value[0]) : .floats(value.map(Double.init)), doc: doc,
+                  minimum: min.map(Double.init), maximum: max.map(Double.init))
     }
     public static func choice(_ name: String, _ allowed: [String], _ value: String, _ doc: String) -> ConfigKey {
         precondition(allowed.contains(value), "schema: default \(value) of \(name) not among \(allowed)")

@@ -12,10 +12,15 @@ public enum ConfigSchema {
 
     public static let keys: [ConfigKey] = [
         // MARK: model (issue 3)
-        .choice("model.backbone", ["clip", "imagenet", "timesformer"], "clip",
-                "clip: OpenAI CLIP ViT (vit_clip.py); imagenet: timm IN-21K ViT (vit_imagenet.py); timesformer: the CLIP divided space-time baseline (timesformer.py)"),
+        .choice("model.backbone", ["clip", "imagenet", "timesformer", "swin2d", "videoswin"], "clip",
+                "clip: OpenAI CLIP ViT (vit_clip.py); imagenet: timm IN-21K ViT (vit_imagenet.py); timesformer: the CLIP divided space-time baseline (timesformer.py); "
+                + "swin2d: AIM on Swin (swin2d_adapter.py, SwinTransformer2D_Adapter); videoswin: the full-finetuning Video Swin (swin_transformer.py, SwinTransformer3D)"),
         .int("model.input_resolution", 224, "input frame side in pixels (crop size fed to the backbone)", min: 1, max: 4096),
-        .int("model.patch_size", 16, "patch side in pixels (16 for ViT-B/16, 14 for ViT-L/14)", min: 1, max: 1024),
+        .ints("model.patch_size", [16], "ViT: patch side in pixels (16 for ViT-B/16, 14 for ViT-L/14); swin2d / videoswin: the Conv3d patch [t, h, w] ([2, 4, 4])", min: 1, max: 1024),
+        .int("model.embed_dim", 128, "swin2d / videoswin: width of stage 1 (doubles at every patch merging; 128 Swin-B)", min: 1, max: 16384),
+        .ints("model.depths", [2, 2, 18, 2], "swin2d / videoswin: blocks per stage (Swin-B [2, 2, 18, 2])", min: 1, max: 1024),
+        .ints("model.num_heads", [4, 8, 16, 32], "swin2d / videoswin: attention heads per stage, one per entry of model.depths", min: 1, max: 1024),
+        .ints("model.window_size", [7], "swin2d: the square window side (7); videoswin: the 3D window [t, h, w] ([8, 7, 7]); clipped to the token grid as the official code", min: 1, max: 1024),
         .int("model.width", 768, "token width D (768 ViT-B, 1024 ViT-L)", min: 1, max: 16384),
         .int("model.layers", 12, "number of transformer blocks (12 ViT-B, 24 ViT-L)", min: 1, max: 1024),
         .int("model.heads", 12, "attention heads per block (12 ViT-B, 16 ViT-L)", min: 1, max: 1024),

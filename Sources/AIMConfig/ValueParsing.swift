@@ -9,6 +9,31 @@ extension ConfigKey {
     /// The typed value of `node`, or a message saying why it does not fit this key.
     func parse(_ node: Node) -> Result<ConfigValue, ParseFailure> {
         switch type {
+        case .ints:
+            // Integral numbers also as "2.0": a config dump writes list elements as numbers.
+            func integer(_ s: Node.Scalar) -> Int? {
+                guard s.isPlain else { return nil }
+                if let v = Int(s.string) { return v }
+                if let d = Self.number(s.string), d == d.rounded(), abs(d) < 1e15 { return Int(d) }
+                return nil
+            }
+            if let scalar = node.scalar {
+                guard let v = integer(scalar) else {
+                    return .failure(ParseFailure("expected \(type), got \(scalar.describe)"))
+                }
+                return checkBounds(.int(v))
+            }
+            guard let sequence = node.sequence, !sequence.isEmpty else {
+                return .failure(ParseFailure("expected \(type), got \(node.kindDescription)"))
+            }
+            var values: [Double] = []
+            for element in sequence {
+                guard let s = element.scalar, let v = integer(s) else {
+                    return .failure(ParseFailure("expected \(type), but an element is \(element.kindDescription)"))
+                }
+                values.append(Double(v))
+            }
+            return checkBounds(.floats(values))
         case .int, .float, .bool, .string, .choice:
             guard let scalar = node.scalar else {
                 return .failure(ParseFailure("expected \(type), got \(node.kindDescription)"))
@@ -130,8 +155,10 @@ extension ConfigKey {
     /// Checks that a value built in Swift has this key's type, then its bounds.
     func check(_ value: ConfigValue) -> Result<ConfigValue, ParseFailure> {
         switch (type, value) {
-        case (.int, .int), (.bool, .bool), (.string, .string), (.strings, .strings), (.floats, .floats):
+        case (.int, .int), (.bool, .bool), (.string, .string), (.strings, .strings), (.floats, .floats), (.ints, .int):
             return checkBounds(value)
+        case (.ints, .floats(let v)):
+            return v.allSatisfy({ $0 == $0.rounded() }) ? checkBounds(value) : .failure(ParseFailure("expected \(type), got \(value)"))
         case (.float, .float(let v)):
             return v.isFinite ? checkBounds(value) : .failure(ParseFailure("\(v) is not finite"))
         case (.float, .int(let v)):

@@ -12,6 +12,23 @@ public struct ModuleCount: Sendable {
 
 extension Recognizer {
     public func moduleCounts() -> [ModuleCount] {
+        let (hp, ht) = (head.parameters.reduce(0) { $0 + $1.count }, head.parameters.filter(\.tunable).reduce(0) { $0 + $1.count })
+        return backbone.moduleCounts()
+            + [ModuleCount(module: "cls_head.fc_cls", parameters: hp, tunable: ht, flops: backbone.featureWidth * config.numClasses)]
+    }
+
+    public var totalParameters: Int { store.totalCount }
+    public var tunableParameterCount: Int { store.tunableCount }
+    /// FLOPs (MACs) of one view.
+    public var flopsPerView: Int { moduleCounts().reduce(0) { $0 + $1.flops } }
+}
+
+func parameterCounts(_ ps: [Parameter]) -> (Int, Int) {
+    (ps.reduce(0) { $0 + $1.count }, ps.filter(\.tunable).reduce(0) { $0 + $1.count })
+}
+
+extension ViTBackbone {
+    func moduleCounts() -> [ModuleCount] {
         let c = config, T = c.numFrames, N = c.tokensPerFrame, D = c.width, L = N - 1
         let dims = Dims(B: 1, T: T, N: N, D: D)
         func count(_ ps: [Parameter]) -> (Int, Int) {
@@ -33,13 +50,6 @@ extension Recognizer {
         let (lp, lt) = count(lnPost.parameters)
         rows.append(ModuleCount(module: lnPost.weight.name.replacingOccurrences(of: "backbone.", with: "").replacingOccurrences(of: ".weight", with: ""),
                                 parameters: lp, tunable: lt, flops: 5 * postRows * D))
-        let (hp, ht) = count(head.parameters)
-        rows.append(ModuleCount(module: "cls_head.fc_cls", parameters: hp, tunable: ht, flops: D * c.numClasses))
         return rows
     }
-
-    public var totalParameters: Int { store.totalCount }
-    public var tunableParameterCount: Int { store.tunableCount }
-    /// FLOPs (MACs) of one view.
-    public var flopsPerView: Int { moduleCounts().reduce(0) { $0 + $1.flops } }
 }

@@ -2,6 +2,8 @@
 public struct ModelConfig: Equatable, Sendable {
     public enum Backbone: String, Sendable, CaseIterable {
         case clip, imagenet, timesformer
+        /// AIM on Swin (SwinTransformer2D_Adapter) and the full-finetuning Video Swin (SwinTransformer3D).
+        case swin2d, videoswin
     }
     public enum AdapterKind: String, Sendable, CaseIterable, Comparable {
         case temporal, spatial, joint
@@ -38,13 +40,26 @@ public struct ModelConfig: Equatable, Sendable {
     public var pretrained = ""
     public var precision: Precision = .fp32
 
+    // The Swin family (model.backbone swin2d | videoswin); the ViT keys above do not apply to it.
+    public var embedDim = 128
+    public var depths = [2, 2, 18, 2]
+    public var numHeads = [4, 8, 16, 32]
+    /// One value for swin2d (square 2D windows), three (t, h, w) for videoswin.
+    public var windowSize = [7]
+    /// (t, h, w) of the Conv3d patch embedding.
+    public var swinPatch = [2, 4, 4]
+
     public init() {}
 
+    public var isSwin: Bool { backbone == .swin2d || backbone == .videoswin }
+
     /// Which of the four architectures (docs/MODEL_REFERENCE.md §1–§4) this config builds.
-    public enum Architecture: Sendable { case clipAIM, imagenetAIM, clipTimeSformer, imagenetTimeSformer }
+    public enum Architecture: Sendable { case clipAIM, imagenetAIM, clipTimeSformer, imagenetTimeSformer, swinAIM, videoSwin }
 
     public var architecture: Architecture {
         switch backbone {
+        case .swin2d: return .swinAIM
+        case .videoswin: return .videoSwin
         case .clip: return dividedSpaceTime ? .clipTimeSformer : .clipAIM
         case .timesformer: return .clipTimeSformer
         case .imagenet: return dividedSpaceTime ? .imagenetTimeSformer : .imagenetAIM
@@ -78,6 +93,7 @@ public struct ModelConfig: Equatable, Sendable {
         case .clipTimeSformer: return true
         case .imagenetTimeSformer: return false
         case .clipAIM, .imagenetAIM: return (0..<layers).contains { blockHas(.temporal, $0) }
+        case .swinAIM, .videoSwin: return false
         }
     }
 
@@ -89,6 +105,7 @@ public struct ModelConfig: Equatable, Sendable {
     /// Checks sizes that would otherwise fail deep inside a kernel.
     public func validate() throws {
         func fail(_ key: String, _ why: String) -> ModelError { .invalidConfig(key: key, reason: why) }
+        if isSwin { return try validateSwin() }
         guard inputResolution > 0, patchSize > 0, inputResolution % patchSize == 0 else {
             throw fail("model.input_resolution", "\(inputResolution) is not a positive multiple of model.patch_size \(patchSize)")
         }

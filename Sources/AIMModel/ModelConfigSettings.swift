@@ -17,6 +17,14 @@ extension ModelConfig {
             if let s = value as? String, let v = Int(s) { return v }
             throw bad("expected an integer, got \(value)")
         }
+        func ints(_ list: [Any]) throws -> [Int] {
+            try list.map { item in
+                if let v = item as? Int { return v }
+                if let v = item as? Double, v == v.rounded(), abs(v) < 1e9 { return Int(v) }
+                if let s = item as? String, let v = Int(s) { return v }
+                throw bad("expected integers, got \(item)")
+            }
+        }
         func double() throws -> Double {
             if let v = value as? Double { return v }
             if let v = value as? Int { return Double(v) }
@@ -42,7 +50,24 @@ extension ModelConfig {
         switch key {
         case "model.backbone": backbone = try choice(Backbone.self)
         case "model.input_resolution": inputResolution = try int()
-        case "model.patch_size": patchSize = try int()
+        case "model.patch_size":
+            if let list = value as? [Any] {
+                let v = try ints(list)
+                switch v.count {
+                case 1: patchSize = v[0]
+                case 3: swinPatch = v
+                default: throw bad("expected an integer (ViT) or a list of 3 (t, h, w) (Swin), got \(v.count) values")
+                }
+            } else { patchSize = try int() }
+        case "model.embed_dim": embedDim = try int()
+        case "model.depths":
+            guard let list = value as? [Any] else { throw bad("expected a list of integers") }
+            depths = try ints(list)
+        case "model.num_heads":
+            guard let list = value as? [Any] else { throw bad("expected a list of integers") }
+            numHeads = try ints(list)
+        case "model.window_size":
+            if let list = value as? [Any] { windowSize = try ints(list) } else { windowSize = [try int()] }
         case "model.width": width = try int()
         case "model.layers": layers = try int()
         case "model.heads": heads = try int()

@@ -14,6 +14,7 @@ public enum StepGemms {
 
     /// `clips`: clips per forward (the micro-batch); the token rows of every product scale with it.
     public static func list(_ c: ModelConfig, clips: Int = 1) -> [Use] {
+        if c.isSwin { return swinList(c, clips: clips) }
         let T = c.numFrames, N = c.tokensPerFrame, D = c.width, H = c.heads, dh = D / H, A = c.adapterHidden
         let M = clips * T * N, L = c.layers
         let backbone = c.tune == .all

@@ -45,7 +45,34 @@ extension Recognizer {
             }
             return names.contains(k) ? k : nil
         }
-        return try load(from: file, keyMap: source, strict: false, ignoring: [])
+        // Video Swin from a 2D Swin file: each relative_position_bias_table [(2wh−1)(2ww−1), H] is
+        // repeated over the 2·wd−1 temporal offsets, as SwinTransformer3D.inflate_weights does (a
+        // table of another spatial window, which the official code resizes bicubically, stays mis-shaped).
+        var inflated: [String] = []
+        if arch == .videoSwin {
+            let repeats = 2 * config.windowSize[0] - 1
+            for p in store.parameters where p.name.hasSuffix("relative_position_bias_table") {
+                guard let key = source(p.name), let shape = try? file.shape(of: key), shape.count == 2,
+                      shape[1] == p.shape[1], shape[0] * repeats == p.shape[0], repeats > 1 else { continue }
+                try file.readFloats(named: key, into: p.data, count: shape[0] * shape[1])
+                for r in 1..<repeats { (p.data + r * shape[0] * shape[1]).update(from: p.data, count: shape[0] * shape[1]) }
+                inflated.append(p.name)
+            }
+        }
+        var report = try load(from: file, keyMap: { inflated.contains($0) ? nil : source($0) }, strict: false, ignoring: [])
+        report.missing.removeAll { inflated.contains($0) }
+        report.loaded += inflated
+        report.unexpected.removeAll { k in inflated.contains { source($0) == k } }
+        // A checkpoint of the other family (Swin for a ViT config or the reverse) shares no key:
+        // refuse it before any step rather than train from random weights.
+        if report.loaded.isEmpty, let theirs = file.names.sorted().first,
+           let ours = store.parameters.first(where: { $0.name.hasPrefix("backbone.") }) {
+            let shape = (try? file.shape(of: theirs)).map { "\($0)" } ?? "?"
+            throw ModelError.weights(path: file.path, problems: [
+                "no weight of this \(config.backbone.rawValue) backbone is in the file: its first key is \(theirs) \(shape), "
+                + "this model's first is \(ours.name.dropFirst("backbone.".count)) \(ours.shape) (a checkpoint of another backbone family?)"])
+        }
+        return report
     }
 
     private func load(from file: SafetensorsFile, keyMap: (String) -> String?, strict: Bool, ignoring: [String]) throws -> LoadReport {

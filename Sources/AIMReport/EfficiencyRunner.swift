@@ -78,6 +78,9 @@ public enum EfficiencyRunner {
         m.adapters = mc.adapters.sorted().map(\.rawValue)
         m.numFrames = mc.numFrames; m.inputResolution = mc.inputResolution; m.width = mc.width
         m.layers = mc.layers; m.patchSize = mc.patchSize; m.numClasses = mc.numClasses
+        if mc.isSwin {   // the Swin sizes in the same fields: stage-1 width, blocks, spatial patch
+            m.width = mc.embedDim; m.layers = mc.depths.reduce(0, +); m.patchSize = mc.swinPatch[1]
+        }
         m.adapterLayers = mc.adapterLayers.rawValue; m.numTAdapter = mc.numTAdapter
 
         let model = trainer.model

@@ -66,6 +66,7 @@ public enum PaperFigures {
     /// first), or [] when the paper has no such model. Sizes must be the paper's (ViT-B/16 224²
     /// or ViT-L/14 224²); the dataset comes from the class count.
     public static func matching(_ m: EfficiencyMeasurement) -> [PaperRow] {
+        if m.architecture == "swinAIM" || m.architecture == "videoSwin" { return matchingSwin(m) }
         let vitB = m.width == 768 && m.layers == 12 && m.patchSize == 16 && m.inputResolution == 224
         let vitL = m.width == 1024 && m.layers == 24 && m.patchSize == 14 && m.inputResolution == 224
         guard vitB || vitL else { return [] }
@@ -99,6 +100,17 @@ public enum PaperFigures {
             return [row(ablation, "Frozen space-only")!]
         default: break
         }
+        return []
+    }
+
+    /// The Swin pair of the "different pre-trained models" table: Swin-B (embed 128, 24 blocks, patch 4)
+    /// at 224², 32 frames, K400 — AIM with the official tunable filter, VideoSwin-B fully tuned.
+    /// (For Swin configs the measurement's width / layers / patchSize hold embed_dim / Σ depths / patch h.)
+    static func matchingSwin(_ m: EfficiencyMeasurement) -> [PaperRow] {
+        let swinB = m.width == 128 && m.layers == 24 && m.patchSize == 4 && m.inputResolution == 224
+        guard swinB && m.numClasses == 400 && m.numFrames == 32 else { return [] }
+        if m.architecture == "swinAIM" && m.tune == "adapters" { return [row(efficiency, "AIM Swin-B IN-21K")!] }
+        if m.architecture == "videoSwin" && m.tune == "all" { return [row(efficiency, "VideoSwin-B IN-21K")!] }
         return []
     }
 

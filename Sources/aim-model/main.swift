@@ -192,7 +192,8 @@ struct ExportBackbone: ParsableCommand {
         var written = 0
         for p in model.store.parameters where p.name.hasPrefix("backbone.") {
             let key = String(p.name.dropFirst("backbone.".count))
-            if key.contains("Adapter") || key.hasPrefix("temporal_embedding") { continue }
+            // swin2d's temporal bias tables belong to the temporal pass (sized by the frame count), not to the image model.
+            if key.contains("Adapter") || key.hasPrefix("temporal_embedding") || key.contains("temporal_position_bias_table") { continue }
             guard file.contains(p.name) else { throw ModelError.weights(path: checkpoint, problems: ["no \(p.name): export needs every backbone weight (train with model.tune: all)"]) }
             writer.add(key, tensor: p.value)
             written += 1

@@ -26,7 +26,9 @@ final class ConfigFilesTests: XCTestCase {
         var required = ["k700/aim_vitb16_clip_32f.yaml", "k700/aim_vitl14_clip_32f.yaml",
                         "k400/timesformer_vitb16_clip_8f.yaml", "k400/finetune_space_only_vitb16_clip_8f.yaml",
                         "ssv2/aim_vitb16_clip.yaml", "diving48/aim_vitb16_clip_32f.yaml", "diving48/aim_vitl14_clip_32f.yaml",
-                        "debug/tiny_aim.yaml", "debug/tiny_space_only.yaml", "debug/tiny_full_finetune.yaml"]
+                        "debug/tiny_aim.yaml", "debug/tiny_space_only.yaml", "debug/tiny_full_finetune.yaml",
+                        "k400/aim_swinb_in21k_32f.yaml", "k400/videoswin_b_in21k_32f.yaml", "ssv2/aim_swinb_in21k_32f.yaml",
+                        "ssv2/videoswin_b_in21k_32f.yaml", "debug/tiny_swin_aim.yaml"]
         for t in [8, 16, 32] { required += ["k400/aim_vitb16_clip_\(t)f.yaml", "k400/aim_vitl14_clip_\(t)f.yaml"] }
         for p in ["bottom6", "top6", "skip"] { required.append("k400/aim_vitb16_clip_8f_\(p).yaml") }
         for a in ["frozen_space_only", "finetuned_space_only", "timesformer", "spatial", "temporal", "aim"] {
@@ -50,6 +52,25 @@ final class ConfigFilesTests: XCTestCase {
     let aimAll: ConfigValue = .strings(["temporal", "spatial", "joint"])
     let clipMean: ConfigValue = .floats([122.769, 116.74, 104.04])
     let imagenetMean: ConfigValue = .floats([123.675, 116.28, 103.53])
+
+    /// The Swin pair as the official configs (swin2d_adapter_patch244_window7_kinetics400_1k.py,
+    /// swin_base_patch244_window877_kinetics400_22k.py): 32 frames x 2, test 4 clips x ThreeCrop at 224.
+    func testKinetics400Swin() throws {
+        let common: [String: ConfigValue] = [
+            "model.num_classes": .int(400), "model.patch_size": .floats([2, 4, 4]), "model.embed_dim": .int(128),
+            "model.depths": .floats([2, 2, 18, 2]), "model.num_heads": .floats([4, 8, 16, 32]), "model.drop_path_rate": .float(0.2),
+            "data.clip_len": .int(32), "data.frame_interval": .int(2), "data.num_clips": .int(1), "data.test_num_clips": .int(4),
+            "data.test_crop": .string("three"), "data.test_short_side": .int(224), "data.short_side": .int(256),
+            "data.mean": imagenetMean, "train.weight_decay": .float(0.05), "train.backbone_lr_mult": .float(0.1),
+            "train.epochs": .int(30), "train.warmup_epochs": .float(2.5),
+            "train.no_decay_keys": .strings(["relative_position_bias_table"])]
+        try check("k400/aim_swinb_in21k_32f.yaml", common.merging([
+            "model.backbone": .string("swin2d"), "model.window_size": .int(7), "model.tune": .string("adapters"),
+            "train.lr": .float(1e-3), "train.batch_size": .int(128)]) { $1 })
+        try check("k400/videoswin_b_in21k_32f.yaml", common.merging([
+            "model.backbone": .string("videoswin"), "model.window_size": .floats([8, 7, 7]), "model.tune": .string("all"),
+            "train.lr": .float(3e-4), "train.batch_size": .int(512)]) { $1 })
+    }
 
     func testKinetics400() throws {
         let common: [String: ConfigValue] = [

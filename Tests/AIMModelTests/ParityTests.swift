@@ -75,4 +75,8 @@ final class ParityTests: XCTestCase {
     func testFinetunedSpaceOnly() throws { try check("finetuned_space_only") }
     func testTimeSformerCLIP() throws { try check("timesformer_clip") }
     func testTimeSformerImageNet() throws { try check("timesformer_imagenet") }
+    /// AIM on Swin: shifted windows with masks in stages 1-3, the window clipped to stage 4's grid.
+    func testSwin2DAIM() throws { try check("swin2d_aim") }
+    /// Video Swin, every parameter tunable: 3D shifted windows, stage 4 clipped in h and w.
+    func testVideoSwin() throws { try check("videoswin") }
 }

@@ -55,6 +55,19 @@ final class BadValueTests: TrainToolTestCase {
             Case(args: ["--max-steps", "0"], expect: "--max-steps", status: 64),
             Case(args: ["--resume", "/nonexistent/step.safetensors"], expect: "/nonexistent/step.safetensors"),
         ]
+        // Swin configs that do not fit together (issue 19), each refused naming its key.
+        func swin(_ sets: [String], _ expect: String) -> Case {
+            Case(args: ["model.backbone=swin2d", "model.pretrained=", "model.depths=[2, 2]", "model.num_heads=[1, 2]",
+                        "model.embed_dim=16", "model.window_size=4"].flatMap { ["--set", $0] } + sets.flatMap { ["--set", $0] }, expect: expect)
+        }
+        cases += [
+            swin(["model.num_heads=[1, 2, 4]"], "model.num_heads"),
+            swin(["model.depths=[2, 0]"], "model.depths"),
+            swin(["model.patch_size=[2, 4]"], "model.patch_size"),
+            swin(["model.window_size=3"], "model.window_size"),            // 8×8 grid, window 3
+            swin(["model.window_size=[2, 4]"], "model.window_size"),
+            swin(["model.backbone=videoswin", "model.window_size=[2, 4, 4]"], "model.tune"),
+        ]
         try check("aim-train", base, cases)
     }
 

@@ -1,0 +1,229 @@
+import AIMTensor
+
+/// One block of the Swin family on tokens `[B·T·H·W, C]` in (b, t, h, w) order.
+///
+/// `aim` (swin2d, SwinTransformer2D_Adapter's SwinTransformerBlock):
+///   even blocks first: x = x + T_Adapter(attn_temporal(norm1(x)))  — over the T tokens of each
+///     position, with the temporal relative-position bias, frozen norm1/qkv/proj reused
+///   x = x + reverse(S_Adapter2(attn(window(norm1(x)))))              — S_Adapter2 has a skip
+///   x = x + mlp(norm2 x) + 0.5 · S_Adapter(norm2 x)
+///   (drop-path on the temporal branch and on the scaled S_Adapter only, as the official code).
+/// otherwise (videoswin, SwinTransformerBlock3D):
+///   x = x + attn(window(norm1 x));  x = x + mlp(norm2 x)             — drop-path on both branches.
+final class SwinBlock {
+    let index: Int
+    let aim: Bool
+    let T: Int, H: Int, W: Int, C: Int
+    let tAdapter: AdapterLayer?
+    let norm1: LayerNormLayer
+    let attn: SwinWindowAttention
+    let spatialTable: Parameter
+    let temporalTable: Parameter?
+    let norm2: LayerNormLayer
+    let mlp: MLPLayer
+    let sAdapter: AdapterLayer?
+    let sAdapter2: AdapterLayer?
+    let spatial: WindowGeometry
+    let temporal: WindowGeometry?
+    let dropPath: Float
+    private let activations = KeptActivations()
+    private var kept: Arena { activations.arena }
+    private var spatialIndex: [Int32] = [], temporalIndex: [Int32] = [], indexBatch = -1
+    private var temporalScales: [Float] = [], spatialScales: [Float] = [], mlpScales: [Float] = []
+
+    /// `index`: the block's position over all stages (drop-path rate and random keys).
+    init(store: ParameterStore, prefix: String, config c: ModelConfig, stage: Int, block: Int, index: Int) {
+        self.index = index
+        aim = c.backbone == .swin2d
+        T = c.swinTemporalTokens; H = c.swinResolution(stage: stage); W = H; C = c.swinWidth(stage: stage)
+        let heads = c.numHeads[stage], eps: Float = 1e-5, ah = Int(Double(C) * c.adapterMLPRatio)
+        // model.adapters picks the official adapters: temporal = T_Adapter (and the temporal pass it
+        // belongs to, even blocks), spatial = S_Adapter2, joint = S_Adapter; [] = the frozen image Swin.
+        let hasT = aim && block % 2 == 0 && c.adapters.contains(.temporal)
+        tAdapter = hasT ? AdapterLayer(store, prefix + "T_Adapter", width: C, hidden: ah, skip: false) : nil
+        norm1 = LayerNormLayer(store, prefix + "norm1", channels: C, eps: eps)
+        if aim {
+            let (w, s) = c.swin2dWindow(stage: stage)
+            let shift = block % 2 == 1 ? s : 0
+            spatial = WindowGeometry(volume: [1, H, W], window: [1, w, w], shift: [0, shift, shift], tableWindow: [1, w, w])
+            temporal = hasT ? WindowGeometry(volume: [T, H, W], window: [T, 1, 1], shift: [0, 0, 0], tableWindow: [T, 1, 1]) : nil
+        } else {
+            let (w, s) = c.videoSwinWindow(stage: stage)
+            spatial = WindowGeometry(volume: [T, H, W], window: w, shift: block % 2 == 1 ? s : [0, 0, 0], tableWindow: c.windowSize)
+            temporal = nil
+        }
+        spatialTable = store.register(prefix + "attn.relative_position_bias_table", [spatial.tableRows, heads], .truncatedNormal(std: 0.02))
+        attn = SwinWindowAttention(qkv: LinearLayer(store, prefix + "attn.qkv", in: C, out: 3 * C),
+                                   proj: LinearLayer(store, prefix + "attn.proj", in: C, out: C), heads: heads)
+        temporalTable = temporal.map { store.register(prefix + "attn.temporal_position_bias_table", [$0.tableRows, heads], .truncatedNormal(std: 0.02)) }
+        norm2 = LayerNormLayer(store, prefix + "norm2", channels: C, eps: eps)
+        mlp = MLPLayer(store, prefix + "mlp", width: C, hidden: c.mlpHidden(width: C), clipNames: false)
+        sAdapter = aim && c.adapters.contains(.joint) ? AdapterLayer(store, prefix + "S_Adapter", width: C, hidden: ah, skip: false) : nil
+        sAdapter2 = aim && c.adapters.contains(.spatial) ? AdapterLayer(store, prefix + "S_Adapter2", width: C, hidden: ah, skip: true) : nil
+        let total = c.depths.reduce(0, +)
+        dropPath = total <= 1 ? 0 : c.dropPathRate * Float(index) / Float(total - 1)
+    }
+
+    var parameters: [Parameter] {
+        (tAdapter?.parameters ?? []) + norm1.parameters + [spatialTable] + attn.parameters + (temporalTable.map { [$0] } ?? [])
+            + norm2.parameters + mlp.parameters + (sAdapter?.parameters ?? []) + (sAdapter2?.parameters ?? [])
+    }
+    var keptBytes: Int { activations.bytes }
+    func keepActivations(_ keep: Bool, shared: Arena) { activations.select(keep: keep, shared: shared) }
+    func releaseKept() { activations.releaseAfterBackward() }
+
+    private func indices(batch B: Int) {
+        guard indexBatch != B else { return }
+        spatialIndex = spatial.index(samples: aim ? B * T : B)
+        temporalIndex = temporal?.index(samples: B) ?? []
+        indexBatch = B
+    }
+
+    /// Drop-path scales per row; `group(row)` → (sample, sub-key) of the official per-sample decision.
+    private func rowScales(_ B: Int, _ context: PassContext, site: UInt64, groups: Int, groupOf: @escaping (Int) -> Int,
+                           key: @escaping (Int) -> (Int, Int)) -> [Float] {
+        guard context.training && dropPath > 0 else { return [] }
+        let site = UInt64(0x5000 + index) << 8 | site
+        return dropPathRowScales(rows: B * T * H * W, groups: groups, p: dropPath,
+                                 rngFor: { g in let (b, s) = key(g); return context.rng(site: site, sample: b, sub: UInt64(s)) }, groupOf: groupOf)
+    }
+
+    func forward(out: FloatPtr, input x0: UnsafePointer<Float>, batch B: Int, context: PassContext, scratch: Arena) {
+        indices(batch: B)
+        let N = H * W, R = B * T * N
+        var x1: UnsafePointer<Float> = x0
+        if let tAdapter, let temporal, let temporalTable {
+            let section = scratch.mark()
+            defer { scratch.rewind(to: section) }
+            let u = scratch.buffer("t.u", R * C), ut = scratch.buffer("t.ut", R * C)
+            norm1.forward(u, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
+            temporalIndex.withUnsafeBufferPointer { gatherRows(out: ut, input: u, index: $0.baseAddress!, rows: R, width: C) }
+            let o = kept.buffer("t.o", R * C)
+            attn.forward(o, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, geometry: temporal), rows: R, scratch: scratch)
+            let tOut = scratch.buffer("t.out", R * C)
+            tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
+            temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
+            let x1m = kept.buffer("x1", R * C)
+            x1m.update(from: x0, count: R * C)
+            // DropPath on '(b n) t c': one decision per (sample, position).
+            temporalScales = rowScales(B, context, site: 1, groups: B * N, groupOf: { r in (r / (self.T * N)) * N + r % N }, key: { g in (g / N, g % N) })
+            applyRowScales(temporalScales, out: x1m, u, rows: R, cols: C, accumulate: true)
+            x1 = UnsafePointer(x1m)
+        }
+
+        // Spatial (shifted) windows; x2 = x1 + attention branch.
+        var section = scratch.mark()
+        let x2 = kept.buffer("x2", R * C)
+        do {
+            let h1 = scratch.buffer("s.h", R * C), hw = scratch.buffer("s.hw", R * C)
+            norm1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
+            spatialIndex.withUnsafeBufferPointer { gatherRows(out: hw, input: h1, index: $0.baseAddress!, rows: R, width: C) }
+            let o = sAdapter2 != nil ? kept.buffer("s.o", R * C) : scratch.buffer("s.o", R * C)
+            attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: R, geometry: spatial), rows: R, scratch: scratch)
+            var branch: UnsafePointer<Float> = UnsafePointer(o)
+            if let sAdapter2 {
+                sAdapter2.forward(hw, o, h: kept.buffer("s.ad2.h", R * sAdapter2.hidden), scratch: scratch, rows: R)
+                branch = UnsafePointer(hw)
+            }
+            spatialIndex.withUnsafeBufferPointer { scatterRows(out: h1, input: branch, index: $0.baseAddress!, rows: R, width: C) }
+            x2.update(from: x1, count: R * C)
+            // videoswin: DropPath per sample; swin2d: none on this branch (commented out officially).
+            spatialScales = aim ? [] : rowScales(B, context, site: 2, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
+            applyRowScales(spatialScales, out: x2, h1, rows: R, cols: C, accumulate: true)
+        }
+        scratch.rewind(to: section)
+
+        // MLP (and swin2d's scaled S_Adapter beside it).
+        section = scratch.mark()
+        defer { scratch.rewind(to: section) }
+        let xn = kept.buffer("j.xn", R * C)
+        norm2.forward(xn, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
+        out.update(from: x2, count: R * C)
+        let m = scratch.buffer("j.m", R * C)
+        if aim {
+            mlp.forward(out, xn, pre: kept.buffer("j.pre", R * mlp.hidden), act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: true)
+            guard let sAdapter else { mlpScales = []; return }
+            sAdapter.forward(m, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
+            // DropPath on '(b t) n c': one decision per frame.
+            let s = rowScales(B, context, site: 3, groups: B * T, groupOf: { r in r / N }, key: { f in (f / self.T, f % self.T) })
+            mlpScales = s.isEmpty ? [Float](repeating: 0.5, count: R) : s.map { $0 * 0.5 }
+            scaleRows(out: out, input: m, rowScales: mlpScales, rows: R, cols: C, accumulate: true)
+        } else {
+            mlp.forward(m, xn, pre: kept.buffer("j.pre", R * mlp.hidden), act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)
+            mlpScales = rowScales(B, context, site: 3, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
+            applyRowScales(mlpScales, out: out, m, rows: R, cols: C, accumulate: true)
+        }
+    }
+
+    /// dInput receives the gradient of the block input (overwritten).
+    func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, batch B: Int, scratch: Arena) {
+        let N = H * W, R = B * T * N
+        let x1: UnsafePointer<Float> = tAdapter != nil ? UnsafePointer(kept.buffer("x1", R * C)) : x0
+        let x2 = kept.buffer("x2", R * C), xn = kept.buffer("j.xn", R * C)
+
+        // MLP branch; dx accumulates d x2 through the residual.
+        dx.update(from: dOut, count: R * C)
+        var section = scratch.mark()
+        let dxn = scratch.buffer("j.dxn", R * C)
+        let pre = kept.buffer("j.pre", R * mlp.hidden)
+        if aim {
+            mlp.backward(dInput: dxn, dOut: dOut, x: mlp.fc1.needsInput ? xn : nil, pre: pre, scratch: scratch, rows: R, accumulateInput: false)
+            if let sAdapter {
+                let dm = scratch.buffer("j.dm", R * C)
+                scaleRows(out: dm, input: dOut, rowScales: mlpScales, rows: R, cols: C)
+                sAdapter.backward(dInput: dxn, dOut: dm, x: xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, accumulateInput: true)
+            }
+        } else {
+            let dm = scratch.buffer("j.dm", R * C)
+            applyRowScales(mlpScales, out: dm, dOut, rows: R, cols: C)
+            mlp.backward(dInput: dxn, dOut: dm, x: mlp.fc1.needsInput ? xn : nil, pre: pre, scratch: scratch, rows: R, accumulateInput: false)
+        }
+        norm2.backward(dInput: dx, dOut: dxn, input: x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
+        scratch.rewind(to: section)
+
+        // Window attention branch: dx holds d x2 = d x1 through the residual.
+        section = scratch.mark()
+        do {
+            let db = scratch.buffer("s.db", R * C), dw = scratch.buffer("s.dw", R * C)
+            applyRowScales(spatialScales, out: db, dx, rows: R, cols: C)
+            spatialIndex.withUnsafeBufferPointer { gatherRows(out: dw, input: db, index: $0.baseAddress!, rows: R, width: C) }
+            var dO: UnsafePointer<Float> = UnsafePointer(dw)
+            if let sAdapter2 {
+                sAdapter2.backward(dInput: db, dOut: dw, x: kept.buffer("s.o", R * C), h: kept.buffer("s.ad2.h", R * sAdapter2.hidden),
+                                   scratch: scratch, rows: R, accumulateInput: false)
+                dO = UnsafePointer(db)
+            }
+            let dhw = scratch.buffer("s.dhw", R * C)
+            attn.backward(dInput: dhw, dOut: dO, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: R, geometry: spatial),
+                          rows: R, scratch: scratch)
+            let dh = scratch.buffer("s.dh", R * C)
+            spatialIndex.withUnsafeBufferPointer { scatterRows(out: dh, input: dhw, index: $0.baseAddress!, rows: R, width: C) }
+            norm1.backward(dInput: dx, dOut: dh, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R, accumulateInput: true)
+        }
+        scratch.rewind(to: section)
+
+        // Temporal branch: dx holds d x1 = d x0 through the residual.
+        guard let tAdapter, let temporal, let temporalTable else { return }
+        section = scratch.mark()
+        defer { scratch.rewind(to: section) }
+        let db = scratch.buffer("t.db", R * C), dt = scratch.buffer("t.dt", R * C)
+        applyRowScales(temporalScales, out: db, dx, rows: R, cols: C)
+        temporalIndex.withUnsafeBufferPointer { gatherRows(out: dt, input: db, index: $0.baseAddress!, rows: R, width: C) }
+        tAdapter.backward(dInput: db, dOut: dt, x: kept.buffer("t.o", R * C), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
+                          scratch: scratch, rows: R, accumulateInput: false)
+        attn.backward(dInput: dt, dOut: db, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, geometry: temporal),
+                      rows: R, scratch: scratch)
+        temporalIndex.withUnsafeBufferPointer { scatterRows(out: db, input: dt, index: $0.baseAddress!, rows: R, width: C) }
+        norm1.backward(dInput: dx, dOut: db, input: x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R, accumulateInput: true)
+    }
+
+    /// Multiply-accumulates of one view (fvcore convention: linears, the two attention products,
+    /// 5 per LayerNorm element).
+    func flops() -> Int {
+        let R = T * H * W
+        var f = attn.macs(rows: R, length: spatial.tokens) + mlp.macs(rows: R) + 2 * 5 * R * C
+        if let temporal, let tAdapter { f += 5 * R * C + attn.macs(rows: R, length: temporal.tokens) + tAdapter.macs(rows: R) }
+        for a in [sAdapter, sAdapter2].compactMap({ $0 }) { f += a.macs(rows: R) }
+        return f
+    }
+}

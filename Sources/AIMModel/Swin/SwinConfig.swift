@@ -1,0 +1,82 @@
+/// Sizes of the Swin family derived from a ModelConfig, and the checks that refuse a config the
+/// official code would fail on (or that this implementation does not run), naming the key.
+extension ModelConfig {
+    /// Spatial side of the token grid at stage `i` (after i patch mergings).
+    public func swinResolution(stage i: Int) -> Int { (inputResolution / swinPatch[1]) >> i }
+    /// Temporal tokens (T / patch_t).
+    public var swinTemporalTokens: Int { numFrames / swinPatch[0] }
+    public func swinWidth(stage i: Int) -> Int { embedDim << i }
+    public var swinFeatureWidth: Int { swinWidth(stage: depths.count - 1) }
+
+    /// swin2d: the 2D window of stage i and its shift for odd blocks, clipped as the official
+    /// SwinTransformerBlock does (`min(input_resolution) <= window_size`: one window, no shift).
+    public func swin2dWindow(stage i: Int) -> (window: Int, shift: Int) {
+        let r = swinResolution(stage: i), w = windowSize[0]
+        return r <= w ? (r, 0) : (w, w / 2)
+    }
+
+    /// videoswin: get_window_size of the official code on the stage's (T', H', W').
+    public func videoSwinWindow(stage i: Int) -> (window: [Int], shift: [Int]) {
+        let size = [swinTemporalTokens, swinResolution(stage: i), swinResolution(stage: i)]
+        var w = windowSize, s = windowSize.map { $0 / 2 }
+        for d in 0..<3 where size[d] <= windowSize[d] { w[d] = size[d]; s[d] = 0 }
+        return (w, s)
+    }
+
+    func validateSwin() throws {
+        func fail(_ key: String, _ why: String) -> ModelError { .invalidConfig(key: key, reason: why) }
+        guard !depths.isEmpty, depths.allSatisfy({ $0 > 0 }) else { throw fail("model.depths", "must be a non-empty list of positive integers, got \(depths)") }
+        guard numHeads.count == depths.count else {
+            throw fail("model.num_heads", "has \(numHeads.count) entries but model.depths has \(depths.count): one head count per stage")
+        }
+        guard embedDim > 0 else { throw fail("model.embed_dim", "must be positive, got \(embedDim)") }
+        for (i, h) in numHeads.enumerated() where h <= 0 || swinWidth(stage: i) % h != 0 {
+            throw fail("model.num_heads", "stage \(i) width \(swinWidth(stage: i)) is not divisible by \(h) heads")
+        }
+        guard swinPatch.count == 3, swinPatch.allSatisfy({ $0 > 0 }), swinPatch[1] == swinPatch[2] else {
+            throw fail("model.patch_size", "must be a list of 3 positive integers (t, h, w) with h = w, got \(swinPatch)")
+        }
+        guard numFrames > 0, numFrames % swinPatch[0] == 0 else {
+            throw fail("model.num_frames", "\(numFrames) is not a positive multiple of the temporal patch \(swinPatch[0])")
+        }
+        guard numClasses > 0 else { throw fail("model.num_classes", "must be positive, got \(numClasses)") }
+        // The Swin layers keep fp32 inputs for their weight gradients; the bf16 operand path is ViT-only so far.
+        guard precision == .fp32 else { throw fail("model.precision", "bf16 is not implemented for the Swin backbones yet; use fp32") }
+        guard mlpHidden(width: embedDim) > 0 else { throw fail("model.mlp_ratio", "\(mlpRatio) gives an empty MLP") }
+        let stages = depths.count
+        guard inputResolution > 0, inputResolution % (swinPatch[1] << (stages - 1)) == 0 else {
+            throw fail("model.input_resolution", "\(inputResolution) must be a multiple of patch \(swinPatch[1]) × 2^\(stages - 1) "
+                       + "so that every patch merging halves an even grid (the official PatchMerging asserts it)")
+        }
+        switch backbone {
+        case .swin2d:
+            guard windowSize.count == 1, windowSize[0] > 0 else {
+                throw fail("model.window_size", "swin2d takes one window side, got \(windowSize)")
+            }
+            guard Int(Double(embedDim) * adapterMLPRatio) > 0 else { throw fail("model.adapter_mlp_ratio", "gives an empty bottleneck") }
+            for i in 0..<stages {
+                let r = swinResolution(stage: i), (w, _) = swin2dWindow(stage: i)
+                guard r % w == 0 else {
+                    throw fail("model.window_size", "window \(w) does not divide the \(r)×\(r) token grid of stage \(i + 1) "
+                               + "(input \(inputResolution)): the official window_partition would fail")
+                }
+            }
+        case .videoswin:
+            guard windowSize.count == 3, windowSize.allSatisfy({ $0 > 0 }) else {
+                throw fail("model.window_size", "videoswin takes a list of 3 window sizes (t, h, w), got \(windowSize)")
+            }
+            if tune == .adapters { throw fail("model.tune", "videoswin has no adapters: use all (full finetuning) or head") }
+            for i in 0..<stages {
+                let size = [swinTemporalTokens, swinResolution(stage: i), swinResolution(stage: i)], (w, _) = videoSwinWindow(stage: i)
+                for d in 0..<3 where size[d] % w[d] != 0 {
+                    // The official code pads to a window multiple; this implementation does not (yet).
+                    throw fail("model.window_size", "window \(w) does not divide the \(size) tokens of stage \(i + 1); "
+                               + "padded windows are not implemented here")
+                }
+            }
+        default: break
+        }
+    }
+
+    func mlpHidden(width: Int) -> Int { Int(Double(width) * mlpRatio) }
+}

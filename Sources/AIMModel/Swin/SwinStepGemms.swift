@@ -1,0 +1,58 @@
+import AIMTensor
+
+extension StepGemms {
+    /// Every GEMM of one Swin training step (batch `clips`): the stages' linears at their own token
+    /// counts and widths, the window (and swin2d's temporal) attention products, PatchMerging, the
+    /// Conv3d patch embedding — what `GemmChoice` times to pick the fp32 library for a Swin run.
+    static func swinList(_ c: ModelConfig, clips: Int) -> [Use] {
+        let aim = c.backbone == .swin2d
+        let all = c.tune == .all
+        let backward = all || (aim && c.tune == .adapters && !c.adapters.isEmpty)
+        var out: [Use] = []
+        func linear(_ inF: Int, _ outF: Int, rows: Int, uses: Int, tunable: Bool, group: String) {
+            guard uses > 0 else { return }
+            let kind = tunable ? "tunable" : "frozen"
+            out.append(Use(group: "\(group): \(kind) forward", shape: GemmShape(transA: false, transB: true, m: rows, n: outF, k: inF), count: uses))
+            if backward {
+                out.append(Use(group: "\(group): \(kind) input gradient", shape: GemmShape(transA: false, transB: false, m: rows, n: inF, k: outF), count: uses))
+            }
+            if backward && tunable {
+                out.append(Use(group: "\(group): weight gradient", shape: GemmShape(transA: true, transB: false, m: outF, n: inF, k: rows), count: uses))
+            }
+        }
+        func attention(_ name: String, pairs p: Int, length len: Int, headWidth dh: Int, uses: Int) {
+            guard uses > 0 else { return }
+            out.append(Use(group: "\(name) Q·Kᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: uses))
+            out.append(Use(group: "\(name) P·V", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: uses))
+            if backward {
+                out.append(Use(group: "\(name) backward dV = Pᵀ·dO, dK = dSᵀ·Q", shape: GemmShape(transA: true, transB: false, m: len, n: dh, k: len, pairs: p), count: 2 * uses))
+                out.append(Use(group: "\(name) backward dP = dO·Vᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: uses))
+                out.append(Use(group: "\(name) backward dQ = dS·K", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: uses))
+            }
+        }
+        let T = c.swinTemporalTokens, p = c.swinPatch, C0 = c.embedDim
+        let R0 = clips * T * c.swinResolution(stage: 0) * c.swinResolution(stage: 0), pk = 3 * p[0] * p[1] * p[2]
+        out.append(Use(group: "patch embedding forward", shape: GemmShape(transA: false, transB: true, m: R0, n: C0, k: pk), count: 1))
+        if all { out.append(Use(group: "patch embedding weight gradient", shape: GemmShape(transA: true, transB: false, m: C0, n: pk, k: R0), count: 1)) }
+        for s in 0..<c.depths.count {
+            let res = c.swinResolution(stage: s), C = c.swinWidth(stage: s), H = c.numHeads[s], dh = C / H
+            let rows = clips * T * res * res, depth = c.depths[s]
+            let temporal = aim && c.adapters.contains(.temporal) ? (depth + 1) / 2 : 0
+            let adapters = temporal + (c.adapters.contains(.spatial) ? depth : 0) + (c.adapters.contains(.joint) ? depth : 0)
+            let A = Int(Double(C) * c.adapterMLPRatio)
+            linear(C, 3 * C, rows: rows, uses: depth + temporal, tunable: all, group: "stage \(s + 1) attn qkv")
+            linear(C, C, rows: rows, uses: depth + temporal, tunable: all, group: "stage \(s + 1) attn proj")
+            linear(C, c.mlpHidden(width: C), rows: rows, uses: depth, tunable: all, group: "stage \(s + 1) mlp fc1")
+            linear(c.mlpHidden(width: C), C, rows: rows, uses: depth, tunable: all, group: "stage \(s + 1) mlp fc2")
+            if aim {
+                linear(C, A, rows: rows, uses: adapters, tunable: c.tune != .head, group: "stage \(s + 1) adapter D_fc1")
+                linear(A, C, rows: rows, uses: adapters, tunable: c.tune != .head, group: "stage \(s + 1) adapter D_fc2")
+            }
+            let L: Int = aim ? c.swin2dWindow(stage: s).window * c.swin2dWindow(stage: s).window : c.videoSwinWindow(stage: s).window.reduce(1, *)
+            attention("stage \(s + 1) window attention", pairs: rows / L * H, length: L, headWidth: dh, uses: depth)
+            if aim { attention("stage \(s + 1) temporal attention", pairs: clips * res * res * H, length: T, headWidth: dh, uses: temporal) }
+            if s + 1 < c.depths.count { linear(4 * C, 2 * C, rows: rows / 4, uses: 1, tunable: all, group: "stage \(s + 1) patch merging") }
+        }
+        return out
+    }
+}

@@ -1,0 +1,19 @@
+// Row permutations as strided copies: window partition / reverse with a cyclic shift, the
+// temporal (b n) t ↔ (b t) n swap and Swin's 2×2 patch merging are all "row r of the output is
+// row index[r] of the input" over rows of a fixed width, so one gather and its adjoint serve them.
+
+/// out[r] = input[index[r]] for r < rows, each row `width` floats.
+public func gatherRows(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, index: UnsafePointer<Int32>,
+                       rows: Int, width: Int) {
+    Threads.parallelFor(rows, grain: max(1, 8192 / max(width, 1))) { rs in
+        for r in rs { (out + r * width).update(from: input + Int(index[r]) * width, count: width) }
+    }
+}
+
+/// The adjoint of `gatherRows` when `index` is a permutation: out[index[r]] = input[r] (overwrites).
+public func scatterRows(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, index: UnsafePointer<Int32>,
+                        rows: Int, width: Int) {
+    Threads.parallelFor(rows, grain: max(1, 8192 / max(width, 1))) { rs in
+        for r in rs { (out + Int(index[r]) * width).update(from: input + r * width, count: width) }
+    }
+}

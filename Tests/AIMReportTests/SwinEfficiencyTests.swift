@@ -1,0 +1,41 @@
+import AIMDistributed
+import AIMModel
+import AIMReport
+import AIMTensor
+import Foundation
+import XCTest
+
+/// The efficiency report on the Swin pair: a measured tiny AIM-Swin run allreduces only its tunable
+/// gradients, and Swin-B K400 measurements find the paper's rows (memory 9 vs 18 GB, time 37 vs 64 h).
+final class SwinEfficiencyTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func testTinyAIMSwinMeasuredRun() throws {
+        Threads.set(2)
+        let req = MeasureRequest(configPath: Self.root.appendingPathComponent("configs/debug/tiny_swin_aim.yaml").path,
+                                 overrides: ["train.batch_size=2", "train.micro_batch=2"], steps: 1, threads: 2)
+        let m = try EfficiencyRunner.measure(req, communicator: SingleProcessCommunicator())
+        XCTAssertEqual(m.architecture, "swinAIM")
+        XCTAssertGreaterThan(m.tunableParams, 0)
+        XCTAssertLessThan(m.tunableParams, m.totalParams / 5, "AIM-Swin tunes its adapters and head only")
+        XCTAssertEqual(m.allreduceBytesPerStep, 4 * m.tunableParams, "only the tunable gradients are allreduced")
+        XCTAssertEqual(m.width, 16); XCTAssertEqual(m.layers, 4); XCTAssertEqual(m.patchSize, 4)
+        XCTAssertTrue(PaperFigures.matching(m).isEmpty, "a tiny Swin is not in the paper")
+    }
+
+    func testSwinBK400FindsThePaperRows() {
+        func swinB(_ arch: String, tune: String) -> EfficiencyMeasurement {
+            var m = EfficiencyMeasurement(label: arch, configPath: "", overrides: [])
+            m.architecture = arch; m.tune = tune; m.width = 128; m.layers = 24; m.patchSize = 4
+            m.inputResolution = 224; m.numFrames = 32; m.numClasses = 400
+            return m
+        }
+        let aim = PaperFigures.matching(swinB("swinAIM", tune: "adapters"))
+        let video = PaperFigures.matching(swinB("videoSwin", tune: "all"))
+        XCTAssertEqual(aim.first?.model, "AIM Swin-B IN-21K")
+        XCTAssertEqual(video.first?.model, "VideoSwin-B IN-21K")
+        XCTAssertEqual(aim.first!.memoryGB! / video.first!.memoryGB!, 0.5)
+        XCTAssertEqual(aim.first!.timeHours! / video.first!.timeHours!, 37.0 / 64, accuracy: 1e-12)
+        XCTAssertTrue(PaperFigures.matching(swinB("videoSwin", tune: "head")).isEmpty)
+    }
+}

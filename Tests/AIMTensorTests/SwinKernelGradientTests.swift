@@ -1,0 +1,118 @@
+import XCTest
+import AIMTensor
+
+// The Swin kernels against central finite differences of their forwards (loss = Σ out·R), as
+// KernelGradientTests does for the ViT kernels: window attention with a per-window additive bias
+// (relative-position bias + shift mask) and its score gradient, the relative-position bias
+// gather / scatter-add, the row gather / scatter of window partition and patch merging, and the
+// Conv3d patch embedding.
+
+final class SwinKernelGradientTests: XCTestCase {
+    override func setUp() { Threads.set(2) }
+
+    func testWindowAttentionGradients() {
+        // (windows, tokens, width, heads, bias groups): odd sizes, one head, one group, masked groups.
+        for (S, L, D, H, G) in [(4, 5, 12, 3, 2), (2, 9, 8, 1, 1), (6, 4, 16, 2, 3), (1, 1, 4, 1, 1)] {
+            let qkv = randomTensor([S, L, 3 * D], seed: 60, scale: 0.8), r = randomTensor([S, L, D], seed: 61)
+            let bias = randomTensor([G, H, L, L], seed: 62)
+            // A −100 entry as the shift mask puts one: its probability underflows to ~0.
+            if L > 1 { bias.data[1] = -100 }
+            let out = Tensor([S, L, D]), probs = Tensor([S, H, L, L])
+            func loss() -> Double {
+                windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, biasGroups: G,
+                                       sequences: S, length: L, width: D, heads: H)
+                return probe(out, r)
+            }
+            _ = loss()
+            let dqkv = Tensor(shape: [S, L, 3 * D], repeating: .nan), dS = Tensor(shape: [S, H, L, L], repeating: .nan)
+            windowAttentionBackward(dQKV: dqkv.data, dScores: dS.data, dOut: r.data, qkv: qkv.data, probs: probs.data,
+                                    sequences: S, length: L, width: D, heads: H)
+            let tag = "windowAttention S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)"
+            checkGradient("\(tag) dQKV", qkv, analytic: dqkv.array, loss: loss)
+            // The bias of group g is added to windows s ≡ g (mod G): its gradient is their dScores summed.
+            var dBias = [Float](repeating: 0, count: G * H * L * L)
+            for s in 0..<S { for e in 0..<(H * L * L) { dBias[(s % G) * H * L * L + e] += dS.data[s * H * L * L + e] } }
+            if L > 1 { checkGradient("\(tag) dBias", bias, analytic: dBias, loss: loss) }
+            _ = loss()   // probabilities of the unperturbed inputs again
+            // Without dScores the same dQKV.
+            let again = Tensor([S, L, 3 * D])
+            windowAttentionBackward(dQKV: again.data, dScores: nil, dOut: r.data, qkv: qkv.data, probs: probs.data,
+                                    sequences: S, length: L, width: D, heads: H)
+            assertBitwiseEqual(again.array, dqkv.array, "\(tag): dQKV with and without dScores")
+        }
+    }
+
+    func testWindowAttentionWithoutBiasIsPlainAttention() {
+        let (S, L, D, H) = (3, 7, 12, 3)
+        let qkv = randomTensor([S, L, 3 * D], seed: 63)
+        let a = Tensor([S, L, D]), b = Tensor([S, L, D]), p = Tensor([S, H, L, L])
+        windowAttentionForward(out: a.data, qkv: qkv.data, probs: p.data, bias: nil, biasGroups: 1, sequences: S, length: L, width: D, heads: H)
+        attentionForward(out: b.data, qkv: qkv.data, probs: nil, sequences: S, length: L, width: D, heads: H)
+        XCTAssertLessThanOrEqual(maxRelativeError(a.array, b.array.map(Double.init)), 1e-6)
+    }
+
+    func testRelativePositionBiasGradient() {
+        let (E, H, L) = (7, 3, 4)
+        let table = randomTensor([E, H], seed: 64), r = randomTensor([H, L, L], seed: 65)
+        var index = [Int32](repeating: 0, count: L * L)
+        for i in 0..<L { for j in 0..<L { index[i * L + j] = Int32(i - j + L - 1) } }   // the temporal index (2L−1 rows)
+        let out = Tensor([H, L, L])
+        func loss() -> Double {
+            index.withUnsafeBufferPointer { relativePositionBiasForward(out: out.data, table: table.data, index: $0.baseAddress!, length: L, heads: H) }
+            return probe(out, r)
+        }
+        let dTable = Tensor([E, H])
+        index.withUnsafeBufferPointer { relativePositionBiasBackward(dTable: dTable.data, dBias: r.data, index: $0.baseAddress!, length: L, heads: H) }
+        checkGradient("relativePositionBias dTable", table, analytic: dTable.array, h: 0.5, loss: loss)
+    }
+
+    func testRowGatherAndScatterAreAdjoint() {
+        let (rows, width) = (11, 5)
+        var index = (0..<rows).map(Int32.init)
+        var g = RandomGenerator(keys: 66)
+        for i in stride(from: rows - 1, to: 0, by: -1) { index.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+        let x = randomTensor([rows, width], seed: 67), r = randomTensor([rows, width], seed: 68)
+        let y = Tensor([rows, width])
+        func loss() -> Double {
+            index.withUnsafeBufferPointer { gatherRows(out: y.data, input: x.data, index: $0.baseAddress!, rows: rows, width: width) }
+            return probe(y, r)
+        }
+        let dx = Tensor(shape: [rows, width], repeating: .nan)
+        index.withUnsafeBufferPointer { scatterRows(out: dx.data, input: r.data, index: $0.baseAddress!, rows: rows, width: width) }
+        checkGradient("gatherRows", x, analytic: dx.array, h: 0.5, loss: loss)
+        // Scatter undoes gather.
+        let back = Tensor([rows, width])
+        _ = loss()
+        index.withUnsafeBufferPointer { scatterRows(out: back.data, input: y.data, index: $0.baseAddress!, rows: rows, width: width) }
+        XCTAssertEqual(back.array, x.array)
+    }
+
+    func testPatchEmbed3DGradients() {
+        let sizes = Patch3DSizes(batch: 2, channels: 3, frames: 4, height: 6, width: 9, patch: [2, 2, 3], outChannels: 5)
+        let x = randomTensor([2, 3, 4, 6, 9], seed: 70), w = randomTensor([5, 3, 2, 2, 3], seed: 71, scale: 0.3)
+        let b = randomTensor([5], seed: 72), r = randomTensor([sizes.tokens, 5], seed: 73)
+        let y = Tensor([sizes.tokens, 5])
+        func loss() -> Double {
+            patchEmbed3DForward(out: y.data, video: x.data, weight: w.data, bias: b.data, sizes: sizes)
+            return probe(y, r)
+        }
+        let dx = Tensor(shape: [2, 3, 4, 6, 9], repeating: .nan), dw = Tensor([5, 3, 2, 2, 3]), db = Tensor([5])
+        patchEmbed3DBackward(dVideo: dx.data, dWeight: dw.data, dBias: db.data, dOut: r.data, video: x.data, weight: w.data, sizes: sizes)
+        checkGradient("patchEmbed3D dVideo", x, analytic: dx.array, h: 0.5, loss: loss)
+        checkGradient("patchEmbed3D dWeight", w, analytic: dw.array, h: 0.5, loss: loss)
+        checkGradient("patchEmbed3D dBias", b, analytic: db.array, h: 0.5, loss: loss)
+    }
+
+    /// Token (b, t', y, x) of a known tube gets Σ weight·pixels of exactly that tube.
+    func testPatchEmbed3DTokenOrder() {
+        let sizes = Patch3DSizes(batch: 1, channels: 1, frames: 4, height: 4, width: 4, patch: [2, 2, 2], outChannels: 1)
+        let x = Tensor(shape: [1, 1, 4, 4, 4], values: (0..<64).map(Float.init))
+        let w = Tensor(shape: [1, 1, 2, 2, 2], repeating: 1)
+        let y = Tensor([sizes.tokens, 1])
+        patchEmbed3DForward(out: y.data, video: x.data, weight: w.data, bias: nil, sizes: sizes)
+        // token (t'=1, y=0, x=1): frames 2-3, rows 0-1, columns 2-3.
+        var expected: Float = 0
+        for t in 2..<4 { for yy in 0..<2 { for xx in 2..<4 { expected += Float(t * 16 + yy * 4 + xx) } } }
+        XCTAssertEqual(y.data[1 * 4 + 0 * 2 + 1], expected)
+    }
+}
