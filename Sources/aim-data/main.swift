@@ -212,21 +212,24 @@ struct Shard: ParsableCommand {
         }
         let t0 = Date()
         var last = Date.distantPast
+        // Rewritten in place on a terminal; into a log, a line every 10 s.
+        let tty = isatty(STDERR_FILENO) != 0
         let manifest: ShardManifest
         do {
             manifest = try ShardWriter.write(samples: samples, split: split, to: out, shardSize: size, threads: threads) { p in
                 let now = Date()
-                guard now.timeIntervalSince(last) >= 1 || p.done == p.total else { return }
+                guard now.timeIntervalSince(last) >= (tty ? 1 : 10) || p.done == p.total else { return }
                 last = now
                 let dt = now.timeIntervalSince(t0)
                 let rate = Double(p.done) / max(dt, 1e-9)
                 let eta = rate > 0 ? Double(p.total - p.done) / rate : 0
-                Console.errorRaw(String(format: "\rshard %@: %d/%d videos, %d skipped, %d shard(s), %@, %.1f videos/s, ETA %@   ",
-                                        split, p.done, p.total, p.skipped, p.shards, FileSpace.describe(p.bytes), rate, duration(eta)))
+                let line = String(format: "shard %@: %d/%d videos, %d skipped, %d shard(s), %@, %.1f videos/s, ETA %@",
+                                  split, p.done, p.total, p.skipped, p.shards, FileSpace.describe(p.bytes), rate, duration(eta))
+                if tty { Console.errorRaw("\r" + line + "\u{1B}[K") } else { Console.error(line) }
             }
-            Console.errorRaw("\n")
+            if tty { Console.errorRaw("\n") }
         } catch {
-            Console.errorRaw("\n")
+            if tty { Console.errorRaw("\n") }
             fail("\(error)")
         }
         for k in manifest.skipped { Console.error("skipped: \(k.path): \(k.reason)") }
