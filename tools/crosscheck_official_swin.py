@@ -11,6 +11,12 @@ with an I3D-style head (`cls_head.fc_cls` after the mean over T, H, W), loads th
 weights (identical key sets: nothing missing or unexpected but buffers) and compares logits,
 loss and every gradient (tunable as tools/train.py: Adapter + cls_head; all for Video Swin),
 computed in float64.
+
+Then the bias-table resize of `tools/export_pretrained.py swin --window W`: a random 2D Swin
+checkpoint whose tables belong to window 12 is loaded by the official
+SwinTransformer3D.inflate_weights (window (4, 7, 7): bicubic resize to 13×13, repeat over 7
+temporal offsets) and exported by ours with --window 7; our table repeated 2·wd−1 times (what the
+Swift loader does for videoswin) must equal the official one, as must the inflated patch weight.
 """
 import argparse, json, os, re, struct, sys, tempfile
 
@@ -83,7 +89,7 @@ def main():
     import swin2d_adapter as S2
     import swin_transformer as S3
     bad = False
-    for case in ("swin2d_aim", "videoswin"):
+    for case in ("swin2d_aim", "videoswin", "videoswin_pad"):
         t, cfg = load(os.path.join(args.fixtures, f"ref_{case}.safetensors"))
         e, d, h = cfg["model.embed_dim"], cfg["model.depths"], cfg["model.num_heads"]
         if case == "swin2d_aim":
@@ -113,7 +119,47 @@ def main():
         print(f"{case}: missing {missing} unexpected {unexpected}; logits rel {rel(logits.detach(), t['logits']):.1e}, "
               f"loss {loss.item():.6f} (fixture {t['loss'].item():.6f}), {len(grads)} grads (fixture {len(fixture)}), worst rel {worst:.1e}"
               + ("" if ok else "  MISMATCH"))
+    bad |= not check_inflate(S3, tmp)
     sys.exit(1 if bad else 0)
+
+
+def check_inflate(S3, tmp):
+    import argparse as ap_, logging
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import export_pretrained
+    torch.manual_seed(0)
+    wd = 4
+    bb = S3.SwinTransformer3D(patch_size=(2, 4, 4), embed_dim=8, depths=[2, 2], num_heads=[2, 4], window_size=(wd, 7, 7),
+                              drop_path_rate=0., patch_norm=True)
+    sd2d = {}
+    for k, v in bb.state_dict().items():
+        if k.endswith("relative_position_index"):
+            continue
+        if k == "patch_embed.proj.weight":
+            sd2d[k] = torch.randn(v.shape[0], v.shape[1], v.shape[3], v.shape[4])
+        elif k.endswith("relative_position_bias_table"):
+            sd2d[k] = torch.randn((2 * 12 - 1) ** 2, v.shape[1])     # pretrained with window 12
+        else:
+            sd2d[k] = torch.randn_like(v)
+    path = os.path.join(tmp, "swin2d_window12.pth")
+    torch.save({"model": sd2d}, path)
+    bb.pretrained = path
+    bb.inflate_weights(logging.getLogger("inflate"))
+    official = bb.state_dict()
+    ours = export_pretrained.swin(ap_.Namespace(input=path, patch_t=2, window=7))
+    tables = [k for k in ours if k.endswith("relative_position_bias_table")]
+    worst = 0.0
+    for k in tables + ["patch_embed.proj.weight"]:
+        mine = ours[k].repeat(2 * wd - 1, 1) if k in tables else ours[k]
+        if mine.shape != official[k].shape:
+            print(f"inflate: {k} shape {list(mine.shape)} vs official {list(official[k].shape)}  MISMATCH")
+            return False
+        worst = max(worst, (mine - official[k]).abs().max().item())
+    changed = all(ours[k].shape[0] == 13 * 13 for k in tables)
+    ok = worst == 0.0 and changed and len(tables) == 4
+    print(f"inflate: {len(tables)} bias tables 23x23 -> 13x13 (bicubic) x {2 * wd - 1} temporal repeats and the patch weight, "
+          f"max |ours - official| {worst:.1e}" + ("" if ok else "  MISMATCH"))
+    return ok
 
 
 if __name__ == "__main__":

@@ -19,6 +19,12 @@ loader adds it), all float32, exactly what the official code loads with strict=F
          stage) are renamed to the official ones. The same file feeds model.backbone swin2d (AIM) and
          videoswin, whose loader repeats each relative_position_bias_table over 2·wd−1 temporal
          offsets as SwinTransformer3D.inflate_weights does.
+         --window W (videoswin with a spatial window W other than the checkpoint's): every
+         relative_position_bias_table whose (2w−1)² rows differ from (2W−1)² is resized bicubically
+         exactly as mmaction2's SwinTransformer3D.inflate_weights does before its temporal repeat:
+         F.interpolate(table.permute(1, 0).view(1, nH, S, S), size=(2W−1, 2W−1), mode='bicubic')
+         .view(nH, (2W−1)²).permute(1, 0), S = int(rows ** 0.5). The official swin2d
+         (SwinTransformer2D_Adapter.init_weights) does not resize: it cannot load such a table.
 
 With --target timesformer the temporal weights are initialised the way the official loaders do:
 clip adds `t_attn.* <- attn.*` and `t_norm.* <- ln_1.*` per block (AIM repo timesformer.py);
@@ -158,13 +164,35 @@ def swin(args):
         fail(f"patch_embed.proj.weight has shape {list(w.shape)}, expected a 2D Conv2d weight [C, 3, 4, 4]")
     t = args.patch_t
     out["patch_embed.proj.weight"] = w.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+    if args.window:
+        for k in [k for k in out if k.endswith("relative_position_bias_table")]:
+            out[k] = resize_bias_table(out[k], args.window, args.window)
     return out
+
+
+def resize_bias_table(table, wh, ww):
+    """A 2D relative_position_bias_table [(2w−1)², nH] for a (wh, ww) window, as mmaction2's
+    SwinTransformer3D.inflate_weights resizes it when its row count differs (the temporal repeat
+    over 2·wd−1 is left to the loader). Unchanged when the sizes already match."""
+    L1, nH = table.shape
+    L2 = (2 * wh - 1) * (2 * ww - 1)
+    if L1 == L2:
+        return table
+    S1 = int(L1 ** 0.5)
+    if S1 * S1 != L1:
+        fail(f"relative_position_bias_table with {L1} rows is not a square (2w-1)^2 table")
+    resized = torch.nn.functional.interpolate(table.permute(1, 0).view(1, nH, S1, S1), size=(2 * wh - 1, 2 * ww - 1),
+                                              mode="bicubic")
+    return resized.view(nH, L2).permute(1, 0)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source", choices=["clip", "timm", "swin"])
     ap.add_argument("--patch-t", type=int, default=2, help="swin only: temporal patch the Conv3d weight is inflated to")
+    ap.add_argument("--window", type=int, default=0,
+                    help="swin only: target spatial window; bias tables of another window are resized bicubically "
+                         "as mmaction2's SwinTransformer3D.inflate_weights (0 = keep)")
     ap.add_argument("--arch", default="ViT-B/16", choices=["ViT-B/16", "ViT-L/14"], help="clip only, with the clip package")
     ap.add_argument("--input", help="checkpoint file (.pt/.pth state dict or TorchScript, or .safetensors)")
     ap.add_argument("--target", choices=["aim", "timesformer"], default="aim")

@@ -583,7 +583,9 @@ class Swin2DAdapterBlock(nn.Module):
 
 
 class SwinBlock3D(nn.Module):
-    """SwinTransformerBlock3D of Video Swin on (B, D, H, W, C) (no padding: sizes divide the windows)."""
+    """SwinTransformerBlock3D of Video Swin on (B, D, H, W, C): after norm1 the tokens are zero-padded
+    (F.pad) at the end of D, H, W up to multiples of the (clipped) window, shifted, windowed, and
+    cropped back after the reverse shift, as the official forward_part1."""
 
     def __init__(self, d, heads, window, shift, drop_path):
         super().__init__()
@@ -597,15 +599,18 @@ class SwinBlock3D(nn.Module):
     def forward(self, x, mask):
         b, d, h, w, c = x.shape
         ws, ss = swin_get_window_size((d, h, w), self.window, self.shift)
-        assert d % ws[0] == 0 and h % ws[1] == 0 and w % ws[2] == 0, "padding not modelled"
         y = self.norm1(x)
+        pd, ph, pw = (-d) % ws[0], (-h) % ws[1], (-w) % ws[2]
+        y = F.pad(y, (0, 0, 0, pw, 0, ph, 0, pd))
+        dp, hp, wp = d + pd, h + ph, w + pw
         if any(i > 0 for i in ss):
             y = torch.roll(y, shifts=(-ss[0], -ss[1], -ss[2]), dims=(1, 2, 3))
         else:
             mask = None
-        y = swin_window_reverse(self.attn(swin_window_partition(y, ws), mask=mask), ws, b, d, h, w)
+        y = swin_window_reverse(self.attn(swin_window_partition(y, ws), mask=mask), ws, b, dp, hp, wp)
         if any(i > 0 for i in ss):
             y = torch.roll(y, shifts=ss, dims=(1, 2, 3))
+        y = y[:, :d, :h, :w, :]
         x = x + self.drop_path(y)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -672,7 +677,9 @@ class SwinBackbone(nn.Module):
             if self.video:
                 b, d, h, w, c = x.shape
                 ws, ss = swin_get_window_size((d, h, w), self.window, tuple(v // 2 for v in self.window))
-                mask = swin_compute_mask(d, h, w, ws, ss)
+                # the mask is built on the padded sizes (official BasicLayer: Dp, Hp, Wp)
+                pad = lambda n, k: -(-n // k) * k
+                mask = swin_compute_mask(pad(d, ws[0]), pad(h, ws[1]), pad(w, ws[2]), ws, ss)
                 for blk in layer.blocks:
                     x = blk(x, mask)
             else:
@@ -797,6 +804,11 @@ case("swin2d_aim", batch=1, seed=13, backbone="swin2d", window_size=2, **SWIN_TI
 # Video Swin: window (2,2,2) over T' = 4: 3D shifts with masks in stages 1-3, stage 4 clipped in h, w.
 case("videoswin", batch=1, seed=14, backbone="videoswin", window_size=[2, 2, 2], tune="all", adapters=[],
      **dict(SWIN_TINY, embed_dim=4, num_heads=[1, 1, 2, 2]))
+# Video Swin with zero-padded windows: 40² input -> 10×10 then 5×5 token grids, T' = 5. Window
+# (3, 7, 7): stage 1 pads to 6×14×14 (2×2×2 windows, shifted by (1, 3, 3) with the mask of the
+# padded volume); stage 2 clips h, w to 5 but still pads time 5 -> 6.
+case("videoswin_pad", batch=1, seed=15, backbone="videoswin", window_size=[3, 7, 7], tune="all", adapters=[],
+     **dict(SWIN_TINY, embed_dim=4, depths=[2, 2], num_heads=[1, 2], input_resolution=40, num_frames=10))
 
 
 def save_safetensors(path, tensors, metadata):

@@ -20,7 +20,7 @@ public enum ConfigSchema {
         .int("model.embed_dim", 128, "swin2d / videoswin: width of stage 1 (doubles at every patch merging; 128 Swin-B)", min: 1, max: 16384),
         .ints("model.depths", [2, 2, 18, 2], "swin2d / videoswin: blocks per stage (Swin-B [2, 2, 18, 2])", min: 1, max: 1024),
         .ints("model.num_heads", [4, 8, 16, 32], "swin2d / videoswin: attention heads per stage, one per entry of model.depths", min: 1, max: 1024),
-        .ints("model.window_size", [7], "swin2d: the square window side (7); videoswin: the 3D window [t, h, w] ([8, 7, 7]); clipped to the token grid as the official code", min: 1, max: 1024),
+        .ints("model.window_size", [7], "swin2d: the square window side (7); videoswin: the 3D window [t, h, w] ([8, 7, 7]), grids not a window multiple zero-padded; clipped to the token grid as the official code", min: 1, max: 1024),
         .int("model.width", 768, "token width D (768 ViT-B, 1024 ViT-L)", min: 1, max: 16384),
         .int("model.layers", 12, "number of transformer blocks (12 ViT-B, 24 ViT-L)", min: 1, max: 1024),
         .int("model.heads", 12, "attention heads per block (12 ViT-B, 16 ViT-L)", min: 1, max: 1024),

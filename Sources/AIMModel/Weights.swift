@@ -47,7 +47,8 @@ extension Recognizer {
         }
         // Video Swin from a 2D Swin file: each relative_position_bias_table [(2wh−1)(2ww−1), H] is
         // repeated over the 2·wd−1 temporal offsets, as SwinTransformer3D.inflate_weights does (a
-        // table of another spatial window, which the official code resizes bicubically, stays mis-shaped).
+        // table of another spatial window, which the official code resizes bicubically, stays mis-shaped
+        // here: `tools/export_pretrained.py swin --window W` does that resize when the file is written).
         var inflated: [String] = []
         if arch == .videoSwin {
             let repeats = 2 * config.windowSize[0] - 1

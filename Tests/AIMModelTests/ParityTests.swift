@@ -79,4 +79,8 @@ final class ParityTests: XCTestCase {
     func testSwin2DAIM() throws { try check("swin2d_aim") }
     /// Video Swin, every parameter tunable: 3D shifted windows, stage 4 clipped in h and w.
     func testVideoSwin() throws { try check("videoswin") }
+    /// Video Swin with zero-padded windows (official forward_part1's F.pad / crop): 10×10 and 5×5 grids
+    /// with window (3, 7, 7) over T' = 5, so stage 1 pads T, H, W (shifted, mask on the padded volume)
+    /// and stage 2 pads T with h, w clipped.
+    func testVideoSwinPadded() throws { try check("videoswin_pad") }
 }

@@ -76,16 +76,28 @@ final class SwinCountTests: XCTestCase {
         refused("model.window_size") { $0.backbone = .videoswin; $0.tune = .all }
         refused("model.precision") { $0.precision = .bf16 }
     }
+
+    /// videoswin pads a grid that is not a window multiple (the official SwinTransformerBlock3D does);
+    /// swin2d has no padding officially and stays refused (testInconsistentSwinConfigsAreRefused).
+    func testVideoSwinAcceptsGridsThatNeedPadding() throws {
+        var c = ModelConfig()
+        c.backbone = .videoswin; c.tune = .all; c.adapters = []
+        c.windowSize = [8, 7, 7]; c.inputResolution = 256; c.numFrames = 20   // 64² grid, T' = 10
+        XCTAssertNoThrow(try Recognizer(config: c, initialize: false))
+    }
 }
 
 /// The GEMM list the fp32 library probe times for a Swin run is the model's own forward: its
 /// forward products add up to the counted FLOPs less the LayerNorms (< 1 %).
 final class SwinStepGemmsTests: XCTestCase {
     func testForwardProductsMatchTheCountedFLOPs() throws {
-        for backbone in [ModelConfig.Backbone.swin2d, .videoswin] {
+        // The third case pads its windows (64² and 32² grids, T' = 10, window (8, 7, 7)): both counts
+        // take the padded rows of the window attention.
+        for (backbone, padded) in [(ModelConfig.Backbone.swin2d, false), (.videoswin, false), (.videoswin, true)] {
             var c = ModelConfig()
             c.backbone = backbone; c.numFrames = 32
             if backbone == .videoswin { c.windowSize = [8, 7, 7]; c.tune = .all; c.adapters = [] }
+            if padded { c.inputResolution = 256; c.numFrames = 20 }
             let m = try Recognizer(config: c, initialize: false)
             let uses = StepGemms.list(c)
             let forward = uses.filter { !$0.group.contains("backward") && !$0.group.contains("gradient") }

@@ -9,7 +9,10 @@ import AIMTensor
 ///   x = x + mlp(norm2 x) + 0.5 · S_Adapter(norm2 x)
 ///   (drop-path on the temporal branch and on the scaled S_Adapter only, as the official code).
 /// otherwise (videoswin, SwinTransformerBlock3D):
-///   x = x + attn(window(norm1 x));  x = x + mlp(norm2 x)             — drop-path on both branches.
+///   x = x + crop(attn(window(pad(norm1 x))));  x = x + mlp(norm2 x)  — drop-path on both branches;
+///   pad/crop: zeros at the end of T, H, W up to window multiples (official forward_part1).
+/// Windows are gathered rows (`spatialIndex`, padding rows read a zero row one past the tokens)
+/// and read back with the inverse gather (`spatialInverse`), which is also the crop.
 final class SwinBlock {
     let index: Int
     let aim: Bool
@@ -28,7 +31,7 @@ final class SwinBlock {
     let dropPath: Float
     private let activations = KeptActivations()
     private var kept: Arena { activations.arena }
-    private var spatialIndex: [Int32] = [], temporalIndex: [Int32] = [], indexBatch = -1
+    private var spatialIndex: [Int32] = [], spatialInverse: [Int32] = [], temporalIndex: [Int32] = [], indexBatch = -1
     private var temporalScales: [Float] = [], spatialScales: [Float] = [], mlpScales: [Float] = []
 
     /// `index`: the block's position over all stages (drop-path rate and random keys).
@@ -75,6 +78,7 @@ final class SwinBlock {
     private func indices(batch B: Int) {
         guard indexBatch != B else { return }
         spatialIndex = spatial.index(samples: aim ? B * T : B)
+        spatialInverse = spatial.inverse(samples: aim ? B * T : B)
         temporalIndex = temporal?.index(samples: B) ?? []
         indexBatch = B
     }
@@ -111,21 +115,22 @@ final class SwinBlock {
             x1 = UnsafePointer(x1m)
         }
 
-        // Spatial (shifted) windows; x2 = x1 + attention branch.
+        // Spatial (shifted, padded) windows; x2 = x1 + attention branch. Rw window rows ≥ R.
         var section = scratch.mark()
-        let x2 = kept.buffer("x2", R * C)
+        let x2 = kept.buffer("x2", R * C), Rw = spatialIndex.count
         do {
-            let h1 = scratch.buffer("s.h", R * C), hw = scratch.buffer("s.hw", R * C)
+            let h1 = scratch.buffer("s.h", (R + 1) * C), hw = scratch.buffer("s.hw", Rw * C)
             norm1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
-            spatialIndex.withUnsafeBufferPointer { gatherRows(out: hw, input: h1, index: $0.baseAddress!, rows: R, width: C) }
-            let o = sAdapter2 != nil ? kept.buffer("s.o", R * C) : scratch.buffer("s.o", R * C)
-            attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: R, geometry: spatial), rows: R, scratch: scratch)
+            (h1 + R * C).update(repeating: 0, count: C)   // the zero row padding reads (F.pad after norm1)
+            spatialIndex.withUnsafeBufferPointer { gatherRows(out: hw, input: h1, index: $0.baseAddress!, rows: Rw, width: C) }
+            let o = sAdapter2 != nil ? kept.buffer("s.o", Rw * C) : scratch.buffer("s.o", Rw * C)
+            attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw, geometry: spatial), rows: Rw, scratch: scratch)
             var branch: UnsafePointer<Float> = UnsafePointer(o)
             if let sAdapter2 {
-                sAdapter2.forward(hw, o, h: kept.buffer("s.ad2.h", R * sAdapter2.hidden), scratch: scratch, rows: R)
+                sAdapter2.forward(hw, o, h: kept.buffer("s.ad2.h", Rw * sAdapter2.hidden), scratch: scratch, rows: Rw)
                 branch = UnsafePointer(hw)
             }
-            spatialIndex.withUnsafeBufferPointer { scatterRows(out: h1, input: branch, index: $0.baseAddress!, rows: R, width: C) }
+            spatialInverse.withUnsafeBufferPointer { gatherRows(out: h1, input: branch, index: $0.baseAddress!, rows: R, width: C) }
             x2.update(from: x1, count: R * C)
             // videoswin: DropPath per sample; swin2d: none on this branch (commented out officially).
             spatialScales = aim ? [] : rowScales(B, context, site: 2, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
@@ -181,23 +186,27 @@ final class SwinBlock {
         norm2.backward(dInput: dx, dOut: dxn, input: x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
         scratch.rewind(to: section)
 
-        // Window attention branch: dx holds d x2 = d x1 through the residual.
+        // Window attention branch: dx holds d x2 = d x1 through the residual. The crop's gradient
+        // zero-pads (padding window rows read the zero row R of db); the pad's gradient crops (the
+        // inverse gather drops the padding rows of dhw).
         section = scratch.mark()
         do {
-            let db = scratch.buffer("s.db", R * C), dw = scratch.buffer("s.dw", R * C)
+            let Rw = spatialIndex.count
+            let db = scratch.buffer("s.db", max(R + 1, Rw) * C), dw = scratch.buffer("s.dw", Rw * C)
             applyRowScales(spatialScales, out: db, dx, rows: R, cols: C)
-            spatialIndex.withUnsafeBufferPointer { gatherRows(out: dw, input: db, index: $0.baseAddress!, rows: R, width: C) }
+            (db + R * C).update(repeating: 0, count: C)
+            spatialIndex.withUnsafeBufferPointer { gatherRows(out: dw, input: db, index: $0.baseAddress!, rows: Rw, width: C) }
             var dO: UnsafePointer<Float> = UnsafePointer(dw)
             if let sAdapter2 {
-                sAdapter2.backward(dInput: db, dOut: dw, x: kept.buffer("s.o", R * C), h: kept.buffer("s.ad2.h", R * sAdapter2.hidden),
-                                   scratch: scratch, rows: R, accumulateInput: false)
+                sAdapter2.backward(dInput: db, dOut: dw, x: kept.buffer("s.o", Rw * C), h: kept.buffer("s.ad2.h", Rw * sAdapter2.hidden),
+                                   scratch: scratch, rows: Rw, accumulateInput: false)
                 dO = UnsafePointer(db)
             }
-            let dhw = scratch.buffer("s.dhw", R * C)
-            attn.backward(dInput: dhw, dOut: dO, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: R, geometry: spatial),
-                          rows: R, scratch: scratch)
+            let dhw = scratch.buffer("s.dhw", Rw * C)
+            attn.backward(dInput: dhw, dOut: dO, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw, geometry: spatial),
+                          rows: Rw, scratch: scratch)
             let dh = scratch.buffer("s.dh", R * C)
-            spatialIndex.withUnsafeBufferPointer { scatterRows(out: dh, input: dhw, index: $0.baseAddress!, rows: R, width: C) }
+            spatialInverse.withUnsafeBufferPointer { gatherRows(out: dh, input: dhw, index: $0.baseAddress!, rows: R, width: C) }
             norm1.backward(dInput: dx, dOut: dh, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R, accumulateInput: true)
         }
         scratch.rewind(to: section)
@@ -220,8 +229,9 @@ final class SwinBlock {
     /// Multiply-accumulates of one view (fvcore convention: linears, the two attention products,
     /// 5 per LayerNorm element).
     func flops() -> Int {
-        let R = T * H * W
-        var f = attn.macs(rows: R, length: spatial.tokens) + mlp.macs(rows: R) + 2 * 5 * R * C
+        let R = T * H * W, Rw = (aim ? T : 1) * spatial.windowRowsPerSample
+        // The window attention runs on the padded rows (as fvcore counts the official padded tensor).
+        var f = attn.macs(rows: Rw, length: spatial.tokens) + mlp.macs(rows: R) + 2 * 5 * R * C
         if let temporal, let tAdapter { f += 5 * R * C + attn.macs(rows: R, length: temporal.tokens) + tAdapter.macs(rows: R) }
         for a in [sAdapter, sAdapter2].compactMap({ $0 }) { f += a.macs(rows: R) }
         return f

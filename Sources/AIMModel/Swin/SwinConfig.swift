@@ -45,8 +45,11 @@ extension ModelConfig {
         guard mlpHidden(width: embedDim) > 0 else { throw fail("model.mlp_ratio", "\(mlpRatio) gives an empty MLP") }
         let stages = depths.count
         guard inputResolution > 0, inputResolution % (swinPatch[1] << (stages - 1)) == 0 else {
+            // swin2d: the official PatchMerging asserts even grids. videoswin: the official PatchEmbed3D
+            // and PatchMerging would pad instead; that padding is not implemented here.
             throw fail("model.input_resolution", "\(inputResolution) must be a multiple of patch \(swinPatch[1]) × 2^\(stages - 1) "
-                       + "so that every patch merging halves an even grid (the official PatchMerging asserts it)")
+                       + "so that every patch merging halves an even grid (swin2d: the official PatchMerging asserts it; "
+                       + "videoswin: the official code would pad there, which is not implemented)")
         }
         switch backbone {
         case .swin2d:
@@ -66,14 +69,8 @@ extension ModelConfig {
                 throw fail("model.window_size", "videoswin takes a list of 3 window sizes (t, h, w), got \(windowSize)")
             }
             if tune == .adapters { throw fail("model.tune", "videoswin has no adapters: use all (full finetuning) or head") }
-            for i in 0..<stages {
-                let size = [swinTemporalTokens, swinResolution(stage: i), swinResolution(stage: i)], (w, _) = videoSwinWindow(stage: i)
-                for d in 0..<3 where size[d] % w[d] != 0 {
-                    // The official code pads to a window multiple; this implementation does not (yet).
-                    throw fail("model.window_size", "window \(w) does not divide the \(size) tokens of stage \(i + 1); "
-                               + "padded windows are not implemented here")
-                }
-            }
+            // Any window fits: a grid that is not a window multiple is zero-padded as the official
+            // SwinTransformerBlock3D does (WindowGeometry.padded).
         default: break
         }
     }

@@ -40,16 +40,19 @@ extension StepGemms {
             let temporal = aim && c.adapters.contains(.temporal) ? (depth + 1) / 2 : 0
             let adapters = temporal + (c.adapters.contains(.spatial) ? depth : 0) + (c.adapters.contains(.joint) ? depth : 0)
             let A = Int(Double(C) * c.adapterMLPRatio)
-            linear(C, 3 * C, rows: rows, uses: depth + temporal, tunable: all, group: "stage \(s + 1) attn qkv")
-            linear(C, C, rows: rows, uses: depth + temporal, tunable: all, group: "stage \(s + 1) attn proj")
+            let L: Int = aim ? c.swin2dWindow(stage: s).window * c.swin2dWindow(stage: s).window : c.videoSwinWindow(stage: s).window.reduce(1, *)
+            let windowRows = aim ? rows : clips * zip([T, res, res], c.videoSwinWindow(stage: s).window).reduce(1) { $0 * (($1.0 + $1.1 - 1) / $1.1 * $1.1) }
+            // videoswin's window attention runs on the grid zero-padded to window multiples (swin2d:
+            // never padded, so its temporal pass shares the row count).
+            linear(C, 3 * C, rows: windowRows, uses: depth + temporal, tunable: all, group: "stage \(s + 1) attn qkv")
+            linear(C, C, rows: windowRows, uses: depth + temporal, tunable: all, group: "stage \(s + 1) attn proj")
             linear(C, c.mlpHidden(width: C), rows: rows, uses: depth, tunable: all, group: "stage \(s + 1) mlp fc1")
             linear(c.mlpHidden(width: C), C, rows: rows, uses: depth, tunable: all, group: "stage \(s + 1) mlp fc2")
             if aim {
                 linear(C, A, rows: rows, uses: adapters, tunable: c.tune != .head, group: "stage \(s + 1) adapter D_fc1")
                 linear(A, C, rows: rows, uses: adapters, tunable: c.tune != .head, group: "stage \(s + 1) adapter D_fc2")
             }
-            let L: Int = aim ? c.swin2dWindow(stage: s).window * c.swin2dWindow(stage: s).window : c.videoSwinWindow(stage: s).window.reduce(1, *)
-            attention("stage \(s + 1) window attention", pairs: rows / L * H, length: L, headWidth: dh, uses: depth)
+            attention("stage \(s + 1) window attention", pairs: windowRows / L * H, length: L, headWidth: dh, uses: depth)
             if aim { attention("stage \(s + 1) temporal attention", pairs: clips * res * res * H, length: T, headWidth: dh, uses: temporal) }
             if s + 1 < c.depths.count { linear(4 * C, 2 * C, rows: rows / 4, uses: 1, tunable: all, group: "stage \(s + 1) patch merging") }
         }
