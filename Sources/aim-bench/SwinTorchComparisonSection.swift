@@ -15,8 +15,9 @@ struct SwinTorchComparisonSection: BenchSection {
         `bench/torch_step.py --models swin_aim|videoswin` (our transcription in `tools/reference_state.py`, the \
         one the Swin parity fixtures come from, checked against the official classes by \
         `tools/crosscheck_official_swin.py`) with the same thread count, each model in its own process. \
-        Ours and PyTorch's alternate model by model (ours, then PyTorch's, for each model), so a drift of the \
-        machine's load hits both sides of a row alike. A step takes tens of seconds, so only \
+        Ours and PyTorch's alternate model by model (ours, then PyTorch's, for each model), so both sides of a \
+        row run within minutes of each other; still, on a machine shared with other work PyTorch's step moves \
+        far more than ours (measured: 6.9 s to 30.7 s for AIM Swin-B), so compare the load average. A step takes tens of seconds, so only \
         \(SwinTorchComparisonSection.steps) timed steps after one warm-up are run per side (min / median / max); \
         memory is measured as in the ViT side-by-side (peak RSS growth). bf16 is not run: the Swin backbones \
         are fp32-only so far (model.precision bf16 is refused for them).
