@@ -240,7 +240,8 @@ struct TorchReport: Decodable {
     let warmup: Int
     let results: [Result]
 
-    static func run(python: String, script: String, threads: Int, steps: Int, precisions: [String], _ context: BenchContext) throws -> TorchReport {
+    static func run(python: String, script: String, threads: Int, steps: Int, precisions: [String],
+                    models: [String]? = nil, _ context: BenchContext) throws -> TorchReport {
         guard FileManager.default.fileExists(atPath: script) else {
             throw BenchError("\(script) not found (run aim-bench from the repository root, as `make bench` does)")
         }
@@ -248,6 +249,7 @@ struct TorchReport: Decodable {
         p.executableURL = URL(fileURLWithPath: python.contains("/") ? python : "/usr/bin/env")
         p.arguments = (python.contains("/") ? [] : [python]) + [script, "--threads", "\(threads)", "--steps", "\(steps)",
                                                                 "--precisions", precisions.joined(separator: ",")]
+            + (models.map { ["--models", $0.joined(separator: ",")] } ?? [])
         var env = ProcessInfo.processInfo.environment
         env["OMP_NUM_THREADS"] = "\(threads)"
         // Our wait-policy and OpenBLAS-core settings (tools/bench.sh, ProcessEnvironment) are for our

@@ -29,7 +29,8 @@ struct AimBench: ParsableCommand {
     var only: String?
 
     /// Sections in report order; add new ones here.
-    static let sections: [BenchSection] = [GemmLibrarySection(), GemmSection(), KernelSection(), DecodeSection(), StepSection(), BF16GemmSection(), TorchComparisonSection()]
+    static let sections: [BenchSection] = [GemmLibrarySection(), GemmSection(), KernelSection(), DecodeSection(), StepSection(), BF16GemmSection(), TorchComparisonSection(),
+                                           SwinTorchComparisonSection()]
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
