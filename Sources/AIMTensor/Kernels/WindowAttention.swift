@@ -4,8 +4,7 @@ import COpenBLAS
 // additive bias (relative-position bias, plus the −100 shift mask of shifted windows) depends on the
 // window only through its position in the sample: window s uses bias group s mod G (G = 1 without a
 // mask, G = windows per sample with one). qkv [S, L, 3D] packs q | k | v per token as in
-// attentionForward. Each (window, head) pair is two serial products (sgemm, or `smallProduct` for
-// windows of ≤ 64 tokens), parallel over pairs.
+// attentionForward. Each (window, head) pair is two serial sgemm calls, parallel over pairs.
 // The probabilities are always kept: windows are short (49 or 392 tokens) and backward reads them.
 
 /// probs [S, H, L, L] receives the attention weights; bias [G, H, L, L] (nil: none).
@@ -16,29 +15,18 @@ public func windowAttentionForward(
     precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "windowAttentionForward: bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
     let dh = D / H, ld = 3 * D, LL = L * L
     let scale = 1 / Float(dh).squareRoot()
-    let small = L <= smallWindowLength
     withSerialBLAS {
         Threads.parallelFor(S * H) { pairs in
-            withScratch(small ? dh * L : 0) { kt in
-                for pair in pairs {
-                    let s = pair / H, h = pair % H
-                    let q = qkv + s * L * ld + h * dh, k = q + D, v = q + 2 * D
-                    let p = probs + pair * LL, o = out + s * L * D + h * dh
-                    let l = Int32(L), d = Int32(dh)
-                    if small {
-                        transposeRows(kt, k, rows: L, cols: dh, stride: ld)
-                        smallProduct(m: L, n: L, k: dh, alpha: scale, a: q, lda: ld, transposeA: false, b: kt, ldb: L, c: p, ldc: L)
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, d, scale, q, Int32(ld), k, Int32(ld), 0, p, l)
-                    }
-                    if let bias { addInPlace16(p, bias + ((s % G) * H + h) * LL, LL) }
-                    for i in 0..<L { softmaxRow(p + i * L, p + i * L, L) }
-                    if small {
-                        smallProduct(m: L, n: dh, k: L, alpha: 1, a: p, lda: L, transposeA: false, b: v, ldb: ld, c: o, ldc: D)
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l, d, l, 1, p, l, v, Int32(ld), 0, o, Int32(D))
-                    }
-                }
+            for pair in pairs {
+                let s = pair / H, h = pair % H
+                let q = qkv + s * L * ld + h * dh, k = q + D, v = q + 2 * D
+                let p = probs + pair * LL
+                let l = Int32(L), d = Int32(dh)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, d, scale, q, Int32(ld), k, Int32(ld), 0, p, l)
+                if let bias { addInPlace16(p, bias + ((s % G) * H + h) * LL, LL) }
+                for i in 0..<L { softmaxRow(p + i * L, p + i * L, L) }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l, d, l, 1, p, l, v, Int32(ld), 0,
+                            out + s * L * D + h * dh, Int32(D))
             }
         }
     }
@@ -53,11 +41,9 @@ public func windowAttentionBackward(
     precondition(S >= 0 && L > 0 && H > 0 && D % H == 0, "windowAttentionBackward: bad sizes S=\(S) L=\(L) D=\(D) H=\(H)")
     let dh = D / H, ld = 3 * D, LL = L * L
     let scale = 1 / Float(dh).squareRoot()
-    let small = L <= smallWindowLength
     withSerialBLAS {
         Threads.parallelFor(S * H) { pairs in
-            withScratch((dScores == nil ? LL : 0) + (small ? dh * L : 0)) { own in
-                let vt = own + (dScores == nil ? LL : 0)
+            withScratch(dScores == nil ? LL : 0) { own in
                 for pair in pairs {
                     let s = pair / H, h = pair % H
                     let off = s * L * ld + h * dh
@@ -66,52 +52,15 @@ public func windowAttentionBackward(
                     let p = probs + pair * LL, ds = dScores.map { $0 + pair * LL } ?? own
                     let dO = dOut + s * L * D + h * dh
                     let l = Int32(L), d = Int32(dh), ldq = Int32(ld)
-                    if small {
-                        smallProduct(m: L, n: dh, k: L, alpha: 1, a: p, lda: L, transposeA: true, b: dO, ldb: D, c: dv, ldc: ld)
-                        transposeRows(vt, v, rows: L, cols: dh, stride: ld)
-                        smallProduct(m: L, n: L, k: dh, alpha: 1, a: dO, lda: D, transposeA: false, b: vt, ldb: L, c: ds, ldc: L)
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, d, l, 1, p, l, dO, Int32(D), 0, dv, ldq)
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, d, 1, dO, Int32(D), v, ldq, 0, ds, l)
-                    }
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, d, l, 1, p, l, dO, Int32(D), 0, dv, ldq)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, d, 1, dO, Int32(D), v, ldq, 0, ds, l)
                     for i in 0..<L { softmaxBackwardRow(ds + i * L, ds + i * L, p + i * L, L) }
-                    if small {
-                        smallProduct(m: L, n: dh, k: L, alpha: scale, a: ds, lda: L, transposeA: false, b: k, ldb: ld, c: dq, ldc: ld)
-                        smallProduct(m: L, n: dh, k: L, alpha: scale, a: ds, lda: L, transposeA: true, b: q, ldb: ld, c: dk, ldc: ld)
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l, d, l, scale, ds, l, k, ldq, 0, dq, ldq)
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, d, l, scale, ds, l, q, ldq, 0, dk, ldq)
-                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l, d, l, scale, ds, l, k, ldq, 0, dq, ldq)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, d, l, scale, ds, l, q, ldq, 0, dk, ldq)
                 }
             }
         }
     }
-}
-
-/// Windows up to this many tokens (Swin's 7×7 = 49, swin2d's temporal pass over T/2 tokens) run
-/// their products through `smallProduct` instead of `cblas_sgemm`: at 49×49×32 the library call
-/// itself cost more than the arithmetic (≈ 5 GFLOP/s effective for AIM Swin-B's attention phase).
-/// Video Swin's 8×7×7 = 392-token windows stay on sgemm.
-let smallWindowLength = 64
-
-/// c[m, n] (row stride ldc, overwritten) = alpha · op(a) · b, b [k, n] row-major with stride ldb;
-/// op(a) = a [m, k] (stride lda), or aᵀ for a [k, m]. Row-by-row axpys the compiler vectorizes.
-@inline(__always) private func smallProduct(m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
-                                            b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    for i in 0..<m {
-        let ci = c + i * ldc
-        ci.update(repeating: 0, count: n)
-        for p in 0..<k {
-            let aip = alpha * (transposeA ? a[p * lda + i] : a[i * lda + p])
-            let bp = b + p * ldb
-            for j in 0..<n { ci[j] += aip * bp[j] }
-        }
-    }
-}
-
-/// t [cols, rows] = the transpose of `rows` rows of `cols` floats at `stride`.
-@inline(__always) private func transposeRows(_ t: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, cols: Int, stride: Int) {
-    for r in 0..<rows { for c in 0..<cols { t[c * rows + r] = x[r * stride + c] } }
 }
 
 @inline(__always) private func addInPlace16(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
