@@ -12,6 +12,20 @@ public enum StepGemms {
         public init(group: String, shape: GemmShape, count: Int) { self.group = group; self.shape = shape; self.count = count }
     }
 
+    /// The products of one linear layer (`rows` × `inF` → `outF`, `uses` times a step): its forward,
+    /// the input gradient when backward reaches it, the weight gradient when it is tunable.
+    static func linearUses(_ inF: Int, _ outF: Int, rows: Int, uses: Int, tunable: Bool, backward: Bool, group: String) -> [Use] {
+        let kind = tunable ? "tunable" : "frozen"
+        var out = [Use(group: "\(group): \(kind) forward", shape: GemmShape(transA: false, transB: true, m: rows, n: outF, k: inF), count: uses)]
+        if backward {
+            out.append(Use(group: "\(group): \(kind) input gradient", shape: GemmShape(transA: false, transB: false, m: rows, n: inF, k: outF), count: uses))
+        }
+        if backward && tunable {
+            out.append(Use(group: "\(group): weight gradient", shape: GemmShape(transA: true, transB: false, m: outF, n: inF, k: rows), count: uses))
+        }
+        return out
+    }
+
     /// `clips`: clips per forward (the micro-batch); the token rows of every product scale with it.
     public static func list(_ c: ModelConfig, clips: Int = 1) -> [Use] {
         if c.isSwin { return swinList(c, clips: clips) }
@@ -24,14 +38,7 @@ public enum StepGemms {
         let temporal = c.adapters.contains(.temporal)
         var out: [Use] = []
         func linear(_ inF: Int, _ outF: Int, uses: Int, tunable: Bool, rows: Int = M, group: String) {
-            let kind = tunable ? "tunable" : "frozen"
-            out.append(Use(group: "\(group): \(kind) forward", shape: GemmShape(transA: false, transB: true, m: rows, n: outF, k: inF), count: uses))
-            if backward {
-                out.append(Use(group: "\(group): \(kind) input gradient", shape: GemmShape(transA: false, transB: false, m: rows, n: inF, k: outF), count: uses))
-            }
-            if backward && tunable {
-                out.append(Use(group: "\(group): weight gradient", shape: GemmShape(transA: true, transB: false, m: outF, n: inF, k: rows), count: uses))
-            }
+            out += linearUses(inF, outF, rows: rows, uses: uses, tunable: tunable, backward: backward, group: group)
         }
         // Patch embedding (a linear over 16×16×3 patches); its input gradient is never needed.
         let patches = clips * T * c.patchesPerFrame, pk = 3 * c.patchSize * c.patchSize

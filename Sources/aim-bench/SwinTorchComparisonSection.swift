@@ -77,17 +77,9 @@ struct SwinTorchComparisonSection: BenchSection {
     }
 
     private func profileTable(_ ours: [OurStep]) -> BenchTable {
-        var t = BenchTable(title: "Where our Swin-B step's time goes (one extra step with StepProfile on)",
-                           columns: ["phase"] + Self.variants.map { "\($0.name) s (share)" })
-        for ph in StepProfile.Phase.allCases {
-            t.rows.append([ph.label] + ours.map { "\(fixed($0.phase(ph), 2)) (\(fixed(100 * $0.phase(ph) / $0.profiledStep, 0)) %)" })
-        }
-        t.rows.append(["rest: window partition/shift copies, patch merging, residual adds, patch embedding, head, zeroing, AdamW"] + ours.map { o in
-            let rest = o.profiledStep - o.profile.reduce(0, +)
-            return "\(fixed(rest, 2)) (\(fixed(100 * rest / o.profiledStep, 0)) %)"
-        })
-        t.rows.append(["profiled step"] + ours.map { fixed($0.profiledStep, 2) })
-        return t
+        OurStep.profileTable(ours, title: "Where our Swin-B step's time goes (one extra step with StepProfile on)",
+                             columns: Self.variants.map { "\($0.name) s (share)" },
+                             rest: "rest: window partition/shift copies, patch merging, residual adds, patch embedding, head, zeroing, AdamW")
     }
 
     private func triple(_ t: Timing) -> String { "\(fixed(t.min, 2)) / \(fixed(t.median, 2)) / \(fixed(t.max, 2))" }

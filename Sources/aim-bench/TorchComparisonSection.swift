@@ -132,17 +132,9 @@ struct TorchComparisonSection: BenchSection {
     }
 
     private func profileTable(_ ours: [OurStep]) -> BenchTable {
-        var t = BenchTable(title: "Where our step's time goes (one extra step with StepProfile on)",
-                           columns: ["phase"] + Self.variants.map { "\($0.label) \($0.precision.rawValue) s (share)" })
-        for ph in StepProfile.Phase.allCases {
-            t.rows.append([ph.label] + ours.map { "\(fixed($0.phase(ph), 2)) (\(fixed(100 * $0.phase(ph) / $0.profiledStep, 0)) %)" })
-        }
-        t.rows.append(["rest: rearranges, copies, residual adds, patch embedding, head, zeroing, AdamW"] + ours.map { o in
-            let rest = o.profiledStep - o.profile.reduce(0, +)
-            return "\(fixed(rest, 2)) (\(fixed(100 * rest / o.profiledStep, 0)) %)"
-        })
-        t.rows.append(["profiled step"] + ours.map { fixed($0.profiledStep, 2) })
-        return t
+        OurStep.profileTable(ours, title: "Where our step's time goes (one extra step with StepProfile on)",
+                             columns: Self.variants.map { "\($0.label) \($0.precision.rawValue) s (share)" },
+                             rest: "rest: rearranges, copies, residual adds, patch embedding, head, zeroing, AdamW")
     }
 
     private func triple(_ t: Timing) -> String { "\(fixed(t.min, 2)) / \(fixed(t.median, 2)) / \(fixed(t.max, 2))" }
@@ -156,6 +148,21 @@ struct OurStep {
     var profile: [Double]          // seconds per StepProfile.Phase
     var profiledStep: Double
     func phase(_ p: StepProfile.Phase) -> Double { profile[p.rawValue] }
+
+    /// Seconds and share of each StepProfile phase per measured variant, the unprofiled rest, and
+    /// the profiled step (the ViT and the Swin side-by-side sections).
+    static func profileTable(_ ours: [OurStep], title: String, columns: [String], rest: String) -> BenchTable {
+        var t = BenchTable(title: title, columns: ["phase"] + columns)
+        for ph in StepProfile.Phase.allCases {
+            t.rows.append([ph.label] + ours.map { "\(fixed($0.phase(ph), 2)) (\(fixed(100 * $0.phase(ph) / $0.profiledStep, 0)) %)" })
+        }
+        t.rows.append([rest] + ours.map { o in
+            let r = o.profiledStep - o.profile.reduce(0, +)
+            return "\(fixed(r, 2)) (\(fixed(100 * r / o.profiledStep, 0)) %)"
+        })
+        t.rows.append(["profiled step"] + ours.map { fixed($0.profiledStep, 2) })
+        return t
+    }
 
     nonisolated(unsafe) static var peakResetWorks = true
 

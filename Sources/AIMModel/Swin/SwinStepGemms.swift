@@ -11,14 +11,7 @@ extension StepGemms {
         var out: [Use] = []
         func linear(_ inF: Int, _ outF: Int, rows: Int, uses: Int, tunable: Bool, group: String) {
             guard uses > 0 else { return }
-            let kind = tunable ? "tunable" : "frozen"
-            out.append(Use(group: "\(group): \(kind) forward", shape: GemmShape(transA: false, transB: true, m: rows, n: outF, k: inF), count: uses))
-            if backward {
-                out.append(Use(group: "\(group): \(kind) input gradient", shape: GemmShape(transA: false, transB: false, m: rows, n: inF, k: outF), count: uses))
-            }
-            if backward && tunable {
-                out.append(Use(group: "\(group): weight gradient", shape: GemmShape(transA: true, transB: false, m: outF, n: inF, k: rows), count: uses))
-            }
+            out += linearUses(inF, outF, rows: rows, uses: uses, tunable: tunable, backward: backward, group: group)
         }
         func attention(_ name: String, pairs p: Int, length len: Int, headWidth dh: Int, uses: Int) {
             guard uses > 0 else { return }
