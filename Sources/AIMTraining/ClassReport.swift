@@ -25,7 +25,7 @@ public struct ClassReport: Sendable {
         var videos = [Int](repeating: 0, count: numClasses), correct = videos
         var pairs: [Int: Int] = [:]   // truth * numClasses + predicted
         for (s, y) in zip(scores, labels) where y >= 0 && y < numClasses {
-            let p = topLabels(s, k: 1)[0]
+            let p = Metrics.top1(s)
             videos[y] += 1
             if p == y { correct[y] += 1 } else { pairs[y * numClasses + p, default: 0] += 1 }
         }

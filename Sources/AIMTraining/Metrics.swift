@@ -11,11 +11,16 @@ public enum Metrics {
         return Double(hits) / Double(labels.count)
     }
 
+    /// The highest-scoring label (ties: the lower label, as `topK` counts them).
+    public static func top1(_ s: [Float]) -> Int {
+        s.indices.max { s[$0] < s[$1] || (s[$0] == s[$1] && $0 > $1) }!
+    }
+
     /// mmaction2's mean_class_accuracy: over the union of predicted and true labels, per-class
     /// recall, where classes that never occur as a true label count as 0 (its known quirk).
     public static func meanClassAccuracy(_ scores: [[Float]], labels: [Int]) -> Double {
         guard !labels.isEmpty else { return 0 }
-        let preds = scores.map { s in s.indices.max { s[$0] < s[$1] || (s[$0] == s[$1] && $0 > $1) }! }
+        let preds = scores.map(top1)
         let classes = Set(preds).union(labels).sorted()
         var total = 0.0
         for c in classes {

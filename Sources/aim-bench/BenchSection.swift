@@ -39,6 +39,8 @@ struct BenchTable {
 /// Wall-clock times of repeated runs, in seconds.
 struct Timing {
     var samples: [Double]
+    /// "min / median / max" in seconds, two decimals (the step tables).
+    var triple: String { "\(fixed(min, 2)) / \(fixed(median, 2)) / \(fixed(max, 2))" }
     var min: Double { samples.min() ?? .nan }
     var max: Double { samples.max() ?? .nan }
     var median: Double {

@@ -61,7 +61,7 @@ struct SwinTorchComparisonSection: BenchSection {
                                      "speed-up (PyTorch ÷ ours)", "our peak MB", "PyTorch peak MB", "memory ours ÷ PyTorch"])
         for (i, (v, o)) in zip(Self.variants, ours).enumerated() {
             let p = i < torch.count ? torch[i].results.first { $0.model == v.key } : nil
-            t.rows.append([v.name, p.map { "\($0.tunable_params)" } ?? "—", triple(o.timing),
+            t.rows.append([v.name, p.map { "\($0.tunable_params)" } ?? "—", o.timing.triple,
                            p.map { "\(fixed($0.step_s_min, 2)) / \(fixed($0.step_s_median, 2)) / \(fixed($0.step_s_max, 2))" } ?? "—",
                            p.map { fixed($0.step_s_median / o.timing.median, 2) + "×" } ?? "—",
                            fixed(o.peakGrowthMB, 0), p.map { fixed($0.peak_rss_growth_mb, 0) } ?? "—",
@@ -82,5 +82,4 @@ struct SwinTorchComparisonSection: BenchSection {
                              rest: "rest: window partition/shift copies, patch merging, residual adds, patch embedding, head, zeroing, AdamW")
     }
 
-    private func triple(_ t: Timing) -> String { "\(fixed(t.min, 2)) / \(fixed(t.median, 2)) / \(fixed(t.max, 2))" }
 }

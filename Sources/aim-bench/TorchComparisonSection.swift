@@ -95,7 +95,7 @@ struct TorchComparisonSection: BenchSection {
         for (v, o) in zip(Self.variants, ours) {
             let peers = torch?.results.filter { $0.model == v.key } ?? []
             for p in peers.isEmpty ? [nil] : peers.map({ Optional($0) }) {
-                t.rows.append([v.label, v.precision.rawValue, triple(o.timing),
+                t.rows.append([v.label, v.precision.rawValue, o.timing.triple,
                                p.map { "\($0.precision)" } ?? "—",
                                p.map { "\(fixed($0.step_s_min, 2)) / \(fixed($0.step_s_median, 2)) / \(fixed($0.step_s_max, 2))" } ?? "—",
                                p.map { fixed($0.step_s_median / o.timing.median, 2) + "×" } ?? "—",
@@ -137,7 +137,6 @@ struct TorchComparisonSection: BenchSection {
                              rest: "rest: rearranges, copies, residual adds, patch embedding, head, zeroing, AdamW")
     }
 
-    private func triple(_ t: Timing) -> String { "\(fixed(t.min, 2)) / \(fixed(t.median, 2)) / \(fixed(t.max, 2))" }
 }
 
 // MARK: - our step
