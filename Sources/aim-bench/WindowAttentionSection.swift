@@ -1,0 +1,50 @@
+import AIMTensor
+
+/// Swin's window attention on the shapes of one Swin-B step (32 frames → 16 temporal tokens,
+/// 224²): the kernel that dominated the Swin step's profile, measured alone in GFLOP/s.
+struct WindowAttentionSection: BenchSection {
+    let title = "Swin-B window attention kernels (32×224², batch 1)"
+    let summary = """
+        GFLOP/s counts the two batched matrix products (forward 4·S·L²·D, backward 8·S·L²·D); the bias add, \
+        softmax and its backward are included in the time. S windows of L tokens, D channels, H heads, G bias groups \
+        (the windows of one sample of a shifted stage each add their own mask).
+        """
+
+    func run(_ context: BenchContext) -> [BenchTable] {
+        var t = BenchTable(title: "Window attention", columns: ["shape", "S × L, D / H", "direction", "ms (min/med/max)", "GFLOP/s"])
+        let shapes: [(String, Int, Int, Int, Int, Int)] = [
+            ("AIM Swin stage 1, shifted 7×7 windows", 16 * 64, 49, 128, 4, 64),
+            ("AIM Swin stage 3, shifted 7×7 windows", 16 * 4, 49, 512, 16, 4),
+            ("AIM Swin stage 1, temporal (16 tokens per position)", 56 * 56, 16, 128, 4, 1),
+            ("VideoSwin stage 1, shifted 8×7×7 windows", 128, 392, 128, 4, 128),
+            ("VideoSwin stage 3, shifted 8×7×7 windows", 8, 392, 512, 16, 8),
+        ]
+        for (name, S, L, D, H, G) in shapes {
+            context.log("window attention: \(name)")
+            let qkv = Buffer(S * L * 3 * D, seed: 9), out = Buffer(S * L * D), probs = Buffer(S * H * L * L)
+            let bias = Buffer(G * H * L * L, seed: 11), dOut = Buffer(S * L * D, seed: 10), dqkv = Buffer(S * L * 3 * D)
+            let dScores = Buffer(S * H * L * L)
+            if G > 1 { shiftMask(bias.data, groups: G, heads: H, length: L) }
+            let flops = 4.0 * Double(S) * Double(L * L) * Double(D)
+            let r = timeSideBySide(repeats: context.repeats, [
+                { windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, biasGroups: G,
+                                         sequences: S, length: L, width: D, heads: H) },
+                { windowAttentionBackward(dQKV: dqkv.data, dScores: dScores.data, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
+                                          sequences: S, length: L, width: D, heads: H) },
+            ])
+            let shape = "\(S) × \(L), \(D) / \(H)"
+            t.rows.append([name, shape, "forward", msTriple(r[0]), fixed(flops / r[0].median * 1e-9)])
+            t.rows.append([name, shape, "backward", msTriple(r[1]), fixed(2 * flops / r[1].median * 1e-9)])
+        }
+        return [t]
+    }
+}
+
+/// Adds a shifted window's −100 mask to the bias of the last half of the groups (the windows at the
+/// sample's far edges): the first half of the tokens apart from the second half, as in a window
+/// that straddles the cyclic shift. Its probabilities underflow, which the kernels must absorb.
+private func shiftMask(_ bias: UnsafeMutablePointer<Float>, groups G: Int, heads H: Int, length L: Int) {
+    for g in (G / 2)..<G { for h in 0..<H { for i in 0..<L { for j in 0..<L where (i < L / 2) != (j < L / 2) {
+        bias[((g * H + h) * L + i) * L + j] -= 100
+    } } } }
+}
