@@ -149,8 +149,7 @@ final class AIMBlock: TransformerBlock {
         // adapter read ln_2's output, rebuilt from x̂ in backward (same bits; why: not kept twice).
         let h2 = scratch.buffer("j.h", R * D)
         ln2.forward(h2, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
-        mlp.forward(out, h2, pre: kept.buffer("j.pre", R * mlp.hidden),
-                    act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: true)
+        mlp.forward(out, h2, pre: kept.buffer("j.pre", R * mlp.hidden), scratch: scratch, rows: R, accumulate: true)
         if let mlpAdapter {
             let m = scratch.buffer("j.ad.out", R * D)
             mlpAdapter.forward(m, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R)

@@ -245,6 +245,12 @@ struct AttentionLayer {
     }
 }
 
+/// How many hidden values an MLP's activation temporaries hold at most (8M floats, 32 MB); larger
+/// inputs go through the MLP in row chunks. Settable so tests can force chunking on small models.
+public enum MLPChunking {
+    nonisolated(unsafe) public static var maxFloats = 1 << 23
+}
+
 /// The transformer MLP: fc1 → activation (QuickGELU for CLIP, GELU for timm) → fc2.
 struct MLPLayer {
     let fc1: LinearLayer
@@ -258,38 +264,59 @@ struct MLPLayer {
         quickGELU = clipNames
     }
 
-    /// out (+)= fc2(act(fc1(x))); `pre` [rows, hidden] keeps fc1's output for backward,
-    /// `act` [rows, hidden] receives the activation (a temporary: backward recomputes it from `pre`).
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, pre: FloatPtr, act: FloatPtr, rows: Int, accumulate: Bool) {
-        fc1.forward(pre, x, rows: rows)
-        StepProfile.measure(.activation) {
-            if quickGELU { quickGeluForward(out: act, input: pre, count: rows * hidden) }
-            else { geluForward(out: act, input: pre, count: rows * hidden) }
+    /// Row ranges the activation's temporaries cover at a time: the whole input, or equal chunks of at
+    /// most `MLPChunking.maxFloats` hidden values when that is larger (why: the [rows, hidden]
+    /// temporary was the largest scratch buffer of Swin's first stages, 4 of their [rows, width]
+    /// tensors; the GEMMs on thousands of rows per chunk run as fast).
+    func rowChunks(_ rows: Int) -> [Range<Int>] {
+        let limit = max(16 * hidden, MLPChunking.maxFloats)
+        let chunks = max(1, (rows * hidden + limit - 1) / limit)
+        let step = ((rows + chunks - 1) / chunks + 15) / 16 * 16
+        return stride(from: 0, to: max(rows, 1), by: step).map { $0..<min(rows, $0 + step) }
+    }
+
+    /// out (+)= fc2(act(fc1(x))); `pre` [rows, hidden] keeps fc1's output for backward; the activation
+    /// lives in `scratch` (backward recomputes it from `pre`).
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, pre: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool) {
+        let chunks = rowChunks(rows), width = fc1.inFeatures
+        let act = scratch.buffer("mlp.act", chunks[0].count * hidden)
+        for c in chunks {
+            let p = pre + c.lowerBound * hidden, n = c.count
+            fc1.forward(p, x + c.lowerBound * width, rows: n)
+            StepProfile.measure(.activation) {
+                if quickGELU { quickGeluForward(out: act, input: p, count: n * hidden) }
+                else { geluForward(out: act, input: p, count: n * hidden) }
+            }
+            fc2.forward(out + c.lowerBound * width, act, rows: n, accumulate: accumulate)
         }
-        fc2.forward(out, act, rows: rows, accumulate: accumulate)
     }
 
     /// A tunable fc2's weight gradient reads the activation, recomputed here from `pre` (same bits as
     /// the forward's; why: keeping it held one more [rows, hidden] tensor per block, for one activation pass).
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>?, pre: UnsafePointer<Float>,
                   scratch: Arena, rows: Int, accumulateInput: Bool) {
-        // The activation's backward runs in place (dPre overwrites dAct): one [rows, hidden] buffer,
-        // which first holds the recomputed activation for fc2's weight gradient.
-        let dAct = scratch.buffer("mlp.dAct", rows * hidden)
+        let chunks = rowChunks(rows), width = fc1.inFeatures
+        // The activation's backward runs in place (dPre overwrites dAct): one [chunk rows, hidden]
+        // buffer, which first holds the recomputed activation for fc2's weight gradient.
+        let dAct = scratch.buffer("mlp.dAct", chunks[0].count * hidden)
         let dPre = dAct
-        if fc2.needsInput {
-            StepProfile.measure(.activation) {
-                if quickGELU { quickGeluForward(out: dAct, input: pre, count: rows * hidden) }
-                else { geluForward(out: dAct, input: pre, count: rows * hidden) }
+        for c in chunks {
+            let p = pre + c.lowerBound * hidden, n = c.count, dO = dOut + c.lowerBound * width
+            if fc2.needsInput {
+                StepProfile.measure(.activation) {
+                    if quickGELU { quickGeluForward(out: dAct, input: p, count: n * hidden) }
+                    else { geluForward(out: dAct, input: p, count: n * hidden) }
+                }
+                fc2.backward(dInput: nil, dOut: dO, input: dAct, rows: n)
             }
-            fc2.backward(dInput: nil, dOut: dOut, input: dAct, rows: rows)
+            fc2.backward(dInput: dAct, dOut: dO, input: nil, rows: n, weightGradient: false)
+            StepProfile.measure(.activation) {
+                if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: p, count: n * hidden) }
+                else { geluBackward(dInput: dPre, dOut: dAct, input: p, count: n * hidden) }
+            }
+            fc1.backward(dInput: dInput + c.lowerBound * width, dOut: dPre, input: x.map { UnsafePointer($0 + c.lowerBound * width) },
+                         rows: n, accumulateInput: accumulateInput)
         }
-        fc2.backward(dInput: dAct, dOut: dOut, input: nil, rows: rows, weightGradient: false)
-        StepProfile.measure(.activation) {
-            if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
-            else { geluBackward(dInput: dPre, dOut: dAct, input: pre, count: rows * hidden) }
-        }
-        fc1.backward(dInput: dInput, dOut: dPre, input: x.map { UnsafePointer($0) }, rows: rows, accumulateInput: accumulateInput)
     }
 
     var parameters: [Parameter] { fc1.parameters + fc2.parameters }

@@ -103,7 +103,7 @@ final class TimeSformerBlock: TransformerBlock {
         let h2 = kept.buffer("j.h", R * D)
         norm2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
         let m = scratch.buffer("j.out", R * D)
-        mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)   // recomputed in backward
+        mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), scratch: scratch, rows: R, accumulate: false)   // recomputed in backward
         scalesM = scales(R, context, site: 3, groups: B, perVideo: 1) { $0 / V }
         out.update(from: x2, count: R * D)
         applyRowScales(scalesM, out: out, m, rows: R, cols: D, accumulate: true)

@@ -6,8 +6,8 @@ struct WindowAttentionSection: BenchSection {
     let title = "Swin-B window attention kernels (32×224², batch 1)"
     let summary = """
         GFLOP/s counts the two batched matrix products (forward 4·S·L²·D, backward 8·S·L²·D); the bias add, \
-        softmax and its backward are included in the time. S windows of L tokens, D channels, H heads, G bias groups \
-        (the windows of one sample of a shifted stage each add their own mask).
+        softmax and its backward are included in the time. S windows of L tokens, D channels, H heads, G mask groups \
+        (the windows of one sample of a shifted stage each add their own −100 mask; half of them are masked here).
         """
 
     func run(_ context: BenchContext) -> [BenchTable] {
@@ -22,29 +22,34 @@ struct WindowAttentionSection: BenchSection {
         for (name, S, L, D, H, G) in shapes {
             context.log("window attention: \(name)")
             let qkv = Buffer(S * L * 3 * D, seed: 9), out = Buffer(S * L * D), probs = Buffer(S * H * L * L)
-            let bias = Buffer(G * H * L * L, seed: 11), dOut = Buffer(S * L * D, seed: 10), dqkv = Buffer(S * L * 3 * D)
-            let dScores = Buffer(S * H * L * L)
-            if G > 1 { shiftMask(bias.data, groups: G, heads: H, length: L) }
+            let bias = Buffer(H * L * L, seed: 11), mask = Buffer(G * L * L), dOut = Buffer(S * L * D, seed: 10), dqkv = Buffer(S * L * 3 * D)
+            shiftMask(mask.data, groups: G, length: L)
             let flops = 4.0 * Double(S) * Double(L * L) * Double(D)
             let r = timeSideBySide(repeats: context.repeats, [
-                { windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, biasGroups: G,
+                { windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, mask: G > 1 ? mask.data : nil, maskGroups: G,
                                          sequences: S, length: L, width: D, heads: H) },
-                { windowAttentionBackward(dQKV: dqkv.data, dScores: dScores.data, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
+                { windowAttentionBackward(dQKV: dqkv.data, dScores: nil, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
                                           sequences: S, length: L, width: D, heads: H) },
+                { windowAttentionForward(out: out.data, qkv: qkv.data, probs: nil, bias: bias.data, mask: G > 1 ? mask.data : nil, maskGroups: G,
+                                         sequences: S, length: L, width: D, heads: H) },
+                { windowAttentionBackward(dQKV: dqkv.data, dScores: nil, dOut: dOut.data, qkv: qkv.data, probs: nil,
+                                          bias: bias.data, mask: G > 1 ? mask.data : nil, maskGroups: G, sequences: S, length: L, width: D, heads: H) },
             ])
             let shape = "\(S) × \(L), \(D) / \(H)"
-            t.rows.append([name, shape, "forward", msTriple(r[0]), fixed(flops / r[0].median * 1e-9)])
-            t.rows.append([name, shape, "backward", msTriple(r[1]), fixed(2 * flops / r[1].median * 1e-9)])
+            t.rows.append([name, shape, "forward, probabilities kept", msTriple(r[0]), fixed(flops / r[0].median * 1e-9)])
+            t.rows.append([name, shape, "backward from kept probabilities", msTriple(r[1]), fixed(2 * flops / r[1].median * 1e-9)])
+            t.rows.append([name, shape, "forward, probabilities not kept", msTriple(r[2]), fixed(flops / r[2].median * 1e-9)])
+            t.rows.append([name, shape, "backward recomputing them", msTriple(r[3]), fixed(2 * flops / r[3].median * 1e-9)])
+            t.rows.append([name, shape, "forward + backward: recomputing ÷ kept", "", fixed((r[2].median + r[3].median) / (r[0].median + r[1].median), 2) + "×"])
         }
         return [t]
     }
 }
 
-/// Adds a shifted window's −100 mask to the bias of the last half of the groups (the windows at the
-/// sample's far edges): the first half of the tokens apart from the second half, as in a window
-/// that straddles the cyclic shift. Its probabilities underflow, which the kernels must absorb.
-private func shiftMask(_ bias: UnsafeMutablePointer<Float>, groups G: Int, heads H: Int, length L: Int) {
-    for g in (G / 2)..<G { for h in 0..<H { for i in 0..<L { for j in 0..<L where (i < L / 2) != (j < L / 2) {
-        bias[((g * H + h) * L + i) * L + j] -= 100
-    } } } }
+/// A shifted window's −100 mask [G, L, L] on the last half of the groups (the windows at the sample's
+/// far edges): the first half of the tokens apart from the second half, as in a window that
+/// straddles the cyclic shift. Its probabilities underflow, which the kernels must absorb.
+private func shiftMask(_ mask: UnsafeMutablePointer<Float>, groups G: Int, length L: Int) {
+    mask.update(repeating: 0, count: G * L * L)
+    for g in (G / 2)..<G { for i in 0..<L { for j in 0..<L where (i < L / 2) != (j < L / 2) { mask[(g * L + i) * L + j] = -100 } } }
 }

@@ -11,15 +11,16 @@ final class SwinKernelGradientTests: XCTestCase {
     override func setUp() { Threads.set(2) }
 
     func testWindowAttentionGradients() {
-        // (windows, tokens, width, heads, bias groups): odd sizes, one head, one group, masked groups.
+        // (windows, tokens, width, heads, mask groups): odd sizes, one head, no mask, masked groups.
         for (S, L, D, H, G) in [(4, 5, 12, 3, 2), (2, 9, 8, 1, 1), (6, 4, 16, 2, 3), (1, 1, 4, 1, 1)] {
             let qkv = randomTensor([S, L, 3 * D], seed: 60, scale: 0.8), r = randomTensor([S, L, D], seed: 61)
-            let bias = randomTensor([G, H, L, L], seed: 62)
+            let bias = randomTensor([H, L, L], seed: 62), mask = randomTensor([G, L, L], seed: 72)
             // A −100 entry as the shift mask puts one: its probability underflows to ~0.
-            if L > 1 { bias.data[1] = -100 }
+            if L > 1 { mask.data[1] = -100 }
+            let maskPointer = G > 1 ? UnsafePointer(mask.data) : nil
             let out = Tensor([S, L, D]), probs = Tensor([S, H, L, L])
             func loss() -> Double {
-                windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, biasGroups: G,
+                windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, mask: maskPointer, maskGroups: G,
                                        sequences: S, length: L, width: D, heads: H)
                 return probe(out, r)
             }
@@ -29,16 +30,22 @@ final class SwinKernelGradientTests: XCTestCase {
                                     sequences: S, length: L, width: D, heads: H)
             let tag = "windowAttention S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)"
             checkGradient("\(tag) dQKV", qkv, analytic: dqkv.array, loss: loss)
-            // The bias of group g is added to windows s ≡ g (mod G): its gradient is their dScores summed.
-            var dBias = [Float](repeating: 0, count: G * H * L * L)
-            for s in 0..<S { for e in 0..<(H * L * L) { dBias[(s % G) * H * L * L + e] += dS.data[s * H * L * L + e] } }
+            // The bias is added to every window: its gradient is their dScores summed.
+            var dBias = [Float](repeating: 0, count: H * L * L)
+            for s in 0..<S { for e in 0..<(H * L * L) { dBias[e] += dS.data[s * H * L * L + e] } }
             if L > 1 { checkGradient("\(tag) dBias", bias, analytic: dBias, loss: loss) }
             _ = loss()   // probabilities of the unperturbed inputs again
-            // Without dScores the same dQKV.
-            let again = Tensor([S, L, 3 * D])
+            // Without dScores the same dQKV; without kept probabilities (recomputed) the same bits.
+            let again = Tensor([S, L, 3 * D]), recomputed = Tensor([S, L, 3 * D]), outAgain = Tensor([S, L, D])
             windowAttentionBackward(dQKV: again.data, dScores: nil, dOut: r.data, qkv: qkv.data, probs: probs.data,
                                     sequences: S, length: L, width: D, heads: H)
             assertBitwiseEqual(again.array, dqkv.array, "\(tag): dQKV with and without dScores")
+            windowAttentionForward(out: outAgain.data, qkv: qkv.data, probs: nil, bias: bias.data, mask: maskPointer, maskGroups: G,
+                                   sequences: S, length: L, width: D, heads: H)
+            assertBitwiseEqual(outAgain.array, out.array, "\(tag): output without keeping the probabilities")
+            windowAttentionBackward(dQKV: recomputed.data, dScores: nil, dOut: r.data, qkv: qkv.data, probs: nil, bias: bias.data,
+                                    mask: maskPointer, maskGroups: G, sequences: S, length: L, width: D, heads: H)
+            assertBitwiseEqual(recomputed.array, dqkv.array, "\(tag): dQKV from recomputed probabilities")
         }
     }
 
@@ -48,10 +55,10 @@ final class SwinKernelGradientTests: XCTestCase {
     func testShiftMaskLeavesNoSubnormals() {
         let (S, L, D, H) = (2, 49, 64, 2)
         let qkv = randomTensor([S, L, 3 * D], seed: 69, scale: 0.8), dOut = randomTensor([S, L, D], seed: 70)
-        let bias = randomTensor([1, H, L, L], seed: 71, scale: 0.1)
-        for h in 0..<H { for i in 0..<L { for j in 0..<L where (i < 20) != (j < 20) { bias.data[(h * L + i) * L + j] -= 100 } } }
+        let bias = randomTensor([H, L, L], seed: 71, scale: 0.1), mask = Tensor([2, L, L])
+        for g in 0..<2 { for i in 0..<L { for j in 0..<L where (i < 20) != (j < 20) { mask.data[(g * L + i) * L + j] = -100 } } }
         let out = Tensor([S, L, D]), probs = Tensor([S, H, L, L]), dqkv = Tensor([S, L, 3 * D]), dS = Tensor([S, H, L, L])
-        windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, biasGroups: 1,
+        windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, mask: mask.data, maskGroups: 2,
                                sequences: S, length: L, width: D, heads: H)
         windowAttentionBackward(dQKV: dqkv.data, dScores: dS.data, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
                                 sequences: S, length: L, width: D, heads: H)
@@ -72,7 +79,7 @@ final class SwinKernelGradientTests: XCTestCase {
         let (S, L, D, H) = (3, 7, 12, 3)
         let qkv = randomTensor([S, L, 3 * D], seed: 63)
         let a = Tensor([S, L, D]), b = Tensor([S, L, D]), p = Tensor([S, H, L, L])
-        windowAttentionForward(out: a.data, qkv: qkv.data, probs: p.data, bias: nil, biasGroups: 1, sequences: S, length: L, width: D, heads: H)
+        windowAttentionForward(out: a.data, qkv: qkv.data, probs: p.data, bias: nil, sequences: S, length: L, width: D, heads: H)
         attentionForward(out: b.data, qkv: qkv.data, probs: nil, sequences: S, length: L, width: D, heads: H)
         XCTAssertLessThanOrEqual(maxRelativeError(a.array, b.array.map(Double.init)), 1e-6)
     }

@@ -70,7 +70,10 @@ final class SwinBackbone: VideoBackbone {
         let keep = context.saveForBackward && backboneTunable
         let arena = keep ? kept : unkept
         let R0 = rows(stage: 0), C0 = config.embedDim
-        let emb = arena.buffer("emb", R0 * C0)
+        // The patch norm's input is read again only by its own backward (videoswin); otherwise it is a
+        // temporary of this first cycle.
+        blockScratch.beginCycle()
+        let emb = keep && patchNorm.weight.tunable ? kept.buffer("emb", R0 * C0) : blockScratch.buffer("emb", R0 * C0)
         lastVideo = video
         if keep && patchWeight.tunable {   // the Conv3d weight gradient reads the clip after the caller's buffer may be gone
             let count = batch * 3 * config.numFrames * config.inputResolution * config.inputResolution

@@ -103,7 +103,7 @@ final class SwinBlock {
             norm1.forward(u, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
             temporalIndex.withUnsafeBufferPointer { gatherRows(out: ut, input: u, index: $0.baseAddress!, rows: R, width: C) }
             let o = kept.buffer("t.o", R * C)
-            attn.forward(o, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, geometry: temporal), rows: R, scratch: scratch)
+            attn.forward(o, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R), rows: R, scratch: scratch)
             let tOut = scratch.buffer("t.out", R * C)
             tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
             temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
@@ -116,15 +116,16 @@ final class SwinBlock {
         }
 
         // Spatial (shifted, padded) windows; x2 = x1 + attention branch. Rw window rows ≥ R.
+        // x2 is not kept: norm2's backward reads its x̂ instead (one [R, C] tensor for both x2 and norm2's output).
+        let x2 = scratch.buffer("x2", R * C), Rw = spatialIndex.count
         var section = scratch.mark()
-        let x2 = kept.buffer("x2", R * C), Rw = spatialIndex.count
         do {
             let h1 = scratch.buffer("s.h", (R + 1) * C), hw = scratch.buffer("s.hw", Rw * C)
             norm1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
             (h1 + R * C).update(repeating: 0, count: C)   // the zero row padding reads (F.pad after norm1)
             spatialIndex.withUnsafeBufferPointer { gatherRows(out: hw, input: h1, index: $0.baseAddress!, rows: Rw, width: C) }
             let o = sAdapter2 != nil ? kept.buffer("s.o", Rw * C) : scratch.buffer("s.o", Rw * C)
-            attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw, geometry: spatial), rows: Rw, scratch: scratch)
+            attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw), rows: Rw, scratch: scratch)
             var branch: UnsafePointer<Float> = UnsafePointer(o)
             if let sAdapter2 {
                 sAdapter2.forward(hw, o, h: kept.buffer("s.ad2.h", Rw * sAdapter2.hidden), scratch: scratch, rows: Rw)
@@ -141,12 +142,12 @@ final class SwinBlock {
         // MLP (and swin2d's scaled S_Adapter beside it).
         section = scratch.mark()
         defer { scratch.rewind(to: section) }
-        let xn = kept.buffer("j.xn", R * C)
-        norm2.forward(xn, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
+        let xn = scratch.buffer("j.xn", R * C)
+        norm2.forward(xn, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * C), rows: R)
         out.update(from: x2, count: R * C)
         let m = scratch.buffer("j.m", R * C)
         if aim {
-            mlp.forward(out, xn, pre: kept.buffer("j.pre", R * mlp.hidden), act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: true)
+            mlp.forward(out, xn, pre: kept.buffer("j.pre", R * mlp.hidden), scratch: scratch, rows: R, accumulate: true)
             guard let sAdapter else { mlpScales = []; return }
             sAdapter.forward(m, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
             // DropPath on '(b t) n c': one decision per frame.
@@ -154,7 +155,7 @@ final class SwinBlock {
             mlpScales = s.isEmpty ? [Float](repeating: 0.5, count: R) : s.map { $0 * 0.5 }
             scaleRows(out: out, input: m, rowScales: mlpScales, rows: R, cols: C, accumulate: true)
         } else {
-            mlp.forward(m, xn, pre: kept.buffer("j.pre", R * mlp.hidden), act: scratch.buffer("j.act", R * mlp.hidden), rows: R, accumulate: false)
+            mlp.forward(m, xn, pre: kept.buffer("j.pre", R * mlp.hidden), scratch: scratch, rows: R, accumulate: false)
             mlpScales = rowScales(B, context, site: 3, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
             applyRowScales(mlpScales, out: out, m, rows: R, cols: C, accumulate: true)
         }
@@ -164,16 +165,19 @@ final class SwinBlock {
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, batch B: Int, scratch: Arena) {
         let N = H * W, R = B * T * N
         let x1: UnsafePointer<Float> = tAdapter != nil ? UnsafePointer(kept.buffer("x1", R * C)) : x0
-        let x2 = kept.buffer("x2", R * C), xn = kept.buffer("j.xn", R * C)
+        let xhat2 = kept.buffer("j.xhat", R * C)
 
-        // MLP branch; dx accumulates d x2 through the residual.
+        // MLP branch; dx accumulates d x2 through the residual. norm2's output is recomputed from x̂
+        // (same bits) when a weight gradient reads it.
         dx.update(from: dOut, count: R * C)
         var section = scratch.mark()
+        let xn: FloatPtr? = (mlp.fc1.needsInput || sAdapter != nil) ? scratch.buffer("j.xn", R * C) : nil
+        if let xn { norm2.output(xn, normalized: xhat2, rows: R) }
         let dxn = scratch.buffer("j.dxn", R * C)
         let pre = kept.buffer("j.pre", R * mlp.hidden)
         if aim {
             mlp.backward(dInput: dxn, dOut: dOut, x: mlp.fc1.needsInput ? xn : nil, pre: pre, scratch: scratch, rows: R, accumulateInput: false)
-            if let sAdapter {
+            if let sAdapter, let xn {
                 let dm = scratch.buffer("j.dm", R * C)
                 scaleRows(out: dm, input: dOut, rowScales: mlpScales, rows: R, cols: C)
                 sAdapter.backward(dInput: dxn, dOut: dm, x: xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, accumulateInput: true)
@@ -183,7 +187,7 @@ final class SwinBlock {
             applyRowScales(mlpScales, out: dm, dOut, rows: R, cols: C)
             mlp.backward(dInput: dxn, dOut: dm, x: mlp.fc1.needsInput ? xn : nil, pre: pre, scratch: scratch, rows: R, accumulateInput: false)
         }
-        norm2.backward(dInput: dx, dOut: dxn, input: x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
+        norm2.backward(dInput: dx, dOut: dxn, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
         scratch.rewind(to: section)
 
         // Window attention branch: dx holds d x2 = d x1 through the residual. The crop's gradient
@@ -202,10 +206,12 @@ final class SwinBlock {
                                    scratch: scratch, rows: Rw, accumulateInput: false)
                 dO = UnsafePointer(db)
             }
-            let dhw = scratch.buffer("s.dhw", Rw * C)
-            attn.backward(dInput: dhw, dOut: dO, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw, geometry: spatial),
+            // dw is dead once the adapter (or proj, inside attn.backward) has read it, db once proj has:
+            // they take the window-order input gradient and its inverse gather (two [R, C] fewer at the peak).
+            let dhw = dw
+            attn.backward(dInput: dhw, dOut: dO, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw),
                           rows: Rw, scratch: scratch)
-            let dh = scratch.buffer("s.dh", R * C)
+            let dh = db
             spatialInverse.withUnsafeBufferPointer { gatherRows(out: dh, input: dhw, index: $0.baseAddress!, rows: R, width: C) }
             norm1.backward(dInput: dx, dOut: dh, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R, accumulateInput: true)
         }
@@ -220,7 +226,7 @@ final class SwinBlock {
         temporalIndex.withUnsafeBufferPointer { gatherRows(out: dt, input: db, index: $0.baseAddress!, rows: R, width: C) }
         tAdapter.backward(dInput: db, dOut: dt, x: kept.buffer("t.o", R * C), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
                           scratch: scratch, rows: R, accumulateInput: false)
-        attn.backward(dInput: dt, dOut: db, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, geometry: temporal),
+        attn.backward(dInput: dt, dOut: db, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R),
                       rows: R, scratch: scratch)
         temporalIndex.withUnsafeBufferPointer { scatterRows(out: db, input: dt, index: $0.baseAddress!, rows: R, width: C) }
         norm1.backward(dInput: dx, dOut: db, input: x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R, accumulateInput: true)

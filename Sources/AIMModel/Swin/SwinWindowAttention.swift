@@ -10,35 +10,33 @@ struct SwinWindowAttention {
     let heads: Int
     var width: Int { proj.outFeatures }
 
-    /// The activations one call keeps for its backward.
+    /// The activations one call keeps for its backward. The attention probabilities are not among
+    /// them: the backward recomputes them (why: at H·L floats per token they were the largest
+    /// activation of a Swin block; measured cost of recomputing, 1.24–1.33× the attention kernels).
     struct Kept {
         let qkv: FloatPtr        // [rows, 3D]
-        let probs: FloatPtr      // [S, H, L, L]
         let input: FloatPtr?     // window-order input, when qkv's weight is tunable
         let attnOut: FloatPtr?   // attention output (proj's input), when proj's weight is tunable
     }
 
-    func kept(_ arena: Arena, _ key: String, rows: Int, geometry g: WindowGeometry) -> Kept {
-        let S = rows / g.tokens, L = g.tokens, D = width
-        return Kept(qkv: arena.buffer(key + ".qkv", rows * 3 * D), probs: arena.buffer(key + ".probs", S * heads * L * L),
+    func kept(_ arena: Arena, _ key: String, rows: Int) -> Kept {
+        let D = width
+        return Kept(qkv: arena.buffer(key + ".qkv", rows * 3 * D),
                     input: qkv.needsInput ? arena.buffer(key + ".in", rows * D) : nil,
                     attnOut: proj.needsInput ? arena.buffer(key + ".a", rows * D) : nil)
     }
 
-    /// The additive bias [G, H, L, L] of one forward: the relative-position bias from `table`, plus the
-    /// mask of window g when the windows are shifted (G = windows per sample, else 1).
-    private func bias(_ out: FloatPtr, table: Parameter, geometry g: WindowGeometry) -> Int {
-        let L = g.tokens, H = heads, LL = L * L
+    /// Runs `body` with the relative-position bias [H, L, L] gathered from `table` and the shift mask
+    /// [G, L, L] of the geometry (nil without shift; G = windows per sample).
+    private func withBiasAndMask(table: Parameter, geometry g: WindowGeometry, scratch: Arena,
+                                 _ body: (UnsafePointer<Float>, UnsafePointer<Float>?, Int) -> Void) {
+        let L = g.tokens
+        let bias = scratch.buffer("wattn.bias", heads * L * L)
         g.relativeIndex.withUnsafeBufferPointer {
-            relativePositionBiasForward(out: out, table: table.data, index: $0.baseAddress!, length: L, heads: H)
+            relativePositionBiasForward(out: bias, table: table.data, index: $0.baseAddress!, length: L, heads: heads)
         }
-        guard let mask = g.mask else { return 1 }
-        let G = g.windowsPerSample
-        for w in stride(from: G - 1, through: 0, by: -1) { for h in 0..<H {
-            let dst = out + (w * H + h) * LL, src = out + h * LL
-            for e in 0..<LL { dst[e] = src[e] + mask[w * LL + e] }
-        } }
-        return G
+        guard let mask = g.mask else { return body(bias, nil, 1) }
+        mask.withUnsafeBufferPointer { body(bias, $0.baseAddress!, g.windowsPerSample) }
     }
 
     /// out [rows, D] (window order) from x [rows, D] (window order).
@@ -47,11 +45,12 @@ struct SwinWindowAttention {
         let L = g.tokens, S = rows / L, D = width
         if let input = k.input { input.update(from: x, count: rows * D) }
         qkv.forward(k.qkv, x, rows: rows)
-        let biasBuf = scratch.buffer("wattn.bias", (g.mask != nil ? g.windowsPerSample : 1) * heads * L * L)
-        let G = bias(biasBuf, table: table, geometry: g)
         let a = k.attnOut ?? scratch.buffer("wattn.a", rows * D)
-        StepProfile.measure(.attention) {
-            windowAttentionForward(out: a, qkv: k.qkv, probs: k.probs, bias: biasBuf, biasGroups: G, sequences: S, length: L, width: D, heads: heads)
+        withBiasAndMask(table: table, geometry: g, scratch: scratch) { bias, mask, G in
+            StepProfile.measure(.attention) {
+                windowAttentionForward(out: a, qkv: k.qkv, probs: nil, bias: bias, mask: mask, maskGroups: G,
+                                       sequences: S, length: L, width: D, heads: heads)
+            }
         }
         proj.forward(out, a, rows: rows)
     }
@@ -64,8 +63,11 @@ struct SwinWindowAttention {
         proj.backward(dInput: dA, dOut: dOut, input: k.attnOut.map { UnsafePointer($0) }, rows: rows)
         let dQKV = scratch.buffer("wattn.dQKV", rows * 3 * D)
         let dScores = table.tunable ? scratch.buffer("wattn.dS", S * H * L * L) : nil
-        StepProfile.measure(.attention) {
-            windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dA, qkv: k.qkv, probs: k.probs, sequences: S, length: L, width: D, heads: H)
+        withBiasAndMask(table: table, geometry: g, scratch: scratch) { bias, mask, G in
+            StepProfile.measure(.attention) {
+                windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dA, qkv: k.qkv, probs: nil, bias: bias, mask: mask, maskGroups: G,
+                                        sequences: S, length: L, width: D, heads: H)
+            }
         }
         if let dScores, let dTable = table.gradData {
             // The bias of one (head, i, j) is shared by every window: its gradient is their sum.
