@@ -10,7 +10,7 @@ struct SwinTorchComparisonSection: BenchSection {
     let summary = """
         AIM Swin-B (configs/k400/aim_swinb_in21k_32f.yaml: tunable = names containing Adapter + cls_head, \
         9.17M, as the official tools/train.py) and VideoSwin-B (configs/k400/videoswin_b_in21k_32f.yaml, all \
-        88.05M tunable), 32×224², batch 1, fp32, random weights, drop path and head dropout 0; one step = \
+        88.05M tunable), 32×224², batch 1, random weights, drop path and head dropout 0; one step = \
         forward + cross-entropy + backward + AdamW over the tunable parameters. PyTorch runs \
         `bench/torch_step.py --models swin_aim|videoswin` (our transcription in `tools/reference_state.py`, the \
         one the Swin parity fixtures come from, checked against the official classes by \
@@ -19,8 +19,9 @@ struct SwinTorchComparisonSection: BenchSection {
         row run within minutes of each other; still, on a machine shared with other work PyTorch's step moves \
         far more than ours (measured: 6.9 s to 30.7 s for AIM Swin-B), so compare the load average. A step takes tens of seconds, so only \
         \(SwinTorchComparisonSection.steps) timed steps after one warm-up are run per side (min / median / max); \
-        memory is measured as in the ViT side-by-side (peak RSS growth). bf16 is not run: the Swin backbones \
-        are fp32-only so far (model.precision bf16 is refused for them).
+        memory is measured as in the ViT side-by-side (peak RSS growth). bf16 rows (where the CPU has bf16 \
+        products): ours with model.precision bf16 (every linear but the head multiplies in bf16, fp32 accumulation \
+        and attention), PyTorch under bf16 autocast.
         """
 
     static let steps = 3
@@ -42,36 +43,48 @@ struct SwinTorchComparisonSection: BenchSection {
                 Variant(key: "videoswin", name: "VideoSwin-B (all tunable)", config: video)]
     }()
 
+    /// fp32 always; bf16 (oneDNN bf16 products, PyTorch bf16 autocast) where the CPU has bf16 products.
+    static var precisions: [String] { BF16Support.unavailableReason == nil ? ["fp32", "bf16"] : ["fp32"] }
+
     func run(_ context: BenchContext) throws -> [BenchTable] {
-        var ours: [OurStep] = []
-        var torch: [TorchReport] = []
+        var ours: [(variant: Variant, precision: String, step: OurStep)] = []
+        var torch: [TorchReport.Result] = []
+        var torchInfo: TorchReport?
         for v in Self.variants {
-            ours.append(try OurStep.measure(v.config, name: v.name + " fp32", steps: Self.steps, context))
+            for precision in Self.precisions {
+                var c = v.config
+                c.precision = precision == "bf16" ? .bf16 : .fp32
+                ours.append((v, precision, try OurStep.measure(c, name: v.name + " " + precision, steps: Self.steps, context)))
+            }
             if let python = context.torchPython {
-                torch.append(try TorchReport.run(python: python, script: TorchComparisonSection.torchScript, threads: context.threads,
-                                                 steps: Self.steps, precisions: ["fp32"], models: [v.key], context))
+                let r = try TorchReport.run(python: python, script: TorchComparisonSection.torchScript, threads: context.threads,
+                                            steps: Self.steps, precisions: Self.precisions, models: [v.key], context)
+                torch += r.results
+                torchInfo = r
             }
         }
-        return [stepTable(ours, torch), profileTable(ours)]
+        return [stepTable(ours, torch, torchInfo), profileTable(ours.filter { $0.precision == "fp32" }.map(\.step))]
     }
 
-    private func stepTable(_ ours: [OurStep], _ torch: [TorchReport]) -> BenchTable {
-        var t = BenchTable(title: "Swin-B step time and peak memory, ours vs PyTorch (fp32, \(Self.steps) timed steps each)",
-                           columns: ["model", "tunable params", "our step s (min / median / max)", "PyTorch step s (min / median / max)",
+    private func stepTable(_ ours: [(variant: Variant, precision: String, step: OurStep)], _ torch: [TorchReport.Result],
+                           _ info: TorchReport?) -> BenchTable {
+        var t = BenchTable(title: "Swin-B step time and peak memory, ours vs PyTorch (\(Self.steps) timed steps each)",
+                           columns: ["model", "precision", "tunable params", "our step s (min / median / max)", "PyTorch step s (min / median / max)",
                                      "speed-up (PyTorch ÷ ours)", "our peak MB", "PyTorch peak MB", "memory ours ÷ PyTorch"])
-        for (i, (v, o)) in zip(Self.variants, ours).enumerated() {
-            let p = i < torch.count ? torch[i].results.first { $0.model == v.key } : nil
-            t.rows.append([v.name, p.map { "\($0.tunable_params)" } ?? "—", o.timing.triple,
+        for (v, precision, o) in ours {
+            let p = torch.first { $0.model == v.key && $0.precision == precision }
+            t.rows.append([v.name, precision == "bf16" ? "bf16 (PyTorch: autocast)" : "fp32", p.map { "\($0.tunable_params)" } ?? "—", o.timing.triple,
                            p.map { "\(fixed($0.step_s_min, 2)) / \(fixed($0.step_s_median, 2)) / \(fixed($0.step_s_max, 2))" } ?? "—",
                            p.map { fixed($0.step_s_median / o.timing.median, 2) + "×" } ?? "—",
                            fixed(o.peakGrowthMB, 0), p.map { fixed($0.peak_rss_growth_mb, 0) } ?? "—",
                            p.map { fixed(o.peakGrowthMB / $0.peak_rss_growth_mb, 2) } ?? "—"])
         }
-        if let r = torch.first {
-            t.notes.append("PyTorch \(r.torch_version), \(r.threads) threads, \(r.steps) timed steps after \(r.warmup) warm-up. Speed-up > 1: ours is faster. Issue 19's goals for AIM Swin-B: speed-up ≥ 1.25×, memory ours ÷ PyTorch ≤ 0.6.")
+        if let r = info {
+            t.notes.append("PyTorch \(r.torch_version), \(r.threads) threads, \(r.steps) timed steps after \(r.warmup) warm-up. Speed-up > 1: ours is faster. Issue 19's goals for AIM Swin-B (fp32): speed-up ≥ 1.25×, memory ours ÷ PyTorch ≤ 0.6.")
         } else {
             t.notes.append("PyTorch was not run (no `--torch-python`; `make bench` passes one).")
         }
+        if let reason = BF16Support.unavailableReason { t.notes.append("bf16 not run: \(reason).") }
         t.notes.append("Our peak: VmHWM reset through /proc/self/clear_refs before each model\(OurStep.peakResetWorks ? "" : " (the reset failed here, so later models' peaks are upper bounds)").")
         return t
     }

@@ -15,7 +15,8 @@ final class BF16ParityTests: XCTestCase {
         if let reason = BF16Support.unavailableReason { throw XCTSkip("bf16 products unavailable here: \(reason)") }
     }
 
-    func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// `gradTolerance`: the bound for each tunable gradient; the median over all of them stays ≤ 3e-2.
+    func check(_ name: String, gradTolerance: Double = 3e-2, file: StaticString = #filePath, line: UInt = #line) throws {
         Threads.set(2)
         let path = ParityTests.fixtures.appendingPathComponent("ref_\(name).safetensors").path
         let f = try SafetensorsFile(path: path)
@@ -40,18 +41,26 @@ final class BF16ParityTests: XCTestCase {
         }
         model.store.zeroGrads()
         try model.backward(dLogits: dLogits.data)
-        var worst = (0.0, "")
+        var worst = (0.0, ""), errors: [Double] = []
         for p in model.store.tunableParameters {
             let e = relativeError(p.grad!, try f.tensor(named: "grad." + p.name))
             if e > worst.0 { worst = (e, p.name) }
-            XCTAssertLessThanOrEqual(e, 3e-2, "\(name): bf16 grad \(p.name)", file: file, line: line)
+            errors.append(e)
+            XCTAssertLessThanOrEqual(e, gradTolerance, "\(name): bf16 grad \(p.name)", file: file, line: line)
         }
+        XCTAssertLessThanOrEqual(errors.sorted()[errors.count / 2], 3e-2, "\(name): median bf16 gradient error", file: file, line: line)
         print("bf16 parity \(name): logits rel \(String(format: "%.2e", logitErr)), worst grad rel \(String(format: "%.2e", worst.0)) (\(worst.1))")
     }
 
     func testAIMCLIP() throws { try check("aim_clip_t1") }
     func testFrozenSpaceOnly() throws { try check("frozen_space_only") }
     func testFullFinetuning() throws { try check("finetuned_space_only") }
+    /// The Swin fixtures' early-block gradients pass through more bf16 products and cancel more (small
+    /// bias sums): PyTorch's own bf16 autocast lands 0.73 (swin2d_aim, S_Adapter2.D_fc1.bias) and 0.31
+    /// (videoswin, patch_embed.proj.bias) from the float64 reference (tools/bf16_reference_error.py);
+    /// ours must stay within half of that.
+    func testSwin2DAIM() throws { try check("swin2d_aim", gradTolerance: 0.35) }
+    func testVideoSwin() throws { try check("videoswin", gradTolerance: 0.15) }
 
     /// Tunable weights change after every optimizer step: their bf16 copies must follow, or the
     /// forward would keep using the first step's adapters.

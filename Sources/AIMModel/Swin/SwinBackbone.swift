@@ -6,6 +6,7 @@ import AIMTensor
 /// (SwinTransformer2D_Adapter), `videoswin` the full-finetuning Video Swin (SwinTransformer3D).
 final class SwinBackbone: VideoBackbone {
     let config: ModelConfig
+    let store: ParameterStore
     let patchWeight: Parameter
     let patchBias: Parameter
     let patchNorm: LayerNormLayer
@@ -25,6 +26,7 @@ final class SwinBackbone: VideoBackbone {
 
     init(config c: ModelConfig, store: ParameterStore) {
         config = c
+        self.store = store
         let bb = "backbone.", C0 = c.embedDim, p = c.swinPatch
         // PyTorch's Conv3d default init (kaiming-uniform a=√5): U(±1/√fan_in) for weight and bias.
         let bound = 1 / Float(3 * p[0] * p[1] * p[2]).squareRoot()
@@ -63,6 +65,8 @@ final class SwinBackbone: VideoBackbone {
 
     func forward(video: UnsafePointer<Float>, context: PassContext) -> UnsafePointer<Float> {
         batch = context.batch
+        // bf16: the tunable weights' bf16 copies follow the last optimizer step (the frozen ones never change).
+        if config.precision == .bf16 { store.refreshTunableBF16Copies() }
         if indexBatch != batch {
             mergeIndices = mergings.map { $0.index(frames: batch * T) }
             indexBatch = batch

@@ -40,8 +40,6 @@ extension ModelConfig {
             throw fail("model.num_frames", "\(numFrames) is not a positive multiple of the temporal patch \(swinPatch[0])")
         }
         guard numClasses > 0 else { throw fail("model.num_classes", "must be positive, got \(numClasses)") }
-        // The Swin layers keep fp32 inputs for their weight gradients; the bf16 operand path is ViT-only so far.
-        guard precision == .fp32 else { throw fail("model.precision", "bf16 is not implemented for the Swin backbones yet; use fp32") }
         guard mlpHidden(width: embedDim) > 0 else { throw fail("model.mlp_ratio", "\(mlpRatio) gives an empty MLP") }
         let stages = depths.count
         guard inputResolution > 0, inputResolution % (swinPatch[1] << (stages - 1)) == 0 else {
