@@ -74,7 +74,6 @@ final class SwinCountTests: XCTestCase {
         refused("model.num_frames") { $0.numFrames = 7 }
         refused("model.tune") { $0.backbone = .videoswin; $0.windowSize = [8, 7, 7] }
         refused("model.window_size") { $0.backbone = .videoswin; $0.tune = .all }
-        refused("model.precision") { $0.precision = .bf16 }
     }
 
     /// videoswin pads a grid that is not a window multiple (the official SwinTransformerBlock3D does);

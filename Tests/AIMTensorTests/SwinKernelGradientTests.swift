@@ -10,24 +10,25 @@ import AIMTensor
 final class SwinKernelGradientTests: XCTestCase {
     override func setUp() { Threads.set(2) }
 
-    func testWindowAttentionGradients() {
+    func testWindowAttentionGradients() throws {
         // (windows, tokens, width, heads, mask groups): odd sizes, one head, no mask, masked groups.
         for (S, L, D, H, G) in [(4, 5, 12, 3, 2), (2, 9, 8, 1, 1), (6, 4, 16, 2, 3), (1, 1, 4, 1, 1)] {
             let qkv = randomTensor([S, L, 3 * D], seed: 60, scale: 0.8), r = randomTensor([S, L, D], seed: 61)
+            let ws = Tensor([windowAttentionWorkspace(sequences: S, length: L, heads: H)])
             let bias = randomTensor([H, L, L], seed: 62), mask = randomTensor([G, L, L], seed: 72)
             // A −100 entry as the shift mask puts one: its probability underflows to ~0.
             if L > 1 { mask.data[1] = -100 }
             let maskPointer = G > 1 ? UnsafePointer(mask.data) : nil
             let out = Tensor([S, L, D]), probs = Tensor([S, H, L, L])
             func loss() -> Double {
-                windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, mask: maskPointer, maskGroups: G,
-                                       sequences: S, length: L, width: D, heads: H)
+                try! windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, mask: maskPointer, maskGroups: G,
+                                       sequences: S, length: L, width: D, heads: H, workspace: ws.data)
                 return probe(out, r)
             }
             _ = loss()
             let dqkv = Tensor(shape: [S, L, 3 * D], repeating: .nan), dS = Tensor(shape: [S, H, L, L], repeating: .nan)
-            windowAttentionBackward(dQKV: dqkv.data, dScores: dS.data, dOut: r.data, qkv: qkv.data, probs: probs.data,
-                                    sequences: S, length: L, width: D, heads: H)
+            try windowAttentionBackward(dQKV: dqkv.data, dScores: dS.data, dOut: r.data, qkv: qkv.data, probs: probs.data,
+                                    sequences: S, length: L, width: D, heads: H, workspace: ws.data)
             let tag = "windowAttention S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)"
             checkGradient("\(tag) dQKV", qkv, analytic: dqkv.array, loss: loss)
             // The bias is added to every window: its gradient is their dScores summed.
@@ -37,14 +38,14 @@ final class SwinKernelGradientTests: XCTestCase {
             _ = loss()   // probabilities of the unperturbed inputs again
             // Without dScores the same dQKV; without kept probabilities (recomputed) the same bits.
             let again = Tensor([S, L, 3 * D]), recomputed = Tensor([S, L, 3 * D]), outAgain = Tensor([S, L, D])
-            windowAttentionBackward(dQKV: again.data, dScores: nil, dOut: r.data, qkv: qkv.data, probs: probs.data,
-                                    sequences: S, length: L, width: D, heads: H)
+            try windowAttentionBackward(dQKV: again.data, dScores: nil, dOut: r.data, qkv: qkv.data, probs: probs.data,
+                                    sequences: S, length: L, width: D, heads: H, workspace: ws.data)
             assertBitwiseEqual(again.array, dqkv.array, "\(tag): dQKV with and without dScores")
-            windowAttentionForward(out: outAgain.data, qkv: qkv.data, probs: nil, bias: bias.data, mask: maskPointer, maskGroups: G,
-                                   sequences: S, length: L, width: D, heads: H)
+            try windowAttentionForward(out: outAgain.data, qkv: qkv.data, probs: nil, bias: bias.data, mask: maskPointer, maskGroups: G,
+                                   sequences: S, length: L, width: D, heads: H, workspace: ws.data)
             assertBitwiseEqual(outAgain.array, out.array, "\(tag): output without keeping the probabilities")
-            windowAttentionBackward(dQKV: recomputed.data, dScores: nil, dOut: r.data, qkv: qkv.data, probs: nil, bias: bias.data,
-                                    mask: maskPointer, maskGroups: G, sequences: S, length: L, width: D, heads: H)
+            try windowAttentionBackward(dQKV: recomputed.data, dScores: nil, dOut: r.data, qkv: qkv.data, probs: nil, bias: bias.data,
+                                    mask: maskPointer, maskGroups: G, sequences: S, length: L, width: D, heads: H, workspace: ws.data)
             assertBitwiseEqual(recomputed.array, dqkv.array, "\(tag): dQKV from recomputed probabilities")
         }
     }
@@ -52,16 +53,17 @@ final class SwinKernelGradientTests: XCTestCase {
     /// A shift mask's −100 must not leave subnormal floats behind: the products that read them run
     /// through microcode assists on x86 (measured 5–30× slower). Masked probabilities are exactly 0,
     /// and no probability, output or gradient is subnormal.
-    func testShiftMaskLeavesNoSubnormals() {
+    func testShiftMaskLeavesNoSubnormals() throws {
         let (S, L, D, H) = (2, 49, 64, 2)
         let qkv = randomTensor([S, L, 3 * D], seed: 69, scale: 0.8), dOut = randomTensor([S, L, D], seed: 70)
+        let ws = Tensor([windowAttentionWorkspace(sequences: S, length: L, heads: H)])
         let bias = randomTensor([H, L, L], seed: 71, scale: 0.1), mask = Tensor([2, L, L])
         for g in 0..<2 { for i in 0..<L { for j in 0..<L where (i < 20) != (j < 20) { mask.data[(g * L + i) * L + j] = -100 } } }
         let out = Tensor([S, L, D]), probs = Tensor([S, H, L, L]), dqkv = Tensor([S, L, 3 * D]), dS = Tensor([S, H, L, L])
-        windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, mask: mask.data, maskGroups: 2,
-                               sequences: S, length: L, width: D, heads: H)
-        windowAttentionBackward(dQKV: dqkv.data, dScores: dS.data, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
-                                sequences: S, length: L, width: D, heads: H)
+        try windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, mask: mask.data, maskGroups: 2,
+                               sequences: S, length: L, width: D, heads: H, workspace: ws.data)
+        try windowAttentionBackward(dQKV: dqkv.data, dScores: dS.data, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
+                                sequences: S, length: L, width: D, heads: H, workspace: ws.data)
         for (name, t) in [("probs", probs), ("out", out), ("dQKV", dqkv), ("dScores", dS)] {
             XCTAssertEqual(t.array.filter { $0.isSubnormal }.count, 0, "\(name) holds subnormal floats")
         }
@@ -75,11 +77,12 @@ final class SwinKernelGradientTests: XCTestCase {
         }
     }
 
-    func testWindowAttentionWithoutBiasIsPlainAttention() {
+    func testWindowAttentionWithoutBiasIsPlainAttention() throws {
         let (S, L, D, H) = (3, 7, 12, 3)
         let qkv = randomTensor([S, L, 3 * D], seed: 63)
+        let ws = Tensor([windowAttentionWorkspace(sequences: S, length: L, heads: H)])
         let a = Tensor([S, L, D]), b = Tensor([S, L, D]), p = Tensor([S, H, L, L])
-        windowAttentionForward(out: a.data, qkv: qkv.data, probs: p.data, bias: nil, sequences: S, length: L, width: D, heads: H)
+        try windowAttentionForward(out: a.data, qkv: qkv.data, probs: p.data, bias: nil, sequences: S, length: L, width: D, heads: H, workspace: ws.data)
         attentionForward(out: b.data, qkv: qkv.data, probs: nil, sequences: S, length: L, width: D, heads: H)
         XCTAssertLessThanOrEqual(maxRelativeError(a.array, b.array.map(Double.init)), 1e-6)
     }

@@ -46,10 +46,13 @@ struct SwinWindowAttention {
         if let input = k.input { input.update(from: x, count: rows * D) }
         qkv.forward(k.qkv, x, rows: rows)
         let a = k.attnOut ?? scratch.buffer("wattn.a", rows * D)
+        let workspace = scratch.buffer("wattn.ws", windowAttentionWorkspace(sequences: S, length: L, heads: heads))
         withBiasAndMask(table: table, geometry: g, scratch: scratch) { bias, mask, G in
             StepProfile.measure(.attention) {
-                windowAttentionForward(out: a, qkv: k.qkv, probs: nil, bias: bias, mask: mask, maskGroups: G,
-                                       sequences: S, length: L, width: D, heads: heads)
+                do {
+                    try windowAttentionForward(out: a, qkv: k.qkv, probs: nil, bias: bias, mask: mask, maskGroups: G,
+                                               sequences: S, length: L, width: D, heads: heads, workspace: workspace)
+                } catch { PassFailure.record(error, output: a, count: rows * D) }
             }
         }
         proj.forward(out, a, rows: rows)
@@ -63,10 +66,13 @@ struct SwinWindowAttention {
         proj.backward(dInput: dA, dOut: dOut, input: k.attnOut.map { UnsafePointer($0) }, rows: rows)
         let dQKV = scratch.buffer("wattn.dQKV", rows * 3 * D)
         let dScores = table.tunable ? scratch.buffer("wattn.dS", S * H * L * L) : nil
+        let workspace = scratch.buffer("wattn.ws", windowAttentionWorkspace(sequences: S, length: L, heads: H))
         withBiasAndMask(table: table, geometry: g, scratch: scratch) { bias, mask, G in
             StepProfile.measure(.attention) {
-                windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dA, qkv: k.qkv, probs: nil, bias: bias, mask: mask, maskGroups: G,
-                                        sequences: S, length: L, width: D, heads: H)
+                do {
+                    try windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dA, qkv: k.qkv, probs: nil, bias: bias, mask: mask,
+                                                maskGroups: G, sequences: S, length: L, width: D, heads: H, workspace: workspace)
+                } catch { PassFailure.record(error, output: dQKV, count: rows * 3 * D) }
             }
         }
         if let dScores, let dTable = table.gradData {

@@ -1,0 +1,124 @@
+import CDNNL
+
+// Batched fp32 matrix products over two batch dimensions with arbitrary strides, through oneDNN's
+// matmul primitive: C[s, h] = α · A[s, h] · B[s, h] (+ C[s, h]) for every (s, h) in one call.
+// Window attention multiplies per (window, head) pair straight out of the packed qkv rows
+// (q of head h of window s is rows s·L…, columns h·dh…, row stride 3D), so the operands are
+// described by strides instead of being copied into dense batches first. One primitive per
+// shape and stride pattern is created once and cached.
+
+/// A 4-D operand [S, H, rows, cols] by its element strides.
+public struct BatchedOperand: Hashable {
+    public let dims: [Int]
+    public let strides: [Int]
+    public init(_ dims: [Int], strides: [Int]) {
+        precondition(dims.count == 4 && strides.count == 4, "BatchedOperand: 4 dims and 4 strides")
+        self.dims = dims; self.strides = strides
+    }
+    /// Row-major dense [S, H, rows, cols].
+    public static func dense(_ S: Int, _ H: Int, _ rows: Int, _ cols: Int) -> BatchedOperand {
+        BatchedOperand([S, H, rows, cols], strides: [H * rows * cols, rows * cols, cols, 1])
+    }
+    /// The same memory read as its per-matrix transpose [S, H, cols, rows].
+    public var transposed: BatchedOperand {
+        BatchedOperand([dims[0], dims[1], dims[3], dims[2]], strides: [strides[0], strides[1], strides[3], strides[2]])
+    }
+}
+
+/// C = α·A·B (+ C when `accumulate`), A [S, H, M, K], B [S, H, K, N], C [S, H, M, N].
+public func batchedMatmul(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,
+                          _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, alpha: Float = 1, accumulate: Bool = false) throws {
+    precondition(a.dims[0] == b.dims[0] && a.dims[1] == b.dims[1] && a.dims[3] == b.dims[2]
+                 && c.dims == [a.dims[0], a.dims[1], a.dims[2], b.dims[3]], "batchedMatmul: shapes \(a.dims) · \(b.dims) → \(c.dims)")
+    if a.dims.contains(0) || b.dims[3] == 0 { return }
+    try BatchedMatmulEngine.shared().run(a, pa, b, pb, c, pc, alpha: alpha, accumulate: accumulate)
+}
+
+/// The oneDNN implementation a product of these operands runs (e.g. "brg:avx512_core"), for the bench.
+public func batchedMatmulImplementation(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand) throws -> String {
+    try BatchedMatmulEngine.shared().implementation(a, b, c)
+}
+
+final class BatchedMatmulEngine {
+    nonisolated(unsafe) private static var instance: BatchedMatmulEngine?
+    static func shared() throws -> BatchedMatmulEngine {
+        if let instance { return instance }
+        let e = try BatchedMatmulEngine()
+        instance = e
+        return e
+    }
+
+    private var engine: dnnl_engine_t?
+    private var stream: dnnl_stream_t?
+    private struct Key: Hashable { let a: BatchedOperand, b: BatchedOperand, c: BatchedOperand, alpha: Float, accumulate: Bool }
+    private struct Entry { let primitive: dnnl_primitive_t; let a: dnnl_memory_desc_t; let b: dnnl_memory_desc_t; let c: dnnl_memory_desc_t
+                           let implementation: String }
+    private var cache: [Key: Entry] = [:]
+
+    private init() throws {
+        OneDNN.configure
+        try OneDNN.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
+        try OneDNN.check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
+    }
+
+    private func desc(_ o: BatchedOperand) throws -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        var d = o.dims.map { dnnl_dim_t($0) }, s = o.strides.map { dnnl_dim_t($0) }
+        try OneDNN.check(dnnl_memory_desc_init_by_strides(&md, 4, &d, dnnl_f32, &s), "memory_desc_init")
+        return md
+    }
+
+    private func entry(_ key: Key) throws -> Entry {
+        if let e = cache[key] { return e }
+        var a = try desc(key.a), b = try desc(key.b), c = try desc(key.c)
+        var op = dnnl_matmul_desc_t()
+        try OneDNN.check(dnnl_matmul_desc_init(&op, &a, &b, nil, &c), "matmul_desc_init")
+        var attr: dnnl_primitive_attr_t?
+        try OneDNN.check(dnnl_primitive_attr_create(&attr), "attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if key.alpha != 1 {
+            var alpha = key.alpha
+            try OneDNN.check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "set_output_scales")
+        }
+        if key.accumulate {
+            var ops: dnnl_post_ops_t?
+            try OneDNN.check(dnnl_post_ops_create(&ops), "post_ops_create")
+            defer { dnnl_post_ops_destroy(ops) }
+            try OneDNN.check(dnnl_post_ops_append_sum(ops, 1), "append_sum")
+            try OneDNN.check(dnnl_primitive_attr_set_post_ops(attr, ops), "set_post_ops")
+        }
+        var pd: dnnl_primitive_desc_t?
+        try OneDNN.check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, engine, nil) },
+                         "batched matmul primitive_desc_create (\(key.a.dims) · \(key.b.dims))")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var info: UnsafePointer<CChar>?
+        _ = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info)
+        var prim: dnnl_primitive_t?
+        try OneDNN.check(dnnl_primitive_create(&prim, pd), "primitive_create")
+        let e = Entry(primitive: prim!, a: a, b: b, c: c, implementation: info.map { String(cString: $0) } ?? "?")
+        cache[key] = e
+        return e
+    }
+
+    func implementation(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand) throws -> String {
+        try entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false)).implementation
+    }
+
+    func run(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,
+             _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, alpha: Float, accumulate: Bool) throws {
+        let e = try entry(Key(a: a, b: b, c: c, alpha: alpha, accumulate: accumulate))
+        var mems: [dnnl_memory_t?] = []
+        defer { for m in mems { dnnl_memory_destroy(m) } }
+        func memory(_ md: dnnl_memory_desc_t, _ p: UnsafeRawPointer) throws -> dnnl_memory_t? {
+            var m: dnnl_memory_t?, d = md
+            try OneDNN.check(dnnl_memory_create(&m, &d, engine, UnsafeMutableRawPointer(mutating: p)), "memory_create")
+            mems.append(m)
+            return m
+        }
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: try memory(e.a, pa)),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: try memory(e.b, pb)),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: try memory(e.c, pc))]
+        try OneDNN.check(dnnl_primitive_execute(e.primitive, stream, Int32(args.count), &args), "primitive_execute")
+        try OneDNN.check(dnnl_stream_wait(stream), "stream_wait")
+    }
+}
