@@ -159,6 +159,15 @@ struct AdapterLayer {
         }
     }
 
+    /// The forward's output again from its kept `h`, for an adapter without skip (same bits:
+    /// the same products on the same rows).
+    func output(_ out: FloatPtr, h: UnsafePointer<Float>, scratch: Arena, rows: Int) {
+        precondition(!skip, "an adapter with skip needs its input to rebuild its output")
+        let g = scratch.buffer("adapter.g", rows * hidden)
+        StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) }
+        fc2.forward(out, g, rows: rows, accumulate: false)
+    }
+
     /// dx (=, or += with accumulateInput) from dOut; weight grads from the saved x and h.
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, h: UnsafePointer<Float>,
                   scratch: Arena, rows: Int, accumulateInput: Bool) {
@@ -245,9 +254,10 @@ struct AttentionLayer {
     }
 }
 
-/// How many hidden values an MLP's activation temporaries hold at most (8M floats, 32 MB); larger
-/// inputs go through the MLP in row chunks. Settable so tests can force chunking on small models.
-public enum MLPChunking {
+/// How many floats a layer's row-chunked temporaries hold at most (8M floats, 32 MB): the MLP's
+/// activation and the window attention's output and q/k/v gradient; larger inputs go through those
+/// layers in row chunks. Settable so tests can force chunking on small models.
+public enum TemporaryChunking {
     nonisolated(unsafe) public static var maxFloats = 1 << 23
 }
 
@@ -265,11 +275,11 @@ struct MLPLayer {
     }
 
     /// Row ranges the activation's temporaries cover at a time: the whole input, or equal chunks of at
-    /// most `MLPChunking.maxFloats` hidden values when that is larger (why: the [rows, hidden]
+    /// most `TemporaryChunking.maxFloats` hidden values when that is larger (why: the [rows, hidden]
     /// temporary was the largest scratch buffer of Swin's first stages, 4 of their [rows, width]
     /// tensors; the GEMMs on thousands of rows per chunk run as fast).
     func rowChunks(_ rows: Int) -> [Range<Int>] {
-        let limit = max(16 * hidden, MLPChunking.maxFloats)
+        let limit = max(16 * hidden, TemporaryChunking.maxFloats)
         let chunks = max(1, (rows * hidden + limit - 1) / limit)
         let step = ((rows + chunks - 1) / chunks + 15) / 16 * 16
         return stride(from: 0, to: max(rows, 1), by: step).map { $0..<min(rows, $0 + step) }

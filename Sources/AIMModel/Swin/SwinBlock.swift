@@ -97,6 +97,8 @@ final class SwinBlock {
         let N = H * W, R = B * T * N
         var x1: UnsafePointer<Float> = x0
         if let tAdapter, let temporal, let temporalTable {
+            // x1 is not kept: backward rebuilds it from x0 and the T_Adapter's kept hidden values.
+            let x1m = scratch.buffer("x1", R * C)
             let section = scratch.mark()
             defer { scratch.rewind(to: section) }
             let u = scratch.buffer("t.u", R * C), ut = scratch.buffer("t.ut", R * C)
@@ -107,7 +109,6 @@ final class SwinBlock {
             let tOut = scratch.buffer("t.out", R * C)
             tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
             temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
-            let x1m = kept.buffer("x1", R * C)
             x1m.update(from: x0, count: R * C)
             // DropPath on '(b n) t c': one decision per (sample, position).
             temporalScales = rowScales(B, context, site: 1, groups: B * N, groupOf: { r in (r / (self.T * N)) * N + r % N }, key: { g in (g / N, g % N) })
@@ -164,7 +165,6 @@ final class SwinBlock {
     /// dInput receives the gradient of the block input (overwritten).
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, batch B: Int, scratch: Arena) {
         let N = H * W, R = B * T * N
-        let x1: UnsafePointer<Float> = tAdapter != nil ? UnsafePointer(kept.buffer("x1", R * C)) : x0
         let xhat2 = kept.buffer("j.xhat", R * C)
 
         // MLP branch; dx accumulates d x2 through the residual. norm2's output is recomputed from x̂
@@ -189,6 +189,20 @@ final class SwinBlock {
         }
         norm2.backward(dInput: dx, dOut: dxn, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
         scratch.rewind(to: section)
+
+        // x1 = x0 + the temporal branch again (same bits as the forward's), for norm1's backward.
+        var x1: UnsafePointer<Float> = x0
+        if let tAdapter {
+            let x1m = scratch.buffer("x1", R * C)
+            let rebuild = scratch.mark()
+            let tOut = scratch.buffer("t.out", R * C), u = scratch.buffer("t.u", R * C)
+            tAdapter.output(tOut, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
+            temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
+            x1m.update(from: x0, count: R * C)
+            applyRowScales(temporalScales, out: x1m, u, rows: R, cols: C, accumulate: true)
+            scratch.rewind(to: rebuild)
+            x1 = UnsafePointer(x1m)
+        }
 
         // Window attention branch: dx holds d x2 = d x1 through the residual. The crop's gradient
         // zero-pads (padding window rows read the zero row R of db); the pad's gradient crops (the

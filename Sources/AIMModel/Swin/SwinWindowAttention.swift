@@ -39,52 +39,72 @@ struct SwinWindowAttention {
         mask.withUnsafeBufferPointer { body(bias, $0.baseAddress!, g.windowsPerSample) }
     }
 
+    /// Windows per pass of the projections and attention: the [rows, 3D] query/key/value gradient
+    /// and the [rows, D] attention output of a pass hold at most TemporaryChunking.maxFloats, not the
+    /// whole input's (why: together they were the largest temporaries of a Swin block's backward).
+    private func windowChunks(_ S: Int, length L: Int) -> [Range<Int>] {
+        let n = max(1, min(S, TemporaryChunking.maxFloats / (L * 4 * width)))
+        return stride(from: 0, to: max(S, 1), by: n).map { $0..<min(S, $0 + n) }
+    }
+
     /// out [rows, D] (window order) from x [rows, D] (window order).
     func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, table: Parameter, geometry g: WindowGeometry, kept k: Kept,
                  rows: Int, scratch: Arena) {
         let L = g.tokens, S = rows / L, D = width
         if let input = k.input { input.update(from: x, count: rows * D) }
         qkv.forward(k.qkv, x, rows: rows)
-        let a = k.attnOut ?? scratch.buffer("wattn.a", rows * D)
-        let workspace = scratch.buffer("wattn.ws", windowAttentionWorkspace(sequences: S, length: L, heads: heads))
+        let chunks = windowChunks(S, length: L)
+        let a = k.attnOut ?? scratch.buffer("wattn.a", chunks[0].count * L * D)
+        let workspace = scratch.buffer("wattn.ws", windowAttentionWorkspace(sequences: chunks[0].count, length: L, heads: heads))
         withBiasAndMask(table: table, geometry: g, scratch: scratch) { bias, mask, G in
-            StepProfile.measure(.attention) {
-                do {
-                    try windowAttentionForward(out: a, qkv: k.qkv, probs: nil, bias: bias, mask: mask, maskGroups: G,
-                                               sequences: S, length: L, width: D, heads: heads, workspace: workspace)
-                } catch { PassFailure.record(error, output: a, count: rows * D) }
+            for c in chunks {
+                let r0 = c.lowerBound * L, n = c.count * L
+                let ac = k.attnOut.map { $0 + r0 * D } ?? a
+                StepProfile.measure(.attention) {
+                    do {
+                        try windowAttentionForward(out: ac, qkv: k.qkv + r0 * 3 * D, probs: nil, bias: bias, mask: mask, maskGroups: G,
+                                                   firstWindow: c.lowerBound, sequences: c.count, length: L, width: D, heads: heads,
+                                                   workspace: workspace)
+                    } catch { PassFailure.record(error, output: ac, count: n * D) }
+                }
+                proj.forward(out + r0 * D, ac, rows: n)
             }
         }
-        proj.forward(out, a, rows: rows)
     }
 
     /// dx [rows, D] (overwritten, or += with accumulateInput) from dOut; weight and table gradients accumulate.
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, table: Parameter, geometry g: WindowGeometry, kept k: Kept,
                   rows: Int, scratch: Arena, accumulateInput: Bool = false) {
         let L = g.tokens, S = rows / L, D = width, H = heads
-        let dA = scratch.buffer("wattn.dA", rows * D)
-        proj.backward(dInput: dA, dOut: dOut, input: k.attnOut.map { UnsafePointer($0) }, rows: rows)
-        let dQKV = scratch.buffer("wattn.dQKV", rows * 3 * D)
-        let dScores = table.tunable ? scratch.buffer("wattn.dS", S * H * L * L) : nil
-        let workspace = scratch.buffer("wattn.ws", windowAttentionWorkspace(sequences: S, length: L, heads: H))
+        let chunks = windowChunks(S, length: L), most = chunks[0].count
+        let dA = scratch.buffer("wattn.dA", most * L * D)
+        let dQKV = scratch.buffer("wattn.dQKV", most * L * 3 * D)
+        let dScores = table.tunable ? scratch.buffer("wattn.dS", most * H * L * L) : nil
+        let dBias = table.tunable ? scratch.buffer("wattn.dBias", H * L * L) : nil
+        dBias?.update(repeating: 0, count: H * L * L)
+        let workspace = scratch.buffer("wattn.ws", windowAttentionWorkspace(sequences: most, length: L, heads: H))
         withBiasAndMask(table: table, geometry: g, scratch: scratch) { bias, mask, G in
-            StepProfile.measure(.attention) {
-                do {
-                    try windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dA, qkv: k.qkv, probs: nil, bias: bias, mask: mask,
-                                                maskGroups: G, sequences: S, length: L, width: D, heads: H, workspace: workspace)
-                } catch { PassFailure.record(error, output: dQKV, count: rows * 3 * D) }
+            for c in chunks {
+                let r0 = c.lowerBound * L, n = c.count * L
+                proj.backward(dInput: dA, dOut: dOut + r0 * D, input: k.attnOut.map { UnsafePointer($0 + r0 * D) }, rows: n)
+                StepProfile.measure(.attention) {
+                    do {
+                        try windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dA, qkv: k.qkv + r0 * 3 * D, probs: nil, bias: bias,
+                                                    mask: mask, maskGroups: G, firstWindow: c.lowerBound, sequences: c.count, length: L,
+                                                    width: D, heads: H, workspace: workspace)
+                    } catch { PassFailure.record(error, output: dQKV, count: n * 3 * D) }
+                }
+                // The bias of one (head, i, j) is shared by every window: its gradient is their sum.
+                if let dScores, let dBias { sumRows(into: dBias, dScores, c.count, H * L * L) }
+                qkv.backward(dInput: dx + r0 * D, dOut: dQKV, input: k.input.map { UnsafePointer($0 + r0 * D) }, rows: n,
+                             accumulateInput: accumulateInput)
             }
         }
-        if let dScores, let dTable = table.gradData {
-            // The bias of one (head, i, j) is shared by every window: its gradient is their sum.
-            let dBias = scratch.buffer("wattn.dBias", H * L * L)
-            dBias.update(repeating: 0, count: H * L * L)
-            sumRows(into: dBias, dScores, S, H * L * L)
+        if let dBias, let dTable = table.gradData {
             g.relativeIndex.withUnsafeBufferPointer {
                 relativePositionBiasBackward(dTable: dTable, dBias: dBias, index: $0.baseAddress!, length: L, heads: H)
             }
         }
-        qkv.backward(dInput: dx, dOut: dQKV, input: k.input.map { UnsafePointer($0) }, rows: rows, accumulateInput: accumulateInput)
     }
 
     var parameters: [Parameter] { qkv.parameters + proj.parameters }

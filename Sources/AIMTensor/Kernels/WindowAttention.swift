@@ -1,7 +1,7 @@
 // Window attention of Swin: softmax(scale·Q·Kᵀ + bias + mask) · V over S windows of L tokens. The
 // relative-position bias [H, L, L] is the same for every window; the −100 shift mask of shifted
 // windows [G, L, L] depends on the window only through its position in the sample: window s uses
-// mask s mod G (G = windows per sample), the same for every head. qkv [S, L, 3D] packs q | k | v
+// mask (firstWindow + s) mod G (G = windows per sample), the same for every head. qkv [S, L, 3D] packs q | k | v
 // per token as in attentionForward.
 // The products run batched: for a chunk of windows, all (window, head) score products in one
 // oneDNN call, the bias, mask and softmax per row, then all P·V products in one call, with q, k, v
@@ -35,9 +35,9 @@ public func windowAttentionWorkspace(sequences S: Int, length L: Int, heads H: I
     2 * windowChunk(S, L, H) * H * L * L
 }
 
-/// Windows per batched product: their probabilities fill at most 4M floats (16 MB), so the
+/// Windows per batched product: their probabilities fill at most 1M floats (4 MB), so the
 /// workspace stays small next to the activations even for VideoSwin's 392-token windows.
-private func windowChunk(_ S: Int, _ L: Int, _ H: Int) -> Int { max(1, min(S, (1 << 22) / (H * L * L))) }
+private func windowChunk(_ S: Int, _ L: Int, _ H: Int) -> Int { max(1, min(S, (1 << 20) / (H * L * L))) }
 
 /// The strided views of q, k, v (in qkv rows) and of the attention output, for n windows.
 private struct WindowOperands {
@@ -54,7 +54,7 @@ private struct WindowOperands {
 /// mask [G, L, L] (nil: none) are added to the scaled scores.
 public func windowAttentionForward(
     out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, probs: UnsafeMutablePointer<Float>?,
-    bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>? = nil, maskGroups G: Int = 1,
+    bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>? = nil, maskGroups G: Int = 1, firstWindow: Int = 0,
     sequences S: Int, length L: Int, width D: Int, heads H: Int, workspace: UnsafeMutablePointer<Float>
 ) throws {
     precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "windowAttentionForward: bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
@@ -65,7 +65,7 @@ public func windowAttentionForward(
         let n = min(chunk, S - s0), ops = WindowOperands(windows: n, length: L, width: D, heads: H)
         let q = qkv + s0 * L * 3 * D
         let p = probs.map { $0 + s0 * H * LL } ?? workspace
-        try windowScores(p, q: q, ops: ops, first: s0, bias: bias, mask: mask, G: G, windows: n, length: L, width: D, heads: H, scale: scale)
+        try windowScores(p, q: q, ops: ops, first: firstWindow + s0, bias: bias, mask: mask, G: G, windows: n, length: L, width: D, heads: H, scale: scale)
         try batchedMatmul(ops.probs, p, ops.q, q + 2 * D, ops.out, out + s0 * L * D)
         s0 += n
     }
@@ -93,7 +93,7 @@ private func windowScores(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Flo
 public func windowAttentionBackward(
     dQKV: UnsafeMutablePointer<Float>, dScores: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>,
     qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>?, bias: UnsafePointer<Float>? = nil,
-    mask: UnsafePointer<Float>? = nil, maskGroups G: Int = 1, sequences S: Int, length L: Int, width D: Int, heads H: Int,
+    mask: UnsafePointer<Float>? = nil, maskGroups G: Int = 1, firstWindow: Int = 0, sequences S: Int, length L: Int, width D: Int, heads H: Int,
     workspace: UnsafeMutablePointer<Float>
 ) throws {
     precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "windowAttentionBackward: bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
@@ -105,7 +105,7 @@ public func windowAttentionBackward(
         let q = qkv + s0 * L * 3 * D, dq = dQKV + s0 * L * 3 * D, dO = dOut + s0 * L * D
         let p: UnsafePointer<Float>
         if let probs { p = probs + s0 * H * LL } else {
-            try windowScores(workspace, q: q, ops: ops, first: s0, bias: bias, mask: mask, G: G, windows: n, length: L, width: D, heads: H, scale: scale)
+            try windowScores(workspace, q: q, ops: ops, first: firstWindow + s0, bias: bias, mask: mask, G: G, windows: n, length: L, width: D, heads: H, scale: scale)
             p = UnsafePointer(workspace)
         }
         let ds = dScores.map { $0 + s0 * H * LL } ?? workspace + chunk * H * LL

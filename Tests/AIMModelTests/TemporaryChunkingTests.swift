@@ -2,12 +2,13 @@ import XCTest
 import AIMModel
 import AIMTensor
 
-/// Large inputs go through the MLP in row chunks (MLPChunking.maxFloats). Forcing chunks of a few
-/// rows on small models must give the logits and every gradient of the unchunked pass, up to
+/// Large inputs go through the MLP and Swin's window attention in row chunks
+/// (TemporaryChunking.maxFloats). Forcing chunks of a few rows (one window) on small models must
+/// give the logits and every gradient of the unchunked pass, up to
 /// rounding: the GEMM libraries pick other kernels for a few rows than for many, and the weight
 /// gradients add the chunks' sums in another order.
-final class MLPChunkingTests: XCTestCase {
-    override func tearDown() { MLPChunking.maxFloats = 1 << 23 }
+final class TemporaryChunkingTests: XCTestCase {
+    override func tearDown() { TemporaryChunking.maxFloats = 1 << 23 }
 
     func pass(_ c: ModelConfig) throws -> (logits: [Float], grads: [String: [Float]]) {
         Threads.set(2)
@@ -28,9 +29,9 @@ final class MLPChunkingTests: XCTestCase {
     }
 
     func check(_ c: ModelConfig, _ tag: String) throws {
-        MLPChunking.maxFloats = 1 << 23
+        TemporaryChunking.maxFloats = 1 << 23
         let whole = try pass(c)
-        MLPChunking.maxFloats = 1   // chunks of 16 rows, the last one partial
+        TemporaryChunking.maxFloats = 1   // chunks of 16 rows, the last one partial
         let chunked = try pass(c)
         for (a, b) in zip(whole.logits, chunked.logits) { XCTAssertEqual(a, b, accuracy: 1e-6 * max(1, abs(a)), "\(tag): logits") }
         XCTAssertFalse(whole.grads.isEmpty)
