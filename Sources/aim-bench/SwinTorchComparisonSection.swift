@@ -16,8 +16,8 @@ struct SwinTorchComparisonSection: BenchSection {
         one the Swin parity fixtures come from, checked against the official classes by \
         `tools/crosscheck_official_swin.py`) with the same thread count, each model in its own process. \
         Ours and PyTorch's alternate model by model (ours, then PyTorch's, for each model), so both sides of a \
-        row run within minutes of each other; still, on a machine shared with other work PyTorch's step moves \
-        far more than ours (measured: 6.9 s to 30.7 s for AIM Swin-B), so compare the load average. A step takes tens of seconds, so only \
+        row run within minutes of each other; still, this machine's speed drifts by tens of percent between \
+        runs (docs/PERFORMANCE.md), so compare rows of one run only. A step takes seconds, so only \
         \(SwinTorchComparisonSection.steps) timed steps after one warm-up are run per side (min / median / max); \
         memory is measured as in the ViT side-by-side (peak RSS growth). bf16 rows (where the CPU has bf16 \
         products): ours with model.precision bf16 (every linear but the head multiplies in bf16, fp32 accumulation \
