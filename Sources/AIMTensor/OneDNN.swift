@@ -68,6 +68,31 @@ enum OneDNN {
         }
     }
 
+    /// A plain memory descriptor by element strides.
+    static func memoryDesc(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) throws -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        var d = dims.map { dnnl_dim_t($0) }, s = strides.map { dnnl_dim_t($0) }
+        try check(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), &d, type, &s), "memory_desc_init")
+        return md
+    }
+
+    /// Runs `primitive` on (argument, descriptor, data) triples, wrapping the caller's buffers without
+    /// copying, and waits for it.
+    static func execute(_ primitive: dnnl_primitive_t, engine: dnnl_engine_t?, stream: dnnl_stream_t?,
+                        _ arguments: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)]) throws {
+        var mems: [dnnl_memory_t?] = []
+        defer { for m in mems { dnnl_memory_destroy(m) } }
+        var args: [dnnl_exec_arg_t] = []
+        for (arg, md, p) in arguments {
+            var m: dnnl_memory_t?, d = md
+            try check(dnnl_memory_create(&m, &d, engine, UnsafeMutableRawPointer(mutating: p)), "memory_create")
+            mems.append(m)
+            args.append(dnnl_exec_arg_t(arg: arg, memory: m))
+        }
+        try check(dnnl_primitive_execute(primitive, stream, Int32(args.count), &args), "primitive_execute")
+        try check(dnnl_stream_wait(stream), "stream_wait")
+    }
+
     /// OpenMP threads for oneDNN's calls from this thread. libgomp comes with libdnnl; looked up
     /// at run time because its header is not on the default include path.
     static func setThreads(_ n: Int) {

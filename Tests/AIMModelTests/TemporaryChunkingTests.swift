@@ -12,11 +12,8 @@ final class TemporaryChunkingTests: XCTestCase {
 
     func pass(_ c: ModelConfig) throws -> (logits: [Float], grads: [String: [Float]]) {
         Threads.set(2)
-        let model = try Recognizer(config: c, seed: 3)
-        var g = RandomGenerator(seed: 9)
-        for p in model.store.parameters where p.tunable { for i in 0..<p.count { p.data[i] += Float(g.normal()) * 0.05 } }
-        let B = 2, R = c.inputResolution
-        let video = Tensor(shape: [B, 3, c.numFrames, R, R], values: (0..<(B * 3 * c.numFrames * R * R)).map { _ in Float(g.normal()) })
+        let B = 2
+        let (model, video) = try perturbedModelAndClips(c, batch: B)
         let labels = [0, 2]
         let logits = try model.forward(video: video.data, context: PassContext(batch: B, training: true, seed: 5, step: 1))
         let d = Tensor([B, c.numClasses])

@@ -12,12 +12,9 @@ final class TrainingModeGradientTests: XCTestCase {
         c.inputResolution = 16; c.patchSize = 8; c.width = 16; c.layers = 2; c.heads = 2; c.numFrames = 3; c.numClasses = 3
         c.dropPathRate = 0.6; c.headDropout = 0.3
         edit(&c)
-        let model = try Recognizer(config: c, seed: 3)
         // Non-zero adapters and temporal embedding, so every path carries gradient.
-        var g = RandomGenerator(seed: 9)
-        for p in model.store.parameters where p.tunable { for i in 0..<p.count { p.data[i] += Float(g.normal()) * 0.05 } }
-        let B = 2, R = c.inputResolution
-        let video = Tensor(shape: [B, 3, c.numFrames, R, R], values: (0..<(B * 3 * c.numFrames * R * R)).map { _ in Float(g.normal()) })
+        let B = 2
+        let (model, video) = try perturbedModelAndClips(c, batch: B)
         let labels = [0, 2]
         let ctx = PassContext(batch: B, training: true, seed: 5, step: 11, sampleKeys: [7, 8])
         func loss() throws -> Double {

@@ -61,12 +61,7 @@ final class BatchedMatmulEngine {
         try OneDNN.check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
     }
 
-    private func desc(_ o: BatchedOperand) throws -> dnnl_memory_desc_t {
-        var md = dnnl_memory_desc_t()
-        var d = o.dims.map { dnnl_dim_t($0) }, s = o.strides.map { dnnl_dim_t($0) }
-        try OneDNN.check(dnnl_memory_desc_init_by_strides(&md, 4, &d, dnnl_f32, &s), "memory_desc_init")
-        return md
-    }
+    private func desc(_ o: BatchedOperand) throws -> dnnl_memory_desc_t { try OneDNN.memoryDesc(o.dims, o.strides, dnnl_f32) }
 
     private func entry(_ key: Key) throws -> Entry {
         if let e = cache[key] { return e }
@@ -107,18 +102,7 @@ final class BatchedMatmulEngine {
     func run(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,
              _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, alpha: Float, accumulate: Bool) throws {
         let e = try entry(Key(a: a, b: b, c: c, alpha: alpha, accumulate: accumulate))
-        var mems: [dnnl_memory_t?] = []
-        defer { for m in mems { dnnl_memory_destroy(m) } }
-        func memory(_ md: dnnl_memory_desc_t, _ p: UnsafeRawPointer) throws -> dnnl_memory_t? {
-            var m: dnnl_memory_t?, d = md
-            try OneDNN.check(dnnl_memory_create(&m, &d, engine, UnsafeMutableRawPointer(mutating: p)), "memory_create")
-            mems.append(m)
-            return m
-        }
-        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: try memory(e.a, pa)),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: try memory(e.b, pb)),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: try memory(e.c, pc))]
-        try OneDNN.check(dnnl_primitive_execute(e.primitive, stream, Int32(args.count), &args), "primitive_execute")
-        try OneDNN.check(dnnl_stream_wait(stream), "stream_wait")
+        try OneDNN.execute(e.primitive, engine: engine, stream: stream,
+                           [(DNNL_ARG_SRC, e.a, UnsafeRawPointer(pa)), (DNNL_ARG_WEIGHTS, e.b, UnsafeRawPointer(pb)), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))])
     }
 }

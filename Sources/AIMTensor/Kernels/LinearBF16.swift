@@ -176,10 +176,7 @@ final class BF16Engine {
     nonisolated(unsafe) static var operandBytes = 0
 
     private func desc(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) throws -> dnnl_memory_desc_t {
-        var md = dnnl_memory_desc_t()
-        var d = dims.map { dnnl_dim_t($0) }, s = strides.map { dnnl_dim_t($0) }
-        try check(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), &d, type, &s), "memory_desc_init")
-        return md
+        try OneDNN.memoryDesc(dims, strides, type)
     }
 
     private func entry(_ key: Key) throws -> Entry {
@@ -218,19 +215,10 @@ final class BF16Engine {
                 bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool) throws {
         let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: transposedSource, transposed: transposedWeights,
                           bias: bias != nil, accumulate: accumulate))
-        var mems: [dnnl_memory_t?] = []
-        defer { for m in mems { dnnl_memory_destroy(m) } }
-        func memory(_ md: dnnl_memory_desc_t, _ p: UnsafeRawPointer) throws -> dnnl_memory_t? {
-            var m: dnnl_memory_t?, d = md
-            try check(dnnl_memory_create(&m, &d, engine, UnsafeMutableRawPointer(mutating: p)), "memory_create")
-            mems.append(m)
-            return m
-        }
-        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: try memory(e.src, src)),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: try memory(e.wei, weights)),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: try memory(e.dst, dst))]
-        if let bias { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: try memory(e.bias, bias))) }
-        try check(dnnl_primitive_execute(e.primitive, stream, Int32(args.count), &args), "primitive_execute")
-        try check(dnnl_stream_wait(stream), "stream_wait")
+        var args: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)] = [(DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)),
+                                                                     (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
+                                                                     (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
+        if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
+        try OneDNN.execute(e.primitive, engine: engine, stream: stream, args)
     }
 }

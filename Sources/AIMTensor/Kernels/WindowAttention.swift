@@ -57,16 +57,25 @@ public func windowAttentionForward(
     bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>? = nil, maskGroups G: Int = 1, firstWindow: Int = 0,
     sequences S: Int, length L: Int, width D: Int, heads H: Int, workspace: UnsafeMutablePointer<Float>
 ) throws {
-    precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "windowAttentionForward: bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
-    let LL = L * L, chunk = windowChunk(S, L, H)
-    let scale = 1 / Float(D / H).squareRoot()
-    var s0 = 0
-    while s0 < S {
-        let n = min(chunk, S - s0), ops = WindowOperands(windows: n, length: L, width: D, heads: H)
+    let LL = L * L
+    try forEachWindowChunk("windowAttentionForward", S, L, D, H, G) { s0, n, ops, scale in
         let q = qkv + s0 * L * 3 * D
         let p = probs.map { $0 + s0 * H * LL } ?? workspace
         try windowScores(p, q: q, ops: ops, first: firstWindow + s0, bias: bias, mask: mask, G: G, windows: n, length: L, width: D, heads: H, scale: scale)
         try batchedMatmul(ops.probs, p, ops.q, q + 2 * D, ops.out, out + s0 * L * D)
+    }
+}
+
+/// Checks the sizes, then runs `body(first window, windows, operands, score scale)` per chunk of
+/// `windowChunk` windows.
+private func forEachWindowChunk(_ name: String, _ S: Int, _ L: Int, _ D: Int, _ H: Int, _ G: Int,
+                                _ body: (Int, Int, WindowOperands, Float) throws -> Void) throws {
+    precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "\(name): bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
+    let chunk = windowChunk(S, L, H), scale = 1 / Float(D / H).squareRoot()
+    var s0 = 0
+    while s0 < S {
+        let n = min(chunk, S - s0)
+        try body(s0, n, WindowOperands(windows: n, length: L, width: D, heads: H), scale)
         s0 += n
     }
 }
@@ -96,12 +105,8 @@ public func windowAttentionBackward(
     mask: UnsafePointer<Float>? = nil, maskGroups G: Int = 1, firstWindow: Int = 0, sequences S: Int, length L: Int, width D: Int, heads H: Int,
     workspace: UnsafeMutablePointer<Float>
 ) throws {
-    precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "windowAttentionBackward: bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
     let LL = L * L, chunk = windowChunk(S, L, H)
-    let scale = 1 / Float(D / H).squareRoot()
-    var s0 = 0
-    while s0 < S {
-        let n = min(chunk, S - s0), ops = WindowOperands(windows: n, length: L, width: D, heads: H)
+    try forEachWindowChunk("windowAttentionBackward", S, L, D, H, G) { s0, n, ops, scale in
         let q = qkv + s0 * L * 3 * D, dq = dQKV + s0 * L * 3 * D, dO = dOut + s0 * L * D
         let p: UnsafePointer<Float>
         if let probs { p = probs + s0 * H * LL } else {
@@ -116,7 +121,6 @@ public func windowAttentionBackward(
         }
         try batchedMatmul(ops.probs, ds, ops.q, q + D, ops.q, dq, alpha: scale)                // dQ = scale·dS·K
         try batchedMatmul(ops.probs.transposed, ds, ops.q, q, ops.q, dq + D, alpha: scale)     // dK = scale·dSᵀ·Q
-        s0 += n
     }
 }
 
