@@ -281,7 +281,7 @@ struct MLPLayer {
     func rowChunks(_ rows: Int) -> [Range<Int>] {
         let limit = max(16 * hidden, TemporaryChunking.maxFloats)
         let chunks = max(1, (rows * hidden + limit - 1) / limit)
-        let step = ((rows + chunks - 1) / chunks + 15) / 16 * 16
+        let step = max(16, ((rows + chunks - 1) / chunks + 15) / 16 * 16)
         return stride(from: 0, to: max(rows, 1), by: step).map { $0..<min(rows, $0 + step) }
     }
 
