@@ -50,6 +50,13 @@ final class KernelForwardTests: XCTestCase {
             return 0.5 * (1 + erf(d / 2.0.squareRoot())) + d * exp(-0.5 * d * d) / (2 * Double.pi).squareRoot()
         }
         XCTAssertLessThan(maxRelativeError(g.array, dGelu), 2e-6)
+        // Accumulating (the tail of 2005 = 125·16 + 5 included), and in place (dInput = dOut).
+        let start = Tensor(shape: [n], values: (0..<n).map { Float($0 % 7) - 3 })
+        geluBackward(dInput: start.data, dOut: ones.data, input: x2.data, count: n, accumulateInput: true)
+        XCTAssertLessThan(maxRelativeError(start.array, zip(dGelu, 0..<n).map { $0 + Double($1 % 7) - 3 }), 2e-6)
+        geluBackward(dInput: ones.data, dOut: ones.data, input: x2.data, count: n)
+        XCTAssertEqual(ones.array, g.array, "in place gives the same bits")
+        ones.data.update(repeating: 1, count: n)
         quickGeluBackward(dInput: g.data, dOut: ones.data, input: x2.data, count: n)
         let dQuick = xs.map { v -> Double in
             let d = Double(v), s = 1 / (1 + exp(-1.702 * d))

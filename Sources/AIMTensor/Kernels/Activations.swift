@@ -14,31 +14,77 @@ protocol VectorActivation {
 
 /// x·Φ(x); d/dx = Φ(x) + x·φ(x).
 enum GeluFunction: VectorActivation {
-    @inline(__always) static func value(_ x: F16) -> F16 { 0.5 * x * (1 + erf16(x * invSqrt2)) }
-    @inline(__always) static func derivative(_ x: F16) -> F16 {
+    @_transparent static func value(_ x: F16) -> F16 { 0.5 * x * (1 + erf16(x * invSqrt2)) }
+    @_transparent static func derivative(_ x: F16) -> F16 {
         0.5 * (1 + erf16(x * invSqrt2)) + x * invSqrt2Pi * exp16(-0.5 * x * x)
     }
 }
 
 /// x·σ(αx); d/dx = σ + α·x·σ·(1-σ).
 enum QuickGeluFunction: VectorActivation {
-    @inline(__always) static func sigmoid(_ z: F16) -> F16 { 1 / (1 + exp16(-z)) }
-    @inline(__always) static func value(_ x: F16) -> F16 { x * sigmoid(quickAlpha * x) }
-    @inline(__always) static func derivative(_ x: F16) -> F16 {
+    @_transparent static func sigmoid(_ z: F16) -> F16 { 1 / (1 + exp16(-z)) }
+    @_transparent static func value(_ x: F16) -> F16 { x * sigmoid(quickAlpha * x) }
+    @_transparent static func derivative(_ x: F16) -> F16 {
         let s = sigmoid(quickAlpha * x)
         return s + quickAlpha * x * s * (1 - s)
     }
 }
 
+// Each driver's loop runs over whole 16-float vectors only, in its own non-inlined function: the
+// vector math then appears once per loop and is fully inlined (with a second copy for the tail, or a
+// run-time `accumulate` test inside the loop, the compiler stopped inlining exp/erf and the GELU
+// backward ran 3–4× slower). The tail goes through the same loop on a zero-padded stack copy.
+
+@inline(never)
+private func forwardVectors<F: VectorActivation>(_: F.Type, _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
+    var i = 0
+    while i + 16 <= count { store16(F.value(load16(x + i)), out + i); i += 16 }
+}
+
+@inline(never)
+private func backwardVectors<F: VectorActivation>(
+    _: F.Type, _ dInput: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int
+) {
+    var i = 0
+    while i + 16 <= count { store16(load16(dOut + i) * F.derivative(load16(x + i)), dInput + i); i += 16 }
+}
+
+@inline(never)
+private func accumulateBackwardVectors<F: VectorActivation>(
+    _: F.Type, _ dInput: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int
+) {
+    var i = 0
+    while i + 16 <= count { store16(load16(dOut + i) * F.derivative(load16(x + i)) + load16(dInput + i), dInput + i); i += 16 }
+}
+
+/// Runs `body` on the whole vectors of `0..<count`, then on the last `count % 16` floats of each
+/// operand copied into zero-padded 16-float stack buffers (written back to `out`).
+@inline(__always)
+private func vectorsWithPaddedTail(
+    _ count: Int, out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+    _ body: (_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Void
+) {
+    let whole = count / 16 * 16
+    body(out, a, b, whole)
+    let n = count - whole
+    guard n > 0 else { return }
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 48) { t in
+        let tOut = t.baseAddress!, tA = tOut + 16, tB = tOut + 32
+        t.initialize(repeating: 0)
+        tOut.update(from: out + whole, count: n)
+        tA.update(from: a + whole, count: n)
+        tB.update(from: b + whole, count: n)
+        body(tOut, tA, tB, 16)
+        (out + whole).update(from: tOut, count: n)
+    }
+}
+
 private func activationForward<F: VectorActivation>(
-    _: F.Type, _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int
+    _ f: F.Type, _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int
 ) {
     Threads.parallelFor(count, grain: elementwiseGrain / 4) { r in
-        var i = r.lowerBound
-        while i + 16 <= r.upperBound { store16(F.value(load16(x + i)), out + i); i += 16 }
-        if i < r.upperBound {
-            let n = r.upperBound - i
-            storePartial(F.value(loadPartial(x + i, n)), out + i, n)
+        vectorsWithPaddedTail(r.count, out: out + r.lowerBound, x + r.lowerBound, x + r.lowerBound) { o, a, _, n in
+            forwardVectors(f, o, a, n)
         }
     }
 }
@@ -46,22 +92,12 @@ private func activationForward<F: VectorActivation>(
 /// dInput (=|+=) dOut · f'(input).
 /// dInput may be dOut itself (in place) when not accumulating: each vector is read before it is written.
 private func activationBackward<F: VectorActivation>(
-    _: F.Type, _ dInput: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+    _ f: F.Type, _ dInput: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
     _ count: Int, _ accumulate: Bool
 ) {
     Threads.parallelFor(count, grain: elementwiseGrain / 4) { r in
-        var i = r.lowerBound
-        while i + 16 <= r.upperBound {
-            var v = load16(dOut + i) * F.derivative(load16(x + i))
-            if accumulate { v += load16(dInput + i) }
-            store16(v, dInput + i)
-            i += 16
-        }
-        if i < r.upperBound {
-            let n = r.upperBound - i
-            var v = loadPartial(dOut + i, n) * F.derivative(loadPartial(x + i, n))
-            if accumulate { v += loadPartial(dInput + i, n) }
-            storePartial(v, dInput + i, n)
+        vectorsWithPaddedTail(r.count, out: dInput + r.lowerBound, dOut + r.lowerBound, x + r.lowerBound) { o, d, xs, n in
+            if accumulate { accumulateBackwardVectors(f, o, d, xs, n) } else { backwardVectors(f, o, d, xs, n) }
         }
     }
 }

@@ -4,22 +4,22 @@
 
 typealias F16 = SIMD16<Float>
 
-@inline(__always) func load16(_ p: UnsafePointer<Float>) -> F16 {
+@_transparent func load16(_ p: UnsafePointer<Float>) -> F16 {
     UnsafeRawPointer(p).loadUnaligned(as: F16.self)
 }
 
-@inline(__always) func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>) {
+@_transparent func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self)
 }
 
 /// The first `n` (< 16) floats at `p`, zeros after (one small copy, not lane-by-lane inserts).
-@inline(__always) func loadPartial(_ p: UnsafePointer<Float>, _ n: Int) -> F16 {
+@_transparent func loadPartial(_ p: UnsafePointer<Float>, _ n: Int) -> F16 {
     var v = F16()
     withUnsafeMutableBytes(of: &v) { $0.baseAddress!.copyMemory(from: p, byteCount: n * 4) }
     return v
 }
 
-@inline(__always) func storePartial(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+@_transparent func storePartial(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
     withUnsafeBytes(of: v) { UnsafeMutableRawPointer(p).copyMemory(from: $0.baseAddress!, byteCount: n * 4) }
 }
 
@@ -45,14 +45,14 @@ typealias F16 = SIMD16<Float>
 
 /// Horizontal sum by halving (8 + 4 vector adds, then 4 scalars): much cheaper than a
 /// lane-by-lane `.sum()`, and always the same order.
-@inline(__always) func hsum(_ v: F16) -> Float {
+@_transparent func hsum(_ v: F16) -> Float {
     let a = v.lowHalf + v.highHalf
     let b = a.lowHalf + a.highHalf
     return (b[0] + b[2]) + (b[1] + b[3])
 }
 
 /// Horizontal max by halving.
-@inline(__always) func hmax(_ v: F16) -> Float {
+@_transparent func hmax(_ v: F16) -> Float {
     let a = v.lowHalf.replacing(with: v.highHalf, where: v.lowHalf .< v.highHalf)
     let b = a.lowHalf.replacing(with: a.highHalf, where: a.lowHalf .< a.highHalf)
     return Swift.max(Swift.max(b[0], b[1]), Swift.max(b[2], b[3]))
@@ -77,13 +77,13 @@ typealias F16 = SIMD16<Float>
 }
 
 /// Elementwise min/max that lower to plain vector compares (the generic SIMD ones may not).
-@inline(__always) func vmax(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: a .< b) }
-@inline(__always) func vmin(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: b .< a) }
+@_transparent func vmax(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: a .< b) }
+@_transparent func vmin(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: b .< a) }
 
 /// e^x for 16 floats: Cephes' expf (range reduction by ln 2 split in two parts, degree-5
 /// polynomial), about 1 ulp; inputs are clamped to [-87.3, 88.3] so 2^n stays a normal float
 /// (tiny results flush to ~1e-38 instead of becoming garbage).
-@inline(__always) func exp16(_ x0: F16) -> F16 {
+@_transparent func exp16(_ x0: F16) -> F16 {
     let x = vmin(vmax(x0, F16(repeating: -87.3)), F16(repeating: 88.3))
     // n = round(x / ln2) by the 1.5·2^23 trick (no SSE4.1 rounding instruction needed).
     let magic = F16(repeating: 12_582_912)
@@ -105,7 +105,7 @@ typealias F16 = SIMD16<Float>
 
 /// erf(x) for 16 floats: the rational approximation used by Eigen/XLA (x·P(x²)/Q(x²) on
 /// [-4, 4], ±1 outside), absolute error below 2e-7.
-@inline(__always) func erf16(_ x0: F16) -> F16 {
+@_transparent func erf16(_ x0: F16) -> F16 {
     let x = vmin(vmax(x0, F16(repeating: -4)), F16(repeating: 4))
     let x2 = x * x
     var p = F16(repeating: -2.726_142_258_013_06e-10)
