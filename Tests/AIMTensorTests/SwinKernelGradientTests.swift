@@ -11,8 +11,9 @@ final class SwinKernelGradientTests: XCTestCase {
     override func setUp() { Threads.set(2) }
 
     func testWindowAttentionGradients() throws {
-        // (windows, tokens, width, heads, mask groups): odd sizes, one head, no mask, masked groups.
-        for (S, L, D, H, G) in [(4, 5, 12, 3, 2), (2, 9, 8, 1, 1), (6, 4, 16, 2, 3), (1, 1, 4, 1, 1)] {
+        // (windows, tokens, width, heads, mask groups): odd sizes, one head, no mask, masked groups;
+        // up to 16 tokens the fused kernels run, 18 takes the batched-GEMM path.
+        for (S, L, D, H, G) in [(4, 5, 12, 3, 2), (2, 9, 8, 1, 1), (6, 4, 16, 2, 3), (1, 1, 4, 1, 1), (3, 18, 8, 2, 2)] {
             let qkv = randomTensor([S, L, 3 * D], seed: 60, scale: 0.8), r = randomTensor([S, L, D], seed: 61)
             let ws = Tensor([windowAttentionWorkspace(sequences: S, length: L, heads: H)])
             let bias = randomTensor([H, L, L], seed: 62), mask = randomTensor([G, L, L], seed: 72)
@@ -47,6 +48,39 @@ final class SwinKernelGradientTests: XCTestCase {
             try windowAttentionBackward(dQKV: recomputed.data, dScores: nil, dOut: r.data, qkv: qkv.data, probs: nil, bias: bias.data,
                                     mask: maskPointer, maskGroups: G, sequences: S, length: L, width: D, heads: H, workspace: ws.data)
             assertBitwiseEqual(recomputed.array, dqkv.array, "\(tag): dQKV from recomputed probabilities")
+        }
+    }
+
+    /// Windows of ≤ 16 tokens run the fused kernels (ShortWindowAttention.swift): the same output,
+    /// probabilities, dQKV and score gradient as the batched-GEMM path, to float rounding.
+    func testShortWindowKernelsMatchBatchedPath() throws {
+        defer { ShortWindowAttention.enabled = true }
+        // AIM-Swin's temporal pass (16 tokens, head width 32), a masked odd case, and a head width that is not a multiple of 16.
+        for (S, L, D, H, G) in [(6, 16, 64, 2, 1), (5, 7, 96, 3, 2), (3, 16, 24, 1, 3)] {
+            let qkv = randomTensor([S, L, 3 * D], seed: 80, scale: 0.8), dOut = randomTensor([S, L, D], seed: 81)
+            let bias = randomTensor([H, L, L], seed: 82), mask = randomTensor([G, L, L], seed: 83)
+            mask.data[2] = -100
+            let maskPointer = G > 1 ? UnsafePointer(mask.data) : nil
+            let ws = Tensor([windowAttentionWorkspace(sequences: S, length: L, heads: H)])
+            var results: [[[Float]]] = []
+            for fused in [true, false] {
+                ShortWindowAttention.enabled = fused
+                let out = Tensor([S, L, D]), probs = Tensor([S, H, L, L]), dqkv = Tensor([S, L, 3 * D]), dS = Tensor([S, H, L, L])
+                let dqkvRecomputed = Tensor([S, L, 3 * D])
+                try windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, mask: maskPointer, maskGroups: G,
+                                           firstWindow: 1, sequences: S, length: L, width: D, heads: H, workspace: ws.data)
+                try windowAttentionBackward(dQKV: dqkv.data, dScores: dS.data, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
+                                            sequences: S, length: L, width: D, heads: H, workspace: ws.data)
+                try windowAttentionBackward(dQKV: dqkvRecomputed.data, dScores: nil, dOut: dOut.data, qkv: qkv.data, probs: nil, bias: bias.data,
+                                            mask: maskPointer, maskGroups: G, firstWindow: 1, sequences: S, length: L, width: D, heads: H,
+                                            workspace: ws.data)
+                assertBitwiseEqual(dqkvRecomputed.array, dqkv.array, "fused \(fused): dQKV from recomputed probabilities")
+                results.append([out.array, probs.array, dqkv.array, dS.array])
+            }
+            for (k, name) in ["out", "probs", "dQKV", "dScores"].enumerated() {
+                XCTAssertLessThanOrEqual(maxRelativeError(results[0][k], results[1][k].map(Double.init)), 2e-6,
+                                         "S=\(S) L=\(L) D=\(D) H=\(H) G=\(G): \(name) fused vs batched")
+            }
         }
     }
 

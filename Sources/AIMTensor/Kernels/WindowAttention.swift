@@ -8,6 +8,7 @@
 // and the output read in place through strides (measured, aim-bench "Swin-B window attention":
 // as fast as one serial sgemm per pair for 49- and 392-token windows; copying the operands into
 // dense head-major batches, which oneDNN's brgemm takes, was not faster).
+// Windows of at most 16 tokens go to the fused kernels of ShortWindowAttention.swift instead.
 // The probabilities [S, H, L, L] are either kept by the forward for the backward, or (probs nil)
 // recomputed by the backward from q, k and the bias with the same code, so both see the same bits:
 // kept they are the largest activation of a Swin block (H·L floats per token: 196 in stage 1 of
@@ -58,6 +59,12 @@ public func windowAttentionForward(
     sequences S: Int, length L: Int, width D: Int, heads H: Int, workspace: UnsafeMutablePointer<Float>
 ) throws {
     let LL = L * L
+    if ShortWindowAttention.applies(length: L) {
+        checkWindowSizes("windowAttentionForward", S, L, D, H, G)
+        shortWindowAttentionForward(out: out, qkv: qkv, probs: probs, bias: bias, mask: mask, maskGroups: G, firstWindow: firstWindow,
+                                    sequences: S, length: L, width: D, heads: H)
+        return
+    }
     try forEachWindowChunk("windowAttentionForward", S, L, D, H, G) { s0, n, ops, scale in
         let q = qkv + s0 * L * 3 * D
         let p = probs.map { $0 + s0 * H * LL } ?? workspace
@@ -66,11 +73,15 @@ public func windowAttentionForward(
     }
 }
 
+private func checkWindowSizes(_ name: String, _ S: Int, _ L: Int, _ D: Int, _ H: Int, _ G: Int) {
+    precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "\(name): bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
+}
+
 /// Checks the sizes, then runs `body(first window, windows, operands, score scale)` per chunk of
 /// `windowChunk` windows.
 private func forEachWindowChunk(_ name: String, _ S: Int, _ L: Int, _ D: Int, _ H: Int, _ G: Int,
                                 _ body: (Int, Int, WindowOperands, Float) throws -> Void) throws {
-    precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "\(name): bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
+    checkWindowSizes(name, S, L, D, H, G)
     let chunk = windowChunk(S, L, H), scale = 1 / Float(D / H).squareRoot()
     var s0 = 0
     while s0 < S {
@@ -106,6 +117,12 @@ public func windowAttentionBackward(
     workspace: UnsafeMutablePointer<Float>
 ) throws {
     let LL = L * L, chunk = windowChunk(S, L, H)
+    if ShortWindowAttention.applies(length: L) {
+        checkWindowSizes("windowAttentionBackward", S, L, D, H, G)
+        shortWindowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dOut, qkv: qkv, probs: probs, bias: bias, mask: mask,
+                                     maskGroups: G, firstWindow: firstWindow, sequences: S, length: L, width: D, heads: H)
+        return
+    }
     try forEachWindowChunk("windowAttentionBackward", S, L, D, H, G) { s0, n, ops, scale in
         let q = qkv + s0 * L * 3 * D, dq = dQKV + s0 * L * 3 * D, dO = dOut + s0 * L * D
         let p: UnsafePointer<Float>
