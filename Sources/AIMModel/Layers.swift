@@ -168,8 +168,8 @@ struct AdapterLayer {
         fc2.forward(out, g, rows: rows, accumulate: false)
     }
 
-    /// dx (=, or += with accumulateInput) from dOut; weight grads from the saved x and h.
-    func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, h: UnsafePointer<Float>,
+    /// dx (=, or += with accumulateInput) from dOut (nil: weight gradients only); weight grads from the saved x and h.
+    func backward(dInput dx: FloatPtr?, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, h: UnsafePointer<Float>,
                   scratch: Arena, rows: Int, accumulateInput: Bool) {
         let g = scratch.buffer("adapter.g", rows * hidden)
         let dg = scratch.buffer("adapter.dg", rows * hidden)
@@ -178,7 +178,7 @@ struct AdapterLayer {
         fc2.backward(dInput: dg, dOut: dOut, input: g, rows: rows)
         StepProfile.measure(.activation) { geluBackward(dInput: dh, dOut: dg, input: h, count: rows * hidden) }
         fc1.backward(dInput: dx, dOut: dh, input: x, rows: rows, accumulateInput: accumulateInput)
-        if skip { addInPlace(dx, dOut, count: rows * fc1.inFeatures) }
+        if skip, let dx { addInPlace(dx, dOut, count: rows * fc1.inFeatures) }
     }
 
     var parameters: [Parameter] { fc1.parameters + fc2.parameters }

@@ -53,6 +53,9 @@ final class SwinBackbone: VideoBackbone {
         backboneTunable = all.contains { $0.tunable }
     }
 
+    /// Whether the patch embedding or its norm trains (videoswin): only then does the first block pass a gradient back.
+    private var patchTunable: Bool { patchNorm.weight.tunable || patchWeight.tunable }
+
     /// Whether backward goes into the backbone at all (not for a frozen space-only Swin: head only).
     private let backboneTunable: Bool
 
@@ -143,7 +146,8 @@ final class SwinBackbone: VideoBackbone {
             for j in stride(from: stages[s].count - 1, through: 0, by: -1) {
                 let input = kept.buffer("in.\(s).\(j)", Rs * Cs)
                 blockScratch.beginCycle()
-                stages[s][j].backward(dInput: dNext, dOut: dCur, input: input, batch: batch, scratch: blockScratch)
+                stages[s][j].backward(dInput: dNext, dOut: dCur, input: input, batch: batch, scratch: blockScratch,
+                                      inputGradient: s > 0 || j > 0 || patchTunable)
                 if releaseKept { stages[s][j].releaseKept() }
                 gradientsReady?(stages[s][j].parameters.filter(\.tunable))
                 swap(&dCur, &dNext)
@@ -151,7 +155,7 @@ final class SwinBackbone: VideoBackbone {
         }
         // Patch norm and the Conv3d: only when they train (videoswin).
         let R0 = rows(stage: 0)
-        guard patchNorm.weight.tunable || patchWeight.tunable else { return }
+        guard patchTunable else { return }
         let demb = scratch.buffer("emb.d", R0 * C0)
         patchNorm.backward(dInput: demb, dOut: dCur, input: kept.buffer("emb", R0 * C0), mean: kept.buffer("pn.mean", R0),
                            rstd: kept.buffer("pn.rstd", R0), rows: R0, accumulateInput: false)

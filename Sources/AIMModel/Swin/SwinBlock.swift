@@ -162,8 +162,19 @@ final class SwinBlock {
         }
     }
 
-    /// dInput receives the gradient of the block input (overwritten).
-    func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, batch B: Int, scratch: Arena) {
+    /// Whether the temporal pass has a trainable parameter besides its T_Adapter (the frozen norm1,
+    /// qkv, proj and temporal table it reuses never do under the official freezing rule).
+    private var temporalPassTunable: Bool {
+        (norm1.parameters + attn.parameters + (temporalTable.map { [$0] } ?? [])).contains(where: \.tunable)
+    }
+
+    /// dInput receives the gradient of the block input (overwritten). `inputGradient` false: nothing
+    /// before the block trains (stage 1's first block behind a frozen patch embedding), so dInput is
+    /// left unspecified and the temporal pass stops at its T_Adapter's weight gradients (why: its
+    /// frozen qkv/proj input gradients and attention backward fed only dInput; PyTorch's autograd
+    /// skips them too).
+    func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, batch B: Int, scratch: Arena,
+                  inputGradient: Bool = true) {
         let N = H * W, R = B * T * N
         let xhat2 = kept.buffer("j.xhat", R * C)
 
@@ -238,6 +249,11 @@ final class SwinBlock {
         let db = scratch.buffer("t.db", R * C), dt = scratch.buffer("t.dt", R * C)
         applyRowScales(temporalScales, out: db, dx, rows: R, cols: C)
         temporalIndex.withUnsafeBufferPointer { gatherRows(out: dt, input: db, index: $0.baseAddress!, rows: R, width: C) }
+        if !inputGradient && !temporalPassTunable {
+            tAdapter.backward(dInput: nil, dOut: dt, x: kept.buffer("t.o", R * C), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
+                              scratch: scratch, rows: R, accumulateInput: false)
+            return
+        }
         tAdapter.backward(dInput: db, dOut: dt, x: kept.buffer("t.o", R * C), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
                           scratch: scratch, rows: R, accumulateInput: false)
         attn.backward(dInput: dt, dOut: db, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R),
