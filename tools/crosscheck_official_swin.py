@@ -89,7 +89,7 @@ def main():
     import swin2d_adapter as S2
     import swin_transformer as S3
     bad = False
-    for case in ("swin2d_aim", "videoswin", "videoswin_pad"):
+    for case in ("swin2d_aim", "videoswin", "videoswin_pad", "videoswin_padclip"):
         t, cfg = load(os.path.join(args.fixtures, f"ref_{case}.safetensors"))
         e, d, h = cfg["model.embed_dim"], cfg["model.depths"], cfg["model.num_heads"]
         if case == "swin2d_aim":

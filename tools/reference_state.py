@@ -622,6 +622,9 @@ class SwinPatchMerging(nn.Module):
         self.norm = nn.LayerNorm(4 * d)
 
     def forward(self, x):   # (B, D, H, W, C)
+        h, w = x.shape[2], x.shape[3]
+        if h % 2 == 1 or w % 2 == 1:   # Video Swin's PatchMerging pads an odd grid (swin2d grids are even)
+            x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
         x0, x1 = x[:, :, 0::2, 0::2, :], x[:, :, 1::2, 0::2, :]
         x2, x3 = x[:, :, 0::2, 1::2, :], x[:, :, 1::2, 1::2, :]
         return self.reduction(self.norm(torch.cat([x0, x1, x2, x3], -1)))
@@ -634,6 +637,9 @@ class SwinPatchEmbed3D(nn.Module):
         self.norm = nn.LayerNorm(d)
 
     def forward(self, x):   # (B, 3, T, H, W) -> (B, T', H', W', C)
+        # The official PatchEmbed3D zero-pads the end of W, H, D up to patch multiples.
+        (pt, ph, pw), (d, h, w) = self.proj.kernel_size, x.shape[2:]
+        x = F.pad(x, (0, (-w) % pw, 0, (-h) % ph, 0, (-d) % pt))
         return self.norm(self.proj(x).permute(0, 2, 3, 4, 1))
 
 
@@ -809,6 +815,11 @@ case("videoswin", batch=1, seed=14, backbone="videoswin", window_size=[2, 2, 2],
 # padded volume); stage 2 clips h, w to 5 but still pads time 5 -> 6.
 case("videoswin_pad", batch=1, seed=15, backbone="videoswin", window_size=[3, 7, 7], tune="all", adapters=[],
      **dict(SWIN_TINY, embed_dim=4, depths=[2, 2], num_heads=[1, 2], input_resolution=40, num_frames=10))
+# Video Swin on a clip that is not a patch multiple: 7 frames of 38² are padded to 8 × 40² (T' = 4,
+# 10×10 tokens); window (2, 3, 3) pads stage 1 to 12×12 and stage 2's 5×5 to 6×6; the second
+# PatchMerging pads the odd 5×5 grid to 6×6 (-> 3×3, where the window is clipped).
+case("videoswin_padclip", batch=1, seed=16, backbone="videoswin", window_size=[2, 3, 3], tune="all", adapters=[],
+     **dict(SWIN_TINY, embed_dim=4, depths=[2, 2, 2], num_heads=[1, 2, 2], input_resolution=38, num_frames=7))
 
 
 def save_safetensors(path, tensors, metadata):

@@ -83,4 +83,7 @@ final class ParityTests: XCTestCase {
     /// with window (3, 7, 7) over T' = 5, so stage 1 pads T, H, W (shifted, mask on the padded volume)
     /// and stage 2 pads T with h, w clipped.
     func testVideoSwinPadded() throws { try check("videoswin_pad") }
+    /// Video Swin on a clip that is not a patch multiple (7 frames of 38², padded by PatchEmbed3D to
+    /// 8 × 40²) and an odd grid at the second PatchMerging (5×5 padded to 6×6).
+    func testVideoSwinPaddedClipAndMerging() throws { try check("videoswin_padclip") }
 }

@@ -83,6 +83,11 @@ final class SwinCountTests: XCTestCase {
         c.backbone = .videoswin; c.tune = .all; c.adapters = []
         c.windowSize = [8, 7, 7]; c.inputResolution = 256; c.numFrames = 20   // 64² grid, T' = 10
         XCTAssertNoThrow(try Recognizer(config: c, initialize: false))
+        // A clip that is not a patch multiple is padded by PatchEmbed3D, odd grids by PatchMerging.
+        c.inputResolution = 210; c.numFrames = 31
+        XCTAssertNoThrow(try Recognizer(config: c, initialize: false))
+        XCTAssertEqual(c.swinTemporalTokens, 16)
+        XCTAssertEqual((0..<4).map { c.swinResolution(stage: $0) }, [53, 27, 14, 7])
     }
 }
 
@@ -91,12 +96,12 @@ final class SwinCountTests: XCTestCase {
 final class SwinStepGemmsTests: XCTestCase {
     func testForwardProductsMatchTheCountedFLOPs() throws {
         // The third case pads its windows (64² and 32² grids, T' = 10, window (8, 7, 7)): both counts
-        // take the padded rows of the window attention.
-        for (backbone, padded) in [(ModelConfig.Backbone.swin2d, false), (.videoswin, false), (.videoswin, true)] {
+        // take the padded rows of the window attention. The fourth pads the clip (31 frames of 210²:
+        // 32 × 212², a 53² grid) and the odd grids 53 and 27 at two patch mergings.
+        for (backbone, frames, side) in [(ModelConfig.Backbone.swin2d, 32, 224), (.videoswin, 32, 224), (.videoswin, 20, 256), (.videoswin, 31, 210)] {
             var c = ModelConfig()
-            c.backbone = backbone; c.numFrames = 32
+            c.backbone = backbone; c.numFrames = frames; c.inputResolution = side
             if backbone == .videoswin { c.windowSize = [8, 7, 7]; c.tune = .all; c.adapters = [] }
-            if padded { c.inputResolution = 256; c.numFrames = 20 }
             let m = try Recognizer(config: c, initialize: false)
             let uses = StepGemms.list(c)
             let forward = uses.filter { !$0.group.contains("backward") && !$0.group.contains("gradient") }

@@ -61,9 +61,10 @@ final class SwinBackbone: VideoBackbone {
 
     private var T: Int { config.swinTemporalTokens }
     private func rows(stage s: Int) -> Int { batch * T * config.swinResolution(stage: s) * config.swinResolution(stage: s) }
+    /// The Conv3d's sizes on the padded clip (= the clip when it is a patch multiple).
     private var patchSizes: Patch3DSizes {
-        Patch3DSizes(batch: batch, channels: 3, frames: config.numFrames, height: config.inputResolution, width: config.inputResolution,
-                     patch: config.swinPatch, outChannels: config.embedDim)
+        let p = config.swinPatch, side = config.swinResolution(stage: 0) * p[1]
+        return Patch3DSizes(batch: batch, channels: 3, frames: T * p[0], height: side, width: side, patch: p, outChannels: config.embedDim)
     }
 
     func forward(video: UnsafePointer<Float>, context: PassContext) -> UnsafePointer<Float> {
@@ -81,14 +82,22 @@ final class SwinBackbone: VideoBackbone {
         // temporary of this first cycle.
         blockScratch.beginCycle()
         let emb = keep && patchNorm.weight.tunable ? kept.buffer("emb", R0 * C0) : blockScratch.buffer("emb", R0 * C0)
+        // The Conv3d weight gradient reads the clip after the caller's buffer may be gone: kept as a copy
+        // (zero-padded to patch multiples when the clip is not one, as the official PatchEmbed3D pads).
+        let keepClip = keep && patchWeight.tunable, sizes = patchSizes
         lastVideo = video
-        if keep && patchWeight.tunable {   // the Conv3d weight gradient reads the clip after the caller's buffer may be gone
-            let count = batch * 3 * config.numFrames * config.inputResolution * config.inputResolution
+        if config.swinPadsClip {
+            let padded = (keepClip ? kept : blockScratch).buffer("video", batch * 3 * sizes.T * sizes.H * sizes.W)
+            padVideoEnd(out: padded, video: video, batch: batch, channels: 3,
+                        from: (config.numFrames, config.inputResolution, config.inputResolution), to: (sizes.T, sizes.H, sizes.W))
+            lastVideo = UnsafePointer(padded)
+        } else if keepClip {
+            let count = batch * 3 * sizes.T * sizes.H * sizes.W
             let copy = kept.buffer("video", count)
             copy.update(from: video, count: count)
             lastVideo = UnsafePointer(copy)
         }
-        patchEmbed3DForward(out: emb, video: video, weight: patchWeight.data, bias: patchBias.data, sizes: patchSizes)
+        patchEmbed3DForward(out: emb, video: lastVideo!, weight: patchWeight.data, bias: patchBias.data, sizes: sizes)
         var x = arena.buffer("in.0.0", R0 * C0)
         patchNorm.forward(x, emb, mean: arena.buffer("pn.mean", R0), rstd: arena.buffer("pn.rstd", R0), rows: R0)
         for (s, blocks) in stages.enumerated() {

@@ -1,10 +1,18 @@
 /// Sizes of the Swin family derived from a ModelConfig, and the checks that refuse a config the
 /// official code would fail on (or that this implementation does not run), naming the key.
 extension ModelConfig {
-    /// Spatial side of the token grid at stage `i` (after i patch mergings).
-    public func swinResolution(stage i: Int) -> Int { (inputResolution / swinPatch[1]) >> i }
-    /// Temporal tokens (T / patch_t).
-    public var swinTemporalTokens: Int { numFrames / swinPatch[0] }
+    /// Spatial side of the token grid at stage `i` (after i patch mergings). The patch embedding pads
+    /// the input to a patch multiple and each merging pads an odd grid by one (videoswin, official
+    /// F.pad; swin2d configs are checked to need neither), hence the rounding up.
+    public func swinResolution(stage i: Int) -> Int {
+        var r = (inputResolution + swinPatch[1] - 1) / swinPatch[1]
+        for _ in 0..<i { r = (r + 1) / 2 }
+        return r
+    }
+    /// Temporal tokens (T / patch_t, rounded up: videoswin pads the clip's end).
+    public var swinTemporalTokens: Int { (numFrames + swinPatch[0] - 1) / swinPatch[0] }
+    /// Whether the patch embedding pads the clip (frames or side not a patch multiple: videoswin only).
+    public var swinPadsClip: Bool { numFrames % swinPatch[0] != 0 || inputResolution % swinPatch[1] != 0 }
     public func swinWidth(stage i: Int) -> Int { embedDim << i }
     public var swinFeatureWidth: Int { swinWidth(stage: depths.count - 1) }
 
@@ -36,18 +44,21 @@ extension ModelConfig {
         guard swinPatch.count == 3, swinPatch.allSatisfy({ $0 > 0 }), swinPatch[1] == swinPatch[2] else {
             throw fail("model.patch_size", "must be a list of 3 positive integers (t, h, w) with h = w, got \(swinPatch)")
         }
-        guard numFrames > 0, numFrames % swinPatch[0] == 0 else {
-            throw fail("model.num_frames", "\(numFrames) is not a positive multiple of the temporal patch \(swinPatch[0])")
+        guard numFrames > 0 else { throw fail("model.num_frames", "must be positive, got \(numFrames)") }
+        // swin2d: the official num_Ttokens = num_frames // patch_t disagrees with the padded clip's tokens.
+        guard backbone != .swin2d || numFrames % swinPatch[0] == 0 else {
+            throw fail("model.num_frames", "\(numFrames) is not a multiple of the temporal patch \(swinPatch[0]) "
+                       + "(swin2d: the official temporal relative-position table is sized for num_frames // \(swinPatch[0]) tokens)")
         }
         guard numClasses > 0 else { throw fail("model.num_classes", "must be positive, got \(numClasses)") }
         guard mlpHidden(width: embedDim) > 0 else { throw fail("model.mlp_ratio", "\(mlpRatio) gives an empty MLP") }
         let stages = depths.count
-        guard inputResolution > 0, inputResolution % (swinPatch[1] << (stages - 1)) == 0 else {
-            // swin2d: the official PatchMerging asserts even grids. videoswin: the official PatchEmbed3D
-            // and PatchMerging would pad instead; that padding is not implemented here.
+        guard inputResolution > 0 else { throw fail("model.input_resolution", "must be positive, got \(inputResolution)") }
+        // swin2d: the official PatchMerging asserts even grids (and its stages are sized from the unpadded
+        // input). videoswin pads instead, in PatchEmbed3D and PatchMerging, as we do.
+        guard backbone != .swin2d || inputResolution % (swinPatch[1] << (stages - 1)) == 0 else {
             throw fail("model.input_resolution", "\(inputResolution) must be a multiple of patch \(swinPatch[1]) × 2^\(stages - 1) "
-                       + "so that every patch merging halves an even grid (swin2d: the official PatchMerging asserts it; "
-                       + "videoswin: the official code would pad there, which is not implemented)")
+                       + "so that every patch merging halves an even grid (swin2d: the official PatchMerging asserts it)")
         }
         switch backbone {
         case .swin2d:

@@ -47,7 +47,10 @@ extension StepGemms {
             }
             attention("stage \(s + 1) window attention", pairs: windowRows / L * H, length: L, headWidth: dh, uses: depth)
             if aim { attention("stage \(s + 1) temporal attention", pairs: clips * res * res * H, length: T, headWidth: dh, uses: temporal) }
-            if s + 1 < c.depths.count { linear(4 * C, 2 * C, rows: rows / 4, uses: 1, tunable: all, group: "stage \(s + 1) patch merging") }
+            if s + 1 < c.depths.count {
+                let merged = clips * T * c.swinResolution(stage: s + 1) * c.swinResolution(stage: s + 1)   // an odd grid pads first
+                linear(4 * C, 2 * C, rows: merged, uses: 1, tunable: all, group: "stage \(s + 1) patch merging")
+            }
         }
         return out
     }

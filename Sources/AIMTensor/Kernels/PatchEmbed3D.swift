@@ -58,3 +58,14 @@ public func patchEmbed3DBackward(dVideo: UnsafeMutablePointer<Float>?, dWeight: 
         }
     }
 }
+
+/// video [B, C, T, H, W] zero-padded at the end of T, H and W into out [B, C, Tp, Hp, Wp] (Video
+/// Swin's PatchEmbed3D pads a clip that is not a patch multiple this way before its Conv3d).
+public func padVideoEnd(out: UnsafeMutablePointer<Float>, video: UnsafePointer<Float>, batch B: Int, channels C: Int,
+                        from: (t: Int, h: Int, w: Int), to: (t: Int, h: Int, w: Int)) {
+    precondition(to.t >= from.t && to.h >= from.h && to.w >= from.w, "padVideoEnd: \(to) is smaller than \(from)")
+    out.update(repeating: 0, count: B * C * to.t * to.h * to.w)
+    for plane in 0..<(B * C) { for t in 0..<from.t { for y in 0..<from.h {
+        (out + ((plane * to.t + t) * to.h + y) * to.w).update(from: video + ((plane * from.t + t) * from.h + y) * from.w, count: from.w)
+    } } }
+}

@@ -2,18 +2,23 @@
 // temporal (b n) t ↔ (b t) n swap and Swin's 2×2 patch merging are all "row r of the output is
 // row index[r] of the input" over rows of a fixed width, so one gather and its adjoint serve them.
 
-/// out[r] = input[index[r]] for r < rows, each row `width` floats.
+/// out[r] = input[index[r]] for r < rows, each row `width` floats; a negative index gives a row of
+/// zeros (padding, e.g. Video Swin's PatchMerging of an odd grid).
 public func gatherRows(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, index: UnsafePointer<Int32>,
                        rows: Int, width: Int) {
     Threads.parallelFor(rows, grain: max(1, 8192 / max(width, 1))) { rs in
-        for r in rs { (out + r * width).update(from: input + Int(index[r]) * width, count: width) }
+        for r in rs {
+            let i = Int(index[r])
+            if i >= 0 { (out + r * width).update(from: input + i * width, count: width) } else { (out + r * width).update(repeating: 0, count: width) }
+        }
     }
 }
 
-/// The adjoint of `gatherRows` when `index` is a permutation: out[index[r]] = input[r] (overwrites).
+/// The adjoint of `gatherRows` when `index` is a permutation (negative entries aside, whose rows
+/// are dropped): out[index[r]] = input[r] (overwrites).
 public func scatterRows(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, index: UnsafePointer<Int32>,
                         rows: Int, width: Int) {
     Threads.parallelFor(rows, grain: max(1, 8192 / max(width, 1))) { rs in
-        for r in rs { (out + Int(index[r]) * width).update(from: input + r * width, count: width) }
+        for r in rs where index[r] >= 0 { (out + Int(index[r]) * width).update(from: input + r * width, count: width) }
     }
 }
