@@ -15,6 +15,7 @@ allocator caches all count, as they do for ours).
   python bench/torch_step.py --threads 2 --steps 5
   python bench/torch_step.py --models aim --precisions fp32 --steps 5
   python bench/torch_step.py --models swin_aim,videoswin --precisions fp32 --steps 3   # Swin-B, 32x224^2
+  python bench/torch_step.py --paced --models swin_aim --precisions fp32   # steps on demand (aim-bench)
 """
 import argparse
 import json
@@ -53,8 +54,10 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_one(model_name, precision, threads, steps, warmup):
-    """One (model, precision) in this process; returns a result dict."""
+def run_one(model_name, precision, threads, steps, warmup, paced=False):
+    """One (model, precision) in this process; returns a result dict. Paced: after building the
+    model, print "ready" and run one step per "step" line on stdin (answering {"step_s": t}) until
+    "done", so the caller can alternate its own steps with ours step by step."""
     import torch  # noqa: imported here so the baseline below is taken right after it
     import torch.nn.functional as F
     base_kb = rss_kb("VmRSS")
@@ -81,14 +84,35 @@ def run_one(model_name, precision, threads, steps, warmup):
         loss.backward()
         opt.step()
 
-    times = []
-    for i in range(warmup + steps):
+    def timed(i):
         t0 = time.perf_counter()
         step()
         dt = time.perf_counter() - t0
         log(f"  torch {model_name} {precision}: step {i} {dt:.2f} s{' (warm-up)' if i < warmup else ''}")
-        if i >= warmup:
-            times.append(dt)
+        return dt
+
+    times = []
+    if paced:
+        print("ready", flush=True)
+        i = 0
+        while True:
+            line = sys.stdin.readline()
+            if line.strip() == "done" or not line:
+                break
+            if line.strip() != "step":
+                sys.exit(f"torch_step.py: paced mode expects 'step' or 'done', got {line.strip()!r}")
+            dt = timed(i)
+            print(json.dumps({"step_s": dt}), flush=True)
+            if i >= warmup:
+                times.append(dt)
+            i += 1
+        if not times:
+            sys.exit("torch_step.py: paced mode ended before a timed step")
+    else:
+        for i in range(warmup + steps):
+            dt = timed(i)
+            if i >= warmup:
+                times.append(dt)
     peak_kb = rss_kb("VmHWM")
     return {
         "model": model_name, "precision": precision, "threads": threads,
@@ -108,6 +132,8 @@ def main():
     ap.add_argument("--models", default="aim,full,frozen")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--paced", action="store_true",
+                    help="one model and precision in this process, one step per 'step' line on stdin (aim-bench alternates them with its own)")
     a = ap.parse_args()
     models = [m for m in a.models.split(",") if m]
     precisions = [p for p in a.precisions.split(",") if p]
@@ -120,8 +146,8 @@ def main():
     if a.threads < 1 or a.steps < 1 or a.warmup < 0:
         sys.exit("torch_step.py: --threads and --steps must be ≥ 1, --warmup ≥ 0")
 
-    if a.child:       # exactly one model and precision, in this process
-        print(json.dumps(run_one(models[0], precisions[0], a.threads, a.steps, a.warmup)))
+    if a.child or a.paced:       # exactly one model and precision, in this process
+        print(json.dumps(run_one(models[0], precisions[0], a.threads, a.steps, a.warmup, paced=a.paced)), flush=True)
         return
 
     results = []

@@ -14,10 +14,11 @@ struct SwinTorchComparisonSection: BenchSection {
         forward + cross-entropy + backward + AdamW over the tunable parameters. PyTorch runs \
         `bench/torch_step.py --models swin_aim|videoswin` (our transcription in `tools/reference_state.py`, the \
         one the Swin parity fixtures come from, checked against the official classes by \
-        `tools/crosscheck_official_swin.py`) with the same thread count, each model in its own process. \
-        Ours and PyTorch's alternate model by model (ours, then PyTorch's, for each model), so both sides of a \
-        row run within minutes of each other; still, this machine's speed drifts by tens of percent between \
-        runs (docs/PERFORMANCE.md), so compare rows of one run only. A step takes seconds, so only \
+        `tools/crosscheck_official_swin.py`) with the same thread count, each (model, precision) in its own process. \
+        Ours and PyTorch's alternate step by step: PyTorch's child builds its model and then runs one step each \
+        time one of ours has finished (`torch_step.py --paced`), so the two sides of a row sample the machine \
+        within seconds of each other (this machine's speed drifts by tens of percent over minutes, \
+        docs/PERFORMANCE.md). Both models are in memory at once; each side's peak is its own process's. A step takes seconds, so only \
         \(SwinTorchComparisonSection.steps) timed steps after one warm-up are run per side (min / median / max); \
         memory is measured as in the ViT side-by-side (peak RSS growth). bf16 rows (where the CPU has bf16 \
         products): ours with model.precision bf16 (every linear but the head multiplies in bf16, fp32 accumulation \
@@ -49,25 +50,27 @@ struct SwinTorchComparisonSection: BenchSection {
     func run(_ context: BenchContext) throws -> [BenchTable] {
         var ours: [(variant: Variant, precision: String, step: OurStep)] = []
         var torch: [TorchReport.Result] = []
-        var torchInfo: TorchReport?
+        var torchInfo: String?
         for v in Self.variants {
             for precision in Self.precisions {
                 var c = v.config
                 c.precision = precision == "bf16" ? .bf16 : .fp32
-                ours.append((v, precision, try OurStep.measure(c, name: v.name + " " + precision, steps: Self.steps, context)))
-            }
-            if let python = context.torchPython {
-                let r = try TorchReport.run(python: python, script: TorchComparisonSection.torchScript, threads: context.threads,
-                                            steps: Self.steps, precisions: Self.precisions, models: [v.key], context)
-                torch += r.results
-                torchInfo = r
+                // PyTorch's steps alternate with ours one by one (its child is built first and waits).
+                let peer = try context.torchPython.map {
+                    try PacedTorchStep(python: $0, script: TorchComparisonSection.torchScript, model: v.key, precision: precision,
+                                       threads: context.threads, context)
+                }
+                ours.append((v, precision, try OurStep.measure(c, name: v.name + " " + precision, steps: Self.steps, context,
+                                                               between: peer.map { p in { _ in try p.step() } })))
+                if let peer { torch.append(try peer.finish()) }
             }
         }
+        if let python = context.torchPython { torchInfo = try TorchReport.version(python: python, context) }
         return [stepTable(ours, torch, torchInfo), profileTable(ours.filter { $0.precision == "fp32" }.map(\.step))]
     }
 
     private func stepTable(_ ours: [(variant: Variant, precision: String, step: OurStep)], _ torch: [TorchReport.Result],
-                           _ info: TorchReport?) -> BenchTable {
+                           _ info: String?) -> BenchTable {
         var t = BenchTable(title: "Swin-B step time and peak memory, ours vs PyTorch (\(Self.steps) timed steps each)",
                            columns: ["model", "precision", "tunable params", "our step s (min / median / max)", "PyTorch step s (min / median / max)",
                                      "speed-up (PyTorch ÷ ours)", "our peak MB", "PyTorch peak MB", "memory ours ÷ PyTorch"])
@@ -79,8 +82,8 @@ struct SwinTorchComparisonSection: BenchSection {
                            fixed(o.peakGrowthMB, 0), p.map { fixed($0.peak_rss_growth_mb, 0) } ?? "—",
                            p.map { fixed(o.peakGrowthMB / $0.peak_rss_growth_mb, 2) } ?? "—"])
         }
-        if let r = info {
-            t.notes.append("PyTorch \(r.torch_version), \(r.threads) threads, \(r.steps) timed steps after \(r.warmup) warm-up. Speed-up > 1: ours is faster. Issue 19's goals for AIM Swin-B (fp32): speed-up ≥ 1.25×, memory ours ÷ PyTorch ≤ 0.6.")
+        if let version = info {
+            t.notes.append("PyTorch \(version), \(Self.steps) timed steps after 1 warm-up, each right after one of ours (paced). Speed-up > 1: ours is faster. Issue 19's goals for AIM Swin-B (fp32): speed-up ≥ 1.25×, memory ours ÷ PyTorch ≤ 0.6.")
         } else {
             t.notes.append("PyTorch was not run (no `--torch-python`; `make bench` passes one).")
         }

@@ -165,7 +165,10 @@ struct OurStep {
 
     nonisolated(unsafe) static var peakResetWorks = true
 
-    static func measure(_ c: ModelConfig, name: String, steps: Int, _ context: BenchContext) throws -> OurStep {
+    /// `between(t)` runs after each of our steps (warm-up included), outside our timing: the paced
+    /// side-by-side runs one PyTorch step there.
+    static func measure(_ c: ModelConfig, name: String, steps: Int, _ context: BenchContext,
+                        between: ((Int) throws -> Void)? = nil) throws -> OurStep {
         // The previous model's memory goes back to the system first (glibc keeps freed heap pages
         // otherwise), so this model's peak counts only what it uses.
         releaseFreedHeap()
@@ -194,6 +197,7 @@ struct OurStep {
             let s = try seconds { try step(t) }
             if t > 1 { samples.append(s) }
             context.log("  ours \(name): step \(t) \(fixed(s, 2)) s\(t == 1 ? " (warm-up)" : "")")
+            try between?(t)
         }
         context.log("  ours \(name): kept for backward \(fixed(Double(model.keptBytes) / 1e6, 0)) MB, scratch \(fixed(Double(model.scratchBytes) / 1e6, 0)) MB, "
                     + "unkept \(fixed(Double(model.unkeptBytes) / 1e6, 0)) MB, parameters \(fixed(Double(model.store.totalCount * 4) / 1e6, 0)) MB")
@@ -258,17 +262,7 @@ struct TorchReport: Decodable {
         p.arguments = (python.contains("/") ? [] : [python]) + [script, "--threads", "\(threads)", "--steps", "\(steps)",
                                                                 "--precisions", precisions.joined(separator: ",")]
             + (models.map { ["--models", $0.joined(separator: ",")] } ?? [])
-        var env = ProcessInfo.processInfo.environment
-        env["OMP_NUM_THREADS"] = "\(threads)"
-        // Our wait-policy and OpenBLAS-core settings (tools/bench.sh, ProcessEnvironment) are for our
-        // thread pools and kernels; PyTorch keeps its defaults.
-        env["OMP_WAIT_POLICY"] = nil; env["OPENBLAS_THREAD_TIMEOUT"] = nil
-        for k in (env["AIM_STARTED_WITHOUT"] ?? "").split(separator: ",") { env[String(k)] = nil }
-        env["AIM_STARTED_WITHOUT"] = nil
-        // An emulated CPU class (AIM_CPU_FEATURES) holds PyTorch to the same instruction sets: its
-        // own kernels (ATen), MKL's GEMMs and oneDNN's.
-        for (k, v) in TorchReport.isaLimits(CPUFeatures.current.cpuClass) where CPUFeatures.isOverridden { env[k] = v }
-        p.environment = env
+        p.environment = childEnvironment(threads: threads)
         let out = Pipe()
         p.standardOutput = out
         context.log("  torch: \(python) \(p.arguments!.joined(separator: " "))")
@@ -283,6 +277,35 @@ struct TorchReport: Decodable {
 }
 
 extension TorchReport {
+    /// `torch.__version__` of that interpreter.
+    static func version(python: String, _ context: BenchContext) throws -> String {
+        let p = Process(), out = Pipe()
+        p.executableURL = URL(fileURLWithPath: python.contains("/") ? python : "/usr/bin/env")
+        p.arguments = (python.contains("/") ? [] : [python]) + ["-c", "import torch; print(torch.__version__)"]
+        p.environment = childEnvironment(threads: context.threads)
+        p.standardOutput = out
+        do { try p.run() } catch { throw BenchError("cannot start \(python): \(error.localizedDescription)") }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw BenchError("\(python) cannot import torch (status \(p.terminationStatus))") }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The PyTorch child's environment: our thread count, none of our own settings.
+    static func childEnvironment(threads: Int) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["OMP_NUM_THREADS"] = "\(threads)"
+        // Our wait-policy and OpenBLAS-core settings (tools/bench.sh, ProcessEnvironment) are for our
+        // thread pools and kernels; PyTorch keeps its defaults.
+        env["OMP_WAIT_POLICY"] = nil; env["OPENBLAS_THREAD_TIMEOUT"] = nil
+        for k in (env["AIM_STARTED_WITHOUT"] ?? "").split(separator: ",") { env[String(k)] = nil }
+        env["AIM_STARTED_WITHOUT"] = nil
+        // An emulated CPU class (AIM_CPU_FEATURES) holds PyTorch to the same instruction sets: its
+        // own kernels (ATen), MKL's GEMMs and oneDNN's.
+        for (k, v) in TorchReport.isaLimits(CPUFeatures.current.cpuClass) where CPUFeatures.isOverridden { env[k] = v }
+        return env
+    }
+
     /// PyTorch's own switches for an instruction-set ceiling (nothing above AVX-512 is limited).
     static func isaLimits(_ cls: CPUClass) -> [String: String] {
         switch cls {
