@@ -12,7 +12,9 @@ struct TorchComparisonSection: BenchSection {
         (AdamW over the tunable parameters only, as both sides train). Ours and PyTorch's run in the same \
         `make bench` with the same thread count; PyTorch runs `bench/torch_step.py` (models from \
         `tools/reference_state.py`, fused SDPA attention, fp32 and `torch.autocast('cpu', dtype=torch.bfloat16)`), \
-        each (model, precision) in its own process. Step time: median of the timed steps after one warm-up. \
+        each (model, precision) in its own process, its steps alternating one by one with ours of the same model \
+        and precision (`--paced`), so both sides sample the machine within seconds of each other. \
+        Step time: median of the timed steps after one warm-up. \
         Memory: peak RSS (VmHWM) minus RSS before the model was built (PyTorch: right after `import torch`); \
         weights, optimizer state, activations and allocator caches all count. Roofline: raw `cblas_sgemm` \
         on every GEMM shape of the step, timed alone, times its count per step.
@@ -64,19 +66,28 @@ struct TorchComparisonSection: BenchSection {
 
     func run(_ context: BenchContext) throws -> [BenchTable] {
         var ours: [OurStep] = []
+        var torchResults: [TorchReport.Result] = []
         let defaultLibrary = Gemm.library
         Self.defaultLibrary = defaultLibrary
         for v in Self.variants {
             try Gemm.select(v.gemm ?? defaultLibrary)
             defer { try? Gemm.select(defaultLibrary) }
-            ours.append(try OurStep.measure(Self.config(v), name: "\(v.label) \(v.precision.rawValue)", steps: Self.steps, context))
+            // With the default library, PyTorch's same model and precision alternates with ours step by
+            // step (its child waits for each of ours); the other libraries' rows reuse that result.
+            let peer = try context.torchPython.flatMap { python in
+                v.gemm != nil ? nil : try PacedTorchStep(python: python, script: Self.torchScript, model: v.key,
+                                                         precision: v.precision.rawValue, threads: context.threads, context)
+            }
+            ours.append(try OurStep.measure(Self.config(v), name: "\(v.label) \(v.precision.rawValue)", steps: Self.steps, context,
+                                            between: peer.map { p in { _ in try p.step() } }))
+            if let peer { torchResults.append(try peer.finish()) }
         }
         let roofline = Roofline.measure(configs: Self.variants.map { Self.config($0) }, context)
         var torch: TorchReport?
         var torchNote = ""
         if let python = context.torchPython {
-            torch = try TorchReport.run(python: python, script: Self.torchScript, threads: context.threads, steps: Self.steps,
-                                        precisions: BF16Support.isAvailable ? ["fp32", "bf16"] : ["fp32"], context)
+            torch = TorchReport(torch_version: try TorchReport.version(python: python, context), threads: context.threads,
+                                steps: Self.steps, warmup: 1, results: torchResults)
         } else {
             torchNote = "PyTorch was not run (no `--torch-python`; `make bench` passes one)."
         }
@@ -103,7 +114,7 @@ struct TorchComparisonSection: BenchSection {
                                p.map { fixed(o.peakGrowthMB / $0.peak_rss_growth_mb, 2) } ?? "—"])
             }
         }
-        if let torch { t.notes.append("PyTorch \(torch.torch_version), \(torch.threads) threads, \(torch.steps) timed steps after \(torch.warmup) warm-up. Speed-up > 1: ours is faster.") }
+        if let torch { t.notes.append("PyTorch \(torch.torch_version), \(torch.threads) threads, \(torch.steps) timed steps after \(torch.warmup) warm-up, each right after one of our default-library steps of the same model and precision (paced); the other rows compare with those same PyTorch steps. Speed-up > 1: ours is faster.") }
         if !note.isEmpty { t.notes.append(note) }
         let env = ProcessInfo.processInfo.environment
         t.notes.append("Our process ran with OMP_WAIT_POLICY=\(env["OMP_WAIT_POLICY"] ?? "(unset)") and OPENBLAS_THREAD_TIMEOUT=\(env["OPENBLAS_THREAD_TIMEOUT"] ?? "(unset)"): with bf16, oneDNN's OpenMP threads and OpenBLAS's threads alternate on the same cores, and each pool's default busy-waiting after its calls slows the other (measured: bf16 GEMMs at ≈ 190 instead of ≈ 370 GFLOP/s, sgemm at ≈ 155 instead of ≈ 190), so `make bench` lets both sleep at once. The PyTorch child runs without these two variables.")
@@ -236,7 +247,7 @@ func resetPeakRSS() -> Bool {
 
 // MARK: - PyTorch
 
-struct TorchReport: Decodable {
+struct TorchReport {
     struct Result: Decodable {
         let model: String
         let precision: String
@@ -251,29 +262,6 @@ struct TorchReport: Decodable {
     let steps: Int
     let warmup: Int
     let results: [Result]
-
-    static func run(python: String, script: String, threads: Int, steps: Int, precisions: [String],
-                    models: [String]? = nil, _ context: BenchContext) throws -> TorchReport {
-        guard FileManager.default.fileExists(atPath: script) else {
-            throw BenchError("\(script) not found (run aim-bench from the repository root, as `make bench` does)")
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python.contains("/") ? python : "/usr/bin/env")
-        p.arguments = (python.contains("/") ? [] : [python]) + [script, "--threads", "\(threads)", "--steps", "\(steps)",
-                                                                "--precisions", precisions.joined(separator: ",")]
-            + (models.map { ["--models", $0.joined(separator: ",")] } ?? [])
-        p.environment = childEnvironment(threads: threads)
-        let out = Pipe()
-        p.standardOutput = out
-        context.log("  torch: \(python) \(p.arguments!.joined(separator: " "))")
-        do { try p.run() } catch { throw BenchError("cannot start \(python): \(error.localizedDescription)") }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw BenchError("\(script) exited with status \(p.terminationStatus)") }
-        do { return try JSONDecoder().decode(TorchReport.self, from: data) } catch {
-            throw BenchError("cannot read \(script)'s JSON: \(error)")
-        }
-    }
 }
 
 extension TorchReport {
