@@ -249,13 +249,10 @@ final class SwinBlock {
         let db = scratch.buffer("t.db", R * C), dt = scratch.buffer("t.dt", R * C)
         applyRowScales(temporalScales, out: db, dx, rows: R, cols: C)
         temporalIndex.withUnsafeBufferPointer { gatherRows(out: dt, input: db, index: $0.baseAddress!, rows: R, width: C) }
-        if !inputGradient && !temporalPassTunable {
-            tAdapter.backward(dInput: nil, dOut: dt, x: kept.buffer("t.o", R * C), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
-                              scratch: scratch, rows: R, accumulateInput: false)
-            return
-        }
-        tAdapter.backward(dInput: db, dOut: dt, x: kept.buffer("t.o", R * C), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
+        let adapterOnly = !inputGradient && !temporalPassTunable
+        tAdapter.backward(dInput: adapterOnly ? nil : db, dOut: dt, x: kept.buffer("t.o", R * C), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
                           scratch: scratch, rows: R, accumulateInput: false)
+        if adapterOnly { return }
         attn.backward(dInput: dt, dOut: db, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R),
                       rows: R, scratch: scratch)
         temporalIndex.withUnsafeBufferPointer { scatterRows(out: db, input: dt, index: $0.baseAddress!, rows: R, width: C) }

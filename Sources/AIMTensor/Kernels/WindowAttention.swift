@@ -60,14 +60,14 @@ public func windowAttentionForward(
     bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>? = nil, maskGroups G: Int = 1, firstWindow: Int = 0,
     sequences S: Int, length L: Int, width D: Int, heads H: Int, workspace: UnsafeMutablePointer<Float>
 ) throws {
+    checkWindowSizes("windowAttentionForward", S, L, D, H, G)
     let LL = L * L
     if ShortWindowAttention.applies(length: L) {
-        checkWindowSizes("windowAttentionForward", S, L, D, H, G)
         shortWindowAttentionForward(out: out, qkv: qkv, probs: probs, bias: bias, mask: mask, maskGroups: G, firstWindow: firstWindow,
                                     sequences: S, length: L, width: D, heads: H)
         return
     }
-    try forEachWindowChunk("windowAttentionForward", S, L, D, H, G) { s0, n, ops, scale in
+    try forEachWindowChunk(S, L, D, H) { s0, n, ops, scale in
         let q = qkv + s0 * L * 3 * D
         let p = probs.map { $0 + s0 * H * LL } ?? workspace
         try windowScores(p, q: q, ops: ops, first: firstWindow + s0, bias: bias, mask: mask, G: G, windows: n, length: L, width: D, heads: H, scale: scale)
@@ -79,11 +79,9 @@ private func checkWindowSizes(_ name: String, _ S: Int, _ L: Int, _ D: Int, _ H:
     precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "\(name): bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
 }
 
-/// Checks the sizes, then runs `body(first window, windows, operands, score scale)` per chunk of
-/// `windowChunk` windows.
-private func forEachWindowChunk(_ name: String, _ S: Int, _ L: Int, _ D: Int, _ H: Int, _ G: Int,
+/// Runs `body(first window, windows, operands, score scale)` per chunk of `windowChunk` windows.
+private func forEachWindowChunk(_ S: Int, _ L: Int, _ D: Int, _ H: Int,
                                 _ body: (Int, Int, WindowOperands, Float) throws -> Void) throws {
-    checkWindowSizes(name, S, L, D, H, G)
     let chunk = windowChunk(S, L, H), scale = 1 / Float(D / H).squareRoot()
     var s0 = 0
     while s0 < S {
@@ -118,14 +116,14 @@ public func windowAttentionBackward(
     mask: UnsafePointer<Float>? = nil, maskGroups G: Int = 1, firstWindow: Int = 0, sequences S: Int, length L: Int, width D: Int, heads H: Int,
     workspace: UnsafeMutablePointer<Float>
 ) throws {
+    checkWindowSizes("windowAttentionBackward", S, L, D, H, G)
     let LL = L * L, chunk = windowChunk(S, L, H)
     if ShortWindowAttention.applies(length: L) {
-        checkWindowSizes("windowAttentionBackward", S, L, D, H, G)
         shortWindowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dOut, qkv: qkv, probs: probs, bias: bias, mask: mask,
                                      maskGroups: G, firstWindow: firstWindow, sequences: S, length: L, width: D, heads: H)
         return
     }
-    try forEachWindowChunk("windowAttentionBackward", S, L, D, H, G) { s0, n, ops, scale in
+    try forEachWindowChunk(S, L, D, H) { s0, n, ops, scale in
         let q = qkv + s0 * L * 3 * D, dq = dQKV + s0 * L * 3 * D, dO = dOut + s0 * L * D
         let p: UnsafePointer<Float>
         if let probs { p = probs + s0 * H * LL } else {
