@@ -71,7 +71,8 @@ final class AIMBlock: TransformerBlock {
     }
     /// Whether a linear's input is kept in fp32 for its weight gradient (a tunable fp32 linear).
     private func keepsFP32Input(_ layer: LinearLayer) -> Bool { layer.needsInput && !layer.keepsInputInBF16 }
-    func keepActivations(_ keep: Bool, shared: Arena) { activations.select(keep: keep, shared: shared) }
+    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor? = nil) { activations.select(keep: keep, shared: shared, lent: lent) }
+    var keptLentBytes: Int { activations.lentBytes }
     func releaseKept() { activations.releaseAfterBackward() }
 
     private func rowScales(_ dims: Dims, _ context: PassContext, site: UInt64) -> [Float] {
@@ -88,6 +89,9 @@ final class AIMBlock: TransformerBlock {
     func forward(out: FloatPtr, input x0: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena) {
         let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B, H = attn.heads
         var x1: UnsafePointer<Float> = x0
+        // The largest kept buffer is asked for first: lent gradient memory is carved first-fit in
+        // request order, and the smaller buffers then fill what it leaves.
+        _ = kept.buffer("j.pre", R * mlp.hidden)
 
         // Each section's temporaries are released at its end (scratch.rewind), so the next reuses them.
         if let tAdapter {

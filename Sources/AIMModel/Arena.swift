@@ -23,10 +23,37 @@ public final class Arena {
     public func buffer(_ key: String, _ count: Int) -> UnsafeMutablePointer<Float> {
         if transient { return transientBuffer(key, count) }
         if let t = slots[key], t.count >= count { return t.data }
+        if let backing {
+            if let c = carved[key], c.count >= count { return backing.data + c.offset }
+            let n = (max(count, 1) + 15) & ~15
+            if carved[key] == nil && carveTop + n <= backing.count {
+                carved[key] = (carveTop, count); carveTop += n
+                return backing.data + carveTop - n
+            }
+            carved[key] = nil
+        }
         let t = Tensor([max(count, 1)])
         slots[key] = t
         return t.data
     }
+
+    // Non-transient mode: buffers are carved front to back from `backing` while it has room, at
+    // the same offsets every pass (so a new backing of the same size keeps the layout), then get
+    // tensors of their own.
+    private var backing: Tensor?
+    private var carved: [String: (offset: Int, count: Int)] = [:]
+    private var carveTop = 0
+
+    /// Carve the next buffers from `span` (nil: none). A span of another size starts the layout over.
+    public func carve(from span: Tensor?) {
+        precondition(!transient, "carve(from:) on a transient arena")
+        if span?.count != backing?.count { carved.removeAll(); carveTop = 0 }
+        backing = span
+    }
+    /// Floats of the buffers carved from the backing span (as asked for, without alignment padding).
+    public var carvedCount: Int { backing == nil ? 0 : carved.values.reduce(0) { $0 + $1.count } }
+    /// Floats of the backing span (its size, whether used or not).
+    public var backingCount: Int { backing?.count ?? 0 }
 
     /// A buffer of at least `count` bf16 values under `key` (half as many floats' bytes): kept
     /// bf16 operands take 2 bytes a value instead of 4 (why: autocast keeps these inputs in bf16 too).
@@ -70,7 +97,8 @@ public final class Arena {
     }
 
     public var bytes: Int {
-        transient ? region.bytes + overflow.reduce(0) { $0 + $1.bytes } : slots.values.reduce(0) { $0 + $1.bytes }
+        transient ? region.bytes + overflow.reduce(0) { $0 + $1.bytes }
+            : slots.values.reduce(0) { $0 + $1.bytes } + carvedCount * MemoryLayout<Float>.stride
     }
     /// Drops one buffer (its pages go back to the system); asking for `key` again allocates anew.
     public func release(_ key: String) {
@@ -80,6 +108,7 @@ public final class Arena {
 
     public func release() {
         slots.removeAll(); cycle.removeAll(); order.removeAll(); overflow.removeAll(); region = Tensor([1]); top = 0; highWater = 0
+        carved.removeAll(); carveTop = 0
     }
 }
 
@@ -94,11 +123,28 @@ final class KeptActivations {
 
     init() { arena = own }
 
-    /// Chooses where the next forward keeps what backward reads.
-    func select(keep: Bool, shared: Arena) {
+    /// Chooses where the next forward keeps what backward reads. `lent`: gradient memory this
+    /// block's kept buffers may use first (`ParameterStore.lendGradients`), zero until its owner's
+    /// backward needs it back.
+    func select(keep: Bool, shared: Arena, lent: Tensor? = nil) {
         releasedBytes = 0
-        if keep { arena = own } else { own.release(); arena = shared }
+        guard keep else { own.release(); arena = shared; lentSpan = false; return }
+        arena = own
+        lentSpan = lent != nil
+        if let lent { own.carve(from: lent); return }
+        // Nothing lent this pass (gradients already hold values, e.g. a second micro-batch): a span
+        // of our own with the layout of the lent one, kept for such passes, so the carved
+        // buffers keep their offsets and nothing is remapped every pass.
+        if own.backingCount > 0 {
+            if spare?.count != own.backingCount { spare = Tensor([own.backingCount]) }
+            own.carve(from: spare)
+        }
     }
+    private var spare: Tensor?
+    private var lentSpan = false
+
+    /// Bytes of kept buffers that live in lent gradient memory this pass (not memory of their own).
+    var lentBytes: Int { arena === own && lentSpan ? own.carvedCount * MemoryLayout<Float>.stride : 0 }
 
     /// After this block's backward: its kept buffers are dead until the next forward, so their pages
     /// go back to the system (why: the gradients written during the rest of backward take their place).

@@ -8,6 +8,10 @@ protocol VideoBackbone: AnyObject {
     var featureWidth: Int { get }
     /// Whether each block's kept activations go back to the system right after its backward.
     var releaseKept: Bool { get set }
+    /// Whether a training forward after `zeroGrads()` keeps activations in gradient memory.
+    var lendsGradientMemory: Bool { get set }
+    /// Bytes of kept activations held in lent gradient memory during the last pass.
+    var lentBytes: Int { get }
     /// The pooled feature `[B, featureWidth]`, valid until the next forward.
     func forward(video: UnsafePointer<Float>, context: PassContext) -> UnsafePointer<Float>
     /// `gradientsReady` receives parameters whose gradients are final, last layer first.

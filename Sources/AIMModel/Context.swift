@@ -47,7 +47,10 @@ protocol TransformerBlock: AnyObject {
     var keptBytes: Int { get }
     /// Whether the next forward keeps what backward reads (own arena) or writes it into `shared`,
     /// an arena reused by every block that will not run backward.
-    func keepActivations(_ keep: Bool, shared: Arena)
+    /// `lent`: gradient memory (zero until this block's backward is done) to keep buffers in first.
+    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor?)
+    /// Bytes of the kept buffers that sit in lent gradient memory.
+    var keptLentBytes: Int { get }
     /// Returns the kept buffers' pages to the system once backward has read them (`Recognizer.releasesStepMemory`).
     func releaseKept()
     func forward(out: FloatPtr, input: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena)

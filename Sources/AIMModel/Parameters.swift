@@ -87,6 +87,7 @@ public final class ParameterStore {
             }
         }
         finalized = true
+        gradientsAreZero = true   // fresh zero pages
     }
 
     public subscript(name: String) -> Parameter? { byName[name] }
@@ -102,6 +103,17 @@ public final class ParameterStore {
     public var releasesGradientPages = false
 
     public func zeroGrads() {
+        gradientsAreZero = true
+        guard lent.isEmpty else {
+            // Lent spans hold a forward's kept activations; they read as zero once returned.
+            var at = 0
+            for r in lent.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+                if r.lowerBound > at { (tunableGrads.data + at).update(repeating: 0, count: r.lowerBound - at) }
+                at = max(at, r.upperBound)
+            }
+            if at < tunableCount { (tunableGrads.data + at).update(repeating: 0, count: tunableCount - at) }
+            return
+        }
         let bytes = tunableGrads.bytes, page = Int(sysconf(Int32(_SC_PAGESIZE)))
         guard releasesGradientPages, bytes >= 1 << 20 else { tunableGrads.zero(); return }
         let start = UnsafeMutableRawPointer(tunableGrads.data), end = start + bytes
@@ -112,6 +124,42 @@ public final class ParameterStore {
         // Private anonymous memory (tensors from 1 MiB up are their own mappings) reads as zeros after this.
         if madvise(lo, hi - lo, Int32(MADV_DONTNEED)) != 0 { tunableGrads.zero() }
     }
+
+    // MARK: - Gradient memory lent to activations
+
+    /// True from `zeroGrads()` until a backward writes gradients: only then may a forward lend
+    /// gradient memory to kept activations (why: gradients and activations then never hold values
+    /// at the same time in those bytes, so a step's peak counts them once, without page faults;
+    /// PyTorch gets the same from `zero_grad(set_to_none=True)` and its caching allocator).
+    public internal(set) var gradientsAreZero = false
+
+    /// Gradient spans currently holding activations (zero as far as any reader is concerned).
+    private(set) var lent: [Range<Int>] = []
+
+    /// The gradients of `parameters` as one span, if they are contiguous and all tunable.
+    func gradientSpan(of parameters: [Parameter]) -> Range<Int>? {
+        let ps = parameters.filter(\.tunable).sorted { $0.offset < $1.offset }
+        guard let first = ps.first else { return nil }
+        var end = first.offset
+        for p in ps { guard p.offset == end else { return nil }; end += p.count }
+        return first.offset..<end
+    }
+
+    /// Lends `span` of the gradient buffer (zero now) as scratch memory until `reclaim(span)`.
+    func lend(_ span: Range<Int>) -> Tensor {
+        precondition(gradientsAreZero, "lend: gradients hold values")
+        if !lent.contains(span) { lent.append(span) }
+        return Tensor(viewing: tunableGrads, offset: span.lowerBound, shape: [span.count])
+    }
+
+    /// Takes a lent span back: zeroes it (backward accumulates into it next).
+    func reclaim(_ span: Range<Int>) {
+        guard let i = lent.firstIndex(of: span) else { return }
+        (tunableGrads.data + span.lowerBound).update(repeating: 0, count: span.count)
+        lent.remove(at: i)
+    }
+
+    func reclaimAll() { for span in lent { reclaim(span) } }
 
     /// Forget the bf16 copies of frozen weights (after their fp32 values changed).
     public func dropBF16Copies() { for p in parameters { p.bf16Copy = nil } }

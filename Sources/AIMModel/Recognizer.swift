@@ -32,6 +32,15 @@ public final class Recognizer {
         set { backbone.releaseKept = newValue; store.releasesGradientPages = newValue }
     }
 
+    /// On by default. A training forward that follows `zeroGrads()` keeps each block's activations
+    /// in the gradients of the block below it first (zero until that block's backward, which runs
+    /// after this block's), so a step's peak holds those bytes once instead of twice, with no page
+    /// faults (as `releasesStepMemory` would cost). Bit-identical results either way.
+    public var lendsGradientMemory: Bool {
+        get { backbone.lendsGradientMemory }
+        set { backbone.lendsGradientMemory = newValue }
+    }
+
     public static let tunableKeywords = ["temporal_embedding", "ln_post", "cls_head", "Adapter"]
 
     /// The official freezing rule (tools/train.py) and our `tune: all | head` alternatives.
@@ -106,6 +115,7 @@ public final class Recognizer {
     /// of the last forward. Throws what a kernel failed with, as `forward`.
     public func backward(dLogits: UnsafePointer<Float>) throws {
         precondition(lastContext.saveForBackward, "Recognizer.backward after a forward with saveForBackward: false")
+        store.gradientsAreZero = false
         let B = batch, D = backbone.featureWidth
         let dFeat = scratch.buffer("head.dfeat", B * D)
         head.backward(dInput: dFeat, dOut: dLogits, input: headInput!, rows: B)
@@ -122,6 +132,8 @@ public final class Recognizer {
     /// Bytes of activations kept between forward and backward (all arenas but scratch).
     public var keptBytes: Int { kept.bytes + backbone.keptBytes }
     /// Buffers of the last forward that no backward reads (frozen prefix, evaluation).
+    /// The part of `keptBytes` held in lent gradient memory (not memory of its own).
+    public var lentBytes: Int { backbone.lentBytes }
     public var unkeptBytes: Int { backbone.unkeptBytes }
     public var scratchBytes: Int { scratch.bytes + backbone.scratchBytes }
 }

@@ -31,6 +31,10 @@ final class ViTBackbone: VideoBackbone {
 
     var featureWidth: Int { config.width }
     var releaseKept = false
+    /// Whether a training forward after `zeroGrads()` keeps activations in gradient memory (`Recognizer.lendsGradientMemory`).
+    var lendsGradientMemory = true
+    /// Each block's gradients as one span of the gradient buffer (nil: none, or not contiguous).
+    private lazy var gradientSpans: [Range<Int>?] = blocks.map { store.gradientSpan(of: $0.parameters) }
     /// Bytes of block outputs released during the last backward (still counted in `keptBytes`).
     private var releasedKeptBytes = 0
 
@@ -131,9 +135,14 @@ final class ViTBackbone: VideoBackbone {
                 lnPre.forward(x0, emb, mean: kept.buffer("pre.mean", rows), rstd: kept.buffer("pre.rstd", rows), rows: rows)
             }
         }
+        // Block i's kept buffers go first into block i − 1's gradients: zero now, and not written
+        // before block i's backward is done (backward runs from the last block down).
+        let lends = lendsGradientMemory && context.saveForBackward && store.gradientsAreZero
+        if !lends { store.reclaimAll() }
         var x: UnsafePointer<Float> = UnsafePointer(x0)
         for (i, block) in blocks.enumerated() {
-            block.keepActivations(i >= keepFrom, shared: unkept)
+            let lent = lends && i > keepFrom ? gradientSpans[i - 1].map { store.lend($0) } : nil
+            block.keepActivations(i >= keepFrom, shared: unkept, lent: lent)
             // A block's output is kept only as the input of a block that will run backward.
             let out = i + 1 >= keepFrom && i + 1 < blocks.count ? kept.buffer("block.\(i)", rows * D)
                 : unkept.buffer("pingpong.\(i % 2)", rows * D)
@@ -194,6 +203,7 @@ final class ViTBackbone: VideoBackbone {
         // Only go as deep as the first block (from the input) that has a tunable parameter,
         // or into the embeddings if they need gradients.
         let firstNeeded = firstBlockNeedingBackward
+        defer { store.reclaimAll() }
         guard firstNeeded < blocks.count || embeddingTunable else { return }
 
         var dCur = scratch.buffer("grad.a", rows * D)
@@ -203,6 +213,7 @@ final class ViTBackbone: VideoBackbone {
         for i in 0..<m { (dCur + i * rowStride).update(from: dc + i * D, count: D) }
         for i in stride(from: blocks.count - 1, through: firstNeeded, by: -1) {
             let input: UnsafePointer<Float> = i == 0 ? UnsafePointer(kept.buffer("x0", rows * D)) : UnsafePointer(kept.buffer("block.\(i - 1)", rows * D))
+            if let span = gradientSpans[i] { store.reclaim(span) }   // block i + 1's kept buffers are dead now
             blockScratch.beginCycle()
             blocks[i].backward(dInput: dNext, dOut: dCur, input: input, dims: dims, scratch: blockScratch)
             if releaseKept {
@@ -279,6 +290,7 @@ final class ViTBackbone: VideoBackbone {
     // MARK: - Accounting
 
     var keptBytes: Int { kept.bytes + releasedKeptBytes + blocks.reduce(0) { $0 + $1.keptBytes } }
+    var lentBytes: Int { blocks.reduce(0) { $0 + $1.keptLentBytes } }
     var unkeptBytes: Int { unkept.bytes }
     var scratchBytes: Int { scratch.bytes + blockScratch.bytes }
 }

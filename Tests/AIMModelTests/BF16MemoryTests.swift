@@ -62,7 +62,8 @@ final class BF16MemoryTests: XCTestCase {
 
     /// ViT-B/16 CLIP, 8×224², batch 1, full finetuning in bf16: the accounted bytes of the step
     /// (fp32 weights, gradients, AdamW's m and v, kept activations, scratch, bf16 operand buffers)
-    /// stay below 1950 MiB (2440 MiB when tunable weights kept bf16 copies and every kept input was fp32).
+    /// stay below 1700 MiB (1950 before kept buffers went into lent gradient memory, 2440 when tunable
+    /// weights kept bf16 copies and every kept input was fp32).
     func testViTB16FullFinetuningAccounting() throws {
         let c = fullFinetuning(.bf16, small: false)
         try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)   // reset VmHWM
@@ -74,14 +75,15 @@ final class BF16MemoryTests: XCTestCase {
         let fixed = values + 3 * model.store.tunableGrads.bytes   // gradients, AdamW m and v (allocated by the optimizer)
         let copies = model.store.bf16CopyBytes(tunable: true) + model.store.bf16CopyBytes(tunable: false)
         let work = model.scratchBytes + model.unkeptBytes + bf16OperandBytes
-        let total = fixed + copies + model.keptBytes + work
-        print(String(format: "bf16 full finetuning ViT-B/16 8f: weights+grads+AdamW %.0f MiB, bf16 copies %.0f, kept %.0f, workspace %.0f, accounted %.0f MiB; "
-                     + "forward+backward peak RSS growth %.0f MiB (no AdamW buffers here)",
-                     Double(fixed) / MiB, Double(copies) / MiB, Double(model.keptBytes) / MiB, Double(work) / MiB, Double(total) / MiB,
-                     Double(peakKB - rssBefore) / 1024))
+        // Kept buffers in lent gradient memory (`Recognizer.lendsGradientMemory`) are counted once, as gradients.
+        let total = fixed + copies + model.keptBytes - model.lentBytes + work
+        print(String(format: "bf16 full finetuning ViT-B/16 8f: weights+grads+AdamW %.0f MiB, bf16 copies %.0f, kept %.0f (%.0f of it in gradient memory), "
+                     + "workspace %.0f, accounted %.0f MiB; forward+backward peak RSS growth %.0f MiB (no AdamW buffers here)",
+                     Double(fixed) / MiB, Double(copies) / MiB, Double(model.keptBytes) / MiB, Double(model.lentBytes) / MiB, Double(work) / MiB,
+                     Double(total) / MiB, Double(peakKB - rssBefore) / 1024))
         XCTAssertEqual(copies, 0, "full finetuning: every linear weight is tunable, none keeps a bf16 copy")
         XCTAssertLessThanOrEqual(Double(model.keptBytes) / MiB, 550, "kept activations (896 MiB with fp32 kept inputs)")
-        XCTAssertLessThanOrEqual(Double(total) / MiB, 1950)
+        XCTAssertLessThanOrEqual(Double(total) / MiB, 1700, "1950 before kept buffers went into lent gradient memory")
     }
 
     /// `releasesStepMemory` changes where bytes live, not a bit of the result: two steps (gradients

@@ -21,6 +21,9 @@ final class SwinBackbone: VideoBackbone {
     private var batch = 0
     private var mergeIndices: [[Int32]] = [], indexBatch = -1
     var releaseKept = false
+    var lendsGradientMemory = true
+    /// Each block's gradients (forward order over all stages) as one span of the gradient buffer.
+    private lazy var gradientSpans: [Range<Int>?] = stages.joined().map { store.gradientSpan(of: $0.parameters) }
 
     var featureWidth: Int { config.swinFeatureWidth }
 
@@ -100,10 +103,17 @@ final class SwinBackbone: VideoBackbone {
         patchEmbed3DForward(out: emb, video: lastVideo!, weight: patchWeight.data, bias: patchBias.data, sizes: sizes)
         var x = arena.buffer("in.0.0", R0 * C0)
         patchNorm.forward(x, emb, mean: arena.buffer("pn.mean", R0), rstd: arena.buffer("pn.rstd", R0), rows: R0)
+        // As the ViT: a block keeps its buffers first in the previous block's gradients (zero now,
+        // written only after this block's backward).
+        let lends = keep && lendsGradientMemory && store.gradientsAreZero
+        if !lends { store.reclaimAll() }
+        var flat = 0
         for (s, blocks) in stages.enumerated() {
             let R = rows(stage: s), C = config.swinWidth(stage: s)
             for (j, block) in blocks.enumerated() {
-                block.keepActivations(keep, shared: unkept)
+                let lent = lends && flat > 0 ? gradientSpans[flat - 1].map { store.lend($0) } : nil
+                flat += 1
+                block.keepActivations(keep, shared: unkept, lent: lent)
                 let out = arena.buffer(j + 1 < blocks.count ? "in.\(s).\(j + 1)" : "out.\(s)", R * C)
                 blockScratch.beginCycle()
                 block.forward(out: out, input: x, batch: batch, context: context, scratch: blockScratch)
@@ -132,6 +142,7 @@ final class SwinBackbone: VideoBackbone {
     }
 
     func backward(dPooled: UnsafePointer<Float>, gradientsReady: (([Parameter]) -> Void)?) {
+        defer { store.reclaimAll() }
         guard backboneTunable else { return }
         let last = stages.count - 1, R = rows(stage: last), C = featureWidth, per = R / batch
         let dz = scratch.buffer("norm.dz", R * C)
@@ -154,6 +165,7 @@ final class SwinBackbone: VideoBackbone {
             }
             for j in stride(from: stages[s].count - 1, through: 0, by: -1) {
                 let input = kept.buffer("in.\(s).\(j)", Rs * Cs)
+                if let span = gradientSpans[stages[..<s].reduce(j) { $0 + $1.count }] { store.reclaim(span) }
                 blockScratch.beginCycle()
                 stages[s][j].backward(dInput: dNext, dOut: dCur, input: input, batch: batch, scratch: blockScratch,
                                       inputGradient: s > 0 || j > 0 || patchTunable)
@@ -178,6 +190,7 @@ final class SwinBackbone: VideoBackbone {
     private var lastVideo: UnsafePointer<Float>?
 
     var keptBytes: Int { kept.bytes + stages.joined().reduce(0) { $0 + $1.keptBytes } }
+    var lentBytes: Int { stages.joined().reduce(0) { $0 + $1.keptLentBytes } }
     var unkeptBytes: Int { unkept.bytes }
     var scratchBytes: Int { scratch.bytes + blockScratch.bytes }
 
