@@ -91,7 +91,7 @@ final class AIMBlock: TransformerBlock {
         var x1: UnsafePointer<Float> = x0
         // The largest kept buffer is asked for first: lent gradient memory is carved first-fit in
         // request order, and the smaller buffers then fill what it leaves.
-        _ = kept.buffer("j.pre", R * mlp.hidden)
+        mlp.reserveKept(kept, rows: R)
 
         // Each section's temporaries are released at its end (scratch.rewind), so the next reuses them.
         if let tAdapter {
@@ -153,7 +153,7 @@ final class AIMBlock: TransformerBlock {
         // adapter read ln_2's output, rebuilt from x̂ in backward (same bits; why: not kept twice).
         let h2 = scratch.buffer("j.h", R * D)
         ln2.forward(h2, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
-        mlp.forward(out, h2, pre: kept.buffer("j.pre", R * mlp.hidden), scratch: scratch, rows: R, accumulate: true)
+        mlp.forward(out, h2, kept: kept, scratch: scratch, rows: R, accumulate: true)
         if let mlpAdapter {
             let m = scratch.buffer("j.ad.out", R * D)
             mlpAdapter.forward(m, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R)
@@ -178,7 +178,7 @@ final class AIMBlock: TransformerBlock {
             h2 = scratch.buffer("j.h", R * D)
             ln2.output(h2!, normalized: xhat2, rows: R)
         }
-        mlp.backward(dInput: dh2, dOut: dOut, x: h2, pre: kept.buffer("j.pre", R * mlp.hidden),
+        mlp.backward(dInput: dh2, dOut: dOut, x: h2, kept: kept,
                      scratch: scratch, rows: R, accumulateInput: false)
         if let mlpAdapter {
             let dm = scratch.buffer("j.ad.dout", R * D)

@@ -82,7 +82,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         let h2 = kept.buffer("j.h", R * D)
         ln2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
         let m = scratch.buffer("j.out", R * D)
-        mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), scratch: scratch, rows: R, accumulate: false)   // recomputed in backward
+        mlp.forward(m, h2, kept: kept, scratch: scratch, rows: R, accumulate: false)   // recomputed in backward
         scalesM = scales(dims, context, site: 3, groups: N) { $0 % N }
         out.update(from: x2, count: R * D)
         applyRowScales(scalesM, out: out, m, rows: R, cols: D, accumulate: true)
@@ -95,7 +95,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         let dm = scratch.buffer("j.dm", R * D)
         applyRowScales(scalesM, out: dm, dOut, rows: R, cols: D, accumulate: false)
         let dh2 = scratch.buffer("j.dh", R * D)
-        mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), pre: kept.buffer("j.pre", R * mlp.hidden),
+        mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), kept: kept,
                      scratch: scratch, rows: R, accumulateInput: false)
         ln2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
                      rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)

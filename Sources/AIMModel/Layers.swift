@@ -279,20 +279,44 @@ struct MLPLayer {
     /// temporary was the largest scratch buffer of Swin's first stages, 4 of their [rows, width]
     /// tensors; the GEMMs on thousands of rows per chunk run as fast).
     func rowChunks(_ rows: Int) -> [Range<Int>] {
-        let limit = max(16 * hidden, TemporaryChunking.maxFloats)
+        // bf16: backward widens each chunk of the kept bf16 output into one more temporary, so
+        // chunks are a quarter as large (ViT-B/16's MLP then runs in 3 chunks of ~530 rows).
+        let limit = max(16 * hidden, keepsPreInBF16 ? TemporaryChunking.maxFloats / 4 : TemporaryChunking.maxFloats)
         let chunks = max(1, (rows * hidden + limit - 1) / limit)
         let step = max(16, ((rows + chunks - 1) / chunks + 15) / 16 * 16)
         return stride(from: 0, to: max(rows, 1), by: step).map { $0..<min(rows, $0 + step) }
     }
 
-    /// out (+)= fc2(act(fc1(x))); `pre` [rows, hidden] keeps fc1's output for backward; the activation
-    /// lives in `scratch` (backward recomputes it from `pre`).
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, pre: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool) {
+    /// bf16 products: fc1's output is kept in bf16 and the activation reads those rounded values, as
+    /// under autocast (its Linear returns bf16; why: half the bytes of a block's largest kept buffer).
+    var keepsPreInBF16: Bool { fc1.weight.reducedPrecision }
+
+    /// Asks `kept` for fc1's kept output now (a block asks for its largest kept buffer first, see `Arena.carve`).
+    func reserveKept(_ kept: Arena, rows: Int) { _ = keptPre(kept, rows: rows) }
+
+    /// fc1's output [rows, hidden] as kept for backward: fp32, or bf16 bits (`keepsPreInBF16`).
+    private func keptPre(_ kept: Arena, rows: Int) -> UnsafeMutableRawPointer {
+        keepsPreInBF16 ? UnsafeMutableRawPointer(kept.bf16Buffer("j.pre16", rows * hidden))
+            : UnsafeMutableRawPointer(kept.buffer("j.pre", rows * hidden))
+    }
+
+    /// out (+)= fc2(act(fc1(x))); fc1's output is kept in `kept` for backward; the activation lives in
+    /// `scratch` (backward recomputes it from fc1's output).
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, kept: Arena, scratch: Arena, rows: Int, accumulate: Bool) {
         let chunks = rowChunks(rows), width = fc1.inFeatures
         let act = scratch.buffer("mlp.act", chunks[0].count * hidden)
+        let pre = keptPre(kept, rows: rows)
         for c in chunks {
-            let p = pre + c.lowerBound * hidden, n = c.count
-            fc1.forward(p, x + c.lowerBound * width, rows: n)
+            let n = c.count
+            let p: FloatPtr
+            if keepsPreInBF16 {
+                p = act   // the activation then runs in place
+                fc1.forward(p, x + c.lowerBound * width, rows: n)
+                roundThroughBF16(p, keep: pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden, count: n * hidden)
+            } else {
+                p = pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden
+                fc1.forward(p, x + c.lowerBound * width, rows: n)
+            }
             StepProfile.measure(.activation) {
                 if quickGELU { quickGeluForward(out: act, input: p, count: n * hidden) }
                 else { geluForward(out: act, input: p, count: n * hidden) }
@@ -303,15 +327,24 @@ struct MLPLayer {
 
     /// A tunable fc2's weight gradient reads the activation, recomputed here from `pre` (same bits as
     /// the forward's; why: keeping it held one more [rows, hidden] tensor per block, for one activation pass).
-    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>?, pre: UnsafePointer<Float>,
+    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>?, kept: Arena,
                   scratch: Arena, rows: Int, accumulateInput: Bool) {
         let chunks = rowChunks(rows), width = fc1.inFeatures
         // The activation's backward runs in place (dPre overwrites dAct): one [chunk rows, hidden]
         // buffer, which first holds the recomputed activation for fc2's weight gradient.
         let dAct = scratch.buffer("mlp.dAct", chunks[0].count * hidden)
         let dPre = dAct
+        let pre = keptPre(kept, rows: rows)
+        let pre32 = keepsPreInBF16 ? scratch.buffer("mlp.pre", chunks[0].count * hidden) : nil
         for c in chunks {
-            let p = pre + c.lowerBound * hidden, n = c.count, dO = dOut + c.lowerBound * width
+            let n = c.count, dO = dOut + c.lowerBound * width
+            let p: UnsafePointer<Float>
+            if let pre32 {
+                fromBF16(pre32, pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden, count: n * hidden)
+                p = UnsafePointer(pre32)
+            } else {
+                p = UnsafePointer(pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden)
+            }
             if fc2.needsInput {
                 StepProfile.measure(.activation) {
                     if quickGELU { quickGeluForward(out: dAct, input: p, count: n * hidden) }

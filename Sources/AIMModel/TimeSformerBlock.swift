@@ -104,7 +104,7 @@ final class TimeSformerBlock: TransformerBlock {
         let h2 = kept.buffer("j.h", R * D)
         norm2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
         let m = scratch.buffer("j.out", R * D)
-        mlp.forward(m, h2, pre: kept.buffer("j.pre", R * mlp.hidden), scratch: scratch, rows: R, accumulate: false)   // recomputed in backward
+        mlp.forward(m, h2, kept: kept, scratch: scratch, rows: R, accumulate: false)   // recomputed in backward
         scalesM = scales(R, context, site: 3, groups: B, perVideo: 1) { $0 / V }
         out.update(from: x2, count: R * D)
         applyRowScales(scalesM, out: out, m, rows: R, cols: D, accumulate: true)
@@ -118,7 +118,7 @@ final class TimeSformerBlock: TransformerBlock {
         let dm = scratch.buffer("j.dm", R * D)
         applyRowScales(scalesM, out: dm, dOut, rows: R, cols: D)
         let dh2 = scratch.buffer("j.dh", R * D)
-        mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), pre: kept.buffer("j.pre", R * mlp.hidden),
+        mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), kept: kept,
                      scratch: scratch, rows: R, accumulateInput: false)
         norm2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
                        rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)

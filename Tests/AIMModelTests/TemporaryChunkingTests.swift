@@ -46,6 +46,15 @@ final class TemporaryChunkingTests: XCTestCase {
         try check(c, "ViT AIM")
     }
 
+    /// bf16 keeps the MLP's fc1 output in bf16 and widens it chunk by chunk in backward.
+    func testViTFullFinetuningBF16() throws {
+        if let reason = BF16Support.unavailableReason { throw XCTSkip("bf16 products unavailable here: \(reason)") }
+        var c = ModelConfig()
+        c.inputResolution = 32; c.patchSize = 8; c.width = 16; c.layers = 2; c.heads = 2; c.numFrames = 3; c.numClasses = 3
+        c.adapters = []; c.tune = .all; c.precision = .bf16
+        try check(c, "ViT full finetuning bf16")
+    }
+
     func testSwinAIMAndVideoSwin() throws {
         var c = ModelConfig()
         c.backbone = .swin2d; c.numFrames = 4; c.inputResolution = 56; c.swinPatch = [2, 4, 4]

@@ -149,7 +149,7 @@ final class SwinBlock {
         out.update(from: x2, count: R * C)
         let m = scratch.buffer("j.m", R * C)
         if aim {
-            mlp.forward(out, xn, pre: kept.buffer("j.pre", R * mlp.hidden), scratch: scratch, rows: R, accumulate: true)
+            mlp.forward(out, xn, kept: kept, scratch: scratch, rows: R, accumulate: true)
             guard let sAdapter else { mlpScales = []; return }
             sAdapter.forward(m, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
             // DropPath on '(b t) n c': one decision per frame.
@@ -157,7 +157,7 @@ final class SwinBlock {
             mlpScales = s.isEmpty ? [Float](repeating: 0.5, count: R) : s.map { $0 * 0.5 }
             scaleRows(out: out, input: m, rowScales: mlpScales, rows: R, cols: C, accumulate: true)
         } else {
-            mlp.forward(m, xn, pre: kept.buffer("j.pre", R * mlp.hidden), scratch: scratch, rows: R, accumulate: false)
+            mlp.forward(m, xn, kept: kept, scratch: scratch, rows: R, accumulate: false)
             mlpScales = rowScales(B, context, site: 3, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
             applyRowScales(mlpScales, out: out, m, rows: R, cols: C, accumulate: true)
         }
@@ -186,9 +186,8 @@ final class SwinBlock {
         let xn: FloatPtr? = (mlp.fc1.needsInput || sAdapter != nil) ? scratch.buffer("j.xn", R * C) : nil
         if let xn { norm2.output(xn, normalized: xhat2, rows: R) }
         let dxn = scratch.buffer("j.dxn", R * C)
-        let pre = kept.buffer("j.pre", R * mlp.hidden)
         if aim {
-            mlp.backward(dInput: dxn, dOut: dOut, x: mlp.fc1.needsInput ? xn : nil, pre: pre, scratch: scratch, rows: R, accumulateInput: false)
+            mlp.backward(dInput: dxn, dOut: dOut, x: mlp.fc1.needsInput ? xn : nil, kept: kept, scratch: scratch, rows: R, accumulateInput: false)
             if let sAdapter, let xn {
                 let dm = scratch.buffer("j.dm", R * C)
                 scaleRows(out: dm, input: dOut, rowScales: mlpScales, rows: R, cols: C)
@@ -197,7 +196,7 @@ final class SwinBlock {
         } else {
             let dm = scratch.buffer("j.dm", R * C)
             applyRowScales(mlpScales, out: dm, dOut, rows: R, cols: C)
-            mlp.backward(dInput: dxn, dOut: dm, x: mlp.fc1.needsInput ? xn : nil, pre: pre, scratch: scratch, rows: R, accumulateInput: false)
+            mlp.backward(dInput: dxn, dOut: dm, x: mlp.fc1.needsInput ? xn : nil, kept: kept, scratch: scratch, rows: R, accumulateInput: false)
         }
         norm2.backward(dInput: dx, dOut: dxn, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
         scratch.rewind(to: section)
