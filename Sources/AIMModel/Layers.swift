@@ -279,9 +279,7 @@ struct MLPLayer {
     /// temporary was the largest scratch buffer of Swin's first stages, 4 of their [rows, width]
     /// tensors; the GEMMs on thousands of rows per chunk run as fast).
     func rowChunks(_ rows: Int) -> [Range<Int>] {
-        // bf16: backward widens each chunk of the kept bf16 output into one more temporary, so
-        // chunks are a quarter as large (ViT-B/16's MLP then runs in 3 chunks of ~530 rows).
-        let limit = max(16 * hidden, keepsPreInBF16 ? TemporaryChunking.maxFloats / 4 : TemporaryChunking.maxFloats)
+        let limit = max(16 * hidden, TemporaryChunking.maxFloats)
         let chunks = max(1, (rows * hidden + limit - 1) / limit)
         let step = max(16, ((rows + chunks - 1) / chunks + 15) / 16 * 16)
         return stride(from: 0, to: max(rows, 1), by: step).map { $0..<min(rows, $0 + step) }
@@ -308,18 +306,19 @@ struct MLPLayer {
         let pre = keptPre(kept, rows: rows)
         for c in chunks {
             let n = c.count
-            let p: FloatPtr
             if keepsPreInBF16 {
-                p = act   // the activation then runs in place
-                fc1.forward(p, x + c.lowerBound * width, rows: n)
-                roundThroughBF16(p, keep: pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden, count: n * hidden)
+                fc1.forward(act, x + c.lowerBound * width, rows: n)
+                StepProfile.measure(.activation) {   // rounded in place, then the activation in place
+                    activationForwardRoundingInput(quick: quickGELU, out: act, input: act,
+                                                   keep: pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden, count: n * hidden)
+                }
             } else {
-                p = pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden
+                let p = pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden
                 fc1.forward(p, x + c.lowerBound * width, rows: n)
-            }
-            StepProfile.measure(.activation) {
-                if quickGELU { quickGeluForward(out: act, input: p, count: n * hidden) }
-                else { geluForward(out: act, input: p, count: n * hidden) }
+                StepProfile.measure(.activation) {
+                    if quickGELU { quickGeluForward(out: act, input: p, count: n * hidden) }
+                    else { geluForward(out: act, input: p, count: n * hidden) }
+                }
             }
             fc2.forward(out + c.lowerBound * width, act, rows: n, accumulate: accumulate)
         }
@@ -335,26 +334,22 @@ struct MLPLayer {
         let dAct = scratch.buffer("mlp.dAct", chunks[0].count * hidden)
         let dPre = dAct
         let pre = keptPre(kept, rows: rows)
-        let pre32 = keepsPreInBF16 ? scratch.buffer("mlp.pre", chunks[0].count * hidden) : nil
         for c in chunks {
             let n = c.count, dO = dOut + c.lowerBound * width
-            let p: UnsafePointer<Float>
-            if let pre32 {
-                fromBF16(pre32, pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden, count: n * hidden)
-                p = UnsafePointer(pre32)
-            } else {
-                p = UnsafePointer(pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden)
-            }
+            let pre16 = keepsPreInBF16 ? UnsafePointer(pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden) : nil
+            let p = UnsafePointer(pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden)   // fp32 only
             if fc2.needsInput {
                 StepProfile.measure(.activation) {
-                    if quickGELU { quickGeluForward(out: dAct, input: p, count: n * hidden) }
+                    if let pre16 { activationForward(quick: quickGELU, out: dAct, inputBF16: pre16, count: n * hidden) }
+                    else if quickGELU { quickGeluForward(out: dAct, input: p, count: n * hidden) }
                     else { geluForward(out: dAct, input: p, count: n * hidden) }
                 }
                 fc2.backward(dInput: nil, dOut: dO, input: dAct, rows: n)
             }
             fc2.backward(dInput: dAct, dOut: dO, input: nil, rows: n, weightGradient: false)
             StepProfile.measure(.activation) {
-                if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: p, count: n * hidden) }
+                if let pre16 { activationBackward(quick: quickGELU, dInput: dPre, dOut: dAct, inputBF16: pre16, count: n * hidden) }
+                else if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: p, count: n * hidden) }
                 else { geluBackward(dInput: dPre, dOut: dAct, input: p, count: n * hidden) }
             }
             fc1.backward(dInput: dInput + c.lowerBound * width, dOut: dPre, input: x.map { UnsafePointer($0 + c.lowerBound * width) },

@@ -27,6 +27,37 @@ final class KernelForwardTests: XCTestCase {
         XCTAssertLessThan(maxRelativeError(y.array, ref), 2e-5)
     }
 
+    /// A bf16 MLP's activation kernels (fc1's output kept in bf16): the same bits as rounding first,
+    /// then the fp32 kernels on the rounded values, over several 2048-float blocks and a ragged tail.
+    func testActivationsOnBF16InputsMatchRoundingFirst() {
+        let n = 3 * 2048 + 37
+        let src = randomTensor([n], seed: 7, scale: 4)
+        let dOut = randomTensor([n], seed: 8)
+        for quick in [false, true] {
+            let x = src.clone(), keep = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
+            defer { keep.deallocate() }
+            activationForwardRoundingInput(quick: quick, out: x.data, input: x.data, keep: keep, count: n)
+            let rounded = Tensor([n]), expected = Tensor([n])
+            for i in 0..<n {
+                let u = src[i].bitPattern
+                let h = UInt16(truncatingIfNeeded: (u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)   // round to nearest even
+                XCTAssertEqual(keep[i], h)
+                rounded[i] = Float(bitPattern: UInt32(h) << 16)
+            }
+            if quick { quickGeluForward(out: expected.data, input: rounded.data, count: n) }
+            else { geluForward(out: expected.data, input: rounded.data, count: n) }
+            XCTAssertEqual(x.array, expected.array, "forward, quick: \(quick)")
+            let again = Tensor([n])
+            activationForward(quick: quick, out: again.data, inputBF16: keep, count: n)
+            XCTAssertEqual(again.array, expected.array, "forward from kept bf16, quick: \(quick)")
+            let d = Tensor([n]), dExpected = Tensor([n])
+            activationBackward(quick: quick, dInput: d.data, dOut: dOut.data, inputBF16: keep, count: n)
+            if quick { quickGeluBackward(dInput: dExpected.data, dOut: dOut.data, input: rounded.data, count: n) }
+            else { geluBackward(dInput: dExpected.data, dOut: dOut.data, input: rounded.data, count: n) }
+            XCTAssertEqual(d.array, dExpected.array, "backward, quick: \(quick)")
+        }
+    }
+
     func testGeluAndQuickGeluMatchReference() {
         // A dense grid including the tails, where erf saturates and exp would overflow.
         let xs = (0..<2001).map { Float($0 - 1000) / 50 } + [-100, -60, 60, 100]

@@ -63,21 +63,6 @@ public func toBF16(_ out: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<Float
     }
 }
 
-/// x ← bf16(x) in place, the bf16 bits also written to `keep`: a product's output as autocast
-/// returns it (bf16), kept at 2 bytes a value while later layers read the same rounded values.
-public func roundThroughBF16(_ x: UnsafeMutablePointer<Float>, keep: UnsafeMutablePointer<UInt16>, count: Int) {
-    Threads.parallelFor(count, grain: 1 << 14) { r in
-        for i in r { let h = toBF16(x[i]); keep[i] = h; x[i] = Float(bitPattern: UInt32(h) << 16) }
-    }
-}
-
-/// out = the fp32 values of bf16 `x` (exact).
-public func fromBF16(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<UInt16>, count: Int) {
-    Threads.parallelFor(count, grain: 1 << 14) { r in
-        for i in r { out[i] = Float(bitPattern: UInt32(x[i]) << 16) }
-    }
-}
-
 @inline(__always) func toBF16(_ x: Float) -> UInt16 {
     let u = x.bitPattern
     if x.isNaN { return UInt16(truncatingIfNeeded: u >> 16) | 0x40 }
