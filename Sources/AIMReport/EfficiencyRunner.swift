@@ -95,7 +95,7 @@ public enum EfficiencyRunner {
         acc.tunableParameters = model.store.tunableValues.bytes + model.store.bf16CopyBytes(tunable: true)
         acc.gradients = model.store.tunableGrads.bytes
         acc.optimizerState = trainer.optimizer.m.bytes + trainer.optimizer.v.bytes
-        acc.activations = model.keptBytes
+        acc.activations = model.keptBytes - model.lentBytes   // lent bytes are counted once, as gradients
         acc.workspace = model.scratchBytes + model.unkeptBytes + bf16OperandBytes   // temporaries and what no backward reads
         acc.inputBatch = localBatch * 3 * mc.numFrames * mc.inputResolution * mc.inputResolution * MemoryLayout<Float>.stride
         m.memory = acc

@@ -6,7 +6,7 @@ public struct MemoryAccounting: Codable, Sendable, Equatable {
     public var tunableParameters = 0
     public var gradients = 0          // one float per tunable parameter
     public var optimizerState = 0     // AdamW exp_avg + exp_avg_sq
-    public var activations = 0        // kept between forward and backward (Recognizer.keptBytes)
+    public var activations = 0        // kept between forward and backward, in memory of their own (Recognizer.keptBytes − lentBytes: the rest sits in the gradients)
     public var workspace = 0          // scratch arena + buffers no backward reads (Recognizer.scratchBytes + unkeptBytes)
     public var inputBatch = 0         // this rank's clips [B, 3, T, H, W]
     public init() {}

@@ -210,7 +210,7 @@ struct OurStep {
             context.log("  ours \(name): step \(t) \(fixed(s, 2)) s\(t == 1 ? " (warm-up)" : "")")
             try between?(t)
         }
-        context.log("  ours \(name): kept for backward \(fixed(Double(model.keptBytes) / 1e6, 0)) MB, scratch \(fixed(Double(model.scratchBytes) / 1e6, 0)) MB, "
+        context.log("  ours \(name): kept for backward \(fixed(Double(model.keptBytes) / 1e6, 0)) MB (\(fixed(Double(model.lentBytes) / 1e6, 0)) MB of it in gradient memory), scratch \(fixed(Double(model.scratchBytes) / 1e6, 0)) MB, "
                     + "unkept \(fixed(Double(model.unkeptBytes) / 1e6, 0)) MB, parameters \(fixed(Double(model.store.totalCount * 4) / 1e6, 0)) MB")
         StepProfile.reset(); StepProfile.enabled = true
         let profiled = try seconds { try step(steps + 2) }
