@@ -71,7 +71,7 @@ final class AIMBlock: TransformerBlock {
     }
     /// Whether a linear's input is kept in fp32 for its weight gradient (a tunable fp32 linear).
     private func keepsFP32Input(_ layer: LinearLayer) -> Bool { layer.needsInput && !layer.keepsInputInBF16 }
-    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor? = nil) { activations.select(keep: keep, shared: shared, lent: lent) }
+    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor?) { activations.select(keep: keep, shared: shared, lent: lent) }
     var keptLentBytes: Int { activations.lentBytes }
     func releaseKept() { activations.releaseAfterBackward() }
 

@@ -124,9 +124,9 @@ final class KeptActivations {
     init() { arena = own }
 
     /// Chooses where the next forward keeps what backward reads. `lent`: gradient memory this
-    /// block's kept buffers may use first (`ParameterStore.lendGradients`), zero until its owner's
+    /// block's kept buffers may use first (`ParameterStore.lend`), zero until its owner's
     /// backward needs it back.
-    func select(keep: Bool, shared: Arena, lent: Tensor? = nil) {
+    func select(keep: Bool, shared: Arena, lent: Tensor?) {
         releasedBytes = 0
         guard keep else { own.release(); arena = shared; lentSpan = false; return }
         arena = own

@@ -36,7 +36,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         attn.parameters + ln1.parameters + mlp.parameters + ln2.parameters + tAttn.parameters + tNorm.parameters + tLinear.parameters
     }
     var keptBytes: Int { activations.bytes }
-    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor? = nil) { activations.select(keep: keep, shared: shared, lent: lent) }
+    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor?) { activations.select(keep: keep, shared: shared, lent: lent) }
     var keptLentBytes: Int { activations.lentBytes }
     func releaseKept() { activations.releaseAfterBackward() }
 

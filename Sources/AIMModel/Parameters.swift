@@ -159,7 +159,10 @@ public final class ParameterStore {
         lent.remove(at: i)
     }
 
-    func reclaimAll() { for span in lent { reclaim(span) } }
+    func reclaimAll() {
+        for span in lent { (tunableGrads.data + span.lowerBound).update(repeating: 0, count: span.count) }
+        lent.removeAll()
+    }
 
     /// Forget the bf16 copies of frozen weights (after their fp32 values changed).
     public func dropBF16Copies() { for p in parameters { p.bf16Copy = nil } }

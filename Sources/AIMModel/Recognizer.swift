@@ -131,9 +131,9 @@ public final class Recognizer {
 
     /// Bytes of activations kept between forward and backward (all arenas but scratch).
     public var keptBytes: Int { kept.bytes + backbone.keptBytes }
-    /// Buffers of the last forward that no backward reads (frozen prefix, evaluation).
     /// The part of `keptBytes` held in lent gradient memory (not memory of its own).
     public var lentBytes: Int { backbone.lentBytes }
+    /// Buffers of the last forward that no backward reads (frozen prefix, evaluation).
     public var unkeptBytes: Int { backbone.unkeptBytes }
     public var scratchBytes: Int { scratch.bytes + backbone.scratchBytes }
 }

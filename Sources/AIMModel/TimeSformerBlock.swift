@@ -38,7 +38,7 @@ final class TimeSformerBlock: TransformerBlock {
         norm1.parameters + attn.parameters + tNorm.parameters + tAttn.parameters + tFC.parameters + norm2.parameters + mlp.parameters
     }
     var keptBytes: Int { activations.bytes }
-    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor? = nil) { activations.select(keep: keep, shared: shared, lent: lent) }
+    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor?) { activations.select(keep: keep, shared: shared, lent: lent) }
     var keptLentBytes: Int { activations.lentBytes }
     func releaseKept() { activations.releaseAfterBackward() }
 

@@ -155,6 +155,7 @@ final class SwinBackbone: VideoBackbone {
         norm.backward(dInput: dCur, dOut: dz, input: kept.buffer("out.\(last)", R * C), mean: kept.buffer("norm.mean", R),
                       rstd: kept.buffer("norm.rstd", R), rows: R, accumulateInput: false)
         gradientsReady?(norm.parameters.filter(\.tunable))
+        var flat = gradientSpans.count   // the blocks' index over all stages, counted down
         for s in stride(from: last, through: 0, by: -1) {
             let Rs = rows(stage: s), Cs = config.swinWidth(stage: s)
             if s < mergings.count {
@@ -165,7 +166,8 @@ final class SwinBackbone: VideoBackbone {
             }
             for j in stride(from: stages[s].count - 1, through: 0, by: -1) {
                 let input = kept.buffer("in.\(s).\(j)", Rs * Cs)
-                if let span = gradientSpans[stages[..<s].reduce(j) { $0 + $1.count }] { store.reclaim(span) }
+                flat -= 1
+                if let span = gradientSpans[flat] { store.reclaim(span) }   // the next block's kept buffers are dead now
                 blockScratch.beginCycle()
                 stages[s][j].backward(dInput: dNext, dOut: dCur, input: input, batch: batch, scratch: blockScratch,
                                       inputGradient: s > 0 || j > 0 || patchTunable)

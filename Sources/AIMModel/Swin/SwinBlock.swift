@@ -72,7 +72,7 @@ final class SwinBlock {
             + norm2.parameters + mlp.parameters + (sAdapter?.parameters ?? []) + (sAdapter2?.parameters ?? [])
     }
     var keptBytes: Int { activations.bytes }
-    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor? = nil) { activations.select(keep: keep, shared: shared, lent: lent) }
+    func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor?) { activations.select(keep: keep, shared: shared, lent: lent) }
     var keptLentBytes: Int { activations.lentBytes }
     func releaseKept() { activations.releaseAfterBackward() }
 

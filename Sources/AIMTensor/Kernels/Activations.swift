@@ -162,7 +162,6 @@ private func blocksWidenedFromBF16(_ count: Int, _ x: UnsafePointer<UInt16>,
     }
 }
 
-
 /// x ← bf16(x) in place (bits to `keep`), out = GELU(x) (`quick`: QuickGELU); out may be x.
 public func activationForwardRoundingInput(quick: Bool, out: UnsafeMutablePointer<Float>, input x: UnsafeMutablePointer<Float>,
                                            keep: UnsafeMutablePointer<UInt16>, count: Int) {
