@@ -93,13 +93,14 @@ final class SwinBlock {
                                  rngFor: { g in let (b, s) = key(g); return context.rng(site: site, sample: b, sub: UInt64(s)) }, groupOf: groupOf)
     }
 
+    /// `out` (distinct from the input) holds x1 and then x2 as the residual sums build up, instead of
+    /// a copy per branch (why: each copy was an [R, C] memory pass and an [R, C] scratch buffer).
     func forward(out: FloatPtr, input x0: UnsafePointer<Float>, batch B: Int, context: PassContext, scratch: Arena) {
         indices(batch: B)
         let N = H * W, R = B * T * N
         var x1: UnsafePointer<Float> = x0
         if let tAdapter, let temporal, let temporalTable {
             // x1 is not kept: backward rebuilds it from x0 and the T_Adapter's kept hidden values.
-            let x1m = scratch.buffer("x1", R * C)
             let section = scratch.mark()
             defer { scratch.rewind(to: section) }
             let u = scratch.buffer("t.u", R * C), ut = scratch.buffer("t.ut", R * C)
@@ -110,16 +111,16 @@ final class SwinBlock {
             let tOut = scratch.buffer("t.out", R * C)
             tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
             temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
-            x1m.update(from: x0, count: R * C)
+            out.update(from: x0, count: R * C)
             // DropPath on '(b n) t c': one decision per (sample, position).
             temporalScales = rowScales(B, context, site: 1, groups: B * N, groupOf: { r in (r / (self.T * N)) * N + r % N }, key: { g in (g / N, g % N) })
-            applyRowScales(temporalScales, out: x1m, u, rows: R, cols: C, accumulate: true)
-            x1 = UnsafePointer(x1m)
+            applyRowScales(temporalScales, out: out, u, rows: R, cols: C, accumulate: true)
+            x1 = UnsafePointer(out)
         }
 
-        // Spatial (shifted, padded) windows; x2 = x1 + attention branch. Rw window rows ≥ R.
+        // Spatial (shifted, padded) windows; x2 = x1 + attention branch, in `out`. Rw window rows ≥ R.
         // x2 is not kept: norm2's backward reads its x̂ instead (one [R, C] tensor for both x2 and norm2's output).
-        let x2 = scratch.buffer("x2", R * C), Rw = spatialIndex.count
+        let x2 = out, Rw = spatialIndex.count
         var section = scratch.mark()
         do {
             let h1 = scratch.buffer("s.h", (R + 1) * C), hw = scratch.buffer("s.hw", Rw * C)
@@ -134,7 +135,7 @@ final class SwinBlock {
                 branch = UnsafePointer(hw)
             }
             spatialInverse.withUnsafeBufferPointer { gatherRows(out: h1, input: branch, index: $0.baseAddress!, rows: R, width: C) }
-            x2.update(from: x1, count: R * C)
+            if x1 != UnsafePointer(x2) { x2.update(from: x1, count: R * C) }
             // videoswin: DropPath per sample; swin2d: none on this branch (commented out officially).
             spatialScales = aim ? [] : rowScales(B, context, site: 2, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
             applyRowScales(spatialScales, out: x2, h1, rows: R, cols: C, accumulate: true)
@@ -146,7 +147,6 @@ final class SwinBlock {
         defer { scratch.rewind(to: section) }
         let xn = scratch.buffer("j.xn", R * C)
         norm2.forward(xn, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * C), rows: R)
-        out.update(from: x2, count: R * C)
         let m = scratch.buffer("j.m", R * C)
         if aim {
             mlp.forward(out, xn, kept: kept, scratch: scratch, rows: R, accumulate: true)
