@@ -29,7 +29,7 @@ struct AimBench: ParsableCommand {
     var only: String?
 
     /// Sections in report order; add new ones here.
-    static let sections: [BenchSection] = [GemmLibrarySection(), GemmSection(), KernelSection(), WindowAttentionSection(), DecodeSection(), StepSection(), BF16GemmSection(), TorchComparisonSection(),
+    static let sections: [BenchSection] = [GemmLibrarySection(), GemmSection(), KernelSection(), WindowAttentionSection(), FusedBiasSection(), DecodeSection(), StepSection(), BF16GemmSection(), TorchComparisonSection(),
                                            SwinTorchComparisonSection()]
 
     func validate() throws {

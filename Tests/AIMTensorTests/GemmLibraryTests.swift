@@ -38,6 +38,37 @@ final class GemmLibraryTests: XCTestCase {
         }
     }
 
+    /// A linear forward with a bias under each library; under oneDNN it runs as one matmul with the
+    /// bias inside (FusedBiasLinear), which must agree with the fill-then-multiply path it replaced.
+    func testLinearForwardWithBiasUnderEveryLibrary() throws {
+        Threads.set(2)
+        let (M, K, N) = (45, 37, 23)
+        var rng = RandomGenerator(seed: 9)
+        let x = (0..<(M * K)).map { _ in Float(rng.normal()) }, w = (0..<(N * K)).map { _ in Float(rng.normal()) }
+        let b = (0..<N).map { _ in Float(rng.normal()) }
+        var expected = [Double](repeating: 0, count: M * N)
+        for i in 0..<M { for j in 0..<N {
+            var s = Double(b[j])
+            for k in 0..<K { s += Double(x[i * K + k]) * Double(w[j * K + k]) }
+            expected[i * N + j] = s
+        } }
+        let previous = Gemm.library
+        defer { try? Gemm.select(previous); FusedBiasLinear.enabled = true }
+        for lib in GemmLibrary.allCases.filter(Gemm.isAvailable) {
+            try Gemm.select(lib)
+            var outs: [[Float]] = []
+            for fused in [true, false] {
+                FusedBiasLinear.enabled = fused
+                var y = [Float](repeating: .nan, count: M * N)
+                linearForward(out: &y, input: x, weight: w, bias: b, rows: M, inFeatures: K, outFeatures: N)
+                let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
+                XCTAssertLessThan(worst, 1e-4, "\(lib), fused bias allowed: \(fused)")
+                outs.append(y)
+            }
+            if lib != .onednn { XCTAssertEqual(outs[0], outs[1], "\(lib) has no fused path: the same bits either way") }
+        }
+    }
+
     func testSelectingAnUnknownLibraryIsAClearError() {
         XCTAssertThrowsError(try Gemm.resolve("mkl")) { e in
             XCTAssertTrue("\(e)".contains("mkl") && "\(e)".contains("openblas"), "\(e)")

@@ -11,6 +11,12 @@ public func linearForward(
 ) {
     precondition(M >= 0 && K > 0 && N > 0, "linearForward: bad sizes M=\(M) K=\(K) N=\(N)")
     if M == 0 { return }
+    if let bias, !accumulate, FusedBiasLinear.applies {
+        do {
+            try BF16Engine.shared().matmulF32(M: M, K: K, N: N, src: input, weights: weight, bias: bias, dst: out)
+            return
+        } catch { FusedBiasLinear.disable(after: error) }
+    }
     if let bias, !accumulate {
         // Bias fused as the GEMM's C: fill rows with b, then beta = 1.
         Threads.parallelFor(M, grain: 64) { r in
@@ -21,6 +27,20 @@ public func linearForward(
         Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, A: input, lda: K, B: weight, ldb: K,
                    beta: accumulate ? 1 : 0, C: out, ldc: N)
         if let bias { addBiasRows(out, bias, M, N) }
+    }
+}
+
+/// With oneDNN as the fp32 library, a forward with a bias runs as one oneDNN matmul that adds the
+/// bias inside the product, instead of filling the output with the bias and multiplying with
+/// beta = 1 (why: that is one more write and one more read of the whole output per linear layer).
+public enum FusedBiasLinear {
+    /// Benchmarks switch it off to compare with the fill-then-multiply path.
+    nonisolated(unsafe) public static var enabled = true
+    nonisolated(unsafe) private static var failed = false
+    static var applies: Bool { enabled && !failed && Gemm.library == .onednn }
+    static func disable(after error: Error) {
+        failed = true
+        Console.errorRaw("warning: oneDNN fp32 matmul with bias failed (\(error)); linear layers fall back to fill + sgemm\n")
     }
 }
 

@@ -130,7 +130,8 @@ public func linearBackwardBF16(
     if let dBias { sumRows(into: dBias, dOut, M, N) }
 }
 
-/// One oneDNN engine and stream, primitives cached per shape, one growing bf16 scratch buffer.
+/// One oneDNN engine and stream, primitives cached per shape, one growing bf16 scratch buffer; it
+/// also runs the fp32 matmul with a fused bias (`matmulF32`).
 /// Used from the thread that drives the model (like the rest of the kernels' callers).
 final class BF16Engine {
     nonisolated(unsafe) private static var instance: BF16Engine?
@@ -145,7 +146,8 @@ final class BF16Engine {
 
     private var engine: dnnl_engine_t?
     private var stream: dnnl_stream_t?
-    private struct Key: Hashable { let M: Int, K: Int, N: Int, sourceTransposed: Bool, transposed: Bool, bias: Bool, accumulate: Bool }
+    private struct Key: Hashable { let M: Int, K: Int, N: Int, sourceTransposed: Bool, transposed: Bool, bias: Bool, accumulate: Bool
+                                   var f32Operands = false }
     private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
                            let bias: dnnl_memory_desc_t; let dst: dnnl_memory_desc_t }
     private var cache: [Key: Entry] = [:]
@@ -181,8 +183,9 @@ final class BF16Engine {
 
     private func entry(_ key: Key) throws -> Entry {
         if let e = cache[key] { return e }
-        let src = try desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], dnnl_bf16)
-        let wei = try desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], dnnl_bf16)
+        let operandType = key.f32Operands ? dnnl_f32 : dnnl_bf16
+        let src = try desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], operandType)
+        let wei = try desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], operandType)
         let bias = try desc([1, key.N], [key.N, 1], dnnl_f32)
         let dst = try desc([key.M, key.N], [key.N, 1], dnnl_f32)
         var op = dnnl_matmul_desc_t()
@@ -201,7 +204,7 @@ final class BF16Engine {
         }
         var pd: dnnl_primitive_desc_t?
         try check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, engine, nil) },
-                  "bf16 matmul primitive_desc_create (\(key.M)×\(key.K)·\(key.K)×\(key.N))")
+                  "\(key.f32Operands ? "fp32" : "bf16") matmul primitive_desc_create (\(key.M)×\(key.K)·\(key.K)×\(key.N))")
         defer { dnnl_primitive_desc_destroy(pd) }
         var prim: dnnl_primitive_t?
         try check(dnnl_primitive_create(&prim, pd), "primitive_create")
@@ -220,5 +223,15 @@ final class BF16Engine {
                                                                      (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
         if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
         try OneDNN.execute(e.primitive, engine: engine, stream: stream, args)
+    }
+
+    /// out [M, N] = x [M, K] · wᵀ (w [N, K]) + bias, all fp32, the bias added inside the product
+    /// (linearForward's fp32 path when oneDNN is the fp32 library).
+    func matmulF32(M: Int, K: Int, N: Int, src: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                   bias: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) throws {
+        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: true, bias: true, accumulate: false, f32Operands: true))
+        try OneDNN.execute(e.primitive, engine: engine, stream: stream,
+                           [(DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)), (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
+                            (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst)), (DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))])
     }
 }
