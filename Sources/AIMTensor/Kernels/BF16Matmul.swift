@@ -4,6 +4,6 @@
 
 /// C[m, n] = op(A)·op(B) with `shape`'s transposes; A and B in bf16, C in fp32.
 public func bf16Matmul(_ shape: GemmShape, a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>) throws {
-    try BF16Engine.shared().matmul(M: shape.m, K: shape.k, N: shape.n, src: a, transposedSource: shape.transA,
+    try OneDNNMatmulEngine.shared().matmul(M: shape.m, K: shape.k, N: shape.n, src: a, transposedSource: shape.transA,
                                    weights: b, transposedWeights: shape.transB, bias: nil, dst: c, accumulate: false)
 }

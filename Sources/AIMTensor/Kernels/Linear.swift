@@ -11,13 +11,13 @@ public func linearForward(
 ) {
     precondition(M >= 0 && K > 0 && N > 0, "linearForward: bad sizes M=\(M) K=\(K) N=\(N)")
     if M == 0 { return }
-    if let bias, !accumulate, FusedBiasLinear.applies {
-        do {
-            try BF16Engine.shared().matmulF32(M: M, K: K, N: N, src: input, weights: weight, bias: bias, dst: out)
-            return
-        } catch { FusedBiasLinear.disable(after: error) }
-    }
     if let bias, !accumulate {
+        if FusedBiasLinear.applies {
+            do {
+                try OneDNNMatmulEngine.shared().matmulF32(M: M, K: K, N: N, src: input, weights: weight, bias: bias, dst: out)
+                return
+            } catch { FusedBiasLinear.disable(after: error) }
+        }
         // Bias fused as the GEMM's C: fill rows with b, then beta = 1.
         Threads.parallelFor(M, grain: 64) { r in
             for i in r { (out + i * N).update(from: bias, count: N) }

@@ -1,0 +1,108 @@
+import CDNNL
+
+/// One oneDNN engine and stream, matmul primitives cached per shape, and growing bf16 scratch
+/// buffers: the bf16 products of LinearBF16.swift and BF16Matmul.swift, and the fp32 forward with a
+/// fused bias of Linear.swift (`matmulF32`).
+/// Used from the thread that drives the model (like the rest of the kernels' callers).
+final class OneDNNMatmulEngine {
+    nonisolated(unsafe) private static var instance: OneDNNMatmulEngine?
+
+    /// The engine, created on first use; a oneDNN that cannot create one throws (every call).
+    static func shared() throws -> OneDNNMatmulEngine {
+        if let instance { return instance }
+        let e = try OneDNNMatmulEngine()
+        instance = e
+        return e
+    }
+
+    private var engine: dnnl_engine_t?
+    private var stream: dnnl_stream_t?
+    private struct Key: Hashable { let M: Int, K: Int, N: Int, sourceTransposed: Bool, transposed: Bool, bias: Bool, accumulate: Bool
+                                   var f32Operands = false }
+    private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
+                           let bias: dnnl_memory_desc_t; let dst: dnnl_memory_desc_t }
+    private var cache: [Key: Entry] = [:]
+    /// Three growing bf16 buffers: the operands of one product (dy and x for a weight gradient),
+    /// and a weight rounded per use (`weightSlot`).
+    private var scratch: [UnsafeMutablePointer<UInt16>?] = [nil, nil, nil]
+    private var scratchCount = [0, 0, 0]
+    static let weightSlot = 2
+
+    private init() throws {
+        OneDNN.configure
+        try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
+        try check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
+    }
+
+    private func check(_ s: dnnl_status_t, _ what: String) throws { try OneDNN.check(s, what) }
+
+    func activations(_ count: Int, slot: Int) -> UnsafeMutablePointer<UInt16> {
+        if count > scratchCount[slot] {
+            scratch[slot]?.deallocate()
+            scratch[slot] = .allocate(capacity: count); scratchCount[slot] = count
+            Self.operandBytes = scratchCount.reduce(0, +) * MemoryLayout<UInt16>.stride
+        }
+        return scratch[slot]!
+    }
+
+    /// Bytes of the bf16 operand buffers (workspace), readable without creating the engine.
+    nonisolated(unsafe) static var operandBytes = 0
+
+    private func desc(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) throws -> dnnl_memory_desc_t {
+        try OneDNN.memoryDesc(dims, strides, type)
+    }
+
+    private func entry(_ key: Key) throws -> Entry {
+        if let e = cache[key] { return e }
+        let operandType = key.f32Operands ? dnnl_f32 : dnnl_bf16
+        let src = try desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], operandType)
+        let wei = try desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], operandType)
+        let bias = try desc([1, key.N], [key.N, 1], dnnl_f32)
+        let dst = try desc([key.M, key.N], [key.N, 1], dnnl_f32)
+        var op = dnnl_matmul_desc_t()
+        var s = src, w = wei, b = bias, d = dst
+        if key.bias { try check(dnnl_matmul_desc_init(&op, &s, &w, &b, &d), "matmul_desc_init") }
+        else { try check(dnnl_matmul_desc_init(&op, &s, &w, nil, &d), "matmul_desc_init") }
+        var attr: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attr), "attr_create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if key.accumulate {
+            var ops: dnnl_post_ops_t?
+            try check(dnnl_post_ops_create(&ops), "post_ops_create")
+            defer { dnnl_post_ops_destroy(ops) }
+            try check(dnnl_post_ops_append_sum(ops, 1), "append_sum")
+            try check(dnnl_primitive_attr_set_post_ops(attr, ops), "set_post_ops")
+        }
+        var pd: dnnl_primitive_desc_t?
+        try check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, engine, nil) },
+                  "\(key.f32Operands ? "fp32" : "bf16") matmul primitive_desc_create (\(key.M)×\(key.K)·\(key.K)×\(key.N))")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var prim: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&prim, pd), "primitive_create")
+        let e = Entry(primitive: prim!, src: src, wei: wei, bias: bias, dst: dst)
+        cache[key] = e
+        return e
+    }
+
+    func matmul(M: Int, K: Int, N: Int, src: UnsafePointer<UInt16>, transposedSource: Bool = false,
+                weights: UnsafePointer<UInt16>, transposedWeights: Bool,
+                bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool) throws {
+        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: transposedSource, transposed: transposedWeights,
+                          bias: bias != nil, accumulate: accumulate))
+        var args: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)] = [(DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)),
+                                                                     (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
+                                                                     (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
+        if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
+        try OneDNN.execute(e.primitive, engine: engine, stream: stream, args)
+    }
+
+    /// out [M, N] = x [M, K] · wᵀ (w [N, K]) + bias, all fp32, the bias added inside the product
+    /// (linearForward's fp32 path when oneDNN is the fp32 library).
+    func matmulF32(M: Int, K: Int, N: Int, src: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                   bias: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) throws {
+        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: true, bias: true, accumulate: false, f32Operands: true))
+        try OneDNN.execute(e.primitive, engine: engine, stream: stream,
+                           [(DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)), (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
+                            (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst)), (DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))])
+    }
+}
