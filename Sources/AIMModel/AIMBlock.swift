@@ -119,9 +119,8 @@ final class AIMBlock: TransformerBlock {
             let tBack = scratch.buffer("t.back", R * D)
             swapMiddleAxes(out: tBack, input: tOut, outer: B, p: N, q: T, rowLength: D)
             let x1m = kept.buffer("x1", R * D)
-            x1m.update(from: x0, count: R * D)
             temporalScales = rowScales(dims, context, site: 1)
-            applyRowScales(temporalScales, out: x1m, tBack, rows: R, cols: D, accumulate: true)
+            addRowScaled(temporalScales, out: x1m, base: x0, tBack, rows: R, cols: D)
             x1 = UnsafePointer(x1m)
         }
 
@@ -168,8 +167,8 @@ final class AIMBlock: TransformerBlock {
         let hasT = tAdapter != nil
         let x1: UnsafePointer<Float> = hasT ? UnsafePointer(kept.buffer("x1", R * D)) : x0
 
-        // (c) joint. dx accumulates the gradient of the block input through every residual.
-        dx.update(from: dOut, count: R * D)
+        // (c) joint. dx accumulates the gradient of the block input through every residual, starting
+        // with ln_2's backward, which adds dOut (the joint residual) as it writes dx.
         var section = scratch.mark()
         let dh2 = scratch.buffer("j.dh", R * D)
         let xhat2 = kept.buffer("j.xhat", R * D)
@@ -186,7 +185,7 @@ final class AIMBlock: TransformerBlock {
             mlpAdapter.backward(dInput: dh2, dOut: dm, x: h2!, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden),
                                 scratch: scratch, rows: R, accumulateInput: true)
         }
-        ln2.backward(dInput: dx, dOut: dh2, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
+        ln2.backward(dInput: dx, dOut: dh2, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: false, addend: dOut)
         scratch.rewind(to: section)
 
         // (b) spatial: dx now holds d x2 = d x1 through the residual.
@@ -214,8 +213,13 @@ final class AIMBlock: TransformerBlock {
 
         // (a) temporal: dx holds d x1 = d x0 through the residual.
         guard let tAdapter else { return }
-        let dBack = scratch.buffer("t.dback", R * D)
-        applyRowScales(temporalScales, out: dBack, dx, rows: R, cols: D)
+        // Without drop-path the temporal branch's gradient is dx itself (no scaled copy).
+        var dBack: UnsafePointer<Float> = UnsafePointer(dx)
+        if !temporalScales.isEmpty {
+            let scaled = scratch.buffer("t.dback", R * D)
+            applyRowScales(temporalScales, out: scaled, dx, rows: R, cols: D)
+            dBack = UnsafePointer(scaled)
+        }
         let dTOut = scratch.buffer("t.dout", R * D)
         swapMiddleAxes(out: dTOut, input: dBack, outer: B, p: T, q: N, rowLength: D)
         let dOt = scratch.buffer("t.do", R * D)

@@ -73,8 +73,15 @@ func dropPathRowScales(rows: Int, groups: Int, p: Float, rngFor: (Int) -> Random
 /// out = x · rowScale (or += with `accumulate`); no scales means 1 (drop-path off).
 func applyRowScales(_ scales: [Float], out: FloatPtr, _ x: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
     if scales.isEmpty {
-        if accumulate { addInPlace(out, x, count: rows * cols) } else { out.update(from: x, count: rows * cols) }
+        if accumulate { addInPlace(out, x, count: rows * cols) } else { copyParallel(out, x, count: rows * cols) }
     } else {
         scaleRows(out: out, input: x, rowScales: scales, rows: rows, cols: cols, accumulate: accumulate)
     }
+}
+
+/// out = base + x · scales (per row; empty: 1) in one pass (why: a copy of base and then an
+/// in-place add read and write out twice).
+func addRowScaled(_ scales: [Float], out: FloatPtr, base: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, cols: Int) {
+    if scales.isEmpty { add(out: out, base, x, count: rows * cols) }
+    else { scaleRows(out: out, input: x, rowScales: scales, rows: rows, cols: cols, base: base) }
 }

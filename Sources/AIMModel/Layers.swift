@@ -41,18 +41,25 @@ struct LinearLayer {
     init(weight: Parameter, bias: Parameter?) { self.weight = weight; self.bias = bias }
 
     /// `keepInput` (bf16 only): receives bf16(input) [rows, in] for the weight gradient.
+    /// `residual`: a tensor [rows, out] added to the output (a skip connection), inside the product
+    /// where the library can.
     func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, rows: Int, accumulate: Bool = false,
-                 keepInput: UnsafeMutablePointer<UInt16>? = nil) {
+                 keepInput: UnsafeMutablePointer<UInt16>? = nil, residual: UnsafePointer<Float>? = nil) {
         precondition(keepInput == nil || weight.reducedPrecision, "a bf16 input is kept only by a bf16 linear")
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
+                var accumulate = accumulate
+                if let residual {
+                    if accumulate { addInPlace(out, residual, count: rows * outFeatures) } else { copyParallel(out, residual, count: rows * outFeatures) }
+                    accumulate = true
+                }
                 do {
                     try linearForwardBF16(out: out, input: input, weight: weight.bf16(), bias: bias?.data, rows: rows, accumulate: accumulate,
                                           keepInput: keepInput)
                 } catch { PassFailure.record(error, output: out, count: rows * outFeatures) }
             } else {
                 linearForward(out: out, input: input, weight: weight.data, bias: bias?.data,
-                              rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+                              rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate, residual: residual)
             }
         }
     }
@@ -108,21 +115,22 @@ struct LayerNormLayer {
     }
 
     /// Backward from the forward's x̂ and rstd instead of its input and mean (same bits).
+    /// `addend`: dInput = addend + the gradient (a residual's gradient, without copying it in first).
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, normalized: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-                  rows: Int, accumulateInput: Bool) {
+                  rows: Int, accumulateInput: Bool, addend: UnsafePointer<Float>? = nil) {
         StepProfile.measure(.layerNorm) {
             layerNormBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias.gradData, dOut: dOut, input: normalized,
                               weight: weight.data, mean: nil, rstd: rstd, rows: rows, channels: channels,
-                              accumulateInput: accumulateInput, inputIsNormalized: true)
+                              accumulateInput: accumulateInput, inputIsNormalized: true, addend: addend)
         }
     }
 
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                  mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows: Int, accumulateInput: Bool) {
+                  mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows: Int, accumulateInput: Bool, addend: UnsafePointer<Float>? = nil) {
         StepProfile.measure(.layerNorm) {
             layerNormBackward(dInput: dInput, dWeight: weight.gradData, dBias: bias.gradData, dOut: dOut, input: input,
                               weight: weight.data, mean: mean, rstd: rstd, rows: rows, channels: channels,
-                              accumulateInput: accumulateInput)
+                              accumulateInput: accumulateInput, addend: addend)
         }
     }
 
@@ -150,13 +158,7 @@ struct AdapterLayer {
         let g = scratch.buffer("adapter.g", rows * hidden)
         fc1.forward(h, x, rows: rows)
         StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) }
-        if skip && !accumulate {
-            out.update(from: x, count: rows * fc2.outFeatures)
-            fc2.forward(out, g, rows: rows, accumulate: true)
-        } else {
-            fc2.forward(out, g, rows: rows, accumulate: accumulate)
-            if skip { addInPlace(out, x, count: rows * fc2.outFeatures) }
-        }
+        fc2.forward(out, g, rows: rows, accumulate: accumulate, residual: skip ? x : nil)
     }
 
     /// The forward's output again from its kept `h`, for an adapter without skip (same bits:

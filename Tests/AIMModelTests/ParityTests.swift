@@ -20,7 +20,18 @@ final class ParityTests: XCTestCase {
         return num / max(den, 1e-12)
     }
 
+    /// Under every fp32 library this machine has (why: oneDNN's path fuses biases, accumulation and
+    /// skip connections into its products, OpenBLAS's and BLIS's add them in separate passes).
     func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let previous = Gemm.library
+        defer { try? Gemm.select(previous) }
+        for lib in GemmLibrary.allCases where Gemm.isAvailable(lib) {
+            try Gemm.select(lib)
+            try checkOnce(name, library: lib, file: file, line: line)
+        }
+    }
+
+    private func checkOnce(_ name: String, library lib: GemmLibrary, file: StaticString, line: UInt) throws {
         Threads.set(2)
         let path = Self.fixtures.appendingPathComponent("ref_\(name).safetensors").path
         let f = try SafetensorsFile(path: path)
@@ -36,13 +47,13 @@ final class ParityTests: XCTestCase {
         let logits = try model.forward(video: video.data, context: PassContext(batch: B, training: false))
         let expected = try f.tensor(named: "logits")
         let logitErr = Self.relativeError(logits, expected)
-        XCTAssertLessThanOrEqual(logitErr, 1e-4, "\(name): logits", file: file, line: line)
+        XCTAssertLessThanOrEqual(logitErr, 1e-4, "\(name) [\(lib)]: logits", file: file, line: line)
         let K = config.numClasses
         let loss = labels.withUnsafeBufferPointer {
             crossEntropyForward(logits: logits.data, labels: $0.baseAddress!, batch: B, classes: K)
         }
         let expectedLoss = try f.tensor(named: "loss")[0]
-        XCTAssertEqual(Double(loss), Double(expectedLoss), accuracy: 1e-4 * max(1, abs(Double(expectedLoss))), "\(name): loss", file: file, line: line)
+        XCTAssertEqual(Double(loss), Double(expectedLoss), accuracy: 1e-4 * max(1, abs(Double(expectedLoss))), "\(name) [\(lib)]: loss", file: file, line: line)
         let dLogits = Tensor([B, K])
         labels.withUnsafeBufferPointer {
             crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: B, classes: K)
@@ -57,10 +68,10 @@ final class ParityTests: XCTestCase {
             let g = try f.tensor(named: "grad." + p.name)
             let e = Self.relativeError(p.grad!, g)
             if e > worst.0 { worst = (e, p.name) }
-            XCTAssertLessThanOrEqual(e, 1e-4, "\(name): grad \(p.name)", file: file, line: line)
+            XCTAssertLessThanOrEqual(e, 1e-4, "\(name) [\(lib)]: grad \(p.name)", file: file, line: line)
         }
         for p in model.store.parameters where !p.tunable { XCTAssertNil(p.grad, "\(name): frozen \(p.name) has a gradient") }
-        print("parity \(name): logits rel \(String(format: "%.2e", logitErr)), worst grad rel \(String(format: "%.2e", worst.0)) (\(worst.1)), \(gradNames.count) grads")
+        print("parity \(name) [\(lib)]: logits rel \(String(format: "%.2e", logitErr)), worst grad rel \(String(format: "%.2e", worst.0)) (\(worst.1)), \(gradNames.count) grads")
     }
 
     func testAIMCLIPOneTemporalAdapter() throws { try check("aim_clip_t1") }

@@ -46,26 +46,35 @@ final class GemmLibraryTests: XCTestCase {
         var rng = RandomGenerator(seed: 9)
         let x = (0..<(M * K)).map { _ in Float(rng.normal()) }, w = (0..<(N * K)).map { _ in Float(rng.normal()) }
         let b = (0..<N).map { _ in Float(rng.normal()) }
-        var expected = [Double](repeating: 0, count: M * N)
+        let old = (0..<(M * N)).map { _ in Float(rng.normal()) }, skip = (0..<(M * N)).map { _ in Float(rng.normal()) }
+        var product = [Double](repeating: 0, count: M * N)
         for i in 0..<M { for j in 0..<N {
             var s = Double(b[j])
             for k in 0..<K { s += Double(x[i * K + k]) * Double(w[j * K + k]) }
-            expected[i * N + j] = s
+            product[i * N + j] = s
         } }
         let previous = Gemm.library
         defer { try? Gemm.select(previous); FusedBiasLinear.enabled = true }
         for lib in GemmLibrary.allCases.filter(Gemm.isAvailable) {
             try Gemm.select(lib)
-            var outs: [[Float]] = []
-            for fused in [true, false] {
-                FusedBiasLinear.enabled = fused
-                var y = [Float](repeating: .nan, count: M * N)
-                linearForward(out: &y, input: x, weight: w, bias: b, rows: M, inFeatures: K, outFeatures: N)
-                let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
-                XCTAssertLessThan(worst, 1e-4, "\(lib), fused bias allowed: \(fused)")
-                outs.append(y)
+            // Overwriting, adding to the old output, and either with a residual (the oneDNN
+            // post-ops sum and binary add when fused): each term dropped or doubled fails.
+            for (accumulate, residual) in [(false, false), (true, false), (false, true), (true, true)] {
+                let expected = (0..<(M * N)).map { product[$0] + (accumulate ? Double(old[$0]) : 0) + (residual ? Double(skip[$0]) : 0) }
+                var outs: [[Float]] = []
+                for fused in [true, false] {
+                    FusedBiasLinear.enabled = fused
+                    var y = accumulate ? old : [Float](repeating: .nan, count: M * N)
+                    skip.withUnsafeBufferPointer { r in
+                        linearForward(out: &y, input: x, weight: w, bias: b, rows: M, inFeatures: K, outFeatures: N,
+                                      accumulate: accumulate, residual: residual ? r.baseAddress! : nil)
+                    }
+                    let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
+                    XCTAssertLessThan(worst, 1e-4, "\(lib), fused allowed: \(fused), accumulate: \(accumulate), residual: \(residual)")
+                    outs.append(y)
+                }
+                if lib != .onednn { XCTAssertEqual(outs[0], outs[1], "\(lib) has no fused path: the same bits either way") }
             }
-            if lib != .onednn { XCTAssertEqual(outs[0], outs[1], "\(lib) has no fused path: the same bits either way") }
         }
     }
 

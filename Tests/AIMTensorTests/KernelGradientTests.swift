@@ -61,6 +61,16 @@ final class KernelGradientTests: XCTestCase {
             layerNormBackward(dInput: dx.data, dWeight: nil, dBias: nil, dOut: r.data, input: x.data,
                               weight: w.data, mean: mean.data, rstd: rstd.data, rows: M, channels: C, accumulateInput: true)
             assertBitwiseEqual(dx.array, before.map { $0 + $0 }, "layerNorm accumulateInput")
+            // An addend (a residual's gradient) is added as it writes, the same bits as copying it in first and accumulating.
+            let addend = randomTensor([M, C], seed: 14), dxAdded = Tensor([M, C])
+            layerNormBackward(dInput: dxAdded.data, dWeight: nil, dBias: nil, dOut: r.data, input: x.data,
+                              weight: w.data, mean: mean.data, rstd: rstd.data, rows: M, channels: C, addend: addend.data)
+            let dxCopied = Tensor([M, C])
+            dxCopied.data.update(from: addend.data, count: M * C)
+            layerNormBackward(dInput: dxCopied.data, dWeight: nil, dBias: nil, dOut: r.data, input: x.data,
+                              weight: w.data, mean: mean.data, rstd: rstd.data, rows: M, channels: C, accumulateInput: true)
+            assertBitwiseEqual(dxAdded.array, dxCopied.array, "layerNorm addend")
+            XCTAssertNotEqual(dxAdded.array, before, "the addend changed dInput")
 
             // Kept x̂ instead of the input (the AIM block's ln_2): the same output and gradients, bit for bit.
             let yRef = Tensor([M, C])   // `y` holds the last perturbed forward of the gradient check

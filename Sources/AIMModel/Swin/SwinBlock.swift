@@ -11,7 +11,7 @@ import AIMTensor
 /// otherwise (videoswin, SwinTransformerBlock3D):
 ///   x = x + crop(attn(window(pad(norm1 x))));  x = x + mlp(norm2 x)  — drop-path on both branches;
 ///   pad/crop: zeros at the end of T, H, W up to window multiples (official forward_part1).
-/// Windows are gathered rows (`spatialIndex`, padding rows read a zero row one past the tokens)
+/// Windows are gathered rows (`spatialIndex`, padding rows are zero rows: index −1)
 /// and read back with the inverse gather (`spatialInverse`), which is also the crop.
 final class SwinBlock {
     let index: Int
@@ -111,10 +111,9 @@ final class SwinBlock {
             let tOut = scratch.buffer("t.out", R * C)
             tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
             temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
-            out.update(from: x0, count: R * C)
             // DropPath on '(b n) t c': one decision per (sample, position).
             temporalScales = rowScales(B, context, site: 1, groups: B * N, groupOf: { r in (r / (self.T * N)) * N + r % N }, key: { g in (g / N, g % N) })
-            applyRowScales(temporalScales, out: out, u, rows: R, cols: C, accumulate: true)
+            addRowScaled(temporalScales, out: out, base: x0, u, rows: R, cols: C)
             x1 = UnsafePointer(out)
         }
 
@@ -123,9 +122,8 @@ final class SwinBlock {
         let x2 = out, Rw = spatialIndex.count
         var section = scratch.mark()
         do {
-            let h1 = scratch.buffer("s.h", (R + 1) * C), hw = scratch.buffer("s.hw", Rw * C)
+            let h1 = scratch.buffer("s.h", R * C), hw = scratch.buffer("s.hw", Rw * C)
             norm1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
-            (h1 + R * C).update(repeating: 0, count: C)   // the zero row padding reads (F.pad after norm1)
             spatialIndex.withUnsafeBufferPointer { gatherRows(out: hw, input: h1, index: $0.baseAddress!, rows: Rw, width: C) }
             let o = sAdapter2 != nil ? kept.buffer("s.o", Rw * C) : scratch.buffer("s.o", Rw * C)
             attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw), rows: Rw, scratch: scratch)
@@ -135,10 +133,10 @@ final class SwinBlock {
                 branch = UnsafePointer(hw)
             }
             spatialInverse.withUnsafeBufferPointer { gatherRows(out: h1, input: branch, index: $0.baseAddress!, rows: R, width: C) }
-            if x1 != UnsafePointer(x2) { x2.update(from: x1, count: R * C) }
             // videoswin: DropPath per sample; swin2d: none on this branch (commented out officially).
             spatialScales = aim ? [] : rowScales(B, context, site: 2, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
-            applyRowScales(spatialScales, out: x2, h1, rows: R, cols: C, accumulate: true)
+            if x1 != UnsafePointer(x2) { addRowScaled(spatialScales, out: x2, base: x1, h1, rows: R, cols: C) }
+            else { applyRowScales(spatialScales, out: x2, h1, rows: R, cols: C, accumulate: true) }
         }
         scratch.rewind(to: section)
 
@@ -179,9 +177,8 @@ final class SwinBlock {
         let N = H * W, R = B * T * N
         let xhat2 = kept.buffer("j.xhat", R * C)
 
-        // MLP branch; dx accumulates d x2 through the residual. norm2's output is recomputed from x̂
-        // (same bits) when a weight gradient reads it.
-        dx.update(from: dOut, count: R * C)
+        // MLP branch; norm2's backward adds dOut (d x2 through the residual) into dx. norm2's output
+        // is recomputed from x̂ (same bits) when a weight gradient reads it.
         var section = scratch.mark()
         let xn: FloatPtr? = (mlp.fc1.needsInput || sAdapter != nil) ? scratch.buffer("j.xn", R * C) : nil
         if let xn { norm2.output(xn, normalized: xhat2, rows: R) }
@@ -198,7 +195,7 @@ final class SwinBlock {
             applyRowScales(mlpScales, out: dm, dOut, rows: R, cols: C)
             mlp.backward(dInput: dxn, dOut: dm, x: mlp.fc1.needsInput ? xn : nil, kept: kept, scratch: scratch, rows: R, accumulateInput: false)
         }
-        norm2.backward(dInput: dx, dOut: dxn, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
+        norm2.backward(dInput: dx, dOut: dxn, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: false, addend: dOut)
         scratch.rewind(to: section)
 
         // x1 = x0 + the temporal branch again (same bits as the forward's), for norm1's backward.
@@ -209,22 +206,22 @@ final class SwinBlock {
             let tOut = scratch.buffer("t.out", R * C), u = scratch.buffer("t.u", R * C)
             tAdapter.output(tOut, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
             temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
-            x1m.update(from: x0, count: R * C)
-            applyRowScales(temporalScales, out: x1m, u, rows: R, cols: C, accumulate: true)
+            addRowScaled(temporalScales, out: x1m, base: x0, u, rows: R, cols: C)
             scratch.rewind(to: rebuild)
             x1 = UnsafePointer(x1m)
         }
 
         // Window attention branch: dx holds d x2 = d x1 through the residual. The crop's gradient
-        // zero-pads (padding window rows read the zero row R of db); the pad's gradient crops (the
+        // zero-pads (padding window rows are zero rows of the gather); the pad's gradient crops (the
         // inverse gather drops the padding rows of dhw).
         section = scratch.mark()
         do {
             let Rw = spatialIndex.count
-            let db = scratch.buffer("s.db", max(R + 1, Rw) * C), dw = scratch.buffer("s.dw", Rw * C)
-            applyRowScales(spatialScales, out: db, dx, rows: R, cols: C)
-            (db + R * C).update(repeating: 0, count: C)
-            spatialIndex.withUnsafeBufferPointer { gatherRows(out: dw, input: db, index: $0.baseAddress!, rows: Rw, width: C) }
+            let db = scratch.buffer("s.db", max(R, Rw) * C), dw = scratch.buffer("s.dw", Rw * C)
+            // Without drop-path the windows are gathered from dx itself (no scaled copy).
+            var dBranch: UnsafePointer<Float> = UnsafePointer(dx)
+            if !spatialScales.isEmpty { applyRowScales(spatialScales, out: db, dx, rows: R, cols: C); dBranch = UnsafePointer(db) }
+            spatialIndex.withUnsafeBufferPointer { gatherRows(out: dw, input: dBranch, index: $0.baseAddress!, rows: Rw, width: C) }
             var dO: UnsafePointer<Float> = UnsafePointer(dw)
             if let sAdapter2 {
                 sAdapter2.backward(dInput: db, dOut: dw, x: kept.buffer("s.o", Rw * C), h: kept.buffer("s.ad2.h", Rw * sAdapter2.hidden),
@@ -247,8 +244,9 @@ final class SwinBlock {
         section = scratch.mark()
         defer { scratch.rewind(to: section) }
         let db = scratch.buffer("t.db", R * C), dt = scratch.buffer("t.dt", R * C)
-        applyRowScales(temporalScales, out: db, dx, rows: R, cols: C)
-        temporalIndex.withUnsafeBufferPointer { gatherRows(out: dt, input: db, index: $0.baseAddress!, rows: R, width: C) }
+        var dBranch: UnsafePointer<Float> = UnsafePointer(dx)
+        if !temporalScales.isEmpty { applyRowScales(temporalScales, out: db, dx, rows: R, cols: C); dBranch = UnsafePointer(db) }
+        temporalIndex.withUnsafeBufferPointer { gatherRows(out: dt, input: dBranch, index: $0.baseAddress!, rows: R, width: C) }
         let adapterOnly = !inputGradient && !temporalPassTunable
         tAdapter.backward(dInput: adapterOnly ? nil : db, dOut: dt, x: kept.buffer("t.o", R * C), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
                           scratch: scratch, rows: R, accumulateInput: false)

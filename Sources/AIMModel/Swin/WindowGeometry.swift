@@ -4,7 +4,7 @@
 /// to a multiple of the window (`padded`; the official SwinTransformerBlock3D's F.pad), then windows
 /// of `window` = (wd, wh, ww) tokens are taken after a cyclic shift by −`shift` (torch.roll) of the
 /// padded volume, in the order of the official window_partition: windows (d, h, w)-major per sample,
-/// tokens (d, h, w)-major inside a window. A window row that falls in the padding reads a zero row;
+/// tokens (d, h, w)-major inside a window. A window row that falls in the padding is a zero row;
 /// the reverse reads only the volume's rows back (the official crop `x[:, :D, :H, :W]`). The same geometry
 /// serves the three attentions of the Swin family:
 ///   swin2d spatial:  volume (1, H, W) per frame, window (1, w, w), shift (0, s, s)
@@ -102,14 +102,15 @@ struct WindowGeometry {
         tableRows = (2 * tw[0] - 1) * (2 * tw[1] - 1) * (2 * tw[2] - 1)
     }
 
-    /// Window-order row → volume row for `samples` consecutive samples; a padding row reads row
-    /// `samples · rowsPerSample`, one past the volume, which the caller keeps at zero.
+    /// Window-order row → volume row for `samples` consecutive samples; −1 for a padding row, which
+    /// `gatherRows` fills with zeros (why: no zero row past the volume, so a gather can read any
+    /// [rows, C] tensor as it is, e.g. a gradient, without a padded copy).
     func index(samples: Int) -> [Int32] {
-        let n = rowsPerSample, m = windowRowsPerSample, zero = Int32(samples * n)
+        let n = rowsPerSample, m = windowRowsPerSample
         var out = [Int32](repeating: 0, count: samples * m)
         for s in 0..<samples { for r in 0..<m {
             let v = sampleIndex[r]
-            out[s * m + r] = v < 0 ? zero : v + Int32(s * n)
+            out[s * m + r] = v < 0 ? -1 : v + Int32(s * n)
         } }
         return out
     }

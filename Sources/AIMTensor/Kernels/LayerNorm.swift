@@ -62,9 +62,11 @@ public func layerNormBackward(
     dBias: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>,
     input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     mean: UnsafePointer<Float>?, rstd: UnsafePointer<Float>,
-    rows M: Int, channels C: Int, accumulateInput: Bool = false, inputIsNormalized: Bool = false
+    rows M: Int, channels C: Int, accumulateInput: Bool = false, inputIsNormalized: Bool = false,
+    addend: UnsafePointer<Float>? = nil
 ) {
     precondition(inputIsNormalized || mean != nil, "layerNormBackward: mean is needed unless the input is x̂")
+    precondition(!(accumulateInput && addend != nil), "layerNormBackward: accumulate adds to dInput, addend adds another tensor; not both")
     precondition(M >= 0 && C > 0, "layerNormBackward: bad sizes M=\(M) C=\(C)")
     if M == 0 { return }
     let wantParams = dWeight != nil || dBias != nil
@@ -75,6 +77,8 @@ public func layerNormBackward(
             let pw = partial + c * 2 * C, pb = pw + C
             for i in rows {
                 let x = input + i * C, dy = dOut + i * C, dx = dInput + i * C
+                // What dx is added to: its old value, the addend (a residual's gradient), or nothing.
+                let base: UnsafePointer<Float>? = addend.map { $0 + i * C } ?? (accumulateInput ? UnsafePointer(dx) : nil)
                 let mu = inputIsNormalized ? 0 : mean![i], r = rstd[i]
                 @inline(__always) func xhat16(_ j: Int) -> F16 { inputIsNormalized ? load16(x + j) : (load16(x + j) - mu) * r }
                 @inline(__always) func xhat(_ j: Int) -> Float { inputIsNormalized ? x[j] : (x[j] - mu) * r }
@@ -104,14 +108,14 @@ public func layerNormBackward(
                 while j + 16 <= C {
                     let xh = xhat16(j)
                     var v = (load16(dy + j) * load16(weight + j) - m1 - xh * m2) * r
-                    if accumulateInput { v += load16(dx + j) }
+                    if let base { v += load16(base + j) }
                     store16(v, dx + j)
                     j += 16
                 }
                 while j < C {
                     let xh = xhat(j)
                     let v = (dy[j] * weight[j] - m1 - xh * m2) * r
-                    dx[j] = accumulateInput ? dx[j] + v : v
+                    dx[j] = base.map { $0[j] + v } ?? v
                     j += 1
                 }
             }

@@ -3,21 +3,29 @@ import COpenBLAS
 // Linear layer in PyTorch's layout: weight [N, K] (out × in), y[M, N] = x[M, K] · Wᵀ + b.
 // The products go through `Gemm` (the fp32 library chosen for this CPU class).
 
-/// y = x · Wᵀ + b. `out` is overwritten, or added to when `accumulate` is true.
+/// y = x · Wᵀ + b [+ residual]. `out` is overwritten, or added to when `accumulate` is true.
+/// `residual` (not `out` itself) is a second [M, N] addend, e.g. an adapter's skip connection.
 public func linearForward(
     out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-    rows M: Int, inFeatures K: Int, outFeatures N: Int, accumulate: Bool = false
+    rows M: Int, inFeatures K: Int, outFeatures N: Int, accumulate: Bool = false, residual: UnsafePointer<Float>? = nil
 ) {
     precondition(M >= 0 && K > 0 && N > 0, "linearForward: bad sizes M=\(M) K=\(K) N=\(N)")
+    precondition(residual != UnsafePointer(out), "linearForward: the residual is a separate tensor (accumulate adds out)")
     if M == 0 { return }
+    if let bias, FusedBiasLinear.applies {
+        do {
+            try OneDNNMatmulEngine.shared().matmulF32(M: M, K: K, N: N, src: input, weights: weight, bias: bias, dst: out,
+                                                       accumulate: accumulate, residual: residual)
+            return
+        } catch { FusedBiasLinear.disable(after: error) }
+    }
+    var accumulate = accumulate
+    if let residual {
+        if accumulate { addInPlace(out, residual, count: M * N) } else { copyParallel(out, residual, count: M * N) }
+        accumulate = true
+    }
     if let bias, !accumulate {
-        if FusedBiasLinear.applies {
-            do {
-                try OneDNNMatmulEngine.shared().matmulF32(M: M, K: K, N: N, src: input, weights: weight, bias: bias, dst: out)
-                return
-            } catch { FusedBiasLinear.disable(after: error) }
-        }
         // Bias fused as the GEMM's C: fill rows with b, then beta = 1.
         Threads.parallelFor(M, grain: 64) { r in
             for i in r { (out + i * N).update(from: bias, count: N) }
@@ -31,8 +39,9 @@ public func linearForward(
 }
 
 /// With oneDNN as the fp32 library, a forward with a bias runs as one oneDNN matmul that adds the
-/// bias inside the product, instead of filling the output with the bias and multiplying with
-/// beta = 1 (why: that is one more write and one more read of the whole output per linear layer).
+/// bias (and, accumulating, the old output; given, a residual) inside the product, instead of
+/// filling the output with the bias and multiplying with beta = 1, or multiplying with beta = 1 and
+/// adding the bias after (why: each is one more write and one more read of the whole output).
 public enum FusedBiasLinear {
     /// Benchmarks switch it off to compare with the fill-then-multiply path.
     nonisolated(unsafe) public static var enabled = true

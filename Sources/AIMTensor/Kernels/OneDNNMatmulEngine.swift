@@ -18,7 +18,7 @@ final class OneDNNMatmulEngine {
     private var engine: dnnl_engine_t?
     private var stream: dnnl_stream_t?
     private struct Key: Hashable { let M: Int, K: Int, N: Int, sourceTransposed: Bool, transposed: Bool, bias: Bool, accumulate: Bool
-                                   var f32Operands = false }
+                                   var f32Operands = false, residual = false }
     private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
                            let bias: dnnl_memory_desc_t; let dst: dnnl_memory_desc_t }
     private var cache: [Key: Entry] = [:]
@@ -66,11 +66,15 @@ final class OneDNNMatmulEngine {
         var attr: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attr), "attr_create")
         defer { dnnl_primitive_attr_destroy(attr) }
-        if key.accumulate {
+        if key.accumulate || key.residual {
             var ops: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&ops), "post_ops_create")
             defer { dnnl_post_ops_destroy(ops) }
-            try check(dnnl_post_ops_append_sum(ops, 1), "append_sum")
+            if key.accumulate { try check(dnnl_post_ops_append_sum(ops, 1), "append_sum") }
+            if key.residual {
+                var r = dst
+                try check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &r), "append_binary")
+            }
             try check(dnnl_primitive_attr_set_post_ops(attr, ops), "set_post_ops")
         }
         var pd: dnnl_primitive_desc_t?
@@ -96,13 +100,21 @@ final class OneDNNMatmulEngine {
         try OneDNN.execute(e.primitive, engine: engine, stream: stream, args)
     }
 
-    /// out [M, N] = x [M, K] · wᵀ (w [N, K]) + bias, all fp32, the bias added inside the product
-    /// (linearForward's fp32 path when oneDNN is the fp32 library).
+    /// out [M, N] = x [M, K] · wᵀ (w [N, K]) + bias [+ out when `accumulate`] [+ residual], all fp32,
+    /// the bias, the old output and the residual added inside the product (linearForward's fp32 path
+    /// when oneDNN is the fp32 library: no separate pass over the output for any of them).
     func matmulF32(M: Int, K: Int, N: Int, src: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-                   bias: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) throws {
-        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: true, bias: true, accumulate: false, f32Operands: true))
-        try OneDNN.execute(e.primitive, engine: engine, stream: stream,
-                           [(DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)), (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
-                            (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst)), (DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))])
+                   bias: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+                   residual: UnsafePointer<Float>? = nil) throws {
+        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: true, bias: true, accumulate: accumulate,
+                              f32Operands: true, residual: residual != nil))
+        var args: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)] = [
+            (DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)), (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
+            (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst)), (DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))]
+        // The binary post-op is the last one: DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1 (a C macro).
+        if let residual { args.append((Self.postOpSource(index: accumulate ? 1 : 0), e.dst, UnsafeRawPointer(residual))) }
+        try OneDNN.execute(e.primitive, engine: engine, stream: stream, args)
     }
+
+    private static func postOpSource(index: Int) -> Int32 { Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * Int32(index + 1) | Int32(DNNL_ARG_SRC_1) }
 }
