@@ -154,11 +154,17 @@ final class AIMBlock: TransformerBlock {
         ln2.forward(h2, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
         mlp.forward(out, h2, kept: kept, scratch: scratch, rows: R, accumulate: true)
         if let mlpAdapter {
-            let m = scratch.buffer("j.ad.out", R * D)
-            mlpAdapter.forward(m, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R)
             let s = rowScales(dims, context, site: 2)
             jointScales = s.isEmpty ? [Float](repeating: adapterScale, count: R) : s.map { $0 * adapterScale }
-            scaleRows(out: out, input: m, rowScales: jointScales, rows: R, cols: D, accumulate: true)
+            if s.isEmpty && mlpAdapter.scalesInside {
+                // Without drop-path, scale · MLP_Adapter goes straight into `out` from its fc2 (no [R, D] temporary).
+                mlpAdapter.forward(out, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R,
+                                   accumulate: true, scale: adapterScale)
+            } else {
+                let m = scratch.buffer("j.ad.out", R * D)
+                mlpAdapter.forward(m, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R)
+                scaleRows(out: out, input: m, rowScales: jointScales, rows: R, cols: D, accumulate: true)
+            }
         }
     }
 

@@ -42,10 +42,11 @@ struct LinearLayer {
 
     /// `keepInput` (bf16 only): receives bf16(input) [rows, in] for the weight gradient.
     /// `residual`: a tensor [rows, out] added to the output (a skip connection), inside the product
-    /// where the library can.
+    /// where the library can. `scale` (fp32 only) weights the product and bias before they are added.
     func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, rows: Int, accumulate: Bool = false,
-                 keepInput: UnsafeMutablePointer<UInt16>? = nil, residual: UnsafePointer<Float>? = nil) {
+                 keepInput: UnsafeMutablePointer<UInt16>? = nil, residual: UnsafePointer<Float>? = nil, scale: Float = 1) {
         precondition(keepInput == nil || weight.reducedPrecision, "a bf16 input is kept only by a bf16 linear")
+        precondition(scale == 1 || !weight.reducedPrecision, "a scaled linear forward is fp32 only")
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
                 var accumulate = accumulate
@@ -59,15 +60,17 @@ struct LinearLayer {
                 } catch { PassFailure.record(error, output: out, count: rows * outFeatures) }
             } else {
                 linearForward(out: out, input: input, weight: weight.data, bias: bias?.data,
-                              rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate, residual: residual)
+                              rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate, residual: residual,
+                              scale: scale)
             }
         }
     }
 
     /// `inputBF16` (bf16 only): the forward's `keepInput`, read instead of `input`.
     /// `weightGradient: false` computes the input gradient only (the weight and bias gradients were formed by an earlier call).
+    /// `inputResidual`: added to dInput (a skip connection's gradient), inside the product where the library can.
     func backward(dInput: FloatPtr?, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, inputBF16: UnsafePointer<UInt16>? = nil,
-                  rows: Int, accumulateInput: Bool = false, weightGradient: Bool = true) {
+                  rows: Int, accumulateInput: Bool = false, weightGradient: Bool = true, inputResidual: UnsafePointer<Float>? = nil) {
         let dWeight = weightGradient ? weight.gradData : nil, dBias = weightGradient ? bias?.gradData : nil
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
@@ -75,11 +78,12 @@ struct LinearLayer {
                     try linearBackwardBF16(dInput: dInput, dWeight: dWeight, dBias: dBias, dOut: dOut, input: input,
                                            inputBF16: inputBF16, weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput)
                 } catch { PassFailure.record(error, output: dInput, count: rows * inFeatures) }
+                if let dInput, let inputResidual { addInPlace(dInput, inputResidual, count: rows * inFeatures) }
                 return
             }
             linearBackward(dInput: dInput, dWeight: dWeight, dBias: dBias, dOut: dOut,
                            input: input, weight: weight.data, rows: rows, inFeatures: inFeatures,
-                           outFeatures: outFeatures, accumulateInput: accumulateInput)
+                           outFeatures: outFeatures, accumulateInput: accumulateInput, inputResidual: inputResidual)
         }
     }
 
@@ -152,14 +156,18 @@ struct AdapterLayer {
         self.skip = skip
     }
 
-    /// out = [x +] fc2(gelu(fc1(x))); `h` receives fc1's output (kept for backward).
-    /// With `accumulate`, the adapter output (and skip) is added to `out`.
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, h: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool = false) {
+    /// out = [x +] scale · fc2(gelu(fc1(x))); `h` receives fc1's output (kept for backward).
+    /// With `accumulate`, the adapter output (and skip) is added to `out`. `scale` ≠ 1: fp32 only.
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, h: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool = false,
+                 scale: Float = 1) {
         let g = scratch.buffer("adapter.g", rows * hidden)
         fc1.forward(h, x, rows: rows)
         StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) }
-        fc2.forward(out, g, rows: rows, accumulate: accumulate, residual: skip ? x : nil)
+        fc2.forward(out, g, rows: rows, accumulate: accumulate, residual: skip ? x : nil, scale: scale)
     }
+
+    /// Whether `forward` can scale its output inside fc2 (fp32; bf16 products take no scale).
+    var scalesInside: Bool { !fc2.weight.reducedPrecision }
 
     /// The forward's output again from its kept `h`, for an adapter without skip (same bits:
     /// the same products on the same rows).
@@ -179,8 +187,7 @@ struct AdapterLayer {
         if fc2.weight.tunable { StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) } }
         fc2.backward(dInput: dg, dOut: dOut, input: g, rows: rows)
         StepProfile.measure(.activation) { geluBackward(dInput: dh, dOut: dg, input: h, count: rows * hidden) }
-        fc1.backward(dInput: dx, dOut: dh, input: x, rows: rows, accumulateInput: accumulateInput)
-        if skip, let dx { addInPlace(dx, dOut, count: rows * fc1.inFeatures) }
+        fc1.backward(dInput: dx, dOut: dh, input: x, rows: rows, accumulateInput: accumulateInput, inputResidual: skip ? dOut : nil)
     }
 
     var parameters: [Parameter] { fc1.parameters + fc2.parameters }

@@ -36,6 +36,30 @@ struct FusedBiasSection: BenchSection {
                 let res = timeSideBySide(repeats: context.repeats, [forward(fused: false), forward(fused: true)])
                 t.rows.append([name, "\(M)×\(K) → \(N)", mode, msTriple(res[0]), msTriple(res[1]), fixed(res[0].median / res[1].median, 2) + "×"])
             }
+            guard name.contains("adapter") else { continue }
+            // AIM's 0.5 · S_Adapter into the residual stream: before, the adapter's output went to a
+            // temporary and a row-scaling pass added half of it; fused, its fc2 adds 0.5 · (x·Wᵀ + b).
+            let half = [Float](repeating: 0.5, count: M), tmp = Buffer(M * N)
+            let scaled = timeSideBySide(repeats: context.repeats, [
+                { FusedBiasLinear.enabled = true
+                  linearForward(out: tmp.data, input: x.data, weight: w.data, bias: b.data, rows: M, inFeatures: K, outFeatures: N)
+                  scaleRows(out: y.data, input: tmp.data, rowScales: half, rows: M, cols: N, accumulate: true) },
+                { FusedBiasLinear.enabled = true
+                  linearForward(out: y.data, input: x.data, weight: w.data, bias: b.data, rows: M, inFeatures: K, outFeatures: N,
+                                accumulate: true, scale: 0.5) },
+            ])
+            t.rows.append([name, "\(M)×\(K) → \(N)", "0.5 × added to the output", msTriple(scaled[0]), msTriple(scaled[1]),
+                           fixed(scaled[0].median / scaled[1].median, 2) + "×"])
+            // The adapter's fc1 input gradient with its skip's gradient: sgemm + an add pass, or one matmul.
+            let dy = Buffer(M * K, seed: 7), dx = Buffer(M * N)
+            func inputGradient(fused: Bool) -> () -> Void {
+                { FusedBiasLinear.enabled = fused
+                  linearBackward(dInput: dx.data, dWeight: nil, dBias: nil, dOut: dy.data, input: nil, weight: w.data, rows: M,
+                                 inFeatures: N, outFeatures: K, inputResidual: UnsafePointer(r.data)) }
+            }
+            let back = timeSideBySide(repeats: context.repeats, [inputGradient(fused: false), inputGradient(fused: true)])
+            t.rows.append(["stage 1 adapter fc1", "input gradient \(M)×\(K) → \(N)", "plus the skip's gradient", msTriple(back[0]),
+                           msTriple(back[1]), fixed(back[0].median / back[1].median, 2) + "×"])
         }
         return [t]
     }

@@ -57,24 +57,55 @@ final class GemmLibraryTests: XCTestCase {
         defer { try? Gemm.select(previous); FusedBiasLinear.enabled = true }
         for lib in GemmLibrary.allCases.filter(Gemm.isAvailable) {
             try Gemm.select(lib)
-            // Overwriting, adding to the old output, and either with a residual (the oneDNN
-            // post-ops sum and binary add when fused): each term dropped or doubled fails.
-            for (accumulate, residual) in [(false, false), (true, false), (false, true), (true, true)] {
-                let expected = (0..<(M * N)).map { product[$0] + (accumulate ? Double(old[$0]) : 0) + (residual ? Double(skip[$0]) : 0) }
+            // Overwriting, adding to the old output, either with a residual, and a scaled product
+            // (the oneDNN post-ops sum, binary add and linear eltwise when fused): each term
+            // dropped, doubled or unscaled fails.
+            for (accumulate, residual, scale) in [(false, false, Float(1)), (true, false, 1), (false, true, 1), (true, true, 1),
+                                                  (true, false, 0.5), (false, false, 0.5)] {
+                let expected = (0..<(M * N)).map {
+                    Double(scale) * product[$0] + (accumulate ? Double(old[$0]) : 0) + (residual ? Double(skip[$0]) : 0)
+                }
                 var outs: [[Float]] = []
                 for fused in [true, false] {
                     FusedBiasLinear.enabled = fused
                     var y = accumulate ? old : [Float](repeating: .nan, count: M * N)
                     skip.withUnsafeBufferPointer { r in
                         linearForward(out: &y, input: x, weight: w, bias: b, rows: M, inFeatures: K, outFeatures: N,
-                                      accumulate: accumulate, residual: residual ? r.baseAddress! : nil)
+                                      accumulate: accumulate, residual: residual ? r.baseAddress! : nil, scale: scale)
                     }
                     let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
-                    XCTAssertLessThan(worst, 1e-4, "\(lib), fused allowed: \(fused), accumulate: \(accumulate), residual: \(residual)")
+                    XCTAssertLessThan(worst, 1e-4, "\(lib), fused allowed: \(fused), accumulate: \(accumulate), residual: \(residual), scale: \(scale)")
                     outs.append(y)
                 }
                 if lib != .onednn { XCTAssertEqual(outs[0], outs[1], "\(lib) has no fused path: the same bits either way") }
             }
+        }
+    }
+
+    /// The input gradient with a skip connection's gradient added (one oneDNN matmul with a
+    /// binary-add post-op when fused), overwriting and accumulating, under every library.
+    func testLinearInputGradientWithResidualUnderEveryLibrary() throws {
+        Threads.set(2)
+        let (M, K, N) = (41, 29, 19)
+        var rng = RandomGenerator(seed: 11)
+        let dy = (0..<(M * N)).map { _ in Float(rng.normal()) }, w = (0..<(N * K)).map { _ in Float(rng.normal()) }
+        let old = (0..<(M * K)).map { _ in Float(rng.normal()) }, skip = (0..<(M * K)).map { _ in Float(rng.normal()) }
+        var product = [Double](repeating: 0, count: M * K)
+        for i in 0..<M { for k in 0..<K { for j in 0..<N { product[i * K + k] += Double(dy[i * N + j]) * Double(w[j * K + k]) } } }
+        let previous = Gemm.library
+        defer { try? Gemm.select(previous); FusedBiasLinear.enabled = true }
+        for lib in GemmLibrary.allCases.filter(Gemm.isAvailable) {
+            try Gemm.select(lib)
+            for accumulate in [false, true] { for fused in [true, false] {
+                FusedBiasLinear.enabled = fused
+                var dx = accumulate ? old : [Float](repeating: .nan, count: M * K)
+                skip.withUnsafeBufferPointer { r in
+                    linearBackward(dInput: &dx, dWeight: nil, dBias: nil, dOut: dy, input: nil, weight: w, rows: M, inFeatures: K,
+                                   outFeatures: N, accumulateInput: accumulate, inputResidual: r.baseAddress!)
+                }
+                let worst = (0..<(M * K)).map { abs(Double(dx[$0]) - (product[$0] + Double(skip[$0]) + (accumulate ? Double(old[$0]) : 0))) }.max()!
+                XCTAssertLessThan(worst, 1e-4, "\(lib), fused allowed: \(fused), accumulate: \(accumulate)")
+            } }
         }
     }
 

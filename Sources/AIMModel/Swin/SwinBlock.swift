@@ -149,11 +149,16 @@ final class SwinBlock {
         if aim {
             mlp.forward(out, xn, kept: kept, scratch: scratch, rows: R, accumulate: true)
             guard let sAdapter else { mlpScales = []; return }
-            sAdapter.forward(m, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
             // DropPath on '(b t) n c': one decision per frame.
             let s = rowScales(B, context, site: 3, groups: B * T, groupOf: { r in r / N }, key: { f in (f / self.T, f % self.T) })
             mlpScales = s.isEmpty ? [Float](repeating: 0.5, count: R) : s.map { $0 * 0.5 }
-            scaleRows(out: out, input: m, rowScales: mlpScales, rows: R, cols: C, accumulate: true)
+            if s.isEmpty && sAdapter.scalesInside {
+                // Without drop-path, 0.5 · S_Adapter goes straight into `out` from its fc2 (no [R, C] temporary).
+                sAdapter.forward(out, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, accumulate: true, scale: 0.5)
+            } else {
+                sAdapter.forward(m, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
+                scaleRows(out: out, input: m, rowScales: mlpScales, rows: R, cols: C, accumulate: true)
+            }
         } else {
             mlp.forward(m, xn, kept: kept, scratch: scratch, rows: R, accumulate: false)
             mlpScales = rowScales(B, context, site: 3, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })

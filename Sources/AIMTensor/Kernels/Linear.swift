@@ -3,12 +3,14 @@ import COpenBLAS
 // Linear layer in PyTorch's layout: weight [N, K] (out × in), y[M, N] = x[M, K] · Wᵀ + b.
 // The products go through `Gemm` (the fp32 library chosen for this CPU class).
 
-/// y = x · Wᵀ + b [+ residual]. `out` is overwritten, or added to when `accumulate` is true.
-/// `residual` (not `out` itself) is a second [M, N] addend, e.g. an adapter's skip connection.
+/// y = scale · (x · Wᵀ + b) [+ residual]. `out` is overwritten, or added to when `accumulate` is true.
+/// `residual` (not `out` itself) is a second [M, N] addend, e.g. an adapter's skip connection;
+/// `scale` weights a branch added into the residual stream (AIM's 0.5 · adapter), bias included.
 public func linearForward(
     out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-    rows M: Int, inFeatures K: Int, outFeatures N: Int, accumulate: Bool = false, residual: UnsafePointer<Float>? = nil
+    rows M: Int, inFeatures K: Int, outFeatures N: Int, accumulate: Bool = false, residual: UnsafePointer<Float>? = nil,
+    scale: Float = 1
 ) {
     precondition(M >= 0 && K > 0 && N > 0, "linearForward: bad sizes M=\(M) K=\(K) N=\(N)")
     precondition(residual != UnsafePointer(out), "linearForward: the residual is a separate tensor (accumulate adds out)")
@@ -16,7 +18,7 @@ public func linearForward(
     if let bias, FusedBiasLinear.applies {
         do {
             try OneDNNMatmulEngine.shared().matmulF32(M: M, K: K, N: N, src: input, weights: weight, bias: bias, dst: out,
-                                                       accumulate: accumulate, residual: residual)
+                                                       accumulate: accumulate, residual: residual, scale: scale)
             return
         } catch { FusedBiasLinear.disable(after: error) }
     }
@@ -25,16 +27,26 @@ public func linearForward(
         if accumulate { addInPlace(out, residual, count: M * N) } else { copyParallel(out, residual, count: M * N) }
         accumulate = true
     }
-    if let bias, !accumulate {
-        // Bias fused as the GEMM's C: fill rows with b, then beta = 1.
-        Threads.parallelFor(M, grain: 64) { r in
-            for i in r { (out + i * N).update(from: bias, count: N) }
+    let scaled: [Float]? = scale == 1 ? nil : bias.map { b in (0..<N).map { b[$0] * scale } }
+    scaled.withOptionalPointer(or: bias) { bias in
+        if let bias, !accumulate {
+            // Bias fused as the GEMM's C: fill rows with b, then beta = 1.
+            Threads.parallelFor(M, grain: 64) { r in
+                for i in r { (out + i * N).update(from: bias, count: N) }
+            }
+            Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, alpha: scale, A: input, lda: K, B: weight, ldb: K, beta: 1, C: out, ldc: N)
+        } else {
+            Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, alpha: scale, A: input, lda: K, B: weight, ldb: K,
+                       beta: accumulate ? 1 : 0, C: out, ldc: N)
+            if let bias { addBiasRows(out, bias, M, N) }
         }
-        Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, A: input, lda: K, B: weight, ldb: K, beta: 1, C: out, ldc: N)
-    } else {
-        Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, A: input, lda: K, B: weight, ldb: K,
-                   beta: accumulate ? 1 : 0, C: out, ldc: N)
-        if let bias { addBiasRows(out, bias, M, N) }
+    }
+}
+
+private extension Optional where Wrapped == [Float] {
+    /// `body` with this array's storage when there is one, else with `fallback`.
+    func withOptionalPointer(or fallback: UnsafePointer<Float>?, _ body: (UnsafePointer<Float>?) -> Void) {
+        if let array = self { array.withUnsafeBufferPointer { body($0.baseAddress) } } else { body(fallback) }
     }
 }
 
@@ -54,19 +66,32 @@ public enum FusedBiasLinear {
 }
 
 /// Backward of `linearForward`.
-/// - `dInput` (if given) receives dy · W: overwritten, or added to when `accumulateInput`.
+/// - `dInput` (if given) receives dy · W: overwritten, or added to when `accumulateInput`; plus
+///   `inputResidual` when given (a skip connection's gradient, added inside the product with oneDNN).
 /// - `dWeight` / `dBias` (if given) are always accumulated (+=), so micro-batches add up;
 ///   pass nil for frozen layers so they never pay for the weight gradient.
 public func linearBackward(
     dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?,
     dBias: UnsafeMutablePointer<Float>?, dOut: UnsafePointer<Float>,
     input: UnsafePointer<Float>?, weight: UnsafePointer<Float>,
-    rows M: Int, inFeatures K: Int, outFeatures N: Int, accumulateInput: Bool = false
+    rows M: Int, inFeatures K: Int, outFeatures N: Int, accumulateInput: Bool = false, inputResidual: UnsafePointer<Float>? = nil
 ) {
     if M == 0 { return }
     if let dInput {
-        Gemm.sgemm(transA: false, transB: false, M: M, N: K, K: N, A: dOut, lda: N, B: weight, ldb: K,
-                   beta: accumulateInput ? 1 : 0, C: dInput, ldc: K)
+        precondition(inputResidual != UnsafePointer(dInput), "linearBackward: the residual is a separate tensor (accumulateInput adds dInput)")
+        var fused = false
+        if let inputResidual, FusedBiasLinear.applies {
+            do {
+                try OneDNNMatmulEngine.shared().matmulF32(M: M, K: N, N: K, src: dOut, weights: weight, transposedWeights: false, bias: nil,
+                                                           dst: dInput, accumulate: accumulateInput, residual: inputResidual)
+                fused = true
+            } catch { FusedBiasLinear.disable(after: error) }
+        }
+        if !fused {
+            Gemm.sgemm(transA: false, transB: false, M: M, N: K, K: N, A: dOut, lda: N, B: weight, ldb: K,
+                       beta: accumulateInput ? 1 : 0, C: dInput, ldc: K)
+            if let inputResidual { addInPlace(dInput, inputResidual, count: M * K) }
+        }
     }
     if let dWeight {
         guard let input else { preconditionFailure("linearBackward: dWeight needs the saved input") }

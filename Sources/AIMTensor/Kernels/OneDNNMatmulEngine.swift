@@ -18,7 +18,7 @@ final class OneDNNMatmulEngine {
     private var engine: dnnl_engine_t?
     private var stream: dnnl_stream_t?
     private struct Key: Hashable { let M: Int, K: Int, N: Int, sourceTransposed: Bool, transposed: Bool, bias: Bool, accumulate: Bool
-                                   var f32Operands = false, residual = false }
+                                   var f32Operands = false, residual = false, scale: Float = 1 }
     private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
                            let bias: dnnl_memory_desc_t; let dst: dnnl_memory_desc_t }
     private var cache: [Key: Entry] = [:]
@@ -66,10 +66,12 @@ final class OneDNNMatmulEngine {
         var attr: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attr), "attr_create")
         defer { dnnl_primitive_attr_destroy(attr) }
-        if key.accumulate || key.residual {
+        if key.accumulate || key.residual || key.scale != 1 {
             var ops: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&ops), "post_ops_create")
             defer { dnnl_post_ops_destroy(ops) }
+            // In order: scale the product (with its bias), add the old output, add the residual.
+            if key.scale != 1 { try check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_linear, key.scale, 0), "append_eltwise") }
             if key.accumulate { try check(dnnl_post_ops_append_sum(ops, 1), "append_sum") }
             if key.residual {
                 var r = dst
@@ -100,19 +102,21 @@ final class OneDNNMatmulEngine {
         try OneDNN.execute(e.primitive, engine: engine, stream: stream, args)
     }
 
-    /// out [M, N] = x [M, K] · wᵀ (w [N, K]) + bias [+ out when `accumulate`] [+ residual], all fp32,
-    /// the bias, the old output and the residual added inside the product (linearForward's fp32 path
-    /// when oneDNN is the fp32 library: no separate pass over the output for any of them).
-    func matmulF32(M: Int, K: Int, N: Int, src: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-                   bias: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>, accumulate: Bool = false,
-                   residual: UnsafePointer<Float>? = nil) throws {
-        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: true, bias: true, accumulate: accumulate,
-                              f32Operands: true, residual: residual != nil))
+    /// out [M, N] = scale · (x [M, K] · wᵀ (w [N, K]; `transposedWeights` false: w [K, N]) [+ bias]) [+ out
+    /// when `accumulate`] [+ residual], all fp32, the bias, the old output and the residual added inside the
+    /// product (linearForward's and linearBackward's fp32 paths when oneDNN is the fp32 library: no
+    /// separate pass over the output for any of them).
+    func matmulF32(M: Int, K: Int, N: Int, src: UnsafePointer<Float>, weights: UnsafePointer<Float>, transposedWeights: Bool = true,
+                   bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+                   residual: UnsafePointer<Float>? = nil, scale: Float = 1) throws {
+        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: transposedWeights, bias: bias != nil, accumulate: accumulate,
+                              f32Operands: true, residual: residual != nil, scale: scale))
         var args: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)] = [
             (DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)), (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
-            (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst)), (DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))]
+            (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
+        if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
         // The binary post-op is the last one: DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1 (a C macro).
-        if let residual { args.append((Self.postOpSource(index: accumulate ? 1 : 0), e.dst, UnsafeRawPointer(residual))) }
+        if let residual { args.append((Self.postOpSource(index: (accumulate ? 1 : 0) + (scale != 1 ? 1 : 0)), e.dst, UnsafeRawPointer(residual))) }
         try OneDNN.execute(e.primitive, engine: engine, stream: stream, args)
     }
 
