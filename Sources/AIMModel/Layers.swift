@@ -50,10 +50,7 @@ struct LinearLayer {
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
                 var accumulate = accumulate
-                if let residual {
-                    if accumulate { addInPlace(out, residual, count: rows * outFeatures) } else { copyParallel(out, residual, count: rows * outFeatures) }
-                    accumulate = true
-                }
+                if let residual { addResidual(into: out, residual, count: rows * outFeatures, accumulate: accumulate); accumulate = true }
                 do {
                     try linearForwardBF16(out: out, input: input, weight: weight.bf16(), bias: bias?.data, rows: rows, accumulate: accumulate,
                                           keepInput: keepInput)

@@ -68,6 +68,15 @@ enum OneDNN {
         }
     }
 
+    /// The object in `slot`, made on first use; a `make` that throws leaves the slot empty, so every
+    /// later call throws again (the per-process oneDNN objects: context, matmul caches).
+    static func lazy<T: AnyObject>(_ slot: inout T?, _ make: () throws -> T) throws -> T {
+        if let made = slot { return made }
+        let made = try make()
+        slot = made
+        return made
+    }
+
     /// A plain memory descriptor by element strides.
     static func memoryDesc(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) throws -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
@@ -161,4 +170,28 @@ public enum BF16Support {
 /// oneDNN's effective instruction set, for logs and benchmark headers.
 public enum OneDNNInfo {
     public static var isa: String { OneDNN.effectiveISAName }
+}
+
+/// The one oneDNN CPU engine and stream that every primitive of ours is created for and runs on
+/// (the fp32/bf16 linear products and the batched attention products), created on first use.
+/// Used from the thread that drives the model, like the kernels' other callers.
+final class OneDNNContext {
+    nonisolated(unsafe) private static var instance: OneDNNContext?
+
+    /// A oneDNN that cannot create an engine or stream throws (on every call).
+    static func shared() throws -> OneDNNContext { try OneDNN.lazy(&instance) { try OneDNNContext() } }
+
+    private(set) var engine: dnnl_engine_t?
+    private var stream: dnnl_stream_t?
+
+    private init() throws {
+        OneDNN.configure
+        try OneDNN.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
+        try OneDNN.check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
+    }
+
+    /// Runs `primitive` on (argument, descriptor, data) triples (`OneDNN.execute`) and waits for it.
+    func execute(_ primitive: dnnl_primitive_t, _ arguments: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)]) throws {
+        try OneDNN.execute(primitive, engine: engine, stream: stream, arguments)
+    }
 }

@@ -145,7 +145,6 @@ final class SwinBlock {
         defer { scratch.rewind(to: section) }
         let xn = scratch.buffer("j.xn", R * C)
         norm2.forward(xn, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * C), rows: R)
-        let m = scratch.buffer("j.m", R * C)
         if aim {
             mlp.forward(out, xn, kept: kept, scratch: scratch, rows: R, accumulate: true)
             guard let sAdapter else { mlpScales = []; return }
@@ -156,10 +155,12 @@ final class SwinBlock {
                 // Without drop-path, 0.5 · S_Adapter goes straight into `out` from its fc2 (no [R, C] temporary).
                 sAdapter.forward(out, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, accumulate: true, scale: 0.5)
             } else {
+                let m = scratch.buffer("j.m", R * C)
                 sAdapter.forward(m, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
                 scaleRows(out: out, input: m, rowScales: mlpScales, rows: R, cols: C, accumulate: true)
             }
         } else {
+            let m = scratch.buffer("j.m", R * C)
             mlp.forward(m, xn, kept: kept, scratch: scratch, rows: R, accumulate: false)
             mlpScales = rowScales(B, context, site: 3, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
             applyRowScales(mlpScales, out: out, m, rows: R, cols: C, accumulate: true)

@@ -41,25 +41,15 @@ public func batchedMatmulImplementation(_ a: BatchedOperand, _ b: BatchedOperand
 
 final class BatchedMatmulEngine {
     nonisolated(unsafe) private static var instance: BatchedMatmulEngine?
-    static func shared() throws -> BatchedMatmulEngine {
-        if let instance { return instance }
-        let e = try BatchedMatmulEngine()
-        instance = e
-        return e
-    }
+    static func shared() throws -> BatchedMatmulEngine { try OneDNN.lazy(&instance) { try BatchedMatmulEngine() } }
 
-    private var engine: dnnl_engine_t?
-    private var stream: dnnl_stream_t?
+    private let context: OneDNNContext
     private struct Key: Hashable { let a: BatchedOperand, b: BatchedOperand, c: BatchedOperand, alpha: Float, accumulate: Bool }
     private struct Entry { let primitive: dnnl_primitive_t; let a: dnnl_memory_desc_t; let b: dnnl_memory_desc_t; let c: dnnl_memory_desc_t
                            let implementation: String }
     private var cache: [Key: Entry] = [:]
 
-    private init() throws {
-        OneDNN.configure
-        try OneDNN.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
-        try OneDNN.check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
-    }
+    private init() throws { context = try OneDNNContext.shared() }
 
     private func desc(_ o: BatchedOperand) throws -> dnnl_memory_desc_t { try OneDNN.memoryDesc(o.dims, o.strides, dnnl_f32) }
 
@@ -83,7 +73,7 @@ final class BatchedMatmulEngine {
             try OneDNN.check(dnnl_primitive_attr_set_post_ops(attr, ops), "set_post_ops")
         }
         var pd: dnnl_primitive_desc_t?
-        try OneDNN.check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, engine, nil) },
+        try OneDNN.check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, context.engine, nil) },
                          "batched matmul primitive_desc_create (\(key.a.dims) · \(key.b.dims))")
         defer { dnnl_primitive_desc_destroy(pd) }
         var info: UnsafePointer<CChar>?
@@ -102,7 +92,7 @@ final class BatchedMatmulEngine {
     func run(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,
              _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, alpha: Float, accumulate: Bool) throws {
         let e = try entry(Key(a: a, b: b, c: c, alpha: alpha, accumulate: accumulate))
-        try OneDNN.execute(e.primitive, engine: engine, stream: stream,
-                           [(DNNL_ARG_SRC, e.a, UnsafeRawPointer(pa)), (DNNL_ARG_WEIGHTS, e.b, UnsafeRawPointer(pb)), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))])
+        try context.execute(e.primitive,
+                            [(DNNL_ARG_SRC, e.a, UnsafeRawPointer(pa)), (DNNL_ARG_WEIGHTS, e.b, UnsafeRawPointer(pb)), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))])
     }
 }

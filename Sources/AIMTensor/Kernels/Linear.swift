@@ -23,35 +23,28 @@ public func linearForward(
         } catch { FusedBiasLinear.disable(after: error) }
     }
     var accumulate = accumulate
-    if let residual {
-        if accumulate { addInPlace(out, residual, count: M * N) } else { copyParallel(out, residual, count: M * N) }
-        accumulate = true
-    }
-    let scaled: [Float]? = scale == 1 ? nil : bias.map { b in (0..<N).map { b[$0] * scale } }
-    scaled.withOptionalPointer(or: bias) { bias in
-        if let bias, !accumulate {
-            // Bias fused as the GEMM's C: fill rows with b, then beta = 1.
-            Threads.parallelFor(M, grain: 64) { r in
-                for i in r { (out + i * N).update(from: bias, count: N) }
-            }
-            Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, alpha: scale, A: input, lda: K, B: weight, ldb: K, beta: 1, C: out, ldc: N)
-        } else {
-            Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, alpha: scale, A: input, lda: K, B: weight, ldb: K,
-                       beta: accumulate ? 1 : 0, C: out, ldc: N)
-            if let bias { addBiasRows(out, bias, M, N) }
+    if let residual { addResidual(into: out, residual, count: M * N, accumulate: accumulate); accumulate = true }
+    if let bias, !accumulate {
+        // Bias fused as the GEMM's C: fill rows with scale · b, then beta = 1.
+        Threads.parallelFor(M, grain: 64) { r in
+            for i in r { map16(out + i * N, bias, N) { $0 * scale } }
         }
+        Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, alpha: scale, A: input, lda: K, B: weight, ldb: K, beta: 1, C: out, ldc: N)
+    } else {
+        Gemm.sgemm(transA: false, transB: true, M: M, N: N, K: K, alpha: scale, A: input, lda: K, B: weight, ldb: K,
+                   beta: accumulate ? 1 : 0, C: out, ldc: N)
+        if let bias { addBiasRows(out, bias, M, N, scale: scale) }
     }
 }
 
-private extension Optional where Wrapped == [Float] {
-    /// `body` with this array's storage when there is one, else with `fallback`.
-    func withOptionalPointer(or fallback: UnsafePointer<Float>?, _ body: (UnsafePointer<Float>?) -> Void) {
-        if let array = self { array.withUnsafeBufferPointer { body($0.baseAddress) } } else { body(fallback) }
-    }
+/// out = residual (or += when `accumulate`): the residual laid down first, so that a product that
+/// cannot add it inside itself accumulates onto it.
+public func addResidual(into out: UnsafeMutablePointer<Float>, _ residual: UnsafePointer<Float>, count: Int, accumulate: Bool) {
+    if accumulate { addInPlace(out, residual, count: count) } else { copyParallel(out, residual, count: count) }
 }
 
 /// With oneDNN as the fp32 library, a forward with a bias runs as one oneDNN matmul that adds the
-/// bias (and, accumulating, the old output; given, a residual) inside the product, instead of
+/// bias (and, when asked, a scale, the old output, a residual) inside the product, instead of
 /// filling the output with the bias and multiplying with beta = 1, or multiplying with beta = 1 and
 /// adding the bias after (why: each is one more write and one more read of the whole output).
 public enum FusedBiasLinear {
@@ -100,12 +93,12 @@ public func linearBackward(
     if let dBias { sumRows(into: dBias, dOut, M, N) }
 }
 
-/// out[i, :] += bias for every row.
-func addBiasRows(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ M: Int, _ N: Int) {
+/// out[i, :] += scale · bias for every row.
+func addBiasRows(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ M: Int, _ N: Int, scale: Float = 1) {
     Threads.parallelFor(M, grain: 64) { r in
         for i in r {
             let row = out + i * N
-            for j in 0..<N { row[j] += bias[j] }
+            for j in 0..<N { row[j] += bias[j] * scale }
         }
     }
 }

@@ -1,6 +1,6 @@
 import CDNNL
 
-/// One oneDNN engine and stream, matmul primitives cached per shape, and growing bf16 scratch
+/// Matmul primitives cached per shape on the shared oneDNN context, and growing bf16 scratch
 /// buffers: the bf16 products of LinearBF16.swift and BF16Matmul.swift, and the fp32 forward with a
 /// fused bias of Linear.swift (`matmulF32`).
 /// Used from the thread that drives the model (like the rest of the kernels' callers).
@@ -8,15 +8,9 @@ final class OneDNNMatmulEngine {
     nonisolated(unsafe) private static var instance: OneDNNMatmulEngine?
 
     /// The engine, created on first use; a oneDNN that cannot create one throws (every call).
-    static func shared() throws -> OneDNNMatmulEngine {
-        if let instance { return instance }
-        let e = try OneDNNMatmulEngine()
-        instance = e
-        return e
-    }
+    static func shared() throws -> OneDNNMatmulEngine { try OneDNN.lazy(&instance) { try OneDNNMatmulEngine() } }
 
-    private var engine: dnnl_engine_t?
-    private var stream: dnnl_stream_t?
+    private let context: OneDNNContext
     private struct Key: Hashable { let M: Int, K: Int, N: Int, sourceTransposed: Bool, transposed: Bool, bias: Bool, accumulate: Bool
                                    var f32Operands = false, residual = false, scale: Float = 1 }
     private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
@@ -28,11 +22,7 @@ final class OneDNNMatmulEngine {
     private var scratchCount = [0, 0, 0]
     static let weightSlot = 2
 
-    private init() throws {
-        OneDNN.configure
-        try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create")
-        try check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
-    }
+    private init() throws { context = try OneDNNContext.shared() }
 
     private func check(_ s: dnnl_status_t, _ what: String) throws { try OneDNN.check(s, what) }
 
@@ -80,7 +70,7 @@ final class OneDNNMatmulEngine {
             try check(dnnl_primitive_attr_set_post_ops(attr, ops), "set_post_ops")
         }
         var pd: dnnl_primitive_desc_t?
-        try check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, engine, nil) },
+        try check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, context.engine, nil) },
                   "\(key.f32Operands ? "fp32" : "bf16") matmul primitive_desc_create (\(key.M)×\(key.K)·\(key.K)×\(key.N))")
         defer { dnnl_primitive_desc_destroy(pd) }
         var prim: dnnl_primitive_t?
@@ -99,7 +89,7 @@ final class OneDNNMatmulEngine {
                                                                      (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
                                                                      (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
         if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
-        try OneDNN.execute(e.primitive, engine: engine, stream: stream, args)
+        try context.execute(e.primitive, args)
     }
 
     /// out [M, N] = scale · (x [M, K] · wᵀ (w [N, K]; `transposedWeights` false: w [K, N]) [+ bias]) [+ out
@@ -117,7 +107,7 @@ final class OneDNNMatmulEngine {
         if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
         // The binary post-op is the last one: DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1 (a C macro).
         if let residual { args.append((Self.postOpSource(index: (accumulate ? 1 : 0) + (scale != 1 ? 1 : 0)), e.dst, UnsafeRawPointer(residual))) }
-        try OneDNN.execute(e.primitive, engine: engine, stream: stream, args)
+        try context.execute(e.primitive, args)
     }
 
     private static func postOpSource(index: Int) -> Int32 { Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * Int32(index + 1) | Int32(DNNL_ARG_SRC_1) }
