@@ -36,9 +36,11 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         // CPUID / XGETBV (inline assembly in <cpuid.h>): run-time CPU feature detection.
         .systemLibrary(name: "CCPUID", path: "Sources/CCPUID"),
+        // Intel AMX tile products (intrinsics are macros over immediate-operand builtins): bf16 GEMMs.
+        .target(name: "CAMX", path: "Sources/CAMX"),
 
         // Tensors, kernels (forward + backward), threads, RNG, safetensors.
-        .target(name: "AIMTensor", dependencies: ["COpenBLAS", "CDNNL", "CCPUID"], swiftSettings: fast),
+        .target(name: "AIMTensor", dependencies: ["COpenBLAS", "CDNNL", "CCPUID", "CAMX"], swiftSettings: fast),
         // YAML experiment configs with --set overrides and strict key validation.
         .target(name: "AIMConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // ViT backbones, adapters, recognizer, parameter registry, counting.

@@ -52,7 +52,7 @@ final class LinearBF16Tests: XCTestCase {
     func testForwardAndInputGradientMatchFP32WithinBF16Tolerance() throws {
         try requireBF16()
         Threads.set(2)
-        for (M, K, N) in [(37, 64, 48), (197, 96, 160)] {
+        for (M, K, N) in [(37, 64, 48), (197, 96, 160), (45, 64, 96)] {   // the last two fit AMX tiles where the CPU has them
             let x = random(M * K, 1), w = random(N * K, 2), b = random(N, 3), dy = random(M * N, 4)
             let bw = BF16Weight(w.data, outFeatures: N, inFeatures: K)
             for accumulate in [false, true] {
@@ -75,7 +75,7 @@ final class LinearBF16Tests: XCTestCase {
     func testWeightGradientMatchesFP32WithinBF16Tolerance() throws {
         try requireBF16()
         Threads.set(2)
-        for (M, K, N) in [(1, 16, 8), (37, 64, 48), (197, 96, 160)] {
+        for (M, K, N) in [(1, 16, 8), (37, 64, 48), (197, 96, 160), (45, 64, 96)] {
             let x = random(M * K, 11), w = random(N * K, 12), dy = random(M * N, 13)
             let bw = BF16Weight(w.data, outFeatures: N, inFeatures: K)
             let dwRef = random(N * K, 14), dwGot = random(N * K, 14), dbRef = random(N, 15), dbGot = random(N, 15)
@@ -95,17 +95,26 @@ final class LinearBF16Tests: XCTestCase {
         }
     }
 
-    /// A refreshed copy equals a fresh conversion of the changed weight.
+    /// A refreshed copy equals a fresh conversion of the changed weight, and a weight rounded per
+    /// use multiplies bit for bit as a kept one (oneDNN's 8×8 shape and a tile-sized 32×64 one).
     func testRefreshReRoundsChangedWeight() throws {
         try requireBF16()
-        let w = random(64, 21)
-        let bw = BF16Weight(w.data, outFeatures: 8, inFeatures: 8)
-        for i in 0..<64 { w[i] *= 3 }
-        bw.refresh(from: w.data)
-        let fresh = BF16Weight(w.data, outFeatures: 8, inFeatures: 8)
-        let x = random(8, 22), a = Tensor([8]), b = Tensor([8])
-        try linearForwardBF16(out: a.data, input: x.data, weight: bw, bias: nil, rows: 1)
-        try linearForwardBF16(out: b.data, input: x.data, weight: fresh, bias: nil, rows: 1)
-        XCTAssertEqual(a.array, b.array)
+        for (N, K) in [(8, 8), (32, 64)] {
+            let w = random(N * K, 21)
+            let bw = BF16Weight(w.data, outFeatures: N, inFeatures: K)
+            for i in 0..<N * K { w[i] *= 3 }
+            bw.refresh(from: w.data)
+            let fresh = BF16Weight(w.data, outFeatures: N, inFeatures: K)
+            let perUse = BF16Weight(roundingPerUse: w.data, outFeatures: N, inFeatures: K)
+            let x = random(3 * K, 22), a = Tensor([3 * N]), b = Tensor([3 * N]), c = Tensor([3 * N])
+            try linearForwardBF16(out: a.data, input: x.data, weight: bw, bias: nil, rows: 3)
+            try linearForwardBF16(out: b.data, input: x.data, weight: fresh, bias: nil, rows: 3)
+            try linearForwardBF16(out: c.data, input: x.data, weight: perUse, bias: nil, rows: 3)
+            XCTAssertEqual(a.array, b.array); XCTAssertEqual(a.array, c.array)
+            let dy = random(3 * N, 23), da = Tensor([3 * K]), dc = Tensor([3 * K])
+            try linearInputGradientBF16(dInput: da.data, dOut: dy.data, weight: bw, rows: 3)
+            try linearInputGradientBF16(dInput: dc.data, dOut: dy.data, weight: perUse, rows: 3)
+            XCTAssertEqual(da.array, dc.array)
+        }
     }
 }

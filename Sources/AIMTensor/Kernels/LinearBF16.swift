@@ -1,7 +1,8 @@
 import Foundation
 
-// bf16 matrix products for linear layers (model.precision: bf16), through oneDNN's matmul
-// (Debian libdnnl 2.6; AVX-512 BF16 where the CPU has it), with the semantics of PyTorch's
+// bf16 matrix products for linear layers (model.precision: bf16), on AMX tiles where the CPU
+// has them (AMXMatmul.swift), else through oneDNN's matmul (Debian libdnnl 2.6; AVX-512 BF16
+// where the CPU has it; also the weight gradients), with the semantics of PyTorch's
 // CPU autocast: operands rounded to bf16, accumulation and outputs in fp32, fp32 master
 // weights. A frozen weight's bf16 copy is made once; a tunable weight is rounded at each
 // product (no copy held); activations and output gradients are converted per call (or the
@@ -11,43 +12,89 @@ import Foundation
 // than success becomes a thrown `OneDNNError`; `BF16Support.check()` says beforehand whether
 // this CPU can run these products at all.
 
-/// A weight [N, K] (out × in) as a bf16 operand, row-major like the fp32 original: either a kept
-/// copy (frozen weights: rounded once), or rounded from its fp32 master at every use into one
-/// engine buffer (tunable weights). Why per use: a kept copy of a tunable weight is re-rounded at
-/// each forward anyway, and holding it through the step costs 2 bytes per weight (170 MB for
-/// ViT-B/16 full finetuning); rounding again for the input gradient costs one pass over the weight.
+/// Which kernel multiplies the bf16 operands, chosen once per process.
+public enum BF16Products {
+    /// AMX tile products (AMXMatmul.swift) where this CPU and Linux allow them, unless
+    /// `AIM_BF16_GEMM=onednn`; oneDNN's matmul otherwise, and for shapes the tiles do not take.
+    /// Why not by a timed probe as the fp32 library: the choice changes the summation order, and
+    /// a run resumed in another process must multiply as the first did; the bench measures both.
+    public static let tiles: Bool = AMX.isAvailable && ProcessInfo.processInfo.environment["AIM_BF16_GEMM"] != "onednn"
+
+    /// For logs and benchmark headers.
+    public static var description: String {
+        if tiles { return "AMX tiles (ours; oneDNN for shapes not in 32-wide steps and for weight gradients)" }
+        let why = ProcessInfo.processInfo.environment["AIM_BF16_GEMM"] == "onednn" ? "AIM_BF16_GEMM=onednn" : (AMX.unavailableReason ?? "")
+        return "oneDNN matmul, isa \(OneDNNInfo.isa) (no AMX tiles: \(why))"
+    }
+
+    static func tiles(k: Int, n: Int) -> Bool { tiles && AMX.fits(k: k, n: n) }
+}
+
+/// A weight [N, K] (out × in) as a bf16 operand: either kept (frozen weights: rounded once), or
+/// rounded from its fp32 master at every use into one engine buffer (tunable weights). Why per
+/// use: a kept copy of a tunable weight is re-rounded at each forward anyway, and holding it
+/// through the step costs 2 bytes per weight (170 MB for ViT-B/16 full finetuning); rounding
+/// again for the input gradient costs one pass over the weight.
+/// On AMX tiles a kept weight is held packed twice, as Wᵀ for the forward and as W for the input
+/// gradient (the tile layout interleaves pairs along the product's K, so one packing cannot serve
+/// both), and not row-major.
 public final class BF16Weight {
     public let outFeatures: Int, inFeatures: Int
-    let data: UnsafeMutablePointer<UInt16>?     // nil: rounded per use from `master`
+    let data: UnsafeMutablePointer<UInt16>?     // row-major copy for oneDNN; nil: rounded per use or packed
+    let forwardTiles: UnsafeMutablePointer<UInt16>?, inputGradientTiles: UnsafeMutablePointer<UInt16>?
     let master: UnsafePointer<Float>?
+    let tiles: Bool
     /// Bytes held between uses (0 when rounded per use).
-    public var bytes: Int { data == nil ? 0 : outFeatures * inFeatures * MemoryLayout<UInt16>.stride }
+    public var bytes: Int {
+        let n = outFeatures * inFeatures * MemoryLayout<UInt16>.stride
+        return (data == nil ? 0 : n) + (forwardTiles == nil ? 0 : 2 * n)
+    }
 
     public init(_ w: UnsafePointer<Float>, outFeatures N: Int, inFeatures K: Int) {
         outFeatures = N; inFeatures = K; master = nil
-        let d = UnsafeMutablePointer<UInt16>.allocate(capacity: N * K)
-        toBF16(d, w, count: N * K)
-        data = d
+        tiles = BF16Products.tiles(k: K, n: N)
+        if tiles {
+            data = nil
+            forwardTiles = amxAllocate(N * K); inputGradientTiles = amxAllocate(N * K)
+        } else {
+            data = .allocate(capacity: N * K)
+            forwardTiles = nil; inputGradientTiles = nil
+        }
+        refresh(from: w)
     }
 
     /// No copy kept: each product rounds `w` (which must outlive this object) into the engine's weight buffer.
     public init(roundingPerUse w: UnsafePointer<Float>, outFeatures N: Int, inFeatures K: Int) {
-        outFeatures = N; inFeatures = K; master = w; data = nil
+        outFeatures = N; inFeatures = K; master = w; data = nil; forwardTiles = nil; inputGradientTiles = nil
+        tiles = BF16Products.tiles(k: K, n: N)
     }
 
     /// Re-rounds the (changed) fp32 weight into the same storage (nothing to do when rounded per use).
     public func refresh(from w: UnsafePointer<Float>) {
         if let data { toBF16(data, w, count: outFeatures * inFeatures) }
+        if let forwardTiles, let inputGradientTiles {
+            amxPackTransposed(forwardTiles, w, n: outFeatures, k: inFeatures)
+            amxPackRows(inputGradientTiles, w, k: outFeatures, n: inFeatures)
+        }
     }
 
-    /// The bf16 operand for one product: the kept copy, or `master` rounded now into the engine's weight slot.
+    /// The bf16 operand for one oneDNN product: the kept copy, or `master` rounded now into the engine's weight slot.
     func operand(_ engine: OneDNNMatmulEngine) -> UnsafePointer<UInt16> {
         if let data { return UnsafePointer(data) }
         let buf = engine.activations(outFeatures * inFeatures, slot: OneDNNMatmulEngine.weightSlot)
         toBF16(buf, master!, count: outFeatures * inFeatures)
         return UnsafePointer(buf)
     }
-    deinit { data?.deallocate() }
+
+    /// The packed tile operand: Wᵀ (`forward`) or W, kept or packed now from `master`.
+    func tileOperand(_ engine: OneDNNMatmulEngine, forward: Bool) -> UnsafePointer<UInt16> {
+        if let kept = forward ? forwardTiles : inputGradientTiles { return UnsafePointer(kept) }
+        let buf = engine.activations(outFeatures * inFeatures, slot: OneDNNMatmulEngine.weightSlot)
+        if forward { amxPackTransposed(buf, master!, n: outFeatures, k: inFeatures) }
+        else { amxPackRows(buf, master!, k: outFeatures, n: inFeatures) }
+        return UnsafePointer(buf)
+    }
+    deinit { data?.deallocate(); forwardTiles?.deallocate(); inputGradientTiles?.deallocate() }
 }
 
 /// Bytes of the bf16 operand buffers the linear layers convert activations into (0 in fp32).
@@ -80,6 +127,10 @@ public func linearForwardBF16(
     let engine = try OneDNNMatmulEngine.shared()
     let x = keepInput ?? engine.activations(M * K, slot: 0)
     toBF16(x, input, count: M * K)
+    if weight.tiles {
+        amxMatmul(m: M, k: K, n: N, a: x, b: weight.tileOperand(engine, forward: true), bias: bias, c: out, accumulate: accumulate)
+        return
+    }
     // Weights seen as [K, N] with strides (1, K): the transpose of the stored [N, K].
     try engine.matmul(M: M, K: K, N: N, src: x, weights: weight.operand(engine), transposedWeights: true,
                              bias: bias, dst: out, accumulate: accumulate)
@@ -109,7 +160,10 @@ public func linearBackwardBF16(
         let engine = try OneDNNMatmulEngine.shared()
         let dy = engine.activations(M * N, slot: 0)
         toBF16(dy, dOut, count: M * N)
-        if let dInput {
+        if let dInput, weight.tiles {
+            amxMatmul(m: M, k: N, n: K, a: dy, b: weight.tileOperand(engine, forward: false), bias: nil, c: dInput,
+                      accumulate: accumulateInput)
+        } else if let dInput {
             try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.operand(engine), transposedWeights: false,
                                      bias: nil, dst: dInput, accumulate: accumulateInput)
         }

@@ -29,7 +29,7 @@ final class OneDNNMatmulEngine {
     func activations(_ count: Int, slot: Int) -> UnsafeMutablePointer<UInt16> {
         if count > scratchCount[slot] {
             scratch[slot]?.deallocate()
-            scratch[slot] = .allocate(capacity: count); scratchCount[slot] = count
+            scratch[slot] = amxAllocate(count); scratchCount[slot] = count   // 64-byte aligned for AMX tile rows
             Self.operandBytes = scratchCount.reduce(0, +) * MemoryLayout<UInt16>.stride
         }
         return scratch[slot]!
