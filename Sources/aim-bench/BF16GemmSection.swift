@@ -1,11 +1,11 @@
 import AIMTensor
 import COpenBLAS
 
-/// bf16 frozen-weight GEMMs (oneDNN, model.precision: bf16; activations converted per call, as in
-/// the step) against raw fp32 sgemm on the frozen linears' shapes.
+/// bf16 frozen-weight GEMMs (model.precision: bf16, the kernel the step uses: AMX tiles or oneDNN;
+/// activations converted per call, as in the step) against raw fp32 sgemm on the frozen linears' shapes.
 struct BF16GemmSection: BenchSection {
     let title = "bf16 frozen-weight GEMMs (model.precision: bf16) vs raw fp32 sgemm"
-    let summary = "oneDNN matmul with the weight converted to bf16 once and the fp32 activations converted on every call (counted), fp32 accumulation and output, against a bare `cblas_sgemm` of the same product; the two alternate within each round."
+    let summary = "The step's bf16 linear product (\(BF16Products.description)) with the weight converted to bf16 once and the fp32 activations converted on every call (counted), fp32 accumulation and output, against a bare `cblas_sgemm` of the same product; the two alternate within each round."
 
     func run(_ context: BenchContext) throws -> [BenchTable] {
         let title = "Frozen linears of ViT-B/16, 8 frames"

@@ -27,7 +27,7 @@ struct Report {
         md += "| threads | \(threads) (OpenBLAS and our loops) |\n"
         md += "| OpenBLAS | \(String(cString: openblas_get_config())) (core \(String(cString: openblas_get_corename()))) |\n"
         md += "| fp32 GEMM of the linear layers (default) | **\(Gemm.library.rawValue)**: \(Gemm.describe(Gemm.library)) — \(Self.gemmChoice); available: \(GemmLibrary.allCases.filter(Gemm.isAvailable).map { Gemm.describe($0) }.joined(separator: "; ")) |\n"
-        md += "| bf16 products | \(BF16Support.unavailableReason.map { "unavailable: " + $0 } ?? "oneDNN matmul, isa \(OneDNNInfo.isa)") |\n"
+        md += "| bf16 products | \(BF16Support.unavailableReason.map { "unavailable: " + $0 } ?? BF16Products.description) |\n"
         md += "| rounds per measurement | \(repeats) (after one warm-up) |\n"
         md += "| load average (1, 5, 15 min) | before: \(loadBefore); after: \(loadAfter) |\n\n"
         for (section, tables) in sections {

@@ -6,12 +6,13 @@ import COpenBLAS
 struct Roofline {
     var gflop: [Double] = []
     var seconds: [Double] = []
-    /// The bf16 roofline of each config (nil without bf16): its linear shapes through oneDNN's bf16
-    /// matmul on operands already converted (timed alone), attention at the fp32 times, as our
-    /// bf16 step runs attention in fp32.
+    /// The bf16 roofline of each config (nil without bf16): its linear shapes through the fastest
+    /// bf16 kernel (oneDNN's matmul or AMX tiles) on operands already converted (timed alone),
+    /// attention at the fp32 times, as our bf16 step runs attention in fp32.
     var bf16Seconds: [Double?] = []
-    var bf16Table = BenchTable(title: "The step's linear GEMMs in bf16 (oneDNN matmul, operands already bf16; the bf16 roofline's terms)",
-                               columns: ["shape", "calls per step (AIM)", "bf16 ms per call (median)", "bf16 GFLOP/s", "fastest fp32 ms", "bf16 speed-up"])
+    var bf16Table = BenchTable(title: "The step's linear GEMMs in bf16 (operands already bf16; the bf16 roofline's terms)",
+                               columns: ["shape", "calls per step (AIM)", "oneDNN bf16 ms (median)", "AMX tiles ms (median)", "fastest", "bf16 GFLOP/s (fastest)",
+                                         "fastest fp32 ms", "bf16 speed-up"])
     var shapeTable = BenchTable(title: "The AIM step's GEMMs at their fastest (the roofline's terms)",
                                 columns: ["GEMM", "shape", "calls per step", "ms per call (median)", "GFLOP/s", "s per step", "library"])
     /// Every linear shape under every fp32 library, side by side.
@@ -35,16 +36,18 @@ struct Roofline {
         let bf16Times = BF16Support.isAvailable ? bf16(lists.flatMap { $0 }.map(\.shape), rounds: rounds, context) : [:]
         for list in lists {
             r.bf16Seconds.append(bf16Times.isEmpty ? nil : list.reduce(0) {
-                $0 + ($1.shape.pairs == 1 ? bf16Times[$1.shape]! : times[$1.shape]!) * Double($1.count)
+                $0 + ($1.shape.pairs == 1 ? bf16Times[$1.shape]!.best : times[$1.shape]!) * Double($1.count)
             })
         }
         if !bf16Times.isEmpty {
             var seen = Set<GemmShape>()
             for use in lists[0] where use.shape.pairs == 1 && seen.insert(use.shape).inserted {
-                let t = bf16Times[use.shape]!, f = times[use.shape]!
+                let b = bf16Times[use.shape]!, t = b.best, f = times[use.shape]!
                 let count = lists[0].filter { $0.shape == use.shape }.reduce(0) { $0 + $1.count }
-                r.bf16Table.rows.append([use.shape.text, "\(count)", ms(t), fixed(use.shape.flop / t * 1e-9), ms(f), fixed(f / t, 2) + "×"])
+                r.bf16Table.rows.append([use.shape.text, "\(count)", ms(b.onednn), b.tiles.map(ms) ?? "—", b.kernel, fixed(use.shape.flop / t * 1e-9),
+                                         ms(f), fixed(f / t, 2) + "×"])
             }
+            r.bf16Table.notes.append("AMX tiles: our 32×32 tile blocks (`model.precision: bf16` uses them for forward and input-gradient products when the CPU has AMX; weight gradients, Aᵀ·B, stay on oneDNN); — where they do not run. The two alternate within each round.")
             r.bf16Table.notes.append("\(rounds) rounds per shape after one warm-up; the activations' conversion to bf16 (done per call in the step) is not in these times, so the bf16 roofline is a bound our step cannot reach exactly.")
         }
         for list in lists {
@@ -62,19 +65,35 @@ struct Roofline {
         return r
     }
 
-    /// Median bf16 matmul time of each distinct linear shape (operands converted once, up front).
-    private static func bf16(_ shapes: [GemmShape], rounds: Int, _ context: BenchContext) -> [GemmShape: Double] {
-        var out: [GemmShape: Double] = [:]
+    /// Median bf16 product time of each distinct linear shape (operands converted or packed once, up
+    /// front) by each bf16 kernel the step can use for it: oneDNN's matmul, and AMX tiles where they
+    /// run (forward and input-gradient shapes in 32-wide steps), alternating in each round.
+    private static func bf16(_ shapes: [GemmShape], rounds: Int, _ context: BenchContext) -> [GemmShape: BF16Time] {
+        var out: [GemmShape: BF16Time] = [:]
         for s in shapes where s.pairs == 1 && out[s] == nil {
-            let a = UnsafeMutablePointer<UInt16>.allocate(capacity: s.m * s.k), b = UnsafeMutablePointer<UInt16>.allocate(capacity: s.k * s.n)
+            let a: UnsafeMutablePointer<UInt16> = amxAllocate(s.m * s.k), b: UnsafeMutablePointer<UInt16> = amxAllocate(s.k * s.n)
             defer { a.deallocate(); b.deallocate() }
             let fa = Buffer(s.m * s.k, seed: 21), fb = Buffer(s.k * s.n, seed: 22), c = Buffer(s.m * s.n, seed: 23)
             toBF16(a, fa.data, count: s.m * s.k); toBF16(b, fb.data, count: s.k * s.n)
-            guard let t = try? timeSideBySide(repeats: rounds, throwing: [{ try bf16Matmul(s, a: a, b: b, c: c.data) }]) else { return [:] }
-            out[s] = t[0].median
-            context.log("  bf16 roofline: \(s.text): \(ms(t[0].median)) ms")
+            var runs: [() throws -> Void] = [{ try bf16Matmul(s, a: a, b: b, c: c.data) }]
+            let tiles = BF16Products.tiles && !s.transA && AMX.fits(k: s.k, n: s.n)
+            let packed: UnsafeMutablePointer<UInt16> = amxAllocate(tiles ? AMX.packedCount(k: s.k, n: s.n) : 0)
+            defer { packed.deallocate() }
+            if tiles {
+                if s.transB { amxPackTransposed(packed, fb.data, n: s.n, k: s.k) } else { amxPackRows(packed, fb.data, k: s.k, n: s.n) }
+                runs.append { amxMatmul(m: s.m, k: s.k, n: s.n, a: a, b: packed, bias: nil, c: c.data, accumulate: false) }
+            }
+            guard let t = try? timeSideBySide(repeats: rounds, throwing: runs) else { return [:] }
+            out[s] = BF16Time(onednn: t[0].median, tiles: tiles ? t[1].median : nil)
+            context.log("  bf16 roofline: \(s.text): oneDNN \(ms(t[0].median)) ms" + (tiles ? ", tiles \(ms(t[1].median)) ms" : ""))
         }
         return out
+    }
+
+    struct BF16Time {
+        var onednn: Double, tiles: Double?
+        var best: Double { min(onednn, tiles ?? .infinity) }
+        var kernel: String { (tiles ?? .infinity) < onednn ? "AMX tiles" : "oneDNN" }
     }
 
     private static func time(_ s: GemmShape, rounds: Int, threads: Int) -> Double {

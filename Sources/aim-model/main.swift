@@ -78,7 +78,7 @@ struct CPU: ParsableCommand {
                 print("  \(e.result.measuredAt)  \(threads): \(e.result.library) (\(e.result.figures))")
             }
         }
-        print("bf16:           \(BF16Support.unavailableReason.map { "unavailable — " + $0 } ?? "available (oneDNN matmul)")")
+        print("bf16:           \(BF16Support.unavailableReason.map { "unavailable — " + $0 } ?? "available: " + BF16Products.description)")
     }
 }
 

@@ -83,4 +83,50 @@ final class BF16ParityTests: XCTestCase {
         let expected = try fresh.forward(video: video.data, context: PassContext(batch: 1, training: false))
         XCTAssertEqual(after.array, expected.array)
     }
+
+    /// Frames of 37 tokens (the spatial attention recomputes its probabilities) and widths in whole
+    /// 32-steps (the linears run on AMX tiles where the CPU has them): the bf16 model against the
+    /// same weights in fp32, logits and every tunable gradient within the stated bf16 tolerance.
+    func testLongFramesAgainstFP32() throws {
+        Threads.set(2)
+        var config = ModelConfig()
+        config.inputResolution = 48; config.patchSize = 8; config.width = 64; config.layers = 2; config.heads = 2
+        config.numFrames = 2; config.numClasses = 3; config.dropPathRate = 0
+        let fp32 = try Recognizer(config: config)
+        config.precision = .bf16
+        let bf16 = try Recognizer(config: config, initialize: false)
+        bf16.store.frozenValues.data.update(from: fp32.store.frozenValues.data, count: fp32.store.frozenValues.count)
+        bf16.store.tunableValues.data.update(from: fp32.store.tunableValues.data, count: fp32.store.tunableValues.count)
+        // Non-zero adapter up-projections, so gradients reach every adapter weight.
+        var rng = RandomGenerator(seed: 7)
+        for i in 0..<fp32.store.tunableValues.count {
+            let v = fp32.store.tunableValues[i] + Float(rng.normal()) * 0.02
+            fp32.store.tunableValues[i] = v; bf16.store.tunableValues[i] = v
+        }
+        let video = Tensor([2, 3, config.numFrames, 48, 48])
+        for i in 0..<video.count { video[i] = Float(rng.normal()) }
+        let labels = [0, 2]
+        var results: [(Tensor, [Tensor])] = []
+        for model in [fp32, bf16] {
+            let logits = try model.forward(video: video.data, context: PassContext(batch: 2, training: false))
+            let dLogits = Tensor([2, 3])
+            labels.withUnsafeBufferPointer {
+                crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: 2, classes: 3)
+            }
+            model.store.zeroGrads()
+            try model.backward(dLogits: dLogits.data)
+            results.append((logits, model.store.tunableParameters.map { $0.grad!.clone() }))
+        }
+        let logitErr = relativeError(results[1].0, results[0].0)
+        XCTAssertLessThanOrEqual(logitErr, 3e-2, "bf16 logits")
+        XCTAssertGreaterThan(logitErr, 1e-6, "the bf16 path was not taken")
+        var errors: [Double] = []
+        for (i, p) in bf16.store.tunableParameters.enumerated() {
+            let e = relativeError(results[1].1[i], results[0].1[i])
+            errors.append(e)
+            XCTAssertLessThanOrEqual(e, 0.1, "bf16 grad \(p.name)")
+        }
+        XCTAssertLessThanOrEqual(errors.sorted()[errors.count / 2], 3e-2, "median bf16 gradient error")
+        print("bf16 long frames: logits rel \(logitErr), gradient errors median \(errors.sorted()[errors.count / 2]) max \(errors.max()!)")
+    }
 }
