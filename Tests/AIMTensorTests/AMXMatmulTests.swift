@@ -79,6 +79,14 @@ final class AMXMatmulTests: XCTestCase {
             }
         }
         XCTAssertFalse(rows.contains(0xFFFF)); XCTAssertFalse(transposed.contains(0xFFFF))
+        // The input-gradient packing made from the forward one equals packing W's rows directly.
+        let (N2, K2) = (64, 96)
+        let w2 = values(N2 * K2, 6)
+        var forward = [UInt16](repeating: 0, count: N2 * K2), direct = forward, moved = forward
+        amxPackTransposed(&forward, w2, n: N2, k: K2)
+        amxPackRows(&direct, w2, k: N2, n: K2)
+        amxRepackForInputGradient(&moved, forward, n: N2, k: K2)
+        XCTAssertEqual(moved, direct)
         XCTAssertTrue(AMX.fits(k: 768, n: 2304)); XCTAssertFalse(AMX.fits(k: 40, n: 32)); XCTAssertFalse(AMX.fits(k: 32, n: 48))
     }
 }

@@ -73,6 +73,23 @@ public func amxPackRows(_ dst: UnsafeMutablePointer<UInt16>, _ w: UnsafePointer<
     }
 }
 
+/// The input-gradient packing of W [N, K] (`amxPackRows(w, k: N, n: K)`) from its forward packing
+/// (`amxPackTransposed(w, n: N, k: K)`): the same bf16 values, moved. N and K in whole 32-steps.
+public func amxRepackForInputGradient(_ dst: UnsafeMutablePointer<UInt16>, _ forward: UnsafePointer<UInt16>, n N: Int, k K: Int) {
+    Threads.parallelFor(K / 16) { strips in
+        for s in strips {
+            let out = dst + s * N * 16
+            for n in 0..<N {
+                let src = forward + (n >> 4) * K * 16 + (n & 15) * 2
+                for kk in 0..<16 {
+                    let k = s * 16 + kk
+                    out[(n >> 1) * 32 + kk * 2 + (n & 1)] = src[(k >> 1) * 32 + (k & 1)]
+                }
+            }
+        }
+    }
+}
+
 /// C [M, N] (fp32, row stride N) = A [M, K] (bf16, row stride K) · B (packed [K, N]) [+ bias per
 /// column] [+ C's old values when `accumulate`]. Needs `AMX.isAvailable` and `AMX.fits(k:n:)`.
 public func amxMatmul(m M: Int, k K: Int, n N: Int, a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>,

@@ -35,19 +35,22 @@ public enum BF16Products {
 /// use: a kept copy of a tunable weight is re-rounded at each forward anyway, and holding it
 /// through the step costs 2 bytes per weight (170 MB for ViT-B/16 full finetuning); rounding
 /// again for the input gradient costs one pass over the weight.
-/// On AMX tiles a kept weight is held packed twice, as Wᵀ for the forward and as W for the input
-/// gradient (the tile layout interleaves pairs along the product's K, so one packing cannot serve
-/// both), and not row-major.
+/// On AMX tiles a kept weight is held packed, as Wᵀ for the forward and, once an input gradient
+/// needs it, as W too (the tile layout interleaves pairs along the product's K, so one packing
+/// cannot serve both), and not row-major.
 public final class BF16Weight {
     public let outFeatures: Int, inFeatures: Int
     let data: UnsafeMutablePointer<UInt16>?     // row-major copy for oneDNN; nil: rounded per use or packed
-    let forwardTiles: UnsafeMutablePointer<UInt16>?, inputGradientTiles: UnsafeMutablePointer<UInt16>?
+    let forwardTiles: UnsafeMutablePointer<UInt16>?
+    /// Made from `forwardTiles` at the first input gradient: a frozen model's layers that no
+    /// gradient passes (frozen space-only: all of them) never hold it.
+    private var inputGradientTiles: UnsafeMutablePointer<UInt16>?
     let master: UnsafePointer<Float>?
     let tiles: Bool
     /// Bytes held between uses (0 when rounded per use).
     public var bytes: Int {
         let n = outFeatures * inFeatures * MemoryLayout<UInt16>.stride
-        return (data == nil ? 0 : n) + (forwardTiles == nil ? 0 : 2 * n)
+        return (data == nil ? 0 : n) + (forwardTiles == nil ? 0 : n) + (inputGradientTiles == nil ? 0 : n)
     }
 
     public init(_ w: UnsafePointer<Float>, outFeatures N: Int, inFeatures K: Int) {
@@ -55,10 +58,10 @@ public final class BF16Weight {
         tiles = BF16Products.tiles(k: K, n: N)
         if tiles {
             data = nil
-            forwardTiles = amxAllocate(N * K); inputGradientTiles = amxAllocate(N * K)
+            forwardTiles = amxAllocate(N * K)
         } else {
             data = .allocate(capacity: N * K)
-            forwardTiles = nil; inputGradientTiles = nil
+            forwardTiles = nil
         }
         refresh(from: w)
     }
@@ -72,10 +75,8 @@ public final class BF16Weight {
     /// Re-rounds the (changed) fp32 weight into the same storage (nothing to do when rounded per use).
     public func refresh(from w: UnsafePointer<Float>) {
         if let data { toBF16(data, w, count: outFeatures * inFeatures) }
-        if let forwardTiles, let inputGradientTiles {
-            amxPackTransposed(forwardTiles, w, n: outFeatures, k: inFeatures)
-            amxPackRows(inputGradientTiles, w, k: outFeatures, n: inFeatures)
-        }
+        if let forwardTiles { amxPackTransposed(forwardTiles, w, n: outFeatures, k: inFeatures) }
+        if let inputGradientTiles { amxPackRows(inputGradientTiles, w, k: outFeatures, n: inFeatures) }
     }
 
     /// The bf16 operand for one oneDNN product: the kept copy, or `master` rounded now into the engine's weight slot.
@@ -88,7 +89,15 @@ public final class BF16Weight {
 
     /// The packed tile operand: Wᵀ (`forward`) or W, kept or packed now from `master`.
     func tileOperand(_ engine: OneDNNMatmulEngine, forward: Bool) -> UnsafePointer<UInt16> {
-        if let kept = forward ? forwardTiles : inputGradientTiles { return UnsafePointer(kept) }
+        if forward, let forwardTiles { return UnsafePointer(forwardTiles) }
+        if !forward, let forwardTiles {
+            if inputGradientTiles == nil {
+                let t: UnsafeMutablePointer<UInt16> = amxAllocate(outFeatures * inFeatures)
+                amxRepackForInputGradient(t, forwardTiles, n: outFeatures, k: inFeatures)
+                inputGradientTiles = t
+            }
+            return UnsafePointer(inputGradientTiles!)
+        }
         let buf = engine.activations(outFeatures * inFeatures, slot: OneDNNMatmulEngine.weightSlot)
         if forward { amxPackTransposed(buf, master!, n: outFeatures, k: inFeatures) }
         else { amxPackRows(buf, master!, k: outFeatures, n: inFeatures) }
