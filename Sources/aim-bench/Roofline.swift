@@ -76,7 +76,7 @@ struct Roofline {
             let fa = Buffer(s.m * s.k, seed: 21), fb = Buffer(s.k * s.n, seed: 22), c = Buffer(s.m * s.n, seed: 23)
             toBF16(a, fa.data, count: s.m * s.k); toBF16(b, fb.data, count: s.k * s.n)
             var runs: [() throws -> Void] = [{ try bf16Matmul(s, a: a, b: b, c: c.data) }]
-            let tiles = BF16Products.tiles && !s.transA && AMX.fits(k: s.k, n: s.n)
+            let tiles = !s.transA && BF16Products.tiles(k: s.k, n: s.n)
             let packed: UnsafeMutablePointer<UInt16> = amxAllocate(tiles ? AMX.packedCount(k: s.k, n: s.n) : 0)
             defer { packed.deallocate() }
             if tiles {

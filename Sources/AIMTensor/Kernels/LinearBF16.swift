@@ -18,16 +18,17 @@ public enum BF16Products {
     /// `AIM_BF16_GEMM=onednn`; oneDNN's matmul otherwise, and for shapes the tiles do not take.
     /// Why not by a timed probe as the fp32 library: the choice changes the summation order, and
     /// a run resumed in another process must multiply as the first did; the bench measures both.
-    public static let tiles: Bool = AMX.isAvailable && ProcessInfo.processInfo.environment["AIM_BF16_GEMM"] != "onednn"
+    public static let tiles: Bool = AMX.isAvailable && !turnedOff
+    private static let turnedOff = ProcessInfo.processInfo.environment["AIM_BF16_GEMM"] == "onednn"
 
     /// For logs and benchmark headers.
     public static var description: String {
         if tiles { return "AMX tiles (ours; oneDNN for shapes not in 32-wide steps and for weight gradients)" }
-        let why = ProcessInfo.processInfo.environment["AIM_BF16_GEMM"] == "onednn" ? "AIM_BF16_GEMM=onednn" : (AMX.unavailableReason ?? "")
-        return "oneDNN matmul, isa \(OneDNNInfo.isa) (no AMX tiles: \(why))"
+        return "oneDNN matmul, isa \(OneDNNInfo.isa) (no AMX tiles: \(turnedOff ? "AIM_BF16_GEMM=onednn" : AMX.unavailableReason ?? ""))"
     }
 
-    static func tiles(k: Int, n: Int) -> Bool { tiles && AMX.fits(k: k, n: n) }
+    /// Whether a product with these K and N runs on the tiles (the forward's and input gradient's; A not transposed).
+    public static func tiles(k: Int, n: Int) -> Bool { tiles && AMX.fits(k: k, n: n) }
 }
 
 /// A weight [N, K] (out × in) as a bf16 operand: either kept (frozen weights: rounded once), or
