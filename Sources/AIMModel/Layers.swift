@@ -234,7 +234,11 @@ struct AttentionLayer {
         let rows = S * L
         qkv.forward(qkvBuf, x, rows: rows, keepInput: xKeep)
         StepProfile.measure(.attention) {
-            attentionForward(out: attnOut, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+            if onTiles(L) {
+                attentionForwardTiles(out: attnOut, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
+            } else {
+                attentionForward(out: attnOut, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+            }
         }
         proj.forward(out, attnOut, rows: rows, keepInput: attnOutKeep)
     }
@@ -248,10 +252,18 @@ struct AttentionLayer {
         let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
         proj.backward(dInput: dA, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: rows)
         StepProfile.measure(.attention) {
-            attentionBackward(dQKV: dQKV, dOut: dA, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+            if onTiles(L) {
+                attentionBackwardTiles(dQKV: dQKV, dOut: dA, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
+            } else {
+                attentionBackward(dQKV: dQKV, dOut: dA, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+            }
         }
         qkv.backward(dInput: dInput, dOut: dQKV, input: x, inputBF16: xBF16, rows: rows, accumulateInput: accumulateInput)
     }
+
+    /// A bf16 model's attention over long sequences runs in bf16 on AMX tiles (AttentionTiles.swift),
+    /// as autocast's does; the temporal pass and fp32 models use the fp32 kernels.
+    func onTiles(_ L: Int) -> Bool { qkv.weight.reducedPrecision && attentionRunsOnTiles(length: L, headWidth: width / heads) }
 
     var parameters: [Parameter] { qkv.parameters + proj.parameters }
     /// fvcore convention: projections plus the two attention matrix products.

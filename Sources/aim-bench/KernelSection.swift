@@ -68,15 +68,28 @@ struct KernelSection: BenchSection {
             let qkv = Buffer(S * L * 3 * D, seed: 9), out = Buffer(S * L * D), probs = Buffer(S * H * L * L)
             let dOut = Buffer(S * L * D, seed: 10), dqkv = Buffer(S * L * 3 * D)
             let flops = 4.0 * Double(S) * Double(L * L) * Double(D)
-            let t = timeSideBySide(repeats: context.repeats, [
+            var runs: [() -> Void] = [
                 { attentionForward(out: out.data, qkv: qkv.data, probs: probs.data, sequences: S, length: L, width: D, heads: H) },
                 { attentionBackward(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
                                     sequences: S, length: L, width: D, heads: H) },
-            ])
+            ]
+            // bf16 models run long sequences on AMX tiles (probabilities recomputed in backward), alternating with fp32 here.
+            let tiles = attentionRunsOnTiles(length: L, headWidth: D / H)
+            if tiles {
+                runs.append { attentionForwardTiles(out: out.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
+                runs.append { attentionBackwardTiles(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
+            }
+            let t = timeSideBySide(repeats: context.repeats, runs)
             att.rows.append([name, "\(S) × \(L)", "forward", msTriple(t[0]), fixed(flops / t[0].median * 1e-9)])
             att.rows.append([name, "\(S) × \(L)", "backward", msTriple(t[1]), fixed(2 * flops / t[1].median * 1e-9)])
+            if tiles {
+                att.rows.append([name + ", bf16 on AMX tiles", "\(S) × \(L)", "forward", msTriple(t[2]), fixed(flops / t[2].median * 1e-9)])
+                att.rows.append([name + ", bf16 on AMX tiles", "\(S) × \(L)", "backward (probabilities recomputed)", msTriple(t[3]),
+                                 fixed(2 * flops / t[3].median * 1e-9)])
+            }
         }
         att.notes.append("Sequences up to \(attentionDirectMaxLength) tokens use direct vector loops, longer ones one sgemm per (sequence, head).")
+        att.notes.append("bf16 on AMX tiles: what `model.precision: bf16` runs for sequences of 64 tokens or more where the CPU has AMX (fp32 everywhere else); GFLOP/s count the unpadded products. The fp32 rows keep the probabilities for backward, as the bench always has; the models recompute them for 197-token sequences.")
         return [mem, att]
     }
 }

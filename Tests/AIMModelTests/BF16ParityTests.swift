@@ -84,14 +84,16 @@ final class BF16ParityTests: XCTestCase {
         XCTAssertEqual(after.array, expected.array)
     }
 
-    /// Frames of 37 tokens (the spatial attention recomputes its probabilities) and widths in whole
-    /// 32-steps (the linears run on AMX tiles where the CPU has them): the bf16 model against the
-    /// same weights in fp32, logits and every tunable gradient within the stated bf16 tolerance.
+    /// Frames of 65 tokens (the spatial attention recomputes its probabilities, and runs in bf16 on
+    /// AMX tiles where the CPU has them) and widths in whole 32-steps (the linears run on the tiles
+    /// too): the bf16 model against the same weights in fp32, logits and every tunable gradient
+    /// within the stated bf16 tolerance.
     func testLongFramesAgainstFP32() throws {
         Threads.set(2)
         var config = ModelConfig()
-        config.inputResolution = 48; config.patchSize = 8; config.width = 64; config.layers = 2; config.heads = 2
+        config.inputResolution = 64; config.patchSize = 8; config.width = 64; config.layers = 2; config.heads = 2
         config.numFrames = 2; config.numClasses = 3; config.dropPathRate = 0
+        XCTAssertEqual(attentionRunsOnTiles(length: config.tokensPerFrame, headWidth: 32), BF16Products.tiles && CPUFeatures.current.contains(.avx512bf16))
         let fp32 = try Recognizer(config: config)
         config.precision = .bf16
         let bf16 = try Recognizer(config: config, initialize: false)
@@ -103,7 +105,7 @@ final class BF16ParityTests: XCTestCase {
             let v = fp32.store.tunableValues[i] + Float(rng.normal()) * 0.02
             fp32.store.tunableValues[i] = v; bf16.store.tunableValues[i] = v
         }
-        let video = Tensor([2, 3, config.numFrames, 48, 48])
+        let video = Tensor([2, 3, config.numFrames, config.inputResolution, config.inputResolution])
         for i in 0..<video.count { video[i] = Float(rng.normal()) }
         let labels = [0, 2]
         var results: [(Tensor, [Tensor])] = []

@@ -22,3 +22,28 @@ void camx_release(void);
 /// 2 the 32 floats at `bias` in every row. Needs camx_configure on this thread.
 void camx_block32(const uint16_t *a, long lda, const uint16_t *b, long strip, float *c, long ldc, long k,
                   int start, const float *bias);
+
+// The bf16 tile attention's element-wise kernels (attention_rows.c; AVX-512 with AVX512_BF16,
+// which every CPU with AMX has). bf16 rounding is the instruction's: to nearest even, NaN kept,
+// subnormal inputs to zero. ld/ldo/ldx are row strides in elements.
+
+/// out[i] = bf16(x[i]) for i < n.
+void camx_to_bf16(uint16_t *out, const float *x, long n);
+
+/// For each of `rows` rows: out[0..<n) = bf16(softmax(scale · x[0..<n))), out[n..<padded) = 0;
+/// x is overwritten (scratch). padded ≤ ldo.
+void camx_softmax_rows_bf16(uint16_t *out, long ldo, float *x, long ldx, long rows, long n, long padded, float scale);
+
+/// For each column c < columns (a multiple of 16): s[j][c] for j < rows becomes the softmax down
+/// the column of scale · s, and out[j][c] its bf16 (out has row stride ld too).
+void camx_softmax_columns_bf16(uint16_t *out, float *s, long ld, long rows, long columns, float scale);
+
+/// The softmax backward down columns: out[j][c] = bf16(scale · p[j][c] · (dp[j][c] − Σ_j' p[j'][c]·dp[j'][c]))
+/// for j < rows, c < columns (a multiple of 16); all three with row stride ld.
+void camx_score_gradients_bf16(uint16_t *out, const float *p, const float *dp, long ld, long rows, long columns,
+                               float scale);
+
+/// dst rows [rows, cols] (stride ldd) = src (stride lds), or its transpose (src [cols, rows]) when
+/// `transposed`; non-temporal stores where dst rows are whole cache lines (results that the next
+/// layer reads much later: writing them through the cache fetched each line first).
+void camx_store_rows(float *dst, long ldd, const float *src, long lds, long rows, long cols, long transposed);
