@@ -1,15 +1,15 @@
 // The element-wise parts of the bf16 tile attention (AIMTensor/Kernels/AttentionTiles.swift):
 // softmax by rows or by columns, the softmax backward, and fp32 → bf16 rounding, 16 lanes at a
-// time with AVX-512 and the AVX512_BF16 conversion instruction. In C because Swift reaches
-// neither (the package is built for AVX2, and these are intrinsics over builtins); every CPU with
-// AMX has both. The exp is Softmax.swift's (Cephes' expf, the same constants and operation order).
+// time with AVX-512 (F, BW, VL). In C because Swift cannot reach it (the package is built for
+// AVX2; these are intrinsics over builtins); every CPU with AMX has it. The bulk rounding
+// (`camx_to_bf16`) also serves the bf16 linear layers on CPUs with AVX-512. The exp is Softmax.swift's (Cephes' expf, the same constants and operation order).
 #include "camx.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <float.h>
 #include <math.h>
 
-#define ROWS_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define ROWS_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 ROWS_TARGET static inline __m512 exp16(__m512 x0) {
     __m512 x = _mm512_min_ps(_mm512_max_ps(x0, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
@@ -41,9 +41,16 @@ ROWS_TARGET static inline __m512 flush_tiny(__m512 p) {
     return _mm512_mask_mov_ps(p, tiny, _mm512_setzero_ps());
 }
 
+// Round to nearest even in integer arithmetic, NaN → quiet NaN: the bits of AIMTensor's scalar
+// toBF16 and of PyTorch's conversion, subnormals included (the AVX512_BF16 instruction would
+// flush those to zero).
 ROWS_TARGET static inline void store_bf16(uint16_t *out, __m512 v, __mmask16 m) {
-    __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
-    _mm256_mask_storeu_epi16(out, m, h);
+    __m512i u = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb), 16);
+    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    _mm256_mask_storeu_epi16(out, m, _mm512_cvtepi32_epi16(r));
 }
 
 static inline __mmask16 lanes(long n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }

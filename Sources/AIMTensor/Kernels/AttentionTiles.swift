@@ -15,9 +15,8 @@ import CAMX
 // The backward works on the transposed scores so that each product's operands are either rows as
 // they lie (A operands) or row pairs interleaved (B operands), never a transpose of an L × L matrix.
 // Tile products are 32 × 32 blocks of `camx_block32`; packing is in plain loops here; softmax,
-// its backward, the rounding to bf16 and the result stores are CAMX's attention_rows.c (AVX-512
-// with the AVX512_BF16 conversion, which rounds subnormal inputs to zero: values below 1e-38, far
-// under anything attention produces). Padding to Lp costs 1.29× the products of L = 197 and keeps
+// its backward, the rounding to bf16 and the result stores are CAMX's attention_rows.c (AVX-512,
+// the same rounding as `toBF16`). Padding to Lp costs 1.29× the products of L = 197 and keeps
 // every block whole. Measured on the Xeon with AMX, ViT-B/16 spatial attention (8 × 197 tokens,
 // 12 heads, 2 threads, alternating): forward 3.9–5.9 ms against 7.2–9.8 ms in fp32, backward
 // 9.1–12.8 ms against 14.4–21.8 ms (the fp32 backward reading kept probabilities).
@@ -27,7 +26,7 @@ import CAMX
 /// ones, the temporal pass over T frames, stay on the fp32 kernels: a 32-row tile block would be
 /// mostly padding) and heads in 32-wide steps.
 public func attentionRunsOnTiles(length L: Int, headWidth dh: Int) -> Bool {
-    BF16Products.tiles && CPUFeatures.current.contains([.avx512f, .avx512bw, .avx512vl, .avx512bf16]) && L >= 64 && dh % 32 == 0
+    BF16Products.tiles && CPUFeatures.current.contains([.avx512f, .avx512bw, .avx512vl]) && L >= 64 && dh % 32 == 0
 }
 
 /// out [S, L, D] = attention(qkv [S, L, 3D]) over `heads`, on tiles. Needs `attentionRunsOnTiles`.

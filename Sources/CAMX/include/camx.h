@@ -23,9 +23,9 @@ void camx_release(void);
 void camx_block32(const uint16_t *a, long lda, const uint16_t *b, long strip, float *c, long ldc, long k,
                   int start, const float *bias);
 
-// The bf16 tile attention's element-wise kernels (attention_rows.c; AVX-512 with AVX512_BF16,
-// which every CPU with AMX has). bf16 rounding is the instruction's: to nearest even, NaN kept,
-// subnormal inputs to zero. ld/ldo/ldx are row strides in elements.
+// The bf16 tile attention's element-wise kernels (attention_rows.c; AVX-512 F/BW/VL, which every
+// CPU with AMX has: callers check). bf16 rounding is to nearest even, NaN kept as a quiet NaN,
+// the same bits as AIMTensor's scalar toBF16. ld/ldo/ldx are row strides in elements.
 
 /// out[i] = bf16(x[i]) for i < n.
 void camx_to_bf16(uint16_t *out, const float *x, long n);
