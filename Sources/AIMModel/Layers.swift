@@ -84,6 +84,31 @@ struct LinearLayer {
         }
     }
 
+    /// bf16 only: the input already rounded to bf16 (an activation's bf16 output), so no rounding pass.
+    func forward(_ out: FloatPtr, roundedInput: UnsafePointer<UInt16>, rows: Int, accumulate: Bool = false) {
+        precondition(weight.reducedPrecision, "a rounded input goes to a bf16 linear only")
+        StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
+            do {
+                try linearForwardBF16(out: out, roundedInput: roundedInput, weight: weight.bf16(), bias: bias?.data, rows: rows,
+                                      accumulate: accumulate)
+            } catch { PassFailure.record(error, output: out, count: rows * outFeatures) }
+        }
+    }
+
+    /// Whether the backward forms no weight or bias gradient (then only dx = dy·W, which can read a bf16 dy).
+    var needsOnlyInputGradient: Bool { weight.gradData == nil && bias?.gradData == nil }
+
+    /// bf16 only, input gradient only (`needsOnlyInputGradient`): dy already rounded to bf16.
+    func inputGradient(_ dInput: FloatPtr, roundedDOut: UnsafePointer<UInt16>, rows: Int, accumulateInput: Bool = false) {
+        precondition(weight.reducedPrecision && needsOnlyInputGradient, "a rounded dy goes to a bf16 linear with no weight gradient only")
+        StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
+            do {
+                try linearInputGradientBF16(dInput: dInput, roundedDOut: roundedDOut, weight: weight.bf16(), rows: rows,
+                                            accumulateInput: accumulateInput)
+            } catch { PassFailure.record(error, output: dInput, count: rows * inFeatures) }
+        }
+    }
+
     var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
     func macs(rows: Int) -> Int { rows * inFeatures * outFeatures }
 }
@@ -322,14 +347,17 @@ struct MLPLayer {
         let chunks = rowChunks(rows), width = fc1.inFeatures
         let act = scratch.buffer("mlp.act", chunks[0].count * hidden)
         let pre = keptPre(kept, rows: rows)
+        // bf16: the activation is written in bf16, fc2's operand (as autocast's GELU returns bf16).
+        let act16 = keepsPreInBF16 ? scratch.bf16Buffer("mlp.act16", chunks[0].count * hidden) : nil
         for c in chunks {
             let n = c.count
-            if keepsPreInBF16 {
+            if let act16 {
                 fc1.forward(act, x + c.lowerBound * width, rows: n)
-                StepProfile.measure(.activation) {   // rounded in place, then the activation in place
-                    activationForwardRoundingInput(quick: quickGELU, out: act, input: act,
+                StepProfile.measure(.activation) {   // fc1's output rounded in place (kept), the activation into act16
+                    activationForwardRoundingInput(quick: quickGELU, outBF16: act16, input: act,
                                                    keep: pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden, count: n * hidden)
                 }
+                fc2.forward(out + c.lowerBound * width, roundedInput: act16, rows: n, accumulate: accumulate)
             } else {
                 let p = pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden
                 fc1.forward(p, x + c.lowerBound * width, rows: n)
@@ -337,8 +365,8 @@ struct MLPLayer {
                     if quickGELU { quickGeluForward(out: act, input: p, count: n * hidden) }
                     else { geluForward(out: act, input: p, count: n * hidden) }
                 }
+                fc2.forward(out + c.lowerBound * width, act, rows: n, accumulate: accumulate)
             }
-            fc2.forward(out + c.lowerBound * width, act, rows: n, accumulate: accumulate)
         }
     }
 
@@ -352,19 +380,33 @@ struct MLPLayer {
         let dAct = scratch.buffer("mlp.dAct", chunks[0].count * hidden)
         let dPre = dAct
         let pre = keptPre(kept, rows: rows)
+        // bf16: the recomputed activation (fc2's weight-gradient operand) and, when fc1 forms no
+        // weight gradient, dPre are written in bf16, the products' operands.
+        let act16 = keepsPreInBF16 ? scratch.bf16Buffer("mlp.act16", chunks[0].count * hidden) : nil
         for c in chunks {
             let n = c.count, dO = dOut + c.lowerBound * width
             let pre16 = keepsPreInBF16 ? UnsafePointer(pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden) : nil
             let p = UnsafePointer(pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden)   // fp32 only
             if fc2.needsInput {
-                StepProfile.measure(.activation) {
-                    if let pre16 { activationForward(quick: quickGELU, out: dAct, inputBF16: pre16, count: n * hidden) }
-                    else if quickGELU { quickGeluForward(out: dAct, input: p, count: n * hidden) }
-                    else { geluForward(out: dAct, input: p, count: n * hidden) }
+                if let pre16, let act16 {
+                    StepProfile.measure(.activation) { activationForward(quick: quickGELU, outBF16: act16, inputBF16: pre16, count: n * hidden) }
+                    fc2.backward(dInput: nil, dOut: dO, input: nil, inputBF16: act16, rows: n)
+                } else {
+                    StepProfile.measure(.activation) {
+                        if quickGELU { quickGeluForward(out: dAct, input: p, count: n * hidden) }
+                        else { geluForward(out: dAct, input: p, count: n * hidden) }
+                    }
+                    fc2.backward(dInput: nil, dOut: dO, input: dAct, rows: n)
                 }
-                fc2.backward(dInput: nil, dOut: dO, input: dAct, rows: n)
             }
             fc2.backward(dInput: dAct, dOut: dO, input: nil, rows: n, weightGradient: false)
+            if let pre16, let act16, fc1.needsOnlyInputGradient {
+                StepProfile.measure(.activation) {
+                    activationBackward(quick: quickGELU, dInputBF16: act16, dOut: dAct, inputBF16: pre16, count: n * hidden)
+                }
+                fc1.inputGradient(dInput + c.lowerBound * width, roundedDOut: act16, rows: n, accumulateInput: accumulateInput)
+                continue
+            }
             StepProfile.measure(.activation) {
                 if let pre16 { activationBackward(quick: quickGELU, dInput: dPre, dOut: dAct, inputBF16: pre16, count: n * hidden) }
                 else if quickGELU { quickGeluBackward(dInput: dPre, dOut: dAct, input: p, count: n * hidden) }

@@ -27,34 +27,41 @@ final class KernelForwardTests: XCTestCase {
         XCTAssertLessThan(maxRelativeError(y.array, ref), 2e-5)
     }
 
-    /// A bf16 MLP's activation kernels (fc1's output kept in bf16): the same bits as rounding first,
-    /// then the fp32 kernels on the rounded values, over several 2048-float blocks and a ragged tail.
+    /// A bf16 MLP's activation kernels (fc1's output kept in bf16, the activation and its gradient
+    /// written in bf16 as the next products' operands): the same bits as rounding first, the fp32
+    /// kernels on the rounded values, then rounding their results, over several 2048-float blocks
+    /// and a ragged tail.
     func testActivationsOnBF16InputsMatchRoundingFirst() {
         let n = 3 * 2048 + 37
         let src = randomTensor([n], seed: 7, scale: 4)
         let dOut = randomTensor([n], seed: 8)
+        func bf16(_ t: Tensor) -> [UInt16] {
+            (0..<n).map { i in let u = t[i].bitPattern; return UInt16(truncatingIfNeeded: (u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16) }
+        }
         for quick in [false, true] {
-            let x = src.clone(), keep = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
-            defer { keep.deallocate() }
-            activationForwardRoundingInput(quick: quick, out: x.data, input: x.data, keep: keep, count: n)
+            let x = src.clone(), keep = UnsafeMutablePointer<UInt16>.allocate(capacity: n), out16 = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
+            defer { keep.deallocate(); out16.deallocate() }
+            activationForwardRoundingInput(quick: quick, outBF16: out16, input: x.data, keep: keep, count: n)
             let rounded = Tensor([n]), expected = Tensor([n])
+            let keptBits = bf16(src)   // round to nearest even
             for i in 0..<n {
-                let u = src[i].bitPattern
-                let h = UInt16(truncatingIfNeeded: (u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)   // round to nearest even
-                XCTAssertEqual(keep[i], h)
-                rounded[i] = Float(bitPattern: UInt32(h) << 16)
+                XCTAssertEqual(keep[i], keptBits[i])
+                rounded[i] = Float(bitPattern: UInt32(keptBits[i]) << 16)
             }
+            XCTAssertEqual(x.array, rounded.array, "the input rounded in place, quick: \(quick)")
             if quick { quickGeluForward(out: expected.data, input: rounded.data, count: n) }
             else { geluForward(out: expected.data, input: rounded.data, count: n) }
-            XCTAssertEqual(x.array, expected.array, "forward, quick: \(quick)")
-            let again = Tensor([n])
-            activationForward(quick: quick, out: again.data, inputBF16: keep, count: n)
-            XCTAssertEqual(again.array, expected.array, "forward from kept bf16, quick: \(quick)")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: out16, count: n)), bf16(expected), "forward, quick: \(quick)")
+            out16.update(repeating: 0, count: n)
+            activationForward(quick: quick, outBF16: out16, inputBF16: keep, count: n)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: out16, count: n)), bf16(expected), "forward from kept bf16, quick: \(quick)")
             let d = Tensor([n]), dExpected = Tensor([n])
             activationBackward(quick: quick, dInput: d.data, dOut: dOut.data, inputBF16: keep, count: n)
             if quick { quickGeluBackward(dInput: dExpected.data, dOut: dOut.data, input: rounded.data, count: n) }
             else { geluBackward(dInput: dExpected.data, dOut: dOut.data, input: rounded.data, count: n) }
             XCTAssertEqual(d.array, dExpected.array, "backward, quick: \(quick)")
+            activationBackward(quick: quick, dInputBF16: out16, dOut: dOut.data, inputBF16: keep, count: n)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: out16, count: n)), bf16(dExpected), "backward into bf16, quick: \(quick)")
         }
     }
 

@@ -162,22 +162,48 @@ private func blocksWidenedFromBF16(_ count: Int, _ x: UnsafePointer<UInt16>,
     }
 }
 
-/// x ← bf16(x) in place (bits to `keep`), out = GELU(x) (`quick`: QuickGELU); out may be x.
-public func activationForwardRoundingInput(quick: Bool, out: UnsafeMutablePointer<Float>, input x: UnsafeMutablePointer<Float>,
+/// x ← bf16(x) in place (bits to `keep`), outBF16 = bf16(GELU(x)) (`quick`: QuickGELU): the
+/// activation written as the next bf16 product's operand, as autocast's GELU returns bf16 (why:
+/// the product's own rounding pass read it back as fp32; the same bits either way).
+public func activationForwardRoundingInput(quick: Bool, outBF16: UnsafeMutablePointer<UInt16>, input x: UnsafeMutablePointer<Float>,
                                            keep: UnsafeMutablePointer<UInt16>, count: Int) {
     func run<F: VectorActivation>(_ f: F.Type) {
         blocksRoundingToBF16(count, x, keep) { i, n in
-            vectorsWithPaddedTail(n, out: out + i, x + i, x + i) { o, a, _, m in forwardVectors(f, o, a, m) }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: bf16Block) { t in
+                let o = t.baseAddress!
+                vectorsWithPaddedTail(n, out: o, x + i, x + i) { o, a, _, m in forwardVectors(f, o, a, m) }
+                roundToBF16Serially(outBF16 + i, o, n)
+            }
         }
     }
     if quick { run(QuickGeluFunction.self) } else { run(GeluFunction.self) }
 }
 
-/// out = GELU(x) (`quick`: QuickGELU) for bf16 `x`.
-public func activationForward(quick: Bool, out: UnsafeMutablePointer<Float>, inputBF16 x: UnsafePointer<UInt16>, count: Int) {
+/// outBF16 = bf16(GELU(x)) (`quick`: QuickGELU) for bf16 `x`.
+public func activationForward(quick: Bool, outBF16: UnsafeMutablePointer<UInt16>, inputBF16 x: UnsafePointer<UInt16>, count: Int) {
     func run<F: VectorActivation>(_ f: F.Type) {
         blocksWidenedFromBF16(count, x) { i, n, xs in
-            vectorsWithPaddedTail(n, out: out + i, xs, xs) { o, a, _, m in forwardVectors(f, o, a, m) }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: bf16Block) { t in
+                let o = t.baseAddress!
+                vectorsWithPaddedTail(n, out: o, xs, xs) { o, a, _, m in forwardVectors(f, o, a, m) }
+                roundToBF16Serially(outBF16 + i, o, n)
+            }
+        }
+    }
+    if quick { run(QuickGeluFunction.self) } else { run(GeluFunction.self) }
+}
+
+/// dInputBF16 = bf16(dOut · f'(x)) for bf16 `x`: the gradient as the next bf16 product's operand
+/// (for a layer below that needs no fp32 gradient: no weight or bias gradient).
+public func activationBackward(quick: Bool, dInputBF16: UnsafeMutablePointer<UInt16>, dOut: UnsafePointer<Float>,
+                               inputBF16 x: UnsafePointer<UInt16>, count: Int) {
+    func run<F: VectorActivation>(_ f: F.Type) {
+        blocksWidenedFromBF16(count, x) { i, n, xs in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: bf16Block) { t in
+                let o = t.baseAddress!
+                vectorsWithPaddedTail(n, out: o, dOut + i, xs) { o, d, s, m in backwardVectors(f, o, d, s, m) }
+                roundToBF16Serially(dInputBF16 + i, o, n)
+            }
         }
     }
     if quick { run(QuickGeluFunction.self) } else { run(GeluFunction.self) }

@@ -117,11 +117,13 @@ public var bf16OperandBytes: Int { OneDNNMatmulEngine.operandBytes }
 /// (the bf16 AIM step rounds 482 M values, 0.15–0.2 s). Elsewhere a plain loop the compiler
 /// vectorises for AVX2 (the same rounding written with Swift's SIMD16 types ran 25× slower).
 public func toBF16(_ out: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<Float>, count: Int) {
-    let wide = roundsWithAVX512
-    Threads.parallelFor(count, grain: 1 << 14) { r in
-        if wide { camx_to_bf16(out + r.lowerBound, x + r.lowerBound, r.count); return }
-        for i in r { out[i] = toBF16(x[i]) }
-    }
+    Threads.parallelFor(count, grain: 1 << 14) { r in roundToBF16Serially(out + r.lowerBound, x + r.lowerBound, r.count) }
+}
+
+/// `toBF16` on the calling thread only (a block inside a parallel loop); the same bits.
+@inline(__always) func roundToBF16Serially(_ out: UnsafeMutablePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) {
+    if roundsWithAVX512 { camx_to_bf16(out, x, n); return }
+    for i in 0..<n { out[i] = toBF16(x[i]) }
 }
 
 private let roundsWithAVX512 = CPUFeatures.current.contains([.avx512f, .avx512bw, .avx512vl])
@@ -140,17 +142,32 @@ public func linearForwardBF16(
     rows M: Int, accumulate: Bool = false, keepInput: UnsafeMutablePointer<UInt16>? = nil
 ) throws {
     if M == 0 { return }
-    let K = weight.inFeatures, N = weight.outFeatures
     let engine = try OneDNNMatmulEngine.shared()
-    let x = keepInput ?? engine.activations(M * K, slot: 0)
-    toBF16(x, input, count: M * K)
+    let x = keepInput ?? engine.activations(M * weight.inFeatures, slot: 0)
+    toBF16(x, input, count: M * weight.inFeatures)
+    try forwardProduct(out: out, x: x, weight: weight, bias: bias, rows: M, accumulate: accumulate, engine)
+}
+
+/// `linearForwardBF16` for an input already in bf16 [M, K] (an activation that wrote its output
+/// as the next product's operand): no rounding pass.
+public func linearForwardBF16(
+    out: UnsafeMutablePointer<Float>, roundedInput x: UnsafePointer<UInt16>, weight: BF16Weight, bias: UnsafePointer<Float>?,
+    rows M: Int, accumulate: Bool = false
+) throws {
+    if M == 0 { return }
+    try forwardProduct(out: out, x: x, weight: weight, bias: bias, rows: M, accumulate: accumulate, try OneDNNMatmulEngine.shared())
+}
+
+private func forwardProduct(out: UnsafeMutablePointer<Float>, x: UnsafePointer<UInt16>, weight: BF16Weight, bias: UnsafePointer<Float>?,
+                            rows M: Int, accumulate: Bool, _ engine: OneDNNMatmulEngine) throws {
+    let K = weight.inFeatures, N = weight.outFeatures
     if weight.tiles {
         amxMatmul(m: M, k: K, n: N, a: x, b: weight.tileOperand(engine, forward: true), bias: bias, c: out, accumulate: accumulate)
         return
     }
     // Weights seen as [K, N] with strides (1, K): the transpose of the stored [N, K].
     try engine.matmul(M: M, K: K, N: N, src: x, weights: weight.operand(engine), transposedWeights: true,
-                             bias: bias, dst: out, accumulate: accumulate)
+                      bias: bias, dst: out, accumulate: accumulate)
 }
 
 /// dx = dy · W (W [N, K]); `dInput` overwritten, or added to when `accumulateInput`.
@@ -177,13 +194,7 @@ public func linearBackwardBF16(
         let engine = try OneDNNMatmulEngine.shared()
         let dy = engine.activations(M * N, slot: 0)
         toBF16(dy, dOut, count: M * N)
-        if let dInput, weight.tiles {
-            amxMatmul(m: M, k: N, n: K, a: dy, b: weight.tileOperand(engine, forward: false), bias: nil, c: dInput,
-                      accumulate: accumulateInput)
-        } else if let dInput {
-            try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.operand(engine), transposedWeights: false,
-                                     bias: nil, dst: dInput, accumulate: accumulateInput)
-        }
+        if let dInput { try inputGradientProduct(dInput: dInput, dy: dy, weight: weight, rows: M, accumulate: accumulateInput, engine) }
         if let dWeight {
             let x: UnsafePointer<UInt16>
             if let inputBF16 { x = inputBF16 } else {
@@ -198,4 +209,25 @@ public func linearBackwardBF16(
         }
     }
     if let dBias { sumRows(into: dBias, dOut, M, N) }
+}
+
+/// dx = dy · W for dy already in bf16 [M, N] (an activation's backward that wrote it as this
+/// product's operand); input gradient only (a weight or bias gradient would need dy in fp32).
+public func linearInputGradientBF16(
+    dInput: UnsafeMutablePointer<Float>, roundedDOut dy: UnsafePointer<UInt16>, weight: BF16Weight, rows M: Int,
+    accumulateInput: Bool = false
+) throws {
+    if M == 0 { return }
+    try inputGradientProduct(dInput: dInput, dy: dy, weight: weight, rows: M, accumulate: accumulateInput, try OneDNNMatmulEngine.shared())
+}
+
+private func inputGradientProduct(dInput: UnsafeMutablePointer<Float>, dy: UnsafePointer<UInt16>, weight: BF16Weight, rows M: Int,
+                                  accumulate: Bool, _ engine: OneDNNMatmulEngine) throws {
+    let K = weight.inFeatures, N = weight.outFeatures
+    if weight.tiles {
+        amxMatmul(m: M, k: N, n: K, a: dy, b: weight.tileOperand(engine, forward: false), bias: nil, c: dInput, accumulate: accumulate)
+    } else {
+        try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.operand(engine), transposedWeights: false,
+                          bias: nil, dst: dInput, accumulate: accumulate)
+    }
 }
