@@ -162,6 +162,14 @@ private func blocksWidenedFromBF16(_ count: Int, _ x: UnsafePointer<UInt16>,
     }
 }
 
+/// `body` fills a stack block of n ≤ `bf16Block` floats, which is then rounded to bf16 at `out`.
+private func blockRoundedTo(_ out: UnsafeMutablePointer<UInt16>, _ n: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: bf16Block) { t in
+        body(t.baseAddress!)
+        roundToBF16Serially(out, t.baseAddress!, n)
+    }
+}
+
 /// x ← bf16(x) in place (bits to `keep`), outBF16 = bf16(GELU(x)) (`quick`: QuickGELU): the
 /// activation written as the next bf16 product's operand, as autocast's GELU returns bf16 (why:
 /// the product's own rounding pass read it back as fp32; the same bits either way).
@@ -169,11 +177,7 @@ public func activationForwardRoundingInput(quick: Bool, outBF16: UnsafeMutablePo
                                            keep: UnsafeMutablePointer<UInt16>, count: Int) {
     func run<F: VectorActivation>(_ f: F.Type) {
         blocksRoundingToBF16(count, x, keep) { i, n in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: bf16Block) { t in
-                let o = t.baseAddress!
-                vectorsWithPaddedTail(n, out: o, x + i, x + i) { o, a, _, m in forwardVectors(f, o, a, m) }
-                roundToBF16Serially(outBF16 + i, o, n)
-            }
+            blockRoundedTo(outBF16 + i, n) { o in vectorsWithPaddedTail(n, out: o, x + i, x + i) { o, a, _, m in forwardVectors(f, o, a, m) } }
         }
     }
     if quick { run(QuickGeluFunction.self) } else { run(GeluFunction.self) }
@@ -183,11 +187,7 @@ public func activationForwardRoundingInput(quick: Bool, outBF16: UnsafeMutablePo
 public func activationForward(quick: Bool, outBF16: UnsafeMutablePointer<UInt16>, inputBF16 x: UnsafePointer<UInt16>, count: Int) {
     func run<F: VectorActivation>(_ f: F.Type) {
         blocksWidenedFromBF16(count, x) { i, n, xs in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: bf16Block) { t in
-                let o = t.baseAddress!
-                vectorsWithPaddedTail(n, out: o, xs, xs) { o, a, _, m in forwardVectors(f, o, a, m) }
-                roundToBF16Serially(outBF16 + i, o, n)
-            }
+            blockRoundedTo(outBF16 + i, n) { o in vectorsWithPaddedTail(n, out: o, xs, xs) { o, a, _, m in forwardVectors(f, o, a, m) } }
         }
     }
     if quick { run(QuickGeluFunction.self) } else { run(GeluFunction.self) }
@@ -199,11 +199,7 @@ public func activationBackward(quick: Bool, dInputBF16: UnsafeMutablePointer<UIn
                                inputBF16 x: UnsafePointer<UInt16>, count: Int) {
     func run<F: VectorActivation>(_ f: F.Type) {
         blocksWidenedFromBF16(count, x) { i, n, xs in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: bf16Block) { t in
-                let o = t.baseAddress!
-                vectorsWithPaddedTail(n, out: o, dOut + i, xs) { o, d, s, m in backwardVectors(f, o, d, s, m) }
-                roundToBF16Serially(dInputBF16 + i, o, n)
-            }
+            blockRoundedTo(dInputBF16 + i, n) { o in vectorsWithPaddedTail(n, out: o, dOut + i, xs) { o, d, s, m in backwardVectors(f, o, d, s, m) } }
         }
     }
     if quick { run(QuickGeluFunction.self) } else { run(GeluFunction.self) }

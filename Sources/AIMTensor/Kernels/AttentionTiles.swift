@@ -33,13 +33,8 @@ public func attentionRunsOnTiles(length L: Int, headWidth dh: Int) -> Bool {
 public func attentionForwardTiles(
     out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int, length L: Int, width D: Int, heads H: Int
 ) {
-    precondition(S >= 0 && H > 0 && D % H == 0 && attentionRunsOnTiles(length: L, headWidth: D / H),
-                 "attentionForwardTiles: S=\(S) L=\(L) D=\(D) H=\(H) do not run on tiles here")
-    let dh = D / H, ld = 3 * D
-    let scale = 1 / Float(dh).squareRoot()
-    let work = TileAttentionWork(length: L, headWidth: dh, width: D, backward: false)
-    defer { work.deallocate() }
-    for s in 0..<S {
+    let ld = 3 * D
+    overSequences("attentionForwardTiles", sequences: S, length: L, width: D, heads: H, backward: false) { work, s, dh, scale in
         work.sequenceToBF16(qkv + s * L * ld, gradient: nil)
         work.forEachHead(H) { w, h in
             let lp = w.lp
@@ -61,13 +56,8 @@ public func attentionBackwardTiles(
     dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
     sequences S: Int, length L: Int, width D: Int, heads H: Int
 ) {
-    precondition(S >= 0 && H > 0 && D % H == 0 && attentionRunsOnTiles(length: L, headWidth: D / H),
-                 "attentionBackwardTiles: S=\(S) L=\(L) D=\(D) H=\(H) do not run on tiles here")
-    let dh = D / H, ld = 3 * D
-    let scale = 1 / Float(dh).squareRoot()
-    let work = TileAttentionWork(length: L, headWidth: dh, width: D, backward: true)
-    defer { work.deallocate() }
-    for s in 0..<S {
+    let ld = 3 * D
+    overSequences("attentionBackwardTiles", sequences: S, length: L, width: D, heads: H, backward: true) { work, s, dh, scale in
         work.sequenceToBF16(qkv + s * L * ld, gradient: dOut + s * L * D)
         work.forEachHead(H) { w, h in
             let lp = w.lp
@@ -103,6 +93,18 @@ public func attentionBackwardTiles(
             camx_store_rows(dq, ld, w.result, lp, L, dh, 1)
         }
     }
+}
+
+/// Both passes' frame: the size checks, the call's buffers, then `body(work, sequence, head width,
+/// scale)` for each sequence in turn.
+private func overSequences(_ name: String, sequences S: Int, length L: Int, width D: Int, heads H: Int, backward: Bool,
+                           _ body: (_ work: TileAttentionWork, _ s: Int, _ dh: Int, _ scale: Float) -> Void) {
+    precondition(S >= 0 && H > 0 && D % H == 0 && attentionRunsOnTiles(length: L, headWidth: D / H),
+                 "\(name): S=\(S) L=\(L) D=\(D) H=\(H) do not run on tiles here")
+    let dh = D / H
+    let work = TileAttentionWork(length: L, headWidth: dh, width: D, backward: backward)
+    defer { work.deallocate() }
+    for s in 0..<S { body(work, s, dh, 1 / Float(dh).squareRoot()) }
 }
 
 /// One call's buffers. Sequences go one at a time: all threads round the sequence's q | k | v
