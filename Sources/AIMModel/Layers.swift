@@ -381,25 +381,29 @@ struct MLPLayer {
         let dPre = dAct
         let pre = keptPre(kept, rows: rows)
         // bf16: the recomputed activation (fc2's weight-gradient operand) and, when fc1 forms no
-        // weight gradient, dPre are written in bf16, the products' operands.
+        // weight gradient, dPre are written in bf16, the products' operands; the fp32 dAct buffer
+        // then only receives fc2's input gradient.
         let act16 = keepsPreInBF16 ? scratch.bf16Buffer("mlp.act16", chunks[0].count * hidden) : nil
         for c in chunks {
             let n = c.count, dO = dOut + c.lowerBound * width
             let pre16 = keepsPreInBF16 ? UnsafePointer(pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden) : nil
             let p = UnsafePointer(pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden)   // fp32 only
-            if fc2.needsInput {
-                if let pre16, let act16 {
+            if let pre16, let act16 {
+                // The recomputed activation lives in act16, so fc2's whole backward is one call (dy rounded once).
+                if fc2.needsInput {
                     StepProfile.measure(.activation) { activationForward(quick: quickGELU, outBF16: act16, inputBF16: pre16, count: n * hidden) }
-                    fc2.backward(dInput: nil, dOut: dO, input: nil, inputBF16: act16, rows: n)
-                } else {
+                }
+                fc2.backward(dInput: dAct, dOut: dO, input: nil, inputBF16: fc2.needsInput ? act16 : nil, rows: n)
+            } else {
+                if fc2.needsInput {
                     StepProfile.measure(.activation) {
                         if quickGELU { quickGeluForward(out: dAct, input: p, count: n * hidden) }
                         else { geluForward(out: dAct, input: p, count: n * hidden) }
                     }
                     fc2.backward(dInput: nil, dOut: dO, input: dAct, rows: n)
                 }
+                fc2.backward(dInput: dAct, dOut: dO, input: nil, rows: n, weightGradient: false)
             }
-            fc2.backward(dInput: dAct, dOut: dO, input: nil, rows: n, weightGradient: false)
             if let pre16, let act16, fc1.needsOnlyInputGradient {
                 StepProfile.measure(.activation) {
                     activationBackward(quick: quickGELU, dInputBF16: act16, dOut: dAct, inputBF16: pre16, count: n * hidden)

@@ -2,7 +2,8 @@
 // softmax by rows or by columns, the softmax backward, and fp32 → bf16 rounding, 16 lanes at a
 // time with AVX-512 (F, BW, VL). In C because Swift cannot reach it (the package is built for
 // AVX2; these are intrinsics over builtins); every CPU with AMX has it. The bulk rounding
-// (`camx_to_bf16`) also serves the bf16 linear layers on CPUs with AVX-512. The exp is Softmax.swift's (Cephes' expf, the same constants and operation order).
+// (`camx_to_bf16`) also serves the bf16 linear layers on CPUs with AVX-512. The exp is
+// Softmax.swift's (Cephes' expf, the same constants and operation order).
 #include "camx.h"
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -114,16 +114,17 @@ private func overSequences(_ name: String, sequences S: Int, length L: Int, widt
 /// The padded rows (L..<Lp) are zero throughout. About 1 MB shared plus 0.6–1.2 MB per thread for
 /// ViT-B/16 (L = 197), allocated per call.
 private final class TileAttentionWork {
-    let length: Int, lp: Int, headWidth: Int, width: Int
+    let length: Int, lp: Int, width: Int
     let qkv: UnsafeMutablePointer<UInt16>            // [lp, 3D] bf16
     let gradient: UnsafeMutablePointer<UInt16>       // [lp, D] bf16 (backward)
     let threads: [TileAttentionWorkspace]
 
     init(length L: Int, headWidth dh: Int, width D: Int, backward: Bool) {
-        length = L; lp = AMX.roundUp32(L); headWidth = dh; width = D
+        let lp = AMX.roundUp32(L)
+        length = L; self.lp = lp; width = D
         qkv = zeroedTileBuffer(lp * 3 * D)
         gradient = zeroedTileBuffer(backward ? lp * D : 0)
-        threads = (0..<Threads.count).map { _ in TileAttentionWorkspace(lp: AMX.roundUp32(L), dh: dh, backward: backward) }
+        threads = (0..<Threads.count).map { _ in TileAttentionWorkspace(lp: lp, dh: dh, backward: backward) }
     }
 
     func deallocate() { qkv.deallocate(); gradient.deallocate(); threads.forEach { $0.deallocate() } }
@@ -133,8 +134,8 @@ private final class TileAttentionWork {
         let ld = 3 * width, D = width, g = gradient
         Threads.parallelFor(length) { rows in
             let first = rows.lowerBound
-            camx_to_bf16(qkv + first * ld, x + first * ld, rows.count * ld)
-            if let dy { camx_to_bf16(g + first * D, dy + first * D, rows.count * D) }
+            roundToBF16Serially(qkv + first * ld, x + first * ld, rows.count * ld)
+            if let dy { roundToBF16Serially(g + first * D, dy + first * D, rows.count * D) }
         }
     }
 
@@ -157,7 +158,7 @@ private func zeroedTileBuffer<T: Numeric>(_ n: Int) -> UnsafeMutablePointer<T> {
 /// One thread's buffers for its heads, 64-byte aligned and zeroed once: rows ≥ L of the bf16
 /// probabilities and score gradients are never written, so they stay the zero padding.
 private struct TileAttentionWorkspace {
-    let lp: Int, dh: Int
+    let lp: Int
     let packed0, packed1: UnsafeMutablePointer<UInt16>          // packed B operands of lp × dh elements
     let scores: UnsafeMutablePointer<Float>                     // [lp, lp]: S or Sᵀ, then P or Pᵀ
     let probsBF16: UnsafeMutablePointer<UInt16>                 // [lp, lp]
@@ -168,7 +169,7 @@ private struct TileAttentionWorkspace {
     let kTransposed: UnsafeMutablePointer<UInt16>               // [dh, lp]
 
     init(lp: Int, dh: Int, backward: Bool) {
-        self.lp = lp; self.dh = dh
+        self.lp = lp
         let rows = lp * dh, square = lp * lp, extra = backward ? 1 : 0
         packed0 = zeroedTileBuffer(rows); packed1 = zeroedTileBuffer(rows)
         scores = zeroedTileBuffer(square); probsBF16 = zeroedTileBuffer(square); result = zeroedTileBuffer(rows)
