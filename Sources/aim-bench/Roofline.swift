@@ -7,10 +7,11 @@ struct Roofline {
     var gflop: [Double] = []
     var seconds: [Double] = []
     /// The bf16 roofline of each config (nil without bf16): its linear shapes through the fastest
-    /// bf16 kernel (oneDNN's matmul or AMX tiles) on operands already converted (timed alone),
-    /// attention at the fp32 times, as our bf16 step runs attention in fp32.
+    /// bf16 kernel (oneDNN's matmul or AMX tiles) on operands already converted (timed alone);
+    /// attention's products where our bf16 step runs them on tiles (the frames' long sequences, on
+    /// CPUs with AMX) as bare padded tile products when faster than fp32, the others at fp32 times.
     var bf16Seconds: [Double?] = []
-    var bf16Table = BenchTable(title: "The step's linear GEMMs in bf16 (operands already bf16; the bf16 roofline's terms)",
+    var bf16Table = BenchTable(title: "The step's GEMMs in bf16 (operands already bf16; the bf16 roofline's terms)",
                                columns: ["shape", "calls per step (AIM)", "oneDNN bf16 ms (median)", "AMX tiles ms (median)", "fastest", "bf16 GFLOP/s (fastest)",
                                          "fastest fp32 ms", "bf16 speed-up"])
     var shapeTable = BenchTable(title: "The AIM step's GEMMs at their fastest (the roofline's terms)",
@@ -36,17 +37,19 @@ struct Roofline {
         let bf16Times = BF16Support.isAvailable ? bf16(lists.flatMap { $0 }.map(\.shape), rounds: rounds, context) : [:]
         for list in lists {
             r.bf16Seconds.append(bf16Times.isEmpty ? nil : list.reduce(0) {
-                $0 + ($1.shape.pairs == 1 ? bf16Times[$1.shape]!.best : times[$1.shape]!) * Double($1.count)
+                $0 + bf16Term($1.shape, bf16Times, fp32: times[$1.shape]!) * Double($1.count)
             })
         }
         if !bf16Times.isEmpty {
             var seen = Set<GemmShape>()
-            for use in lists[0] where use.shape.pairs == 1 && seen.insert(use.shape).inserted {
-                let b = bf16Times[use.shape]!, t = b.best, f = times[use.shape]!
+            for use in lists[0] where seen.insert(use.shape).inserted {
+                guard let b = bf16Times[use.shape] else { continue }
+                let f = times[use.shape]!, t = bf16Term(use.shape, bf16Times, fp32: f)
                 let count = lists[0].filter { $0.shape == use.shape }.reduce(0) { $0 + $1.count }
-                r.bf16Table.rows.append([use.shape.text, "\(count)", ms(b.onednn), b.tiles.map(ms) ?? "—", b.kernel, fixed(use.shape.flop / t * 1e-9),
-                                         ms(f), fixed(f / t, 2) + "×"])
+                r.bf16Table.rows.append([use.shape.text, "\(count)", b.onednn.map(ms) ?? "—", b.tiles.map(ms) ?? "—",
+                                         t == f ? "fp32" : b.kernel, fixed(use.shape.flop / t * 1e-9), ms(f), fixed(f / t, 2) + "×"])
             }
+            r.bf16Table.notes.append("Attention's (sequence, head) products appear where our bf16 step runs them on tiles (sequences of 64 tokens or more): bare tile products, each dimension padded to a multiple of 32 as the tile attention pads them, the pairs split over the threads, without its softmax, rounding and packing; a term is the faster of that and fp32 (\"fastest\"). Attention over the frames (8 tokens) runs in fp32 in our step and stays at its fp32 time.")
             r.bf16Table.notes.append("AMX tiles: our 32×32 tile blocks (`model.precision: bf16` uses them for forward and input-gradient products when the CPU has AMX; weight gradients, Aᵀ·B, stay on oneDNN); — where they do not run. The two alternate within each round.")
             r.bf16Table.notes.append("\(rounds) rounds per shape after one warm-up; the activations' conversion to bf16 (done per call in the step) is not in these times, so the bf16 roofline is a bound our step cannot reach exactly.")
         }
@@ -70,7 +73,16 @@ struct Roofline {
     /// run (forward and input-gradient shapes in 32-wide steps), alternating in each round.
     private static func bf16(_ shapes: [GemmShape], rounds: Int, _ context: BenchContext) -> [GemmShape: BF16Time] {
         var out: [GemmShape: BF16Time] = [:]
-        for s in shapes where s.pairs == 1 && out[s] == nil {
+        for s in shapes where out[s] == nil {
+            if s.pairs > 1 {
+                // Attention: m is the sequence length in every product of StepGemms, the head width the smaller of n and k.
+                guard attentionRunsOnTiles(length: s.m, headWidth: min(s.n, s.k)) else { continue }
+                let products = AttentionTileProducts(m: s.m, n: s.n, k: s.k, pairs: s.pairs)
+                let t = timeSideBySide(repeats: rounds, [{ products.run() }])[0].median
+                out[s] = BF16Time(onednn: nil, tiles: t)
+                context.log("  bf16 roofline: \(s.text): tiles \(ms(t)) ms")
+                continue
+            }
             let a: UnsafeMutablePointer<UInt16> = amxAllocate(s.m * s.k), b: UnsafeMutablePointer<UInt16> = amxAllocate(s.k * s.n)
             defer { a.deallocate(); b.deallocate() }
             let fa = Buffer(s.m * s.k, seed: 21), fb = Buffer(s.k * s.n, seed: 22), c = Buffer(s.m * s.n, seed: 23)
@@ -91,9 +103,16 @@ struct Roofline {
     }
 
     struct BF16Time {
-        var onednn: Double, tiles: Double?
-        var best: Double { min(onednn, tiles ?? .infinity) }
-        var kernel: String { (tiles ?? .infinity) < onednn ? "AMX tiles" : "oneDNN" }
+        var onednn: Double?, tiles: Double?
+        var best: Double { min(onednn ?? .infinity, tiles ?? .infinity) }
+        var kernel: String { (tiles ?? .infinity) < (onednn ?? .infinity) ? "AMX tiles" : "oneDNN" }
+    }
+
+    /// A shape's term in the bf16 roofline: its fastest bf16 kernel; attention's products also at
+    /// most their fp32 time (those without tiles are at it).
+    private static func bf16Term(_ s: GemmShape, _ bf16: [GemmShape: BF16Time], fp32: Double) -> Double {
+        guard let b = bf16[s] else { return fp32 }
+        return s.pairs > 1 ? min(b.best, fp32) : b.best
     }
 
     private static func time(_ s: GemmShape, rounds: Int, threads: Int) -> Double {

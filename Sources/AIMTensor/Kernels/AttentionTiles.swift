@@ -238,3 +238,33 @@ private func transposeBF16(_ dst: UnsafeMutablePointer<UInt16>, _ x: UnsafePoint
         for r in 0..<rows { o[r] = column[r * stride] }
     }
 }
+
+/// The bare products of one attention shape as the tile attention runs them: `pairs` products of
+/// m × k · k × n, each dimension padded to a multiple of 32, operands already bf16 and packed, the
+/// pairs split over the threads; no softmax, rounding, packing or stores. The bench times `run()`
+/// for the bf16 roofline's attention terms (each pair has its own operands and result, as in the step).
+public final class AttentionTileProducts {
+    let m: Int, n: Int, k: Int, pairs: Int
+    private let a: UnsafeMutablePointer<UInt16>, b: UnsafeMutablePointer<UInt16>, c: UnsafeMutablePointer<Float>
+
+    /// Needs `BF16Products.tiles`. Operands hold small fixed values (the time does not depend on them).
+    public init(m: Int, n: Int, k: Int, pairs: Int) {
+        precondition(BF16Products.tiles, "AttentionTileProducts: \(AMX.unavailableReason ?? "no AMX tiles")")
+        self.m = AMX.roundUp32(m); self.n = AMX.roundUp32(n); self.k = AMX.roundUp32(k); self.pairs = pairs
+        a = amxAllocate(pairs * self.m * self.k); b = amxAllocate(pairs * self.k * self.n); c = amxAllocate(pairs * self.m * self.n)
+        a.initialize(repeating: 0x3F80, count: pairs * self.m * self.k)     // 1.0 in bf16
+        b.initialize(repeating: 0x3F00, count: pairs * self.k * self.n)     // 0.5
+        c.initialize(repeating: 0, count: pairs * self.m * self.n)
+    }
+
+    public func run() {
+        let (m, n, k, a, b, c) = (m, n, k, a, b, c)
+        forEachChunk(pairs, grain: 1) { _, range in
+            camx_configure()
+            defer { camx_release() }
+            for p in range { tileProduct(m: m, n: n, k: k, a: a + p * m * k, lda: k, b: b + p * k * n, c: c + p * m * n, ldc: n) }
+        }
+    }
+
+    deinit { a.deallocate(); b.deallocate(); c.deallocate() }
+}
