@@ -20,7 +20,7 @@ public func linearForward(
             try OneDNNMatmulEngine.shared().matmulF32(M: M, K: K, N: N, src: input, weights: weight, bias: bias, dst: out,
                                                        accumulate: accumulate, residual: residual, scale: scale)
             return
-        } catch { FusedBiasLinear.disable(after: error) }
+        } catch { FusedBiasLinear.disable(after: error) }   // OneDNNReferenceOnly: this product alone takes the path below
     }
     var accumulate = accumulate
     if let residual { addResidual(into: out, residual, count: M * N, accumulate: accumulate); accumulate = true }
@@ -53,6 +53,7 @@ public enum FusedBiasLinear {
     nonisolated(unsafe) private static var failed = false
     static var applies: Bool { enabled && !failed && Gemm.library == .onednn }
     static func disable(after error: Error) {
+        if error is OneDNNReferenceOnly { return }
         failed = true
         Console.errorRaw("warning: oneDNN fp32 matmul with bias failed (\(error)); linear layers fall back to fill + sgemm\n")
     }

@@ -16,6 +16,8 @@ final class OneDNNMatmulEngine {
     private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
                            let bias: dnnl_memory_desc_t; let dst: dnnl_memory_desc_t }
     private var cache: [Key: Entry] = [:]
+    /// fp32 products for which oneDNN offered only its reference implementation: refused at once.
+    private var refused: Set<Key> = []
     /// Three growing bf16 buffers: the operands of one product (dy and x for a weight gradient),
     /// and a weight rounded per use (`weightSlot`).
     private var scratch: [UnsafeMutablePointer<UInt16>?] = [nil, nil, nil]
@@ -44,6 +46,7 @@ final class OneDNNMatmulEngine {
 
     private func entry(_ key: Key) throws -> Entry {
         if let e = cache[key] { return e }
+        if refused.contains(key) { throw OneDNNReferenceOnly(shape: "\(key.M)×\(key.K)·\(key.K)×\(key.N)") }
         let operandType = key.f32Operands ? dnnl_f32 : dnnl_bf16
         let src = try desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], operandType)
         let wei = try desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], operandType)
@@ -73,6 +76,13 @@ final class OneDNNMatmulEngine {
         try check(withUnsafePointer(to: &op) { dnnl_primitive_desc_create(&pd, $0, attr, context.engine, nil) },
                   "\(key.f32Operands ? "fp32" : "bf16") matmul primitive_desc_create (\(key.M)×\(key.K)·\(key.K)×\(key.N))")
         defer { dnnl_primitive_desc_destroy(pd) }
+        // Why: where oneDNN's ISA lacks a fast kernel for these post-ops (AVX2: gemm:jit takes no
+        // scale before a sum), it falls back to `ref:any`, measured 1.7 s for a 1576×192·192×768
+        // product that sgemm does in 3 ms. The fp32 callers have a plain sgemm path instead.
+        if key.f32Operands, Self.implementation(pd).hasPrefix("ref") {
+            refused.insert(key)
+            throw OneDNNReferenceOnly(shape: "\(key.M)×\(key.K)·\(key.K)×\(key.N)")
+        }
         var prim: dnnl_primitive_t?
         try check(dnnl_primitive_create(&prim, pd), "primitive_create")
         let e = Entry(primitive: prim!, src: src, wei: wei, bias: bias, dst: dst)
@@ -110,5 +120,20 @@ final class OneDNNMatmulEngine {
         try context.execute(e.primitive, args)
     }
 
+    /// The implementation oneDNN chose for a primitive descriptor, e.g. "brg:avx512_core", "gemm:jit", "ref:any".
+    private static func implementation(_ pd: dnnl_primitive_desc_t?) -> String {
+        var name: UnsafePointer<CChar>?
+        guard withUnsafeMutablePointer(to: &name, { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }) == dnnl_success,
+              let name else { return "" }
+        return String(cString: name)
+    }
+
     private static func postOpSource(index: Int) -> Int32 { Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * Int32(index + 1) | Int32(DNNL_ARG_SRC_1) }
+}
+
+/// oneDNN has only its (slow) reference implementation for this fp32 product on this CPU: the
+/// caller runs it through sgemm instead. Not a failure.
+struct OneDNNReferenceOnly: Error, CustomStringConvertible {
+    let shape: String
+    var description: String { "oneDNN offers only its reference implementation for the fp32 product \(shape)" }
 }
