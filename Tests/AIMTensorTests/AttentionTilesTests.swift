@@ -61,6 +61,19 @@ final class AttentionTilesTests: XCTestCase {
     func testShortPaddedSequencesOneThread() throws { try check(sequences: 3, length: 70, width: 96, heads: 3, threads: 1) }
     func testWholeBlocksWideHeads() throws { try check(sequences: 1, length: 64, width: 256, heads: 2, threads: 2) }
 
+    /// The bench's bare products for the bf16 roofline really multiply every pair (k padded to 32s).
+    func testBareProductsForTheRooflineMultiplyEveryPair() {
+        for (m, n, k) in [(197, 197, 64), (197, 64, 197)] {
+            let products = AttentionTileProducts(m: m, n: n, k: k, pairs: 5)
+            products.run()
+            let expected = Float((k + 31) / 32 * 32) / 2
+            for pair in [0, 4] {
+                XCTAssertEqual(products.result(pair: pair, row: 0, column: 0), expected, "\(m)×\(k)·\(k)×\(n) pair \(pair)")
+                XCTAssertEqual(products.result(pair: pair, row: 223, column: (n + 31) / 32 * 32 - 1), expected)
+            }
+        }
+    }
+
     func testTemporalAndNarrowHeadsStayFP32() {
         XCTAssertFalse(attentionRunsOnTiles(length: 8, headWidth: 64))
         XCTAssertFalse(attentionRunsOnTiles(length: 197, headWidth: 48))

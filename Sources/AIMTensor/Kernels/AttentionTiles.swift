@@ -266,5 +266,8 @@ public final class AttentionTileProducts {
         }
     }
 
+    /// One entry of a pair's (padded) result: k·0.5 after `run()` (every A entry is 1, every B entry 0.5).
+    public func result(pair: Int, row: Int, column: Int) -> Float { c[pair * m * n + row * n + column] }
+
     deinit { a.deallocate(); b.deallocate(); c.deallocate() }
 }
