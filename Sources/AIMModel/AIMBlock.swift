@@ -101,21 +101,24 @@ final class AIMBlock: TransformerBlock {
             // frame layout and permute the result into token layout [(b n), t, D].
             let u0 = scratch.buffer("t.u0", R * D)
             ln1.forward(u0, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
-            // Kept only when backward reads it (T_Adapter_in's input, or a tunable qkv's input).
-            let xt = tAdapterIn != nil || keepsFP32Input(attn.qkv) ? kept.buffer("t.xt", R * D) : scratch.buffer("t.xt", R * D)
+            // Kept only when backward reads it (T_Adapter_in's input, or a tunable qkv's input); a bf16
+            // T_Adapter_in keeps bf16(xt) instead.
+            let xt16 = tAdapterIn.flatMap { keptBF16($0.fc1, "t.xt16", R * D) }
+            let xt = (tAdapterIn != nil && xt16 == nil) || keepsFP32Input(attn.qkv) ? kept.buffer("t.xt", R * D) : scratch.buffer("t.xt", R * D)
             swapMiddleAxes(out: xt, input: u0, outer: B, p: T, q: N, rowLength: D)
             var attnIn: UnsafePointer<Float> = UnsafePointer(xt)
             if let tAdapterIn {
                 let tin = keepsFP32Input(attn.qkv) ? kept.buffer("t.in", R * D) : scratch.buffer("t.in", R * D)
-                tAdapterIn.forward(tin, xt, h: kept.buffer("t.in.h", R * tAdapterIn.hidden), scratch: scratch, rows: R)
+                tAdapterIn.forward(tin, xt, h: kept.buffer("t.in.h", R * tAdapterIn.hidden), scratch: scratch, rows: R, keepInput: xt16)
                 attnIn = UnsafePointer(tin)
             }
-            let o = kept.buffer("t.o", R * D)
+            let o16 = keptBF16(tAdapter.fc1, "t.o16", R * D)   // T_Adapter's input: fp32 kept, or bf16 for a bf16 adapter
+            let o = o16 == nil ? kept.buffer("t.o", R * D) : scratch.buffer("t.o", R * D)
             attn.forward(o, attnIn, qkvBuf: kept.buffer("t.qkv", R * 3 * D), probs: AttentionLayer.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
                          attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T,
                          xKeep: keptBF16(attn.qkv, "t.ain16", R * D), attnOutKeep: keptBF16(attn.proj, "t.a16", R * D))
             let tOut = scratch.buffer("t.out", R * D)
-            tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
+            tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R, keepInput: o16)
             let tBack = scratch.buffer("t.back", R * D)
             swapMiddleAxes(out: tBack, input: tOut, outer: B, p: N, q: T, rowLength: D)
             let x1m = kept.buffer("x1", R * D)
@@ -132,12 +135,13 @@ final class AIMBlock: TransformerBlock {
         // (same bits; why: keeping it cost 4 bytes a value in fp32, 2 in bf16, for one LayerNorm pass).
         let h1 = scratch.buffer("s.h", R * D)
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
-        let o = sAdapter != nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
+        let o16 = sAdapter.flatMap { keptBF16($0.fc1, "s.o16", R * D) }   // S_Adapter's input as kept: fp32, or bf16
+        let o = sAdapter != nil && o16 == nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
         attn.forward(o, h1, qkvBuf: kept.buffer("s.qkv", R * 3 * D), probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
                      attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N,
                      attnOutKeep: keptBF16(attn.proj, "s.a16", R * D))
         if let sAdapter {
-            sAdapter.forward(x2, o, h: kept.buffer("s.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
+            sAdapter.forward(x2, o, h: kept.buffer("s.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, keepInput: o16)
             addInPlace(x2, x1, count: R * D)
         } else {
             add(out: x2, x1, o, count: R * D)
@@ -152,17 +156,23 @@ final class AIMBlock: TransformerBlock {
         // adapter read ln_2's output, rebuilt from x̂ in backward (same bits; why: not kept twice).
         let h2 = scratch.buffer("j.h", R * D)
         ln2.forward(h2, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
-        mlp.forward(out, h2, kept: kept, scratch: scratch, rows: R, accumulate: true)
+        // A bf16 MLP adapter keeps bf16(h2) for its weight gradient; c_fc reads the same operand, so
+        // h2 is rounded once for both (before: once by each product, and rebuilt in backward).
+        let h16 = mlpAdapter.flatMap { keptBF16($0.fc1, "j.h16", R * D) }
+        if let h16 { StepProfile.measure(.frozenGEMM) { toBF16(h16, h2, count: R * D) } }
+        mlp.forward(out, h2, kept: kept, scratch: scratch, rows: R, accumulate: true,
+                    roundedInput: mlp.keepsPreInBF16 ? h16.map { UnsafePointer($0) } : nil)
         if let mlpAdapter {
             let s = rowScales(dims, context, site: 2)
             jointScales = s.isEmpty ? [Float](repeating: adapterScale, count: R) : s.map { $0 * adapterScale }
             if s.isEmpty && mlpAdapter.scalesInside {
                 // Without drop-path, scale · MLP_Adapter goes straight into `out` from its fc2 (no [R, D] temporary).
                 mlpAdapter.forward(out, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R,
-                                   accumulate: true, scale: adapterScale)
+                                   accumulate: true, scale: adapterScale, roundedInput: h16.map { UnsafePointer($0) })
             } else {
                 let m = scratch.buffer("j.ad.out", R * D)
-                mlpAdapter.forward(m, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R)
+                mlpAdapter.forward(m, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R,
+                                   roundedInput: h16.map { UnsafePointer($0) })
                 scaleRows(out: out, input: m, rowScales: jointScales, rows: R, cols: D, accumulate: true)
             }
         }
@@ -179,7 +189,8 @@ final class AIMBlock: TransformerBlock {
         let dh2 = scratch.buffer("j.dh", R * D)
         let xhat2 = kept.buffer("j.xhat", R * D)
         var h2: UnsafeMutablePointer<Float>?
-        if mlp.fc1.needsInput || mlpAdapter != nil {
+        let h16 = mlpAdapter.flatMap { keptBF16($0.fc1, "j.h16", R * D) }
+        if mlp.fc1.needsInput || (mlpAdapter != nil && h16 == nil) {
             h2 = scratch.buffer("j.h", R * D)
             ln2.output(h2!, normalized: xhat2, rows: R)
         }
@@ -188,7 +199,8 @@ final class AIMBlock: TransformerBlock {
         if let mlpAdapter {
             let dm = scratch.buffer("j.ad.dout", R * D)
             scaleRows(out: dm, input: dOut, rowScales: jointScales, rows: R, cols: D)
-            mlpAdapter.backward(dInput: dh2, dOut: dm, x: h2!, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden),
+            mlpAdapter.backward(dInput: dh2, dOut: dm, x: h2.map { UnsafePointer($0) }, xBF16: h16.map { UnsafePointer($0) },
+                                h: kept.buffer("j.ad.h", R * mlpAdapter.hidden),
                                 scratch: scratch, rows: R, accumulateInput: true)
         }
         ln2.backward(dInput: dx, dOut: dh2, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: false, addend: dOut)
@@ -199,7 +211,9 @@ final class AIMBlock: TransformerBlock {
         var dO: UnsafePointer<Float> = UnsafePointer(dx)
         if let sAdapter {
             let dOm = scratch.buffer("s.do", R * D)
-            sAdapter.backward(dInput: dOm, dOut: dx, x: kept.buffer("s.o", R * D), h: kept.buffer("s.ad.h", R * sAdapter.hidden),
+            let o16 = keptBF16(sAdapter.fc1, "s.o16", R * D)
+            sAdapter.backward(dInput: dOm, dOut: dx, x: o16 == nil ? UnsafePointer(kept.buffer("s.o", R * D)) : nil,
+                              xBF16: o16.map { UnsafePointer($0) }, h: kept.buffer("s.ad.h", R * sAdapter.hidden),
                               scratch: scratch, rows: R, accumulateInput: false)
             dO = UnsafePointer(dOm)
         }
@@ -229,7 +243,9 @@ final class AIMBlock: TransformerBlock {
         let dTOut = scratch.buffer("t.dout", R * D)
         swapMiddleAxes(out: dTOut, input: dBack, outer: B, p: T, q: N, rowLength: D)
         let dOt = scratch.buffer("t.do", R * D)
-        tAdapter.backward(dInput: dOt, dOut: dTOut, x: kept.buffer("t.o", R * D), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
+        let o16 = keptBF16(tAdapter.fc1, "t.o16", R * D)
+        tAdapter.backward(dInput: dOt, dOut: dTOut, x: o16 == nil ? UnsafePointer(kept.buffer("t.o", R * D)) : nil,
+                          xBF16: o16.map { UnsafePointer($0) }, h: kept.buffer("t.ad.h", R * tAdapter.hidden),
                           scratch: scratch, rows: R, accumulateInput: false)
         let dAttnIn = scratch.buffer("t.dain", R * D)
         let attnIn: UnsafePointer<Float>? = !keepsFP32Input(attn.qkv) ? nil
@@ -241,7 +257,9 @@ final class AIMBlock: TransformerBlock {
         var dXt: UnsafePointer<Float> = UnsafePointer(dAttnIn)
         if let tAdapterIn {
             let dxt = scratch.buffer("t.dxt", R * D)
-            tAdapterIn.backward(dInput: dxt, dOut: dAttnIn, x: kept.buffer("t.xt", R * D), h: kept.buffer("t.in.h", R * tAdapterIn.hidden),
+            let xt16 = keptBF16(tAdapterIn.fc1, "t.xt16", R * D)
+            tAdapterIn.backward(dInput: dxt, dOut: dAttnIn, x: xt16 == nil ? UnsafePointer(kept.buffer("t.xt", R * D)) : nil,
+                                xBF16: xt16.map { UnsafePointer($0) }, h: kept.buffer("t.in.h", R * tAdapterIn.hidden),
                                 scratch: scratch, rows: R, accumulateInput: false)
             dXt = UnsafePointer(dxt)
         }

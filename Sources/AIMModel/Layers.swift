@@ -180,16 +180,23 @@ struct AdapterLayer {
 
     /// out = [x +] scale · fc2(gelu(fc1(x))); `h` receives fc1's output (kept for backward).
     /// With `accumulate`, the adapter output (and skip) is added to `out`. `scale` ≠ 1: fp32 only.
+    /// bf16 (`keepsInputInBF16`): `keepInput` receives bf16(x), the operand fc1's weight gradient
+    /// reads; or `roundedInput` is bf16(x) made by the caller (kept there), so x is not rounded again.
     func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, h: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool = false,
-                 scale: Float = 1) {
+                 scale: Float = 1, keepInput: UnsafeMutablePointer<UInt16>? = nil, roundedInput: UnsafePointer<UInt16>? = nil) {
         let g = scratch.buffer("adapter.g", rows * hidden)
-        fc1.forward(h, x, rows: rows)
+        if let roundedInput { fc1.forward(h, roundedInput: roundedInput, rows: rows) }
+        else { fc1.forward(h, x, rows: rows, keepInput: keepInput) }
         StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) }
         fc2.forward(out, g, rows: rows, accumulate: accumulate, residual: skip ? x : nil, scale: scale)
     }
 
     /// Whether `forward` can scale its output inside fc2 (fp32; bf16 products take no scale).
     var scalesInside: Bool { !fc2.weight.reducedPrecision }
+
+    /// bf16 with a tunable fc1: its weight gradient reads bf16(x), so callers keep that (2 bytes a
+    /// value) instead of x (4), and pass it to `backward` as `xBF16` (why: x was rounded again there).
+    var keepsInputInBF16: Bool { fc1.keepsInputInBF16 }
 
     /// The forward's output again from its kept `h`, for an adapter without skip (same bits:
     /// the same products on the same rows).
@@ -200,16 +207,18 @@ struct AdapterLayer {
         fc2.forward(out, g, rows: rows, accumulate: false)
     }
 
-    /// dx (=, or += with accumulateInput) from dOut (nil: weight gradients only); weight grads from the saved x and h.
-    func backward(dInput dx: FloatPtr?, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, h: UnsafePointer<Float>,
-                  scratch: Arena, rows: Int, accumulateInput: Bool) {
+    /// dx (=, or += with accumulateInput) from dOut (nil: weight gradients only); weight grads from the saved x (or its
+    /// bf16 `xBF16`, `keepsInputInBF16`) and h.
+    func backward(dInput dx: FloatPtr?, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil,
+                  h: UnsafePointer<Float>, scratch: Arena, rows: Int, accumulateInput: Bool) {
         let g = scratch.buffer("adapter.g", rows * hidden)
         let dg = scratch.buffer("adapter.dg", rows * hidden)
         let dh = dg   // GELU's backward in place
         if fc2.weight.tunable { StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) } }
         fc2.backward(dInput: dg, dOut: dOut, input: g, rows: rows)
         StepProfile.measure(.activation) { geluBackward(dInput: dh, dOut: dg, input: h, count: rows * hidden) }
-        fc1.backward(dInput: dx, dOut: dh, input: x, rows: rows, accumulateInput: accumulateInput, inputResidual: skip ? dOut : nil)
+        fc1.backward(dInput: dx, dOut: dh, input: x, inputBF16: xBF16, rows: rows, accumulateInput: accumulateInput,
+                     inputResidual: skip ? dOut : nil)
     }
 
     var parameters: [Parameter] { fc1.parameters + fc2.parameters }
@@ -343,7 +352,9 @@ struct MLPLayer {
 
     /// out (+)= fc2(act(fc1(x))); fc1's output is kept in `kept` for backward; the activation lives in
     /// `scratch` (backward recomputes it from fc1's output).
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, kept: Arena, scratch: Arena, rows: Int, accumulate: Bool) {
+    /// `roundedInput` (bf16 only): bf16(x), made by the caller for another product too, read by fc1 instead of x.
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, kept: Arena, scratch: Arena, rows: Int, accumulate: Bool,
+                 roundedInput: UnsafePointer<UInt16>? = nil) {
         let chunks = rowChunks(rows), width = fc1.inFeatures
         let act = scratch.buffer("mlp.act", chunks[0].count * hidden)
         let pre = keptPre(kept, rows: rows)
@@ -352,7 +363,8 @@ struct MLPLayer {
         for c in chunks {
             let n = c.count
             if let act16 {
-                fc1.forward(act, x + c.lowerBound * width, rows: n)
+                if let roundedInput { fc1.forward(act, roundedInput: roundedInput + c.lowerBound * width, rows: n) }
+                else { fc1.forward(act, x + c.lowerBound * width, rows: n) }
                 StepProfile.measure(.activation) {   // fc1's output rounded in place (kept), the activation into act16
                     activationForwardRoundingInput(quick: quickGELU, outBF16: act16, input: act,
                                                    keep: pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden, count: n * hidden)
