@@ -46,14 +46,12 @@ struct LinearLayer {
     func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, rows: Int, accumulate: Bool = false,
                  keepInput: UnsafeMutablePointer<UInt16>? = nil, residual: UnsafePointer<Float>? = nil, scale: Float = 1) {
         precondition(keepInput == nil || weight.reducedPrecision, "a bf16 input is kept only by a bf16 linear")
-        precondition(scale == 1 || !weight.reducedPrecision, "a scaled linear forward is fp32 only")
+        precondition(scale == 1 || scalesInside, "a scaled linear forward needs fp32 or a oneDNN bf16 product")
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
-                var accumulate = accumulate
-                if let residual { addResidual(into: out, residual, count: rows * outFeatures, accumulate: accumulate); accumulate = true }
                 do {
                     try linearForwardBF16(out: out, input: input, weight: weight.bf16(), bias: bias?.data, rows: rows, accumulate: accumulate,
-                                          keepInput: keepInput)
+                                          keepInput: keepInput, residual: residual, scale: scale)
                 } catch { PassFailure.record(error, output: out, count: rows * outFeatures) }
             } else {
                 linearForward(out: out, input: input, weight: weight.data, bias: bias?.data,
@@ -73,9 +71,9 @@ struct LinearLayer {
             if weight.reducedPrecision {
                 do {
                     try linearBackwardBF16(dInput: dInput, dWeight: dWeight, dBias: dBias, dOut: dOut, input: input,
-                                           inputBF16: inputBF16, weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput)
+                                           inputBF16: inputBF16, weight: weight.bf16(), rows: rows, accumulateInput: accumulateInput,
+                                           inputResidual: inputResidual)
                 } catch { PassFailure.record(error, output: dInput, count: rows * inFeatures) }
-                if let dInput, let inputResidual { addInPlace(dInput, inputResidual, count: rows * inFeatures) }
                 return
             }
             linearBackward(dInput: dInput, dWeight: dWeight, dBias: dBias, dOut: dOut,
@@ -108,6 +106,9 @@ struct LinearLayer {
             } catch { PassFailure.record(error, output: dInput, count: rows * inFeatures) }
         }
     }
+
+    /// Whether `forward` takes a `scale` (fp32, or bf16 through oneDNN: the tile kernels take none).
+    var scalesInside: Bool { !weight.reducedPrecision || !BF16Products.tiles(k: inFeatures, n: outFeatures) }
 
     var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
     func macs(rows: Int) -> Int { rows * inFeatures * outFeatures }
@@ -191,8 +192,8 @@ struct AdapterLayer {
         fc2.forward(out, g, rows: rows, accumulate: accumulate, residual: skip ? x : nil, scale: scale)
     }
 
-    /// Whether `forward` can scale its output inside fc2 (fp32; bf16 products take no scale).
-    var scalesInside: Bool { !fc2.weight.reducedPrecision }
+    /// Whether `forward` can scale its output inside fc2 (fp32, or a bf16 product through oneDNN).
+    var scalesInside: Bool { fc2.scalesInside }
 
     /// bf16 with a tunable fc1: its weight gradient reads bf16(x), so callers keep that (2 bytes a
     /// value) instead of x (4), and pass it to `backward` as `xBF16` (why: x was rounded again there).

@@ -13,6 +13,12 @@ final class LinearBF16Tests: XCTestCase {
         return t
     }
 
+    func copy(_ t: Tensor) -> Tensor {
+        let c = Tensor([t.count])
+        c.data.update(from: t.data, count: t.count)
+        return c
+    }
+
     /// max |a − b| / RMS(b).
     func error(_ a: Tensor, _ b: Tensor) -> Double {
         var worst = 0.0, sq = 0.0
@@ -98,6 +104,35 @@ final class LinearBF16Tests: XCTestCase {
 
     /// A refreshed copy equals a fresh conversion of the changed weight, and a weight rounded per
     /// use multiplies bit for bit as a kept one (oneDNN's 8×8 shape and a tile-sized 32×64 one).
+    /// A residual, a scale and an input-gradient residual taken inside the product (oneDNN post-ops;
+    /// tile shapes lay the residual down first) give the bits of the product followed by those adds.
+    func testResidualAndScaleInsideTheProductGiveTheSameBits() throws {
+        try requireBF16()
+        Threads.set(2)
+        for (M, K, N) in [(37, 64, 48), (197, 96, 160)] {   // the second fits AMX tiles where the CPU has them
+            let x = random(M * K, 31), w = random(N * K, 32), b = random(N, 33), r = random(M * N, 34), old = random(M * N, 35)
+            let bw = BF16Weight(w.data, outFeatures: N, inFeatures: K)
+            let plain = Tensor([M * N])
+            try linearForwardBF16(out: plain.data, input: x.data, weight: bw, bias: b.data, rows: M)
+            let fused = Tensor([M * N])
+            try linearForwardBF16(out: fused.data, input: x.data, weight: bw, bias: b.data, rows: M, residual: r.data)
+            XCTAssertEqual(fused.array, (0..<M * N).map { plain[$0] + r[$0] }, "residual \(M)×\(K)→\(N)")
+            if bw.scaleTakenInside {
+                let scaled = copy(old)
+                try linearForwardBF16(out: scaled.data, input: x.data, weight: bw, bias: b.data, rows: M, accumulate: true, scale: 0.5)
+                XCTAssertEqual(scaled.array, (0..<M * N).map { old[$0] + 0.5 * plain[$0] }, "scale \(M)×\(K)→\(N)")
+            }
+            let dy = random(M * N, 36), dr = random(M * K, 37), dOld = random(M * K, 38)
+            for accumulate in [false, true] {
+                let dPlain = copy(dOld), dFused = copy(dOld)
+                try linearInputGradientBF16(dInput: dPlain.data, dOut: dy.data, weight: bw, rows: M, accumulateInput: accumulate)
+                try linearBackwardBF16(dInput: dFused.data, dWeight: nil, dBias: nil, dOut: dy.data, input: nil, weight: bw, rows: M,
+                                       accumulateInput: accumulate, inputResidual: dr.data)
+                XCTAssertEqual(dFused.array, (0..<M * K).map { dPlain[$0] + dr[$0] }, "input residual \(M)×\(K)→\(N) accumulate \(accumulate)")
+            }
+        }
+    }
+
     func testRefreshReRoundsChangedWeight() throws {
         try requireBF16()
         for (N, K) in [(8, 8), (32, 64)] {

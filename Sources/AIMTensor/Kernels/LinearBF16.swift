@@ -49,6 +49,8 @@ public final class BF16Weight {
     private var inputGradientTiles: UnsafeMutablePointer<UInt16>?
     let master: UnsafePointer<Float>?
     let tiles: Bool
+    /// Whether a forward can scale its product (a oneDNN product; the tile kernels take no scale).
+    public var scaleTakenInside: Bool { !tiles }
     /// Bytes held between uses (0 when rounded per use).
     public var bytes: Int {
         let n = outFeatures * inFeatures * MemoryLayout<UInt16>.stride
@@ -134,17 +136,45 @@ private let roundsWithAVX512 = CPUFeatures.current.contains([.avx512f, .avx512bw
     return UInt16(truncatingIfNeeded: (u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
 }
 
-/// y = x · Wᵀ (+ b); `out` overwritten, or added to when `accumulate` (then b is added too).
+/// y = scale · (x · Wᵀ + b) [+ residual]; `out` overwritten, or added to when `accumulate`.
 /// `keepInput` [M, K] (optional) receives bf16(x), the operand this product reads, for the weight
 /// gradient in backward (`linearBackwardBF16(inputBF16:)`), as autocast saves the cast input.
+/// `residual` [M, N] and `scale` go inside oneDNN's product as post-ops (as the fp32 path with
+/// oneDNN); on tiles, or where oneDNN has no kernel for them, the residual is laid down first
+/// (`scaleTakenInside` says whether a scale can be asked for at all).
 public func linearForwardBF16(
     out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: BF16Weight, bias: UnsafePointer<Float>?,
-    rows M: Int, accumulate: Bool = false, keepInput: UnsafeMutablePointer<UInt16>? = nil
+    rows M: Int, accumulate: Bool = false, keepInput: UnsafeMutablePointer<UInt16>? = nil,
+    residual: UnsafePointer<Float>? = nil, scale: Float = 1
 ) throws {
     if M == 0 { return }
+    precondition(scale == 1 || weight.scaleTakenInside, "linearForwardBF16: a scale needs a oneDNN product (not tiles)")
     let engine = try OneDNNMatmulEngine.shared()
     let x = keepInput ?? engine.activations(M * weight.inFeatures, slot: 0)
     toBF16(x, input, count: M * weight.inFeatures)
+    // Why only without `accumulate`: then the post-op order, ((x·Wᵀ + b) + residual), is the order
+    // of laying the residual down first, so the bits do not depend on the path.
+    if (residual != nil && !accumulate) || scale != 1, !weight.tiles {
+        do {
+            try engine.matmul(M: M, K: weight.inFeatures, N: weight.outFeatures, src: x, weights: weight.operand(engine), transposedWeights: true,
+                              bias: bias, dst: out, accumulate: accumulate, residual: residual, scale: scale)
+            return
+        } catch is OneDNNReferenceOnly where scale != 1 {
+            // The product into a temporary, then scaled into `out` (rare: a CPU whose oneDNN has no such kernel).
+            let N = weight.outFeatures, t = UnsafeMutablePointer<Float>.allocate(capacity: M * N)
+            defer { t.deallocate() }
+            try forwardProduct(out: t, x: x, weight: weight, bias: bias, rows: M, accumulate: false, engine)
+            Threads.parallelFor(M, grain: 64) { r in
+                for i in r {
+                    let o = out + i * N, p = t + i * N, res = residual.map { $0 + i * N }
+                    for j in 0..<N { o[j] = (accumulate ? o[j] : 0) + scale * p[j] + (res?[j] ?? 0) }
+                }
+            }
+            return
+        } catch is OneDNNReferenceOnly {}
+    }
+    var accumulate = accumulate
+    if let residual { addResidual(into: out, residual, count: M * weight.outFeatures, accumulate: accumulate); accumulate = true }
     try forwardProduct(out: out, x: x, weight: weight, bias: bias, rows: M, accumulate: accumulate, engine)
 }
 
@@ -183,10 +213,12 @@ public func linearInputGradientBF16(
 /// dW += dyᵀ·x (if `dWeight`; needs `input`), db += Σ rows dy in fp32 (if `dBias`).
 /// dy is rounded to bf16 once for both products. The weight gradient reads `inputBF16` (the
 /// forward's `keepInput`) when given, else rounds `input`: the same bits either way.
+/// `inputResidual` [M, K] is added to dInput last (a skip connection's gradient): inside oneDNN's
+/// product where it can, after the product otherwise (the same order, so the same bits).
 public func linearBackwardBF16(
     dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
     dOut: UnsafePointer<Float>, input: UnsafePointer<Float>?, inputBF16: UnsafePointer<UInt16>? = nil,
-    weight: BF16Weight, rows M: Int, accumulateInput: Bool = false
+    weight: BF16Weight, rows M: Int, accumulateInput: Bool = false, inputResidual: UnsafePointer<Float>? = nil
 ) throws {
     if M == 0 { return }
     let K = weight.inFeatures, N = weight.outFeatures
@@ -194,7 +226,9 @@ public func linearBackwardBF16(
         let engine = try OneDNNMatmulEngine.shared()
         let dy = engine.activations(M * N, slot: 0)
         toBF16(dy, dOut, count: M * N)
-        if let dInput { try inputGradientProduct(dInput: dInput, dy: dy, weight: weight, rows: M, accumulate: accumulateInput, engine) }
+        if let dInput {
+            try inputGradientProduct(dInput: dInput, dy: dy, weight: weight, rows: M, accumulate: accumulateInput, residual: inputResidual, engine)
+        }
         if let dWeight {
             let x: UnsafePointer<UInt16>
             if let inputBF16 { x = inputBF16 } else {
@@ -222,12 +256,19 @@ public func linearInputGradientBF16(
 }
 
 private func inputGradientProduct(dInput: UnsafeMutablePointer<Float>, dy: UnsafePointer<UInt16>, weight: BF16Weight, rows M: Int,
-                                  accumulate: Bool, _ engine: OneDNNMatmulEngine) throws {
+                                  accumulate: Bool, residual: UnsafePointer<Float>? = nil, _ engine: OneDNNMatmulEngine) throws {
     let K = weight.inFeatures, N = weight.outFeatures
     if weight.tiles {
         amxMatmul(m: M, k: N, n: K, a: dy, b: weight.tileOperand(engine, forward: false), bias: nil, c: dInput, accumulate: accumulate)
     } else {
-        try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.operand(engine), transposedWeights: false,
-                          bias: nil, dst: dInput, accumulate: accumulate)
+        do {
+            try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.operand(engine), transposedWeights: false,
+                              bias: nil, dst: dInput, accumulate: accumulate, residual: residual)
+            return
+        } catch is OneDNNReferenceOnly {
+            try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.operand(engine), transposedWeights: false,
+                              bias: nil, dst: dInput, accumulate: accumulate)
+        }
     }
+    if let residual { addInPlace(dInput, residual, count: M * K) }
 }

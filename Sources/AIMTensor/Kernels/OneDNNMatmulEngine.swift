@@ -78,8 +78,9 @@ final class OneDNNMatmulEngine {
         defer { dnnl_primitive_desc_destroy(pd) }
         // Why: where oneDNN's ISA lacks a fast kernel for these post-ops (AVX2: gemm:jit takes no
         // scale before a sum), it falls back to `ref:any`, measured 1.7 s for a 1576×192·192×768
-        // product that sgemm does in 3 ms. The fp32 callers have a plain sgemm path instead.
-        if key.f32Operands, Self.implementation(pd).hasPrefix("ref") {
+        // product that sgemm does in 3 ms. The fp32 callers have a plain sgemm path instead, and the
+        // bf16 ones a residual or scale applied outside the product.
+        if key.f32Operands || key.residual || key.scale != 1, Self.implementation(pd).hasPrefix("ref") {
             refused.insert(key)
             throw OneDNNReferenceOnly(shape: "\(key.M)×\(key.K)·\(key.K)×\(key.N)")
         }
@@ -90,15 +91,20 @@ final class OneDNNMatmulEngine {
         return e
     }
 
+    /// dst [M, N] = scale · (src · weights [+ bias]) [+ dst when `accumulate`] [+ residual]: bf16 operands,
+    /// fp32 out, the post-ops inside the product. With a residual or a scale this throws
+    /// `OneDNNReferenceOnly` where oneDNN has only its reference implementation for them.
     func matmul(M: Int, K: Int, N: Int, src: UnsafePointer<UInt16>, transposedSource: Bool = false,
                 weights: UnsafePointer<UInt16>, transposedWeights: Bool,
-                bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool) throws {
+                bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool,
+                residual: UnsafePointer<Float>? = nil, scale: Float = 1) throws {
         let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: transposedSource, transposed: transposedWeights,
-                          bias: bias != nil, accumulate: accumulate))
+                          bias: bias != nil, accumulate: accumulate, residual: residual != nil, scale: scale))
         var args: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)] = [(DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)),
                                                                      (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
                                                                      (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
         if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
+        if let residual { args.append((Self.postOpSource(index: (accumulate ? 1 : 0) + (scale != 1 ? 1 : 0)), e.dst, UnsafeRawPointer(residual))) }
         try context.execute(e.primitive, args)
     }
 
