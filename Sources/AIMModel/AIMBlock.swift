@@ -69,6 +69,11 @@ final class AIMBlock: TransformerBlock {
     private func keptBF16(_ layer: LinearLayer, _ key: String, _ count: Int) -> UnsafeMutablePointer<UInt16>? {
         layer.keepsInputInBF16 ? kept.bf16Buffer(key, count) : nil
     }
+    /// An adapter's input as the forward kept it for backward: bf16 under `key` + "16" for a bf16
+    /// adapter (`keepsInputInBF16`), fp32 under `key` otherwise.
+    private func keptAdapterInput(_ a: AdapterLayer, _ key: String, _ count: Int) -> (x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>?) {
+        a.keepsInputInBF16 ? (nil, UnsafePointer(kept.bf16Buffer(key + "16", count))) : (UnsafePointer(kept.buffer(key, count)), nil)
+    }
     /// Whether a linear's input is kept in fp32 for its weight gradient (a tunable fp32 linear).
     private func keepsFP32Input(_ layer: LinearLayer) -> Bool { layer.needsInput && !layer.keepsInputInBF16 }
     func keepActivations(_ keep: Bool, shared: Arena, lent: Tensor?) { activations.select(keep: keep, shared: shared, lent: lent) }
@@ -211,9 +216,8 @@ final class AIMBlock: TransformerBlock {
         var dO: UnsafePointer<Float> = UnsafePointer(dx)
         if let sAdapter {
             let dOm = scratch.buffer("s.do", R * D)
-            let o16 = keptBF16(sAdapter.fc1, "s.o16", R * D)
-            sAdapter.backward(dInput: dOm, dOut: dx, x: o16 == nil ? UnsafePointer(kept.buffer("s.o", R * D)) : nil,
-                              xBF16: o16.map { UnsafePointer($0) }, h: kept.buffer("s.ad.h", R * sAdapter.hidden),
+            let o = keptAdapterInput(sAdapter, "s.o", R * D)
+            sAdapter.backward(dInput: dOm, dOut: dx, x: o.x, xBF16: o.xBF16, h: kept.buffer("s.ad.h", R * sAdapter.hidden),
                               scratch: scratch, rows: R, accumulateInput: false)
             dO = UnsafePointer(dOm)
         }
@@ -243,9 +247,8 @@ final class AIMBlock: TransformerBlock {
         let dTOut = scratch.buffer("t.dout", R * D)
         swapMiddleAxes(out: dTOut, input: dBack, outer: B, p: T, q: N, rowLength: D)
         let dOt = scratch.buffer("t.do", R * D)
-        let o16 = keptBF16(tAdapter.fc1, "t.o16", R * D)
-        tAdapter.backward(dInput: dOt, dOut: dTOut, x: o16 == nil ? UnsafePointer(kept.buffer("t.o", R * D)) : nil,
-                          xBF16: o16.map { UnsafePointer($0) }, h: kept.buffer("t.ad.h", R * tAdapter.hidden),
+        let o = keptAdapterInput(tAdapter, "t.o", R * D)
+        tAdapter.backward(dInput: dOt, dOut: dTOut, x: o.x, xBF16: o.xBF16, h: kept.buffer("t.ad.h", R * tAdapter.hidden),
                           scratch: scratch, rows: R, accumulateInput: false)
         let dAttnIn = scratch.buffer("t.dain", R * D)
         let attnIn: UnsafePointer<Float>? = !keepsFP32Input(attn.qkv) ? nil
@@ -257,9 +260,8 @@ final class AIMBlock: TransformerBlock {
         var dXt: UnsafePointer<Float> = UnsafePointer(dAttnIn)
         if let tAdapterIn {
             let dxt = scratch.buffer("t.dxt", R * D)
-            let xt16 = keptBF16(tAdapterIn.fc1, "t.xt16", R * D)
-            tAdapterIn.backward(dInput: dxt, dOut: dAttnIn, x: xt16 == nil ? UnsafePointer(kept.buffer("t.xt", R * D)) : nil,
-                                xBF16: xt16.map { UnsafePointer($0) }, h: kept.buffer("t.in.h", R * tAdapterIn.hidden),
+            let xt = keptAdapterInput(tAdapterIn, "t.xt", R * D)
+            tAdapterIn.backward(dInput: dxt, dOut: dAttnIn, x: xt.x, xBF16: xt.xBF16, h: kept.buffer("t.in.h", R * tAdapterIn.hidden),
                                 scratch: scratch, rows: R, accumulateInput: false)
             dXt = UnsafePointer(dxt)
         }
