@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(name: "aim-report", dependencies: ["AIMReport", "AIMTraining", "AIMConfig", "AIMTensor", "AIMModel", "AIMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Internal: distributed-layer checks and allreduce benchmark, run under mpirun by tests.
         .executableTarget(name: "aim-mpi-check", dependencies: ["AIMDistributed", "AIMTensor"], swiftSettings: fast),
-        .executableTarget(name: "aim-bench", dependencies: ["AIMTensor", "AIMModel", "AIMData", "AIMConfig", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: fast),
+        .executableTarget(name: "aim-bench", dependencies: ["AIMTensor", "AIMModel", "AIMData", "AIMConfig", "AIMReport", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: fast),
 
         .testTarget(name: "AIMTensorTests", dependencies: ["AIMTensor"]),
         .testTarget(name: "AIMConfigTests", dependencies: ["AIMConfig"]),

@@ -12,12 +12,15 @@ struct Report {
     var loadBefore = Report.loadAverage()
     var loadAfter = ""
 
+    /// The report's first line of text; a block kept by hand (`HandWrittenBlock`) goes right after it.
+    static let writtenBy = "Written by `aim-bench`"
+
     /// Why the default fp32 GEMM library is the one it is (the probe's figures, or AIM_GEMM).
     nonisolated(unsafe) static var gemmChoice = ""
 
     func markdown() -> String {
         var md = "# Benchmarks\n\n"
-        md += "Written by `aim-bench`; rerun with `make bench` (or the command below) to refresh.\n\n"
+        md += Self.writtenBy + "; rerun with `make bench` (or the command below) to refresh.\n\n"
         md += "| | |\n|---|---|\n"
         md += "| command | `\(commandLine)` |\n"
         md += "| date | \(ISO8601DateFormatter().string(from: Date())) |\n"

@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import AIMConfig
 import AIMModel
+import AIMReport
 import AIMTensor
 
 /// aim-bench: the project's benchmarks, side by side in one run, as markdown.
@@ -53,8 +54,9 @@ struct AimBench: ParsableCommand {
             report.sections.append((section, try section.run(context)))
         }
         report.loadAfter = Report.loadAverage()
-        let md = report.markdown()
+        var md = report.markdown()
         if let output {
+            md = HandWrittenBlock.carry(from: try? String(contentsOfFile: output, encoding: .utf8), into: md, after: Report.writtenBy)
             do { try md.write(toFile: output, atomically: true, encoding: .utf8) } catch {
                 throw ValidationError("cannot write the report to \(output): \(error.localizedDescription)")
             }
