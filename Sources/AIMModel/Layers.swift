@@ -42,11 +42,11 @@ struct LinearLayer {
 
     /// `keepInput` (bf16 only): receives bf16(input) [rows, in] for the weight gradient.
     /// `residual`: a tensor [rows, out] added to the output (a skip connection), inside the product
-    /// where the library can. `scale` (fp32 only) weights the product and bias before they are added.
+    /// where the library can. `scale` weights the product and bias before they are added (inside
+    /// the product where `scalesInside`).
     func forward(_ out: FloatPtr, _ input: UnsafePointer<Float>, rows: Int, accumulate: Bool = false,
                  keepInput: UnsafeMutablePointer<UInt16>? = nil, residual: UnsafePointer<Float>? = nil, scale: Float = 1) {
         precondition(keepInput == nil || weight.reducedPrecision, "a bf16 input is kept only by a bf16 linear")
-        precondition(scale == 1 || scalesInside, "a scaled linear forward needs fp32 or a oneDNN bf16 product")
         StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             if weight.reducedPrecision {
                 do {
@@ -107,7 +107,8 @@ struct LinearLayer {
         }
     }
 
-    /// Whether `forward` takes a `scale` (fp32, or bf16 through oneDNN: the tile kernels take none).
+    /// Whether `forward` applies a `scale` inside the product (fp32, or bf16 through oneDNN); the tile
+    /// kernels take none, so a scaled bf16 forward there goes through a temporary.
     var scalesInside: Bool { !weight.reducedPrecision || !BF16Products.tiles(k: inFeatures, n: outFeatures) }
 
     var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
@@ -180,7 +181,8 @@ struct AdapterLayer {
     }
 
     /// out = [x +] scale · fc2(gelu(fc1(x))); `h` receives fc1's output (kept for backward).
-    /// With `accumulate`, the adapter output (and skip) is added to `out`. `scale` ≠ 1: fp32 only.
+    /// With `accumulate`, the adapter output (and skip) is added to `out`. `scale` weights the
+    /// adapter output (inside fc2 where `scalesInside`).
     /// bf16 (`keepsInputInBF16`): `keepInput` receives bf16(x), the operand fc1's weight gradient
     /// reads; or `roundedInput` is bf16(x) made by the caller (kept there), so x is not rounded again.
     func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, h: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool = false,

@@ -117,11 +117,9 @@ final class LinearBF16Tests: XCTestCase {
             let fused = Tensor([M * N])
             try linearForwardBF16(out: fused.data, input: x.data, weight: bw, bias: b.data, rows: M, residual: r.data)
             XCTAssertEqual(fused.array, (0..<M * N).map { plain[$0] + r[$0] }, "residual \(M)×\(K)→\(N)")
-            if bw.scaleTakenInside {
-                let scaled = copy(old)
-                try linearForwardBF16(out: scaled.data, input: x.data, weight: bw, bias: b.data, rows: M, accumulate: true, scale: 0.5)
-                XCTAssertEqual(scaled.array, (0..<M * N).map { old[$0] + 0.5 * plain[$0] }, "scale \(M)×\(K)→\(N)")
-            }
+            let scaled = copy(old)
+            try linearForwardBF16(out: scaled.data, input: x.data, weight: bw, bias: b.data, rows: M, accumulate: true, scale: 0.5)
+            XCTAssertEqual(scaled.array, (0..<M * N).map { old[$0] + 0.5 * plain[$0] }, "scale \(M)×\(K)→\(N)")
             let dy = random(M * N, 36), dr = random(M * K, 37), dOld = random(M * K, 38)
             for accumulate in [false, true] {
                 let dPlain = copy(dOld), dFused = copy(dOld)

@@ -49,8 +49,6 @@ public final class BF16Weight {
     private var inputGradientTiles: UnsafeMutablePointer<UInt16>?
     let master: UnsafePointer<Float>?
     let tiles: Bool
-    /// Whether a forward can scale its product (a oneDNN product; the tile kernels take no scale).
-    public var scaleTakenInside: Bool { !tiles }
     /// Bytes held between uses (0 when rounded per use).
     public var bytes: Int {
         let n = outFeatures * inFeatures * MemoryLayout<UInt16>.stride
@@ -140,15 +138,14 @@ private let roundsWithAVX512 = CPUFeatures.current.contains([.avx512f, .avx512bw
 /// `keepInput` [M, K] (optional) receives bf16(x), the operand this product reads, for the weight
 /// gradient in backward (`linearBackwardBF16(inputBF16:)`), as autocast saves the cast input.
 /// `residual` [M, N] and `scale` go inside oneDNN's product as post-ops (as the fp32 path with
-/// oneDNN); on tiles, or where oneDNN has no kernel for them, the residual is laid down first
-/// (`scaleTakenInside` says whether a scale can be asked for at all).
+/// oneDNN); on tiles, or where oneDNN has no kernel for them, the residual is laid down first and
+/// a scaled product goes through a temporary.
 public func linearForwardBF16(
     out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: BF16Weight, bias: UnsafePointer<Float>?,
     rows M: Int, accumulate: Bool = false, keepInput: UnsafeMutablePointer<UInt16>? = nil,
     residual: UnsafePointer<Float>? = nil, scale: Float = 1
 ) throws {
     if M == 0 { return }
-    precondition(scale == 1 || weight.scaleTakenInside, "linearForwardBF16: a scale needs a oneDNN product (not tiles)")
     let engine = try OneDNNMatmulEngine.shared()
     let x = keepInput ?? engine.activations(M * weight.inFeatures, slot: 0)
     toBF16(x, input, count: M * weight.inFeatures)
@@ -159,19 +156,20 @@ public func linearForwardBF16(
             try engine.matmul(M: M, K: weight.inFeatures, N: weight.outFeatures, src: x, weights: weight.operand(engine), transposedWeights: true,
                               bias: bias, dst: out, accumulate: accumulate, residual: residual, scale: scale)
             return
-        } catch is OneDNNReferenceOnly where scale != 1 {
-            // The product into a temporary, then scaled into `out` (rare: a CPU whose oneDNN has no such kernel).
-            let N = weight.outFeatures, t = UnsafeMutablePointer<Float>.allocate(capacity: M * N)
-            defer { t.deallocate() }
-            try forwardProduct(out: t, x: x, weight: weight, bias: bias, rows: M, accumulate: false, engine)
-            Threads.parallelFor(M, grain: 64) { r in
-                for i in r {
-                    let o = out + i * N, p = t + i * N, res = residual.map { $0 + i * N }
-                    for j in 0..<N { o[j] = (accumulate ? o[j] : 0) + scale * p[j] + (res?[j] ?? 0) }
-                }
-            }
-            return
         } catch is OneDNNReferenceOnly {}
+    }
+    if scale != 1 {
+        // The product into a temporary, then scaled into `out` (callers avoid this: `scalesInside`).
+        let N = weight.outFeatures, t = UnsafeMutablePointer<Float>.allocate(capacity: M * N)
+        defer { t.deallocate() }
+        try forwardProduct(out: t, x: x, weight: weight, bias: bias, rows: M, accumulate: false, engine)
+        Threads.parallelFor(M, grain: 64) { r in
+            for i in r {
+                let o = out + i * N, p = t + i * N, res = residual.map { $0 + i * N }
+                for j in 0..<N { o[j] = (accumulate ? o[j] : 0) + scale * p[j] + (res?[j] ?? 0) }
+            }
+        }
+        return
     }
     var accumulate = accumulate
     if let residual { addResidual(into: out, residual, count: M * weight.outFeatures, accumulate: accumulate); accumulate = true }
