@@ -271,8 +271,8 @@ struct AttentionLayer {
         let rows = S * L
         qkv.forward(qkvBuf, x, rows: rows, keepInput: xKeep)
         StepProfile.measure(.attention) {
-            if onTiles(L) {
-                attentionForwardTiles(out: attnOut, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
+            if inBF16(L) {
+                attentionForwardBF16(out: attnOut, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
             } else {
                 attentionForward(out: attnOut, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
             }
@@ -289,8 +289,8 @@ struct AttentionLayer {
         let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
         proj.backward(dInput: dA, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: rows)
         StepProfile.measure(.attention) {
-            if onTiles(L) {
-                attentionBackwardTiles(dQKV: dQKV, dOut: dA, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
+            if inBF16(L) {
+                attentionBackwardBF16(dQKV: dQKV, dOut: dA, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
             } else {
                 attentionBackward(dQKV: dQKV, dOut: dA, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
             }
@@ -298,9 +298,9 @@ struct AttentionLayer {
         qkv.backward(dInput: dInput, dOut: dQKV, input: x, inputBF16: xBF16, rows: rows, accumulateInput: accumulateInput)
     }
 
-    /// A bf16 model's attention over long sequences runs in bf16 on AMX tiles (AttentionTiles.swift),
-    /// as autocast's does; the temporal pass and fp32 models use the fp32 kernels.
-    func onTiles(_ L: Int) -> Bool { qkv.weight.reducedPrecision && attentionRunsOnTiles(length: L, headWidth: width / heads) }
+    /// A bf16 model's attention over long sequences runs in bf16 (AttentionBF16.swift: AMX tiles or
+    /// oneDNN), as autocast's does; the temporal pass and fp32 models use the fp32 kernels.
+    func inBF16(_ L: Int) -> Bool { qkv.weight.reducedPrecision && attentionRunsInBF16(length: L, width: width, heads: heads) }
 
     var parameters: [Parameter] { qkv.parameters + proj.parameters }
     /// fvcore convention: projections plus the two attention matrix products.

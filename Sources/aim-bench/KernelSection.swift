@@ -73,23 +73,31 @@ struct KernelSection: BenchSection {
                 { attentionBackward(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, probs: probs.data,
                                     sequences: S, length: L, width: D, heads: H) },
             ]
-            // bf16 models run long sequences on AMX tiles (probabilities recomputed in backward), alternating with fp32 here.
-            let tiles = attentionRunsOnTiles(length: L, headWidth: D / H)
-            if tiles {
+            // bf16 models run long sequences in bf16 (AMX tiles, else oneDNN; probabilities recomputed in
+            // backward), alternating with fp32 here; where the CPU has tiles, oneDNN's path is timed too.
+            var bf16Paths: [String] = []
+            if attentionRunsOnTiles(length: L, headWidth: D / H) {
+                bf16Paths.append("bf16 on AMX tiles")
                 runs.append { attentionForwardTiles(out: out.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
                 runs.append { attentionBackwardTiles(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
+            }
+            if attentionRunsOnOneDNN(length: L, width: D, heads: H) {
+                bf16Paths.append("bf16 through oneDNN")
+                runs.append { attentionForwardOneDNN(out: out.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
+                runs.append { attentionBackwardOneDNN(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
             }
             let t = timeSideBySide(repeats: context.repeats, runs)
             att.rows.append([name, "\(S) × \(L)", "forward", msTriple(t[0]), fixed(flops / t[0].median * 1e-9)])
             att.rows.append([name, "\(S) × \(L)", "backward", msTriple(t[1]), fixed(2 * flops / t[1].median * 1e-9)])
-            if tiles {
-                att.rows.append([name + ", bf16 on AMX tiles", "\(S) × \(L)", "forward", msTriple(t[2]), fixed(flops / t[2].median * 1e-9)])
-                att.rows.append([name + ", bf16 on AMX tiles", "\(S) × \(L)", "backward (probabilities recomputed)", msTriple(t[3]),
-                                 fixed(2 * flops / t[3].median * 1e-9)])
+            for (i, path) in bf16Paths.enumerated() {
+                let f = t[2 + 2 * i], b = t[3 + 2 * i]
+                att.rows.append([name + ", " + path, "\(S) × \(L)", "forward", msTriple(f), fixed(flops / f.median * 1e-9)])
+                att.rows.append([name + ", " + path, "\(S) × \(L)", "backward (probabilities recomputed)", msTriple(b),
+                                 fixed(2 * flops / b.median * 1e-9)])
             }
         }
         att.notes.append("Sequences up to \(attentionDirectMaxLength) tokens use direct vector loops, longer ones one sgemm per (sequence, head).")
-        att.notes.append("bf16 on AMX tiles: what `model.precision: bf16` runs for sequences of 64 tokens or more where the CPU has AMX (fp32 everywhere else); GFLOP/s count the unpadded products. The fp32 rows keep the probabilities for backward, as the bench always has; the models recompute them for 197-token sequences.")
+        att.notes.append("bf16: what `model.precision: bf16` runs for sequences of 64 tokens or more, on AMX tiles where the CPU has them, through oneDNN's bf16 matmul otherwise (the temporal pass stays fp32); GFLOP/s count the unpadded products. The fp32 rows keep the probabilities for backward, as the bench always has; the models recompute them for 197-token sequences.")
         return [mem, att]
     }
 }

@@ -8,8 +8,8 @@ struct Roofline {
     var seconds: [Double] = []
     /// The bf16 roofline of each config (nil without bf16): its linear shapes through the fastest
     /// bf16 kernel (oneDNN's matmul or AMX tiles) on operands already converted (timed alone);
-    /// attention's products where our bf16 step runs them on tiles (the frames' long sequences, on
-    /// CPUs with AMX) as bare padded tile products when faster than fp32, the others at fp32 times.
+    /// attention's products where our bf16 step runs them in bf16 (the frames' long sequences) as
+    /// bare tile or oneDNN products when faster than fp32, the others at fp32 times.
     var bf16Seconds: [Double?] = []
     var bf16Table = BenchTable(title: "The step's GEMMs in bf16 (operands already bf16; the bf16 roofline's terms)",
                                columns: ["shape", "calls per step (AIM)", "oneDNN bf16 ms (median)", "AMX tiles ms (median)", "fastest", "bf16 GFLOP/s (fastest)",
@@ -49,7 +49,7 @@ struct Roofline {
                 r.bf16Table.rows.append([use.shape.text, "\(count)", b.onednn.map(ms) ?? "—", b.tiles.map(ms) ?? "—",
                                          t == f ? "fp32" : b.kernel, fixed(use.shape.flop / t * 1e-9), ms(f), fixed(f / t, 2) + "×"])
             }
-            r.bf16Table.notes.append("Attention's (sequence, head) products appear where our bf16 step runs them on tiles (sequences of 64 tokens or more): bare tile products, each dimension padded to a multiple of 32 as the tile attention pads them, the pairs split over the threads, without its softmax, rounding and packing; a term is the faster of that and fp32 (\"fastest\"). Attention over the frames (8 tokens) runs in fp32 in our step and stays at its fp32 time.")
+            r.bf16Table.notes.append("Attention's (sequence, head) products appear where our bf16 step runs them in bf16 (sequences of 64 tokens or more). On AMX tiles: bare tile products, each dimension padded to a multiple of 32 as the tile attention pads them, the pairs split over the threads. Through oneDNN (no AMX): all pairs in one batched bf16 call on dense operands, oneDNN's fastest form (the step reads q, k, v where they lie, one call per sequence). Neither includes the softmax, rounding or packing; a term is the faster of that and fp32 (\"fastest\"). Attention over the frames (8 tokens) runs in fp32 in our step and stays at its fp32 time.")
             r.bf16Table.notes.append("AMX tiles: our 32×32 tile blocks (`model.precision: bf16` uses them for forward and input-gradient products when the CPU has AMX; weight gradients, Aᵀ·B, stay on oneDNN); — where they do not run. The two alternate within each round.")
             r.bf16Table.notes.append("\(rounds) rounds per shape after one warm-up; the activations' conversion to bf16 (done per call in the step) is not in these times, so the bf16 roofline is a bound our step cannot reach exactly.")
         }
@@ -76,11 +76,16 @@ struct Roofline {
         for s in shapes where out[s] == nil {
             if s.pairs > 1 {
                 // Attention: m is the sequence length in every product of StepGemms, the head width the smaller of n and k.
-                guard attentionRunsOnTiles(length: s.m, headWidth: min(s.n, s.k)) else { continue }
-                let products = AttentionTileProducts(m: s.m, n: s.n, k: s.k, pairs: s.pairs)
-                let t = timeSideBySide(repeats: rounds, [{ products.run() }])[0].median
-                out[s] = BF16Time(onednn: nil, tiles: t)
-                context.log("  bf16 roofline: \(s.text): tiles \(ms(t)) ms")
+                let dh = min(s.n, s.k)
+                if attentionRunsOnTiles(length: s.m, headWidth: dh) {
+                    let products = AttentionTileProducts(m: s.m, n: s.n, k: s.k, pairs: s.pairs)
+                    let t = timeSideBySide(repeats: rounds, [{ products.run() }])[0].median
+                    out[s] = BF16Time(onednn: nil, tiles: t)
+                    context.log("  bf16 roofline: \(s.text): tiles \(ms(t)) ms")
+                } else if attentionRunsOnOneDNN(length: s.m, width: dh, heads: 1), let t = attentionOneDNN(s, rounds: rounds) {
+                    out[s] = BF16Time(onednn: t, tiles: nil)
+                    context.log("  bf16 roofline: \(s.text): oneDNN \(ms(t)) ms")
+                }
                 continue
             }
             let a: UnsafeMutablePointer<UInt16> = amxAllocate(s.m * s.k), b: UnsafeMutablePointer<UInt16> = amxAllocate(s.k * s.n)
@@ -100,6 +105,21 @@ struct Roofline {
             context.log("  bf16 roofline: \(s.text): oneDNN \(ms(t[0].median)) ms" + (tiles ? ", tiles \(ms(t[1].median)) ms" : ""))
         }
         return out
+    }
+
+    /// All `pairs` products of an attention shape as one oneDNN bf16 batched call on dense operands
+    /// (already bf16, transposed as the shape says): oneDNN's fastest form of them. The step runs
+    /// them per sequence, reading q, k, v where they lie, so this is a bound it does not reach.
+    private static func attentionOneDNN(_ s: GemmShape, rounds: Int) -> Double? {
+        let p = s.pairs
+        let a: UnsafeMutablePointer<UInt16> = .allocate(capacity: p * s.m * s.k), b: UnsafeMutablePointer<UInt16> = .allocate(capacity: p * s.k * s.n)
+        defer { a.deallocate(); b.deallocate() }
+        let fa = Buffer(p * s.m * s.k, seed: 24), fb = Buffer(p * s.k * s.n, seed: 25), c = Buffer(p * s.m * s.n, seed: 26)
+        toBF16(a, fa.data, count: p * s.m * s.k); toBF16(b, fb.data, count: p * s.k * s.n)
+        let aOp = s.transA ? BatchedOperand.dense(1, p, s.k, s.m).transposed : .dense(1, p, s.m, s.k)
+        let bOp = s.transB ? BatchedOperand.dense(1, p, s.n, s.k).transposed : .dense(1, p, s.k, s.n)
+        let t = try? timeSideBySide(repeats: rounds, throwing: [{ try batchedMatmulBF16(aOp, a, bOp, b, .dense(1, p, s.m, s.n), c.data) }])
+        return t?[0].median
     }
 
     struct BF16Time {

@@ -137,7 +137,7 @@ struct TorchComparisonSection: BenchSection {
                            Self.variants[i].precision == .bf16 ? r.bf16Seconds[i].map { fixed(100 * $0 / o.timing.median, 0) + " %" } ?? "—" : "—"])
         }
         t.notes.append("The roofline takes each linear shape at the fastest fp32 library's median (table \"\(r.libraryTable.title)\"), and attention's per-head products at OpenBLAS's, as our kernels run them. bf16 rows are measured against the same fp32 roofline, so they may exceed 100 %.")
-        t.notes.append("bf16 roofline: the linear shapes through the fastest bf16 kernel alone, oneDNN's matmul or AMX tiles per shape, and attention's products over the frames' tokens as bare tile products where our step runs them on tiles, else at their fp32 time (table \"\(r.bf16Table.title)\"); bf16 rows are measured against it (the goal: ≥ 85 % for AIM).")
+        t.notes.append("bf16 roofline: the linear shapes through the fastest bf16 kernel alone, oneDNN's matmul or AMX tiles per shape, and attention's products over the frames' tokens as bare bf16 products (tiles, or oneDNN without AMX) where our step runs them in bf16, else at their fp32 time (table \"\(r.bf16Table.title)\"); bf16 rows are measured against it (the goal: ≥ 85 % for AIM).")
         t.notes.append("Roofline ÷ ours is the \"% of the fp32 sgemm roofline\" (the goal: ≥ 90 % for AIM fp32 with the default library). Non-GEMM share: the profiled step's time outside linear-layer GEMMs and attention kernels (attention kernels include their softmax; patch embedding, head, rearranges, residual adds, LayerNorm, GELU and AdamW are outside).")
         return t
     }

@@ -84,8 +84,8 @@ final class BF16ParityTests: XCTestCase {
         XCTAssertEqual(after.array, expected.array)
     }
 
-    /// Frames of 65 tokens (the spatial attention recomputes its probabilities, and runs in bf16 on
-    /// AMX tiles where the CPU has them) and widths in whole 32-steps (the linears run on the tiles
+    /// Frames of 65 tokens (the spatial attention recomputes its probabilities, and runs in bf16: on
+    /// AMX tiles where the CPU has them, through oneDNN otherwise) and widths in whole 32-steps (the linears run on the tiles
     /// too): the bf16 model against the same weights in fp32, logits and every tunable gradient
     /// within the stated bf16 tolerance.
     func testLongFramesAgainstFP32() throws {
@@ -94,6 +94,7 @@ final class BF16ParityTests: XCTestCase {
         config.inputResolution = 64; config.patchSize = 8; config.width = 64; config.layers = 2; config.heads = 2
         config.numFrames = 2; config.numClasses = 3; config.dropPathRate = 0
         XCTAssertEqual(attentionRunsOnTiles(length: config.tokensPerFrame, headWidth: 32), BF16Products.tiles && CPUFeatures.current.contains([.avx512f, .avx512bw, .avx512vl]))
+        XCTAssertTrue(attentionRunsInBF16(length: config.tokensPerFrame, width: config.width, heads: config.heads))
         let fp32 = try Recognizer(config: config)
         config.precision = .bf16
         let bf16 = try Recognizer(config: config, initialize: false)

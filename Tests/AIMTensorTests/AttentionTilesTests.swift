@@ -10,56 +10,24 @@ final class AttentionTilesTests: XCTestCase {
         try XCTSkipUnless(BF16Products.tiles, "no AMX tile products on this machine: \(BF16Products.description)")
     }
 
-    private func bf16Exact(_ n: Int, seed: UInt64, amplitude: Float) -> [Float] {
-        var rng = SplitMix(seed)
-        return (0..<n).map { _ in
-            let x = (Float(rng.next() % 20001) / 10000 - 1) * amplitude
-            return Float(bitPattern: x.bitPattern & 0xFFFF_0000)
-        }
-    }
-
-    private func relativeErrors(_ a: [Float], _ b: [Float]) -> (max: Double, rms: Double) {
-        var maxDiff = 0.0, sq = 0.0, ref = 0.0, refMax = 0.0
-        for (x, y) in zip(a, b) {
-            let d = Double(x) - Double(y)
-            maxDiff = max(maxDiff, abs(d)); sq += d * d; ref += Double(y) * Double(y); refMax = max(refMax, abs(Double(y)))
-        }
-        return (maxDiff / refMax, (sq / ref).squareRoot())
-    }
-
     private func check(sequences S: Int, length L: Int, width D: Int, heads H: Int, threads: Int) throws {
         let saved = Threads.count
         Threads.set(threads)
         defer { Threads.set(saved) }
         XCTAssertTrue(attentionRunsOnTiles(length: L, headWidth: D / H))
-        // Amplitude 3: scores spread over several units, so the softmax is far from uniform.
-        var qkv = bf16Exact(S * L * 3 * D, seed: 1, amplitude: 3)
-        let dOut = bf16Exact(S * L * D, seed: 2, amplitude: 1)
-        var outRef = [Float](repeating: 0, count: S * L * D), out = [Float](repeating: .nan, count: S * L * D)
-        var dRef = [Float](repeating: 0, count: S * L * 3 * D), d = [Float](repeating: .nan, count: S * L * 3 * D)
-        qkv.withUnsafeMutableBufferPointer { x in
-            attentionForward(out: &outRef, qkv: x.baseAddress!, probs: nil, sequences: S, length: L, width: D, heads: H)
-            attentionForwardTiles(out: &out, qkv: x.baseAddress!, sequences: S, length: L, width: D, heads: H)
-            attentionBackward(dQKV: &dRef, dOut: dOut, qkv: x.baseAddress!, probs: nil, sequences: S, length: L, width: D, heads: H)
-            attentionBackwardTiles(dQKV: &d, dOut: dOut, qkv: x.baseAddress!, sequences: S, length: L, width: D, heads: H)
-        }
-        let o = relativeErrors(out, outRef)
-        XCTAssertLessThan(o.rms, 3e-3, "output, L=\(L): \(o)"); XCTAssertLessThan(o.max, 6e-3, "output, L=\(L): \(o)")
-        for (part, name) in ["q", "k", "v"].enumerated() {
-            var got: [Float] = [], want: [Float] = []
-            for r in 0..<(S * L) {
-                let start: Int = r * 3 * D + part * D
-                got.append(contentsOf: d[start..<(start + D)])
-                want.append(contentsOf: dRef[start..<(start + D)])
-            }
-            let e = relativeErrors(got, want)
-            XCTAssertLessThan(e.rms, 3e-3, "d\(name), L=\(L): \(e)"); XCTAssertLessThan(e.max, 6e-3, "d\(name), L=\(L): \(e)")
-        }
+        let c = AttentionCase(sequences: S, length: L, width: D, heads: H)
+        c.assertClose(c.run(tiles.forward, tiles.backward), c.fp32(), rms: 3e-3, max: 6e-3, "tiles L=\(L)")
     }
 
     func testFrameLengthSequencesMatchFP32() throws { try check(sequences: 2, length: 197, width: 128, heads: 2, threads: 2) }
     func testShortPaddedSequencesOneThread() throws { try check(sequences: 3, length: 70, width: 96, heads: 3, threads: 1) }
     func testWholeBlocksWideHeads() throws { try check(sequences: 1, length: 64, width: 256, heads: 2, threads: 2) }
+
+    /// Rounds where autocast rounds and nowhere else: against a scalar reference with only those roundings.
+    func testRoundsLikeTheEmulatedReference() {
+        let c = AttentionCase(sequences: 2, length: 70, width: 96, heads: 3)
+        c.assertClose(c.run(tiles.forward, tiles.backward), c.emulatedBF16(), rms: 1e-4, max: 1e-3, "tiles vs emulated")
+    }
 
     /// The bench's bare products for the bf16 roofline really multiply every pair (k padded to 32s).
     func testBareProductsForTheRooflineMultiplyEveryPair() {
@@ -78,16 +46,9 @@ final class AttentionTilesTests: XCTestCase {
         XCTAssertFalse(attentionRunsOnTiles(length: 8, headWidth: 64))
         XCTAssertFalse(attentionRunsOnTiles(length: 197, headWidth: 48))
     }
-}
 
-private struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+    private var tiles: (forward: AttentionCase.Forward, backward: AttentionCase.Backward) {
+        ({ attentionForwardTiles(out: $0, qkv: $1, sequences: $2, length: $3, width: $4, heads: $5) },
+         { attentionBackwardTiles(dQKV: $0, dOut: $1, qkv: $2, sequences: $3, length: $4, width: $5, heads: $6) })
     }
 }

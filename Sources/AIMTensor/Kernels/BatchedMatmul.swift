@@ -34,6 +34,17 @@ public func batchedMatmul(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: 
     try BatchedMatmulEngine.shared().run(a, pa, b, pb, c, pc, alpha: alpha, accumulate: accumulate)
 }
 
+/// C = A·B with bf16 A and B and fp32 C (the bf16 attention's products). Throws `OneDNNReferenceOnly`
+/// where oneDNN has only its reference kernel for these operands (seconds per call, not a product
+/// to run in a step).
+public func batchedMatmulBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
+                              _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>) throws {
+    precondition(a.dims[0] == b.dims[0] && a.dims[1] == b.dims[1] && a.dims[3] == b.dims[2]
+                 && c.dims == [a.dims[0], a.dims[1], a.dims[2], b.dims[3]], "batchedMatmulBF16: shapes \(a.dims) · \(b.dims) → \(c.dims)")
+    if a.dims.contains(0) || b.dims[3] == 0 { return }
+    try BatchedMatmulEngine.shared().runBF16(a, pa, b, pb, c, pc)
+}
+
 /// The oneDNN implementation a product of these operands runs (e.g. "brg:avx512_core"), for the bench.
 public func batchedMatmulImplementation(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand) throws -> String {
     try BatchedMatmulEngine.shared().implementation(a, b, c)
@@ -44,18 +55,27 @@ final class BatchedMatmulEngine {
     static func shared() throws -> BatchedMatmulEngine { try OneDNN.lazy(&instance) { try BatchedMatmulEngine() } }
 
     private let context: OneDNNContext
-    private struct Key: Hashable { let a: BatchedOperand, b: BatchedOperand, c: BatchedOperand, alpha: Float, accumulate: Bool }
+    private struct Key: Hashable {
+        let a: BatchedOperand, b: BatchedOperand, c: BatchedOperand, alpha: Float, accumulate: Bool
+        var bf16 = false
+    }
     private struct Entry { let primitive: dnnl_primitive_t; let a: dnnl_memory_desc_t; let b: dnnl_memory_desc_t; let c: dnnl_memory_desc_t
                            let implementation: String }
     private var cache: [Key: Entry] = [:]
 
     private init() throws { context = try OneDNNContext.shared() }
 
-    private func desc(_ o: BatchedOperand) throws -> dnnl_memory_desc_t { try OneDNN.memoryDesc(o.dims, o.strides, dnnl_f32) }
+    private var refused = Set<Key>()
+
+    private func desc(_ o: BatchedOperand, _ type: dnnl_data_type_t = dnnl_f32) throws -> dnnl_memory_desc_t {
+        try OneDNN.memoryDesc(o.dims, o.strides, type)
+    }
 
     private func entry(_ key: Key) throws -> Entry {
         if let e = cache[key] { return e }
-        var a = try desc(key.a), b = try desc(key.b), c = try desc(key.c)
+        if refused.contains(key) { throw OneDNNReferenceOnly(shape: "batched bf16 \(key.a.dims) · \(key.b.dims)") }
+        let operandType = key.bf16 ? dnnl_bf16 : dnnl_f32
+        var a = try desc(key.a, operandType), b = try desc(key.b, operandType), c = try desc(key.c)
         var op = dnnl_matmul_desc_t()
         try OneDNN.check(dnnl_matmul_desc_init(&op, &a, &b, nil, &c), "matmul_desc_init")
         var attr: dnnl_primitive_attr_t?
@@ -78,6 +98,10 @@ final class BatchedMatmulEngine {
         defer { dnnl_primitive_desc_destroy(pd) }
         var info: UnsafePointer<CChar>?
         _ = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info)
+        if key.bf16, info.map({ String(cString: $0).hasPrefix("ref") }) ?? true {
+            refused.insert(key)
+            throw OneDNNReferenceOnly(shape: "batched bf16 \(key.a.dims) · \(key.b.dims)")
+        }
         var prim: dnnl_primitive_t?
         try OneDNN.check(dnnl_primitive_create(&prim, pd), "primitive_create")
         let e = Entry(primitive: prim!, a: a, b: b, c: c, implementation: info.map { String(cString: $0) } ?? "?")
@@ -87,6 +111,18 @@ final class BatchedMatmulEngine {
 
     func implementation(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand) throws -> String {
         try entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false)).implementation
+    }
+
+    func runBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
+                 _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>) throws {
+        let e = try entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true))
+        try context.execute(e.primitive,
+                            [(DNNL_ARG_SRC, e.a, UnsafeRawPointer(pa)), (DNNL_ARG_WEIGHTS, e.b, UnsafeRawPointer(pb)), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))])
+    }
+
+    /// The implementation of a bf16 product of these operands, or nil where oneDNN has only its reference kernel.
+    func implementationBF16(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand) -> String? {
+        try? entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true)).implementation
     }
 
     func run(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,

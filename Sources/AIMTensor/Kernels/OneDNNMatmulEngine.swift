@@ -46,7 +46,7 @@ final class OneDNNMatmulEngine {
 
     private func entry(_ key: Key) throws -> Entry {
         if let e = cache[key] { return e }
-        if refused.contains(key) { throw OneDNNReferenceOnly(shape: "\(key.M)×\(key.K)·\(key.K)×\(key.N)") }
+        if refused.contains(key) { throw OneDNNReferenceOnly(shape: "\(key.f32Operands ? "fp32" : "bf16") \(key.M)×\(key.K)·\(key.K)×\(key.N)") }
         let operandType = key.f32Operands ? dnnl_f32 : dnnl_bf16
         let src = try desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], operandType)
         let wei = try desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], operandType)
@@ -82,7 +82,7 @@ final class OneDNNMatmulEngine {
         // bf16 ones a residual or scale applied outside the product.
         if key.f32Operands || key.residual || key.scale != 1, Self.implementation(pd).hasPrefix("ref") {
             refused.insert(key)
-            throw OneDNNReferenceOnly(shape: "\(key.M)×\(key.K)·\(key.K)×\(key.N)")
+            throw OneDNNReferenceOnly(shape: "\(key.f32Operands ? "fp32" : "bf16") \(key.M)×\(key.K)·\(key.K)×\(key.N)")
         }
         var prim: dnnl_primitive_t?
         try check(dnnl_primitive_create(&prim, pd), "primitive_create")
@@ -137,9 +137,9 @@ final class OneDNNMatmulEngine {
     private static func postOpSource(index: Int) -> Int32 { Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * Int32(index + 1) | Int32(DNNL_ARG_SRC_1) }
 }
 
-/// oneDNN has only its (slow) reference implementation for this fp32 product on this CPU: the
-/// caller runs it through sgemm instead. Not a failure.
+/// oneDNN has only its (slow) reference implementation for this product on this CPU: the caller
+/// runs it another way (sgemm, the post-ops outside, fp32 attention). Not a failure.
 struct OneDNNReferenceOnly: Error, CustomStringConvertible {
     let shape: String
-    var description: String { "oneDNN offers only its reference implementation for the fp32 product \(shape)" }
+    var description: String { "oneDNN offers only its reference implementation for the product \(shape)" }
 }

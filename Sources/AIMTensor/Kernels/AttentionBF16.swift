@@ -1,0 +1,211 @@
+import CAMX
+import Foundation
+
+// Attention of the bf16 models (model.precision: bf16) over the long sequences (the 197 tokens of
+// a frame), as PyTorch's CPU autocast runs it: on AMX tiles where the CPU has them
+// (AttentionTiles.swift), otherwise through oneDNN's bf16 batched matmul (this file). Why: in
+// fp32 this attention ran its products at sgemm speed, 0.33 s of the 2.57 s bf16 ViT-B/16 step
+// on a Zen 4 (AVX512_BF16, no AMX), where oneDNN's bf16 products run about 1.7× faster.
+//
+// The oneDNN path does what the tile path does, in the same order and with the same roundings
+// (q, k, v, the output gradient, the probabilities and scale·dS rounded to bf16 as product
+// operands; softmax and its backward in fp32 by the same CAMX row helpers), so the two differ
+// only in the order of fp32 accumulation inside a product. Per sequence, all heads in one
+// oneDNN call per product, operands read where they lie by strides (no copies):
+//   forward   S = Q·Kᵀ, P = softmax(scale·S) by rows, O = P·V
+//   backward  Sᵀ = K·Qᵀ and Pᵀ by columns, dPᵀ = V·dOᵀ, dV = Pᵀ·dO, dSᵀ = Pᵀ ⊙ (dPᵀ − D),
+//             dK = scale·dSᵀ·Q, dQ = scale·(dSᵀ)ᵀ·K
+// Probabilities are never kept; the backward recomputes them.
+
+/// Whether a bf16 model's attention over sequences of `length` runs in bf16: on tiles where they
+/// run (`attentionRunsOnTiles`), else through oneDNN where it has a kernel other than its
+/// reference one for every product of the shape (asked once per shape). Sequences shorter than
+/// 64 (the temporal pass over T frames) stay on the fp32 kernels, as on tiles: thousands of 8 × 8
+/// products per call are not what a matmul library is for.
+public func attentionRunsInBF16(length L: Int, width D: Int, heads H: Int) -> Bool {
+    guard H > 0, D % H == 0 else { return false }
+    if attentionRunsOnTiles(length: L, headWidth: D / H) { return true }
+    return attentionRunsOnOneDNN(length: L, width: D, heads: H)
+}
+
+/// Whether attention of these sizes can run in bf16 through oneDNN (`attentionRunsInBF16` without
+/// tiles): sequences of 64 or more, AVX-512 for the row helpers, and a real kernel for every product.
+public func attentionRunsOnOneDNN(length L: Int, width D: Int, heads H: Int) -> Bool {
+    H > 0 && D % H == 0 && OneDNNAttention.runs(length: L, width: D, heads: H)
+}
+
+/// out [S, L, D] = attention(qkv [S, L, 3D]) over `heads`, in bf16. Needs `attentionRunsInBF16`.
+public func attentionForwardBF16(
+    out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int, length L: Int, width D: Int, heads H: Int
+) {
+    if attentionRunsOnTiles(length: L, headWidth: D / H) {
+        attentionForwardTiles(out: out, qkv: qkv, sequences: S, length: L, width: D, heads: H)
+    } else {
+        attentionForwardOneDNN(out: out, qkv: qkv, sequences: S, length: L, width: D, heads: H)
+    }
+}
+
+/// The oneDNN half of `attentionForwardBF16`, callable on any CPU where `attentionRunsOnOneDNN` (tests compare it with tiles).
+public func attentionForwardOneDNN(
+    out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int, length L: Int, width D: Int, heads H: Int
+) {
+    precondition(attentionRunsOnOneDNN(length: L, width: D, heads: H), "attentionForwardOneDNN: L=\(L) D=\(D) H=\(H) do not run on oneDNN here")
+    OneDNNAttention(length: L, width: D, heads: H, backward: false).forward(out: out, qkv: qkv, sequences: S)
+}
+
+/// dQKV [S, L, 3D] = the gradients of q | k | v for dOut [S, L, D], in bf16 (probabilities
+/// recomputed). Needs `attentionRunsInBF16`.
+public func attentionBackwardBF16(
+    dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+    sequences S: Int, length L: Int, width D: Int, heads H: Int
+) {
+    if attentionRunsOnTiles(length: L, headWidth: D / H) {
+        attentionBackwardTiles(dQKV: dQKV, dOut: dOut, qkv: qkv, sequences: S, length: L, width: D, heads: H)
+    } else {
+        attentionBackwardOneDNN(dQKV: dQKV, dOut: dOut, qkv: qkv, sequences: S, length: L, width: D, heads: H)
+    }
+}
+
+/// The oneDNN half of `attentionBackwardBF16`.
+public func attentionBackwardOneDNN(
+    dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+    sequences S: Int, length L: Int, width D: Int, heads H: Int
+) {
+    precondition(attentionRunsOnOneDNN(length: L, width: D, heads: H), "attentionBackwardOneDNN: L=\(L) D=\(D) H=\(H) do not run on oneDNN here")
+    OneDNNAttention(length: L, width: D, heads: H, backward: true).backward(dQKV: dQKV, dOut: dOut, qkv: qkv, sequences: S)
+}
+
+/// One call's buffers and operand descriptions. The score buffers are [H, L, Lp] with Lp = L
+/// rounded up to 16, as the CAMX column helpers step 16 columns at a time; the products never
+/// read or write columns ≥ L, which stay zero in `scoreGrads` and hold 1/L in `scores` after a
+/// column softmax (whose backward then gives exactly 0 there). About 1 MB for q | k | v and
+/// 6 MB of scores for ViT-B/16 (L = 197), allocated per call. One sequence per oneDNN call: calls
+/// over 2, 4 or all 8 sequences of a ViT-B/16 clip measured no faster (aim-bench's attention rows,
+/// Zen 4), and hold proportionally more scratch.
+final class OneDNNAttention {
+    let length: Int, lp: Int, width: Int, heads: Int, dh: Int
+    let qkv16: UnsafeMutablePointer<UInt16>          // [L, 3D] bf16: one sequence's q | k | v
+    let gradient16: UnsafeMutablePointer<UInt16>     // [L, D] bf16: its output gradient (backward)
+    let scores: UnsafeMutablePointer<Float>          // [H, L, Lp]: S or Sᵀ, then the probabilities
+    let probs16: UnsafeMutablePointer<UInt16>        // [H, L, Lp]: P or Pᵀ
+    let scoreGrads: UnsafeMutablePointer<Float>      // [H, L, Lp]: dPᵀ (backward)
+    let scoreGrads16: UnsafeMutablePointer<UInt16>   // [H, L, Lp]: scale·dSᵀ (backward)
+
+    init(length L: Int, width D: Int, heads H: Int, backward: Bool) {
+        precondition(L > 0 && H > 0 && D % H == 0, "OneDNNAttention: bad sizes L=\(L) D=\(D) H=\(H)")
+        length = L; lp = (L + 15) / 16 * 16; width = D; heads = H; dh = D / H
+        let square = H * L * lp, extra = backward ? 1 : 0
+        qkv16 = .allocate(capacity: L * 3 * D)
+        gradient16 = .allocate(capacity: max(1, L * D * extra))
+        scores = .allocate(capacity: square); probs16 = .allocate(capacity: square)
+        scoreGrads = .allocate(capacity: max(1, square * extra)); scoreGrads16 = .allocate(capacity: max(1, square * extra))
+        // Only the padding columns need defined values (see above); the rest is written before it is read.
+        for row in 0..<(H * L) {
+            (scores + row * lp + L).initialize(repeating: 0, count: lp - L)
+            if backward { (scoreGrads + row * lp + L).initialize(repeating: 0, count: lp - L) }
+        }
+    }
+
+    deinit {
+        qkv16.deallocate(); gradient16.deallocate(); scores.deallocate(); probs16.deallocate()
+        scoreGrads.deallocate(); scoreGrads16.deallocate()
+    }
+
+    // Operands of one sequence, [1, H, rows, cols] by strides (the leading stride is never stepped).
+    /// Head h's q (part 0), k (1) or v (2) as [L, dh] in the bf16 rows.
+    private func part(_ p: Int) -> (BatchedOperand, UnsafePointer<UInt16>) {
+        (BatchedOperand([1, heads, length, dh], strides: [length * 3 * width, dh, 3 * width, 1]), UnsafePointer(qkv16 + p * width))
+    }
+    /// The rows of [L, D] (out, the output gradient) per head, as [L, dh].
+    private var headRows: BatchedOperand { BatchedOperand([1, heads, length, dh], strides: [length * width, dh, width, 1]) }
+    /// The rows of dQKV [L, 3D] per head, as [L, dh].
+    private var headRows3: BatchedOperand { BatchedOperand([1, heads, length, dh], strides: [length * 3 * width, dh, 3 * width, 1]) }
+    /// An [L, L] score matrix per head in an [H, L, Lp] buffer.
+    private var square: BatchedOperand { BatchedOperand([1, heads, length, length], strides: [heads * length * lp, length * lp, lp, 1]) }
+
+    /// The shapes and strides of every product this attention runs, for the probe.
+    fileprivate var products: [(BatchedOperand, BatchedOperand, BatchedOperand)] {
+        let q = part(0).0
+        return [(q, q.transposed, square), (square, q, headRows), (q, headRows.transposed, square),
+                (square, headRows, headRows3), (square, q, headRows3), (square.transposed, q, headRows3)]
+    }
+
+    /// Rounds sequence s's rows of q | k | v (and of the output gradient) to bf16, all threads on contiguous rows.
+    private func roundSequence(_ qkv: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>?) {
+        let ld = 3 * width, D = width, q16 = qkv16, g16 = gradient16
+        Threads.parallelFor(length) { rows in
+            let first = rows.lowerBound
+            roundToBF16Serially(q16 + first * ld, qkv + first * ld, rows.count * ld)
+            if let dy { roundToBF16Serially(g16 + first * D, dy + first * D, rows.count * D) }
+        }
+    }
+
+    /// `body(head)` for every head, the heads split over the threads.
+    private func forEachHead(_ body: (Int) -> Void) {
+        forEachChunk(heads, grain: 1) { _, range in for h in range { body(h) } }
+    }
+
+    /// A product of this attention; the probe has found each shape a real kernel, so a throw here is a bug.
+    private func product(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
+                         _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>) {
+        do { try batchedMatmulBF16(a, pa, b, pb, c, pc) } catch {
+            preconditionFailure("bf16 attention L=\(length) D=\(width) H=\(heads): \(error)")
+        }
+    }
+
+    func forward(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int) {
+        let L = length, lp = lp, D = width, scale = 1 / Float(dh).squareRoot()
+        let (qOp, q) = part(0), (_, k) = part(1), (vOp, v) = part(2)
+        for s in 0..<S {
+            roundSequence(qkv + s * L * 3 * D, gradient: nil)
+            product(qOp, q, qOp.transposed, k, square, scores)
+            forEachHead { h in
+                let at = h * L * lp
+                camx_softmax_rows_bf16(probs16 + at, lp, scores + at, lp, L, L, L, scale)
+            }
+            product(square, probs16, vOp, v, headRows, out + s * L * D)
+        }
+    }
+
+    func backward(dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int) {
+        let L = length, lp = lp, D = width, ld = 3 * D, scale = 1 / Float(dh).squareRoot()
+        let (qOp, q) = part(0), (kOp, k) = part(1), (vOp, v) = part(2)
+        let g = UnsafePointer(gradient16)
+        for s in 0..<S {
+            roundSequence(qkv + s * L * ld, gradient: dOut + s * L * D)
+            let dq = dQKV + s * L * ld, dk = dq + D, dv = dq + 2 * D
+            // Pᵀ [j, i]: softmax down each column i over the keys j (fp32 in `scores`, bf16 in `probs16`).
+            product(kOp, k, qOp.transposed, q, square, scores)
+            forEachHead { h in
+                let at = h * L * lp
+                camx_softmax_columns_bf16(probs16 + at, scores + at, lp, L, lp, scale)
+            }
+            product(vOp, v, headRows.transposed, g, square, scoreGrads)          // dPᵀ [j, i] = v_j · dO_i
+            product(square, probs16, headRows, g, headRows3, dv)                 // dV = Pᵀ · dO
+            forEachHead { h in                                                   // scale · dSᵀ in bf16
+                let at = h * L * lp
+                camx_score_gradients_bf16(scoreGrads16 + at, scores + at, scoreGrads + at, lp, L, lp, scale)
+            }
+            product(square, scoreGrads16, qOp, q, headRows3, dk)                 // dK = scale · dSᵀ · Q
+            product(square.transposed, scoreGrads16, kOp, k, headRows3, dq)      // dQ = scale · dS · K
+        }
+    }
+
+    /// Whether every product of attention over `length` with these sizes has a real oneDNN kernel
+    /// (and the CPU the AVX-512 the row helpers need); asked of oneDNN once per shape.
+    static func runs(length L: Int, width D: Int, heads H: Int) -> Bool {
+        let key = [L, D, H]
+        lock.lock(); defer { lock.unlock() }
+        if let known = probed[key] { return known }
+        let answer: Bool = {
+            guard L >= 64, CPUFeatures.current.contains([.avx512f, .avx512bw, .avx512vl]), BF16Support.isAvailable,
+                  let engine = try? BatchedMatmulEngine.shared() else { return false }
+            let shape = OneDNNAttention(length: L, width: D, heads: H, backward: false)
+            return shape.products.allSatisfy { engine.implementationBF16($0.0, $0.1, $0.2) != nil }
+        }()
+        probed[key] = answer
+        return answer
+    }
+    nonisolated(unsafe) private static var probed: [[Int]: Bool] = [:]
+    private static let lock = NSLock()
+}

@@ -1,0 +1,60 @@
+import XCTest
+import AIMTensor
+
+/// The bf16 attention through oneDNN (CPUs with AVX512_BF16 and no AMX tiles): the same roundings
+/// as the tile attention (checked against a scalar reference that has only those), the same
+/// distance from fp32 as the tiles, and the choice of kernel per sequence length.
+final class AttentionOneDNNTests: XCTestCase {
+    override func setUpWithError() throws {
+        try XCTSkipUnless(BF16Support.isAvailable, "no bf16 products on this machine: \(BF16Support.unavailableReason ?? "")")
+    }
+
+    private var oneDNN: (forward: AttentionCase.Forward, backward: AttentionCase.Backward) {
+        ({ attentionForwardOneDNN(out: $0, qkv: $1, sequences: $2, length: $3, width: $4, heads: $5) },
+         { attentionBackwardOneDNN(dQKV: $0, dOut: $1, qkv: $2, sequences: $3, length: $4, width: $5, heads: $6) })
+    }
+
+    private func withThreads(_ n: Int, _ body: () -> Void) {
+        let saved = Threads.count
+        Threads.set(n)
+        defer { Threads.set(saved) }
+        body()
+    }
+
+    /// Rounds where autocast rounds and nowhere else. Head width 32 and L = 70 (padding columns
+    /// 70..<80 in the score buffers), two sequences (the buffers are reused).
+    func testRoundsLikeTheEmulatedReference() throws {
+        try XCTSkipUnless(attentionRunsOnOneDNN(length: 70, width: 96, heads: 3), "oneDNN has no bf16 kernel for these products here")
+        let c = AttentionCase(sequences: 2, length: 70, width: 96, heads: 3)
+        withThreads(2) { c.assertClose(c.run(oneDNN.forward, oneDNN.backward), c.emulatedBF16(), rms: 1e-4, max: 1e-3, "oneDNN vs emulated") }
+    }
+
+    /// As far from fp32 as the tile attention is (its test's bounds), at the frames' length, one
+    /// thread and two, and with a head width that is no multiple of 16.
+    func testFrameLengthSequencesMatchFP32() throws {
+        for (S, L, D, H, threads) in [(2, 197, 128, 2, 2), (1, 197, 120, 3, 1), (1, 64, 256, 2, 2)] {
+            try XCTSkipUnless(attentionRunsOnOneDNN(length: L, width: D, heads: H), "oneDNN has no bf16 kernel for L=\(L) D=\(D) H=\(H) here")
+            let c = AttentionCase(sequences: S, length: L, width: D, heads: H)
+            withThreads(threads) { c.assertClose(c.run(oneDNN.forward, oneDNN.backward), c.fp32(), rms: 3e-3, max: 6e-3, "oneDNN L=\(L) D=\(D)") }
+        }
+    }
+
+    /// Where the CPU has AMX the two bf16 paths differ only in the order of fp32 sums.
+    func testAgreesWithTheTiles() throws {
+        try XCTSkipUnless(BF16Products.tiles, "no AMX tile products on this machine: \(BF16Products.description)")
+        let c = AttentionCase(sequences: 2, length: 197, width: 128, heads: 2)
+        let tiles = c.run({ attentionForwardTiles(out: $0, qkv: $1, sequences: $2, length: $3, width: $4, heads: $5) },
+                          { attentionBackwardTiles(dQKV: $0, dOut: $1, qkv: $2, sequences: $3, length: $4, width: $5, heads: $6) })
+        c.assertClose(c.run(oneDNN.forward, oneDNN.backward), tiles, rms: 1e-4, max: 1e-3, "oneDNN vs tiles")
+    }
+
+    /// The frames' sequences of ViT-B/16 run in bf16 wherever bf16 products do; the temporal pass
+    /// (8 frames) stays fp32; the model's entry points take the tiles where they run.
+    func testWhichSequencesRunInBF16() {
+        XCTAssertTrue(attentionRunsInBF16(length: 197, width: 768, heads: 12))
+        XCTAssertFalse(attentionRunsInBF16(length: 8, width: 768, heads: 12))
+        XCTAssertFalse(attentionRunsOnOneDNN(length: 8, width: 768, heads: 12))
+        XCTAssertEqual(attentionRunsInBF16(length: 197, width: 768, heads: 12),
+                       attentionRunsOnTiles(length: 197, headWidth: 64) || attentionRunsOnOneDNN(length: 197, width: 768, heads: 12))
+    }
+}
