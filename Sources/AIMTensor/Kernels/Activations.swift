@@ -138,7 +138,8 @@ private func blocksRoundingToBF16(_ count: Int, _ x: UnsafeMutablePointer<Float>
         var i = r.lowerBound
         while i < r.upperBound {
             let n = min(bf16Block, r.upperBound - i)
-            for j in i..<(i + n) { let h = toBF16(x[j]); keep[j] = h; x[j] = Float(bitPattern: UInt32(h) << 16) }
+            roundToBF16Serially(keep + i, x + i, n)
+            for j in i..<(i + n) { x[j] = Float(bitPattern: UInt32(keep[j]) << 16) }
             body(i, n)
             i += n
         }
