@@ -75,6 +75,19 @@ public func attentionBackwardOneDNN(
     OneDNNAttention(length: L, width: D, heads: H, backward: true).backward(dQKV: dQKV, dOut: dOut, qkv: qkv, sequences: S)
 }
 
+/// Rounds one sequence's `length` rows of q | k | v [L, 3D] (and of the output gradient [L, D])
+/// into bf16 rows laid out alike, all threads on contiguous rows (why whole rows and not per head:
+/// see `TileAttentionWork`). Both bf16 attentions use it.
+func roundAttentionRows(_ qkv16: UnsafeMutablePointer<UInt16>, _ qkv: UnsafePointer<Float>,
+                        _ gradient16: UnsafeMutablePointer<UInt16>, _ dy: UnsafePointer<Float>?, length: Int, width D: Int) {
+    let ld = 3 * D
+    Threads.parallelFor(length) { rows in
+        let first = rows.lowerBound
+        roundToBF16Serially(qkv16 + first * ld, qkv + first * ld, rows.count * ld)
+        if let dy { roundToBF16Serially(gradient16 + first * D, dy + first * D, rows.count * D) }
+    }
+}
+
 /// One call's buffers and operand descriptions. The score buffers are [H, L, Lp] with Lp = L
 /// rounded up to 16, as the CAMX column helpers step 16 columns at a time; the products never
 /// read or write columns ≥ L, which stay zero in `scoreGrads` and hold 1/L in `scores` after a
@@ -130,14 +143,8 @@ final class OneDNNAttention {
                 (square, headRows, headRows3), (square, q, headRows3), (square.transposed, q, headRows3)]
     }
 
-    /// Rounds sequence s's rows of q | k | v (and of the output gradient) to bf16, all threads on contiguous rows.
     private func roundSequence(_ qkv: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>?) {
-        let ld = 3 * width, D = width, q16 = qkv16, g16 = gradient16
-        Threads.parallelFor(length) { rows in
-            let first = rows.lowerBound
-            roundToBF16Serially(q16 + first * ld, qkv + first * ld, rows.count * ld)
-            if let dy { roundToBF16Serially(g16 + first * D, dy + first * D, rows.count * D) }
-        }
+        roundAttentionRows(qkv16, qkv, gradient16, dy, length: length, width: width)
     }
 
     /// `body(head)` for every head, the heads split over the threads.

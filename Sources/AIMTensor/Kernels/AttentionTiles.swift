@@ -129,14 +129,10 @@ private final class TileAttentionWork {
 
     func deallocate() { qkv.deallocate(); gradient.deallocate(); threads.forEach { $0.deallocate() } }
 
-    /// Rounds one sequence's rows of q | k | v (and of the output gradient) into `qkv` (`gradient`).
+    /// Rounds one sequence's rows of q | k | v (and of the output gradient) into `qkv` (`gradient`);
+    /// the padded rows stay zero.
     func sequenceToBF16(_ x: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>?) {
-        let ld = 3 * width, D = width, g = gradient
-        Threads.parallelFor(length) { rows in
-            let first = rows.lowerBound
-            roundToBF16Serially(qkv + first * ld, x + first * ld, rows.count * ld)
-            if let dy { roundToBF16Serially(g + first * D, dy + first * D, rows.count * D) }
-        }
+        roundAttentionRows(qkv, x, gradient, dy, length: length, width: width)
     }
 
     /// `body(workspace, head)` for every head, the heads split over the threads, tiles configured.

@@ -19,6 +19,12 @@ public struct BatchedOperand: Hashable {
     public static func dense(_ S: Int, _ H: Int, _ rows: Int, _ cols: Int) -> BatchedOperand {
         BatchedOperand([S, H, rows, cols], strides: [H * rows * cols, rows * cols, cols, 1])
     }
+    /// Whether C = A·B has anything to multiply; the shapes must agree (our callers build them).
+    static func isProduct(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand, _ name: String) -> Bool {
+        precondition(a.dims[0] == b.dims[0] && a.dims[1] == b.dims[1] && a.dims[3] == b.dims[2]
+                     && c.dims == [a.dims[0], a.dims[1], a.dims[2], b.dims[3]], "\(name): shapes \(a.dims) · \(b.dims) → \(c.dims)")
+        return !a.dims.contains(0) && b.dims[3] != 0
+    }
     /// The same memory read as its per-matrix transpose [S, H, cols, rows].
     public var transposed: BatchedOperand {
         BatchedOperand([dims[0], dims[1], dims[3], dims[2]], strides: [strides[0], strides[1], strides[3], strides[2]])
@@ -28,9 +34,7 @@ public struct BatchedOperand: Hashable {
 /// C = α·A·B (+ C when `accumulate`), A [S, H, M, K], B [S, H, K, N], C [S, H, M, N].
 public func batchedMatmul(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,
                           _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, alpha: Float = 1, accumulate: Bool = false) throws {
-    precondition(a.dims[0] == b.dims[0] && a.dims[1] == b.dims[1] && a.dims[3] == b.dims[2]
-                 && c.dims == [a.dims[0], a.dims[1], a.dims[2], b.dims[3]], "batchedMatmul: shapes \(a.dims) · \(b.dims) → \(c.dims)")
-    if a.dims.contains(0) || b.dims[3] == 0 { return }
+    guard BatchedOperand.isProduct(a, b, c, "batchedMatmul") else { return }
     try BatchedMatmulEngine.shared().run(a, pa, b, pb, c, pc, alpha: alpha, accumulate: accumulate)
 }
 
@@ -39,9 +43,7 @@ public func batchedMatmul(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: 
 /// to run in a step).
 public func batchedMatmulBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
                               _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>) throws {
-    precondition(a.dims[0] == b.dims[0] && a.dims[1] == b.dims[1] && a.dims[3] == b.dims[2]
-                 && c.dims == [a.dims[0], a.dims[1], a.dims[2], b.dims[3]], "batchedMatmulBF16: shapes \(a.dims) · \(b.dims) → \(c.dims)")
-    if a.dims.contains(0) || b.dims[3] == 0 { return }
+    guard BatchedOperand.isProduct(a, b, c, "batchedMatmulBF16") else { return }
     try BatchedMatmulEngine.shared().runBF16(a, pa, b, pb, c, pc)
 }
 
@@ -115,9 +117,12 @@ final class BatchedMatmulEngine {
 
     func runBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
                  _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>) throws {
-        let e = try entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true))
-        try context.execute(e.primitive,
-                            [(DNNL_ARG_SRC, e.a, UnsafeRawPointer(pa)), (DNNL_ARG_WEIGHTS, e.b, UnsafeRawPointer(pb)), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))])
+        try execute(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true), pa, pb, pc)
+    }
+
+    private func execute(_ key: Key, _ pa: UnsafeRawPointer, _ pb: UnsafeRawPointer, _ pc: UnsafeMutableRawPointer) throws {
+        let e = try entry(key)
+        try context.execute(e.primitive, [(DNNL_ARG_SRC, e.a, pa), (DNNL_ARG_WEIGHTS, e.b, pb), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))])
     }
 
     /// The implementation of a bf16 product of these operands, or nil where oneDNN has only its reference kernel.
@@ -127,8 +132,6 @@ final class BatchedMatmulEngine {
 
     func run(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,
              _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, alpha: Float, accumulate: Bool) throws {
-        let e = try entry(Key(a: a, b: b, c: c, alpha: alpha, accumulate: accumulate))
-        try context.execute(e.primitive,
-                            [(DNNL_ARG_SRC, e.a, UnsafeRawPointer(pa)), (DNNL_ARG_WEIGHTS, e.b, UnsafeRawPointer(pb)), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))])
+        try execute(Key(a: a, b: b, c: c, alpha: alpha, accumulate: accumulate), pa, pb, pc)
     }
 }
