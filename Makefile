@@ -14,8 +14,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 # One thread per rank unless a command sets its own (2 ranks × 1 thread on 2 cores).
 export OMPI_MCA_rmaps_base_oversubscribe := 1
-# Idle OpenBLAS / oneDNN threads sleep instead of spinning against our own loop threads.
-export OMP_WAIT_POLICY ?= PASSIVE
+# OpenBLAS's own threads (rarely woken: our loops run its products) sleep right after a call.
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
 .PHONY: deps build test demo bench clean check-swift

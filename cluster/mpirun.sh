@@ -63,9 +63,10 @@ fi
 [[ "$(id -u)" == 0 ]] && args+=(--allow-run-as-root)
 
 export OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads"
-# Idle BLAS threads must sleep, not spin: oneDNN (bf16) and OpenBLAS threads otherwise fight for the cores.
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
-args+=(-x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS -x OMP_WAIT_POLICY -x OPENBLAS_THREAD_TIMEOUT -x PATH)
+# OpenBLAS's own threads (rarely woken: our loops run its products) sleep right after a call.
+export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
+args+=(-x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS -x OPENBLAS_THREAD_TIMEOUT -x PATH)
+[[ -n "${OMP_WAIT_POLICY:-}" ]] && args+=(-x OMP_WAIT_POLICY)
 for v in LD_LIBRARY_PATH AIM_COLLECTIVE_TIMEOUT AIM_DISTRIBUTED; do
   [[ -n "${!v:-}" ]] && args+=(-x "$v")
 done

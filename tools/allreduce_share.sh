@@ -25,7 +25,7 @@ AIM_CFG=configs/k400/aim_vitb16_clip_8f.yaml
 FT_CFG=configs/k400/finetune_space_only_vitb16_clip_8f.yaml
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
+export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
 
 die() {
     echo "allreduce_share: FAILED: $*" >&2
@@ -129,7 +129,7 @@ print("*Wait* is the time the step spent blocked in the bucketer's `finish()` af
       "the last two columns give the bare `MPI_Allreduce` of the same number of floats from `aim-mpi-check` (scaled from its "
       "11M / 86M rows): what a blocking allreduce after backward would add to the step.")
 print()
-print("Commands (with `OMPI_MCA_rmaps_base_oversubscribe=1 OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=4`):")
+print("Commands (with `OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_THREAD_TIMEOUT=4`):")
 print()
 print("```")
 for c in (cmd2, cmd1, cmdmc):

@@ -30,10 +30,9 @@ if [ -z "${BENCH_PYTHON:-}" ] && ! { [ -x "$py" ] && "$py" -c "import torch, num
 fi
 "$py" -c "import torch" || { echo "bench: $py cannot import torch" >&2; exit 1; }
 echo "bench: load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-# Our bf16 GEMMs (oneDNN, OpenMP threads) alternate with OpenBLAS's threads on the same cores: let
-# both pools sleep right after their calls instead of spinning over each other (aim-bench removes
-# these two for the PyTorch child).
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
+# OpenBLAS's own threads (rarely woken: our loops run its products) sleep right after a call;
+# OpenMP keeps libgomp's default wait, as users run (aim-bench removes this for the PyTorch child).
+export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
 bin/aim-bench --torch-python "$py" --output "$output" "$@"
 # The allreduce's share of a 2-rank step and the 1-16 node scaling model (docs/SCALING.md): about
 # 4 minutes; BENCH_SKIP_ALLREDUCE=1 leaves it out (e.g. with --only).

@@ -19,8 +19,8 @@ RANKS=${RANKS:-2}
 PRECISIONS=${PRECISIONS:-fp32 bf16}
 SEEDS=${SEEDS:-0}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# bf16 runs oneDNN (OpenMP) beside OpenBLAS: let both thread pools sleep after their calls.
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
+# OpenBLAS's own threads (rarely woken: our loops run its products) sleep right after a call.
+export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
 die() { echo "demo_precision: $*" >&2; exit 1; }
 for t in aim-data aim-train aim-model aim-eval; do [ -x "$BIN/$t" ] || die "$BIN/$t not found (build first or set AIM_BIN)"; done
 

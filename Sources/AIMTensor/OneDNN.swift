@@ -105,9 +105,26 @@ enum OneDNN {
     /// OpenMP threads for oneDNN's calls from this thread. libgomp comes with libdnnl; looked up
     /// at run time because its header is not on the default include path.
     static func setThreads(_ n: Int) {
-        typealias SetThreads = @convention(c) (Int32) -> Void
-        guard let sym = dlsym(nil /* RTLD_DEFAULT */, "omp_set_num_threads") else { return }
-        unsafeBitCast(sym, to: SetThreads.self)(Int32(n))
+        ompSetNumThreads?(Int32(n))
+    }
+
+    /// `body` with oneDNN's calls from this thread run on this thread alone (OpenMP's thread count
+    /// is per calling thread), the count restored after.
+    static func alone<R>(_ body: () throws -> R) rethrows -> R {
+        guard let set = ompSetNumThreads, let get = ompGetMaxThreads else { return try body() }
+        let before = get()
+        set(1)
+        defer { set(before) }
+        return try body()
+    }
+
+    private typealias SetThreads = @convention(c) (Int32) -> Void
+    private typealias GetThreads = @convention(c) () -> Int32
+    private static let ompSetNumThreads: SetThreads? = dlsym(nil /* RTLD_DEFAULT */, "omp_set_num_threads").map {
+        unsafeBitCast($0, to: SetThreads.self)
+    }
+    private static let ompGetMaxThreads: GetThreads? = dlsym(nil, "omp_get_max_threads").map {
+        unsafeBitCast($0, to: GetThreads.self)
     }
 }
 
@@ -194,4 +211,21 @@ final class OneDNNContext {
     func execute(_ primitive: dnnl_primitive_t, _ arguments: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)]) throws {
         try OneDNN.execute(primitive, engine: engine, stream: stream, arguments)
     }
+}
+
+/// One thread's own way into oneDNN: a stream of its own, and (through `batchedMatmulBF16`'s
+/// `lane:`) primitives built for one thread. Lets our threads each run whole pieces of work
+/// (a sequence's attention) on oneDNN at once, instead of waking oneDNN's OpenMP team for every
+/// small product.
+public final class OneDNNLane {
+    let stream: dnnl_stream_t?
+
+    public init() throws {
+        let context = try OneDNNContext.shared()
+        var s: dnnl_stream_t?
+        try OneDNN.check(dnnl_stream_create(&s, context.engine, dnnl_stream_default_flags.rawValue), "stream_create")
+        stream = s
+    }
+
+    deinit { dnnl_stream_destroy(stream) }
 }

@@ -13,8 +13,11 @@ import Foundation
 ///   set `OPENBLAS_CORETYPE=Haswell` to avoid the Prescott fallback run half speed on AVX-512
 ///   (measured on an AMD EPYC family 26: 199 against 368 GFLOP/s). Narrowing the kernels is
 ///   `AIM_CPU_FEATURES`'s job, which every other choice follows as well.
-/// - `OMP_WAIT_POLICY=PASSIVE`, `OPENBLAS_THREAD_TIMEOUT=4`: idle OpenMP (oneDNN) and OpenBLAS
-///   threads sleep instead of spinning against each other and our loops (up to 2× slower GEMMs).
+/// - `OPENBLAS_THREAD_TIMEOUT=4`: OpenBLAS's own threads (which only its few unsplit calls wake:
+///   `Gemm.sgemm` runs the step's products on our threads) sleep right after instead of spinning.
+///   OpenMP's wait policy is left to libgomp (a short spin, then sleep): our loops and oneDNN's
+///   products share its team (`Threads`), so its threads waiting for the next loop take nothing
+///   from another pool. It used to be set to PASSIVE, which cost a wake-up per oneDNN call.
 ///
 /// Other values the user set are kept. `AIM_NO_REEXEC=1` turns all of this off.
 public enum ProcessEnvironment {
@@ -53,7 +56,6 @@ public enum ProcessEnvironment {
             // The core that runs, whether OpenBLAS chose it or the environment named it.
             if !OpenBLASCore.fits(OpenBLASInfo.coreName, CPUFeatures.current) { changes["OPENBLAS_CORETYPE"] = core }
         }
-        if env["OMP_WAIT_POLICY"] == nil { changes["OMP_WAIT_POLICY"] = "PASSIVE" }
         if env["OPENBLAS_THREAD_TIMEOUT"] == nil { changes["OPENBLAS_THREAD_TIMEOUT"] = "4" }
         return changes
     }

@@ -140,15 +140,6 @@ public final class Trainer {
         schedule = LearningRateSchedule(baseLR: config.double("train.lr"), totalSteps: configured,
                                         warmupSteps: Int((config.double("train.warmup_epochs") * Double(stepsPerEpoch)).rounded()))
 
-        if mc.precision == .bf16 && comm.rank == 0 {
-            // Both are read when the libraries load, so only the launcher can set them.
-            let env = ProcessInfo.processInfo.environment
-            if env["OMP_WAIT_POLICY"]?.uppercased() != "PASSIVE" || env["OPENBLAS_THREAD_TIMEOUT"] == nil {
-                Console.error("warning: model.precision bf16 without OMP_WAIT_POLICY=PASSIVE and "
-                    + "OPENBLAS_THREAD_TIMEOUT=4 in the environment: oneDNN's and OpenBLAS's idle threads spin against each "
-                    + "other and the bf16 GEMMs run up to 2x slower (export both before starting; make and cluster/mpirun.sh do)")
-            }
-        }
         model = try Recognizer(config: mc, seed: seed)
         if !mc.pretrained.isEmpty {
             let report = try model.loadPretrainedBackbone(path: mc.pretrained)

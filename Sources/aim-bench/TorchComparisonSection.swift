@@ -117,7 +117,7 @@ struct TorchComparisonSection: BenchSection {
         if let torch { t.notes.append("PyTorch \(torch.torch_version), \(torch.threads) threads, \(torch.steps) timed steps after \(torch.warmup) warm-up, each right after one of our default-library steps of the same model and precision (paced); the other rows compare with those same PyTorch steps. Speed-up > 1: ours is faster.") }
         if !note.isEmpty { t.notes.append(note) }
         let env = ProcessInfo.processInfo.environment
-        t.notes.append("Our process ran with OMP_WAIT_POLICY=\(env["OMP_WAIT_POLICY"] ?? "(unset)") and OPENBLAS_THREAD_TIMEOUT=\(env["OPENBLAS_THREAD_TIMEOUT"] ?? "(unset)"): with bf16, oneDNN's OpenMP threads and OpenBLAS's threads alternate on the same cores, and each pool's default busy-waiting after its calls slows the other (measured: bf16 GEMMs at ≈ 190 instead of ≈ 370 GFLOP/s, sgemm at ≈ 155 instead of ≈ 190), so `make bench` lets both sleep at once. The PyTorch child runs without these two variables.")
+        t.notes.append("Our process ran with OMP_WAIT_POLICY=\(env["OMP_WAIT_POLICY"] ?? "(unset: libgomp's default, a short spin then sleep)") and OPENBLAS_THREAD_TIMEOUT=\(env["OPENBLAS_THREAD_TIMEOUT"] ?? "(unset)"), as every aim-swift executable runs by default: our loops, oneDNN's products and the OpenBLAS/BLIS products (split over our threads) all run on one OpenMP team, so its threads' short spin after a call takes nothing from another pool. The PyTorch child runs without OPENBLAS_THREAD_TIMEOUT.")
         t.notes.append("Our peak: VmHWM reset through /proc/self/clear_refs before each model\(OurStep.peakResetWorks ? "" : " (the reset failed here, so later models' peaks are upper bounds)").")
         return t
     }

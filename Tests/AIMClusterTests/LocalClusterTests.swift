@@ -142,7 +142,7 @@ final class LocalClusterTests: XCTestCase {
             !(k.hasPrefix("OMPI_") || k.hasPrefix("PMIX_") || k.hasPrefix("PMI_") || k.hasPrefix("OPAL_") || k.hasPrefix("ORTE_") || k.hasPrefix("AIM_CLUSTER_"))
         }
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMP_WAIT_POLICY"] = "PASSIVE"; env["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        env["OPENBLAS_THREAD_TIMEOUT"] = "4"
         env.merge(extra) { _, new in new }
         return env
     }

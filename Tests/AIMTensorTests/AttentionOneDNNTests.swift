@@ -39,6 +39,30 @@ final class AttentionOneDNNTests: XCTestCase {
         }
     }
 
+    /// With sequences enough for every thread, each thread runs whole sequences alone on its own
+    /// oneDNN lane; that gives what one sequence at a time with all threads on it gives.
+    func testSequencesSplitOverThreadsMatchOneAtATime() throws {
+        let (S, L, D, H) = (4, 197, 128, 2)
+        try XCTSkipUnless(attentionRunsOnOneDNN(length: L, width: D, heads: H), "oneDNN has no bf16 kernel for these products here")
+        let qkv = randomTensor([S, L, 3 * D], seed: 31), dOut = randomTensor([S, L, D], seed: 32)
+        let split = (Tensor([S, L, D]), Tensor([S, L, 3 * D])), single = (Tensor([S, L, D]), Tensor([S, L, 3 * D]))
+        withThreads(2) {
+            attentionForwardOneDNN(out: split.0.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H)
+            attentionBackwardOneDNN(dQKV: split.1.data, dOut: dOut.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H)
+            for s in 0..<S {
+                attentionForwardOneDNN(out: single.0.data + s * L * D, qkv: qkv.data + s * L * 3 * D, sequences: 1, length: L, width: D, heads: H)
+                attentionBackwardOneDNN(dQKV: single.1.data + s * L * 3 * D, dOut: dOut.data + s * L * D, qkv: qkv.data + s * L * 3 * D,
+                                        sequences: 1, length: L, width: D, heads: H)
+            }
+        }
+        for (name, a, b) in [("out", split.0.array, single.0.array), ("dQKV", split.1.array, single.1.array)] {
+            let scale = b.map { abs($0) }.max() ?? 1
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertGreaterThan(scale, 0, name)
+            XCTAssertLessThanOrEqual(worst, 1e-6 * scale, "\(name): split over threads vs one sequence at a time")
+        }
+    }
+
     /// Where the CPU has AMX the two bf16 paths differ only in the order of fp32 sums.
     func testAgreesWithTheTiles() throws {
         try XCTSkipUnless(BF16Products.tiles, "no AMX tile products on this machine: \(BF16Products.description)")

@@ -48,6 +48,41 @@ final class DeterminismTests: XCTestCase {
         return results
     }
 
+    /// Our loops run on OpenMP's team (the one oneDNN uses): every chunk once, on two threads,
+    /// a loop inside a loop still covers its range, and the bits are those of Dispatch's threads.
+    func testLoopsRunOnTheOpenMPTeam() {
+        Threads.set(2)
+        defer { Threads.onOpenMPTeam = true }
+        XCTAssertTrue(Threads.onOpenMPTeam, "libgomp (loaded with oneDNN) should carry our loops")
+        let n = 1000
+        var seen = [Int](repeating: 0, count: n), inner = [Int](repeating: 0, count: n * 10)
+        var threadOfChunk = [pthread_t?](repeating: nil, count: 2)
+        seen.withUnsafeMutableBufferPointer { seen in
+            inner.withUnsafeMutableBufferPointer { inner in
+                threadOfChunk.withUnsafeMutableBufferPointer { owners in
+                    Threads.parallelFor(n) { r in
+                        owners[r.lowerBound == 0 ? 0 : 1] = pthread_self()
+                        for i in r {
+                            seen[i] += 1
+                            Threads.parallelFor(10) { rr in for j in rr { inner[i * 10 + j] += 1 } }
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(Set(seen), [1])
+        XCTAssertEqual(Set(inner), [1])
+        if let a = threadOfChunk[0], let b = threadOfChunk[1] {
+            XCTAssertEqual(pthread_equal(a, b), 0, "the two chunks ran on one thread")
+        } else {
+            XCTFail("a chunk did not run")
+        }
+        let team = runAll()
+        Threads.onOpenMPTeam = false
+        XCTAssertFalse(Threads.onOpenMPTeam)
+        assertBitwiseEqual(team, runAll(), "OpenMP team vs Dispatch")
+    }
+
     func testSameThreadCountGivesSameBits() {
         for threads in [1, 2] {
             Threads.set(threads)

@@ -50,7 +50,9 @@ public func attentionForwardOneDNN(
     out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int, length L: Int, width D: Int, heads H: Int
 ) {
     precondition(attentionRunsOnOneDNN(length: L, width: D, heads: H), "attentionForwardOneDNN: L=\(L) D=\(D) H=\(H) do not run on oneDNN here")
-    OneDNNAttention(length: L, width: D, heads: H, backward: false).forward(out: out, qkv: qkv, sequences: S)
+    OneDNNAttention.split(sequences: S, length: L, width: D, heads: H, backward: false) { work, sequences in
+        work.forward(out: out, qkv: qkv, sequences: sequences)
+    }
 }
 
 /// dQKV [S, L, 3D] = the gradients of q | k | v for dOut [S, L, D], in bf16 (probabilities
@@ -72,15 +74,23 @@ public func attentionBackwardOneDNN(
     sequences S: Int, length L: Int, width D: Int, heads H: Int
 ) {
     precondition(attentionRunsOnOneDNN(length: L, width: D, heads: H), "attentionBackwardOneDNN: L=\(L) D=\(D) H=\(H) do not run on oneDNN here")
-    OneDNNAttention(length: L, width: D, heads: H, backward: true).backward(dQKV: dQKV, dOut: dOut, qkv: qkv, sequences: S)
+    OneDNNAttention.split(sequences: S, length: L, width: D, heads: H, backward: true) { work, sequences in
+        work.backward(dQKV: dQKV, dOut: dOut, qkv: qkv, sequences: sequences)
+    }
 }
 
 /// Rounds one sequence's `length` rows of q | k | v [L, 3D] (and of the output gradient [L, D])
 /// into bf16 rows laid out alike, all threads on contiguous rows (why whole rows and not per head:
 /// see `TileAttentionWork`). Both bf16 attentions use it.
 func roundAttentionRows(_ qkv16: UnsafeMutablePointer<UInt16>, _ qkv: UnsafePointer<Float>,
-                        _ gradient16: UnsafeMutablePointer<UInt16>, _ dy: UnsafePointer<Float>?, length: Int, width D: Int) {
+                        _ gradient16: UnsafeMutablePointer<UInt16>, _ dy: UnsafePointer<Float>?, length: Int, width D: Int,
+                        serially: Bool = false) {
     let ld = 3 * D
+    if serially {
+        roundToBF16Serially(qkv16, qkv, length * ld)
+        if let dy { roundToBF16Serially(gradient16, dy, length * D) }
+        return
+    }
     Threads.parallelFor(length) { rows in
         let first = rows.lowerBound
         roundToBF16Serially(qkv16 + first * ld, qkv + first * ld, rows.count * ld)
@@ -103,8 +113,11 @@ final class OneDNNAttention {
     let probs16: UnsafeMutablePointer<UInt16>        // [H, L, Lp]: P or Pᵀ
     let scoreGrads: UnsafeMutablePointer<Float>      // [H, L, Lp]: dPᵀ (backward)
     let scoreGrads16: UnsafeMutablePointer<UInt16>   // [H, L, Lp]: scale·dSᵀ (backward)
+    /// Set when this work runs on one thread of ours alone (`split`); nil: all threads on each sequence.
+    let lane: OneDNNLane?
 
-    init(length L: Int, width D: Int, heads H: Int, backward: Bool) {
+    init(length L: Int, width D: Int, heads H: Int, backward: Bool, lane: OneDNNLane? = nil) {
+        self.lane = lane
         precondition(L > 0 && H > 0 && D % H == 0, "OneDNNAttention: bad sizes L=\(L) D=\(D) H=\(H)")
         length = L; lp = (L + 15) / 16 * 16; width = D; heads = H; dh = D / H
         let square = H * L * lp, extra = backward ? 1 : 0
@@ -144,26 +157,27 @@ final class OneDNNAttention {
     }
 
     private func roundSequence(_ qkv: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>?) {
-        roundAttentionRows(qkv16, qkv, gradient16, dy, length: length, width: width)
+        roundAttentionRows(qkv16, qkv, gradient16, dy, length: length, width: width, serially: lane != nil)
     }
 
-    /// `body(head)` for every head, the heads split over the threads.
+    /// `body(head)` for every head, the heads split over the threads (in turn on a lane).
     private func forEachHead(_ body: (Int) -> Void) {
+        if lane != nil { for h in 0..<heads { body(h) }; return }
         forEachChunk(heads, grain: 1) { _, range in for h in range { body(h) } }
     }
 
     /// A product of this attention; the probe has found each shape a real kernel, so a throw here is a bug.
     private func product(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
                          _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>) {
-        do { try batchedMatmulBF16(a, pa, b, pb, c, pc) } catch {
+        do { try batchedMatmulBF16(a, pa, b, pb, c, pc, lane: lane) } catch {
             preconditionFailure("bf16 attention L=\(length) D=\(width) H=\(heads): \(error)")
         }
     }
 
-    func forward(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int) {
+    func forward(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences: Range<Int>) {
         let L = length, lp = lp, D = width, scale = 1 / Float(dh).squareRoot()
         let (qOp, q) = part(0), (_, k) = part(1), (vOp, v) = part(2)
-        for s in 0..<S {
+        for s in sequences {
             roundSequence(qkv + s * L * 3 * D, gradient: nil)
             product(qOp, q, qOp.transposed, k, square, scores)
             forEachHead { h in
@@ -174,11 +188,11 @@ final class OneDNNAttention {
         }
     }
 
-    func backward(dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int) {
+    func backward(dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>, sequences: Range<Int>) {
         let L = length, lp = lp, D = width, ld = 3 * D, scale = 1 / Float(dh).squareRoot()
         let (qOp, q) = part(0), (kOp, k) = part(1), (vOp, v) = part(2)
         let g = UnsafePointer(gradient16)
-        for s in 0..<S {
+        for s in sequences {
             roundSequence(qkv + s * L * ld, gradient: dOut + s * L * D)
             let dq = dQKV + s * L * ld, dk = dq + D, dv = dq + 2 * D
             // Pᵀ [j, i]: softmax down each column i over the keys j (fp32 in `scores`, bf16 in `probs16`).
@@ -198,6 +212,28 @@ final class OneDNNAttention {
         }
     }
 
+    /// Runs `body` over the S sequences: when there are enough sequences to go round, each thread
+    /// of ours takes a contiguous share and runs it alone on a lane (buffers, stream and one-thread
+    /// primitives of its own), so a sequence's seven products and row passes stay on one core's
+    /// caches and no product wakes oneDNN's OpenMP team; otherwise one work object runs every
+    /// sequence with all threads on each. Either way a sequence's arithmetic is the same.
+    static func split(sequences S: Int, length L: Int, width D: Int, heads H: Int, backward: Bool,
+                      _ body: (OneDNNAttention, Range<Int>) -> Void) {
+        let threads = Threads.count
+        guard threads > 1, S >= threads, S % threads == 0 || S >= 4 * threads, runsAlone(length: L, width: D, heads: H) else {
+            body(OneDNNAttention(length: L, width: D, heads: H, backward: backward), 0..<S)
+            return
+        }
+        Threads.parallelFor(S) { sequences in
+            guard let lane = try? OneDNNLane() else {
+                preconditionFailure("bf16 attention: oneDNN could not create a stream")
+            }
+            OneDNN.alone {
+                body(OneDNNAttention(length: L, width: D, heads: H, backward: backward, lane: lane), sequences)
+            }
+        }
+    }
+
     /// Whether every product of attention over `length` with these sizes has a real oneDNN kernel
     /// (and the CPU the AVX-512 the row helpers need); asked of oneDNN once per shape.
     static func runs(length L: Int, width D: Int, heads H: Int) -> Bool {
@@ -213,6 +249,22 @@ final class OneDNNAttention {
         probed[key] = answer
         return answer
     }
+
+    /// Whether the one-thread primitives of a lane are real kernels too (asked once per shape; else
+    /// `split` keeps all threads on each sequence).
+    static func runsAlone(length L: Int, width D: Int, heads H: Int) -> Bool {
+        let key = [L, D, H]
+        lock.lock(); defer { lock.unlock() }
+        if let known = probedAlone[key] { return known }
+        let answer: Bool = {
+            guard let engine = try? BatchedMatmulEngine.shared() else { return false }
+            let shape = OneDNNAttention(length: L, width: D, heads: H, backward: false)
+            return shape.products.allSatisfy { engine.implementationBF16($0.0, $0.1, $0.2, alone: true) != nil }
+        }()
+        probedAlone[key] = answer
+        return answer
+    }
+    nonisolated(unsafe) private static var probedAlone: [[Int]: Bool] = [:]
     nonisolated(unsafe) private static var probed: [[Int]: Bool] = [:]
     private static let lock = NSLock()
 }

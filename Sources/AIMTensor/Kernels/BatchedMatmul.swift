@@ -1,4 +1,5 @@
 import CDNNL
+import Foundation
 
 // Batched fp32 matrix products over two batch dimensions with arbitrary strides, through oneDNN's
 // matmul primitive: C[s, h] = α · A[s, h] · B[s, h] (+ C[s, h]) for every (s, h) in one call.
@@ -40,11 +41,12 @@ public func batchedMatmul(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: 
 
 /// C = A·B with bf16 A and B and fp32 C (the bf16 attention's products). Throws `OneDNNReferenceOnly`
 /// where oneDNN has only its reference kernel for these operands (seconds per call, not a product
-/// to run in a step).
+/// to run in a step). With a `lane`, the product runs on the calling thread alone, on the lane's
+/// stream (`OneDNNLane`): several threads may then multiply at once, one lane each.
 public func batchedMatmulBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
-                              _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>) throws {
+                              _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, lane: OneDNNLane? = nil) throws {
     guard BatchedOperand.isProduct(a, b, c, "batchedMatmulBF16") else { return }
-    try BatchedMatmulEngine.shared().runBF16(a, pa, b, pb, c, pc)
+    try BatchedMatmulEngine.shared().runBF16(a, pa, b, pb, c, pc, lane: lane)
 }
 
 /// The oneDNN implementation a product of these operands runs (e.g. "brg:avx512_core"), for the bench.
@@ -60,10 +62,15 @@ final class BatchedMatmulEngine {
     private struct Key: Hashable {
         let a: BatchedOperand, b: BatchedOperand, c: BatchedOperand, alpha: Float, accumulate: Bool
         var bf16 = false
+        /// Built for one thread (a lane's) rather than oneDNN's team: oneDNN fixes a primitive's
+        /// thread count when it creates it, so a lane needs primitives of its own.
+        var alone = false
     }
     private struct Entry { let primitive: dnnl_primitive_t; let a: dnnl_memory_desc_t; let b: dnnl_memory_desc_t; let c: dnnl_memory_desc_t
                            let implementation: String }
     private var cache: [Key: Entry] = [:]
+    /// Lanes look primitives up from several threads at once.
+    private let lock = NSLock()
 
     private init() throws { context = try OneDNNContext.shared() }
 
@@ -74,7 +81,13 @@ final class BatchedMatmulEngine {
     }
 
     private func entry(_ key: Key) throws -> Entry {
+        lock.lock(); defer { lock.unlock() }
         if let e = cache[key] { return e }
+        // A lane's primitive is created for one OpenMP thread, whatever thread asks first.
+        return try key.alone ? OneDNN.alone { try create(key) } : create(key)
+    }
+
+    private func create(_ key: Key) throws -> Entry {
         if refused.contains(key) { throw OneDNNReferenceOnly(shape: "batched bf16 \(key.a.dims) · \(key.b.dims)") }
         let operandType = key.bf16 ? dnnl_bf16 : dnnl_f32
         var a = try desc(key.a, operandType), b = try desc(key.b, operandType), c = try desc(key.c)
@@ -116,18 +129,25 @@ final class BatchedMatmulEngine {
     }
 
     func runBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
-                 _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>) throws {
-        try execute(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true), pa, pb, pc)
+                 _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, lane: OneDNNLane?) throws {
+        try execute(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true, alone: lane != nil), pa, pb, pc, lane: lane)
     }
 
-    private func execute(_ key: Key, _ pa: UnsafeRawPointer, _ pb: UnsafeRawPointer, _ pc: UnsafeMutableRawPointer) throws {
+    private func execute(_ key: Key, _ pa: UnsafeRawPointer, _ pb: UnsafeRawPointer, _ pc: UnsafeMutableRawPointer,
+                         lane: OneDNNLane? = nil) throws {
         let e = try entry(key)
-        try context.execute(e.primitive, [(DNNL_ARG_SRC, e.a, pa), (DNNL_ARG_WEIGHTS, e.b, pb), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))])
+        let arguments = [(DNNL_ARG_SRC, e.a, pa), (DNNL_ARG_WEIGHTS, e.b, pb), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))]
+        if let lane {
+            try OneDNN.alone { try OneDNN.execute(e.primitive, engine: context.engine, stream: lane.stream, arguments) }
+        } else {
+            try context.execute(e.primitive, arguments)
+        }
     }
 
-    /// The implementation of a bf16 product of these operands, or nil where oneDNN has only its reference kernel.
-    func implementationBF16(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand) -> String? {
-        try? entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true)).implementation
+    /// The implementation of a bf16 product of these operands, or nil where oneDNN has only its
+    /// reference kernel; `alone`: of the primitive a lane runs.
+    func implementationBF16(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand, alone: Bool = false) -> String? {
+        try? entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true, alone: alone)).implementation
     }
 
     func run(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,

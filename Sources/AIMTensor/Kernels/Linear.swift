@@ -104,11 +104,17 @@ func addBiasRows(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float
     }
 }
 
-/// acc[j] += Σ_i x[i, j], as one sgemv (xᵀ·1) in OpenBLAS's own threads: a loop of ours right
-/// after a GEMM would compete with OpenBLAS's still-spinning threads for the cores. OpenBLAS
-/// splits the transposed sgemv over columns, so the sum stays deterministic per thread count.
+/// acc[j] += Σ_i x[i, j]: a serial sgemv (xᵀ·1) per thread over its share of the columns, so the
+/// sum is deterministic per thread count and runs on our threads (see `Threads`).
 public func sumRows(into acc: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ M: Int, _ N: Int) {
     guard M > 0, N > 0 else { return }
     let ones = [Float](repeating: 1, count: M)
-    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(M), Int32(N), 1, x, Int32(N), ones, 1, 1, acc, 1)
+    ones.withUnsafeBufferPointer { one in
+        Gemm.withSerialLibraries {
+            Threads.parallelFor(N, grain: 64) { cols in
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(M), Int32(cols.count), 1, x + cols.lowerBound, Int32(N),
+                            one.baseAddress, 1, 1, acc + cols.lowerBound, 1)
+            }
+        }
+    }
 }
