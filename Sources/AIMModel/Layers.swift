@@ -270,14 +270,25 @@ struct AttentionLayer {
                  attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
         let rows = S * L
         qkv.forward(qkvBuf, x, rows: rows, keepInput: xKeep)
+        // out_proj reads only the bf16 rounding of the attention's output when it is frozen (or keeps
+        // that rounding for its weight gradient): the attention then writes it in bf16 itself, into
+        // the kept buffer or over attnOut's memory, which nothing else reads.
+        let rounded = writesRoundedOutput(L, keeping: attnOutKeep)
+            ? attnOutKeep ?? UnsafeMutableRawPointer(attnOut).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
-            if inBF16(L) {
+            if let rounded {
+                attentionForwardOneDNN(out: attnOut, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads, roundedOut: rounded)
+            } else if inBF16(L) {
                 attentionForwardBF16(out: attnOut, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
             } else {
                 attentionForward(out: attnOut, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
             }
         }
-        proj.forward(out, attnOut, rows: rows, keepInput: attnOutKeep)
+        if let rounded {
+            proj.forward(out, roundedInput: rounded, rows: rows)
+        } else {
+            proj.forward(out, attnOut, rows: rows, keepInput: attnOutKeep)
+        }
     }
 
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, qkvBuf: UnsafePointer<Float>,
@@ -288,19 +299,40 @@ struct AttentionLayer {
         let dA = scratch.buffer("attn.dA", rows * width)
         let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
         proj.backward(dInput: dA, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: rows)
+        // A frozen in_proj's input gradient reads only the bf16 rounding of dQKV: written so directly.
+        let rounded = onOneDNNInBF16(L) && qkv.needsOnlyInputGradient
+            ? UnsafeMutableRawPointer(dQKV).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
-            if inBF16(L) {
+            if let rounded {
+                attentionBackwardOneDNN(dQKV: dQKV, dOut: dA, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads,
+                                        roundedDQKV: rounded)
+            } else if inBF16(L) {
                 attentionBackwardBF16(dQKV: dQKV, dOut: dA, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
             } else {
                 attentionBackward(dQKV: dQKV, dOut: dA, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
             }
         }
-        qkv.backward(dInput: dInput, dOut: dQKV, input: x, inputBF16: xBF16, rows: rows, accumulateInput: accumulateInput)
+        if let rounded {
+            qkv.inputGradient(dInput, roundedDOut: rounded, rows: rows, accumulateInput: accumulateInput)
+        } else {
+            qkv.backward(dInput: dInput, dOut: dQKV, input: x, inputBF16: xBF16, rows: rows, accumulateInput: accumulateInput)
+        }
     }
 
     /// A bf16 model's attention over long sequences runs in bf16 (AttentionBF16.swift: AMX tiles or
     /// oneDNN), as autocast's does; the temporal pass and fp32 models use the fp32 kernels.
     func inBF16(_ L: Int) -> Bool { qkv.weight.reducedPrecision && attentionRunsInBF16(length: L, width: width, heads: heads) }
+
+    /// Whether the bf16 attention runs through oneDNN (no AMX tiles), which can write its results in bf16.
+    private func onOneDNNInBF16(_ L: Int) -> Bool {
+        inBF16(L) && !attentionRunsOnTiles(length: L, headWidth: width / heads)
+    }
+
+    /// Whether the forward writes the attention's output in bf16 only: out_proj is a bf16 product
+    /// that reads nothing else (frozen, or keeping that bf16 input in `keeping`).
+    private func writesRoundedOutput(_ L: Int, keeping: UnsafeMutablePointer<UInt16>?) -> Bool {
+        onOneDNNInBF16(L) && proj.weight.reducedPrecision && (!proj.needsInput || keeping != nil)
+    }
 
     var parameters: [Parameter] { qkv.parameters + proj.parameters }
     /// fvcore convention: projections plus the two attention matrix products.

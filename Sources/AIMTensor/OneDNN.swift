@@ -219,6 +219,19 @@ final class OneDNNContext {
 /// small product.
 public final class OneDNNLane {
     let stream: dnnl_stream_t?
+    /// The scratchpad of this lane's primitives (oneDNN's shared one is not safe to use from
+    /// several threads at once), grown to the largest asked for.
+    private var scratchpad: UnsafeMutableRawPointer?
+    private var scratchpadBytes = 0
+
+    func scratch(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > scratchpadBytes {
+            scratchpad?.deallocate()
+            scratchpad = .allocate(byteCount: bytes, alignment: 64)
+            scratchpadBytes = bytes
+        }
+        return scratchpad!
+    }
 
     public init() throws {
         let context = try OneDNNContext.shared()
@@ -227,5 +240,5 @@ public final class OneDNNLane {
         stream = s
     }
 
-    deinit { dnnl_stream_destroy(stream) }
+    deinit { dnnl_stream_destroy(stream); scratchpad?.deallocate() }
 }

@@ -46,12 +46,16 @@ public func attentionForwardBF16(
 }
 
 /// The oneDNN half of `attentionForwardBF16`, callable on any CPU where `attentionRunsOnOneDNN` (tests compare it with tiles).
+/// With `roundedOut` [S, L, D] the output is written there in bf16 (rounded as `toBF16` rounds)
+/// and `out` is not touched: for an output that only a bf16 product reads (the frozen out_proj),
+/// which then needs no rounding pass.
 public func attentionForwardOneDNN(
-    out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int, length L: Int, width D: Int, heads H: Int
+    out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int, length L: Int, width D: Int, heads H: Int,
+    roundedOut: UnsafeMutablePointer<UInt16>? = nil
 ) {
     precondition(attentionRunsOnOneDNN(length: L, width: D, heads: H), "attentionForwardOneDNN: L=\(L) D=\(D) H=\(H) do not run on oneDNN here")
     OneDNNAttention.split(sequences: S, length: L, width: D, heads: H, backward: false) { work, sequences in
-        work.forward(out: out, qkv: qkv, sequences: sequences)
+        work.forward(out: out, roundedOut: roundedOut, qkv: qkv, sequences: sequences)
     }
 }
 
@@ -68,14 +72,16 @@ public func attentionBackwardBF16(
     }
 }
 
-/// The oneDNN half of `attentionBackwardBF16`.
+/// The oneDNN half of `attentionBackwardBF16`. With `roundedDQKV` [S, L, 3D] the gradients are
+/// written there in bf16 and `dQKV` is not touched (for a frozen in_proj, whose input gradient is a
+/// bf16 product that reads only that).
 public func attentionBackwardOneDNN(
     dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-    sequences S: Int, length L: Int, width D: Int, heads H: Int
+    sequences S: Int, length L: Int, width D: Int, heads H: Int, roundedDQKV: UnsafeMutablePointer<UInt16>? = nil
 ) {
     precondition(attentionRunsOnOneDNN(length: L, width: D, heads: H), "attentionBackwardOneDNN: L=\(L) D=\(D) H=\(H) do not run on oneDNN here")
     OneDNNAttention.split(sequences: S, length: L, width: D, heads: H, backward: true) { work, sequences in
-        work.backward(dQKV: dQKV, dOut: dOut, qkv: qkv, sequences: sequences)
+        work.backward(dQKV: dQKV, roundedDQKV: roundedDQKV, dOut: dOut, qkv: qkv, sequences: sequences)
     }
 }
 
@@ -149,11 +155,14 @@ final class OneDNNAttention {
     /// An [L, L] score matrix per head in an [H, L, Lp] buffer.
     private var square: BatchedOperand { BatchedOperand([1, heads, length, length], strides: [heads * length * lp, length * lp, lp, 1]) }
 
-    /// The shapes and strides of every product this attention runs, for the probe.
-    fileprivate var products: [(BatchedOperand, BatchedOperand, BatchedOperand)] {
+    /// The shapes and strides of every product this attention runs, and whether C is written in
+    /// bf16 (the outputs and gradients that go on to a bf16 product), for the probe.
+    fileprivate var products: [(BatchedOperand, BatchedOperand, BatchedOperand, rounded: Bool)] {
         let q = part(0).0
-        return [(q, q.transposed, square), (square, q, headRows), (q, headRows.transposed, square),
-                (square, headRows, headRows3), (square, q, headRows3), (square.transposed, q, headRows3)]
+        let fp32 = [(q, q.transposed, square), (square, q, headRows), (q, headRows.transposed, square),
+                    (square, headRows, headRows3), (square, q, headRows3), (square.transposed, q, headRows3)]
+        let rounded = [(square, q, headRows), (square, headRows, headRows3), (square, q, headRows3), (square.transposed, q, headRows3)]
+        return fp32.map { ($0.0, $0.1, $0.2, rounded: false) } + rounded.map { ($0.0, $0.1, $0.2, rounded: true) }
     }
 
     private func roundSequence(_ qkv: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>?) {
@@ -174,7 +183,15 @@ final class OneDNNAttention {
         }
     }
 
-    func forward(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences: Range<Int>) {
+    /// A product whose C is written in bf16.
+    private func product(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
+                         _ c: BatchedOperand, rounded pc: UnsafeMutablePointer<UInt16>) {
+        do { try batchedMatmulBF16(a, pa, b, pb, c, rounded: pc, lane: lane) } catch {
+            preconditionFailure("bf16 attention L=\(length) D=\(width) H=\(heads): \(error)")
+        }
+    }
+
+    func forward(out: UnsafeMutablePointer<Float>, roundedOut: UnsafeMutablePointer<UInt16>?, qkv: UnsafePointer<Float>, sequences: Range<Int>) {
         let L = length, lp = lp, D = width, scale = 1 / Float(dh).squareRoot()
         let (qOp, q) = part(0), (_, k) = part(1), (vOp, v) = part(2)
         for s in sequences {
@@ -184,17 +201,23 @@ final class OneDNNAttention {
                 let at = h * L * lp
                 camx_softmax_rows_bf16(probs16 + at, lp, scores + at, lp, L, L, L, scale)
             }
-            product(square, probs16, vOp, v, headRows, out + s * L * D)
+            if let roundedOut {
+                product(square, probs16, vOp, v, headRows, rounded: roundedOut + s * L * D)
+            } else {
+                product(square, probs16, vOp, v, headRows, out + s * L * D)
+            }
         }
     }
 
-    func backward(dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>, sequences: Range<Int>) {
+    func backward(dQKV: UnsafeMutablePointer<Float>, roundedDQKV: UnsafeMutablePointer<UInt16>?, dOut: UnsafePointer<Float>,
+                  qkv: UnsafePointer<Float>, sequences: Range<Int>) {
         let L = length, lp = lp, D = width, ld = 3 * D, scale = 1 / Float(dh).squareRoot()
         let (qOp, q) = part(0), (kOp, k) = part(1), (vOp, v) = part(2)
         let g = UnsafePointer(gradient16)
         for s in sequences {
             roundSequence(qkv + s * L * ld, gradient: dOut + s * L * D)
             let dq = dQKV + s * L * ld, dk = dq + D, dv = dq + 2 * D
+            let dq16 = roundedDQKV.map { $0 + s * L * ld }
             // Pᵀ [j, i]: softmax down each column i over the keys j (fp32 in `scores`, bf16 in `probs16`).
             product(kOp, k, qOp.transposed, q, square, scores)
             forEachHead { h in
@@ -202,13 +225,20 @@ final class OneDNNAttention {
                 camx_softmax_columns_bf16(probs16 + at, scores + at, lp, L, lp, scale)
             }
             product(vOp, v, headRows.transposed, g, square, scoreGrads)          // dPᵀ [j, i] = v_j · dO_i
-            product(square, probs16, headRows, g, headRows3, dv)                 // dV = Pᵀ · dO
+            if let dq16 { product(square, probs16, headRows, g, headRows3, rounded: dq16 + 2 * D) } else {
+                product(square, probs16, headRows, g, headRows3, dv)             // dV = Pᵀ · dO
+            }
             forEachHead { h in                                                   // scale · dSᵀ in bf16
                 let at = h * L * lp
                 camx_score_gradients_bf16(scoreGrads16 + at, scores + at, scoreGrads + at, lp, L, lp, scale)
             }
-            product(square, scoreGrads16, qOp, q, headRows3, dk)                 // dK = scale · dSᵀ · Q
-            product(square.transposed, scoreGrads16, kOp, k, headRows3, dq)      // dQ = scale · dS · K
+            if let dq16 {
+                product(square, scoreGrads16, qOp, q, headRows3, rounded: dq16 + D)
+                product(square.transposed, scoreGrads16, kOp, k, headRows3, rounded: dq16)
+            } else {
+                product(square, scoreGrads16, qOp, q, headRows3, dk)             // dK = scale · dSᵀ · Q
+                product(square.transposed, scoreGrads16, kOp, k, headRows3, dq)  // dQ = scale · dS · K
+            }
         }
     }
 
@@ -244,7 +274,7 @@ final class OneDNNAttention {
             guard L >= 64, CPUFeatures.current.contains([.avx512f, .avx512bw, .avx512vl]), BF16Support.isAvailable,
                   let engine = try? BatchedMatmulEngine.shared() else { return false }
             let shape = OneDNNAttention(length: L, width: D, heads: H, backward: false)
-            return shape.products.allSatisfy { engine.implementationBF16($0.0, $0.1, $0.2) != nil }
+            return shape.products.allSatisfy { engine.implementationBF16($0.0, $0.1, $0.2, roundedOutput: $0.rounded) != nil }
         }()
         probed[key] = answer
         return answer
@@ -259,7 +289,7 @@ final class OneDNNAttention {
         let answer: Bool = {
             guard let engine = try? BatchedMatmulEngine.shared() else { return false }
             let shape = OneDNNAttention(length: L, width: D, heads: H, backward: false)
-            return shape.products.allSatisfy { engine.implementationBF16($0.0, $0.1, $0.2, alone: true) != nil }
+            return shape.products.allSatisfy { engine.implementationBF16($0.0, $0.1, $0.2, alone: true, roundedOutput: $0.rounded) != nil }
         }()
         probedAlone[key] = answer
         return answer

@@ -46,7 +46,15 @@ public func batchedMatmul(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: 
 public func batchedMatmulBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
                               _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, lane: OneDNNLane? = nil) throws {
     guard BatchedOperand.isProduct(a, b, c, "batchedMatmulBF16") else { return }
-    try BatchedMatmulEngine.shared().runBF16(a, pa, b, pb, c, pc, lane: lane)
+    try BatchedMatmulEngine.shared().runBF16(a, pa, b, pb, c, UnsafeMutableRawPointer(pc), roundedOutput: false, lane: lane)
+}
+
+/// `batchedMatmulBF16` with C rounded to bf16 as it is written (oneDNN rounds to nearest even, as
+/// `toBF16` does), for a product whose result is only ever another bf16 product's operand.
+public func batchedMatmulBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
+                              _ c: BatchedOperand, rounded pc: UnsafeMutablePointer<UInt16>, lane: OneDNNLane? = nil) throws {
+    guard BatchedOperand.isProduct(a, b, c, "batchedMatmulBF16") else { return }
+    try BatchedMatmulEngine.shared().runBF16(a, pa, b, pb, c, UnsafeMutableRawPointer(pc), roundedOutput: true, lane: lane)
 }
 
 /// The oneDNN implementation a product of these operands runs (e.g. "brg:avx512_core"), for the bench.
@@ -65,9 +73,13 @@ final class BatchedMatmulEngine {
         /// Built for one thread (a lane's) rather than oneDNN's team: oneDNN fixes a primitive's
         /// thread count when it creates it, so a lane needs primitives of its own.
         var alone = false
+        /// C in bf16 (only with `bf16`).
+        var roundedOutput = false
     }
     private struct Entry { let primitive: dnnl_primitive_t; let a: dnnl_memory_desc_t; let b: dnnl_memory_desc_t; let c: dnnl_memory_desc_t
-                           let implementation: String }
+                           let implementation: String
+                           /// A lane's primitive: the scratchpad it needs from the lane (its `scratchBytes` > 0).
+                           var scratch = dnnl_memory_desc_t(); var scratchBytes = 0 }
     private var cache: [Key: Entry] = [:]
     /// Lanes look primitives up from several threads at once.
     private let lock = NSLock()
@@ -90,7 +102,7 @@ final class BatchedMatmulEngine {
     private func create(_ key: Key) throws -> Entry {
         if refused.contains(key) { throw OneDNNReferenceOnly(shape: "batched bf16 \(key.a.dims) · \(key.b.dims)") }
         let operandType = key.bf16 ? dnnl_bf16 : dnnl_f32
-        var a = try desc(key.a, operandType), b = try desc(key.b, operandType), c = try desc(key.c)
+        var a = try desc(key.a, operandType), b = try desc(key.b, operandType), c = try desc(key.c, key.roundedOutput ? dnnl_bf16 : dnnl_f32)
         var op = dnnl_matmul_desc_t()
         try OneDNN.check(dnnl_matmul_desc_init(&op, &a, &b, nil, &c), "matmul_desc_init")
         var attr: dnnl_primitive_attr_t?
@@ -99,6 +111,12 @@ final class BatchedMatmulEngine {
         if key.alpha != 1 {
             var alpha = key.alpha
             try OneDNN.check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "set_output_scales")
+        }
+        if key.alone {
+            // oneDNN's own scratchpad is one buffer shared by every primitive (oneDNN 2.6 built without
+            // concurrent execution): lanes running at once would overwrite each other's accumulators
+            // there (measured: bf16 results of another sequence), so each lane brings its own.
+            try OneDNN.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "set_scratchpad_mode")
         }
         if key.accumulate {
             var ops: dnnl_post_ops_t?
@@ -119,7 +137,11 @@ final class BatchedMatmulEngine {
         }
         var prim: dnnl_primitive_t?
         try OneDNN.check(dnnl_primitive_create(&prim, pd), "primitive_create")
-        let e = Entry(primitive: prim!, a: a, b: b, c: c, implementation: info.map { String(cString: $0) } ?? "?")
+        var e = Entry(primitive: prim!, a: a, b: b, c: c, implementation: info.map { String(cString: $0) } ?? "?")
+        if key.alone, let md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) {
+            e.scratch = md.pointee
+            e.scratchBytes = dnnl_memory_desc_get_size(md)
+        }
         cache[key] = e
         return e
     }
@@ -129,15 +151,17 @@ final class BatchedMatmulEngine {
     }
 
     func runBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
-                 _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, lane: OneDNNLane?) throws {
-        try execute(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true, alone: lane != nil), pa, pb, pc, lane: lane)
+                 _ c: BatchedOperand, _ pc: UnsafeMutableRawPointer, roundedOutput: Bool, lane: OneDNNLane?) throws {
+        try execute(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true, alone: lane != nil, roundedOutput: roundedOutput),
+                    pa, pb, pc, lane: lane)
     }
 
     private func execute(_ key: Key, _ pa: UnsafeRawPointer, _ pb: UnsafeRawPointer, _ pc: UnsafeMutableRawPointer,
                          lane: OneDNNLane? = nil) throws {
         let e = try entry(key)
-        let arguments = [(DNNL_ARG_SRC, e.a, pa), (DNNL_ARG_WEIGHTS, e.b, pb), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))]
+        var arguments = [(DNNL_ARG_SRC, e.a, pa), (DNNL_ARG_WEIGHTS, e.b, pb), (DNNL_ARG_DST, e.c, UnsafeRawPointer(pc))]
         if let lane {
+            if e.scratchBytes > 0 { arguments.append((DNNL_ARG_SCRATCHPAD, e.scratch, UnsafeRawPointer(lane.scratch(e.scratchBytes)))) }
             try OneDNN.alone { try OneDNN.execute(e.primitive, engine: context.engine, stream: lane.stream, arguments) }
         } else {
             try context.execute(e.primitive, arguments)
@@ -146,8 +170,9 @@ final class BatchedMatmulEngine {
 
     /// The implementation of a bf16 product of these operands, or nil where oneDNN has only its
     /// reference kernel; `alone`: of the primitive a lane runs.
-    func implementationBF16(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand, alone: Bool = false) -> String? {
-        try? entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true, alone: alone)).implementation
+    func implementationBF16(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand, alone: Bool = false,
+                            roundedOutput: Bool = false) -> String? {
+        try? entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true, alone: alone, roundedOutput: roundedOutput)).implementation
     }
 
     func run(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,
