@@ -93,6 +93,23 @@ struct LinearLayer {
         }
     }
 
+    /// bf16 through oneDNN only: out = bf16(x·Wᵀ + b) written in bf16 (x fp32, or `roundedInput`).
+    /// False (nothing written) where that cannot run here (AMX tiles, or no oneDNN kernel for it):
+    /// the caller then takes the fp32 output.
+    func forward(roundedOutput out: UnsafeMutablePointer<UInt16>, _ input: UnsafePointer<Float>?, roundedInput: UnsafePointer<UInt16>?,
+                 rows: Int) -> Bool {
+        guard weight.reducedPrecision, !BF16Products.tiles(k: inFeatures, n: outFeatures) else { return false }
+        return StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
+            do {
+                return try linearForwardBF16(roundedOut: out, input: input, roundedInput: roundedInput, weight: weight.bf16(),
+                                             bias: bias?.data, rows: rows)
+            } catch {
+                PassFailure.record(error, output: nil, count: 0)
+                return true
+            }
+        }
+    }
+
     /// Whether the backward forms no weight or bias gradient (then only dx = dy·W, which can read a bf16 dy).
     var needsOnlyInputGradient: Bool { weight.gradData == nil && bias?.gradData == nil }
 
@@ -398,11 +415,20 @@ struct MLPLayer {
         for c in chunks {
             let n = c.count
             if let act16 {
-                if let roundedInput { fc1.forward(act, roundedInput: roundedInput + c.lowerBound * width, rows: n) }
-                else { fc1.forward(act, x + c.lowerBound * width, rows: n) }
-                StepProfile.measure(.activation) {   // fc1's output rounded in place (kept), the activation into act16
-                    activationForwardRoundingInput(quick: quickGELU, outBF16: act16, input: act,
-                                                   keep: pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden, count: n * hidden)
+                let keep = pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden
+                // fc1 writes its output in bf16 straight into the kept buffer where oneDNN can (as
+                // autocast's Linear returns bf16); else in fp32, rounded in place into it.
+                if fc1.forward(roundedOutput: keep, roundedInput == nil ? x + c.lowerBound * width : nil,
+                               roundedInput: roundedInput.map { $0 + c.lowerBound * width }, rows: n) {
+                    StepProfile.measure(.activation) {
+                        activationForward(quick: quickGELU, outBF16: act16, inputBF16: keep, count: n * hidden)
+                    }
+                } else {
+                    if let roundedInput { fc1.forward(act, roundedInput: roundedInput + c.lowerBound * width, rows: n) }
+                    else { fc1.forward(act, x + c.lowerBound * width, rows: n) }
+                    StepProfile.measure(.activation) {   // fc1's output rounded in place (kept), the activation into act16
+                        activationForwardRoundingInput(quick: quickGELU, outBF16: act16, input: act, keep: keep, count: n * hidden)
+                    }
                 }
                 fc2.forward(out + c.lowerBound * width, roundedInput: act16, rows: n, accumulate: accumulate)
             } else {

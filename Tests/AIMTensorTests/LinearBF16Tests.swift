@@ -131,6 +131,29 @@ final class LinearBF16Tests: XCTestCase {
         }
     }
 
+    /// An output written in bf16 by the product (fc1's, kept for the activation) is bit for bit the
+    /// fp32 output rounded by `toBF16`, from an fp32 input or one already rounded.
+    func testRoundedOutputIsTheFP32OutputRounded() throws {
+        try requireBF16()
+        Threads.set(2)
+        for (M, K, N) in [(37, 64, 48), (197, 96, 160)] {
+            let x = random(M * K, 41), w = random(N * K, 42), b = random(N, 43)
+            let bw = BF16Weight(w.data, outFeatures: N, inFeatures: K)
+            if BF16Products.tiles(k: K, n: N) { continue }   // tiles write fp32 only; the model takes the fp32 path there
+            let plain = Tensor([M * N])
+            try linearForwardBF16(out: plain.data, input: x.data, weight: bw, bias: b.data, rows: M)
+            var expected = [UInt16](repeating: 0, count: M * N)
+            toBF16(&expected, plain.data, count: M * N)
+            var fromFP32 = [UInt16](repeating: 1, count: M * N), fromRounded = fromFP32
+            try linearForwardBF16(roundedOut: &fromFP32, input: x.data, roundedInput: nil, weight: bw, bias: b.data, rows: M)
+            var x16 = [UInt16](repeating: 0, count: M * K)
+            toBF16(&x16, x.data, count: M * K)
+            try linearForwardBF16(roundedOut: &fromRounded, input: nil, roundedInput: x16, weight: bw, bias: b.data, rows: M)
+            XCTAssertEqual(fromFP32, expected, "fp32 input \(M)×\(K)→\(N)")
+            XCTAssertEqual(fromRounded, expected, "bf16 input \(M)×\(K)→\(N)")
+        }
+    }
+
     func testRefreshReRoundsChangedWeight() throws {
         try requireBF16()
         for (N, K) in [(8, 8), (32, 64)] {

@@ -12,7 +12,9 @@ final class OneDNNMatmulEngine {
 
     private let context: OneDNNContext
     private struct Key: Hashable { let M: Int, K: Int, N: Int, sourceTransposed: Bool, transposed: Bool, bias: Bool, accumulate: Bool
-                                   var f32Operands = false, residual = false, scale: Float = 1 }
+                                   var f32Operands = false, residual = false, scale: Float = 1
+                                   /// dst in bf16 (rounded to nearest even, as `toBF16`): an output only bf16 products read.
+                                   var roundedOutput = false }
     private struct Entry { let primitive: dnnl_primitive_t; let src: dnnl_memory_desc_t; let wei: dnnl_memory_desc_t
                            let bias: dnnl_memory_desc_t; let dst: dnnl_memory_desc_t }
     private var cache: [Key: Entry] = [:]
@@ -51,7 +53,7 @@ final class OneDNNMatmulEngine {
         let src = try desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], operandType)
         let wei = try desc([key.K, key.N], key.transposed ? [1, key.K] : [key.N, 1], operandType)
         let bias = try desc([1, key.N], [key.N, 1], dnnl_f32)
-        let dst = try desc([key.M, key.N], [key.N, 1], dnnl_f32)
+        let dst = try desc([key.M, key.N], [key.N, 1], key.roundedOutput ? dnnl_bf16 : dnnl_f32)
         var op = dnnl_matmul_desc_t()
         var s = src, w = wei, b = bias, d = dst
         if key.bias { try check(dnnl_matmul_desc_init(&op, &s, &w, &b, &d), "matmul_desc_init") }
@@ -80,7 +82,7 @@ final class OneDNNMatmulEngine {
         // scale before a sum), it falls back to `ref:any`, measured 1.7 s for a 1576×192·192×768
         // product that sgemm does in 3 ms. The fp32 callers have a plain sgemm path instead, and the
         // bf16 ones a residual or scale applied outside the product.
-        if key.f32Operands || key.residual || key.scale != 1, Self.implementation(pd).hasPrefix("ref") {
+        if key.f32Operands || key.residual || key.scale != 1 || key.roundedOutput, Self.implementation(pd).hasPrefix("ref") {
             refused.insert(key)
             throw OneDNNReferenceOnly(shape: "\(key.f32Operands ? "fp32" : "bf16") \(key.M)×\(key.K)·\(key.K)×\(key.N)")
         }
@@ -105,6 +107,19 @@ final class OneDNNMatmulEngine {
                                                                      (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
         if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
         if let residual { args.append((Self.postOpSource(index: (accumulate ? 1 : 0) + (scale != 1 ? 1 : 0)), e.dst, UnsafeRawPointer(residual))) }
+        try context.execute(e.primitive, args)
+    }
+
+    /// dst [M, N] = bf16(src · weights [+ bias]): bf16 operands, the fp32 result rounded as it is
+    /// written. Throws `OneDNNReferenceOnly` where oneDNN has only its reference implementation for it.
+    func matmul(M: Int, K: Int, N: Int, src: UnsafePointer<UInt16>, weights: UnsafePointer<UInt16>, transposedWeights: Bool,
+                bias: UnsafePointer<Float>?, roundedDst dst: UnsafeMutablePointer<UInt16>) throws {
+        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: transposedWeights,
+                              bias: bias != nil, accumulate: false, roundedOutput: true))
+        var args: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)] = [(DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)),
+                                                                     (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
+                                                                     (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
+        if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
         try context.execute(e.primitive, args)
     }
 
