@@ -98,7 +98,7 @@ struct LinearLayer {
     /// the caller then takes the fp32 output.
     func forward(roundedOutput out: UnsafeMutablePointer<UInt16>, _ input: UnsafePointer<Float>?, roundedInput: UnsafePointer<UInt16>?,
                  rows: Int) -> Bool {
-        guard weight.reducedPrecision, !BF16Products.tiles(k: inFeatures, n: outFeatures) else { return false }
+        guard weight.reducedPrecision else { return false }
         return StepProfile.measure(weight.tunable ? .tunableGEMM : .frozenGEMM) {
             do {
                 return try linearForwardBF16(roundedOut: out, input: input, roundedInput: roundedInput, weight: weight.bf16(),

@@ -250,51 +250,33 @@ final class OneDNNAttention {
     static func split(sequences S: Int, length L: Int, width D: Int, heads H: Int, backward: Bool,
                       _ body: (OneDNNAttention, Range<Int>) -> Void) {
         let threads = Threads.count
-        guard threads > 1, S >= threads, S % threads == 0 || S >= 4 * threads, runsAlone(length: L, width: D, heads: H) else {
+        let lanes = threads > 1 && S >= threads && (S % threads == 0 || S >= 4 * threads) && runs(length: L, width: D, heads: H, alone: true)
+            ? (0..<threads).compactMap { _ in try? OneDNNLane() } : []
+        guard lanes.count == threads else {   // also where oneDNN could not make a stream for each thread
             body(OneDNNAttention(length: L, width: D, heads: H, backward: backward), 0..<S)
             return
         }
-        Threads.parallelFor(S) { sequences in
-            guard let lane = try? OneDNNLane() else {
-                preconditionFailure("bf16 attention: oneDNN could not create a stream")
-            }
-            OneDNN.alone {
-                body(OneDNNAttention(length: L, width: D, heads: H, backward: backward, lane: lane), sequences)
-            }
+        forEachChunk(S, grain: 1) { chunk, sequences in
+            body(OneDNNAttention(length: L, width: D, heads: H, backward: backward, lane: lanes[chunk]), sequences)
         }
     }
 
     /// Whether every product of attention over `length` with these sizes has a real oneDNN kernel
-    /// (and the CPU the AVX-512 the row helpers need); asked of oneDNN once per shape.
-    static func runs(length L: Int, width D: Int, heads H: Int) -> Bool {
-        let key = [L, D, H]
+    /// (and the CPU the AVX-512 the row helpers need); asked of oneDNN once per shape. `alone`: the
+    /// one-thread primitives of a lane (else `split` keeps all threads on each sequence).
+    static func runs(length L: Int, width D: Int, heads H: Int, alone: Bool = false) -> Bool {
+        let key = [L, D, H, alone ? 1 : 0]
         lock.lock(); defer { lock.unlock() }
         if let known = probed[key] { return known }
         let answer: Bool = {
             guard L >= 64, CPUFeatures.current.contains([.avx512f, .avx512bw, .avx512vl]), BF16Support.isAvailable,
                   let engine = try? BatchedMatmulEngine.shared() else { return false }
             let shape = OneDNNAttention(length: L, width: D, heads: H, backward: false)
-            return shape.products.allSatisfy { engine.implementationBF16($0.0, $0.1, $0.2, roundedOutput: $0.rounded) != nil }
+            return shape.products.allSatisfy { engine.implementationBF16($0.0, $0.1, $0.2, alone: alone, roundedOutput: $0.rounded) != nil }
         }()
         probed[key] = answer
         return answer
     }
-
-    /// Whether the one-thread primitives of a lane are real kernels too (asked once per shape; else
-    /// `split` keeps all threads on each sequence).
-    static func runsAlone(length L: Int, width D: Int, heads H: Int) -> Bool {
-        let key = [L, D, H]
-        lock.lock(); defer { lock.unlock() }
-        if let known = probedAlone[key] { return known }
-        let answer: Bool = {
-            guard let engine = try? BatchedMatmulEngine.shared() else { return false }
-            let shape = OneDNNAttention(length: L, width: D, heads: H, backward: false)
-            return shape.products.allSatisfy { engine.implementationBF16($0.0, $0.1, $0.2, alone: true, roundedOutput: $0.rounded) != nil }
-        }()
-        probedAlone[key] = answer
-        return answer
-    }
-    nonisolated(unsafe) private static var probedAlone: [[Int]: Bool] = [:]
     nonisolated(unsafe) private static var probed: [[Int]: Bool] = [:]
     private static let lock = NSLock()
 }

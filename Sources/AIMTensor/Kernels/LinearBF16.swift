@@ -189,25 +189,25 @@ public func linearForwardBF16(
 /// y = bf16(x · Wᵀ + b) [M, N]: the fp32 result rounded as it is written (as `toBF16` rounds it),
 /// for an output only bf16 products and bf16 readers use (fc1's output, which autocast returns in
 /// bf16): no fp32 output and no rounding pass. x is `roundedInput` (bf16) or `input` (rounded here).
-/// Not on AMX tiles (`BF16Products.tiles(k:n:)`: they write fp32). Returns false, writing nothing,
-/// where oneDNN has no real kernel for it (the caller then takes the fp32 output and rounds).
+/// Returns false, writing nothing, where it cannot run: on AMX tiles (they write fp32), or where
+/// oneDNN has no real kernel for it; the caller then takes the fp32 output and rounds.
 @discardableResult
 public func linearForwardBF16(
     roundedOut: UnsafeMutablePointer<UInt16>, input: UnsafePointer<Float>?, roundedInput: UnsafePointer<UInt16>?,
     weight: BF16Weight, bias: UnsafePointer<Float>?, rows M: Int
 ) throws -> Bool {
-    precondition(!weight.tiles, "linearForwardBF16(roundedOut:): AMX tile products write fp32")
     precondition((input == nil) != (roundedInput == nil), "linearForwardBF16(roundedOut:): one input, fp32 or bf16")
+    if weight.tiles { return false }
     if M == 0 { return true }
     let engine = try OneDNNMatmulEngine.shared()
-    var x = roundedInput
-    if let input {
+    let x: UnsafePointer<UInt16>
+    if let roundedInput { x = roundedInput } else {
         let rounded = engine.activations(M * weight.inFeatures, slot: 0)
-        toBF16(rounded, input, count: M * weight.inFeatures)
+        toBF16(rounded, input!, count: M * weight.inFeatures)
         x = UnsafePointer(rounded)
     }
     do {
-        try engine.matmul(M: M, K: weight.inFeatures, N: weight.outFeatures, src: x!, weights: weight.operand(engine), transposedWeights: true,
+        try engine.matmul(M: M, K: weight.inFeatures, N: weight.outFeatures, src: x, weights: weight.operand(engine), transposedWeights: true,
                           bias: bias, roundedDst: roundedOut)
     } catch is OneDNNReferenceOnly {
         return false

@@ -100,27 +100,18 @@ final class OneDNNMatmulEngine {
                 weights: UnsafePointer<UInt16>, transposedWeights: Bool,
                 bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool,
                 residual: UnsafePointer<Float>? = nil, scale: Float = 1) throws {
-        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: transposedSource, transposed: transposedWeights,
-                          bias: bias != nil, accumulate: accumulate, residual: residual != nil, scale: scale))
-        var args: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)] = [(DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)),
-                                                                     (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
-                                                                     (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
-        if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
-        if let residual { args.append((Self.postOpSource(index: (accumulate ? 1 : 0) + (scale != 1 ? 1 : 0)), e.dst, UnsafeRawPointer(residual))) }
-        try context.execute(e.primitive, args)
+        try run(Key(M: M, K: K, N: N, sourceTransposed: transposedSource, transposed: transposedWeights,
+                    bias: bias != nil, accumulate: accumulate, residual: residual != nil, scale: scale),
+                src: src, weights: weights, bias: bias, dst: dst, residual: residual)
     }
 
     /// dst [M, N] = bf16(src · weights [+ bias]): bf16 operands, the fp32 result rounded as it is
     /// written. Throws `OneDNNReferenceOnly` where oneDNN has only its reference implementation for it.
     func matmul(M: Int, K: Int, N: Int, src: UnsafePointer<UInt16>, weights: UnsafePointer<UInt16>, transposedWeights: Bool,
                 bias: UnsafePointer<Float>?, roundedDst dst: UnsafeMutablePointer<UInt16>) throws {
-        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: transposedWeights,
-                              bias: bias != nil, accumulate: false, roundedOutput: true))
-        var args: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)] = [(DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)),
-                                                                     (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
-                                                                     (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
-        if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
-        try context.execute(e.primitive, args)
+        try run(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: transposedWeights,
+                    bias: bias != nil, accumulate: false, roundedOutput: true),
+                src: src, weights: weights, bias: bias, dst: dst, residual: nil)
     }
 
     /// out [M, N] = scale · (x [M, K] · wᵀ (w [N, K]; `transposedWeights` false: w [K, N]) [+ bias]) [+ out
@@ -130,14 +121,22 @@ final class OneDNNMatmulEngine {
     func matmulF32(M: Int, K: Int, N: Int, src: UnsafePointer<Float>, weights: UnsafePointer<Float>, transposedWeights: Bool = true,
                    bias: UnsafePointer<Float>?, dst: UnsafeMutablePointer<Float>, accumulate: Bool = false,
                    residual: UnsafePointer<Float>? = nil, scale: Float = 1) throws {
-        let e = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: transposedWeights, bias: bias != nil, accumulate: accumulate,
-                              f32Operands: true, residual: residual != nil, scale: scale))
+        try run(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: transposedWeights, bias: bias != nil, accumulate: accumulate,
+                    f32Operands: true, residual: residual != nil, scale: scale),
+                src: src, weights: weights, bias: bias, dst: dst, residual: residual)
+    }
+
+    /// Runs the primitive of `key` on these buffers (the three products above differ only in the key).
+    private func run(_ key: Key, src: UnsafeRawPointer, weights: UnsafeRawPointer, bias: UnsafePointer<Float>?,
+                     dst: UnsafeMutableRawPointer, residual: UnsafePointer<Float>?) throws {
+        let e = try entry(key)
         var args: [(Int32, dnnl_memory_desc_t, UnsafeRawPointer)] = [
-            (DNNL_ARG_SRC, e.src, UnsafeRawPointer(src)), (DNNL_ARG_WEIGHTS, e.wei, UnsafeRawPointer(weights)),
-            (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
+            (DNNL_ARG_SRC, e.src, src), (DNNL_ARG_WEIGHTS, e.wei, weights), (DNNL_ARG_DST, e.dst, UnsafeRawPointer(dst))]
         if let bias { args.append((DNNL_ARG_BIAS, e.bias, UnsafeRawPointer(bias))) }
         // The binary post-op is the last one: DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1 (a C macro).
-        if let residual { args.append((Self.postOpSource(index: (accumulate ? 1 : 0) + (scale != 1 ? 1 : 0)), e.dst, UnsafeRawPointer(residual))) }
+        if let residual {
+            args.append((Self.postOpSource(index: (key.accumulate ? 1 : 0) + (key.scale != 1 ? 1 : 0)), e.dst, UnsafeRawPointer(residual)))
+        }
         try context.execute(e.primitive, args)
     }
 
