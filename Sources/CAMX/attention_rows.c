@@ -10,25 +10,7 @@
 #include <float.h>
 #include <math.h>
 
-#define ROWS_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
-
-ROWS_TARGET static inline __m512 exp16(__m512 x0) {
-    __m512 x = _mm512_min_ps(_mm512_max_ps(x0, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    __m512 shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(1.4426950408889634f), magic);
-    __m512 n = _mm512_sub_ps(shifted, magic);
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.121944400546905827679e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 y = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(bits));
-}
+#include "vector512.h"
 
 // e^d for d = x − max ≤ 0, exactly 0 below −80 (Softmax.swift's underflowingExp).
 ROWS_TARGET static inline __m512 underflowing_exp16(__m512 d) {
@@ -41,20 +23,6 @@ ROWS_TARGET static inline __m512 flush_tiny(__m512 p) {
     __mmask16 tiny = _mm512_cmp_ps_mask(p, _mm512_set1_ps(FLT_MIN), _CMP_LT_OQ);
     return _mm512_mask_mov_ps(p, tiny, _mm512_setzero_ps());
 }
-
-// Round to nearest even in integer arithmetic, NaN → quiet NaN: the bits of AIMTensor's scalar
-// toBF16 and of PyTorch's conversion, subnormals included (the AVX512_BF16 instruction would
-// flush those to zero).
-ROWS_TARGET static inline void store_bf16(uint16_t *out, __m512 v, __mmask16 m) {
-    __m512i u = _mm512_castps_si512(v);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb), 16);
-    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-    _mm256_mask_storeu_epi16(out, m, _mm512_cvtepi32_epi16(r));
-}
-
-static inline __mmask16 lanes(long n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 ROWS_TARGET void camx_to_bf16(uint16_t *out, const float *x, long n) {
     for (long i = 0; i < n; i += 16) {

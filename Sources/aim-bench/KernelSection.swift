@@ -46,6 +46,17 @@ struct KernelSection: BenchSection {
             addMem("QuickGELU", "\(M)×\(4 * D)", "backward", bytes: 3 * bytes) {
                 quickGeluBackward(dInput: dx.data, dOut: dy.data, input: x.data, count: n)
             }
+            // The bf16 MLP's forms: fc1's output kept in bf16, the activation and its gradient
+            // written in bf16 as the next product's operand.
+            let x16 = UnsafeMutablePointer<UInt16>.allocate(capacity: n), y16 = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
+            defer { x16.deallocate(); y16.deallocate() }
+            toBF16(x16, x.data, count: n)
+            addMem("QuickGELU, bf16 in and out", "\(M)×\(4 * D)", "forward", bytes: bytes) {
+                activationForward(quick: true, outBF16: y16, inputBF16: x16, count: n)
+            }
+            addMem("QuickGELU, bf16 in and out", "\(M)×\(4 * D)", "backward", bytes: 2 * bytes) {
+                activationBackward(quick: true, dInputBF16: y16, dOut: dy.data, inputBF16: x16, count: n)
+            }
         }
         // Softmax over spatial attention scores: 8 frames × 12 heads × 197 rows of 197.
         do {

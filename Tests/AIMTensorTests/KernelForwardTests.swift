@@ -33,7 +33,7 @@ final class KernelForwardTests: XCTestCase {
     /// and a ragged tail.
     func testActivationsOnBF16InputsMatchRoundingFirst() {
         let n = 3 * 2048 + 37
-        let src = randomTensor([n], seed: 7, scale: 4)
+        let src = randomTensor([n], seed: 7, scale: 12)   // past erf's ±4 bound and deep into σ's tails
         let dOut = randomTensor([n], seed: 8)
         func bf16(_ t: Tensor) -> [UInt16] {
             (0..<n).map { i in let u = t[i].bitPattern; return UInt16(truncatingIfNeeded: (u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16) }

@@ -3,6 +3,8 @@
 // The functions are static members of a protocol so the generic drivers below are specialised
 // per activation and the vector math is inlined into the loop (closures were not).
 
+import CAMX
+
 private let invSqrt2: Float = 0.707_106_781_186_547_524_4
 private let invSqrt2Pi: Float = 0.398_942_280_401_432_677_9
 private let quickAlpha: Float = 1.702
@@ -139,7 +141,7 @@ private func blocksRoundingToBF16(_ count: Int, _ x: UnsafeMutablePointer<Float>
         while i < r.upperBound {
             let n = min(bf16Block, r.upperBound - i)
             roundToBF16Serially(keep + i, x + i, n)
-            for j in i..<(i + n) { x[j] = Float(bitPattern: UInt32(keep[j]) << 16) }
+            widenFromBF16Serially(x + i, keep + i, n)
             body(i, n)
             i += n
         }
@@ -155,7 +157,7 @@ private func blocksWidenedFromBF16(_ count: Int, _ x: UnsafePointer<UInt16>,
             var i = r.lowerBound
             while i < r.upperBound {
                 let n = min(bf16Block, r.upperBound - i)
-                for j in 0..<n { xs[j] = Float(bitPattern: UInt32(x[i + j]) << 16) }
+                widenFromBF16Serially(xs, x + i, n)
                 body(i, n, xs)
                 i += n
             }
@@ -186,6 +188,12 @@ public func activationForwardRoundingInput(quick: Bool, outBF16: UnsafeMutablePo
 
 /// outBF16 = bf16(GELU(x)) (`quick`: QuickGELU) for bf16 `x`.
 public func activationForward(quick: Bool, outBF16: UnsafeMutablePointer<UInt16>, inputBF16 x: UnsafePointer<UInt16>, count: Int) {
+    if roundsWithAVX512 {
+        Threads.parallelFor(count, grain: elementwiseGrain / 4) { r in
+            camx_activation_bf16(quick ? 1 : 0, outBF16 + r.lowerBound, x + r.lowerBound, r.count)
+        }
+        return
+    }
     func run<F: VectorActivation>(_ f: F.Type) {
         blocksWidenedFromBF16(count, x) { i, n, xs in
             blockRoundedTo(outBF16 + i, n) { o in vectorsWithPaddedTail(n, out: o, xs, xs) { o, a, _, m in forwardVectors(f, o, a, m) } }
@@ -198,6 +206,12 @@ public func activationForward(quick: Bool, outBF16: UnsafeMutablePointer<UInt16>
 /// (for a layer below that needs no fp32 gradient: no weight or bias gradient).
 public func activationBackward(quick: Bool, dInputBF16: UnsafeMutablePointer<UInt16>, dOut: UnsafePointer<Float>,
                                inputBF16 x: UnsafePointer<UInt16>, count: Int) {
+    if roundsWithAVX512 {
+        Threads.parallelFor(count, grain: elementwiseGrain / 4) { r in
+            camx_activation_backward_bf16(quick ? 1 : 0, dInputBF16 + r.lowerBound, nil, dOut + r.lowerBound, x + r.lowerBound, r.count)
+        }
+        return
+    }
     func run<F: VectorActivation>(_ f: F.Type) {
         blocksWidenedFromBF16(count, x) { i, n, xs in
             blockRoundedTo(dInputBF16 + i, n) { o in vectorsWithPaddedTail(n, out: o, dOut + i, xs) { o, d, s, m in backwardVectors(f, o, d, s, m) } }
@@ -209,6 +223,12 @@ public func activationBackward(quick: Bool, dInputBF16: UnsafeMutablePointer<UIn
 /// dInput = dOut · f'(x) for bf16 `x`; dInput may be dOut itself.
 public func activationBackward(quick: Bool, dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                                inputBF16 x: UnsafePointer<UInt16>, count: Int) {
+    if roundsWithAVX512 {
+        Threads.parallelFor(count, grain: elementwiseGrain / 4) { r in
+            camx_activation_backward_bf16(quick ? 1 : 0, nil, dInput + r.lowerBound, dOut + r.lowerBound, x + r.lowerBound, r.count)
+        }
+        return
+    }
     func run<F: VectorActivation>(_ f: F.Type) {
         blocksWidenedFromBF16(count, x) { i, n, xs in
             vectorsWithPaddedTail(n, out: dInput + i, dOut + i, xs) { o, d, s, m in backwardVectors(f, o, d, s, m) }

@@ -47,3 +47,14 @@ void camx_score_gradients_bf16(uint16_t *out, const float *p, const float *dp, l
 /// `transposed`; non-temporal stores where dst rows are whole cache lines (results that the next
 /// layer reads much later: writing them through the cache fetched each line first).
 void camx_store_rows(float *dst, long ldd, const float *src, long lds, long rows, long cols, long transposed);
+
+// The bf16 MLP's activation (activations_bf16.c; AVX-512 F/BW/VL: callers check). quick: QuickGELU
+// x·σ(1.702x), else GELU (erf). Bits: Activations.swift's fp32 functions on the widened input,
+// rounded as camx_to_bf16 rounds.
+
+/// out[i] = bf16(act(x[i])) for i < n.
+void camx_activation_bf16(int quick, uint16_t *out, const uint16_t *x, long n);
+
+/// d = dy[i] · act'(x[i]) for i < n, written to dx16 as bf16 when dx16 is not NULL, else to dx32
+/// (which may be dy itself).
+void camx_activation_backward_bf16(int quick, uint16_t *dx16, float *dx32, const float *dy, const uint16_t *x, long n);
