@@ -278,27 +278,65 @@ struct AttentionLayer {
         length <= attentionProbabilitiesKeptMaxLength ? arena.buffer(key, count) : nil
     }
 
+    /// Where q | k | v [rows, 3D] are kept between forward and backward.
+    enum KeptQKV {
+        case fp32(FloatPtr)
+        /// Written in bf16 by a frozen in_proj: only the bf16 attention reads them (`writesQKVInBF16`).
+        case bf16(UnsafeMutablePointer<UInt16>)
+    }
+
+    /// The kept q | k | v for `rows` rows of sequences of `length`, under `key` in `arena` (bf16 ones
+    /// under `key` + "16": 2 bytes a value instead of 4, and no rounding pass in forward or backward).
+    func keptQKV(_ arena: Arena, _ key: String, rows: Int, length L: Int) -> KeptQKV {
+        writesQKVInBF16(L) ? .bf16(arena.bf16Buffer(key + "16", rows * 3 * width)) : .fp32(arena.buffer(key, rows * 3 * width))
+    }
+
+    /// Whether in_proj writes q | k | v in bf16: a frozen bf16 product (so no weight gradient reads
+    /// its input or output) whose output only the bf16 attention through oneDNN reads, which rounds
+    /// fp32 q | k | v exactly so (as autocast's Linear returns bf16).
+    private func writesQKVInBF16(_ L: Int) -> Bool { onOneDNNInBF16(L) && qkv.weight.reducedPrecision && !qkv.needsInput }
+
     /// out = proj(attention(qkv(x))) over `sequences` of `length` rows each.
-    /// `qkvBuf` [rows, 3D], `probs` [S, H, L, L] (nil: recomputed in backward) and `attnOut` [rows, D]
+    /// `qkvBuf` (from `keptQKV`), `probs` [S, H, L, L] (nil: recomputed in backward) and `attnOut` [rows, D]
     /// are the saved activations.
     /// `xKeep` / `attnOutKeep` (bf16 tunable projections): the bf16 inputs kept for the weight gradients.
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, qkvBuf: FloatPtr, probs: FloatPtr?, attnOut: FloatPtr,
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, qkvBuf: KeptQKV, probs: FloatPtr?, attnOut: FloatPtr,
                  sequences S: Int, length L: Int, xKeep: UnsafeMutablePointer<UInt16>? = nil,
                  attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
         let rows = S * L
-        qkv.forward(qkvBuf, x, rows: rows, keepInput: xKeep)
+        let rowsQKV: AttentionQKVRows
+        switch qkvBuf {
+        case .fp32(let q):
+            qkv.forward(q, x, rows: rows, keepInput: xKeep)
+            rowsQKV = .fp32(q)
+        case .bf16(let q16):
+            precondition(xKeep == nil, "a frozen in_proj keeps no input")
+            if !qkv.forward(roundedOutput: q16, x, roundedInput: nil, rows: rows) {
+                // No bf16-output kernel for this product here: the fp32 output, rounded (the same bits).
+                let q = FloatPtr.allocate(capacity: rows * 3 * width)
+                defer { q.deallocate() }
+                qkv.forward(q, x, rows: rows)
+                StepProfile.measure(.frozenGEMM) { toBF16(q16, q, count: rows * 3 * width) }
+            }
+            rowsQKV = .bf16(UnsafePointer(q16))
+        }
         // out_proj reads only the bf16 rounding of the attention's output when it is frozen (or keeps
         // that rounding for its weight gradient): the attention then writes it in bf16 itself, into
         // the kept buffer or over attnOut's memory, which nothing else reads.
         let rounded = writesRoundedOutput(L, keeping: attnOutKeep)
             ? attnOutKeep ?? UnsafeMutableRawPointer(attnOut).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
-            if let rounded {
-                attentionForwardOneDNN(out: attnOut, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads, roundedOut: rounded)
-            } else if inBF16(L) {
-                attentionForwardBF16(out: attnOut, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
-            } else {
-                attentionForward(out: attnOut, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+            switch rowsQKV {
+            case .bf16:
+                attentionForwardOneDNN(out: attnOut, qkvRows: rowsQKV, sequences: S, length: L, width: width, heads: heads, roundedOut: rounded)
+            case .fp32(let q):
+                if let rounded {
+                    attentionForwardOneDNN(out: attnOut, qkv: q, sequences: S, length: L, width: width, heads: heads, roundedOut: rounded)
+                } else if inBF16(L) {
+                    attentionForwardBF16(out: attnOut, qkv: q, sequences: S, length: L, width: width, heads: heads)
+                } else {
+                    attentionForward(out: attnOut, qkv: q, probs: probs, sequences: S, length: L, width: width, heads: heads)
+                }
             }
         }
         if let rounded {
@@ -308,7 +346,7 @@ struct AttentionLayer {
         }
     }
 
-    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, qkvBuf: UnsafePointer<Float>,
+    func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, qkvBuf: KeptQKV,
                   probs: UnsafePointer<Float>?, attnOut: UnsafePointer<Float>?, sequences S: Int, length L: Int,
                   scratch: Arena, accumulateInput: Bool = false, xBF16: UnsafePointer<UInt16>? = nil,
                   attnOutBF16: UnsafePointer<UInt16>? = nil) {
@@ -320,13 +358,19 @@ struct AttentionLayer {
         let rounded = onOneDNNInBF16(L) && qkv.needsOnlyInputGradient
             ? UnsafeMutableRawPointer(dQKV).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
-            if let rounded {
-                attentionBackwardOneDNN(dQKV: dQKV, dOut: dA, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads,
-                                        roundedDQKV: rounded)
-            } else if inBF16(L) {
-                attentionBackwardBF16(dQKV: dQKV, dOut: dA, qkv: qkvBuf, sequences: S, length: L, width: width, heads: heads)
-            } else {
-                attentionBackward(dQKV: dQKV, dOut: dA, qkv: qkvBuf, probs: probs, sequences: S, length: L, width: width, heads: heads)
+            switch qkvBuf {
+            case .bf16(let q16):
+                attentionBackwardOneDNN(dQKV: dQKV, dOut: dA, qkvRows: .bf16(UnsafePointer(q16)), sequences: S, length: L, width: width,
+                                        heads: heads, roundedDQKV: rounded)
+            case .fp32(let q):
+                if let rounded {
+                    attentionBackwardOneDNN(dQKV: dQKV, dOut: dA, qkv: q, sequences: S, length: L, width: width, heads: heads,
+                                            roundedDQKV: rounded)
+                } else if inBF16(L) {
+                    attentionBackwardBF16(dQKV: dQKV, dOut: dA, qkv: q, sequences: S, length: L, width: width, heads: heads)
+                } else {
+                    attentionBackward(dQKV: dQKV, dOut: dA, qkv: q, probs: probs, sequences: S, length: L, width: width, heads: heads)
+                }
             }
         }
         if let rounded {

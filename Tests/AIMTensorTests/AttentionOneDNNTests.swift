@@ -92,6 +92,36 @@ final class AttentionOneDNNTests: XCTestCase {
         }
     }
 
+    /// q | k | v given already in bf16 (as a frozen in_proj writes them) give the bits of the fp32
+    /// rows rounded per sequence, forward and backward, split over threads or not.
+    func testBF16RowsGiveTheBitsOfFP32RowsRounded() throws {
+        for (S, L, D, H, threads) in [(2, 197, 128, 2, 2), (3, 65, 64, 2, 1), (4, 65, 64, 2, 2)] {
+            try XCTSkipUnless(attentionRunsOnOneDNN(length: L, width: D, heads: H), "oneDNN has no bf16 kernel for L=\(L) D=\(D) H=\(H) here")
+            let qkv = randomTensor([S, L, 3 * D], seed: 43), dOut = randomTensor([S, L, D], seed: 44)
+            var qkv16 = [UInt16](repeating: 0, count: S * L * 3 * D)
+            toBF16(&qkv16, qkv.data, count: qkv16.count)
+            let out = Tensor([S, L, D]), dqkv = Tensor([S, L, 3 * D]), out16 = Tensor([S, L, D]), dqkv16 = Tensor([S, L, 3 * D])
+            var rounded = [UInt16](repeating: 0, count: S * L * 3 * D), rounded16 = rounded
+            withThreads(threads) {
+                attentionForwardOneDNN(out: out.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H)
+                attentionBackwardOneDNN(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H)
+                attentionBackwardOneDNN(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H,
+                                        roundedDQKV: &rounded)
+                qkv16.withUnsafeBufferPointer { q in
+                    attentionForwardOneDNN(out: out16.data, qkvRows: .bf16(q.baseAddress!), sequences: S, length: L, width: D, heads: H)
+                    attentionBackwardOneDNN(dQKV: dqkv16.data, dOut: dOut.data, qkvRows: .bf16(q.baseAddress!), sequences: S, length: L,
+                                            width: D, heads: H)
+                    attentionBackwardOneDNN(dQKV: dqkv16.data, dOut: dOut.data, qkvRows: .bf16(q.baseAddress!), sequences: S, length: L,
+                                            width: D, heads: H, roundedDQKV: &rounded16)
+                }
+            }
+            XCTAssertEqual(out16.array, out.array, "output, S=\(S) L=\(L) threads=\(threads)")
+            XCTAssertEqual(dqkv16.array, dqkv.array, "q|k|v gradients, S=\(S) L=\(L) threads=\(threads)")
+            XCTAssertEqual(rounded16, rounded, "q|k|v gradients in bf16, S=\(S) L=\(L) threads=\(threads)")
+            XCTAssertGreaterThan(out.array.map { abs($0) }.max() ?? 0, 0)
+        }
+    }
+
     /// Where the CPU has AMX the two bf16 paths differ only in the order of fp32 sums.
     func testAgreesWithTheTiles() throws {
         try XCTSkipUnless(BF16Products.tiles, "no AMX tile products on this machine: \(BF16Products.description)")

@@ -34,6 +34,15 @@ public func attentionRunsOnOneDNN(length L: Int, width D: Int, heads H: Int) -> 
     H > 0 && D % H == 0 && OneDNNAttention.runs(length: L, width: D, heads: H)
 }
 
+/// q | k | v rows [S, L, 3D] as the oneDNN attention reads them: fp32 (each sequence rounded to
+/// bf16 as it is reached), or already bf16, as a frozen in_proj writes them when only this
+/// attention reads its output (the same bits, without the two rounding passes and with half the
+/// memory kept for backward).
+public enum AttentionQKVRows {
+    case fp32(UnsafePointer<Float>)
+    case bf16(UnsafePointer<UInt16>)
+}
+
 /// out [S, L, D] = attention(qkv [S, L, 3D]) over `heads`, in bf16. Needs `attentionRunsInBF16`.
 public func attentionForwardBF16(
     out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int, length L: Int, width D: Int, heads H: Int
@@ -53,9 +62,17 @@ public func attentionForwardOneDNN(
     out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, sequences S: Int, length L: Int, width D: Int, heads H: Int,
     roundedOut: UnsafeMutablePointer<UInt16>? = nil
 ) {
+    attentionForwardOneDNN(out: out, qkvRows: .fp32(qkv), sequences: S, length: L, width: D, heads: H, roundedOut: roundedOut)
+}
+
+/// `attentionForwardOneDNN` reading q | k | v as `qkvRows` give them.
+public func attentionForwardOneDNN(
+    out: UnsafeMutablePointer<Float>, qkvRows: AttentionQKVRows, sequences S: Int, length L: Int, width D: Int, heads H: Int,
+    roundedOut: UnsafeMutablePointer<UInt16>? = nil
+) {
     precondition(attentionRunsOnOneDNN(length: L, width: D, heads: H), "attentionForwardOneDNN: L=\(L) D=\(D) H=\(H) do not run on oneDNN here")
     OneDNNAttention.split(sequences: S, length: L, width: D, heads: H, backward: false) { work, sequences in
-        work.forward(out: out, roundedOut: roundedOut, qkv: qkv, sequences: sequences)
+        work.forward(out: out, roundedOut: roundedOut, qkv: qkvRows, sequences: sequences)
     }
 }
 
@@ -79,27 +96,36 @@ public func attentionBackwardOneDNN(
     dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
     sequences S: Int, length L: Int, width D: Int, heads H: Int, roundedDQKV: UnsafeMutablePointer<UInt16>? = nil
 ) {
+    attentionBackwardOneDNN(dQKV: dQKV, dOut: dOut, qkvRows: .fp32(qkv), sequences: S, length: L, width: D, heads: H,
+                            roundedDQKV: roundedDQKV)
+}
+
+/// `attentionBackwardOneDNN` reading q | k | v as `qkvRows` give them.
+public func attentionBackwardOneDNN(
+    dQKV: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkvRows: AttentionQKVRows,
+    sequences S: Int, length L: Int, width D: Int, heads H: Int, roundedDQKV: UnsafeMutablePointer<UInt16>? = nil
+) {
     precondition(attentionRunsOnOneDNN(length: L, width: D, heads: H), "attentionBackwardOneDNN: L=\(L) D=\(D) H=\(H) do not run on oneDNN here")
     OneDNNAttention.split(sequences: S, length: L, width: D, heads: H, backward: true) { work, sequences in
-        work.backward(dQKV: dQKV, roundedDQKV: roundedDQKV, dOut: dOut, qkv: qkv, sequences: sequences)
+        work.backward(dQKV: dQKV, roundedDQKV: roundedDQKV, dOut: dOut, qkv: qkvRows, sequences: sequences)
     }
 }
 
-/// Rounds one sequence's `length` rows of q | k | v [L, 3D] (and of the output gradient [L, D])
+/// Rounds one sequence's `length` rows of q | k | v [L, 3D] (when given; and of the output gradient [L, D])
 /// into bf16 rows laid out alike, all threads on contiguous rows (why whole rows and not per head:
 /// see `TileAttentionWork`). Both bf16 attentions use it.
-func roundAttentionRows(_ qkv16: UnsafeMutablePointer<UInt16>, _ qkv: UnsafePointer<Float>,
+func roundAttentionRows(_ qkv16: UnsafeMutablePointer<UInt16>, _ qkv: UnsafePointer<Float>?,
                         _ gradient16: UnsafeMutablePointer<UInt16>, _ dy: UnsafePointer<Float>?, length: Int, width D: Int,
                         serially: Bool = false) {
     let ld = 3 * D
     if serially {
-        roundToBF16Serially(qkv16, qkv, length * ld)
+        if let qkv { roundToBF16Serially(qkv16, qkv, length * ld) }
         if let dy { roundToBF16Serially(gradient16, dy, length * D) }
         return
     }
     Threads.parallelFor(length) { rows in
         let first = rows.lowerBound
-        roundToBF16Serially(qkv16 + first * ld, qkv + first * ld, rows.count * ld)
+        if let qkv { roundToBF16Serially(qkv16 + first * ld, qkv + first * ld, rows.count * ld) }
         if let dy { roundToBF16Serially(gradient16 + first * D, dy + first * D, rows.count * D) }
     }
 }
@@ -144,10 +170,8 @@ final class OneDNNAttention {
     }
 
     // Operands of one sequence, [1, H, rows, cols] by strides (the leading stride is never stepped).
-    /// Head h's q (part 0), k (1) or v (2) as [L, dh] in the bf16 rows.
-    private func part(_ p: Int) -> (BatchedOperand, UnsafePointer<UInt16>) {
-        (BatchedOperand([1, heads, length, dh], strides: [length * 3 * width, dh, 3 * width, 1]), UnsafePointer(qkv16 + p * width))
-    }
+    /// Each head's q, k or v as [L, dh] in a sequence's bf16 rows [L, 3D] (k and v D and 2D further on).
+    private var headParts: BatchedOperand { BatchedOperand([1, heads, length, dh], strides: [length * 3 * width, dh, 3 * width, 1]) }
     /// The rows of [L, D] (out, the output gradient) per head, as [L, dh].
     private var headRows: BatchedOperand { BatchedOperand([1, heads, length, dh], strides: [length * width, dh, width, 1]) }
     /// The rows of dQKV [L, 3D] per head, as [L, dh].
@@ -158,15 +182,25 @@ final class OneDNNAttention {
     /// The shapes and strides of every product this attention runs, and whether C is written in
     /// bf16 (the outputs and gradients that go on to a bf16 product), for the probe.
     fileprivate var products: [(BatchedOperand, BatchedOperand, BatchedOperand, rounded: Bool)] {
-        let q = part(0).0
+        let q = headParts
         let fp32 = [(q, q.transposed, square), (square, q, headRows), (q, headRows.transposed, square),
                     (square, headRows, headRows3), (square, q, headRows3), (square.transposed, q, headRows3)]
         let rounded = [(square, q, headRows), (square, headRows, headRows3), (square, q, headRows3), (square.transposed, q, headRows3)]
         return fp32.map { ($0.0, $0.1, $0.2, rounded: false) } + rounded.map { ($0.0, $0.1, $0.2, rounded: true) }
     }
 
-    private func roundSequence(_ qkv: UnsafePointer<Float>, gradient dy: UnsafePointer<Float>?) {
-        roundAttentionRows(qkv16, qkv, gradient16, dy, length: length, width: width, serially: lane != nil)
+    /// Sequence s's q | k | v in bf16 [L, 3D]: the caller's rows, or fp32 ones rounded into `qkv16`
+    /// (and its output gradient into `gradient16`, when given).
+    private func sequenceRows(_ s: Int, _ qkv: AttentionQKVRows, gradient dy: UnsafePointer<Float>?) -> UnsafePointer<UInt16> {
+        let at = s * length * 3 * width
+        switch qkv {
+        case .bf16(let rows):
+            if let dy { roundAttentionRows(qkv16, nil, gradient16, dy, length: length, width: width, serially: lane != nil) }
+            return rows + at
+        case .fp32(let rows):
+            roundAttentionRows(qkv16, rows + at, gradient16, dy, length: length, width: width, serially: lane != nil)
+            return UnsafePointer(qkv16)
+        }
     }
 
     /// `body(head)` for every head, the heads split over the threads (in turn on a lane).
@@ -191,11 +225,11 @@ final class OneDNNAttention {
         }
     }
 
-    func forward(out: UnsafeMutablePointer<Float>, roundedOut: UnsafeMutablePointer<UInt16>?, qkv: UnsafePointer<Float>, sequences: Range<Int>) {
+    func forward(out: UnsafeMutablePointer<Float>, roundedOut: UnsafeMutablePointer<UInt16>?, qkv: AttentionQKVRows, sequences: Range<Int>) {
         let L = length, lp = lp, D = width, scale = 1 / Float(dh).squareRoot()
-        let (qOp, q) = part(0), (_, k) = part(1), (vOp, v) = part(2)
+        let qOp = headParts, vOp = headParts
         for s in sequences {
-            roundSequence(qkv + s * L * 3 * D, gradient: nil)
+            let q = sequenceRows(s, qkv, gradient: nil), k = q + D, v = q + 2 * D
             product(qOp, q, qOp.transposed, k, square, scores)
             forEachHead { h in
                 let at = h * L * lp
@@ -210,12 +244,12 @@ final class OneDNNAttention {
     }
 
     func backward(dQKV: UnsafeMutablePointer<Float>, roundedDQKV: UnsafeMutablePointer<UInt16>?, dOut: UnsafePointer<Float>,
-                  qkv: UnsafePointer<Float>, sequences: Range<Int>) {
+                  qkv: AttentionQKVRows, sequences: Range<Int>) {
         let L = length, lp = lp, D = width, ld = 3 * D, scale = 1 / Float(dh).squareRoot()
-        let (qOp, q) = part(0), (kOp, k) = part(1), (vOp, v) = part(2)
+        let qOp = headParts, kOp = headParts, vOp = headParts
         let g = UnsafePointer(gradient16)
         for s in sequences {
-            roundSequence(qkv + s * L * ld, gradient: dOut + s * L * D)
+            let q = sequenceRows(s, qkv, gradient: dOut + s * L * D), k = q + D, v = q + 2 * D
             let dq = dQKV + s * L * ld, dk = dq + D, dv = dq + 2 * D
             let dq16 = roundedDQKV.map { $0 + s * L * ld }
             // Pᵀ [j, i]: softmax down each column i over the keys j (fp32 in `scores`, bf16 in `probs16`).
