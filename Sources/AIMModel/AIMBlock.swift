@@ -119,7 +119,7 @@ final class AIMBlock: TransformerBlock {
             }
             let o16 = keptBF16(tAdapter.fc1, "t.o16", R * D)   // T_Adapter's input: fp32 kept, or bf16 for a bf16 adapter
             let o = o16 == nil ? kept.buffer("t.o", R * D) : scratch.buffer("t.o", R * D)
-            attn.forward(o, attnIn, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: AttentionLayer.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
+            attn.forward(o, attnIn, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: attn.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
                          attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T,
                          xKeep: keptBF16(attn.qkv, "t.ain16", R * D), attnOutKeep: keptBF16(attn.proj, "t.a16", R * D))
             let tOut = scratch.buffer("t.out", R * D)
@@ -142,7 +142,7 @@ final class AIMBlock: TransformerBlock {
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
         let o16 = sAdapter.flatMap { keptBF16($0.fc1, "s.o16", R * D) }   // S_Adapter's input as kept: fp32, or bf16
         let o = sAdapter != nil && o16 == nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
-        attn.forward(o, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
+        attn.forward(o, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
                      attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N,
                      attnOutKeep: keptBF16(attn.proj, "s.a16", R * D))
         if let sAdapter {
@@ -228,7 +228,7 @@ final class AIMBlock: TransformerBlock {
             ln1.forward(h1!, x1, mean: nil, rstd: nil, rows: R)
         }
         attn.backward(dInput: dh1, dOut: dO, x: h1.map { UnsafePointer($0) }, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N),
-                      probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * attn.heads * N * N, length: N), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : nil,
+                      probs: attn.probabilities(kept, "s.probs", dims.frames * attn.heads * N * N, length: N), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : nil,
                       sequences: dims.frames, length: N, scratch: scratch,
                       attnOutBF16: keptBF16(attn.proj, "s.a16", R * D))
         ln1.backward(dInput: dx, dOut: dh1, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R),
@@ -254,7 +254,7 @@ final class AIMBlock: TransformerBlock {
         let attnIn: UnsafePointer<Float>? = !keepsFP32Input(attn.qkv) ? nil
             : UnsafePointer(tAdapterIn != nil ? kept.buffer("t.in", R * D) : kept.buffer("t.xt", R * D))
         attn.backward(dInput: dAttnIn, dOut: dOt, x: attnIn, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T),
-                      probs: AttentionLayer.probabilities(kept, "t.probs", B * N * attn.heads * T * T, length: T), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : nil,
+                      probs: attn.probabilities(kept, "t.probs", B * N * attn.heads * T * T, length: T), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : nil,
                       sequences: B * N, length: T, scratch: scratch,
                       xBF16: keptBF16(attn.qkv, "t.ain16", R * D), attnOutBF16: keptBF16(attn.proj, "t.a16", R * D))
         var dXt: UnsafePointer<Float> = UnsafePointer(dAttnIn)

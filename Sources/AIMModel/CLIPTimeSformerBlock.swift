@@ -56,7 +56,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         let xt = kept.buffer("t.xt", R * D)
         swapMiddleAxes(out: xt, input: u0, outer: B, p: T, q: N, rowLength: D)
         let o = scratch.buffer("t.o", R * D)
-        tAttn.forward(o, xt, qkvBuf: tAttn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: AttentionLayer.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
+        tAttn.forward(o, xt, qkvBuf: tAttn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: tAttn.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
                       attnOut: kept.buffer("t.a", R * D), sequences: B * N, length: T)
         scalesT = scales(dims, context, site: 1, groups: T) { $0 % T }
         let od = kept.buffer("t.od", R * D)
@@ -71,7 +71,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         let h1 = kept.buffer("s.h", R * D)
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
         let so = scratch.buffer("s.o", R * D)
-        attn.forward(so, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
+        attn.forward(so, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
                      attnOut: kept.buffer("s.a", R * D), sequences: dims.frames, length: N)
         scalesS = scales(dims, context, site: 2, groups: N) { $0 % N }
         let x2 = kept.buffer("x2", R * D)
@@ -104,7 +104,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         applyRowScales(scalesS, out: dso, dx, rows: R, cols: D, accumulate: false)
         let dh1 = scratch.buffer("s.dh", R * D)
         attn.backward(dInput: dh1, dOut: dso, x: kept.buffer("s.h", R * D), qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N),
-                      probs: AttentionLayer.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N), attnOut: kept.buffer("s.a", R * D),
+                      probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N), attnOut: kept.buffer("s.a", R * D),
                       sequences: dims.frames, length: N, scratch: scratch)
         ln1.backward(dInput: dx, dOut: dh1, input: kept.buffer("x1", R * D), mean: kept.buffer("s.mean", R),
                      rstd: kept.buffer("s.rstd", R), rows: R, accumulateInput: true)
@@ -118,7 +118,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         let dxt = scratch.buffer("t.dxt", R * D)
         let xt = kept.buffer("t.xt", R * D)
         tAttn.backward(dInput: dxt, dOut: dO, x: xt, qkvBuf: tAttn.keptQKV(kept, "t.qkv", rows: R, length: T),
-                       probs: AttentionLayer.probabilities(kept, "t.probs", B * N * H * T * T, length: T), attnOut: kept.buffer("t.a", R * D),
+                       probs: tAttn.probabilities(kept, "t.probs", B * N * H * T * T, length: T), attnOut: kept.buffer("t.a", R * D),
                        sequences: B * N, length: T, scratch: scratch)
         let du0 = scratch.buffer("t.du0", R * D)
         swapMiddleAxes(out: du0, input: dxt, outer: B, p: N, q: T, rowLength: D)

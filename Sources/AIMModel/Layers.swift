@@ -274,8 +274,9 @@ struct AttentionLayer {
     /// (the temporal pass, L = T) keep them; long ones (197 tokens of a frame: 15 MB per ViT-B
     /// block) do not, and backward recomputes them from q and k (one Q·Kᵀ product and softmax,
     /// about 1 % of a step, for 12–13 % of the activations kept).
-    static func probabilities(_ arena: Arena, _ key: String, _ count: Int, length: Int) -> FloatPtr? {
-        length <= attentionProbabilitiesKeptMaxLength ? arena.buffer(key, count) : nil
+    /// The short-sequence bf16 kernel recomputes them too (an L × L softmax per head, in registers).
+    func probabilities(_ arena: Arena, _ key: String, _ count: Int, length: Int) -> FloatPtr? {
+        length <= attentionProbabilitiesKeptMaxLength && !runsShortInBF16(length) ? arena.buffer(key, count) : nil
     }
 
     /// Where q | k | v [rows, 3D] are kept between forward and backward.
@@ -294,7 +295,15 @@ struct AttentionLayer {
     /// Whether in_proj writes q | k | v in bf16: a frozen bf16 product (so no weight gradient reads
     /// its input or output) whose output only the bf16 attention through oneDNN reads, which rounds
     /// fp32 q | k | v exactly so (as autocast's Linear returns bf16).
-    private func writesQKVInBF16(_ L: Int) -> Bool { onOneDNNInBF16(L) && qkv.weight.reducedPrecision && !qkv.needsInput }
+    private func writesQKVInBF16(_ L: Int) -> Bool {
+        (onOneDNNInBF16(L) || shortAttentionRuns(length: L, width: width, heads: heads)) && qkv.weight.reducedPrecision && !qkv.needsInput
+    }
+
+    /// Whether a bf16 model's attention over sequences of `length` runs on the short-sequence kernel
+    /// (AttentionShort.swift: the temporal pass), which reads the q | k | v a frozen in_proj wrote in bf16.
+    private func runsShortInBF16(_ L: Int) -> Bool {
+        writesQKVInBF16(L) && shortAttentionRuns(length: L, width: width, heads: heads)
+    }
 
     /// out = proj(attention(qkv(x))) over `sequences` of `length` rows each.
     /// `qkvBuf` (from `keptQKV`), `probs` [S, H, L, L] (nil: recomputed in backward) and `attnOut` [rows, D]
@@ -327,6 +336,9 @@ struct AttentionLayer {
             ? attnOutKeep ?? UnsafeMutableRawPointer(attnOut).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
             switch rowsQKV {
+            case .bf16(let q16) where runsShortInBF16(L):
+                shortAttentionForward(out: rounded == nil ? attnOut : nil, roundedOut: rounded, qkv16: q16, sequences: S, length: L,
+                                      width: width, heads: heads)
             case .bf16:
                 attentionForwardOneDNN(out: attnOut, qkvRows: rowsQKV, sequences: S, length: L, width: width, heads: heads, roundedOut: rounded)
             case .fp32(let q):
@@ -355,10 +367,13 @@ struct AttentionLayer {
         let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
         proj.backward(dInput: dA, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: rows)
         // A frozen in_proj's input gradient reads only the bf16 rounding of dQKV: written so directly.
-        let rounded = onOneDNNInBF16(L) && qkv.needsOnlyInputGradient
+        let rounded = (onOneDNNInBF16(L) || runsShortInBF16(L)) && qkv.needsOnlyInputGradient
             ? UnsafeMutableRawPointer(dQKV).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
             switch qkvBuf {
+            case .bf16(let q16) where runsShortInBF16(L):
+                shortAttentionBackward(dQKV: rounded == nil ? dQKV : nil, roundedDQKV: rounded, dOut: dA, qkv16: q16, sequences: S,
+                                       length: L, width: width, heads: heads)
             case .bf16(let q16):
                 attentionBackwardOneDNN(dQKV: dQKV, dOut: dA, qkvRows: .bf16(UnsafePointer(q16)), sequences: S, length: L, width: width,
                                         heads: heads, roundedDQKV: rounded)
@@ -392,7 +407,7 @@ struct AttentionLayer {
     /// Whether the forward writes the attention's output in bf16 only: out_proj is a bf16 product
     /// that reads nothing else (frozen, or keeping that bf16 input in `keeping`).
     private func writesRoundedOutput(_ L: Int, keeping: UnsafeMutablePointer<UInt16>?) -> Bool {
-        onOneDNNInBF16(L) && proj.weight.reducedPrecision && (!proj.needsInput || keeping != nil)
+        (onOneDNNInBF16(L) || runsShortInBF16(L)) && proj.weight.reducedPrecision && (!proj.needsInput || keeping != nil)
     }
 
     var parameters: [Parameter] { qkv.parameters + proj.parameters }

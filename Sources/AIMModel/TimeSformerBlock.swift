@@ -60,7 +60,7 @@ final class TimeSformerBlock: TransformerBlock {
         let u = kept.buffer("t.u", P * D)
         tNorm.forward(u, xtIn, mean: kept.buffer("t.mean", P), rstd: kept.buffer("t.rstd", P), rows: P)
         let o = scratch.buffer("t.o", P * D)
-        tAttn.forward(o, u, qkvBuf: tAttn.keptQKV(kept, "t.qkv", rows: P, length: T), probs: AttentionLayer.probabilities(kept, "t.probs", B * L * H * T * T, length: T),
+        tAttn.forward(o, u, qkvBuf: tAttn.keptQKV(kept, "t.qkv", rows: P, length: T), probs: tAttn.probabilities(kept, "t.probs", B * L * H * T * T, length: T),
                       attnOut: kept.buffer("t.a", P * D), sequences: B * L, length: T)
         scalesT = scales(P, context, site: 1, groups: B * L, perVideo: L) { $0 / T }
         let od = kept.buffer("t.od", P * D)
@@ -79,7 +79,7 @@ final class TimeSformerBlock: TransformerBlock {
         let h1 = kept.buffer("s.h", F * N * D)
         norm1.forward(h1, xs, mean: kept.buffer("s.mean", F * N), rstd: kept.buffer("s.rstd", F * N), rows: F * N)
         let s = scratch.buffer("s.o", F * N * D)
-        attn.forward(s, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: F * N, length: N), probs: AttentionLayer.probabilities(kept, "s.probs", F * H * N * N, length: N),
+        attn.forward(s, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: F * N, length: N), probs: attn.probabilities(kept, "s.probs", F * H * N * N, length: N),
                      attnOut: kept.buffer("s.a", F * N * D), sequences: F, length: N)
         scalesS = scales(F * N, context, site: 2, groups: F, perVideo: T) { $0 / N }
         let sd = scratch.buffer("s.od", F * N * D)
@@ -137,7 +137,7 @@ final class TimeSformerBlock: TransformerBlock {
         applyRowScales(scalesS, out: ds, dsd, rows: F * N, cols: D)
         let dh1 = scratch.buffer("s.dh", F * N * D)
         attn.backward(dInput: dh1, dOut: ds, x: kept.buffer("s.h", F * N * D), qkvBuf: attn.keptQKV(kept, "s.qkv", rows: F * N, length: N),
-                      probs: AttentionLayer.probabilities(kept, "s.probs", F * H * N * N, length: N), attnOut: kept.buffer("s.a", F * N * D),
+                      probs: attn.probabilities(kept, "s.probs", F * H * N * N, length: N), attnOut: kept.buffer("s.a", F * N * D),
                       sequences: F, length: N, scratch: scratch)
         let dxs = scratch.buffer("s.dxs", F * N * D)
         norm1.backward(dInput: dxs, dOut: dh1, input: kept.buffer("s.x", F * N * D), mean: kept.buffer("s.mean", F * N),
@@ -154,7 +154,7 @@ final class TimeSformerBlock: TransformerBlock {
         applyRowScales(scalesT, out: dO, dod, rows: P, cols: D)
         let du = scratch.buffer("t.du", P * D)
         tAttn.backward(dInput: du, dOut: dO, x: kept.buffer("t.u", P * D), qkvBuf: tAttn.keptQKV(kept, "t.qkv", rows: P, length: T),
-                       probs: AttentionLayer.probabilities(kept, "t.probs", B * L * H * T * T, length: T), attnOut: kept.buffer("t.a", P * D),
+                       probs: tAttn.probabilities(kept, "t.probs", B * L * H * T * T, length: T), attnOut: kept.buffer("t.a", P * D),
                        sequences: B * L, length: T, scratch: scratch)
         tNorm.backward(dInput: dxtNew, dOut: du, input: kept.buffer("t.in", P * D), mean: kept.buffer("t.mean", P),
                        rstd: kept.buffer("t.rstd", P), rows: P, accumulateInput: true)

@@ -97,6 +97,14 @@ struct KernelSection: BenchSection {
                 runs.append { attentionForwardOneDNN(out: out.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
                 runs.append { attentionBackwardOneDNN(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
             }
+            if shortAttentionRuns(length: L, width: D, heads: H) {
+                bf16Paths.append("bf16 short-sequence kernel (q, k, v in bf16)")
+                let qkv16 = UnsafeMutablePointer<UInt16>.allocate(capacity: S * L * 3 * D)
+                toBF16(qkv16, qkv.data, count: S * L * 3 * D)
+                runs.append { shortAttentionForward(out: out.data, roundedOut: nil, qkv16: qkv16, sequences: S, length: L, width: D, heads: H) }
+                runs.append { shortAttentionBackward(dQKV: dqkv.data, roundedDQKV: nil, dOut: dOut.data, qkv16: qkv16, sequences: S, length: L,
+                                                     width: D, heads: H) }
+            }
             let t = timeSideBySide(repeats: context.repeats, runs)
             att.rows.append([name, "\(S) × \(L)", "forward", msTriple(t[0]), fixed(flops / t[0].median * 1e-9)])
             att.rows.append([name, "\(S) × \(L)", "backward", msTriple(t[1]), fixed(2 * flops / t[1].median * 1e-9)])
@@ -108,7 +116,7 @@ struct KernelSection: BenchSection {
             }
         }
         att.notes.append("Sequences up to \(attentionDirectMaxLength) tokens use direct vector loops, longer ones one sgemm per (sequence, head).")
-        att.notes.append("bf16: what `model.precision: bf16` runs for sequences of 64 tokens or more, on AMX tiles where the CPU has them, through oneDNN's bf16 matmul otherwise (the temporal pass stays fp32); GFLOP/s count the unpadded products. The fp32 rows keep the probabilities for backward, as the bench always has; the models recompute them for 197-token sequences.")
+        att.notes.append("bf16: what `model.precision: bf16` runs for sequences of 64 tokens or more, on AMX tiles where the CPU has them, through oneDNN's bf16 matmul otherwise; sequences of up to 16 (the temporal pass) through the short-sequence kernel where the CPU has AVX-512; GFLOP/s count the unpadded products. The fp32 rows keep the probabilities for backward, as the bench always has; the models recompute them for 197-token sequences.")
         return [mem, att]
     }
 }

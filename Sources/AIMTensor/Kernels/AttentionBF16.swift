@@ -20,8 +20,8 @@ import Foundation
 /// Whether a bf16 model's attention over sequences of `length` runs in bf16: on tiles where they
 /// run (`attentionRunsOnTiles`), else through oneDNN where it has a kernel other than its
 /// reference one for every product of the shape (asked once per shape). Sequences shorter than
-/// 64 (the temporal pass over T frames) stay on the fp32 kernels, as on tiles: thousands of 8 × 8
-/// products per call are not what a matmul library is for.
+/// 64 (the temporal pass over T frames) are not for this file, as not for tiles: thousands of 8 × 8
+/// products per call are not what a matmul library is for (AttentionShort.swift takes them).
 public func attentionRunsInBF16(length L: Int, width D: Int, heads H: Int) -> Bool {
     guard H > 0, D % H == 0 else { return false }
     if attentionRunsOnTiles(length: L, headWidth: D / H) { return true }

@@ -23,8 +23,8 @@ import CAMX
 
 /// Whether attention over sequences of `length` with heads of `headWidth` runs on tiles in a bf16
 /// model: where the bf16 products do (`BF16Products.tiles`), for sequences of at least 64 (shorter
-/// ones, the temporal pass over T frames, stay on the fp32 kernels: a 32-row tile block would be
-/// mostly padding) and heads in 32-wide steps.
+/// ones, the temporal pass over T frames, go to the short-sequence kernel, AttentionShort.swift: a
+/// 32-row tile block would be mostly padding) and heads in 32-wide steps.
 public func attentionRunsOnTiles(length L: Int, headWidth dh: Int) -> Bool {
     BF16Products.tiles && CPUFeatures.current.contains([.avx512f, .avx512bw, .avx512vl]) && L >= 64 && dh % 32 == 0
 }
