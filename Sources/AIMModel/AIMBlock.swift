@@ -104,22 +104,31 @@ final class AIMBlock: TransformerBlock {
             defer { scratch.rewind(to: section) }
             // (a) temporal: LN over rows commutes with the row permutation, so normalise in
             // frame layout and permute the result into token layout [(b n), t, D].
-            let u0 = scratch.buffer("t.u0", R * D)
-            ln1.forward(u0, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
-            // Kept only when backward reads it (T_Adapter_in's input, or a tunable qkv's input); a bf16
-            // T_Adapter_in keeps bf16(xt) instead.
-            let xt16 = tAdapterIn.flatMap { keptBF16($0.fc1, "t.xt16", R * D) }
-            let xt = (tAdapterIn != nil && xt16 == nil) || keepsFP32Input(attn.qkv) ? kept.buffer("t.xt", R * D) : scratch.buffer("t.xt", R * D)
-            swapMiddleAxes(out: xt, input: u0, outer: B, p: T, q: N, rowLength: D)
-            var attnIn: UnsafePointer<Float> = UnsafePointer(xt)
-            if let tAdapterIn {
-                let tin = keepsFP32Input(attn.qkv) ? kept.buffer("t.in", R * D) : scratch.buffer("t.in", R * D)
-                tAdapterIn.forward(tin, xt, h: kept.buffer("t.in.h", R * tAdapterIn.hidden), scratch: scratch, rows: R, keepInput: xt16)
-                attnIn = UnsafePointer(tin)
+            var attnIn: UnsafePointer<Float>?, attnIn16: UnsafePointer<UInt16>?
+            if tAdapterIn == nil && attn.readsOnlyRoundedInput {
+                // Only the frozen bf16 in_proj reads ln_1's output: written in bf16, permuted as such.
+                let u16 = scratch.bf16Buffer("t.u16", R * D), xt16 = scratch.bf16Buffer("t.xt16", R * D)
+                ln1.forward(roundedOutput: u16, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
+                swapMiddleAxes(out: xt16, input: u16, outer: B, p: T, q: N, rowLength: D)
+                attnIn16 = UnsafePointer(xt16)
+            } else {
+                let u0 = scratch.buffer("t.u0", R * D)
+                ln1.forward(u0, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
+                // Kept only when backward reads it (T_Adapter_in's input, or a tunable qkv's input); a bf16
+                // T_Adapter_in keeps bf16(xt) instead.
+                let xt16 = tAdapterIn.flatMap { keptBF16($0.fc1, "t.xt16", R * D) }
+                let xt = (tAdapterIn != nil && xt16 == nil) || keepsFP32Input(attn.qkv) ? kept.buffer("t.xt", R * D) : scratch.buffer("t.xt", R * D)
+                swapMiddleAxes(out: xt, input: u0, outer: B, p: T, q: N, rowLength: D)
+                attnIn = UnsafePointer(xt)
+                if let tAdapterIn {
+                    let tin = keepsFP32Input(attn.qkv) ? kept.buffer("t.in", R * D) : scratch.buffer("t.in", R * D)
+                    tAdapterIn.forward(tin, xt, h: kept.buffer("t.in.h", R * tAdapterIn.hidden), scratch: scratch, rows: R, keepInput: xt16)
+                    attnIn = UnsafePointer(tin)
+                }
             }
             let o16 = keptBF16(tAdapter.fc1, "t.o16", R * D)   // T_Adapter's input: fp32 kept, or bf16 for a bf16 adapter
             let o = o16 == nil ? kept.buffer("t.o", R * D) : scratch.buffer("t.o", R * D)
-            attn.forward(o, attnIn, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: attn.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
+            attn.forward(o, attnIn, xBF16: attnIn16, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: attn.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
                          attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T,
                          xKeep: keptBF16(attn.qkv, "t.ain16", R * D), attnOutKeep: keptBF16(attn.proj, "t.a16", R * D))
             let tOut = scratch.buffer("t.out", R * D)
@@ -138,11 +147,18 @@ final class AIMBlock: TransformerBlock {
         let x2 = out
         // ln_1's output (q|k|v's input) is rebuilt from x1 in backward when a tunable in_proj needs it
         // (same bits; why: keeping it cost 4 bytes a value in fp32, 2 in bf16, for one LayerNorm pass).
-        let h1 = scratch.buffer("s.h", R * D)
-        ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
+        // Only a frozen bf16 in_proj reads it: then it is written in bf16.
+        var h1: UnsafeMutablePointer<Float>?, h1BF16: UnsafeMutablePointer<UInt16>?
+        if attn.readsOnlyRoundedInput {
+            h1BF16 = scratch.bf16Buffer("s.h16", R * D)
+            ln1.forward(roundedOutput: h1BF16!, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
+        } else {
+            h1 = scratch.buffer("s.h", R * D)
+            ln1.forward(h1!, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
+        }
         let o16 = sAdapter.flatMap { keptBF16($0.fc1, "s.o16", R * D) }   // S_Adapter's input as kept: fp32, or bf16
         let o = sAdapter != nil && o16 == nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
-        attn.forward(o, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
+        attn.forward(o, h1.map { UnsafePointer($0) }, xBF16: h1BF16.map { UnsafePointer($0) }, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
                      attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N,
                      attnOutKeep: keptBF16(attn.proj, "s.a16", R * D))
         if let sAdapter {
@@ -159,24 +175,34 @@ final class AIMBlock: TransformerBlock {
         defer { scratch.rewind(to: section) }
         // ln_2's backward reads x̂ (kept) instead of x2; the weight gradients of c_fc and of the MLP
         // adapter read ln_2's output, rebuilt from x̂ in backward (same bits; why: not kept twice).
-        let h2 = scratch.buffer("j.h", R * D)
-        ln2.forward(h2, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
         // A bf16 MLP adapter keeps bf16(h2) for its weight gradient; c_fc reads the same operand, so
-        // h2 is rounded once for both (before: once by each product, and rebuilt in backward).
+        // h2 is rounded once for both (before: once by each product, and rebuilt in backward). When
+        // only bf16 products read h2 (a frozen bf16 c_fc, a bf16 adapter or none), ln_2 writes it in
+        // bf16 alone.
         let h16 = mlpAdapter.flatMap { keptBF16($0.fc1, "j.h16", R * D) }
-        if let h16 { StepProfile.measure(.frozenGEMM) { toBF16(h16, h2, count: R * D) } }
-        mlp.forward(out, h2, kept: kept, scratch: scratch, rows: R, accumulate: true,
-                    roundedInput: mlp.keepsPreInBF16 ? h16.map { UnsafePointer($0) } : nil)
+        let onlyRounded = mlp.keepsPreInBF16 && !mlp.fc1.needsInput && (mlpAdapter == nil || h16 != nil)
+        var h2: UnsafeMutablePointer<Float>?, rounded: UnsafeMutablePointer<UInt16>?
+        if onlyRounded {
+            rounded = h16 ?? scratch.bf16Buffer("j.h16", R * D)
+            ln2.forward(roundedOutput: rounded!, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
+        } else {
+            h2 = scratch.buffer("j.h", R * D)
+            ln2.forward(h2!, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
+            if let h16 { StepProfile.measure(.frozenGEMM) { toBF16(h16, h2!, count: R * D) } }
+            rounded = mlp.keepsPreInBF16 ? h16 : nil
+        }
+        mlp.forward(out, h2.map { UnsafePointer($0) }, kept: kept, scratch: scratch, rows: R, accumulate: true,
+                    roundedInput: rounded.map { UnsafePointer($0) })
         if let mlpAdapter {
             let s = rowScales(dims, context, site: 2)
             jointScales = s.isEmpty ? [Float](repeating: adapterScale, count: R) : s.map { $0 * adapterScale }
             if s.isEmpty && mlpAdapter.scalesInside {
                 // Without drop-path, scale · MLP_Adapter goes straight into `out` from its fc2 (no [R, D] temporary).
-                mlpAdapter.forward(out, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R,
+                mlpAdapter.forward(out, h2.map { UnsafePointer($0) }, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R,
                                    accumulate: true, scale: adapterScale, roundedInput: h16.map { UnsafePointer($0) })
             } else {
                 let m = scratch.buffer("j.ad.out", R * D)
-                mlpAdapter.forward(m, h2, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R,
+                mlpAdapter.forward(m, h2.map { UnsafePointer($0) }, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R,
                                    roundedInput: h16.map { UnsafePointer($0) })
                 scaleRows(out: out, input: m, rowScales: jointScales, rows: R, cols: D, accumulate: true)
             }

@@ -152,6 +152,15 @@ struct LayerNormLayer {
         }
     }
 
+    /// `forward` with the output written in bf16 only (for bf16 products that read nothing else).
+    func forward(roundedOutput out: UnsafeMutablePointer<UInt16>, _ input: UnsafePointer<Float>, mean: FloatPtr?, rstd: FloatPtr?,
+                 normalized: FloatPtr? = nil, rows: Int) {
+        StepProfile.measure(.layerNorm) {
+            layerNormForward(roundedOut: out, input: input, weight: weight.data, bias: bias.data, mean: mean, rstd: rstd,
+                             normalized: normalized, rows: rows, channels: channels, eps: eps)
+        }
+    }
+
     /// The forward's output again from its x̂ (same bits).
     func output(_ out: FloatPtr, normalized: UnsafePointer<Float>, rows: Int) {
         StepProfile.measure(.layerNorm) {
@@ -202,11 +211,13 @@ struct AdapterLayer {
     /// adapter output (inside fc2 where `scalesInside`).
     /// bf16 (`keepsInputInBF16`): `keepInput` receives bf16(x), the operand fc1's weight gradient
     /// reads; or `roundedInput` is bf16(x) made by the caller (kept there), so x is not rounded again.
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, h: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool = false,
+    /// x may be nil with `roundedInput` and no skip (then nothing reads it).
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>?, h: FloatPtr, scratch: Arena, rows: Int, accumulate: Bool = false,
                  scale: Float = 1, keepInput: UnsafeMutablePointer<UInt16>? = nil, roundedInput: UnsafePointer<UInt16>? = nil) {
+        precondition(x != nil || (roundedInput != nil && !skip), "AdapterLayer.forward: no input")
         let g = scratch.buffer("adapter.g", rows * hidden)
         if let roundedInput { fc1.forward(h, roundedInput: roundedInput, rows: rows) }
-        else { fc1.forward(h, x, rows: rows, keepInput: keepInput) }
+        else { fc1.forward(h, x!, rows: rows, keepInput: keepInput) }
         StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) }
         fc2.forward(out, g, rows: rows, accumulate: accumulate, residual: skip ? x : nil, scale: scale)
     }
@@ -292,6 +303,10 @@ struct AttentionLayer {
         writesQKVInBF16(L) ? .bf16(arena.bf16Buffer(key + "16", rows * 3 * width)) : .fp32(arena.buffer(key, rows * 3 * width))
     }
 
+    /// Whether in_proj is a frozen bf16 product, which reads only bf16(x): a caller may then give
+    /// `forward` the input in bf16 (e.g. written so by a LayerNorm), and need not make it in fp32.
+    var readsOnlyRoundedInput: Bool { qkv.weight.reducedPrecision && !qkv.needsInput }
+
     /// Whether in_proj writes q | k | v in bf16: a frozen bf16 product (so no weight gradient reads
     /// its input or output) whose output only the bf16 attention through oneDNN reads, which rounds
     /// fp32 q | k | v exactly so (as autocast's Linear returns bf16).
@@ -309,22 +324,24 @@ struct AttentionLayer {
     /// `qkvBuf` (from `keptQKV`), `probs` [S, H, L, L] (nil: recomputed in backward) and `attnOut` [rows, D]
     /// are the saved activations.
     /// `xKeep` / `attnOutKeep` (bf16 tunable projections): the bf16 inputs kept for the weight gradients.
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, qkvBuf: KeptQKV, probs: FloatPtr?, attnOut: FloatPtr,
-                 sequences S: Int, length L: Int, xKeep: UnsafeMutablePointer<UInt16>? = nil,
+    /// `xBF16`: the input already in bf16, instead of `x`, where `readsOnlyRoundedInput`.
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil, qkvBuf: KeptQKV, probs: FloatPtr?,
+                 attnOut: FloatPtr, sequences S: Int, length L: Int, xKeep: UnsafeMutablePointer<UInt16>? = nil,
                  attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
         let rows = S * L
+        precondition((x != nil) != (xBF16 != nil) && (xBF16 == nil || readsOnlyRoundedInput), "AttentionLayer.forward: one input, bf16 only for a frozen bf16 in_proj")
         let rowsQKV: AttentionQKVRows
         switch qkvBuf {
         case .fp32(let q):
-            qkv.forward(q, x, rows: rows, keepInput: xKeep)
+            if let xBF16 { qkv.forward(q, roundedInput: xBF16, rows: rows) } else { qkv.forward(q, x!, rows: rows, keepInput: xKeep) }
             rowsQKV = .fp32(q)
         case .bf16(let q16):
             precondition(xKeep == nil, "a frozen in_proj keeps no input")
-            if !qkv.forward(roundedOutput: q16, x, roundedInput: nil, rows: rows) {
+            if !qkv.forward(roundedOutput: q16, x, roundedInput: xBF16, rows: rows) {
                 // No bf16-output kernel for this product here: the fp32 output, rounded (the same bits).
                 let q = FloatPtr.allocate(capacity: rows * 3 * width)
                 defer { q.deallocate() }
-                qkv.forward(q, x, rows: rows)
+                if let xBF16 { qkv.forward(q, roundedInput: xBF16, rows: rows) } else { qkv.forward(q, x!, rows: rows) }
                 StepProfile.measure(.frozenGEMM) { toBF16(q16, q, count: rows * 3 * width) }
             }
             rowsQKV = .bf16(UnsafePointer(q16))
@@ -464,8 +481,10 @@ struct MLPLayer {
     /// out (+)= fc2(act(fc1(x))); fc1's output is kept in `kept` for backward; the activation lives in
     /// `scratch` (backward recomputes it from fc1's output).
     /// `roundedInput` (bf16 only): bf16(x), made by the caller for another product too, read by fc1 instead of x.
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, kept: Arena, scratch: Arena, rows: Int, accumulate: Bool,
+    /// x may be nil when `roundedInput` is given to a bf16 MLP (`keepsPreInBF16`), which then reads only that.
+    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>?, kept: Arena, scratch: Arena, rows: Int, accumulate: Bool,
                  roundedInput: UnsafePointer<UInt16>? = nil) {
+        precondition(x != nil || (roundedInput != nil && keepsPreInBF16), "MLPLayer.forward: no input")
         let chunks = rowChunks(rows), width = fc1.inFeatures
         let act = scratch.buffer("mlp.act", chunks[0].count * hidden)
         let pre = keptPre(kept, rows: rows)
@@ -477,14 +496,14 @@ struct MLPLayer {
                 let keep = pre.assumingMemoryBound(to: UInt16.self) + c.lowerBound * hidden
                 // fc1 writes its output in bf16 straight into the kept buffer where oneDNN can (as
                 // autocast's Linear returns bf16); else in fp32, rounded in place into it.
-                if fc1.forward(roundedOutput: keep, roundedInput == nil ? x + c.lowerBound * width : nil,
+                if fc1.forward(roundedOutput: keep, roundedInput == nil ? x! + c.lowerBound * width : nil,
                                roundedInput: roundedInput.map { $0 + c.lowerBound * width }, rows: n) {
                     StepProfile.measure(.activation) {
                         activationForward(quick: quickGELU, outBF16: act16, inputBF16: keep, count: n * hidden)
                     }
                 } else {
                     if let roundedInput { fc1.forward(act, roundedInput: roundedInput + c.lowerBound * width, rows: n) }
-                    else { fc1.forward(act, x + c.lowerBound * width, rows: n) }
+                    else { fc1.forward(act, x! + c.lowerBound * width, rows: n) }
                     StepProfile.measure(.activation) {   // fc1's output rounded in place (kept), the activation into act16
                         activationForwardRoundingInput(quick: quickGELU, outBF16: act16, input: act, keep: keep, count: n * hidden)
                     }
@@ -492,7 +511,7 @@ struct MLPLayer {
                 fc2.forward(out + c.lowerBound * width, roundedInput: act16, rows: n, accumulate: accumulate)
             } else {
                 let p = pre.assumingMemoryBound(to: Float.self) + c.lowerBound * hidden
-                fc1.forward(p, x + c.lowerBound * width, rows: n)
+                fc1.forward(p, x! + c.lowerBound * width, rows: n)
                 StepProfile.measure(.activation) {
                     if quickGELU { quickGeluForward(out: act, input: p, count: n * hidden) }
                     else { geluForward(out: act, input: p, count: n * hidden) }

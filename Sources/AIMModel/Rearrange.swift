@@ -2,8 +2,9 @@ import AIMTensor
 
 /// Swaps the two middle axes of `[A, P, Q, D]` into `[A, Q, P, D]` (rows of D floats are moved
 /// whole). With P = T frames and Q = N tokens this is einops' `'(b t) n d -> (b n) t d'`;
-/// calling it with P and Q exchanged undoes it.
-public func swapMiddleAxes(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, outer A: Int, p P: Int, q Q: Int, rowLength D: Int) {
+/// calling it with P and Q exchanged undoes it. Rows of fp32 or of bf16 bits alike.
+public func swapMiddleAxes<Element>(out: UnsafeMutablePointer<Element>, input: UnsafePointer<Element>, outer A: Int, p P: Int, q Q: Int,
+                                    rowLength D: Int) {
     Threads.parallelFor(A * Q, grain: 8) { range in
         for aq in range {
             let a = aq / Q, q = aq % Q

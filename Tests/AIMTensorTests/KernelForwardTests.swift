@@ -27,6 +27,28 @@ final class KernelForwardTests: XCTestCase {
         XCTAssertLessThan(maxRelativeError(y.array, ref), 2e-5)
     }
 
+    /// LayerNorm written in bf16 (for bf16 products that read nothing else): the fp32 output rounded,
+    /// bit for bit, with the same statistics and x̂; rows wider than a vector and a ragged tail.
+    func testLayerNormInBF16IsTheFP32OutputRounded() {
+        for (M, C) in [(7, 768), (5, 37)] {
+            let x = randomTensor([M, C], seed: 103, scale: 3, offset: 2)
+            let w = randomTensor([C], seed: 104), b = randomTensor([C], seed: 105)
+            let y = Tensor([M, C]), mean = Tensor([M]), rstd = Tensor([M]), xhat = Tensor([M, C])
+            let mean16 = Tensor([M]), rstd16 = Tensor([M]), xhat16 = Tensor([M, C])
+            layerNormForward(out: y.data, input: x.data, weight: w.data, bias: b.data, mean: mean.data, rstd: rstd.data,
+                             normalized: xhat.data, rows: M, channels: C, eps: 1e-5)
+            var rounded = [UInt16](repeating: 0, count: M * C), expected = rounded
+            layerNormForward(roundedOut: &rounded, input: x.data, weight: w.data, bias: b.data, mean: mean16.data, rstd: rstd16.data,
+                             normalized: xhat16.data, rows: M, channels: C, eps: 1e-5)
+            toBF16(&expected, y.data, count: M * C)
+            XCTAssertEqual(rounded, expected, "C=\(C)")
+            XCTAssertEqual(mean16.array, mean.array)
+            XCTAssertEqual(rstd16.array, rstd.array)
+            XCTAssertEqual(xhat16.array, xhat.array)
+            XCTAssertGreaterThan(Set(expected).count, M * C / 4, "a degenerate output")
+        }
+    }
+
     /// A bf16 MLP's activation kernels (fc1's output kept in bf16, the activation and its gradient
     /// written in bf16 as the next products' operands): the same bits as rounding first, the fp32
     /// kernels on the rounded values, then rounding their results, over several 2048-float blocks

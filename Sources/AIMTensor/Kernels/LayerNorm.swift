@@ -9,33 +9,60 @@ public func layerNormForward(
     normalized: UnsafeMutablePointer<Float>? = nil,
     rows M: Int, channels C: Int, eps: Float
 ) {
+    layerNormRows(out: out, roundedOut: nil, input: input, weight: weight, bias: bias, mean: mean, rstd: rstd,
+                  normalized: normalized, rows: M, channels: C, eps: eps)
+}
+
+/// `layerNormForward` with y written in bf16 only (rounded as `toBF16` rounds the fp32 y): for an
+/// output that only bf16 products read, which then need no rounding pass of their own.
+public func layerNormForward(
+    roundedOut: UnsafeMutablePointer<UInt16>, input: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
+    normalized: UnsafeMutablePointer<Float>? = nil,
+    rows M: Int, channels C: Int, eps: Float
+) {
+    layerNormRows(out: nil, roundedOut: roundedOut, input: input, weight: weight, bias: bias, mean: mean, rstd: rstd,
+                  normalized: normalized, rows: M, channels: C, eps: eps)
+}
+
+private func layerNormRows(
+    out: UnsafeMutablePointer<Float>?, roundedOut: UnsafeMutablePointer<UInt16>?, input: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
+    normalized: UnsafeMutablePointer<Float>?, rows M: Int, channels C: Int, eps: Float
+) {
     precondition(M >= 0 && C > 0, "layerNormForward: bad sizes M=\(M) C=\(C)")
     Threads.parallelFor(M, grain: 16) { rows in
-        for i in rows {
-            let x = input + i * C, y = out + i * C
-            let mu = sum16(x, C) / Float(C)
-            // Two passes (mean, then squared deviations) are accurate even for large offsets.
-            var acc = F16()
-            var j = 0
-            while j + 16 <= C { let d = load16(x + j) - mu; acc += d * d; j += 16 }
-            if j < C {
-                let n = C - j
-                var d = loadPartial(x + j, n) - mu
-                for k in n..<16 { d[k] = 0 }
-                acc += d * d
+        // bf16: each row's fp32 y goes through one row of stack memory (in L1) and is rounded from there.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: roundedOut == nil ? 0 : C) { rowBuffer in
+            for i in rows {
+                let x = input + i * C, y = out.map { $0 + i * C } ?? rowBuffer.baseAddress!
+                let mu = sum16(x, C) / Float(C)
+                // Two passes (mean, then squared deviations) are accurate even for large offsets.
+                var acc = F16()
+                var j = 0
+                while j + 16 <= C { let d = load16(x + j) - mu; acc += d * d; j += 16 }
+                if j < C {
+                    let n = C - j
+                    var d = loadPartial(x + j, n) - mu
+                    for k in n..<16 { d[k] = 0 }
+                    acc += d * d
+                }
+                let r = 1 / (hsum(acc) / Float(C) + eps).squareRoot()
+                mean?[i] = mu
+                rstd?[i] = r
+                j = 0
+                let xn = normalized.map { $0 + i * C }
+                while j + 16 <= C {
+                    let xh = (load16(x + j) - mu) * r
+                    if let xn { store16(xh, xn + j) }
+                    store16(xh * load16(weight + j) + load16(bias + j), y + j)
+                    j += 16
+                }
+                while j < C { let xh = (x[j] - mu) * r; xn?[j] = xh; y[j] = xh * weight[j] + bias[j]; j += 1 }
+                if let roundedOut { roundToBF16Serially(roundedOut + i * C, y, C) }
             }
-            let r = 1 / (hsum(acc) / Float(C) + eps).squareRoot()
-            mean?[i] = mu
-            rstd?[i] = r
-            j = 0
-            let xn = normalized.map { $0 + i * C }
-            while j + 16 <= C {
-                let xh = (load16(x + j) - mu) * r
-                if let xn { store16(xh, xn + j) }
-                store16(xh * load16(weight + j) + load16(bias + j), y + j)
-                j += 16
-            }
-            while j < C { let xh = (x[j] - mu) * r; xn?[j] = xh; y[j] = xh * weight[j] + bias[j]; j += 1 }
         }
     }
 }
