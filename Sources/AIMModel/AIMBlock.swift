@@ -80,6 +80,12 @@ final class AIMBlock: TransformerBlock {
     var keptLentBytes: Int { activations.lentBytes }
     func releaseKept() { activations.releaseAfterBackward() }
 
+    /// Whether the temporal branch runs in frame layout [(b t), n] throughout (no permutation into
+    /// token layout and back): where its attention is the short bf16 kernel, which reads each
+    /// token's frames where they lie, and nothing else in the branch depends on row order (no
+    /// T_Adapter_in, whose fp32 path keeps its input in token layout).
+    private func temporalInFrameLayout(_ T: Int) -> Bool { tAdapterIn == nil && attn.runsShortInBF16(T) }
+
     private func rowScales(_ dims: Dims, _ context: PassContext, site: UInt64) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }
         let key = UInt64(index) << 8 | site, N = dims.N, T = dims.T
@@ -103,9 +109,15 @@ final class AIMBlock: TransformerBlock {
             let section = scratch.mark()
             defer { scratch.rewind(to: section) }
             // (a) temporal: LN over rows commutes with the row permutation, so normalise in
-            // frame layout and permute the result into token layout [(b n), t, D].
+            // frame layout and permute the result into token layout [(b n), t, D] — or, where the
+            // attention reads each token's frames where they lie, stay in frame layout throughout.
+            let inFrameLayout = temporalInFrameLayout(T)
             var attnIn: UnsafePointer<Float>?, attnIn16: UnsafePointer<UInt16>?
-            if tAdapterIn == nil && attn.readsOnlyRoundedInput {
+            if inFrameLayout {
+                let u16 = scratch.bf16Buffer("t.u16", R * D)
+                ln1.forward(roundedOutput: u16, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
+                attnIn16 = UnsafePointer(u16)
+            } else if tAdapterIn == nil && attn.readsOnlyRoundedInput {
                 // Only the frozen bf16 in_proj reads ln_1's output: written in bf16, permuted as such.
                 let u16 = scratch.bf16Buffer("t.u16", R * D), xt16 = scratch.bf16Buffer("t.xt16", R * D)
                 ln1.forward(roundedOutput: u16, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
@@ -130,11 +142,16 @@ final class AIMBlock: TransformerBlock {
             let o = o16 == nil ? kept.buffer("t.o", R * D) : scratch.buffer("t.o", R * D)
             attn.forward(o, attnIn, xBF16: attnIn16, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: attn.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
                          attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T,
+                         interleaved: inFrameLayout ? N : 1,
                          xKeep: keptBF16(attn.qkv, "t.ain16", R * D), attnOutKeep: keptBF16(attn.proj, "t.a16", R * D))
             let tOut = scratch.buffer("t.out", R * D)
             tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R, keepInput: o16)
-            let tBack = scratch.buffer("t.back", R * D)
-            swapMiddleAxes(out: tBack, input: tOut, outer: B, p: N, q: T, rowLength: D)
+            var tBack = UnsafePointer(tOut)
+            if !inFrameLayout {
+                let back = scratch.buffer("t.back", R * D)
+                swapMiddleAxes(out: back, input: tOut, outer: B, p: N, q: T, rowLength: D)
+                tBack = UnsafePointer(back)
+            }
             let x1m = kept.buffer("x1", R * D)
             temporalScales = rowScales(dims, context, site: 1)
             addRowScaled(temporalScales, out: x1m, base: x0, tBack, rows: R, cols: D)
@@ -270,8 +287,13 @@ final class AIMBlock: TransformerBlock {
             applyRowScales(temporalScales, out: scaled, dx, rows: R, cols: D)
             dBack = UnsafePointer(scaled)
         }
-        let dTOut = scratch.buffer("t.dout", R * D)
-        swapMiddleAxes(out: dTOut, input: dBack, outer: B, p: T, q: N, rowLength: D)
+        let inFrameLayout = temporalInFrameLayout(T)
+        var dTOut = dBack
+        if !inFrameLayout {
+            let d = scratch.buffer("t.dout", R * D)
+            swapMiddleAxes(out: d, input: dBack, outer: B, p: T, q: N, rowLength: D)
+            dTOut = UnsafePointer(d)
+        }
         let dOt = scratch.buffer("t.do", R * D)
         let o = keptAdapterInput(tAdapter, "t.o", R * D)
         tAdapter.backward(dInput: dOt, dOut: dTOut, x: o.x, xBF16: o.xBF16, h: kept.buffer("t.ad.h", R * tAdapter.hidden),
@@ -281,7 +303,7 @@ final class AIMBlock: TransformerBlock {
             : UnsafePointer(tAdapterIn != nil ? kept.buffer("t.in", R * D) : kept.buffer("t.xt", R * D))
         attn.backward(dInput: dAttnIn, dOut: dOt, x: attnIn, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T),
                       probs: attn.probabilities(kept, "t.probs", B * N * attn.heads * T * T, length: T), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : nil,
-                      sequences: B * N, length: T, scratch: scratch,
+                      sequences: B * N, length: T, interleaved: inFrameLayout ? N : 1, scratch: scratch,
                       xBF16: keptBF16(attn.qkv, "t.ain16", R * D), attnOutBF16: keptBF16(attn.proj, "t.a16", R * D))
         var dXt: UnsafePointer<Float> = UnsafePointer(dAttnIn)
         if let tAdapterIn {
@@ -291,8 +313,12 @@ final class AIMBlock: TransformerBlock {
                                 scratch: scratch, rows: R, accumulateInput: false)
             dXt = UnsafePointer(dxt)
         }
-        let dU0 = scratch.buffer("t.du0", R * D)
-        swapMiddleAxes(out: dU0, input: dXt, outer: B, p: N, q: T, rowLength: D)
+        var dU0 = dXt
+        if !inFrameLayout {
+            let d = scratch.buffer("t.du0", R * D)
+            swapMiddleAxes(out: d, input: dXt, outer: B, p: N, q: T, rowLength: D)
+            dU0 = UnsafePointer(d)
+        }
         ln1.backward(dInput: dx, dOut: dU0, input: x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R),
                      rows: R, accumulateInput: true)
     }

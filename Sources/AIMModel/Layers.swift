@@ -316,7 +316,7 @@ struct AttentionLayer {
 
     /// Whether a bf16 model's attention over sequences of `length` runs on the short-sequence kernel
     /// (AttentionShort.swift: the temporal pass), which reads the q | k | v a frozen in_proj wrote in bf16.
-    private func runsShortInBF16(_ L: Int) -> Bool {
+    func runsShortInBF16(_ L: Int) -> Bool {
         writesQKVInBF16(L) && shortAttentionRuns(length: L, width: width, heads: heads)
     }
 
@@ -325,10 +325,13 @@ struct AttentionLayer {
     /// are the saved activations.
     /// `xKeep` / `attnOutKeep` (bf16 tunable projections): the bf16 inputs kept for the weight gradients.
     /// `xBF16`: the input already in bf16, instead of `x`, where `readsOnlyRoundedInput`.
+    /// `interleaved` G > 1 (`runsShortInBF16` only): the sequences lie interleaved in groups of G
+    /// (sequence (b, n) holds rows (b·L + i)·G + n), as the frames of each token do in frame order.
     func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil, qkvBuf: KeptQKV, probs: FloatPtr?,
-                 attnOut: FloatPtr, sequences S: Int, length L: Int, xKeep: UnsafeMutablePointer<UInt16>? = nil,
+                 attnOut: FloatPtr, sequences S: Int, length L: Int, interleaved: Int = 1, xKeep: UnsafeMutablePointer<UInt16>? = nil,
                  attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
         let rows = S * L
+        precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.forward: interleaved sequences need the short bf16 kernel")
         precondition((x != nil) != (xBF16 != nil) && (xBF16 == nil || readsOnlyRoundedInput), "AttentionLayer.forward: one input, bf16 only for a frozen bf16 in_proj")
         let rowsQKV: AttentionQKVRows
         switch qkvBuf {
@@ -355,7 +358,7 @@ struct AttentionLayer {
             switch rowsQKV {
             case .bf16(let q16) where runsShortInBF16(L):
                 shortAttentionForward(out: rounded == nil ? attnOut : nil, roundedOut: rounded, qkv16: q16, sequences: S, length: L,
-                                      width: width, heads: heads)
+                                      width: width, heads: heads, interleaved: interleaved)
             case .bf16:
                 attentionForwardOneDNN(out: attnOut, qkvRows: rowsQKV, sequences: S, length: L, width: width, heads: heads, roundedOut: rounded)
             case .fp32(let q):
@@ -376,10 +379,11 @@ struct AttentionLayer {
     }
 
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, qkvBuf: KeptQKV,
-                  probs: UnsafePointer<Float>?, attnOut: UnsafePointer<Float>?, sequences S: Int, length L: Int,
+                  probs: UnsafePointer<Float>?, attnOut: UnsafePointer<Float>?, sequences S: Int, length L: Int, interleaved: Int = 1,
                   scratch: Arena, accumulateInput: Bool = false, xBF16: UnsafePointer<UInt16>? = nil,
                   attnOutBF16: UnsafePointer<UInt16>? = nil) {
         let rows = S * L
+        precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.backward: interleaved sequences need the short bf16 kernel")
         let dA = scratch.buffer("attn.dA", rows * width)
         let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
         proj.backward(dInput: dA, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: rows)
@@ -390,7 +394,7 @@ struct AttentionLayer {
             switch qkvBuf {
             case .bf16(let q16) where runsShortInBF16(L):
                 shortAttentionBackward(dQKV: rounded == nil ? dQKV : nil, roundedDQKV: rounded, dOut: dA, qkv16: q16, sequences: S,
-                                       length: L, width: width, heads: heads)
+                                       length: L, width: width, heads: heads, interleaved: interleaved)
             case .bf16(let q16):
                 attentionBackwardOneDNN(dQKV: dQKV, dOut: dA, qkvRows: .bf16(UnsafePointer(q16)), sequences: S, length: L, width: width,
                                         heads: heads, roundedDQKV: rounded)

@@ -94,20 +94,25 @@ ROWS_TARGET INLINE void weighted_sum(float *row, const float *w, long wstride, c
 // Asks for the next sequence's bf16 rows [L, 3D] while this one computes: each head reads its
 // slices of all L rows, a pattern of strides the hardware prefetchers did not follow (out of
 // cache the kernel ran at half its in-cache speed).
-ROWS_TARGET INLINE void prefetch_rows(const uint16_t *rows, long L, long D) {
-    const char *b = (const char *)rows;
-    for (long at = 0; at < L * 3 * D * 2; at += 64) _mm_prefetch(b + at, _MM_HINT_T1);
+ROWS_TARGET INLINE void prefetch_rows(const uint16_t *rows, long L, long D, long groups) {
+    for (long i = 0; i < L; i++) {
+        const char *b = (const char *)(rows + i * 3 * D * groups);
+        for (long at = 0; at < 3 * D * 2; at += 64) _mm_prefetch(b + at, _MM_HINT_T1);
+    }
 }
 
-ROWS_TARGET INLINE void prefetch_rows_f32(const float *x, long n) {
-    const char *b = (const char *)x;
-    for (long at = 0; at < n * 4; at += 64) _mm_prefetch(b + at, _MM_HINT_T1);
+// L rows of n floats, `stride` floats apart.
+ROWS_TARGET INLINE void prefetch_rows_f32(const float *x, long L, long stride, long n) {
+    for (long i = 0; i < L; i++) {
+        const char *b = (const char *)(x + i * stride);
+        for (long at = 0; at < n * 4; at += 64) _mm_prefetch(b + at, _MM_HINT_T1);
+    }
 }
 
 // One sequence's heads; L and dh are constants in the specialised copies.
 ROWS_TARGET INLINE void forward_sequence(const uint16_t *rows, float *out, uint16_t *out16, long at, long L, long D, long H,
-                                         long dh) {
-    const long ld = 3 * D;
+                                         long dh, long groups) {
+    const long ld = 3 * D * groups, ldo = D * groups;
     const float scale = 1.0f / sqrtf((float)dh);
     float q[MAX_L * MAX_DH], k[MAX_L * MAX_DH], v[MAX_L * MAX_DH], o[MAX_DH], p[MAX_L][MAX_L];
     for (long h = 0; h < H; h++) {
@@ -117,24 +122,29 @@ ROWS_TARGET INLINE void forward_sequence(const uint16_t *rows, float *out, uint1
         probabilities(p, q, k, L, dh, scale);
         for (long i = 0; i < L; i++) {
             weighted_sum(o, p[i], 1, v, L, dh, 1.0f);
-            store_row(out, out16, at + i * D + h * dh, o, dh);
+            store_row(out, out16, at + i * ldo + h * dh, o, dh);
         }
     }
 }
 
+// Sequence s's first row: s · L, or with interleaved sequences (groups > 1: sequence s = (b, n)
+// holds rows (b·L + i)·groups + n, frames of tokens in frame order) (s / groups)·L·groups + s % groups.
+static inline long first_row(long s, long L, long groups) { return (s / groups) * L * groups + s % groups; }
+
 ROWS_TARGET void camx_short_attention_forward(const uint16_t *qkv, float *out, uint16_t *out16, long first, long count, long L,
-                                              long D, long H) {
+                                              long D, long H, long groups) {
     const long dh = D / H;
     for (long s = first; s < first + count; s++) {
-        if (s + 1 < first + count) prefetch_rows(qkv + (s + 1) * L * 3 * D, L, D);
-        if (L == 8 && dh == 64) forward_sequence(qkv + s * L * 3 * D, out, out16, s * L * D, 8, D, H, 64);
-        else forward_sequence(qkv + s * L * 3 * D, out, out16, s * L * D, L, D, H, dh);
+        const long r = first_row(s, L, groups);
+        if (s + 1 < first + count) prefetch_rows(qkv + first_row(s + 1, L, groups) * 3 * D, L, D, groups);
+        if (L == 8 && dh == 64) forward_sequence(qkv + r * 3 * D, out, out16, r * D, 8, D, H, 64, groups);
+        else forward_sequence(qkv + r * 3 * D, out, out16, r * D, L, D, H, dh, groups);
     }
 }
 
-ROWS_TARGET INLINE void backward_sequence(const uint16_t *rows, const float *dout, float *dqkv, uint16_t *dqkv16, long s, long L,
-                                          long D, long H, long dh) {
-    const long ld = 3 * D, base = s * L * ld;
+ROWS_TARGET INLINE void backward_sequence(const uint16_t *rows, const float *dout, float *dqkv, uint16_t *dqkv16, long r, long L,
+                                          long D, long H, long dh, long groups) {
+    const long ld = 3 * D * groups, ldo = D * groups, base = r * 3 * D;
     const float scale = 1.0f / sqrtf((float)dh);
     float q[MAX_L * MAX_DH], k[MAX_L * MAX_DH], v[MAX_L * MAX_DH], dO[MAX_L * MAX_DH], row[MAX_DH];
     float p[MAX_L][MAX_L], ds[MAX_L][MAX_L];
@@ -144,7 +154,7 @@ ROWS_TARGET INLINE void backward_sequence(const uint16_t *rows, const float *dou
         widen_rows(v, rows + 2 * D + h * dh, ld, L, dh);
         for (long i = 0; i < L; i++)
             for (long c = 0; c < dh; c += 16)
-                _mm512_storeu_ps(dO + i * dh + c, _mm512_loadu_ps(dout + (s * L + i) * D + h * dh + c));
+                _mm512_storeu_ps(dO + i * dh + c, _mm512_loadu_ps(dout + r * D + i * ldo + h * dh + c));
         probabilities(p, q, k, L, dh, scale);
         // dS = P ⊙ (dP − Σ_j P·dP), dP[i][j] = dO_i · v_j
         products(ds, dO, v, L, dh, 1.0f);
@@ -167,20 +177,22 @@ ROWS_TARGET INLINE void backward_sequence(const uint16_t *rows, const float *dou
 }
 
 ROWS_TARGET void camx_short_attention_backward(const uint16_t *qkv, const float *dout, float *dqkv, uint16_t *dqkv16, long first,
-                                               long count, long L, long D, long H) {
+                                               long count, long L, long D, long H, long groups) {
     const long dh = D / H;
     for (long s = first; s < first + count; s++) {
+        const long r = first_row(s, L, groups);
         if (s + 1 < first + count) {
-            prefetch_rows(qkv + (s + 1) * L * 3 * D, L, D);
-            prefetch_rows_f32(dout + (s + 1) * L * D, L * D);
+            const long next = first_row(s + 1, L, groups);
+            prefetch_rows(qkv + next * 3 * D, L, D, groups);
+            prefetch_rows_f32(dout + next * D, L, D * groups, D);
         }
-        if (L == 8 && dh == 64) backward_sequence(qkv + s * L * 3 * D, dout, dqkv, dqkv16, s, 8, D, H, 64);
-        else backward_sequence(qkv + s * L * 3 * D, dout, dqkv, dqkv16, s, L, D, H, dh);
+        if (L == 8 && dh == 64) backward_sequence(qkv + r * 3 * D, dout, dqkv, dqkv16, r, 8, D, H, 64, groups);
+        else backward_sequence(qkv + r * 3 * D, dout, dqkv, dqkv16, r, L, D, H, dh, groups);
     }
 }
 #else
 void camx_short_attention_forward(const uint16_t *qkv, float *out, uint16_t *out16, long first, long count, long L, long D,
-                                  long H) {}
+                                  long H, long groups) {}
 void camx_short_attention_backward(const uint16_t *qkv, const float *dout, float *dqkv, uint16_t *dqkv16, long first,
-                                   long count, long L, long D, long H) {}
+                                   long count, long L, long D, long H, long groups) {}
 #endif

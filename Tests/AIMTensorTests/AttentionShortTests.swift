@@ -67,6 +67,48 @@ final class AttentionShortTests: XCTestCase {
         XCTAssertEqual(one.out16, two.out16)
     }
 
+    /// Sequences interleaved in groups (the frames of each token in frame order) give each sequence's
+    /// results bit for bit, at its interleaved rows.
+    func testInterleavedSequencesMatchContiguousOnes() throws {
+        let (B, N, L, D, H) = (2, 3, 8, 64, 2), S = B * N
+        try XCTSkipUnless(shortAttentionRuns(length: L, width: D, heads: H), "no AVX-512 here for the short bf16 attention")
+        let qkv = randomTensor([S, L, 3 * D], seed: 53, scale: 2), dOut = randomTensor([S, L, D], seed: 54)
+        var contiguous16 = [UInt16](repeating: 0, count: S * L * 3 * D)
+        toBF16(&contiguous16, qkv.data, count: contiguous16.count)
+        // Row (s, i) of the contiguous layout is row (b·L + i)·N + n of the interleaved one, s = b·N + n.
+        func interleavedRow(_ s: Int, _ i: Int) -> Int { ((s / N) * L + i) * N + s % N }
+        var interleaved16 = contiguous16
+        let dOutInterleaved = Tensor([S, L, D])
+        for s in 0..<S {
+            for i in 0..<L {
+                let from = s * L + i, to = interleavedRow(s, i)
+                for c in 0..<(3 * D) { interleaved16[to * 3 * D + c] = contiguous16[from * 3 * D + c] }
+                for c in 0..<D { dOutInterleaved.data[to * D + c] = dOut.data[from * D + c] }
+            }
+        }
+        let out = Tensor([S, L, D]), dqkv = Tensor([S, L, 3 * D]), outI = Tensor([S, L, D]), dqkvI = Tensor([S, L, 3 * D])
+        contiguous16.withUnsafeBufferPointer { q in
+            shortAttentionForward(out: out.data, roundedOut: nil, qkv16: q.baseAddress!, sequences: S, length: L, width: D, heads: H)
+            shortAttentionBackward(dQKV: dqkv.data, roundedDQKV: nil, dOut: dOut.data, qkv16: q.baseAddress!, sequences: S, length: L,
+                                   width: D, heads: H)
+        }
+        interleaved16.withUnsafeBufferPointer { q in
+            shortAttentionForward(out: outI.data, roundedOut: nil, qkv16: q.baseAddress!, sequences: S, length: L, width: D, heads: H,
+                                  interleaved: N)
+            shortAttentionBackward(dQKV: dqkvI.data, roundedDQKV: nil, dOut: dOutInterleaved.data, qkv16: q.baseAddress!, sequences: S,
+                                   length: L, width: D, heads: H, interleaved: N)
+        }
+        for s in 0..<S {
+            for i in 0..<L {
+                let from = s * L + i, to = interleavedRow(s, i)
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: outI.data + to * D, count: D)),
+                               Array(UnsafeBufferPointer(start: out.data + from * D, count: D)), "output row \(i) of sequence \(s)")
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: dqkvI.data + to * 3 * D, count: 3 * D)),
+                               Array(UnsafeBufferPointer(start: dqkv.data + from * 3 * D, count: 3 * D)), "gradient row \(i) of sequence \(s)")
+            }
+        }
+    }
+
     func testWhereItRuns() {
         XCTAssertFalse(shortAttentionRuns(length: 17, width: 768, heads: 12))
         XCTAssertFalse(shortAttentionRuns(length: 8, width: 120, heads: 3))   // head width 40

@@ -17,23 +17,28 @@ public func shortAttentionRuns(length L: Int, width D: Int, heads H: Int) -> Boo
 
 /// out [S, L, D] = attention(qkv16 [S, L, 3D]) over `heads`, written to `out` in fp32, or to
 /// `roundedOut` in bf16 when given (`out` then untouched). Needs `shortAttentionRuns`.
+/// `interleaved` G > 1: the S sequences lie interleaved in groups of G, sequence s = (b, n) holding
+/// rows (b·L + i)·G + n, as the frames of each token do in frame order [(b t), n] (G = N tokens):
+/// the temporal pass then needs no permutation of its rows into [(b n), t] and back.
 public func shortAttentionForward(out: UnsafeMutablePointer<Float>?, roundedOut: UnsafeMutablePointer<UInt16>?,
-                                  qkv16: UnsafePointer<UInt16>, sequences S: Int, length L: Int, width D: Int, heads H: Int) {
-    precondition(shortAttentionRuns(length: L, width: D, heads: H) && (out != nil || roundedOut != nil),
-                 "shortAttentionForward: L=\(L) D=\(D) H=\(H) do not run here")
+                                  qkv16: UnsafePointer<UInt16>, sequences S: Int, length L: Int, width D: Int, heads H: Int,
+                                  interleaved G: Int = 1) {
+    precondition(shortAttentionRuns(length: L, width: D, heads: H) && (out != nil || roundedOut != nil) && G >= 1 && S % G == 0,
+                 "shortAttentionForward: L=\(L) D=\(D) H=\(H) S=\(S) interleaved \(G) do not run here")
     Threads.parallelFor(S) { r in
-        camx_short_attention_forward(qkv16, out, roundedOut, r.lowerBound, r.count, L, D, H)
+        camx_short_attention_forward(qkv16, out, roundedOut, r.lowerBound, r.count, L, D, H, G)
     }
 }
 
 /// dQKV [S, L, 3D] = the gradients of q | k | v for dOut [S, L, D], in fp32, or in bf16 to
 /// `roundedDQKV` when given (`dQKV` then untouched). Needs `shortAttentionRuns`.
+/// `interleaved`: as for `shortAttentionForward`.
 public func shortAttentionBackward(dQKV: UnsafeMutablePointer<Float>?, roundedDQKV: UnsafeMutablePointer<UInt16>?,
                                    dOut: UnsafePointer<Float>, qkv16: UnsafePointer<UInt16>,
-                                   sequences S: Int, length L: Int, width D: Int, heads H: Int) {
-    precondition(shortAttentionRuns(length: L, width: D, heads: H) && (dQKV != nil || roundedDQKV != nil),
-                 "shortAttentionBackward: L=\(L) D=\(D) H=\(H) do not run here")
+                                   sequences S: Int, length L: Int, width D: Int, heads H: Int, interleaved G: Int = 1) {
+    precondition(shortAttentionRuns(length: L, width: D, heads: H) && (dQKV != nil || roundedDQKV != nil) && G >= 1 && S % G == 0,
+                 "shortAttentionBackward: L=\(L) D=\(D) H=\(H) S=\(S) interleaved \(G) do not run here")
     Threads.parallelFor(S) { r in
-        camx_short_attention_backward(qkv16, dOut, dQKV, roundedDQKV, r.lowerBound, r.count, L, D, H)
+        camx_short_attention_backward(qkv16, dOut, dQKV, roundedDQKV, r.lowerBound, r.count, L, D, H, G)
     }
 }

@@ -62,12 +62,14 @@ void camx_activation_backward_bf16(int quick, uint16_t *dx16, float *dx32, const
 // Attention over short sequences (attention_short.c; AVX-512 F/BW/VL: callers check), for
 // sequences s in [first, first + count) of L ≤ 16 rows, D = H · dh with dh a multiple of 16, at
 // most 256. q | k | v: bf16 rows [S, L, 3D]. Results in fp32, or rounded to bf16 where the bf16
-// pointer is not NULL. Backward recomputes the probabilities.
+// pointer is not NULL. Backward recomputes the probabilities. groups = 1: sequence s holds rows
+// s·L + i; groups > 1 (interleaved, e.g. the frames of each token in frame order): sequence s holds
+// rows ((s / groups)·L + i)·groups + s % groups.
 
 /// out [S, L, D] = softmax(q·kᵀ/√dh)·v per head.
 void camx_short_attention_forward(const uint16_t *qkv, float *out, uint16_t *out16, long first, long count, long L,
-                                  long D, long H);
+                                  long D, long H, long groups);
 
 /// dqkv [S, L, 3D] = the gradients of q | k | v for dout [S, L, D] (fp32).
 void camx_short_attention_backward(const uint16_t *qkv, const float *dout, float *dqkv, uint16_t *dqkv16, long first,
-                                   long count, long L, long D, long H);
+                                   long count, long L, long D, long H, long groups);
