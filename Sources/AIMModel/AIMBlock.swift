@@ -142,7 +142,7 @@ final class AIMBlock: TransformerBlock {
             let o = o16 == nil ? kept.buffer("t.o", R * D) : scratch.buffer("t.o", R * D)
             attn.forward(o, attnIn, xBF16: attnIn16, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: attn.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
                          attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T,
-                         interleaved: inFrameLayout ? N : 1,
+                         interleaved: inFrameLayout ? N : 1, scratch: scratch,
                          xKeep: keptBF16(attn.qkv, "t.ain16", R * D), attnOutKeep: keptBF16(attn.proj, "t.a16", R * D))
             let tOut = scratch.buffer("t.out", R * D)
             tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R, keepInput: o16)
@@ -176,7 +176,7 @@ final class AIMBlock: TransformerBlock {
         let o16 = sAdapter.flatMap { keptBF16($0.fc1, "s.o16", R * D) }   // S_Adapter's input as kept: fp32, or bf16
         let o = sAdapter != nil && o16 == nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
         attn.forward(o, h1.map { UnsafePointer($0) }, xBF16: h1BF16.map { UnsafePointer($0) }, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
-                     attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N,
+                     attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N, scratch: scratch,
                      attnOutKeep: keptBF16(attn.proj, "s.a16", R * D))
         if let sAdapter {
             sAdapter.forward(x2, o, h: kept.buffer("s.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, keepInput: o16)

@@ -57,7 +57,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         swapMiddleAxes(out: xt, input: u0, outer: B, p: T, q: N, rowLength: D)
         let o = scratch.buffer("t.o", R * D)
         tAttn.forward(o, xt, qkvBuf: tAttn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: tAttn.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
-                      attnOut: kept.buffer("t.a", R * D), sequences: B * N, length: T)
+                      attnOut: kept.buffer("t.a", R * D), sequences: B * N, length: T, scratch: scratch)
         scalesT = scales(dims, context, site: 1, groups: T) { $0 % T }
         let od = kept.buffer("t.od", R * D)
         applyRowScales(scalesT, out: od, o, rows: R, cols: D, accumulate: false)
@@ -72,7 +72,7 @@ final class CLIPTimeSformerBlock: TransformerBlock {
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
         let so = scratch.buffer("s.o", R * D)
         attn.forward(so, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
-                     attnOut: kept.buffer("s.a", R * D), sequences: dims.frames, length: N)
+                     attnOut: kept.buffer("s.a", R * D), sequences: dims.frames, length: N, scratch: scratch)
         scalesS = scales(dims, context, site: 2, groups: N) { $0 % N }
         let x2 = kept.buffer("x2", R * D)
         x2.update(from: x1, count: R * D)

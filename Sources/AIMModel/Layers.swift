@@ -328,8 +328,8 @@ struct AttentionLayer {
     /// `interleaved` G > 1 (`runsShortInBF16` only): the sequences lie interleaved in groups of G
     /// (sequence (b, n) holds rows (b·L + i)·G + n), as the frames of each token do in frame order.
     func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil, qkvBuf: KeptQKV, probs: FloatPtr?,
-                 attnOut: FloatPtr, sequences S: Int, length L: Int, interleaved: Int = 1, xKeep: UnsafeMutablePointer<UInt16>? = nil,
-                 attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
+                 attnOut: FloatPtr, sequences S: Int, length L: Int, interleaved: Int = 1, scratch: Arena,
+                 xKeep: UnsafeMutablePointer<UInt16>? = nil, attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
         let rows = S * L
         precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.forward: interleaved sequences need the short bf16 kernel")
         precondition((x != nil) != (xBF16 != nil) && (xBF16 == nil || readsOnlyRoundedInput), "AttentionLayer.forward: one input, bf16 only for a frozen bf16 in_proj")
@@ -341,9 +341,10 @@ struct AttentionLayer {
         case .bf16(let q16):
             precondition(xKeep == nil, "a frozen in_proj keeps no input")
             if !qkv.forward(roundedOutput: q16, x, roundedInput: xBF16, rows: rows) {
-                // No bf16-output kernel for this product here: the fp32 output, rounded (the same bits).
-                let q = FloatPtr.allocate(capacity: rows * 3 * width)
-                defer { q.deallocate() }
+                // No bf16-output kernel for this product here (AMX tiles): the fp32 output, rounded (the same bits).
+                let mark = scratch.mark()
+                defer { scratch.rewind(to: mark) }
+                let q = scratch.buffer("attn.qkv32", rows * 3 * width)
                 if let xBF16 { qkv.forward(q, roundedInput: xBF16, rows: rows) } else { qkv.forward(q, x!, rows: rows) }
                 StepProfile.measure(.frozenGEMM) { toBF16(q16, q, count: rows * 3 * width) }
             }

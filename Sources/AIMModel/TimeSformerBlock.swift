@@ -61,7 +61,7 @@ final class TimeSformerBlock: TransformerBlock {
         tNorm.forward(u, xtIn, mean: kept.buffer("t.mean", P), rstd: kept.buffer("t.rstd", P), rows: P)
         let o = scratch.buffer("t.o", P * D)
         tAttn.forward(o, u, qkvBuf: tAttn.keptQKV(kept, "t.qkv", rows: P, length: T), probs: tAttn.probabilities(kept, "t.probs", B * L * H * T * T, length: T),
-                      attnOut: kept.buffer("t.a", P * D), sequences: B * L, length: T)
+                      attnOut: kept.buffer("t.a", P * D), sequences: B * L, length: T, scratch: scratch)
         scalesT = scales(P, context, site: 1, groups: B * L, perVideo: L) { $0 / T }
         let od = kept.buffer("t.od", P * D)
         applyRowScales(scalesT, out: od, o, rows: P, cols: D)
@@ -80,7 +80,7 @@ final class TimeSformerBlock: TransformerBlock {
         norm1.forward(h1, xs, mean: kept.buffer("s.mean", F * N), rstd: kept.buffer("s.rstd", F * N), rows: F * N)
         let s = scratch.buffer("s.o", F * N * D)
         attn.forward(s, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: F * N, length: N), probs: attn.probabilities(kept, "s.probs", F * H * N * N, length: N),
-                     attnOut: kept.buffer("s.a", F * N * D), sequences: F, length: N)
+                     attnOut: kept.buffer("s.a", F * N * D), sequences: F, length: N, scratch: scratch)
         scalesS = scales(F * N, context, site: 2, groups: F, perVideo: T) { $0 / N }
         let sd = scratch.buffer("s.od", F * N * D)
         applyRowScales(scalesS, out: sd, s, rows: F * N, cols: D)
