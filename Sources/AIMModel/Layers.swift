@@ -156,7 +156,7 @@ struct LayerNormLayer {
     func forward(roundedOutput out: UnsafeMutablePointer<UInt16>, _ input: UnsafePointer<Float>, mean: FloatPtr?, rstd: FloatPtr?,
                  normalized: FloatPtr? = nil, rows: Int) {
         StepProfile.measure(.layerNorm) {
-            layerNormForward(roundedOut: out, input: input, weight: weight.data, bias: bias.data, mean: mean, rstd: rstd,
+            layerNormForward(out: nil, roundedOut: out, input: input, weight: weight.data, bias: bias.data, mean: mean, rstd: rstd,
                              normalized: normalized, rows: rows, channels: channels, eps: eps)
         }
     }

@@ -2,37 +2,15 @@
 // square root, y = (x - mean) · rstd · w + b.
 
 /// `mean` / `rstd` ([M]) are saved for the backward; pass nil when there is no backward.
+/// `roundedOut`: y written in bf16 instead of `out` (nil then), rounded as `toBF16` rounds the fp32
+/// y, for an output that only bf16 products read (which then need no rounding pass of their own).
 public func layerNormForward(
-    out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    out: UnsafeMutablePointer<Float>?, roundedOut: UnsafeMutablePointer<UInt16>? = nil, input: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
     mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
-    normalized: UnsafeMutablePointer<Float>? = nil,
-    rows M: Int, channels C: Int, eps: Float
+    normalized: UnsafeMutablePointer<Float>? = nil, rows M: Int, channels C: Int, eps: Float
 ) {
-    layerNormRows(out: out, roundedOut: nil, input: input, weight: weight, bias: bias, mean: mean, rstd: rstd,
-                  normalized: normalized, rows: M, channels: C, eps: eps)
-}
-
-/// `layerNormForward` with y written in bf16 only (rounded as `toBF16` rounds the fp32 y): for an
-/// output that only bf16 products read, which then need no rounding pass of their own.
-public func layerNormForward(
-    roundedOut: UnsafeMutablePointer<UInt16>, input: UnsafePointer<Float>,
-    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-    mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
-    normalized: UnsafeMutablePointer<Float>? = nil,
-    rows M: Int, channels C: Int, eps: Float
-) {
-    layerNormRows(out: nil, roundedOut: roundedOut, input: input, weight: weight, bias: bias, mean: mean, rstd: rstd,
-                  normalized: normalized, rows: M, channels: C, eps: eps)
-}
-
-private func layerNormRows(
-    out: UnsafeMutablePointer<Float>?, roundedOut: UnsafeMutablePointer<UInt16>?, input: UnsafePointer<Float>,
-    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-    mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
-    normalized: UnsafeMutablePointer<Float>?, rows M: Int, channels C: Int, eps: Float
-) {
-    precondition(M >= 0 && C > 0, "layerNormForward: bad sizes M=\(M) C=\(C)")
+    precondition(M >= 0 && C > 0 && (out == nil) != (roundedOut == nil), "layerNormForward: bad sizes M=\(M) C=\(C), or not one output")
     Threads.parallelFor(M, grain: 16) { rows in
         // bf16: each row's fp32 y goes through one row of stack memory (in L1) and is rounded from there.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: roundedOut == nil ? 0 : C) { rowBuffer in
