@@ -308,8 +308,9 @@ struct AttentionLayer {
     var readsOnlyRoundedInput: Bool { qkv.weight.reducedPrecision && !qkv.needsInput }
 
     /// Whether in_proj writes q | k | v in bf16: a frozen bf16 product (so no weight gradient reads
-    /// its input or output) whose output only the bf16 attention through oneDNN reads, which rounds
-    /// fp32 q | k | v exactly so (as autocast's Linear returns bf16).
+    /// its input or output) whose output only a bf16 attention reads: through oneDNN, which rounds
+    /// fp32 q | k | v exactly so, or the short-sequence kernel, which reads bf16 only (as autocast's
+    /// Linear returns bf16).
     private func writesQKVInBF16(_ L: Int) -> Bool {
         (onOneDNNInBF16(L) || shortAttentionRuns(length: L, width: width, heads: heads)) && qkv.weight.reducedPrecision && !qkv.needsInput
     }
