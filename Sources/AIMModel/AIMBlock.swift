@@ -113,16 +113,17 @@ final class AIMBlock: TransformerBlock {
             // attention reads each token's frames where they lie, stay in frame layout throughout.
             let inFrameLayout = temporalInFrameLayout(T)
             var attnIn: UnsafePointer<Float>?, attnIn16: UnsafePointer<UInt16>?
-            if inFrameLayout {
+            if tAdapterIn == nil && attn.readsOnlyRoundedInput {
+                // Only the frozen bf16 in_proj reads ln_1's output: written in bf16 (permuted as such
+                // unless the branch stays in frame layout).
                 let u16 = scratch.bf16Buffer("t.u16", R * D)
                 ln1.forward(roundedOutput: u16, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
                 attnIn16 = UnsafePointer(u16)
-            } else if tAdapterIn == nil && attn.readsOnlyRoundedInput {
-                // Only the frozen bf16 in_proj reads ln_1's output: written in bf16, permuted as such.
-                let u16 = scratch.bf16Buffer("t.u16", R * D), xt16 = scratch.bf16Buffer("t.xt16", R * D)
-                ln1.forward(roundedOutput: u16, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
-                swapMiddleAxes(out: xt16, input: u16, outer: B, p: T, q: N, rowLength: D)
-                attnIn16 = UnsafePointer(xt16)
+                if !inFrameLayout {
+                    let xt16 = scratch.bf16Buffer("t.xt16", R * D)
+                    swapMiddleAxes(out: xt16, input: u16, outer: B, p: T, q: N, rowLength: D)
+                    attnIn16 = UnsafePointer(xt16)
+                }
             } else {
                 let u0 = scratch.buffer("t.u0", R * D)
                 ln1.forward(u0, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)

@@ -311,15 +311,11 @@ struct AttentionLayer {
     /// its input or output) whose output only a bf16 attention reads: through oneDNN, which rounds
     /// fp32 q | k | v exactly so, or the short-sequence kernel, which reads bf16 only (as autocast's
     /// Linear returns bf16).
-    private func writesQKVInBF16(_ L: Int) -> Bool {
-        (onOneDNNInBF16(L) || shortAttentionRuns(length: L, width: width, heads: heads)) && qkv.weight.reducedPrecision && !qkv.needsInput
-    }
+    private func writesQKVInBF16(_ L: Int) -> Bool { readsOnlyRoundedInput && (runsShortInBF16(L) || onOneDNNInBF16(L)) }
 
     /// Whether a bf16 model's attention over sequences of `length` runs on the short-sequence kernel
     /// (AttentionShort.swift: the temporal pass), which reads the q | k | v a frozen in_proj wrote in bf16.
-    func runsShortInBF16(_ L: Int) -> Bool {
-        writesQKVInBF16(L) && shortAttentionRuns(length: L, width: width, heads: heads)
-    }
+    func runsShortInBF16(_ L: Int) -> Bool { readsOnlyRoundedInput && shortAttentionRuns(length: L, width: width, heads: heads) }
 
     /// out = proj(attention(qkv(x))) over `sequences` of `length` rows each.
     /// `qkvBuf` (from `keptQKV`), `probs` [S, H, L, L] (nil: recomputed in backward) and `attnOut` [rows, D]

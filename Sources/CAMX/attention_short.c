@@ -94,18 +94,11 @@ ROWS_TARGET INLINE void weighted_sum(float *row, const float *w, long wstride, c
 // Asks for the next sequence's bf16 rows [L, 3D] while this one computes: each head reads its
 // slices of all L rows, a pattern of strides the hardware prefetchers did not follow (out of
 // cache the kernel ran at half its in-cache speed).
-ROWS_TARGET INLINE void prefetch_rows(const uint16_t *rows, long L, long D, long groups) {
+// L rows of `bytes` bytes each, `stride` bytes apart.
+ROWS_TARGET INLINE void prefetch_rows(const void *first, long L, long stride, long bytes) {
     for (long i = 0; i < L; i++) {
-        const char *b = (const char *)(rows + i * 3 * D * groups);
-        for (long at = 0; at < 3 * D * 2; at += 64) _mm_prefetch(b + at, _MM_HINT_T1);
-    }
-}
-
-// L rows of n floats, `stride` floats apart.
-ROWS_TARGET INLINE void prefetch_rows_f32(const float *x, long L, long stride, long n) {
-    for (long i = 0; i < L; i++) {
-        const char *b = (const char *)(x + i * stride);
-        for (long at = 0; at < n * 4; at += 64) _mm_prefetch(b + at, _MM_HINT_T1);
+        const char *b = (const char *)first + i * stride;
+        for (long at = 0; at < bytes; at += 64) _mm_prefetch(b + at, _MM_HINT_T1);
     }
 }
 
@@ -136,7 +129,7 @@ ROWS_TARGET void camx_short_attention_forward(const uint16_t *qkv, float *out, u
     const long dh = D / H;
     for (long s = first; s < first + count; s++) {
         const long r = first_row(s, L, groups);
-        if (s + 1 < first + count) prefetch_rows(qkv + first_row(s + 1, L, groups) * 3 * D, L, D, groups);
+        if (s + 1 < first + count) prefetch_rows(qkv + first_row(s + 1, L, groups) * 3 * D, L, 3 * D * groups * 2, 3 * D * 2);
         if (L == 8 && dh == 64) forward_sequence(qkv + r * 3 * D, out, out16, r * D, 8, D, H, 64, groups);
         else forward_sequence(qkv + r * 3 * D, out, out16, r * D, L, D, H, dh, groups);
     }
@@ -183,8 +176,8 @@ ROWS_TARGET void camx_short_attention_backward(const uint16_t *qkv, const float 
         const long r = first_row(s, L, groups);
         if (s + 1 < first + count) {
             const long next = first_row(s + 1, L, groups);
-            prefetch_rows(qkv + next * 3 * D, L, D, groups);
-            prefetch_rows_f32(dout + next * D, L, D * groups, D);
+            prefetch_rows(qkv + next * 3 * D, L, 3 * D * groups * 2, 3 * D * 2);
+            prefetch_rows(dout + next * D, L, D * groups * 4, D * 4);
         }
         if (L == 8 && dh == 64) backward_sequence(qkv + r * 3 * D, dout, dqkv, dqkv16, r, 8, D, H, 64, groups);
         else backward_sequence(qkv + r * 3 * D, dout, dqkv, dqkv16, r, L, D, H, dh, groups);

@@ -97,9 +97,10 @@ struct KernelSection: BenchSection {
                 runs.append { attentionForwardOneDNN(out: out.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
                 runs.append { attentionBackwardOneDNN(dQKV: dqkv.data, dOut: dOut.data, qkv: qkv.data, sequences: S, length: L, width: D, heads: H) }
             }
+            let qkv16 = UnsafeMutablePointer<UInt16>.allocate(capacity: S * L * 3 * D)
+            defer { qkv16.deallocate() }
             if shortAttentionRuns(length: L, width: D, heads: H) {
                 bf16Paths.append("bf16 short-sequence kernel (q, k, v in bf16)")
-                let qkv16 = UnsafeMutablePointer<UInt16>.allocate(capacity: S * L * 3 * D)
                 toBF16(qkv16, qkv.data, count: S * L * 3 * D)
                 runs.append { shortAttentionForward(out: out.data, roundedOut: nil, qkv16: qkv16, sequences: S, length: L, width: D, heads: H) }
                 runs.append { shortAttentionBackward(dQKV: dqkv.data, roundedDQKV: nil, dOut: dOut.data, qkv16: qkv16, sequences: S, length: L,
