@@ -12,7 +12,7 @@ struct Roofline {
     /// bare tile or oneDNN products when faster than fp32, the others at fp32 times.
     var bf16Seconds: [Double?] = []
     var bf16Table = BenchTable(title: "The step's GEMMs in bf16 (operands already bf16; the bf16 roofline's terms)",
-                               columns: ["shape", "calls per step (AIM)", "oneDNN bf16 ms (median)", "AMX tiles ms (median)", "fastest", "bf16 GFLOP/s (fastest)",
+                               columns: ["shape", "calls per step (AIM)", "oneDNN bf16 ms (median)", "oneDNN, weights packed ms (median)", "AMX tiles ms (median)", "fastest", "bf16 GFLOP/s (fastest)",
                                          "fastest fp32 ms", "bf16 speed-up"])
     var shapeTable = BenchTable(title: "The AIM step's GEMMs at their fastest (the roofline's terms)",
                                 columns: ["GEMM", "shape", "calls per step", "ms per call (median)", "GFLOP/s", "s per step", "library"])
@@ -34,7 +34,8 @@ struct Roofline {
         }
         var r = Roofline()
         r.libraryTable = libraries.table
-        let bf16Times = BF16Support.isAvailable ? bf16(lists.flatMap { $0 }.map(\.shape), rounds: rounds, context) : [:]
+        let frozen = Set(lists.flatMap { $0 }.filter { $0.group.contains(": frozen ") }.map(\.shape))
+        let bf16Times = BF16Support.isAvailable ? bf16(lists.flatMap { $0 }.map(\.shape), frozen: frozen, rounds: rounds, context) : [:]
         for list in lists {
             r.bf16Seconds.append(bf16Times.isEmpty ? nil : list.reduce(0) {
                 $0 + bf16Term($1.shape, bf16Times, fp32: times[$1.shape]!) * Double($1.count)
@@ -46,10 +47,11 @@ struct Roofline {
                 guard let b = bf16Times[use.shape] else { continue }
                 let f = times[use.shape]!, t = bf16Term(use.shape, bf16Times, fp32: f)
                 let count = lists[0].filter { $0.shape == use.shape }.reduce(0) { $0 + $1.count }
-                r.bf16Table.rows.append([use.shape.text, "\(count)", b.onednn.map(ms) ?? "—", b.tiles.map(ms) ?? "—",
+                r.bf16Table.rows.append([use.shape.text, "\(count)", b.onednn.map(ms) ?? "—", b.packed.map(ms) ?? "—", b.tiles.map(ms) ?? "—",
                                          t == f ? "fp32" : b.kernel, fixed(use.shape.flop / t * 1e-9), ms(f), fixed(f / t, 2) + "×"])
             }
             r.bf16Table.notes.append("Attention's (sequence, head) products appear where our bf16 step runs them in bf16 (sequences of 64 tokens or more). On AMX tiles: bare tile products, each dimension padded to a multiple of 32 as the tile attention pads them, the pairs split over the threads. Through oneDNN (no AMX): all pairs in one batched bf16 call on dense operands, oneDNN's fastest form (the step reads q, k, v where they lie, one call per sequence). Neither includes the softmax, rounding or packing; a term is the faster of that and fp32 (\"fastest\"). Attention over the frames (8 tokens) keeps its fp32 bare products as its term: our bf16 step runs it in a short-sequence kernel of its own (q, k, v in bf16, fp32 arithmetic in registers), not as products.")
+            r.bf16Table.notes.append("Weights packed: a frozen weight's product with the weight held in oneDNN's own blocked layout, as `BF16Weight` keeps frozen weights (packed once; oneDNN otherwise copies row-major weights into that layout on every call); — for shapes no frozen weight has (adapters, attention) and where AMX tiles take the shape.")
             r.bf16Table.notes.append("AMX tiles: our 32×32 tile blocks (`model.precision: bf16` uses them for forward and input-gradient products when the CPU has AMX; weight gradients, Aᵀ·B, stay on oneDNN); — where they do not run. The two alternate within each round.")
             r.bf16Table.notes.append("\(rounds) rounds per shape after one warm-up; the activations' conversion to bf16 (done per call in the step) is not in these times, so the bf16 roofline is a bound our step cannot reach exactly.")
         }
@@ -69,9 +71,10 @@ struct Roofline {
     }
 
     /// Median bf16 product time of each distinct linear shape (operands converted or packed once, up
-    /// front) by each bf16 kernel the step can use for it: oneDNN's matmul, and AMX tiles where they
-    /// run (forward and input-gradient shapes in 32-wide steps), alternating in each round.
-    private static func bf16(_ shapes: [GemmShape], rounds: Int, _ context: BenchContext) -> [GemmShape: BF16Time] {
+    /// front) by each bf16 kernel the step can use for it: oneDNN's matmul (also with the weights
+    /// packed, for `frozen` shapes), and AMX tiles where they run (forward and input-gradient shapes
+    /// in 32-wide steps), alternating in each round.
+    private static func bf16(_ shapes: [GemmShape], frozen: Set<GemmShape>, rounds: Int, _ context: BenchContext) -> [GemmShape: BF16Time] {
         var out: [GemmShape: BF16Time] = [:]
         for s in shapes where out[s] == nil {
             if s.pairs > 1 {
@@ -80,10 +83,10 @@ struct Roofline {
                 if attentionRunsOnTiles(length: s.m, headWidth: dh) {
                     let products = AttentionTileProducts(m: s.m, n: s.n, k: s.k, pairs: s.pairs)
                     let t = timeSideBySide(repeats: rounds, [{ products.run() }])[0].median
-                    out[s] = BF16Time(onednn: nil, tiles: t)
+                    out[s] = BF16Time(onednn: nil, packed: nil, tiles: t)
                     context.log("  bf16 roofline: \(s.text): tiles \(ms(t)) ms")
                 } else if attentionRunsOnOneDNN(length: s.m, width: dh, heads: 1), let t = attentionOneDNN(s, rounds: rounds) {
-                    out[s] = BF16Time(onednn: t, tiles: nil)
+                    out[s] = BF16Time(onednn: t, packed: nil, tiles: nil)
                     context.log("  bf16 roofline: \(s.text): oneDNN \(ms(t)) ms")
                 }
                 continue
@@ -100,9 +103,19 @@ struct Roofline {
                 if s.transB { amxPackTransposed(packed, fb.data, n: s.n, k: s.k) } else { amxPackRows(packed, fb.data, k: s.k, n: s.n) }
                 runs.append { amxMatmul(m: s.m, k: s.k, n: s.n, a: a, b: packed, bias: nil, c: c.data, accumulate: false) }
             }
+            // A frozen weight's forward (B = Wᵀ, W [n, k]) or input gradient (B = W [k, n]) as the step runs it.
+            let weight = !tiles && !s.transA && frozen.contains(s)
+                ? BF16Weight(fb.data, outFeatures: s.transB ? s.n : s.k, inFeatures: s.transB ? s.k : s.n) : nil
+            if let weight {
+                runs.append {
+                    if s.transB { try linearForwardBF16(out: c.data, roundedInput: a, weight: weight, bias: nil, rows: s.m) }
+                    else { try linearInputGradientBF16(dInput: c.data, roundedDOut: a, weight: weight, rows: s.m) }
+                }
+            }
             guard let t = try? timeSideBySide(repeats: rounds, throwing: runs) else { return [:] }
-            out[s] = BF16Time(onednn: t[0].median, tiles: tiles ? t[1].median : nil)
-            context.log("  bf16 roofline: \(s.text): oneDNN \(ms(t[0].median)) ms" + (tiles ? ", tiles \(ms(t[1].median)) ms" : ""))
+            out[s] = BF16Time(onednn: t[0].median, packed: weight != nil ? t[1].median : nil, tiles: tiles ? t[1].median : nil)
+            context.log("  bf16 roofline: \(s.text): oneDNN \(ms(t[0].median)) ms" + (tiles ? ", tiles \(ms(t[1].median)) ms" : "")
+                        + (weight != nil ? ", packed weights \(ms(t[1].median)) ms" : ""))
         }
         return out
     }
@@ -123,9 +136,12 @@ struct Roofline {
     }
 
     struct BF16Time {
-        var onednn: Double?, tiles: Double?
-        var best: Double { min(onednn ?? .infinity, tiles ?? .infinity) }
-        var kernel: String { (tiles ?? .infinity) < (onednn ?? .infinity) ? "AMX tiles" : "oneDNN" }
+        var onednn: Double?, packed: Double?, tiles: Double?
+        var best: Double { min(onednn ?? .infinity, packed ?? .infinity, tiles ?? .infinity) }
+        var kernel: String {
+            if best == tiles { return "AMX tiles" }
+            return best == packed ? "oneDNN, weights packed" : "oneDNN"
+        }
     }
 
     /// A shape's term in the bf16 roofline: its fastest bf16 kernel; attention's products also at

@@ -174,4 +174,39 @@ final class LinearBF16Tests: XCTestCase {
             XCTAssertEqual(da.array, dc.array)
         }
     }
+
+    /// A kept (frozen) weight is held in oneDNN's packed layouts, made at first use, the second one
+    /// from the first (the row-major copy is dropped): the same bits as the row-major weight a
+    /// tunable one rounds per use, whichever product comes first, and again after a refresh; one
+    /// copy held after the forward alone, two after both (the ragged shape's packed copies are padded).
+    func testPackedWeightsGiveTheBitsOfRowMajorOnes() throws {
+        try requireBF16()
+        for (N, K, M) in [(2304, 768, 64), (50, 37, 7), (192, 768, 33)] {
+            for inputGradientFirst in [false, true] {
+                let w = random(N * K, 31)
+                let kept = BF16Weight(w.data, outFeatures: N, inFeatures: K)
+                let perUse = BF16Weight(roundingPerUse: w.data, outFeatures: N, inFeatures: K)
+                let x = random(M * K, 32), dy = random(M * N, 33)
+                let y = Tensor([M * N]), yRef = Tensor([M * N]), dx = Tensor([M * K]), dxRef = Tensor([M * K])
+                let plainBytes = N * K * 2, padded = N % 64 != 0 || K % 64 != 0
+                func check(_ what: String) throws {
+                    if inputGradientFirst { try linearInputGradientBF16(dInput: dx.data, dOut: dy.data, weight: kept, rows: M) }
+                    try linearForwardBF16(out: y.data, input: x.data, weight: kept, bias: nil, rows: M)
+                    if !inputGradientFirst {
+                        if !padded { XCTAssertEqual(kept.bytes, plainBytes, "\(N)×\(K) \(what): one copy after the forward alone") }
+                        try linearInputGradientBF16(dInput: dx.data, dOut: dy.data, weight: kept, rows: M)
+                    }
+                    if !padded { XCTAssertEqual(kept.bytes, 2 * plainBytes, "\(N)×\(K) \(what): two copies after both") }
+                    try linearForwardBF16(out: yRef.data, input: x.data, weight: perUse, bias: nil, rows: M)
+                    try linearInputGradientBF16(dInput: dxRef.data, dOut: dy.data, weight: perUse, rows: M)
+                    XCTAssertEqual(y.array, yRef.array, "\(N)×\(K) \(what) forward")
+                    XCTAssertEqual(dx.array, dxRef.array, "\(N)×\(K) \(what) input gradient")
+                }
+                try check("first use")
+                for i in 0..<N * K { w[i] = -0.5 * w[i] }
+                kept.refresh(from: w.data)
+                try check("after refresh")
+            }
+        }
+    }
 }

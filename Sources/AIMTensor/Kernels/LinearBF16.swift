@@ -37,15 +37,21 @@ public enum BF16Products {
 /// use: a kept copy of a tunable weight is re-rounded at each forward anyway, and holding it
 /// through the step costs 2 bytes per weight (170 MB for ViT-B/16 full finetuning); rounding
 /// again for the input gradient costs one pass over the weight.
-/// On AMX tiles a kept weight is held packed, as Wᵀ for the forward and, once an input gradient
-/// needs it, as W too (the tile layout interleaves pairs along the product's K, so one packing
-/// cannot serve both), and not row-major.
+/// A kept weight is held in the layout its product reads, made at its first use: for oneDNN, in
+/// oneDNN's packed layout of Wᵀ for the forward and, once an input gradient needs it, of W (the
+/// row-major copy rounded at init is dropped once one packed copy exists; the other is made from
+/// it); on AMX tiles, packed as Wᵀ and, at the first input gradient, as W (the tile layout
+/// interleaves pairs along the product's K, so one packing cannot serve both). A frozen model's
+/// layers that no gradient passes (frozen space-only: all of them) hold one copy.
 public final class BF16Weight {
     public let outFeatures: Int, inFeatures: Int
-    let data: UnsafeMutablePointer<UInt16>?     // row-major copy for oneDNN; nil: rounded per use or packed
+    /// Row-major copy for oneDNN: until a packed copy exists, or for good where oneDNN packs nothing.
+    private var data: UnsafeMutablePointer<UInt16>?
+    /// oneDNN's packed layouts for the forward (Wᵀ as [K, N]) and the input gradient (W as [N, K]).
+    private var forwardPacked: UnsafeMutableRawPointer?, inputGradientPacked: UnsafeMutableRawPointer?
+    private var forwardPackedBytes = 0, inputGradientPackedBytes = 0
     let forwardTiles: UnsafeMutablePointer<UInt16>?
-    /// Made from `forwardTiles` at the first input gradient: a frozen model's layers that no
-    /// gradient passes (frozen space-only: all of them) never hold it.
+    /// Made from `forwardTiles` at the first input gradient.
     private var inputGradientTiles: UnsafeMutablePointer<UInt16>?
     let master: UnsafePointer<Float>?
     let tiles: Bool
@@ -53,6 +59,7 @@ public final class BF16Weight {
     public var bytes: Int {
         let n = outFeatures * inFeatures * MemoryLayout<UInt16>.stride
         return (data == nil ? 0 : n) + (forwardTiles == nil ? 0 : n) + (inputGradientTiles == nil ? 0 : n)
+            + forwardPackedBytes + inputGradientPackedBytes
     }
 
     public init(_ w: UnsafePointer<Float>, outFeatures N: Int, inFeatures K: Int) {
@@ -76,17 +83,51 @@ public final class BF16Weight {
 
     /// Re-rounds the (changed) fp32 weight into the same storage (nothing to do when rounded per use).
     public func refresh(from w: UnsafePointer<Float>) {
-        if let data { toBF16(data, w, count: outFeatures * inFeatures) }
         if let forwardTiles { amxPackTransposed(forwardTiles, w, n: outFeatures, k: inFeatures) }
         if let inputGradientTiles { amxPackRows(inputGradientTiles, w, k: outFeatures, n: inFeatures) }
+        if master != nil || tiles { return }
+        dropPacked()
+        if data == nil { data = .allocate(capacity: outFeatures * inFeatures) }
+        toBF16(data!, w, count: outFeatures * inFeatures)
     }
 
-    /// The bf16 operand for one oneDNN product: the kept copy, or `master` rounded now into the engine's weight slot.
-    func operand(_ engine: OneDNNMatmulEngine) -> UnsafePointer<UInt16> {
-        if let data { return UnsafePointer(data) }
+    private func dropPacked() {
+        forwardPacked?.deallocate(); inputGradientPacked?.deallocate()
+        forwardPacked = nil; inputGradientPacked = nil; forwardPackedBytes = 0; inputGradientPackedBytes = 0
+    }
+
+    /// The bf16 operand of one oneDNN product, the forward's (Wᵀ) or the input gradient's (W): a
+    /// packed copy (made now from the row-major copy or the other packed one if missing), the
+    /// row-major copy where oneDNN packs nothing, or `master` rounded now into the engine's weight slot.
+    func operand(_ engine: OneDNNMatmulEngine, forward: Bool) throws -> BF16Operand {
+        if master == nil, let packed = try packedOperand(engine, forward: forward) { return BF16Operand(pointer: packed, transposed: false, packed: true) }
+        if let data { return BF16Operand(pointer: data, transposed: forward, packed: false) }
         let buf = engine.activations(outFeatures * inFeatures, slot: OneDNNMatmulEngine.weightSlot)
         toBF16(buf, master!, count: outFeatures * inFeatures)
-        return UnsafePointer(buf)
+        return BF16Operand(pointer: buf, transposed: forward, packed: false)
+    }
+
+    /// This orientation's packed copy, made on first use; nil where oneDNN has no packed layout for it.
+    private func packedOperand(_ engine: OneDNNMatmulEngine, forward: Bool) throws -> UnsafeRawPointer? {
+        if let p = forward ? forwardPacked : inputGradientPacked { return UnsafeRawPointer(p) }
+        // The product's [K, N]: Wᵀ (strides 1, K) forward, W (strides K, 1) for the input gradient.
+        let (K, N) = forward ? (inFeatures, outFeatures) : (outFeatures, inFeatures)
+        guard let layout = try engine.packedLayout(K: K, N: N) else { return nil }
+        let plain: UnsafeMutablePointer<UInt16>
+        if let data { plain = data } else {
+            // Row-major again from the other orientation's packed copy (an exact permutation).
+            plain = engine.activations(outFeatures * inFeatures, slot: OneDNNMatmulEngine.weightSlot)
+            let other = try engine.packedLayout(K: N, N: K)!
+            try engine.repack(K: N, N: K, plain: plain, strides: forward ? (inFeatures, 1) : (1, inFeatures), layout: other,
+                              packed: (forward ? inputGradientPacked : forwardPacked)!, toPacked: false)
+        }
+        let packed = UnsafeMutableRawPointer.allocate(byteCount: layout.bytes, alignment: 64)
+        try engine.repack(K: K, N: N, plain: plain, strides: forward ? (1, inFeatures) : (inFeatures, 1), layout: layout,
+                          packed: packed, toPacked: true)
+        if forward { forwardPacked = packed; forwardPackedBytes = layout.bytes }
+        else { inputGradientPacked = packed; inputGradientPackedBytes = layout.bytes }
+        data?.deallocate(); data = nil
+        return UnsafeRawPointer(packed)
     }
 
     /// The packed tile operand: Wᵀ (`forward`) or W, kept or packed now from `master`.
@@ -105,7 +146,7 @@ public final class BF16Weight {
         else { amxPackRows(buf, master!, k: outFeatures, n: inFeatures) }
         return UnsafePointer(buf)
     }
-    deinit { data?.deallocate(); forwardTiles?.deallocate(); inputGradientTiles?.deallocate() }
+    deinit { data?.deallocate(); dropPacked(); forwardTiles?.deallocate(); inputGradientTiles?.deallocate() }
 }
 
 /// Bytes of the bf16 operand buffers the linear layers convert activations into (0 in fp32).
@@ -161,7 +202,7 @@ public func linearForwardBF16(
     // of laying the residual down first, so the bits do not depend on the path.
     if (residual != nil && !accumulate) || scale != 1, !weight.tiles {
         do {
-            try engine.matmul(M: M, K: weight.inFeatures, N: weight.outFeatures, src: x, weights: weight.operand(engine), transposedWeights: true,
+            try engine.matmul(M: M, K: weight.inFeatures, N: weight.outFeatures, src: x, weights: weight.operand(engine, forward: true),
                               bias: bias, dst: out, accumulate: accumulate, residual: residual, scale: scale)
             return
         } catch is OneDNNReferenceOnly {}
@@ -215,7 +256,7 @@ public func linearForwardBF16(
         x = UnsafePointer(rounded)
     }
     do {
-        try engine.matmul(M: M, K: weight.inFeatures, N: weight.outFeatures, src: x, weights: weight.operand(engine), transposedWeights: true,
+        try engine.matmul(M: M, K: weight.inFeatures, N: weight.outFeatures, src: x, weights: weight.operand(engine, forward: true),
                           bias: bias, roundedDst: roundedOut)
     } catch is OneDNNReferenceOnly {
         return false
@@ -230,8 +271,7 @@ private func forwardProduct(out: UnsafeMutablePointer<Float>, x: UnsafePointer<U
         amxMatmul(m: M, k: K, n: N, a: x, b: weight.tileOperand(engine, forward: true), bias: bias, c: out, accumulate: accumulate)
         return
     }
-    // Weights seen as [K, N] with strides (1, K): the transpose of the stored [N, K].
-    try engine.matmul(M: M, K: K, N: N, src: x, weights: weight.operand(engine), transposedWeights: true,
+    try engine.matmul(M: M, K: K, N: N, src: x, weights: weight.operand(engine, forward: true),
                       bias: bias, dst: out, accumulate: accumulate)
 }
 
@@ -296,13 +336,12 @@ private func inputGradientProduct(dInput: UnsafeMutablePointer<Float>, dy: Unsaf
     if weight.tiles {
         amxMatmul(m: M, k: N, n: K, a: dy, b: weight.tileOperand(engine, forward: false), bias: nil, c: dInput, accumulate: accumulate)
     } else {
+        let w = try weight.operand(engine, forward: false)
         do {
-            try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.operand(engine), transposedWeights: false,
-                              bias: nil, dst: dInput, accumulate: accumulate, residual: residual)
+            try engine.matmul(M: M, K: N, N: K, src: dy, weights: w, bias: nil, dst: dInput, accumulate: accumulate, residual: residual)
             return
         } catch is OneDNNReferenceOnly {
-            try engine.matmul(M: M, K: N, N: K, src: dy, weights: weight.operand(engine), transposedWeights: false,
-                              bias: nil, dst: dInput, accumulate: accumulate)
+            try engine.matmul(M: M, K: N, N: K, src: dy, weights: w, bias: nil, dst: dInput, accumulate: accumulate)
         }
     }
     if let residual { addInPlace(dInput, residual, count: M * K) }
