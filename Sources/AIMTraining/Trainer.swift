@@ -404,10 +404,13 @@ public final class Trainer {
     /// The first tunable weight or AdamW moment holding an inf or NaN, if any. Ranks hold the
     /// same values after the allreduce, so they agree without communicating.
     func firstNonFinite() -> String? {
+        // An element is inf or NaN when its exponent bits are all ones. An integer max over them
+        // vectorises (a float sum of x·0 is a serial chain: 15 ms a step over ViT-B's 33 M values).
         func finite(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Bool {
-            var acc: Float = 0
-            for i in 0..<n { acc += x[i] * 0 }  // 0 unless some element is inf or NaN
-            return acc == 0
+            let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
+            var largest: UInt32 = 0
+            for i in 0..<n { largest = max(largest, bits[i] & 0x7F80_0000) }
+            return largest != 0x7F80_0000
         }
         let n = model.store.tunableCount
         guard !finite(model.store.tunableValues.data, n) || !finite(optimizer.m.data, n) || !finite(optimizer.v.data, n) else { return nil }
