@@ -209,4 +209,35 @@ final class LinearBF16Tests: XCTestCase {
             }
         }
     }
+
+    /// Where oneDNN would offer only its reference kernel for packed weights (forced here with
+    /// AIM_TEST_REFUSE_PACKED on shapes no other test uses, so their primitives are made under it),
+    /// the products take the weights row-major again: the same bits, residual and rounded output too.
+    func testRefusedPackedWeightsFallBackToRowMajor() throws {
+        try requireBF16()
+        setenv("AIM_TEST_REFUSE_PACKED", "1", 1)
+        defer { unsetenv("AIM_TEST_REFUSE_PACKED") }
+        let (N, K, M) = (320, 96, 11)
+        let w = random(N * K, 41), x = random(M * K, 42), dy = random(M * N, 43), r = random(M * N, 44)
+        let kept = BF16Weight(w.data, outFeatures: N, inFeatures: K)
+        let perUse = BF16Weight(roundingPerUse: w.data, outFeatures: N, inFeatures: K)
+        var outputs: [[Float]] = []
+        for weight in [kept, perUse] {
+            let y = Tensor([M * N]), yr = Tensor([M * N]), dx = Tensor([M * K])
+            var rounded = [UInt16](repeating: 0, count: M * N)
+            try linearForwardBF16(out: y.data, input: x.data, weight: weight, bias: nil, rows: M)
+            try linearForwardBF16(out: yr.data, input: x.data, weight: weight, bias: nil, rows: M, residual: r.data)
+            let wrote = try linearForwardBF16(roundedOut: &rounded, input: x.data, roundedInput: nil, weight: weight, bias: nil, rows: M)
+            try linearInputGradientBF16(dInput: dx.data, dOut: dy.data, weight: weight, rows: M)
+            outputs.append(y.array + yr.array + dx.array + (wrote ? rounded.map { Float(bitPattern: UInt32($0) << 16) } : y.array.map { Float(bitPattern: UInt32(toBF16Bits($0)) << 16) }))
+        }
+        XCTAssertEqual(outputs[0], outputs[1])
+        XCTAssertGreaterThanOrEqual(kept.bytes, 2 * N * K * 2, "the packed copies (padded) stay; only the products read them row-major again")
+    }
+
+    private func toBF16Bits(_ x: Float) -> UInt16 {
+        var out: UInt16 = 0, v = x
+        toBF16(&out, &v, count: 1)
+        return out
+    }
 }

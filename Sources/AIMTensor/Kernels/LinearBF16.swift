@@ -100,7 +100,8 @@ public final class BF16Weight {
     /// packed copy (made now from the row-major copy or the other packed one if missing), the
     /// row-major copy where oneDNN packs nothing, or `master` rounded now into the engine's weight slot.
     func operand(_ engine: OneDNNMatmulEngine, forward: Bool) throws -> BF16Operand {
-        if master == nil, let packed = try packedOperand(engine, forward: forward) { return BF16Operand(pointer: packed, transposed: false, packed: true) }
+        // `transposed` of a packed operand: how it lies row-major again (the engine's fallback).
+        if master == nil, let packed = try packedOperand(engine, forward: forward) { return BF16Operand(pointer: packed, transposed: forward, packed: true) }
         if let data { return BF16Operand(pointer: data, transposed: forward, packed: false) }
         let buf = engine.activations(outFeatures * inFeatures, slot: OneDNNMatmulEngine.weightSlot)
         toBF16(buf, master!, count: outFeatures * inFeatures)

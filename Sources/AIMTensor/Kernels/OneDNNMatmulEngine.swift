@@ -1,3 +1,4 @@
+import Foundation
 import CDNNL
 
 /// Matmul primitives cached per shape on the shared oneDNN context, and growing bf16 scratch
@@ -57,6 +58,10 @@ final class OneDNNMatmulEngine {
         let operandType = key.f32Operands ? dnnl_f32 : dnnl_bf16
         let src = try desc([key.M, key.K], key.sourceTransposed ? [1, key.M] : [key.K, 1], operandType)
         let wei: dnnl_memory_desc_t
+        if key.packedWeights && Self.refusesPackedForTests {
+            refused.insert(key)
+            throw OneDNNReferenceOnly(shape: "bf16 packed \(key.K)×\(key.N) (AIM_TEST_REFUSE_PACKED)")
+        }
         if key.packedWeights {
             guard let layout = try packedLayout(K: key.K, N: key.N) else { throw OneDNNReferenceOnly(shape: "bf16 packed \(key.K)×\(key.N)") }
             wei = layout.desc
@@ -123,7 +128,23 @@ final class OneDNNMatmulEngine {
         var key = Key(M: M, K: K, N: N, sourceTransposed: false, transposed: weights.transposed,
                       bias: bias != nil, accumulate: accumulate, residual: residual != nil, scale: scale)
         key.packedWeights = weights.packed
-        try run(key, src: src, weights: weights.pointer, bias: bias, dst: dst, residual: residual)
+        do {
+            try run(key, src: src, weights: weights.pointer, bias: bias, dst: dst, residual: residual)
+        } catch is OneDNNReferenceOnly where weights.packed {
+            // The layout was asked for at one M; should oneDNN offer only its reference kernel for
+            // it at this M (not seen on any CPU measured), the weights go row-major again for this call.
+            key.packedWeights = false
+            try run(key, src: src, weights: try unpacked(weights, K: K, N: N), bias: bias, dst: dst, residual: residual)
+        }
+    }
+
+    /// Packed weights [K, N] row-major again in the engine's weight slot, laid out as `weights.transposed` says.
+    private func unpacked(_ weights: BF16Operand, K: Int, N: Int) throws -> UnsafeRawPointer {
+        guard let layout = try packedLayout(K: K, N: N) else { throw OneDNNReferenceOnly(shape: "bf16 packed \(K)×\(N)") }
+        let plain = activations(K * N, slot: Self.weightSlot)
+        try repack(K: K, N: N, plain: plain, strides: weights.transposed ? (1, K) : (N, 1), layout: layout,
+                   packed: UnsafeMutableRawPointer(mutating: weights.pointer), toPacked: false)
+        return UnsafeRawPointer(plain)
     }
 
     /// dst [M, N] = bf16(src · weights [+ bias]): bf16 operands, the fp32 result rounded as it is
@@ -135,6 +156,10 @@ final class OneDNNMatmulEngine {
                 src: src, weights: weights.pointer, bias: bias, dst: dst, residual: nil)
     }
 
+    /// Tests only: `AIM_TEST_REFUSE_PACKED=1` makes every packed-weight primitive created from then
+    /// on count as reference-only, so the row-major fallback above runs (read when a primitive is made).
+    private static var refusesPackedForTests: Bool { ProcessInfo.processInfo.environment["AIM_TEST_REFUSE_PACKED"] == "1" }
+
     /// oneDNN's own layout for bf16 weights [K, N] (blocked, pairs along K interleaved), which its
     /// matmul reads without first copying them into it as it does row-major weights on every call:
     /// measured 4–5 % faster on the frozen linears' shapes (Zen 4, 2 threads). The layout depends on
@@ -143,7 +168,8 @@ final class OneDNNMatmulEngine {
     func packedLayout(K: Int, N: Int) throws -> PackedLayout? {
         let extent = Extent(K: K, N: N)
         if let known = layouts[extent] { return known }
-        var src = try desc([1, K], [K, 1], dnnl_bf16), dst = try desc([1, N], [N, 1], dnnl_f32)
+        // Asked at a middling M; the layout was the same for every M tried (1 … 12,608).
+        var src = try desc([256, K], [K, 1], dnnl_bf16), dst = try desc([256, N], [N, 1], dnnl_f32)
         var wei = dnnl_memory_desc_t()
         var dims = [dnnl_dim_t(K), dnnl_dim_t(N)]
         try check(dnnl_memory_desc_init_by_tag(&wei, 2, &dims, dnnl_bf16, dnnl_format_tag_any), "memory_desc_init_by_tag")
@@ -222,7 +248,8 @@ struct PackedLayout {
 }
 
 /// A weight operand of a bf16 product: row-major [N, K] read transposed (`transposed`) or [K, N],
-/// or in oneDNN's packed layout for the product's [K, N].
+/// or in oneDNN's packed layout for the product's [K, N] (`transposed` then says how it would lie
+/// row-major, for the engine's fallback).
 struct BF16Operand {
     let pointer: UnsafeRawPointer
     let transposed: Bool
