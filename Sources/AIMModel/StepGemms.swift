@@ -9,16 +9,22 @@ import AIMTensor
 public enum StepGemms {
     public struct Use: Sendable {
         public let group: String; public let shape: GemmShape; public let count: Int
-        public init(group: String, shape: GemmShape, count: Int) { self.group = group; self.shape = shape; self.count = count }
+        /// A frozen linear weight's forward or input gradient: the weight a bf16 step holds packed.
+        public let frozenWeight: Bool
+        public init(group: String, shape: GemmShape, count: Int, frozenWeight: Bool = false) {
+            self.group = group; self.shape = shape; self.count = count; self.frozenWeight = frozenWeight
+        }
     }
 
     /// The products of one linear layer (`rows` × `inF` → `outF`, `uses` times a step): its forward,
     /// the input gradient when backward reaches it, the weight gradient when it is tunable.
     static func linearUses(_ inF: Int, _ outF: Int, rows: Int, uses: Int, tunable: Bool, backward: Bool, group: String) -> [Use] {
         let kind = tunable ? "tunable" : "frozen"
-        var out = [Use(group: "\(group): \(kind) forward", shape: GemmShape(transA: false, transB: true, m: rows, n: outF, k: inF), count: uses)]
+        var out = [Use(group: "\(group): \(kind) forward", shape: GemmShape(transA: false, transB: true, m: rows, n: outF, k: inF), count: uses,
+                       frozenWeight: !tunable)]
         if backward {
-            out.append(Use(group: "\(group): \(kind) input gradient", shape: GemmShape(transA: false, transB: false, m: rows, n: inF, k: outF), count: uses))
+            out.append(Use(group: "\(group): \(kind) input gradient", shape: GemmShape(transA: false, transB: false, m: rows, n: inF, k: outF),
+                           count: uses, frozenWeight: !tunable))
         }
         if backward && tunable {
             out.append(Use(group: "\(group): weight gradient", shape: GemmShape(transA: true, transB: false, m: outF, n: inF, k: rows), count: uses))

@@ -34,7 +34,7 @@ struct Roofline {
         }
         var r = Roofline()
         r.libraryTable = libraries.table
-        let frozen = Set(lists.flatMap { $0 }.filter(isFrozen).map(\.shape))
+        let frozen = Set(lists.flatMap { $0 }.filter(\.frozenWeight).map(\.shape))
         let bf16Times = BF16Support.isAvailable ? bf16(lists.flatMap { $0 }.map(\.shape), frozen: frozen, rounds: rounds, context) : [:]
         for list in lists {
             r.bf16Seconds.append(bf16Times.isEmpty ? nil : list.reduce(0) {
@@ -48,7 +48,7 @@ struct Roofline {
                 let f = times[use.shape]!, t = bf16Term(use, bf16Times, fp32: f)
                 let count = lists[0].filter { $0.shape == use.shape }.reduce(0) { $0 + $1.count }
                 r.bf16Table.rows.append([use.shape.text, "\(count)", b.onednn.map(ms) ?? "—", b.packed.map(ms) ?? "—", b.tiles.map(ms) ?? "—",
-                                         t == f ? "fp32" : b.kernel(packed: Self.isFrozen(use)), fixed(use.shape.flop / t * 1e-9), ms(f), fixed(f / t, 2) + "×"])
+                                         t == f ? "fp32" : b.kernel(packed: use.frozenWeight), fixed(use.shape.flop / t * 1e-9), ms(f), fixed(f / t, 2) + "×"])
             }
             r.bf16Table.notes.append("Attention's (sequence, head) products appear where our bf16 step runs them in bf16 (sequences of 64 tokens or more). On AMX tiles: bare tile products, each dimension padded to a multiple of 32 as the tile attention pads them, the pairs split over the threads. Through oneDNN (no AMX): all pairs in one batched bf16 call on dense operands, oneDNN's fastest form (the step reads q, k, v where they lie, one call per sequence). Neither includes the softmax, rounding or packing; a term is the faster of that and fp32 (\"fastest\"). Attention over the frames (8 tokens) keeps its fp32 bare products as its term: our bf16 step runs it in a short-sequence kernel of its own (q, k, v in bf16, fp32 arithmetic in registers), not as products.")
             r.bf16Table.notes.append("Weights packed: a frozen weight's product with the weight held in oneDNN's own blocked layout, as `BF16Weight` keeps frozen weights (packed once; oneDNN otherwise copies row-major weights into that layout on every call); — for shapes no frozen weight has (adapters, attention) and where AMX tiles take the shape.")
@@ -150,11 +150,9 @@ struct Roofline {
     /// attention's products also at most their fp32 time (those without tiles are at it).
     private static func bf16Term(_ use: StepGemms.Use, _ bf16: [GemmShape: BF16Time], fp32: Double) -> Double {
         guard let b = bf16[use.shape] else { return fp32 }
-        let best = b.best(packed: isFrozen(use))
+        let best = b.best(packed: use.frozenWeight)
         return use.shape.pairs > 1 ? min(best, fp32) : best
     }
-
-    private static func isFrozen(_ use: StepGemms.Use) -> Bool { use.group.contains(": frozen ") }
 
     private static func time(_ s: GemmShape, rounds: Int, threads: Int) -> Double {
         let aCount = s.m * s.k, bCount = s.k * s.n, cCount = s.m * s.n

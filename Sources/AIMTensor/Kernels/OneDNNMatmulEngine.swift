@@ -187,8 +187,8 @@ final class OneDNNMatmulEngine {
         return layout
     }
 
-    /// Copies bf16 weights [K, N] between row-major (`rowStride` K-major: element (k, n) at
-    /// k·rowStride.0 + n·rowStride.1) and `layout`, either way: an exact permutation of the values.
+    /// Copies bf16 weights [K, N] between `plain` (element (k, n) at k·strides.0 + n·strides.1) and
+    /// `layout`, either way: an exact permutation of the values.
     func repack(K: Int, N: Int, plain: UnsafeMutablePointer<UInt16>, strides: (Int, Int), layout: PackedLayout,
                 packed: UnsafeMutableRawPointer, toPacked: Bool) throws {
         let plainDesc = try desc([K, N], [strides.0, strides.1], dnnl_bf16)
