@@ -86,6 +86,13 @@ final class AIMBlock: TransformerBlock {
     /// T_Adapter_in, whose fp32 path keeps its input in token layout).
     private func temporalInFrameLayout(_ T: Int) -> Bool { tAdapterIn == nil && attn.runsShortInBF16(T) }
 
+    /// The temporal branch's out_proj folded into T_Adapter's fc1 (`ProjectionFold`), where that
+    /// applies: nothing but fc1 reads out_proj's output (T_Adapter has no skip), both in fp32, out_proj frozen.
+    private var temporalFold: ProjectionFold? {
+        guard let tAdapter, !tAdapter.skip, ProjectionFold.applies(proj: attn.proj, fc1: tAdapter.fc1) else { return nil }
+        return ProjectionFold(proj: attn.proj, fc1: tAdapter.fc1)
+    }
+
     private func rowScales(_ dims: Dims, _ context: PassContext, site: UInt64) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }
         let key = UInt64(index) << 8 | site, N = dims.N, T = dims.T
@@ -139,14 +146,26 @@ final class AIMBlock: TransformerBlock {
                     attnIn = UnsafePointer(tin)
                 }
             }
-            let o16 = keptBF16(tAdapter.fc1, "t.o16", R * D)   // T_Adapter's input: fp32 kept, or bf16 for a bf16 adapter
-            let o = o16 == nil ? kept.buffer("t.o", R * D) : scratch.buffer("t.o", R * D)
-            attn.forward(o, attnIn, xBF16: attnIn16, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T), probs: attn.probabilities(kept, "t.probs", B * N * H * T * T, length: T),
-                         attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T,
-                         interleaved: inFrameLayout ? N : 1, scratch: scratch,
-                         xKeep: keptBF16(attn.qkv, "t.ain16", R * D), attnOutKeep: keptBF16(attn.proj, "t.a16", R * D))
             let tOut = scratch.buffer("t.out", R * D)
-            tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R, keepInput: o16)
+            let qkvBuf = attn.keptQKV(kept, "t.qkv", rows: R, length: T), probs = attn.probabilities(kept, "t.probs", B * N * H * T * T, length: T)
+            let h = kept.buffer("t.ad.h", R * tAdapter.hidden)
+            if let fold = temporalFold {
+                // out_proj folded into T_Adapter's fc1: the attention's output is what backward reads.
+                let a = kept.buffer("t.a", R * D)
+                attn.forward(nil, attnIn, qkvBuf: qkvBuf, probs: probs, attnOut: a, sequences: B * N, length: T, scratch: scratch)
+                let w = kept.buffer("t.fold.w", fold.outFeatures * fold.inFeatures), b = kept.buffer("t.fold.b", fold.outFeatures)
+                fold.fold(weight: w, bias: b)
+                fold.forward(h, a, weight: w, bias: b, rows: R)
+                tAdapter.output(tOut, h: h, scratch: scratch, rows: R)
+            } else {
+                let o16 = keptBF16(tAdapter.fc1, "t.o16", R * D)   // T_Adapter's input: fp32 kept, or bf16 for a bf16 adapter
+                let o = o16 == nil ? kept.buffer("t.o", R * D) : scratch.buffer("t.o", R * D)
+                attn.forward(o, attnIn, xBF16: attnIn16, qkvBuf: qkvBuf, probs: probs,
+                             attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : scratch.buffer("t.a", R * D), sequences: B * N, length: T,
+                             interleaved: inFrameLayout ? N : 1, scratch: scratch,
+                             xKeep: keptBF16(attn.qkv, "t.ain16", R * D), attnOutKeep: keptBF16(attn.proj, "t.a16", R * D))
+                tAdapter.forward(tOut, o, h: h, scratch: scratch, rows: R, keepInput: o16)
+            }
             var tBack = UnsafePointer(tOut)
             if !inFrameLayout {
                 let back = scratch.buffer("t.back", R * D)
@@ -295,17 +314,26 @@ final class AIMBlock: TransformerBlock {
             swapMiddleAxes(out: d, input: dBack, outer: B, p: T, q: N, rowLength: D)
             dTOut = UnsafePointer(d)
         }
+        // dOt: the gradient of T_Adapter's input (out_proj's output), or with the fold of out_proj's input.
         let dOt = scratch.buffer("t.do", R * D)
-        let o = keptAdapterInput(tAdapter, "t.o", R * D)
-        tAdapter.backward(dInput: dOt, dOut: dTOut, x: o.x, xBF16: o.xBF16, h: kept.buffer("t.ad.h", R * tAdapter.hidden),
-                          scratch: scratch, rows: R, accumulateInput: false)
+        let h = kept.buffer("t.ad.h", R * tAdapter.hidden)
+        let fold = temporalFold
+        if let fold {
+            let dh = tAdapter.hiddenGradient(dOut: dTOut, h: h, scratch: scratch, rows: R)
+            fold.backward(dInput: dOt, dh: dh, a: kept.buffer("t.a", R * D), weight: kept.buffer("t.fold.w", fold.outFeatures * fold.inFeatures),
+                          rows: R, scratch: scratch)
+        } else {
+            let o = keptAdapterInput(tAdapter, "t.o", R * D)
+            tAdapter.backward(dInput: dOt, dOut: dTOut, x: o.x, xBF16: o.xBF16, h: h, scratch: scratch, rows: R, accumulateInput: false)
+        }
         let dAttnIn = scratch.buffer("t.dain", R * D)
         let attnIn: UnsafePointer<Float>? = !keepsFP32Input(attn.qkv) ? nil
             : UnsafePointer(tAdapterIn != nil ? kept.buffer("t.in", R * D) : kept.buffer("t.xt", R * D))
         attn.backward(dInput: dAttnIn, dOut: dOt, x: attnIn, qkvBuf: attn.keptQKV(kept, "t.qkv", rows: R, length: T),
-                      probs: attn.probabilities(kept, "t.probs", B * N * attn.heads * T * T, length: T), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : nil,
+                      probs: attn.probabilities(kept, "t.probs", B * N * attn.heads * T * T, length: T),
+                      attnOut: fold == nil && keepsFP32Input(attn.proj) ? kept.buffer("t.a", R * D) : nil,
                       sequences: B * N, length: T, interleaved: inFrameLayout ? N : 1, scratch: scratch,
-                      xBF16: keptBF16(attn.qkv, "t.ain16", R * D), attnOutBF16: keptBF16(attn.proj, "t.a16", R * D))
+                      xBF16: keptBF16(attn.qkv, "t.ain16", R * D), attnOutBF16: keptBF16(attn.proj, "t.a16", R * D), projection: fold == nil)
         var dXt: UnsafePointer<Float> = UnsafePointer(dAttnIn)
         if let tAdapterIn {
             let dxt = scratch.buffer("t.dxt", R * D)

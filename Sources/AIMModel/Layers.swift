@@ -242,14 +242,21 @@ struct AdapterLayer {
     /// bf16 `xBF16`, `keepsInputInBF16`) and h.
     func backward(dInput dx: FloatPtr?, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil,
                   h: UnsafePointer<Float>, scratch: Arena, rows: Int, accumulateInput: Bool) {
-        let g = scratch.buffer("adapter.g", rows * hidden)
-        let dg = scratch.buffer("adapter.dg", rows * hidden)
-        let dh = dg   // GELU's backward in place
-        if fc2.weight.tunable { StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) } }
-        fc2.backward(dInput: dg, dOut: dOut, input: g, rows: rows)
-        StepProfile.measure(.activation) { geluBackward(dInput: dh, dOut: dg, input: h, count: rows * hidden) }
+        let dh = hiddenGradient(dOut: dOut, h: h, scratch: scratch, rows: rows)
         fc1.backward(dInput: dx, dOut: dh, input: x, inputBF16: xBF16, rows: rows, accumulateInput: accumulateInput,
                      inputResidual: skip ? dOut : nil)
+    }
+
+    /// fc2's gradients (when tunable) and d(fc1's output) [rows, hidden] from dOut: the backward up to
+    /// fc1, for a caller that runs fc1's own backward another way (`ProjectionFold`). The result
+    /// lives in `scratch` (under "adapter.dg").
+    func hiddenGradient(dOut: UnsafePointer<Float>, h: UnsafePointer<Float>, scratch: Arena, rows: Int) -> UnsafePointer<Float> {
+        let g = scratch.buffer("adapter.g", rows * hidden)
+        let dg = scratch.buffer("adapter.dg", rows * hidden)
+        if fc2.weight.tunable { StepProfile.measure(.activation) { geluForward(out: g, input: h, count: rows * hidden) } }
+        fc2.backward(dInput: dg, dOut: dOut, input: g, rows: rows)
+        StepProfile.measure(.activation) { geluBackward(dInput: dg, dOut: dg, input: h, count: rows * hidden) }   // in place
+        return UnsafePointer(dg)
     }
 
     var parameters: [Parameter] { fc1.parameters + fc2.parameters }
@@ -324,10 +331,12 @@ struct AttentionLayer {
     /// `xBF16`: the input already in bf16, instead of `x`, where `readsOnlyRoundedInput`.
     /// `interleaved` G > 1 (`runsShortInBF16` only): the sequences lie interleaved in groups of G
     /// (sequence (b, n) holds rows (b·L + i)·G + n), as the frames of each token do in frame order.
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil, qkvBuf: KeptQKV, probs: FloatPtr?,
+    /// `out` nil (fp32 only): stops at `attnOut`, out_proj left to the caller (`ProjectionFold`).
+    func forward(_ out: FloatPtr?, _ x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil, qkvBuf: KeptQKV, probs: FloatPtr?,
                  attnOut: FloatPtr, sequences S: Int, length L: Int, interleaved: Int = 1, scratch: Arena,
                  xKeep: UnsafeMutablePointer<UInt16>? = nil, attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
         let rows = S * L
+        precondition(out != nil || !proj.weight.reducedPrecision, "AttentionLayer.forward: fp32 only without out_proj")
         precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.forward: interleaved sequences need the short bf16 kernel")
         precondition((x != nil) != (xBF16 != nil) && (xBF16 == nil || readsOnlyRoundedInput), "AttentionLayer.forward: one input, bf16 only for a frozen bf16 in_proj")
         let rowsQKV: AttentionQKVRows
@@ -350,7 +359,7 @@ struct AttentionLayer {
         // out_proj reads only the bf16 rounding of the attention's output when it is frozen (or keeps
         // that rounding for its weight gradient): the attention then writes it in bf16 itself, into
         // the kept buffer or over attnOut's memory, which nothing else reads.
-        let rounded = writesRoundedOutput(L, keeping: attnOutKeep)
+        let rounded = out != nil && writesRoundedOutput(L, keeping: attnOutKeep)
             ? attnOutKeep ?? UnsafeMutableRawPointer(attnOut).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
             switch rowsQKV {
@@ -369,6 +378,7 @@ struct AttentionLayer {
                 }
             }
         }
+        guard let out else { return }
         if let rounded {
             proj.forward(out, roundedInput: rounded, rows: rows)
         } else {
@@ -379,12 +389,18 @@ struct AttentionLayer {
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, qkvBuf: KeptQKV,
                   probs: UnsafePointer<Float>?, attnOut: UnsafePointer<Float>?, sequences S: Int, length L: Int, interleaved: Int = 1,
                   scratch: Arena, accumulateInput: Bool = false, xBF16: UnsafePointer<UInt16>? = nil,
-                  attnOutBF16: UnsafePointer<UInt16>? = nil) {
+                  attnOutBF16: UnsafePointer<UInt16>? = nil, projection: Bool = true) {
         let rows = S * L
         precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.backward: interleaved sequences need the short bf16 kernel")
-        let dA = scratch.buffer("attn.dA", rows * width)
+        precondition(projection || !proj.weight.reducedPrecision, "AttentionLayer.backward: fp32 only without out_proj")
+        // `projection` false: dOut is already the gradient of the attention's output (out_proj's input).
+        var dA = dOut
+        if projection {
+            let d = scratch.buffer("attn.dA", rows * width)
+            proj.backward(dInput: d, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: rows)
+            dA = UnsafePointer(d)
+        }
         let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
-        proj.backward(dInput: dA, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: rows)
         // A frozen in_proj's input gradient reads only the bf16 rounding of dQKV: written so directly.
         let rounded = (onOneDNNInBF16(L) || runsShortInBF16(L)) && qkv.needsOnlyInputGradient
             ? UnsafeMutableRawPointer(dQKV).assumingMemoryBound(to: UInt16.self) : nil

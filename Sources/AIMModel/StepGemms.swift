@@ -33,6 +33,7 @@ public enum StepGemms {
     }
 
     /// `clips`: clips per forward (the micro-batch); the token rows of every product scale with it.
+    /// `c.precision` matters: an fp32 step folds a product away that a bf16 step runs.
     public static func list(_ c: ModelConfig, clips: Int = 1) -> [Use] {
         if c.isSwin { return swinList(c, clips: clips) }
         let T = c.numFrames, N = c.tokensPerFrame, D = c.width, H = c.heads, dh = D / H, A = c.adapterHidden
@@ -53,8 +54,18 @@ public enum StepGemms {
             out.append(Use(group: "patch embedding weight gradient", shape: GemmShape(transA: true, transB: false, m: D, n: pk, k: patches), count: 1))
         }
         let uses = temporal ? 2 : 1     // AIM runs the frozen attention twice: across frames, then within them
+        // fp32 folds the temporal pass's frozen out_proj into T_Adapter's fc1 (`ProjectionFold`).
+        let folded = temporal && !backbone && c.precision == .fp32
         linear(D, 3 * D, uses: uses * L, tunable: backbone, group: "attn in_proj")
-        linear(D, D, uses: uses * L, tunable: backbone, group: "attn out_proj")
+        linear(D, D, uses: (folded ? 1 : uses) * L, tunable: backbone, group: "attn out_proj")
+        if folded {
+            out.append(Use(group: "temporal out_proj folded into T_Adapter D_fc1: W₁·W_p", shape: GemmShape(transA: false, transB: false, m: A, n: D, k: D),
+                           count: L))
+            if backward && adaptersTunable {
+                out.append(Use(group: "T_Adapter D_fc1 weight gradient through the fold: (dhᵀ·a)·W_pᵀ",
+                               shape: GemmShape(transA: false, transB: true, m: A, n: D, k: D), count: L))
+            }
+        }
         linear(D, c.mlpHidden, uses: L, tunable: backbone, group: "mlp c_fc")
         linear(c.mlpHidden, D, uses: L, tunable: backbone, group: "mlp c_proj")
         if !c.adapters.isEmpty {

@@ -43,10 +43,12 @@ struct Roofline {
         }
         if !bf16Times.isEmpty {
             var seen = Set<GemmShape>()
-            for use in lists[0] where seen.insert(use.shape).inserted {
+            // The first bf16 model's products (an fp32 step folds one product away that a bf16 step runs).
+            let bf16List = lists[configs.firstIndex { $0.precision == .bf16 } ?? 0]
+            for use in bf16List where seen.insert(use.shape).inserted {
                 guard let b = bf16Times[use.shape] else { continue }
                 let f = times[use.shape]!, t = bf16Term(use, bf16Times, fp32: f)
-                let count = lists[0].filter { $0.shape == use.shape }.reduce(0) { $0 + $1.count }
+                let count = bf16List.filter { $0.shape == use.shape }.reduce(0) { $0 + $1.count }
                 r.bf16Table.rows.append([use.shape.text, "\(count)", b.onednn.map(ms) ?? "—", b.packed.map(ms) ?? "—", b.tiles.map(ms) ?? "—",
                                          t == f ? "fp32" : b.kernel(packed: use.frozenWeight), fixed(use.shape.flop / t * 1e-9), ms(f), fixed(f / t, 2) + "×"])
             }
