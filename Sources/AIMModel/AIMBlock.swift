@@ -87,7 +87,7 @@ final class AIMBlock: TransformerBlock {
     private func temporalInFrameLayout(_ T: Int) -> Bool { tAdapterIn == nil && attn.runsShortInBF16(T) }
 
     /// The temporal branch's out_proj folded into T_Adapter's fc1 (`ProjectionFold`), where that
-    /// applies: nothing but fc1 reads out_proj's output (T_Adapter has no skip), both in fp32, out_proj frozen.
+    /// applies: nothing but fc1 reads out_proj's output (T_Adapter has no skip), out_proj frozen.
     private var temporalFold: ProjectionFold? {
         guard let tAdapter, !tAdapter.skip, ProjectionFold.applies(proj: attn.proj, fc1: tAdapter.fc1) else { return nil }
         return ProjectionFold(proj: attn.proj, fc1: tAdapter.fc1)
@@ -150,12 +150,15 @@ final class AIMBlock: TransformerBlock {
             let qkvBuf = attn.keptQKV(kept, "t.qkv", rows: R, length: T), probs = attn.probabilities(kept, "t.probs", B * N * H * T * T, length: T)
             let h = kept.buffer("t.ad.h", R * tAdapter.hidden)
             if let fold = temporalFold {
-                // out_proj folded into T_Adapter's fc1: the attention's output is what backward reads.
-                let a = kept.buffer("t.a", R * D)
-                attn.forward(nil, attnIn, qkvBuf: qkvBuf, probs: probs, attnOut: a, sequences: B * N, length: T, scratch: scratch)
+                // out_proj folded into T_Adapter's fc1: the attention's output is what backward reads
+                // (in bf16 for a bf16 model, as the folded product reads it).
+                let a16 = fold.inBF16 ? kept.bf16Buffer("t.fold.a16", R * D) : nil
+                let a = fold.inBF16 ? scratch.buffer("t.a", R * D) : kept.buffer("t.a", R * D)
+                attn.forward(nil, attnIn, xBF16: attnIn16, qkvBuf: qkvBuf, probs: probs, attnOut: a, sequences: B * N, length: T,
+                             interleaved: inFrameLayout ? N : 1, scratch: scratch, attnOutKeep: a16)
                 let w = kept.buffer("t.fold.w", fold.outFeatures * fold.inFeatures), b = kept.buffer("t.fold.b", fold.outFeatures)
                 fold.fold(weight: w, bias: b)
-                fold.forward(h, a, weight: w, bias: b, rows: R)
+                fold.forward(h, fold.inBF16 ? nil : UnsafePointer(a), aBF16: a16.map { UnsafePointer($0) }, weight: w, bias: b, rows: R)
                 tAdapter.output(tOut, h: h, scratch: scratch, rows: R)
             } else {
                 let o16 = keptBF16(tAdapter.fc1, "t.o16", R * D)   // T_Adapter's input: fp32 kept, or bf16 for a bf16 adapter
@@ -320,8 +323,9 @@ final class AIMBlock: TransformerBlock {
         let fold = temporalFold
         if let fold {
             let dh = tAdapter.hiddenGradient(dOut: dTOut, h: h, scratch: scratch, rows: R)
-            fold.backward(dInput: dOt, dh: dh, a: kept.buffer("t.a", R * D), weight: kept.buffer("t.fold.w", fold.outFeatures * fold.inFeatures),
-                          rows: R, scratch: scratch)
+            fold.backward(dInput: dOt, dh: dh, a: fold.inBF16 ? nil : UnsafePointer(kept.buffer("t.a", R * D)),
+                          aBF16: fold.inBF16 ? UnsafePointer(kept.bf16Buffer("t.fold.a16", R * D)) : nil,
+                          weight: kept.buffer("t.fold.w", fold.outFeatures * fold.inFeatures), rows: R, scratch: scratch)
         } else {
             let o = keptAdapterInput(tAdapter, "t.o", R * D)
             tAdapter.backward(dInput: dOt, dOut: dTOut, x: o.x, xBF16: o.xBF16, h: h, scratch: scratch, rows: R, accumulateInput: false)

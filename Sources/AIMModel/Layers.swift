@@ -331,12 +331,14 @@ struct AttentionLayer {
     /// `xBF16`: the input already in bf16, instead of `x`, where `readsOnlyRoundedInput`.
     /// `interleaved` G > 1 (`runsShortInBF16` only): the sequences lie interleaved in groups of G
     /// (sequence (b, n) holds rows (b·L + i)·G + n), as the frames of each token do in frame order.
-    /// `out` nil (fp32 only): stops at `attnOut`, out_proj left to the caller (`ProjectionFold`).
+    /// `out` nil: stops before out_proj, left to the caller (`ProjectionFold`); the attention's output
+    /// is then in `attnOut`, or for a bf16 model in `attnOutKeep`, rounded.
     func forward(_ out: FloatPtr?, _ x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil, qkvBuf: KeptQKV, probs: FloatPtr?,
                  attnOut: FloatPtr, sequences S: Int, length L: Int, interleaved: Int = 1, scratch: Arena,
                  xKeep: UnsafeMutablePointer<UInt16>? = nil, attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
         let rows = S * L
-        precondition(out != nil || !proj.weight.reducedPrecision, "AttentionLayer.forward: fp32 only without out_proj")
+        precondition(out != nil || !proj.weight.reducedPrecision || attnOutKeep != nil,
+                     "AttentionLayer.forward: without out_proj, a bf16 model's output goes to attnOutKeep")
         precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.forward: interleaved sequences need the short bf16 kernel")
         precondition((x != nil) != (xBF16 != nil) && (xBF16 == nil || readsOnlyRoundedInput), "AttentionLayer.forward: one input, bf16 only for a frozen bf16 in_proj")
         let rowsQKV: AttentionQKVRows
@@ -359,8 +361,13 @@ struct AttentionLayer {
         // out_proj reads only the bf16 rounding of the attention's output when it is frozen (or keeps
         // that rounding for its weight gradient): the attention then writes it in bf16 itself, into
         // the kept buffer or over attnOut's memory, which nothing else reads.
-        let rounded = out != nil && writesRoundedOutput(L, keeping: attnOutKeep)
-            ? attnOutKeep ?? UnsafeMutableRawPointer(attnOut).assumingMemoryBound(to: UInt16.self) : nil
+        let rounded: UnsafeMutablePointer<UInt16>?
+        if out == nil {
+            rounded = onOneDNNInBF16(L) || runsShortInBF16(L) ? attnOutKeep : nil
+        } else {
+            rounded = writesRoundedOutput(L, keeping: attnOutKeep)
+                ? attnOutKeep ?? UnsafeMutableRawPointer(attnOut).assumingMemoryBound(to: UInt16.self) : nil
+        }
         StepProfile.measure(.attention) {
             switch rowsQKV {
             case .bf16(let q16) where runsShortInBF16(L):
@@ -378,7 +385,10 @@ struct AttentionLayer {
                 }
             }
         }
-        guard let out else { return }
+        guard let out else {
+            if let attnOutKeep, rounded == nil { StepProfile.measure(.attention) { toBF16(attnOutKeep, attnOut, count: rows * width) } }
+            return
+        }
         if let rounded {
             proj.forward(out, roundedInput: rounded, rows: rows)
         } else {
@@ -392,7 +402,6 @@ struct AttentionLayer {
                   attnOutBF16: UnsafePointer<UInt16>? = nil, projection: Bool = true) {
         let rows = S * L
         precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.backward: interleaved sequences need the short bf16 kernel")
-        precondition(projection || !proj.weight.reducedPrecision, "AttentionLayer.backward: fp32 only without out_proj")
         // `projection` false: dOut is already the gradient of the attention's output (out_proj's input).
         var dA = dOut
         if projection {

@@ -11,8 +11,10 @@ public enum StepGemms {
         public let group: String; public let shape: GemmShape; public let count: Int
         /// A frozen linear weight's forward or input gradient: the weight a bf16 step holds packed.
         public let frozenWeight: Bool
-        public init(group: String, shape: GemmShape, count: Int, frozenWeight: Bool = false) {
-            self.group = group; self.shape = shape; self.count = count; self.frozenWeight = frozenWeight
+        /// Runs in fp32 in a bf16 step too (the fold's products: their result is a weight).
+        public let fp32Only: Bool
+        public init(group: String, shape: GemmShape, count: Int, frozenWeight: Bool = false, fp32Only: Bool = false) {
+            self.group = group; self.shape = shape; self.count = count; self.frozenWeight = frozenWeight; self.fp32Only = fp32Only
         }
     }
 
@@ -33,7 +35,6 @@ public enum StepGemms {
     }
 
     /// `clips`: clips per forward (the micro-batch); the token rows of every product scale with it.
-    /// `c.precision` matters: an fp32 step folds a product away that a bf16 step runs.
     public static func list(_ c: ModelConfig, clips: Int = 1) -> [Use] {
         if c.isSwin { return swinList(c, clips: clips) }
         let T = c.numFrames, N = c.tokensPerFrame, D = c.width, H = c.heads, dh = D / H, A = c.adapterHidden
@@ -54,16 +55,17 @@ public enum StepGemms {
             out.append(Use(group: "patch embedding weight gradient", shape: GemmShape(transA: true, transB: false, m: D, n: pk, k: patches), count: 1))
         }
         let uses = temporal ? 2 : 1     // AIM runs the frozen attention twice: across frames, then within them
-        // fp32 folds the temporal pass's frozen out_proj into T_Adapter's fc1 (`ProjectionFold`).
-        let folded = temporal && !backbone && c.precision == .fp32
+        // The temporal pass's frozen out_proj is folded into T_Adapter's fc1 (`ProjectionFold`);
+        // the fold's two small products run in fp32 in either precision.
+        let folded = temporal && !backbone
         linear(D, 3 * D, uses: uses * L, tunable: backbone, group: "attn in_proj")
         linear(D, D, uses: (folded ? 1 : uses) * L, tunable: backbone, group: "attn out_proj")
         if folded {
             out.append(Use(group: "temporal out_proj folded into T_Adapter D_fc1: W₁·W_p", shape: GemmShape(transA: false, transB: false, m: A, n: D, k: D),
-                           count: L))
+                           count: L, fp32Only: true))
             if backward && adaptersTunable {
                 out.append(Use(group: "T_Adapter D_fc1 weight gradient through the fold: (dhᵀ·a)·W_pᵀ",
-                               shape: GemmShape(transA: false, transB: true, m: A, n: D, k: D), count: L))
+                               shape: GemmShape(transA: false, transB: true, m: A, n: D, k: D), count: L, fp32Only: true))
             }
         }
         linear(D, c.mlpHidden, uses: L, tunable: backbone, group: "mlp c_fc")

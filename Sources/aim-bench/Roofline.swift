@@ -43,12 +43,10 @@ struct Roofline {
         }
         if !bf16Times.isEmpty {
             var seen = Set<GemmShape>()
-            // The first bf16 model's products (an fp32 step folds one product away that a bf16 step runs).
-            let bf16List = lists[configs.firstIndex { $0.precision == .bf16 } ?? 0]
-            for use in bf16List where seen.insert(use.shape).inserted {
+            for use in lists[0] where seen.insert(use.shape).inserted {
                 guard let b = bf16Times[use.shape] else { continue }
                 let f = times[use.shape]!, t = bf16Term(use, bf16Times, fp32: f)
-                let count = bf16List.filter { $0.shape == use.shape }.reduce(0) { $0 + $1.count }
+                let count = lists[0].filter { $0.shape == use.shape }.reduce(0) { $0 + $1.count }
                 r.bf16Table.rows.append([use.shape.text, "\(count)", b.onednn.map(ms) ?? "—", b.packed.map(ms) ?? "—", b.tiles.map(ms) ?? "—",
                                          t == f ? "fp32" : b.kernel(packed: use.frozenWeight), fixed(use.shape.flop / t * 1e-9), ms(f), fixed(f / t, 2) + "×"])
             }
@@ -151,7 +149,7 @@ struct Roofline {
     /// for a frozen weight's product: a tunable weight is rounded per use, as the step runs it);
     /// attention's products also at most their fp32 time (those without tiles are at it).
     private static func bf16Term(_ use: StepGemms.Use, _ bf16: [GemmShape: BF16Time], fp32: Double) -> Double {
-        guard let b = bf16[use.shape] else { return fp32 }
+        guard !use.fp32Only, let b = bf16[use.shape] else { return fp32 }
         let best = b.best(packed: use.frozenWeight)
         return use.shape.pairs > 1 ? min(best, fp32) : best
     }
