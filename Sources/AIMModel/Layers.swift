@@ -361,13 +361,9 @@ struct AttentionLayer {
         // out_proj reads only the bf16 rounding of the attention's output when it is frozen (or keeps
         // that rounding for its weight gradient): the attention then writes it in bf16 itself, into
         // the kept buffer or over attnOut's memory, which nothing else reads.
-        let rounded: UnsafeMutablePointer<UInt16>?
-        if out == nil {
-            rounded = onOneDNNInBF16(L) || runsShortInBF16(L) ? attnOutKeep : nil
-        } else {
-            rounded = writesRoundedOutput(L, keeping: attnOutKeep)
-                ? attnOutKeep ?? UnsafeMutableRawPointer(attnOut).assumingMemoryBound(to: UInt16.self) : nil
-        }
+        // (Without out_proj this still holds: a bf16 model then passes attnOutKeep, the fold's operand.)
+        let rounded = writesRoundedOutput(L, keeping: attnOutKeep)
+            ? attnOutKeep ?? UnsafeMutableRawPointer(attnOut).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
             switch rowsQKV {
             case .bf16(let q16) where runsShortInBF16(L):
