@@ -66,15 +66,16 @@ struct ProjectionFold {
         }
     }
 
-    /// dA [rows, in] = dh·weight (overwritten); fc1's gradients accumulated when it is tunable.
-    /// `a` / `aBF16`: the forward's input as it read it.
-    func backward(dInput dA: FloatPtr, dh: UnsafePointer<Float>, a: UnsafePointer<Float>?, aBF16: UnsafePointer<UInt16>?,
+    /// dA [rows, in] = dh·weight (overwritten; nil: fc1's gradients only); fc1's gradients
+    /// accumulated when it is tunable. `a` / `aBF16`: the forward's input as it read it.
+    func backward(dInput dA: FloatPtr?, dh: UnsafePointer<Float>, a: UnsafePointer<Float>?, aBF16: UnsafePointer<UInt16>?,
                   weight: UnsafePointer<Float>, rows R: Int, scratch: Arena) {
         let A = outFeatures, D = proj.outFeatures, K = inFeatures
         StepProfile.measure(fc1.weight.tunable ? .tunableGEMM : .frozenGEMM) {
             // g = dhᵀ·a [out, in]: fc1's weight gradient before the chain through W_p.
             let dW = fc1.weight.gradData
             let g = dW.map { _ in scratch.buffer("fold.g", A * K) }
+            if dA == nil && g == nil { return }
             if inBF16 {
                 // dA and g from one rounding of dh, as a bf16 linear's backward.
                 g?.update(repeating: 0, count: A * K)
@@ -83,8 +84,10 @@ struct ProjectionFold {
                                            weight: bf16(weight), rows: R)
                 } catch { PassFailure.record(error, output: dA, count: R * K) }
             } else {
-                linearBackward(dInput: dA, dWeight: nil, dBias: nil, dOut: dh, input: nil, weight: weight, rows: R,
-                               inFeatures: K, outFeatures: A)
+                if let dA {
+                    linearBackward(dInput: dA, dWeight: nil, dBias: nil, dOut: dh, input: nil, weight: weight, rows: R,
+                                   inFeatures: K, outFeatures: A)
+                }
                 if let g { Gemm.sgemm(transA: true, transB: false, M: A, N: K, K: R, A: dh, lda: A, B: a!, ldb: K, beta: 0, C: g, ldc: K) }
             }
             guard let dW, let g else { return }

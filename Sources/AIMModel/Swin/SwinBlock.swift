@@ -106,10 +106,24 @@ final class SwinBlock {
             let u = scratch.buffer("t.u", R * C), ut = scratch.buffer("t.ut", R * C)
             norm1.forward(u, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
             temporalIndex.withUnsafeBufferPointer { gatherRows(out: ut, input: u, index: $0.baseAddress!, rows: R, width: C) }
-            let o = kept.buffer("t.o", R * C)
-            attn.forward(o, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R), rows: R, scratch: scratch)
-            let tOut = scratch.buffer("t.out", R * C)
-            tAdapter.forward(tOut, o, h: kept.buffer("t.ad.h", R * tAdapter.hidden), scratch: scratch, rows: R)
+            let tOut = scratch.buffer("t.out", R * C), h = kept.buffer("t.ad.h", R * tAdapter.hidden)
+            if let fold = temporalFold {
+                // proj folded into T_Adapter's fc1: the attention's output is what backward reads (in
+                // bf16 for a bf16 model, as the folded product reads it; u is free until the scatter).
+                let a = fold.inBF16 ? u : kept.buffer("t.a", R * C)
+                attn.forward(nil, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R), rows: R,
+                             scratch: scratch, attention: a)
+                let a16 = fold.inBF16 ? kept.bf16Buffer("t.fold.a16", R * C) : nil
+                if let a16 { toBF16(a16, a, count: R * C) }
+                let w = kept.buffer("t.fold.w", fold.outFeatures * fold.inFeatures), b = kept.buffer("t.fold.b", fold.outFeatures)
+                fold.fold(weight: w, bias: b)
+                fold.forward(h, fold.inBF16 ? nil : UnsafePointer(a), aBF16: a16.map { UnsafePointer($0) }, weight: w, bias: b, rows: R)
+                tAdapter.output(tOut, h: h, scratch: scratch, rows: R)
+            } else {
+                let o = kept.buffer("t.o", R * C)
+                attn.forward(o, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R), rows: R, scratch: scratch)
+                tAdapter.forward(tOut, o, h: h, scratch: scratch, rows: R)
+            }
             temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
             // DropPath on '(b n) t c': one decision per (sample, position).
             temporalScales = rowScales(B, context, site: 1, groups: B * N, groupOf: { r in (r / (self.T * N)) * N + r % N }, key: { g in (g / N, g % N) })
@@ -165,6 +179,13 @@ final class SwinBlock {
             mlpScales = rowScales(B, context, site: 3, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
             applyRowScales(mlpScales, out: out, m, rows: R, cols: C, accumulate: true)
         }
+    }
+
+    /// The temporal pass's proj folded into T_Adapter's fc1 (`ProjectionFold`), where that applies:
+    /// nothing but fc1 reads proj's output (T_Adapter has no skip), proj frozen.
+    private var temporalFold: ProjectionFold? {
+        guard let tAdapter, !tAdapter.skip, ProjectionFold.applies(proj: attn.proj, fc1: tAdapter.fc1) else { return nil }
+        return ProjectionFold(proj: attn.proj, fc1: tAdapter.fc1)
     }
 
     /// Whether the temporal pass has a trainable parameter besides its T_Adapter (the frozen norm1,
@@ -254,11 +275,20 @@ final class SwinBlock {
         if !temporalScales.isEmpty { applyRowScales(temporalScales, out: db, dx, rows: R, cols: C); dBranch = UnsafePointer(db) }
         temporalIndex.withUnsafeBufferPointer { gatherRows(out: dt, input: dBranch, index: $0.baseAddress!, rows: R, width: C) }
         let adapterOnly = !inputGradient && !temporalPassTunable
-        tAdapter.backward(dInput: adapterOnly ? nil : db, dOut: dt, x: kept.buffer("t.o", R * C), h: kept.buffer("t.ad.h", R * tAdapter.hidden),
-                          scratch: scratch, rows: R, accumulateInput: false)
+        // db: the gradient of T_Adapter's input (proj's output), or with the fold of proj's input.
+        let h = kept.buffer("t.ad.h", R * tAdapter.hidden), fold = temporalFold
+        if let fold {
+            let dh = tAdapter.hiddenGradient(dOut: dt, h: h, scratch: scratch, rows: R)
+            fold.backward(dInput: adapterOnly ? nil : db, dh: dh, a: fold.inBF16 ? nil : UnsafePointer(kept.buffer("t.a", R * C)),
+                          aBF16: fold.inBF16 ? UnsafePointer(kept.bf16Buffer("t.fold.a16", R * C)) : nil,
+                          weight: kept.buffer("t.fold.w", fold.outFeatures * fold.inFeatures), rows: R, scratch: scratch)
+        } else {
+            tAdapter.backward(dInput: adapterOnly ? nil : db, dOut: dt, x: kept.buffer("t.o", R * C), h: h,
+                              scratch: scratch, rows: R, accumulateInput: false)
+        }
         if adapterOnly { return }
         attn.backward(dInput: dt, dOut: db, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R),
-                      rows: R, scratch: scratch)
+                      rows: R, scratch: scratch, projection: fold == nil)
         temporalIndex.withUnsafeBufferPointer { scatterRows(out: db, input: dt, index: $0.baseAddress!, rows: R, width: C) }
         norm1.backward(dInput: dx, dOut: db, input: x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R, accumulateInput: true)
     }

@@ -31,14 +31,25 @@ extension StepGemms {
             let res = c.swinResolution(stage: s), C = c.swinWidth(stage: s), H = c.numHeads[s], dh = C / H
             let rows = clips * T * res * res, depth = c.depths[s]
             let temporal = aim && c.adapters.contains(.temporal) ? (depth + 1) / 2 : 0
-            let adapters = temporal + (c.adapters.contains(.spatial) ? depth : 0) + (c.adapters.contains(.joint) ? depth : 0)
             let A = Int(Double(C) * c.adapterMLPRatio)
+            let adapters = temporal + (c.adapters.contains(.spatial) ? depth : 0) + (c.adapters.contains(.joint) ? depth : 0)
             let L: Int = aim ? c.swin2dWindow(stage: s).window * c.swin2dWindow(stage: s).window : c.videoSwinWindow(stage: s).window.reduce(1, *)
             let windowRows = aim ? rows : clips * zip([T, res, res], c.videoSwinWindow(stage: s).window).reduce(1) { $0 * (($1.0 + $1.1 - 1) / $1.1 * $1.1) }
             // videoswin's window attention runs on the grid zero-padded to window multiples (swin2d:
             // never padded, so its temporal pass shares the row count).
             linear(C, 3 * C, rows: windowRows, uses: depth + temporal, tunable: all, group: "stage \(s + 1) attn qkv")
-            linear(C, C, rows: windowRows, uses: depth + temporal, tunable: all, group: "stage \(s + 1) attn proj")
+            // The temporal pass's frozen proj is folded into T_Adapter's fc1 (`ProjectionFold`); the
+            // fold's two small products run in fp32 in either precision.
+            let folded = all ? 0 : temporal
+            linear(C, C, rows: windowRows, uses: depth + temporal - folded, tunable: all, group: "stage \(s + 1) attn proj")
+            if folded > 0 {
+                out.append(Use(group: "stage \(s + 1) temporal proj folded into T_Adapter D_fc1: W₁·W_p",
+                               shape: GemmShape(transA: false, transB: false, m: A, n: C, k: C), count: folded, fp32Only: true))
+                if backward && c.tune != .head {
+                    out.append(Use(group: "stage \(s + 1) T_Adapter D_fc1 weight gradient through the fold: (dhᵀ·a)·W_pᵀ",
+                                   shape: GemmShape(transA: false, transB: true, m: A, n: C, k: C), count: folded, fp32Only: true))
+                }
+            }
             linear(C, c.mlpHidden(width: C), rows: rows, uses: depth, tunable: all, group: "stage \(s + 1) mlp fc1")
             linear(c.mlpHidden(width: C), C, rows: rows, uses: depth, tunable: all, group: "stage \(s + 1) mlp fc2")
             if aim {

@@ -47,19 +47,22 @@ struct SwinWindowAttention {
         return stride(from: 0, to: max(S, 1), by: n).map { $0..<min(S, $0 + n) }
     }
 
-    /// out [rows, D] (window order) from x [rows, D] (window order).
-    func forward(_ out: FloatPtr, _ x: UnsafePointer<Float>, table: Parameter, geometry g: WindowGeometry, kept k: Kept,
-                 rows: Int, scratch: Arena) {
+    /// out [rows, D] (window order) from x [rows, D] (window order). `out` nil: the call stops before
+    /// proj and leaves the attention output [rows, D] in `attention` (for `ProjectionFold`).
+    func forward(_ out: FloatPtr?, _ x: UnsafePointer<Float>, table: Parameter, geometry g: WindowGeometry, kept k: Kept,
+                 rows: Int, scratch: Arena, attention: FloatPtr? = nil) {
+        precondition(out != nil || attention != nil, "SwinWindowAttention.forward without proj needs a buffer for the attention output")
         let L = g.tokens, S = rows / L, D = width
         if let input = k.input { input.update(from: x, count: rows * D) }
         qkv.forward(k.qkv, x, rows: rows)
         let chunks = windowChunks(S, length: L)
-        let a = k.attnOut ?? scratch.buffer("wattn.a", chunks[0].count * L * D)
+        let full = out == nil ? attention : k.attnOut
+        let a = full ?? scratch.buffer("wattn.a", chunks[0].count * L * D)
         let workspace = scratch.buffer("wattn.ws", windowAttentionWorkspace(sequences: chunks[0].count, length: L, heads: heads))
         withBiasAndMask(table: table, geometry: g, scratch: scratch) { bias, mask, G in
             for c in chunks {
                 let r0 = c.lowerBound * L, n = c.count * L
-                let ac = k.attnOut.map { $0 + r0 * D } ?? a
+                let ac = full.map { $0 + r0 * D } ?? a
                 StepProfile.measure(.attention) {
                     do {
                         try windowAttentionForward(out: ac, qkv: k.qkv + r0 * 3 * D, probs: nil, bias: bias, mask: mask, maskGroups: G,
@@ -67,17 +70,18 @@ struct SwinWindowAttention {
                                                    workspace: workspace)
                     } catch { PassFailure.record(error, output: ac, count: n * D) }
                 }
-                proj.forward(out + r0 * D, ac, rows: n)
+                if let out { proj.forward(out + r0 * D, ac, rows: n) }
             }
         }
     }
 
     /// dx [rows, D] (overwritten, or += with accumulateInput) from dOut; weight and table gradients accumulate.
+    /// `projection` false: dOut is the gradient of the attention output (a forward without proj).
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, table: Parameter, geometry g: WindowGeometry, kept k: Kept,
-                  rows: Int, scratch: Arena, accumulateInput: Bool = false) {
+                  rows: Int, scratch: Arena, accumulateInput: Bool = false, projection: Bool = true) {
         let L = g.tokens, S = rows / L, D = width, H = heads
         let chunks = windowChunks(S, length: L), most = chunks[0].count
-        let dA = scratch.buffer("wattn.dA", most * L * D)
+        let dA = projection ? scratch.buffer("wattn.dA", most * L * D) : nil
         let dQKV = scratch.buffer("wattn.dQKV", most * L * 3 * D)
         let dScores = table.tunable ? scratch.buffer("wattn.dS", most * H * L * L) : nil
         let dBias = table.tunable ? scratch.buffer("wattn.dBias", H * L * L) : nil
@@ -86,10 +90,11 @@ struct SwinWindowAttention {
         withBiasAndMask(table: table, geometry: g, scratch: scratch) { bias, mask, G in
             for c in chunks {
                 let r0 = c.lowerBound * L, n = c.count * L
-                proj.backward(dInput: dA, dOut: dOut + r0 * D, input: k.attnOut.map { UnsafePointer($0 + r0 * D) }, rows: n)
+                if let dA { proj.backward(dInput: dA, dOut: dOut + r0 * D, input: k.attnOut.map { UnsafePointer($0 + r0 * D) }, rows: n) }
+                let dAttention = dA.map { UnsafePointer($0) } ?? dOut + r0 * D
                 StepProfile.measure(.attention) {
                     do {
-                        try windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dA, qkv: k.qkv + r0 * 3 * D, probs: nil, bias: bias,
+                        try windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dAttention, qkv: k.qkv + r0 * 3 * D, probs: nil, bias: bias,
                                                     mask: mask, maskGroups: G, firstWindow: c.lowerBound, sequences: c.count, length: L,
                                                     width: D, heads: H, workspace: workspace)
                     } catch { PassFailure.record(error, output: dQKV, count: n * 3 * D) }
