@@ -22,4 +22,6 @@ protocol VideoBackbone: AnyObject {
     var scratchBytes: Int { get }
     /// Per-module parameter and FLOP counts of one view (fvcore convention), head excluded.
     func moduleCounts() -> [ModuleCount]
+    /// Frozen linear weights read in fp32 in a bf16 model too (the projections `ProjectionFold` folds).
+    var frozenWeightsReadInFP32: [Parameter] { get }
 }

@@ -15,7 +15,16 @@ public final class Parameter {
     public let shape: [Int]
     public let tunable: Bool
     public let initialization: Initialization
-    public fileprivate(set) var value: Tensor!
+    fileprivate var storage: Tensor!
+    /// The fp32 values. Not to be read once `fp32Released` (a precondition says which weight).
+    public var value: Tensor {
+        precondition(!fp32Released, "\(name): its fp32 values were given back after its bf16 copy was made "
+                     + "(model.precision bf16, ParameterStore.releaseFrozenFP32); only the bf16 copy holds it now")
+        return storage
+    }
+    /// model.precision bf16: this frozen weight's fp32 pages went back to the system once its bf16
+    /// copy was made (`ParameterStore.releaseFrozenFP32`); bf16 products read the copy.
+    public fileprivate(set) var fp32Released = false
     /// nil for frozen parameters: they never get a gradient.
     public fileprivate(set) var grad: Tensor?
     /// Offset into the flat tunable buffer (tunable only).
@@ -78,11 +87,11 @@ public final class ParameterStore {
         var t = 0, f = 0
         for p in parameters {
             if p.tunable {
-                p.value = Tensor(viewing: tunableValues, offset: t, shape: p.shape)
+                p.storage = Tensor(viewing: tunableValues, offset: t, shape: p.shape)
                 p.grad = Tensor(viewing: tunableGrads, offset: t, shape: p.shape)
                 p.offset = t; t += p.count
             } else {
-                p.value = Tensor(viewing: frozenValues, offset: f, shape: p.shape)
+                p.storage = Tensor(viewing: frozenValues, offset: f, shape: p.shape)
                 f += p.count
             }
         }
@@ -164,8 +173,40 @@ public final class ParameterStore {
         lent.removeAll()
     }
 
-    /// Forget the bf16 copies of frozen weights (after their fp32 values changed).
-    public func dropBF16Copies() { for p in parameters { p.bf16Copy = nil } }
+    /// Forget the bf16 copies of frozen weights (after their fp32 values changed). A weight whose
+    /// fp32 values were released keeps its copy: the copy is all there is of it.
+    public func dropBF16Copies() { for p in parameters where !p.fp32Released { p.bf16Copy = nil } }
+
+    /// Bytes of fp32 frozen values given back by `releaseFrozenFP32`.
+    public private(set) var releasedFP32Bytes = 0
+    /// Bytes of fp32 frozen values still held.
+    public var frozenFP32Bytes: Int { frozenValues.bytes - releasedFP32Bytes }
+
+    /// model.precision bf16: makes the bf16 copy of every frozen linear weight now and gives its
+    /// fp32 pages back to the system, except for `keeping` (frozen weights something still reads
+    /// in fp32). Why: nothing else reads them once the copies exist, and they were the largest
+    /// block of a bf16 AIM run's memory (344 MB of ViT-B/16's 1.47 GB peak, beside the bf16 copies).
+    /// Call after the last load of frozen weights; loading into a released weight is refused.
+    /// Returns the bytes given back.
+    @discardableResult
+    public func releaseFrozenFP32(keeping: Set<ObjectIdentifier>) -> Int {
+        // Tensors from 1 MiB up are private anonymous mappings of their own: released pages read as
+        // zeros (never read: `value` refuses) and nothing else can be placed in them.
+        guard Tensor.isMapped(frozenValues.count) else { return 0 }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var released = 0
+        for p in parameters where !p.tunable && p.reducedPrecision && !p.fp32Released && !keeping.contains(ObjectIdentifier(p)) {
+            _ = p.bf16()
+            let start = Int(bitPattern: p.storage.data), end = start + p.count * MemoryLayout<Float>.stride
+            // Whole pages inside the weight only: its neighbours share the first and last.
+            let lo = (start + page - 1) / page * page, hi = end / page * page
+            guard hi > lo, madvise(UnsafeMutableRawPointer(bitPattern: lo)!, hi - lo, Int32(MADV_DONTNEED)) == 0 else { continue }
+            p.fp32Released = true
+            released += hi - lo
+        }
+        releasedFP32Bytes += released
+        return released
+    }
 
     /// Bytes of the bf16 weight copies made so far, of tunable or of frozen parameters.
     public func bf16CopyBytes(tunable: Bool) -> Int {

@@ -75,6 +75,15 @@ public final class Recognizer {
         }
     }
 
+    /// model.precision bf16: gives back the fp32 values of the frozen linear weights that only bf16
+    /// products read (`ParameterStore.releaseFrozenFP32`); the same results bit for bit. Call once
+    /// the frozen weights are loaded; returns the bytes given back (0 in fp32).
+    @discardableResult
+    public func releaseFrozenFP32Weights() -> Int {
+        guard config.precision == .bf16 else { return 0 }
+        return store.releaseFrozenFP32(keeping: Set(backbone.frozenWeightsReadInFP32.map(ObjectIdentifier.init)))
+    }
+
     // MARK: - Forward
 
     /// Logits `[B, K]` for `video` `[B, 3, T, H, W]` (normalised). Keeps what backward needs.

@@ -293,4 +293,6 @@ final class ViTBackbone: VideoBackbone {
     var lentBytes: Int { blocks.reduce(0) { $0 + $1.keptLentBytes } }
     var unkeptBytes: Int { unkept.bytes }
     var scratchBytes: Int { scratch.bytes + blockScratch.bytes }
+
+    var frozenWeightsReadInFP32: [Parameter] { blocks.compactMap { ($0 as? AIMBlock)?.foldedProjectionWeight } }
 }

@@ -87,6 +87,10 @@ extension Recognizer {
                 report.misshapen.append("\(p.name): file \(shape), model \(p.shape)")
                 used.insert(key); continue
             }
+            guard !p.fp32Released else {
+                throw ModelError.weights(path: file.path, problems: ["\(p.name): the model's fp32 copy of this frozen weight was "
+                    + "already given back for its bf16 copy (model.precision bf16); load weights before training starts"])
+            }
             try file.readFloats(named: key, into: p.data, count: p.count)
             report.loaded.append(p.name); used.insert(key)
         }

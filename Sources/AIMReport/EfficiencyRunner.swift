@@ -91,7 +91,7 @@ public enum EfficiencyRunner {
 
         var acc = MemoryAccounting()
         // model.precision bf16 adds bf16 copies of the linear weights and the operand buffers.
-        acc.frozenParameters = model.store.frozenValues.bytes + model.store.bf16CopyBytes(tunable: false)
+        acc.frozenParameters = model.store.frozenFP32Bytes + model.store.bf16CopyBytes(tunable: false)
         acc.tunableParameters = model.store.tunableValues.bytes + model.store.bf16CopyBytes(tunable: true)
         acc.gradients = model.store.tunableGrads.bytes
         acc.optimizerState = trainer.optimizer.m.bytes + trainer.optimizer.v.bytes

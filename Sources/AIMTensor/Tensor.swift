@@ -58,7 +58,7 @@ public final class Tensor: @unchecked Sendable {
     /// first free, land on the heap and keep freed memory resident: peak memory would then depend
     /// on the allocation history instead of the plan.
     static let mapThreshold = 1 << 20
-    static func isMapped(_ count: Int) -> Bool { count * MemoryLayout<Float>.stride >= mapThreshold }
+    public static func isMapped(_ count: Int) -> Bool { count * MemoryLayout<Float>.stride >= mapThreshold }
     static func mappedBytes(_ count: Int) -> Int {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         return (count * MemoryLayout<Float>.stride + page - 1) / page * page

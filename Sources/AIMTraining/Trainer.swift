@@ -147,6 +147,8 @@ public final class Trainer {
                 Console.errorRaw("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count); unused: \(report.unexpected.joined(separator: ", "))\n")
             }
         }
+        // bf16: frozen weights are loaded for good (a resume restores tunable ones only).
+        model.releaseFrozenFP32Weights()
         let betas = config.doubles("train.betas")
         optimizer = AdamWOptimizer(store: model.store, weightDecay: Float(config.double("train.weight_decay")),
                                    rules: ParamwiseRule.official(noDecayKeys: config.strings("train.no_decay_keys"),

@@ -28,6 +28,7 @@ struct StepSection: BenchSection {
             c.dropPathRate = 0; c.headDropout = 0
             edit(&c)
             let model = try Recognizer(config: c, seed: 1)
+            model.releaseFrozenFP32Weights()   // as the trainer does in bf16
             let per = 3 * c.numFrames * c.inputResolution * c.inputResolution
             let video = Buffer(per, seed: 7)
             let labels = [3]

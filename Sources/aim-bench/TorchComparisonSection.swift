@@ -186,6 +186,7 @@ struct OurStep {
         peakResetWorks = resetPeakRSS() && peakResetWorks
         let base = procStatusKB("VmRSS")
         let model = try Recognizer(config: c, seed: 1)
+        model.releaseFrozenFP32Weights()   // as the trainer does in bf16
         let video = Buffer(3 * c.numFrames * c.inputResolution * c.inputResolution, seed: 7)
         let labels = [3]
         let dLogits = Tensor([1, c.numClasses])

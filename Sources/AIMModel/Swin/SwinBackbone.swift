@@ -196,6 +196,8 @@ final class SwinBackbone: VideoBackbone {
     var unkeptBytes: Int { unkept.bytes }
     var scratchBytes: Int { scratch.bytes + blockScratch.bytes }
 
+    var frozenWeightsReadInFP32: [Parameter] { stages.joined().compactMap(\.foldedProjectionWeight) }
+
     func moduleCounts() -> [ModuleCount] {
         let frames = T, p = config.swinPatch
         let (ep, et) = parameterCounts([patchWeight, patchBias] + patchNorm.parameters)
