@@ -148,7 +148,11 @@ public final class Trainer {
             }
         }
         // bf16: frozen weights are loaded for good (a resume restores tunable ones only).
-        model.releaseFrozenFP32Weights()
+        let released = model.releaseFrozenFP32Weights()
+        if released > 0 && comm.rank == 0 {
+            Console.errorRaw(String(format: "bf16: frozen linear weights are held in bf16 only; %.1f MB of their fp32 values given back\n",
+                                    Double(released) / 1e6))
+        }
         let betas = config.doubles("train.betas")
         optimizer = AdamWOptimizer(store: model.store, weightDecay: Float(config.double("train.weight_decay")),
                                    rules: ParamwiseRule.official(noDecayKeys: config.strings("train.no_decay_keys"),
