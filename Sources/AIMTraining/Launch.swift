@@ -71,6 +71,7 @@ public enum Launch {
         }
         // Frozen weights missing from the file come from model.pretrained, or — without one — from
         // the seeded initialisation, which is the same one training started from.
+        model.releaseFrozenFP32Weights()   // bf16: evaluation reads the bf16 copies only, as training did
         return model
     }
 }

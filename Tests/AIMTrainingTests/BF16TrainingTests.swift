@@ -21,6 +21,15 @@ final class BF16TrainingTests: TrainToolTestCase {
         XCTAssertTrue(r.output.contains("held in bf16 only"), "the trainer gives the frozen fp32 values back:\n\(r.output)")
         XCTAssertTrue(try metrics(whole).contains { $0["mode"] as? String == "val" }, "the run ends with an evaluation")
 
+        // aim-eval gives the frozen fp32 values back too (after loading the checkpoint) and reads
+        // the bf16 copies alone; a read of a released weight would stop it on a precondition.
+        r = try run(try tool("aim-eval"), ["--config", Self.tinyConfig, "--threads", "1", "--json",
+                                           "--checkpoint", whole.appendingPathComponent("latest.safetensors").path,
+                                           "--set", "data.root=\(data.path)", "--set", "data.val=\(data.path)/val_list.txt",
+                                           "--set", "model.num_classes=4", "--set", "model.pretrained="] + extra.flatMap { ["--set", $0] })
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("\"videos\":8"), r.output)
+
         let split = workDir("split")
         r = try train(trainArgs(data: data, workDir: split, steps: 4, extra) + ["--max-steps", "2"])
         XCTAssertEqual(r.status, 0, r.output)
