@@ -86,11 +86,11 @@ final class AIMBlock: TransformerBlock {
     /// T_Adapter_in, whose fp32 path keeps its input in token layout).
     private func temporalInFrameLayout(_ T: Int) -> Bool { tAdapterIn == nil && attn.runsShortInBF16(T) }
 
-    /// The temporal branch's out_proj folded into T_Adapter's fc1 (`ProjectionFold`), where that
-    /// applies: nothing but fc1 reads out_proj's output (T_Adapter has no skip), out_proj frozen.
     /// The projection weight the fold reads in fp32, where there is a fold.
     var foldedProjectionWeight: Parameter? { temporalFold?.proj.weight }
 
+    /// The temporal branch's out_proj folded into T_Adapter's fc1 (`ProjectionFold`), where that
+    /// applies: nothing but fc1 reads out_proj's output (T_Adapter has no skip), out_proj frozen.
     private var temporalFold: ProjectionFold? {
         guard let tAdapter, !tAdapter.skip, ProjectionFold.applies(proj: attn.proj, fc1: tAdapter.fc1) else { return nil }
         return ProjectionFold(proj: attn.proj, fc1: tAdapter.fc1)

@@ -181,11 +181,11 @@ final class SwinBlock {
         }
     }
 
-    /// The temporal pass's proj folded into T_Adapter's fc1 (`ProjectionFold`), where that applies:
-    /// nothing but fc1 reads proj's output (T_Adapter has no skip), proj frozen.
     /// The projection weight the fold reads in fp32, where there is a fold.
     var foldedProjectionWeight: Parameter? { temporalFold?.proj.weight }
 
+    /// The temporal pass's proj folded into T_Adapter's fc1 (`ProjectionFold`), where that applies:
+    /// nothing but fc1 reads proj's output (T_Adapter has no skip), proj frozen.
     private var temporalFold: ProjectionFold? {
         guard let tAdapter, !tAdapter.skip, ProjectionFold.applies(proj: attn.proj, fc1: tAdapter.fc1) else { return nil }
         return ProjectionFold(proj: attn.proj, fc1: tAdapter.fc1)

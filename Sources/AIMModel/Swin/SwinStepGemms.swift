@@ -31,8 +31,8 @@ extension StepGemms {
             let res = c.swinResolution(stage: s), C = c.swinWidth(stage: s), H = c.numHeads[s], dh = C / H
             let rows = clips * T * res * res, depth = c.depths[s]
             let temporal = aim && c.adapters.contains(.temporal) ? (depth + 1) / 2 : 0
-            let A = Int(Double(C) * c.adapterMLPRatio)
             let adapters = temporal + (c.adapters.contains(.spatial) ? depth : 0) + (c.adapters.contains(.joint) ? depth : 0)
+            let A = Int(Double(C) * c.adapterMLPRatio)
             let L: Int = aim ? c.swin2dWindow(stage: s).window * c.swin2dWindow(stage: s).window : c.videoSwinWindow(stage: s).window.reduce(1, *)
             let windowRows = aim ? rows : clips * zip([T, res, res], c.videoSwinWindow(stage: s).window).reduce(1) { $0 * (($1.0 + $1.1 - 1) / $1.1 * $1.1) }
             // videoswin's window attention runs on the grid zero-padded to window multiples (swin2d:
