@@ -82,6 +82,7 @@ struct TorchComparisonSection: BenchSection {
                                             between: peer.map { p in { _ in try p.step() } }))
             if let peer { torchResults.append(try peer.finish()) }
         }
+        let alternation = try LibraryAlternation.table(Self.config(Self.variants[0]), defaultLibrary: defaultLibrary, context)
         let roofline = Roofline.measure(configs: Self.variants.map { Self.config($0) }, context)
         var torch: TorchReport?
         var torchNote = ""
@@ -91,7 +92,8 @@ struct TorchComparisonSection: BenchSection {
         } else {
             torchNote = "PyTorch was not run (no `--torch-python`; `make bench` passes one)."
         }
-        var tables = [stepTable(ours, torch, torchNote), rooflineTable(ours, roofline), profileTable(ours), roofline.libraryTable, roofline.shapeTable]
+        var tables = [stepTable(ours, torch, torchNote)] + (alternation.map { [$0] } ?? [])
+            + [rooflineTable(ours, roofline), profileTable(ours), roofline.libraryTable, roofline.shapeTable]
         if !roofline.bf16Table.rows.isEmpty { tables.append(roofline.bf16Table) }
         if let reason = BF16Support.unavailableReason {
             tables.insert(.skipped("bf16 rows (ours and PyTorch autocast)", reason), at: 1)
@@ -152,6 +154,38 @@ struct TorchComparisonSection: BenchSection {
 
 // MARK: - our step
 
+/// One training step of a model as the trainer runs it (batch 1, random frames, cross-entropy,
+/// AdamW), on a model built as the trainer builds it.
+final class BenchTrainingStep {
+    let model: Recognizer
+    private let config: ModelConfig
+    private let video: Buffer
+    private let dLogits: Tensor
+    private let m: Tensor, v: Tensor
+
+    init(_ c: ModelConfig) throws {
+        config = c
+        model = try Recognizer(config: c, seed: 1)
+        model.releaseFrozenFP32Weights()   // as the trainer does in bf16
+        video = Buffer(3 * c.numFrames * c.inputResolution * c.inputResolution, seed: 7)
+        dLogits = Tensor([1, c.numClasses])
+        m = Tensor([model.store.tunableCount]); v = Tensor([model.store.tunableCount])
+    }
+
+    func run(_ t: Int) throws {
+        // Gradients cleared first, as the trainer and PyTorch's zero_grad(set_to_none=True) do,
+        // so the last step's gradients are not held through this forward.
+        model.store.zeroGrads()
+        let logits = try model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(t)))
+        [3].withUnsafeBufferPointer {
+            crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: 1, classes: config.numClasses)
+        }
+        try model.backward(dLogits: dLogits.data)
+        adamWStep(params: model.store.tunableValues.data, grads: model.store.tunableGrads.data, m: m.data, v: v.data,
+                  count: model.store.tunableCount, lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, step: t)
+    }
+}
+
 struct OurStep {
     var timing: Timing
     var peakGrowthMB: Double
@@ -185,25 +219,9 @@ struct OurStep {
         releaseFreedHeap()
         peakResetWorks = resetPeakRSS() && peakResetWorks
         let base = procStatusKB("VmRSS")
-        let model = try Recognizer(config: c, seed: 1)
-        model.releaseFrozenFP32Weights()   // as the trainer does in bf16
-        let video = Buffer(3 * c.numFrames * c.inputResolution * c.inputResolution, seed: 7)
-        let labels = [3]
-        let dLogits = Tensor([1, c.numClasses])
-        let n = model.store.tunableCount
-        let m = Tensor([n]), v = Tensor([n])
-        func step(_ t: Int) throws {
-            // Gradients cleared first, as the trainer and PyTorch's zero_grad(set_to_none=True) do,
-            // so the last step's gradients are not held through this forward.
-            model.store.zeroGrads()
-            let logits = try model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(t)))
-            labels.withUnsafeBufferPointer {
-                crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: 1, classes: c.numClasses)
-            }
-            try model.backward(dLogits: dLogits.data)
-            adamWStep(params: model.store.tunableValues.data, grads: model.store.tunableGrads.data, m: m.data, v: v.data,
-                      count: n, lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, step: t)
-        }
+        let runner = try BenchTrainingStep(c)
+        let model = runner.model
+        func step(_ t: Int) throws { try runner.run(t) }
         var samples: [Double] = []
         for t in 1...(steps + 1) {
             let s = try seconds { try step(t) }
