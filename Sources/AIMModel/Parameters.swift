@@ -123,15 +123,27 @@ public final class ParameterStore {
             if at < tunableCount { (tunableGrads.data + at).update(repeating: 0, count: tunableCount - at) }
             return
         }
-        let bytes = tunableGrads.bytes, page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let bytes = tunableGrads.bytes
         guard releasesGradientPages, bytes >= 1 << 20 else { tunableGrads.zero(); return }
         let start = UnsafeMutableRawPointer(tunableGrads.data), end = start + bytes
-        let lo = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: start) + page - 1) / page * page)!
-        let hi = UnsafeMutableRawPointer(bitPattern: Int(bitPattern: end) / page * page)!
+        let (lo, hi) = wholePages(start, bytes: bytes)
         start.initializeMemory(as: UInt8.self, repeating: 0, count: lo - start)
         hi.initializeMemory(as: UInt8.self, repeating: 0, count: end - hi)
         // Private anonymous memory (tensors from 1 MiB up are their own mappings) reads as zeros after this.
-        if madvise(lo, hi - lo, Int32(MADV_DONTNEED)) != 0 { tunableGrads.zero() }
+        if !dropPages(lo, hi) { tunableGrads.zero() }
+    }
+
+    /// The whole pages inside [start, start + bytes): the partial pages at either end hold neighbours.
+    private func wholePages(_ start: UnsafeMutableRawPointer, bytes: Int) -> (lo: UnsafeMutableRawPointer, hi: UnsafeMutableRawPointer) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE))), s = Int(bitPattern: start)
+        let lo = (s + page - 1) / page * page, hi = max(lo, (s + bytes) / page * page)
+        return (UnsafeMutableRawPointer(bitPattern: lo)!, UnsafeMutableRawPointer(bitPattern: hi)!)
+    }
+
+    /// Gives the pages [lo, hi) of private anonymous memory back to the system (they read as zeros
+    /// afterwards); false when nothing was given back.
+    private func dropPages(_ lo: UnsafeMutableRawPointer, _ hi: UnsafeMutableRawPointer) -> Bool {
+        hi > lo && madvise(lo, hi - lo, Int32(MADV_DONTNEED)) == 0
     }
 
     // MARK: - Gradient memory lent to activations
@@ -193,14 +205,11 @@ public final class ParameterStore {
         // Tensors from 1 MiB up are private anonymous mappings of their own: released pages read as
         // zeros (never read: `value` refuses) and nothing else can be placed in them.
         guard Tensor.isMapped(frozenValues.count) else { return 0 }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         var released = 0
         for p in parameters where !p.tunable && p.reducedPrecision && !p.fp32Released && !keeping.contains(ObjectIdentifier(p)) {
             _ = p.bf16()
-            let start = Int(bitPattern: p.storage.data), end = start + p.count * MemoryLayout<Float>.stride
-            // Whole pages inside the weight only: its neighbours share the first and last.
-            let lo = (start + page - 1) / page * page, hi = end / page * page
-            guard hi > lo, madvise(UnsafeMutableRawPointer(bitPattern: lo)!, hi - lo, Int32(MADV_DONTNEED)) == 0 else { continue }
+            let (lo, hi) = wholePages(UnsafeMutableRawPointer(p.storage.data), bytes: p.count * MemoryLayout<Float>.stride)
+            guard dropPages(lo, hi) else { continue }
             p.fp32Released = true
             released += hi - lo
         }

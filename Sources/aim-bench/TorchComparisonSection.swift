@@ -160,6 +160,7 @@ final class BenchTrainingStep {
     let model: Recognizer
     private let config: ModelConfig
     private let video: Buffer
+    private let labels = [3]
     private let dLogits: Tensor
     private let m: Tensor, v: Tensor
 
@@ -177,7 +178,7 @@ final class BenchTrainingStep {
         // so the last step's gradients are not held through this forward.
         model.store.zeroGrads()
         let logits = try model.forward(video: video.data, context: PassContext(batch: 1, training: true, step: UInt64(t)))
-        [3].withUnsafeBufferPointer {
+        labels.withUnsafeBufferPointer {
             crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: 1, classes: config.numClasses)
         }
         try model.backward(dLogits: dLogits.data)
