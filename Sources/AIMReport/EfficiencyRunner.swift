@@ -109,6 +109,7 @@ public enum EfficiencyRunner {
             var r = StepRecord()
             r.data = t.data; r.forward = t.forward; r.backward = t.backward; r.allreduceWait = t.allreduceWait
             r.allreducePass = t.allreducePass; r.optimizer = t.optimizer; r.total = t.total; r.bytesAllreduced = t.bytesAllreduced
+            r.kernels = t.kernelSeconds
             return r
         }
         m.allreduceBytesPerStep = m.steps.last?.bytesAllreduced ?? 0

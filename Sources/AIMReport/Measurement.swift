@@ -25,6 +25,8 @@ public struct MemoryAccounting: Codable, Sendable, Equatable {
 public struct StepRecord: Codable, Sendable, Equatable {
     public var data = 0.0, forward = 0.0, backward = 0.0, allreduceWait = 0.0, allreducePass = 0.0, optimizer = 0.0, total = 0.0
     public var bytesAllreduced = 0
+    /// Seconds in each kind of kernel (the trainer's `kernelSeconds`, by `StepProfile.Phase.key`).
+    public var kernels: [String: Double]? = nil
     public init() {}
     /// Time the allreduce ran while backward was still computing (the part hidden by overlap).
     public var allreduceOverlap: Double { max(0, allreducePass - allreduceWait) }

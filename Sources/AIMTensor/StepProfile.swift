@@ -18,6 +18,17 @@ public enum StepProfile {
             case .activation: return "GELU / QuickGELU forward + backward"
             }
         }
+
+        /// The phase's name in metrics.jsonl (`kernel_<key>_s`) and in aim-report's JSON.
+        public var key: String {
+            switch self {
+            case .frozenGEMM: return "frozen_gemm"
+            case .tunableGEMM: return "tunable_gemm"
+            case .attention: return "attention"
+            case .layerNorm: return "layer_norm"
+            case .activation: return "activation"
+            }
+        }
     }
 
     nonisolated(unsafe) public static var enabled = false

@@ -25,6 +25,9 @@ public struct StepTimes: Sendable {
     public var bytesAllreduced = 0
     /// Filled only when profiling: resident and peak resident bytes at the end of the step.
     public var rssBytes = 0, peakRSSBytes = 0
+    /// Filled only when profiling: seconds in each kind of kernel (`StepProfile`), by `Phase.key`;
+    /// what no phase claims (rearranges, residual adds, patch embedding, head, optimizer) is not in it.
+    public var kernelSeconds: [String: Double] = [:]
 }
 
 /// What a finished (or stopped) run reports.
@@ -257,6 +260,7 @@ public final class Trainer {
                     record["allreduce_wait_s"] = times.allreduceWait; record["allreduce_pass_s"] = times.allreducePass
                     record["optimizer_s"] = times.optimizer; record["activation_bytes"] = model.keptBytes
                     record["scratch_bytes"] = model.scratchBytes; record["peak_rss_bytes"] = times.peakRSSBytes
+                    for (key, seconds) in times.kernelSeconds { record["kernel_\(key)_s"] = seconds }
                 }
                 log.record(record)
                 events?.record(record)
@@ -351,6 +355,9 @@ public final class Trainer {
     /// One optimizer step.
     func trainStep(_ summary: inout TrainSummary) throws -> StepTimes {
         var t = StepTimes()
+        let profiling = options.profile || config.bool("profile")
+        if profiling { StepProfile.reset(); StepProfile.enabled = true }
+        defer { StepProfile.enabled = false }
         let t0 = Date()
         let batch = try trainData.batch(epoch: state.epoch, step: state.stepInEpoch)
         t.data = Date().timeIntervalSince(t0)
@@ -400,9 +407,10 @@ public final class Trainer {
         if let bad = firstNonFinite() { throw TrainingError.nonFiniteState(step: state.step + 1, tensor: bad) }
         t.optimizer = Date().timeIntervalSince(to)
         t.total = Date().timeIntervalSince(t0)
-        if options.profile || config.bool("profile") {
+        if profiling {
             let m = ProcessMemory.sample()
             t.rssBytes = m.rssBytes; t.peakRSSBytes = m.peakRSSBytes
+            for phase in StepProfile.Phase.allCases { t.kernelSeconds[phase.key] = StepProfile.seconds(phase) }
         }
         return t
     }
