@@ -44,14 +44,19 @@ public final class AdamWOptimizer {
         beta1 = betas.0; beta2 = betas.1; self.eps = eps
     }
 
-    /// One update with base learning rate `lr`; frozen parameters are not in any group.
-    public func update(lr: Float) {
+    /// One update with base learning rate `lr`; frozen parameters are not in any group. Returns
+    /// whether any tunable value or moment it wrote (it writes all of them) is inf or NaN.
+    @discardableResult
+    public func update(lr: Float) -> Bool {
         step += 1
+        var nonFinite = false
         for g in groups {
             let p = g.parameter, o = p.offset
-            adamWStep(params: p.data, grads: p.grad!.data, m: m.data + o, v: v.data + o, count: p.count,
-                      lr: lr * g.lrMult, beta1: beta1, beta2: beta2, eps: eps, weightDecay: g.weightDecay, step: step)
+            let bad = adamWStep(params: p.data, grads: p.grad!.data, m: m.data + o, v: v.data + o, count: p.count,
+                                lr: lr * g.lrMult, beta1: beta1, beta2: beta2, eps: eps, weightDecay: g.weightDecay, step: step)
+            nonFinite = nonFinite || bad
         }
+        return nonFinite
     }
 
     /// Restores the step counter from a checkpoint (the moments are loaded into `m`/`v`).

@@ -401,10 +401,11 @@ public final class Trainer {
         let to = Date()
         let clip = Float(config.double("train.clip_grad"))
         if clip > 0 { clipGradientNorm(model.store.tunableGrads, maxNorm: clip) }
-        optimizer.update(lr: Float(schedule.lr(at: state.step)))
+        let wroteNonFinite = optimizer.update(lr: Float(schedule.lr(at: state.step)))
         // A finite loss can still come with non-finite gradients (or an update beyond Float's
-        // range): stop before such weights or moments can reach a checkpoint.
-        if let bad = firstNonFinite() { throw TrainingError.nonFiniteState(step: state.step + 1, tensor: bad) }
+        // range): stop before such weights or moments can reach a checkpoint. The update says
+        // whether it wrote any; only then are the tensors searched for the one to name.
+        if wroteNonFinite, let bad = firstNonFinite() { throw TrainingError.nonFiniteState(step: state.step + 1, tensor: bad) }
         t.optimizer = Date().timeIntervalSince(to)
         t.total = Date().timeIntervalSince(t0)
         if profiling {

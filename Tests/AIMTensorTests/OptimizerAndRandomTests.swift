@@ -42,6 +42,42 @@ final class OptimizerAndRandomTests: XCTestCase {
         }
     }
 
+    /// The update `adamWStep` runs (CAMX's AVX2 loop on x86-64) gives the bits of the value-by-value
+    /// loop on every length (whole 8-lane blocks and the tail), on values from subnormal to huge;
+    /// it says whether it wrote an inf or NaN, and only then.
+    func testVectorUpdateGivesTheBitsOfTheScalarLoop() {
+        var rng = RandomGenerator(seed: 17)
+        func value(_ scale: Float) -> Float {
+            let kinds: [Float] = [Float(rng.normal()) * scale, Float(rng.normal()) * 1e-40, 0, -0.0, Float(rng.normal()) * 1e18]
+            return kinds[Int(rng.next() % UInt64(kinds.count))]
+        }
+        for n in [1, 7, 8, 9, 31, 1000, 70_001] {
+            let p = (0..<n).map { _ in value(1) }, g = (0..<n).map { _ in value(1e-3) }
+            let m = (0..<n).map { _ in value(1e-3) }, v = (0..<n).map { _ in abs(value(1e-6)) }
+            var (p1, m1, v1) = (p, m, v), (p2, m2, v2) = (p, m, v)
+            let bad1 = adamWStep(params: &p1, grads: g, m: &m1, v: &v1, count: n, lr: 0.1, beta1: 0.9, beta2: 0.95,
+                                 eps: 1e-8, weightDecay: 0.05, step: 3)
+            let c = AdamWCoefficients(lr: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.05, step: 3)
+            let bad2 = adamWScalar(&p2, g, &m2, &v2, n, c)
+            XCTAssertEqual(p1.map(\.bitPattern), p2.map(\.bitPattern), "params, n = \(n)")
+            XCTAssertEqual(m1.map(\.bitPattern), m2.map(\.bitPattern), "exp_avg, n = \(n)")
+            XCTAssertEqual(v1.map(\.bitPattern), v2.map(\.bitPattern), "exp_avg_sq, n = \(n)")
+            let written = (p1 + m1 + v1).contains { !$0.isFinite }
+            XCTAssertEqual(bad1, written, "n = \(n): the flag says whether an inf or NaN was written")
+            XCTAssertEqual(bad2, written, "n = \(n): the scalar loop's flag")
+        }
+        // An inf gradient in the last (tail) lane, and a NaN in a whole block, are reported.
+        for (n, at, bad) in [(9, 8, Float.infinity), (16, 3, Float.nan)] {
+            var p = [Float](repeating: 1, count: n), m = [Float](repeating: 0, count: n), v = [Float](repeating: 0, count: n)
+            var g = [Float](repeating: 0.5, count: n)
+            XCTAssertFalse(adamWStep(params: &p, grads: g, m: &m, v: &v, count: n, lr: 0.1, beta1: 0.9, beta2: 0.95,
+                                     eps: 0, weightDecay: 0, step: 1), "finite, eps = 0 (padded lanes must not count)")
+            g[at] = bad
+            XCTAssertTrue(adamWStep(params: &p, grads: g, m: &m, v: &v, count: n, lr: 0.1, beta1: 0.9, beta2: 0.95,
+                                    eps: 1e-8, weightDecay: 0, step: 2), "\(bad) gradient at \(at) of \(n)")
+        }
+    }
+
     func testDropoutMaskIsKeyedAndUnbiased() {
         let n = 20_000
         let x = Tensor(shape: [n], repeating: 2), y = Tensor([n]), mask = Tensor([n])

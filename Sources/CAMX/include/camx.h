@@ -73,3 +73,10 @@ void camx_short_attention_forward(const uint16_t *qkv, float *out, uint16_t *out
 /// dqkv [S, L, 3D] = the gradients of q | k | v for dout [S, L, D] (fp32).
 void camx_short_attention_backward(const uint16_t *qkv, const float *dout, float *dqkv, uint16_t *dqkv16, long first,
                                    long count, long L, long D, long H, long groups);
+
+// AdamW's element-wise update with AVX2 (adamw.c; every x86-64 CPU the package is built for has it),
+// the bits of AIMTensor's scalar adamWStep: m ← m + c1·(g − m), v ← v·β2 + c2·g²,
+// p ← p·decay − step_size · (m / (√v / bc2_sqrt + eps)). Returns 1 when any p, m or v it wrote
+// is inf or NaN, else 0 (-1 off x86-64: nothing done).
+int camx_adamw(float *p, const float *g, float *m, float *v, long n, float decay, float step_size, float bc2_sqrt, float eps,
+               float beta2, float c1, float c2);
