@@ -67,9 +67,7 @@ public final class AdamWOptimizer {
 /// returns the norm before clipping.
 @discardableResult
 public func clipGradientNorm(_ grads: Tensor, maxNorm: Float) -> Float {
-    var sum = 0.0
-    for i in 0..<grads.count { sum += Double(grads[i]) * Double(grads[i]) }
-    let norm = Float(sum.squareRoot())
+    let norm = Float(sumOfSquares(grads.data, count: grads.count).squareRoot())
     if maxNorm > 0 && norm > maxNorm { scale(grads.data, by: maxNorm / (norm + 1e-6), count: grads.count) }
     return norm
 }
