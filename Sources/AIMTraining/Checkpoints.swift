@@ -131,6 +131,11 @@ public final class CheckpointStore {
         for key in ["step", "epoch", "step_in_epoch", "optimizer_step", "config"] where f.metadata[key] == nil {
             throw TrainingError.checkpoint(path: file.path, reason: "metadata has no '\(key)'")
         }
+        // The metadata is outside the checksum: a count that is not one would restart AdamW's bias
+        // correction at a step it never had.
+        for key in ["step", "epoch", "step_in_epoch", "optimizer_step"] where (Int(f.metadata[key]!) ?? -1) < 0 {
+            throw TrainingError.checkpoint(path: file.path, reason: "metadata '\(key)' is \"\(f.metadata[key]!)\", not a count (a whole number ≥ 0)")
+        }
         for p in model.store.tunableParameters {
             for k in [p.name, "optimizer.exp_avg." + p.name, "optimizer.exp_avg_sq." + p.name] {
                 guard f.contains(k) else { throw TrainingError.checkpoint(path: file.path, reason: "missing tensor \(k)") }

@@ -52,5 +52,17 @@ final class CorruptCheckpointTests: TrainToolTestCase {
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains(cut.path), r.output)
         XCTAssertFalse(r.output.contains("step 1/"), "trained from scratch instead: \(r.output)")
+
+        // A counter in the metadata (outside the checksum) that is not a count: an error naming the
+        // file and the key, not a trap in the optimizer.
+        var header = try Data(contentsOf: stepFile(clean, 8))
+        let from = Data("\"optimizer_step\":\"8\"".utf8), to = Data("\"optimizer_step\":\"x\"".utf8)
+        let at = try XCTUnwrap(header.range(of: from), "the checkpoint's header holds \"optimizer_step\":\"8\"")
+        header.replaceSubrange(at, with: to)
+        let edited = scratch.appendingPathComponent("edited.safetensors")
+        try header.write(to: edited)
+        r = try train(trainArgs(data: data, workDir: workDir("edited"), steps: 2) + ["--resume", edited.path])
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains(edited.path) && r.output.contains("optimizer_step"), r.output)
     }
 }
