@@ -18,24 +18,32 @@ struct Roofline {
                                 columns: ["GEMM", "shape", "calls per step", "ms per call (median)", "GFLOP/s", "s per step", "library"])
     /// Every linear shape under every fp32 library, side by side.
     var libraryTable = BenchTable(title: "", columns: [])
+    /// Each shape's fp32 term: its time and library (nil: OpenBLAS per (sequence, head) pair).
+    var fp32Times: [GemmShape: Double] = [:]
+    var fp32Library: [GemmShape: GemmLibrary?] = [:]
+    /// Each shape's bf16 kernels' times (empty without bf16).
+    var bf16Times: [GemmShape: BF16Time] = [:]
 
     static func measure(configs: [ModelConfig], _ context: BenchContext) -> Roofline {
         let lists = configs.map { StepGemms.list($0) }
-        var times: [GemmShape: Double] = [:], library: [GemmShape: String] = [:]
+        var times: [GemmShape: Double] = [:], library: [GemmShape: String] = [:], fp32Library: [GemmShape: GemmLibrary?] = [:]
         let libraries = GemmLibraryTimes.measure(lists[0], alsoTime: lists.dropFirst().flatMap { $0.map(\.shape) }, context)
         let rounds = max(3, min(context.repeats, 7))
         for use in lists.flatMap({ $0 }) where times[use.shape] == nil {
             if let (lib, t) = libraries.best(use.shape) {
-                times[use.shape] = t; library[use.shape] = lib.rawValue
+                times[use.shape] = t; library[use.shape] = lib.rawValue; fp32Library[use.shape] = lib
             } else {
                 times[use.shape] = time(use.shape, rounds: rounds, threads: context.threads); library[use.shape] = "openblas"
+                fp32Library[use.shape] = .some(nil)
                 context.log("  roofline: \(use.shape.text): \(ms(times[use.shape]!)) ms")
             }
         }
         var r = Roofline()
         r.libraryTable = libraries.table
+        r.fp32Times = times; r.fp32Library = fp32Library
         let frozen = Set(lists.flatMap { $0 }.filter(\.frozenWeight).map(\.shape))
         let bf16Times = BF16Support.isAvailable ? bf16(lists.flatMap { $0 }.map(\.shape), frozen: frozen, rounds: rounds, context) : [:]
+        r.bf16Times = bf16Times
         for list in lists {
             r.bf16Seconds.append(bf16Times.isEmpty ? nil : list.reduce(0) {
                 $0 + bf16Term($1, bf16Times, fp32: times[$1.shape]!) * Double($1.count)
@@ -70,78 +78,33 @@ struct Roofline {
         return r
     }
 
-    /// Median bf16 product time of each distinct linear shape (operands converted or packed once, up
-    /// front) by each bf16 kernel the step can use for it: oneDNN's matmul (also with the weights
-    /// packed, for `frozen` shapes), and AMX tiles where they run (forward and input-gradient shapes
-    /// in 32-wide steps), alternating in each round.
+    /// Median bf16 product time of each distinct shape by each bf16 kernel the step can use for it
+    /// (`BareProducts.bf16`, operands converted or packed once, up front), alternating in each round.
     private static func bf16(_ shapes: [GemmShape], frozen: Set<GemmShape>, rounds: Int, _ context: BenchContext) -> [GemmShape: BF16Time] {
         var out: [GemmShape: BF16Time] = [:]
         for s in shapes where out[s] == nil {
-            if s.pairs > 1 {
-                // Attention: m is the sequence length in every product of StepGemms, the head width the smaller of n and k.
-                let dh = min(s.n, s.k)
-                if attentionRunsOnTiles(length: s.m, headWidth: dh) {
-                    let products = AttentionTileProducts(m: s.m, n: s.n, k: s.k, pairs: s.pairs)
-                    let t = timeSideBySide(repeats: rounds, [{ products.run() }])[0].median
-                    out[s] = BF16Time(onednn: nil, packed: nil, tiles: t)
-                    context.log("  bf16 roofline: \(s.text): tiles \(ms(t)) ms")
-                } else if attentionRunsOnOneDNN(length: s.m, width: dh, heads: 1), let t = attentionOneDNN(s, rounds: rounds) {
-                    out[s] = BF16Time(onednn: t, packed: nil, tiles: nil)
-                    context.log("  bf16 roofline: \(s.text): oneDNN \(ms(t)) ms")
-                }
-                continue
+            let candidates = BareProducts.bf16(s, frozen: frozen.contains(s))
+            guard !candidates.isEmpty else { continue }
+            guard let t = try? timeSideBySide(repeats: rounds, throwing: candidates.map(\.run)) else {
+                if s.pairs > 1 { continue }   // an attention shape without a bf16 term keeps its fp32 one
+                return [:]
             }
-            let a: UnsafeMutablePointer<UInt16> = amxAllocate(s.m * s.k), b: UnsafeMutablePointer<UInt16> = amxAllocate(s.k * s.n)
-            defer { a.deallocate(); b.deallocate() }
-            let fa = Buffer(s.m * s.k, seed: 21), fb = Buffer(s.k * s.n, seed: 22), c = Buffer(s.m * s.n, seed: 23)
-            toBF16(a, fa.data, count: s.m * s.k); toBF16(b, fb.data, count: s.k * s.n)
-            var runs: [() throws -> Void] = [{ try bf16Matmul(s, a: a, b: b, c: c.data) }]
-            let tiles = !s.transA && BF16Products.tiles(k: s.k, n: s.n)
-            let packed: UnsafeMutablePointer<UInt16> = amxAllocate(tiles ? AMX.packedCount(k: s.k, n: s.n) : 0)
-            defer { packed.deallocate() }
-            if tiles {
-                if s.transB { amxPackTransposed(packed, fb.data, n: s.n, k: s.k) } else { amxPackRows(packed, fb.data, k: s.k, n: s.n) }
-                runs.append { amxMatmul(m: s.m, k: s.k, n: s.n, a: a, b: packed, bias: nil, c: c.data, accumulate: false) }
-            }
-            // A frozen weight's forward (B = Wᵀ, W [n, k]) or input gradient (B = W [k, n]) as the step runs it.
-            let weight = !tiles && !s.transA && frozen.contains(s)
-                ? BF16Weight(fb.data, outFeatures: s.transB ? s.n : s.k, inFeatures: s.transB ? s.k : s.n) : nil
-            if let weight {
-                runs.append {
-                    if s.transB { try linearForwardBF16(out: c.data, roundedInput: a, weight: weight, bias: nil, rows: s.m) }
-                    else { try linearInputGradientBF16(dInput: c.data, roundedDOut: a, weight: weight, rows: s.m) }
-                }
-            }
-            guard let t = try? timeSideBySide(repeats: rounds, throwing: runs) else { return [:] }
-            out[s] = BF16Time(onednn: t[0].median, packed: weight != nil ? t[1].median : nil, tiles: tiles ? t[1].median : nil)
-            context.log("  bf16 roofline: \(s.text): oneDNN \(ms(t[0].median)) ms" + (tiles ? ", tiles \(ms(t[1].median)) ms" : "")
-                        + (weight != nil ? ", packed weights \(ms(t[1].median)) ms" : ""))
+            out[s] = BF16Time(Dictionary(uniqueKeysWithValues: zip(candidates.map(\.kernel), t.map(\.median))))
+            context.log("  bf16 roofline: \(s.text): " + zip(candidates, t).map { "\($0.kernel) \(ms($1.median)) ms" }.joined(separator: ", "))
         }
         return out
     }
 
-    /// All `pairs` products of an attention shape as one oneDNN bf16 batched call on dense operands
-    /// (already bf16, transposed as the shape says): oneDNN's fastest form of them. The step runs
-    /// them per sequence, reading q, k, v where they lie, so this is a bound it does not reach.
-    private static func attentionOneDNN(_ s: GemmShape, rounds: Int) -> Double? {
-        let p = s.pairs
-        let a: UnsafeMutablePointer<UInt16> = .allocate(capacity: p * s.m * s.k), b: UnsafeMutablePointer<UInt16> = .allocate(capacity: p * s.k * s.n)
-        defer { a.deallocate(); b.deallocate() }
-        let fa = Buffer(p * s.m * s.k, seed: 24), fb = Buffer(p * s.k * s.n, seed: 25), c = Buffer(p * s.m * s.n, seed: 26)
-        toBF16(a, fa.data, count: p * s.m * s.k); toBF16(b, fb.data, count: p * s.k * s.n)
-        let aOp = s.transA ? BatchedOperand.dense(1, p, s.k, s.m).transposed : .dense(1, p, s.m, s.k)
-        let bOp = s.transB ? BatchedOperand.dense(1, p, s.n, s.k).transposed : .dense(1, p, s.k, s.n)
-        let t = try? timeSideBySide(repeats: rounds, throwing: [{ try batchedMatmulBF16(aOp, a, bOp, b, .dense(1, p, s.m, s.n), c.data) }])
-        return t?[0].median
-    }
-
     struct BF16Time {
         var onednn: Double?, packed: Double?, tiles: Double?
+        init(_ byKernel: [String: Double]) {
+            onednn = byKernel[BareProducts.oneDNN]; packed = byKernel[BareProducts.packed]; tiles = byKernel[BareProducts.tiles]
+        }
         func best(packed allowed: Bool) -> Double { min(onednn ?? .infinity, allowed ? packed ?? .infinity : .infinity, tiles ?? .infinity) }
         func kernel(packed allowed: Bool) -> String {
             let b = best(packed: allowed)
-            if b == tiles { return "AMX tiles" }
-            return b == packed ? "oneDNN, weights packed" : "oneDNN"
+            if b == tiles { return BareProducts.tiles }
+            return b == packed ? BareProducts.packed : BareProducts.oneDNN
         }
     }
 
@@ -154,27 +117,30 @@ struct Roofline {
         return use.shape.pairs > 1 ? min(best, fp32) : best
     }
 
-    private static func time(_ s: GemmShape, rounds: Int, threads: Int) -> Double {
-        let aCount = s.m * s.k, bCount = s.k * s.n, cCount = s.m * s.n
-        let a = Buffer(aCount * s.pairs, seed: 11), b = Buffer(bCount * s.pairs, seed: 12), c = Buffer(cCount * s.pairs, seed: 13)
-        let lda = Int32(s.transA ? s.m : s.k), ldb = Int32(s.transB ? s.k : s.n), ldc = Int32(s.n)
-        let ta = s.transA ? CblasTrans : CblasNoTrans, tb = s.transB ? CblasTrans : CblasNoTrans
-        let m = Int32(s.m), n = Int32(s.n), k = Int32(s.k)
-        let run: () -> Void
-        if s.pairs == 1 {
-            run = { cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1, a.data, lda, b.data, ldb, 0, c.data, ldc) }
-        } else {
-            run = {
-                openblas_set_num_threads(1)
-                Threads.parallelFor(s.pairs) { range in
-                    for p in range {
-                        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1, a.data + p * aCount, lda, b.data + p * bCount, ldb,
-                                    0, c.data + p * cCount, ldc)
-                    }
-                }
-                openblas_set_num_threads(Int32(threads))
+    /// The bare products of a step's roofline (its bf16 one with `bf16`), each distinct product once
+    /// with its calls per step: what the paced roofline times again between our steps. Needs `measure`
+    /// to have timed `list`'s shapes.
+    func products(_ list: [StepGemms.Use], bf16: Bool, threads: Int) -> [(product: BareProduct, count: Int)] {
+        var order: [String] = [], terms: [String: (product: BareProduct, count: Int)] = [:]
+        for use in list {
+            let s = use.shape, fp32 = fp32Times[s]!
+            var kernel: String? = nil
+            if bf16, !use.fp32Only, let b = bf16Times[s], !(s.pairs > 1 && fp32 < b.best(packed: use.frozenWeight)) {
+                kernel = b.kernel(packed: use.frozenWeight)
             }
+            let key = s.text + " " + (kernel ?? "fp32")
+            if terms[key] == nil {
+                let product = kernel.flatMap { k in BareProducts.bf16(s, frozen: use.frozenWeight).first { $0.kernel == k } }
+                    ?? BareProducts.fp32(s, library: fp32Library[s] ?? nil, threads: threads)
+                terms[key] = (product, 0); order.append(key)
+            }
+            terms[key]!.count += use.count
         }
-        return timeSideBySide(repeats: rounds, [run])[0].median
+        return order.map { terms[$0]! }
+    }
+
+    private static func time(_ s: GemmShape, rounds: Int, threads: Int) -> Double {
+        let product = BareProducts.fp32(s, library: nil, threads: threads)
+        return timeSideBySide(repeats: rounds, [{ try? product.run() }])[0].median
     }
 }

@@ -84,6 +84,9 @@ struct TorchComparisonSection: BenchSection {
         }
         let alternation = try LibraryAlternation.table(Self.config(Self.variants[0]), defaultLibrary: defaultLibrary, context)
         let roofline = Roofline.measure(configs: Self.variants.map { Self.config($0) }, context)
+        let paced = try PacedRoofline.measure(Self.variants.filter { $0.key == "aim" && $0.gemm == nil }
+                                                  .map { ("\($0.label) \($0.precision.rawValue)", Self.config($0)) },
+                                              library: defaultLibrary, roofline, context)
         var torch: TorchReport?
         var torchNote = ""
         if let python = context.torchPython {
@@ -93,7 +96,7 @@ struct TorchComparisonSection: BenchSection {
             torchNote = "PyTorch was not run (no `--torch-python`; `make bench` passes one)."
         }
         var tables = [stepTable(ours, torch, torchNote)] + (alternation.map { [$0] } ?? [])
-            + [rooflineTable(ours, roofline), profileTable(ours), roofline.libraryTable, roofline.shapeTable]
+            + [PacedRoofline.table(paced), rooflineTable(ours, roofline), profileTable(ours), roofline.libraryTable, roofline.shapeTable]
         if !roofline.bf16Table.rows.isEmpty { tables.append(roofline.bf16Table) }
         if let reason = BF16Support.unavailableReason {
             tables.insert(.skipped("bf16 rows (ours and PyTorch autocast)", reason), at: 1)
