@@ -18,7 +18,8 @@ final class BF16Operand {
     /// `count` values of `seed`'s random floats, rounded.
     convenience init(_ count: Int, seed: UInt32) {
         self.init(count)
-        toBF16(data, Buffer(count, seed: seed).data, count: count)
+        let values = Buffer(count, seed: seed)
+        withExtendedLifetime(values) { toBF16(data, values.data, count: count) }
     }
     deinit { data.deallocate() }
 }
@@ -82,7 +83,8 @@ enum BareProducts {
         }
         let a = BF16Operand(s.m * s.k, seed: 21), b = BF16Operand(s.k * s.n, seed: 22), c = Buffer(s.m * s.n, seed: 23)
         var products = [BareProduct(kernel: oneDNN) { try bf16Matmul(s, a: a.data, b: b.data, c: c.data) }]
-        let fb = Buffer(s.k * s.n, seed: 22)
+        let fb = Buffer(s.k * s.n, seed: 22)   // B in fp32, to pack from
+        defer { withExtendedLifetime(fb) {} }
         if !s.transA && BF16Products.tiles(k: s.k, n: s.n) {
             let panel = BF16Operand(AMX.packedCount(k: s.k, n: s.n))
             if s.transB { amxPackTransposed(panel.data, fb.data, n: s.n, k: s.k) } else { amxPackRows(panel.data, fb.data, k: s.k, n: s.n) }
