@@ -95,12 +95,36 @@ final class BF16ParityTests: XCTestCase {
         config.numFrames = 2; config.numClasses = 3; config.dropPathRate = 0
         XCTAssertEqual(attentionRunsOnTiles(length: config.tokensPerFrame, headWidth: 32), BF16Products.tiles && CPUFeatures.current.contains([.avx512f, .avx512bw, .avx512vl]))
         XCTAssertTrue(attentionRunsInBF16(length: config.tokensPerFrame, width: config.width, heads: config.heads))
+        try compareWithFP32(config, "bf16 long frames")
+    }
+
+    /// Swin's 7 × 7 windows (49 tokens; VideoSwin's 2 × 7 × 7: 98) run their attention products in
+    /// bf16: AIM Swin and VideoSwin in bf16 against the same weights in fp32, within the same bounds.
+    func testSwinWindowsAgainstFP32() throws {
+        Threads.set(2)
+        var c = ModelConfig()
+        c.backbone = .swin2d; c.numFrames = 2; c.inputResolution = 56; c.swinPatch = [2, 4, 4]
+        c.embedDim = 32; c.depths = [2, 2]; c.numHeads = [1, 2]; c.windowSize = [7]; c.numClasses = 3
+        c.dropPathRate = 0; c.tune = .adapters
+        XCTAssertTrue(windowAttentionRunsInBF16(length: 49, width: 32, heads: 1))
+        XCTAssertTrue(windowAttentionRunsInBF16(length: 49, width: 64, heads: 2))
+        try compareWithFP32(c, "bf16 AIM Swin")
+        c.backbone = .videoswin; c.windowSize = [2, 7, 7]; c.adapters = []; c.tune = .all
+        XCTAssertTrue(windowAttentionRunsInBF16(length: 98, width: 32, heads: 1))
+        try compareWithFP32(c, "bf16 VideoSwin")
+    }
+
+    /// The model of `config` in bf16 against the same weights in fp32 (adapter up-projections
+    /// perturbed so that gradients reach every adapter weight): logits and every tunable gradient
+    /// within the stated bf16 tolerance, and the logits not the fp32 ones.
+    private func compareWithFP32(_ base: ModelConfig, _ tag: String) throws {
+        var config = base
+        config.precision = .fp32
         let fp32 = try Recognizer(config: config)
         config.precision = .bf16
         let bf16 = try Recognizer(config: config, initialize: false)
         bf16.store.frozenValues.data.update(from: fp32.store.frozenValues.data, count: fp32.store.frozenValues.count)
         bf16.store.tunableValues.data.update(from: fp32.store.tunableValues.data, count: fp32.store.tunableValues.count)
-        // Non-zero adapter up-projections, so gradients reach every adapter weight.
         var rng = RandomGenerator(seed: 7)
         for i in 0..<fp32.store.tunableValues.count {
             let v = fp32.store.tunableValues[i] + Float(rng.normal()) * 0.02
@@ -121,15 +145,15 @@ final class BF16ParityTests: XCTestCase {
             results.append((logits, model.store.tunableParameters.map { $0.grad!.clone() }))
         }
         let logitErr = relativeError(results[1].0, results[0].0)
-        XCTAssertLessThanOrEqual(logitErr, 3e-2, "bf16 logits")
-        XCTAssertGreaterThan(logitErr, 1e-6, "the bf16 path was not taken")
+        XCTAssertLessThanOrEqual(logitErr, 3e-2, "\(tag): logits")
+        XCTAssertGreaterThan(logitErr, 1e-6, "\(tag): the bf16 path was not taken")
         var errors: [Double] = []
         for (i, p) in bf16.store.tunableParameters.enumerated() {
             let e = relativeError(results[1].1[i], results[0].1[i])
             errors.append(e)
-            XCTAssertLessThanOrEqual(e, 0.1, "bf16 grad \(p.name)")
+            XCTAssertLessThanOrEqual(e, 0.1, "\(tag): grad \(p.name)")
         }
-        XCTAssertLessThanOrEqual(errors.sorted()[errors.count / 2], 3e-2, "median bf16 gradient error")
-        print("bf16 long frames: logits rel \(logitErr), gradient errors median \(errors.sorted()[errors.count / 2]) max \(errors.max()!)")
+        XCTAssertLessThanOrEqual(errors.sorted()[errors.count / 2], 3e-2, "\(tag): median gradient error")
+        print("\(tag): logits rel \(logitErr), gradient errors median \(errors.sorted()[errors.count / 2]) max \(errors.max()!)")
     }
 }

@@ -10,6 +10,12 @@ struct SwinWindowAttention {
     let heads: Int
     var width: Int { proj.outFeatures }
 
+    /// Whether a bf16 model's windows of `length` tokens run their products in bf16 (as autocast
+    /// runs the official module's matmuls); the short temporal windows stay on the fused fp32 kernels.
+    func inBF16(_ length: Int) -> Bool {
+        qkv.weight.reducedPrecision && windowAttentionRunsInBF16(length: length, width: width, heads: heads)
+    }
+
     /// The activations one call keeps for its backward. The attention probabilities are not among
     /// them: the backward recomputes them (why: at H·L floats per token they were the largest
     /// activation of a Swin block; measured cost of recomputing, 1.24–1.33× the attention kernels).
@@ -65,9 +71,15 @@ struct SwinWindowAttention {
                 let ac = full.map { $0 + r0 * D } ?? a
                 StepProfile.measure(.attention) {
                     do {
-                        try windowAttentionForward(out: ac, qkv: k.qkv + r0 * 3 * D, probs: nil, bias: bias, mask: mask, maskGroups: G,
-                                                   firstWindow: c.lowerBound, sequences: c.count, length: L, width: D, heads: heads,
-                                                   workspace: workspace)
+                        if inBF16(L) {
+                            try windowAttentionForwardBF16(out: ac, qkv: k.qkv + r0 * 3 * D, bias: bias, mask: mask, maskGroups: G,
+                                                           firstWindow: c.lowerBound, sequences: c.count, length: L, width: D, heads: heads,
+                                                           workspace: workspace)
+                        } else {
+                            try windowAttentionForward(out: ac, qkv: k.qkv + r0 * 3 * D, probs: nil, bias: bias, mask: mask, maskGroups: G,
+                                                       firstWindow: c.lowerBound, sequences: c.count, length: L, width: D, heads: heads,
+                                                       workspace: workspace)
+                        }
                     } catch { PassFailure.record(error, output: ac, count: n * D) }
                 }
                 if let out { proj.forward(out + r0 * D, ac, rows: n) }
@@ -94,9 +106,15 @@ struct SwinWindowAttention {
                 let dAttention = dA.map { UnsafePointer($0) } ?? dOut + r0 * D
                 StepProfile.measure(.attention) {
                     do {
-                        try windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dAttention, qkv: k.qkv + r0 * 3 * D, probs: nil, bias: bias,
-                                                    mask: mask, maskGroups: G, firstWindow: c.lowerBound, sequences: c.count, length: L,
-                                                    width: D, heads: H, workspace: workspace)
+                        if inBF16(L) {
+                            try windowAttentionBackwardBF16(dQKV: dQKV, dScores: dScores, dOut: dAttention, qkv: k.qkv + r0 * 3 * D, bias: bias,
+                                                            mask: mask, maskGroups: G, firstWindow: c.lowerBound, sequences: c.count, length: L,
+                                                            width: D, heads: H, workspace: workspace)
+                        } else {
+                            try windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dAttention, qkv: k.qkv + r0 * 3 * D, probs: nil,
+                                                        bias: bias, mask: mask, maskGroups: G, firstWindow: c.lowerBound, sequences: c.count,
+                                                        length: L, width: D, heads: H, workspace: workspace)
+                        }
                     } catch { PassFailure.record(error, output: dQKV, count: n * 3 * D) }
                 }
                 // The bias of one (head, i, j) is shared by every window: its gradient is their sum.

@@ -43,10 +43,11 @@ public func batchedMatmul(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: 
 /// where oneDNN has only its reference kernel for these operands (seconds per call, not a product
 /// to run in a step). With a `lane`, the product runs on the calling thread alone, on the lane's
 /// stream (`OneDNNLane`): several threads may then multiply at once, one lane each.
+/// `alpha` scales the fp32 result inside the product (the window attention's score scale).
 public func batchedMatmulBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
-                              _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, lane: OneDNNLane? = nil) throws {
+                              _ c: BatchedOperand, _ pc: UnsafeMutablePointer<Float>, alpha: Float = 1, lane: OneDNNLane? = nil) throws {
     guard BatchedOperand.isProduct(a, b, c, "batchedMatmulBF16") else { return }
-    try BatchedMatmulEngine.shared().runBF16(a, pa, b, pb, c, UnsafeMutableRawPointer(pc), roundedOutput: false, lane: lane)
+    try BatchedMatmulEngine.shared().runBF16(a, pa, b, pb, c, UnsafeMutableRawPointer(pc), alpha: alpha, roundedOutput: false, lane: lane)
 }
 
 /// `batchedMatmulBF16` with C rounded to bf16 as it is written (oneDNN rounds to nearest even, as
@@ -151,8 +152,8 @@ final class BatchedMatmulEngine {
     }
 
     func runBF16(_ a: BatchedOperand, _ pa: UnsafePointer<UInt16>, _ b: BatchedOperand, _ pb: UnsafePointer<UInt16>,
-                 _ c: BatchedOperand, _ pc: UnsafeMutableRawPointer, roundedOutput: Bool, lane: OneDNNLane?) throws {
-        try execute(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true, alone: lane != nil, roundedOutput: roundedOutput),
+                 _ c: BatchedOperand, _ pc: UnsafeMutableRawPointer, alpha: Float = 1, roundedOutput: Bool, lane: OneDNNLane?) throws {
+        try execute(Key(a: a, b: b, c: c, alpha: alpha, accumulate: false, bf16: true, alone: lane != nil, roundedOutput: roundedOutput),
                     pa, pb, pc, lane: lane)
     }
 
@@ -170,9 +171,9 @@ final class BatchedMatmulEngine {
 
     /// The implementation of a bf16 product of these operands, or nil where oneDNN has only its
     /// reference kernel; `alone`: of the primitive a lane runs.
-    func implementationBF16(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand, alone: Bool = false,
+    func implementationBF16(_ a: BatchedOperand, _ b: BatchedOperand, _ c: BatchedOperand, alpha: Float = 1, alone: Bool = false,
                             roundedOutput: Bool = false) -> String? {
-        try? entry(Key(a: a, b: b, c: c, alpha: 1, accumulate: false, bf16: true, alone: alone, roundedOutput: roundedOutput)).implementation
+        try? entry(Key(a: a, b: b, c: c, alpha: alpha, accumulate: false, bf16: true, alone: alone, roundedOutput: roundedOutput)).implementation
     }
 
     func run(_ a: BatchedOperand, _ pa: UnsafePointer<Float>, _ b: BatchedOperand, _ pb: UnsafePointer<Float>,

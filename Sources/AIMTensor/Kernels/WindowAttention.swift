@@ -8,13 +8,14 @@
 // and the output read in place through strides (measured, aim-bench "Swin-B window attention":
 // as fast as one serial sgemm per pair for 49- and 392-token windows; copying the operands into
 // dense head-major batches, which oneDNN's brgemm takes, was not faster).
-// Windows of at most 16 tokens go to the fused kernels of ShortWindowAttention.swift instead.
+// Windows of at most 16 tokens go to the fused kernels of ShortWindowAttention.swift instead; a
+// bf16 model's longer windows run their products in bf16 (WindowAttentionBF16.swift).
 // The probabilities [S, H, L, L] are either kept by the forward for the backward, or (probs nil)
 // recomputed by the backward from q, k and the bias with the same code, so both see the same bits:
 // kept they are the largest activation of a Swin block (H·L floats per token: 196 in stage 1 of
 // Swin-B, 1568 with VideoSwin's 392-token windows), recomputed they cost one Q·Kᵀ and softmax more.
 
-@inline(__always) private func addInPlace16(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+@inline(__always) func addInPlace16(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
     zip16(y, UnsafePointer(y), x, n) { a, b in a + b }
 }
 
@@ -40,10 +41,10 @@ public func windowAttentionWorkspace(sequences S: Int, length L: Int, heads H: I
 /// scores stay in the cores' L2 between the Q·Kᵀ product, the softmax and the P·V product (measured
 /// side by side against 4 MB chunks: equal minimums, 25–35 % lower medians for 49-token windows on a
 /// busy machine, where memory traffic is what other work slows).
-private func windowChunk(_ S: Int, _ L: Int, _ H: Int) -> Int { max(1, min(S, (1 << 18) / (H * L * L))) }
+func windowChunk(_ S: Int, _ L: Int, _ H: Int) -> Int { max(1, min(S, (1 << 18) / (H * L * L))) }
 
 /// The strided views of q, k, v (in qkv rows) and of the attention output, for n windows.
-private struct WindowOperands {
+struct WindowOperands {
     let q: BatchedOperand, out: BatchedOperand, probs: BatchedOperand
     init(windows n: Int, length L: Int, width D: Int, heads H: Int) {
         let dh = D / H
@@ -75,12 +76,12 @@ public func windowAttentionForward(
     }
 }
 
-private func checkWindowSizes(_ name: String, _ S: Int, _ L: Int, _ D: Int, _ H: Int, _ G: Int) {
+func checkWindowSizes(_ name: String, _ S: Int, _ L: Int, _ D: Int, _ H: Int, _ G: Int) {
     precondition(S >= 0 && L > 0 && H > 0 && D % H == 0 && G > 0, "\(name): bad sizes S=\(S) L=\(L) D=\(D) H=\(H) G=\(G)")
 }
 
 /// Runs `body(first window, windows, operands, score scale)` per chunk of `windowChunk` windows.
-private func forEachWindowChunk(_ S: Int, _ L: Int, _ D: Int, _ H: Int,
+func forEachWindowChunk(_ S: Int, _ L: Int, _ D: Int, _ H: Int,
                                 _ body: (Int, Int, WindowOperands, Float) throws -> Void) throws {
     let chunk = windowChunk(S, L, H), scale = 1 / Float(D / H).squareRoot()
     var s0 = 0
