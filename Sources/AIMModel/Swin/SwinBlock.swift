@@ -111,7 +111,7 @@ final class SwinBlock {
                 // proj folded into T_Adapter's fc1: the attention's output is what backward reads (in
                 // bf16 for a bf16 model, as the folded product reads it; u is free until the scatter).
                 let a = fold.inBF16 ? u : kept.buffer("t.a", R * C)
-                attn.forward(nil, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R), rows: R,
+                attn.forward(nil, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, length: temporal.tokens), rows: R,
                              scratch: scratch, attention: a)
                 let a16 = fold.inBF16 ? kept.bf16Buffer("t.fold.a16", R * C) : nil
                 if let a16 { toBF16(a16, a, count: R * C) }
@@ -121,7 +121,7 @@ final class SwinBlock {
                 tAdapter.output(tOut, h: h, scratch: scratch, rows: R)
             } else {
                 let o = kept.buffer("t.o", R * C)
-                attn.forward(o, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R), rows: R, scratch: scratch)
+                attn.forward(o, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, length: temporal.tokens), rows: R, scratch: scratch)
                 tAdapter.forward(tOut, o, h: h, scratch: scratch, rows: R)
             }
             temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
@@ -140,7 +140,7 @@ final class SwinBlock {
             norm1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
             spatialIndex.withUnsafeBufferPointer { gatherRows(out: hw, input: h1, index: $0.baseAddress!, rows: Rw, width: C) }
             let o = sAdapter2 != nil ? kept.buffer("s.o", Rw * C) : scratch.buffer("s.o", Rw * C)
-            attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw), rows: Rw, scratch: scratch)
+            attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw, length: spatial.tokens), rows: Rw, scratch: scratch)
             var branch: UnsafePointer<Float> = UnsafePointer(o)
             if let sAdapter2 {
                 sAdapter2.forward(hw, o, h: kept.buffer("s.ad2.h", Rw * sAdapter2.hidden), scratch: scratch, rows: Rw)
@@ -261,7 +261,7 @@ final class SwinBlock {
             // dw is dead once the adapter (or proj, inside attn.backward) has read it, db once proj has:
             // they take the window-order input gradient and its inverse gather (two [R, C] fewer at the peak).
             let dhw = dw
-            attn.backward(dInput: dhw, dOut: dO, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw),
+            attn.backward(dInput: dhw, dOut: dO, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw, length: spatial.tokens),
                           rows: Rw, scratch: scratch)
             let dh = db
             spatialInverse.withUnsafeBufferPointer { gatherRows(out: dh, input: dhw, index: $0.baseAddress!, rows: R, width: C) }
@@ -290,7 +290,7 @@ final class SwinBlock {
                               scratch: scratch, rows: R, accumulateInput: false)
         }
         if adapterOnly { return }
-        attn.backward(dInput: dt, dOut: db, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R),
+        attn.backward(dInput: dt, dOut: db, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, length: temporal.tokens),
                       rows: R, scratch: scratch, projection: fold == nil)
         temporalIndex.withUnsafeBufferPointer { scatterRows(out: db, input: dt, index: $0.baseAddress!, rows: R, width: C) }
         norm1.backward(dInput: dx, dOut: db, input: x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R, accumulateInput: true)

@@ -20,14 +20,29 @@ struct SwinWindowAttention {
     /// them: the backward recomputes them (why: at H·L floats per token they were the largest
     /// activation of a Swin block; measured cost of recomputing, 1.24–1.33× the attention kernels).
     struct Kept {
-        let qkv: FloatPtr        // [rows, 3D]
+        /// q | k | v [rows, 3D]: in bf16 where the windows run in bf16 (`inBF16`), which reads
+        /// nothing else (half the bytes, and no rounding pass in forward or backward), else fp32.
+        let qkv: QKV
         let input: FloatPtr?     // window-order input, when qkv's weight is tunable
         let attnOut: FloatPtr?   // attention output (proj's input), when proj's weight is tunable
+
+        enum QKV {
+            case fp32(FloatPtr)
+            case bf16(UnsafeMutablePointer<UInt16>)
+            /// The rows from `row` on, as the window attention reads them.
+            func rows(from row: Int, width D: Int) -> AttentionQKVRows {
+                switch self {
+                case .fp32(let q): return .fp32(q + row * 3 * D)
+                case .bf16(let q16): return .bf16(q16 + row * 3 * D)
+                }
+            }
+        }
     }
 
-    func kept(_ arena: Arena, _ key: String, rows: Int) -> Kept {
+    /// What one call over windows of `length` tokens keeps, under `key` in `arena`.
+    func kept(_ arena: Arena, _ key: String, rows: Int, length L: Int) -> Kept {
         let D = width
-        return Kept(qkv: arena.buffer(key + ".qkv", rows * 3 * D),
+        return Kept(qkv: inBF16(L) ? .bf16(arena.bf16Buffer(key + ".qkv16", rows * 3 * D)) : .fp32(arena.buffer(key + ".qkv", rows * 3 * D)),
                     input: qkv.needsInput ? arena.buffer(key + ".in", rows * D) : nil,
                     attnOut: proj.needsInput ? arena.buffer(key + ".a", rows * D) : nil)
     }
@@ -60,7 +75,18 @@ struct SwinWindowAttention {
         precondition(out != nil || attention != nil, "SwinWindowAttention.forward without proj needs a buffer for the attention output")
         let L = g.tokens, S = rows / L, D = width
         if let input = k.input { input.update(from: x, count: rows * D) }
-        qkv.forward(k.qkv, x, rows: rows)
+        switch k.qkv {
+        case .fp32(let q): qkv.forward(q, x, rows: rows)
+        case .bf16(let q16):
+            if !qkv.forward(roundedOutput: q16, x, roundedInput: nil, rows: rows) {
+                // No bf16-output kernel for this product here (AMX tiles): the fp32 output, rounded (the same bits).
+                let mark = scratch.mark()
+                defer { scratch.rewind(to: mark) }
+                let q = scratch.buffer("wattn.qkv32", rows * 3 * D)
+                qkv.forward(q, x, rows: rows)
+                StepProfile.measure(.frozenGEMM) { toBF16(q16, q, count: rows * 3 * D) }
+            }
+        }
         let chunks = windowChunks(S, length: L)
         let full = out == nil ? attention : k.attnOut
         let a = full ?? scratch.buffer("wattn.a", chunks[0].count * L * D)
@@ -71,12 +97,13 @@ struct SwinWindowAttention {
                 let ac = full.map { $0 + r0 * D } ?? a
                 StepProfile.measure(.attention) {
                     do {
-                        if inBF16(L) {
-                            try windowAttentionForwardBF16(out: ac, qkv: k.qkv + r0 * 3 * D, bias: bias, mask: mask, maskGroups: G,
+                        switch k.qkv {
+                        case .bf16:
+                            try windowAttentionForwardBF16(out: ac, qkvRows: k.qkv.rows(from: r0, width: D), bias: bias, mask: mask, maskGroups: G,
                                                            firstWindow: c.lowerBound, sequences: c.count, length: L, width: D, heads: heads,
                                                            workspace: workspace)
-                        } else {
-                            try windowAttentionForward(out: ac, qkv: k.qkv + r0 * 3 * D, probs: nil, bias: bias, mask: mask, maskGroups: G,
+                        case .fp32(let q):
+                            try windowAttentionForward(out: ac, qkv: q + r0 * 3 * D, probs: nil, bias: bias, mask: mask, maskGroups: G,
                                                        firstWindow: c.lowerBound, sequences: c.count, length: L, width: D, heads: heads,
                                                        workspace: workspace)
                         }
@@ -106,12 +133,13 @@ struct SwinWindowAttention {
                 let dAttention = dA.map { UnsafePointer($0) } ?? dOut + r0 * D
                 StepProfile.measure(.attention) {
                     do {
-                        if inBF16(L) {
-                            try windowAttentionBackwardBF16(dQKV: dQKV, dScores: dScores, dOut: dAttention, qkv: k.qkv + r0 * 3 * D, bias: bias,
-                                                            mask: mask, maskGroups: G, firstWindow: c.lowerBound, sequences: c.count, length: L,
-                                                            width: D, heads: H, workspace: workspace)
-                        } else {
-                            try windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dAttention, qkv: k.qkv + r0 * 3 * D, probs: nil,
+                        switch k.qkv {
+                        case .bf16:
+                            try windowAttentionBackwardBF16(dQKV: dQKV, dScores: dScores, dOut: dAttention, qkvRows: k.qkv.rows(from: r0, width: D),
+                                                            bias: bias, mask: mask, maskGroups: G, firstWindow: c.lowerBound, sequences: c.count,
+                                                            length: L, width: D, heads: H, workspace: workspace)
+                        case .fp32(let q):
+                            try windowAttentionBackward(dQKV: dQKV, dScores: dScores, dOut: dAttention, qkv: q + r0 * 3 * D, probs: nil,
                                                         bias: bias, mask: mask, maskGroups: G, firstWindow: c.lowerBound, sequences: c.count,
                                                         length: L, width: D, heads: H, workspace: workspace)
                         }

@@ -41,6 +41,7 @@ public func attentionRunsOnOneDNN(length L: Int, width D: Int, heads H: Int) -> 
 public enum AttentionQKVRows {
     case fp32(UnsafePointer<Float>)
     case bf16(UnsafePointer<UInt16>)
+    var isFP32: Bool { if case .fp32 = self { return true } else { return false } }
 }
 
 /// out [S, L, D] = attention(qkv [S, L, 3D]) over `heads`, in bf16. Needs `attentionRunsInBF16`.
