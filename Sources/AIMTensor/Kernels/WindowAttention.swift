@@ -96,8 +96,15 @@ func forEachWindowChunk(_ S: Int, _ L: Int, _ D: Int, _ H: Int,
 private func windowScores(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, ops: WindowOperands, first s0: Int,
                           bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>?, G: Int,
                           windows n: Int, length L: Int, width D: Int, heads H: Int, scale: Float) throws {
-    let LL = L * L
     try batchedMatmul(ops.q, q, ops.q.transposed, q + D, ops.probs, p, alpha: scale)
+    windowSoftmax(p, first: s0, bias: bias, mask: mask, G: G, windows: n, length: L, heads: H) { _ in }
+}
+
+/// p [n, H, L, L] (scale·Q·Kᵀ of windows first..<first+n) becomes softmax(p + bias + mask) by
+/// rows, the (window, head) pairs split over the threads; `then(pairs)` runs after each thread's share.
+func windowSoftmax(_ p: UnsafeMutablePointer<Float>, first s0: Int, bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>?, G: Int,
+                   windows n: Int, length L: Int, heads H: Int, then: (Range<Int>) -> Void) {
+    let LL = L * L
     Threads.parallelFor(n * H) { pairs in
         for pair in pairs {
             let s = s0 + pair / H, h = pair % H, row = p + pair * LL
@@ -105,6 +112,7 @@ private func windowScores(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Flo
             if let mask { addInPlace16(row, mask + (s % G) * LL, LL) }
             for i in 0..<L { softmaxRow(row + i * L, row + i * L, L) }
         }
+        then(pairs)
     }
 }
 

@@ -133,13 +133,7 @@ private func windowScoresBF16(_ p: UnsafeMutablePointer<Float>, _ b: WindowBF16B
                               windows n: Int, length L: Int, width D: Int, heads H: Int, scale: Float) throws {
     let LL = L * L
     try batchedMatmulBF16(ops.q, q16, ops.q.transposed, q16 + D, ops.probs, p, alpha: scale)
-    Threads.parallelFor(n * H) { pairs in
-        for pair in pairs {
-            let s = s0 + pair / H, h = pair % H, row = p + pair * LL
-            if let bias { addInPlace16(row, bias + h * LL, LL) }
-            if let mask { addInPlace16(row, mask + (s % G) * LL, LL) }
-            for i in 0..<L { softmaxRow(row + i * L, row + i * L, L) }
-        }
+    windowSoftmax(p, first: s0, bias: bias, mask: mask, G: G, windows: n, length: L, heads: H) { pairs in
         roundToBF16Serially(b.probs + pairs.lowerBound * LL, p + pairs.lowerBound * LL, pairs.count * LL)
     }
 }
