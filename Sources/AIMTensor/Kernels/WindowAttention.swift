@@ -82,7 +82,7 @@ func checkWindowSizes(_ name: String, _ S: Int, _ L: Int, _ D: Int, _ H: Int, _ 
 
 /// Runs `body(first window, windows, operands, score scale)` per chunk of `windowChunk` windows.
 func forEachWindowChunk(_ S: Int, _ L: Int, _ D: Int, _ H: Int,
-                                _ body: (Int, Int, WindowOperands, Float) throws -> Void) throws {
+                        _ body: (Int, Int, WindowOperands, Float) throws -> Void) throws {
     let chunk = windowChunk(S, L, H), scale = 1 / Float(D / H).squareRoot()
     var s0 = 0
     while s0 < S {

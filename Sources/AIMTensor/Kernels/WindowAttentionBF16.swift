@@ -1,11 +1,11 @@
 import Foundation
 
-// Swin's window attention in a bf16 model, as autocast runs the official WindowAttention: its four
-// kinds of matrix product (q·kᵀ, attn·v and the backward's) in bf16, the bias, the shift mask, the
-// softmax and its backward in fp32. The chunks, bias and mask are WindowAttention.swift's; per
-// chunk q | k | v (and the output gradient) are rounded to bf16 once, the probabilities and the
-// score gradients rounded as product operands, every result written in fp32; the score scale is
-// applied inside the products, as the fp32 path applies it. Why: in fp32 these products were most
+// Swin's window attention in a bf16 model, as autocast runs the official WindowAttention: its
+// matrix products (q·kᵀ, attn·v and the backward's) in bf16, the bias, the shift mask, the softmax
+// and its backward in fp32. The chunks, bias and mask are WindowAttention.swift's; per chunk the
+// output gradient (and q | k | v, unless given in bf16) is rounded to bf16 once, the probabilities
+// and the score gradients rounded as product operands, every result written in fp32; the score
+// scale is applied inside the products, as the fp32 path applies it. Why: in fp32 these products were most
 // of the 0.8 s of a 4.3 s bf16 AIM Swin-B step that went to window attention; oneDNN's bf16
 // products of 49-token windows run 1.2–2.3× faster than its fp32 ones (Zen 4).
 // Windows of at most 16 tokens (the temporal pass) stay on the fused fp32 kernels.
