@@ -18,29 +18,28 @@ struct Roofline {
                                 columns: ["GEMM", "shape", "calls per step", "ms per call (median)", "GFLOP/s", "s per step", "library"])
     /// Every linear shape under every fp32 library, side by side.
     var libraryTable = BenchTable(title: "", columns: [])
-    /// Each shape's fp32 term: its time and library (nil: OpenBLAS per (sequence, head) pair).
+    /// Each shape's fp32 term: its time, and its library (none: OpenBLAS per (sequence, head) pair).
     var fp32Times: [GemmShape: Double] = [:]
-    var fp32Library: [GemmShape: GemmLibrary?] = [:]
+    var fp32Library: [GemmShape: GemmLibrary] = [:]
     /// Each shape's bf16 kernels' times (empty without bf16).
     var bf16Times: [GemmShape: BF16Time] = [:]
 
     static func measure(configs: [ModelConfig], _ context: BenchContext) -> Roofline {
         let lists = configs.map { StepGemms.list($0) }
-        var times: [GemmShape: Double] = [:], library: [GemmShape: String] = [:], fp32Library: [GemmShape: GemmLibrary?] = [:]
+        var times: [GemmShape: Double] = [:], library: [GemmShape: GemmLibrary] = [:]
         let libraries = GemmLibraryTimes.measure(lists[0], alsoTime: lists.dropFirst().flatMap { $0.map(\.shape) }, context)
         let rounds = max(3, min(context.repeats, 7))
         for use in lists.flatMap({ $0 }) where times[use.shape] == nil {
             if let (lib, t) = libraries.best(use.shape) {
-                times[use.shape] = t; library[use.shape] = lib.rawValue; fp32Library[use.shape] = lib
+                times[use.shape] = t; library[use.shape] = lib
             } else {
-                times[use.shape] = time(use.shape, rounds: rounds, threads: context.threads); library[use.shape] = "openblas"
-                fp32Library[use.shape] = .some(nil)
+                times[use.shape] = time(use.shape, rounds: rounds, threads: context.threads)
                 context.log("  roofline: \(use.shape.text): \(ms(times[use.shape]!)) ms")
             }
         }
         var r = Roofline()
         r.libraryTable = libraries.table
-        r.fp32Times = times; r.fp32Library = fp32Library
+        r.fp32Times = times; r.fp32Library = library
         let frozen = Set(lists.flatMap { $0 }.filter(\.frozenWeight).map(\.shape))
         let bf16Times = BF16Support.isAvailable ? bf16(lists.flatMap { $0 }.map(\.shape), frozen: frozen, rounds: rounds, context) : [:]
         r.bf16Times = bf16Times
@@ -70,7 +69,7 @@ struct Roofline {
         for use in lists[0] {
             let t = times[use.shape]!
             r.shapeTable.rows.append([use.group, use.shape.text, "\(use.count)", ms(t), fixed(use.shape.flop / t * 1e-9),
-                                      fixed(t * Double(use.count), 3), library[use.shape]!])
+                                      fixed(t * Double(use.count), 3), library[use.shape]?.rawValue ?? "openblas"])
         }
         r.shapeTable.rows.append(["total", "", "\(lists[0].reduce(0) { $0 + $1.count })", "", fixed(r.gflop[0] / r.seconds[0]),
                                   fixed(r.seconds[0], 3), ""])
@@ -131,7 +130,7 @@ struct Roofline {
             let key = s.text + " " + (kernel ?? "fp32")
             if terms[key] == nil {
                 let product = kernel.flatMap { k in BareProducts.bf16(s, frozen: use.frozenWeight).first { $0.kernel == k } }
-                    ?? BareProducts.fp32(s, library: fp32Library[s] ?? nil, threads: threads)
+                    ?? BareProducts.fp32(s, library: fp32Library[s], threads: threads)
                 terms[key] = (product, 0); order.append(key)
             }
             terms[key]!.count += use.count

@@ -35,6 +35,8 @@ struct WindowAttentionSection: BenchSection {
                 defer { ShortWindowAttention.enabled = true }
                 try body()
             }
+            // A bf16 model's windows of more than 16 tokens (never short ones) run their products in bf16, not kept, as the model runs them.
+            let bf16 = windowAttentionRunsInBF16(length: L, width: D, heads: H)
             let r = try timeSideBySide(repeats: context.repeats, throwing: [
                 { try windowAttentionForward(out: out.data, qkv: qkv.data, probs: probs.data, bias: bias.data, mask: m, maskGroups: G,
                                              sequences: S, length: L, width: D, heads: H, workspace: ws.data) },
@@ -51,20 +53,12 @@ struct WindowAttentionSection: BenchSection {
                 { try batched { try windowAttentionBackward(dQKV: dqkv.data, dScores: nil, dOut: dOut.data, qkv: qkv.data, probs: nil,
                                                             bias: bias.data, mask: m, maskGroups: G, sequences: S, length: L, width: D,
                                                             heads: H, workspace: ws.data) } },
-            ]))
-            // A bf16 model's windows of more than 16 tokens run their products in bf16 (not kept, as the model runs them).
-            let bf16 = windowAttentionRunsInBF16(length: L, width: D, heads: H)
-            let b16 = !bf16 ? [] : try timeSideBySide(repeats: context.repeats, throwing: [
-                { try windowAttentionForward(out: out.data, qkv: qkv.data, probs: nil, bias: bias.data, mask: m, maskGroups: G,
-                                             sequences: S, length: L, width: D, heads: H, workspace: ws.data) },
-                { try windowAttentionBackward(dQKV: dqkv.data, dScores: nil, dOut: dOut.data, qkv: qkv.data, probs: nil,
-                                              bias: bias.data, mask: m, maskGroups: G, sequences: S, length: L, width: D, heads: H,
-                                              workspace: ws.data) },
+            ]) + (!bf16 ? [] : [
                 { try windowAttentionForwardBF16(out: out.data, qkv: qkv.data, bias: bias.data, mask: m, maskGroups: G,
                                                  sequences: S, length: L, width: D, heads: H, workspace: ws.data) },
                 { try windowAttentionBackwardBF16(dQKV: dqkv.data, dScores: nil, dOut: dOut.data, qkv: qkv.data, bias: bias.data, mask: m,
                                                   maskGroups: G, sequences: S, length: L, width: D, heads: H, workspace: ws.data) },
-            ])
+            ]))
             let shape = "\(S) × \(L), \(D) / \(H)"
             let ops = BatchedOperand([S, H, L, D / H], strides: [L * 3 * D, D / H, 3 * D, 1])
             let impl = (try? batchedMatmulImplementation(ops, ops.transposed, .dense(S, H, L, L))) ?? "?"
@@ -74,10 +68,10 @@ struct WindowAttentionSection: BenchSection {
             t.rows.append([name, shape, "backward recomputing them (the model's)", msTriple(r[3]), fixed(2 * flops / r[3].median * 1e-9)])
             t.rows.append([name, shape, "forward + backward: recomputing ÷ kept", "", fixed((r[2].median + r[3].median) / (r[0].median + r[1].median), 2) + "×"])
             if bf16 {
-                t.rows.append([name, shape, "forward in bf16 (a bf16 model's)", msTriple(b16[2]), fixed(flops / b16[2].median * 1e-9)])
-                t.rows.append([name, shape, "backward in bf16, recomputing (a bf16 model's)", msTriple(b16[3]), fixed(2 * flops / b16[3].median * 1e-9)])
-                t.rows.append([name, shape, "forward + backward: fp32 ÷ bf16, alternating", "",
-                               fixed((b16[0].median + b16[1].median) / (b16[2].median + b16[3].median), 2) + "×"])
+                t.rows.append([name, shape, "forward in bf16 (a bf16 model's)", msTriple(r[4]), fixed(flops / r[4].median * 1e-9)])
+                t.rows.append([name, shape, "backward in bf16, recomputing (a bf16 model's)", msTriple(r[5]), fixed(2 * flops / r[5].median * 1e-9)])
+                t.rows.append([name, shape, "forward + backward: fp32 (the model's) ÷ bf16", "",
+                               fixed((r[2].median + r[3].median) / (r[4].median + r[5].median), 2) + "×"])
             }
             if short {
                 t.rows.append([name, shape, "forward, batched-GEMM path (not kept)", msTriple(r[4]), fixed(flops / r[4].median * 1e-9)])
