@@ -132,9 +132,10 @@ public final class CheckpointStore {
             throw TrainingError.checkpoint(path: file.path, reason: "metadata has no '\(key)'")
         }
         // The metadata is outside the checksum: a count that is not one would restart AdamW's bias
-        // correction at a step it never had.
-        for key in ["step", "epoch", "step_in_epoch", "optimizer_step"] where (Int(f.metadata[key]!) ?? -1) < 0 {
-            throw TrainingError.checkpoint(path: file.path, reason: "metadata '\(key)' is \"\(f.metadata[key]!)\", not a count (a whole number ≥ 0)")
+        // correction at a step it never had, and one near Int.max would overflow (a trap) at the next step.
+        for key in ["step", "epoch", "step_in_epoch", "optimizer_step"] where !(0...Int(Int32.max)).contains(Int(f.metadata[key]!) ?? -1) {
+            throw TrainingError.checkpoint(path: file.path,
+                                           reason: "metadata '\(key)' is \"\(f.metadata[key]!)\", not a count (a whole number from 0 to \(Int32.max))")
         }
         for p in model.store.tunableParameters {
             for k in [p.name, "optimizer.exp_avg." + p.name, "optimizer.exp_avg_sq." + p.name] {

@@ -64,5 +64,19 @@ final class CorruptCheckpointTests: TrainToolTestCase {
         r = try train(trainArgs(data: data, workDir: workDir("edited"), steps: 2) + ["--resume", edited.path])
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains(edited.path) && r.output.contains("optimizer_step"), r.output)
+
+        // A count too large to step once more (Int.max overflowed, a trap): the same kind of error.
+        // The header grows, so its 8-byte little-endian length grows with it.
+        var big = try Data(contentsOf: stepFile(clean, 8))
+        let huge = Data("\"optimizer_step\":\"9223372036854775807\"".utf8)
+        big.replaceSubrange(try XCTUnwrap(big.range(of: from)), with: huge)
+        let length = big.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        let grown = length + UInt64(huge.count - from.count)
+        big.replaceSubrange(0..<8, with: (0..<8).map { UInt8(truncatingIfNeeded: grown >> (8 * UInt64($0))) })
+        let overflowing = scratch.appendingPathComponent("overflowing.safetensors")
+        try big.write(to: overflowing)
+        r = try train(trainArgs(data: data, workDir: workDir("overflowing"), steps: 2) + ["--resume", overflowing.path])
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains(overflowing.path) && r.output.contains("optimizer_step") && r.output.contains("not a count"), r.output)
     }
 }
