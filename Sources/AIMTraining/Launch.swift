@@ -29,15 +29,15 @@ public enum Launch {
     /// Compute threads (`--threads`, else the `threads` key, else cores ÷ local ranks), then the
     /// fp32 GEMM library (`gemm` key / AIM_GEMM, or for `auto` the one measured fastest on this
     /// model's linear shapes at that thread count, decided on rank 0); `log` prints both with the CPU.
-    /// `clips`: clips per forward; `workDir`: where the choice is cached when the home is not writable.
+    /// `workDir`: where the choice is cached when the home is not writable.
     @discardableResult
-    public static func configureCompute(config: Config, threads: Int?, log: Bool, clips: Int = 1,
+    public static func configureCompute(config: Config, threads: Int?, log: Bool,
                                         communicator: (any Communicator)? = nil, workDir: URL? = nil) throws -> GemmChoice {
         try checkThreads(threads)
         let n = threads ?? (config.int("threads") > 0 ? config.int("threads") : Threads.defaultCount())
         Threads.set(n)
         let decides = (communicator?.rank ?? 0) == 0
-        let choice = try GemmChoice.apply(config: config, clips: clips, decides: decides, share: { text in
+        let choice = try GemmChoice.apply(config: config, decides: decides, share: { text in
             guard let c = communicator, c.size > 1 else { return text }
             return String(decoding: c.broadcast(Array(text.utf8)), as: UTF8.self)
         }, workDir: workDir)

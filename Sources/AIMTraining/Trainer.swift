@@ -89,8 +89,7 @@ public final class Trainer {
         modelConfig = mc
         // Before any data is opened: a bf16 run on a CPU without bf16 stops here, in one line.
         if mc.precision == .bf16 { try BF16Support.check() }
-        let clipsPerForward = min(config.int("train.micro_batch"), max(1, config.int("train.batch_size") / comm.size))
-        gemmChoice = try Launch.configureCompute(config: config, threads: options.threads, log: comm.rank == 0, clips: clipsPerForward, communicator: comm,
+        gemmChoice = try Launch.configureCompute(config: config, threads: options.threads, log: comm.rank == 0, communicator: comm,
                                     workDir: options.workDir ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(config.name))
         globalBatch = config.int("train.batch_size"); microBatch = config.int("train.micro_batch")
         guard globalBatch % comm.size == 0 else {

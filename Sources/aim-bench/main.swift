@@ -44,7 +44,7 @@ struct AimBench: ParsableCommand {
         // What a user's run of the AIM ViT-B/16 step picks (`gemm: auto`, or AIM_GEMM): the
         // sections' "default" rows run with it.
         // The config defaults are the ViT-B/16 CLIP 8-frame model the step sections run.
-        Report.gemmChoice = try GemmChoice.apply(config: Config(), clips: 1).reason
+        Report.gemmChoice = try GemmChoice.apply(config: Config()).reason
         let rounds = repeats ?? (quick ? 3 : 10)
         let context = BenchContext(repeats: rounds, threads: n, torchPython: torchPython)
         var report = Report(commandLine: (["bin/aim-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),

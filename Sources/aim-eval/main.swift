@@ -32,7 +32,7 @@ struct AIMEval: ParsableCommand {
         let comm = makeCommunicator()
         do {
             let (cfg, classes) = try loadTestConfig(path: config, overrides: overrides, views: views)
-            try Launch.configureCompute(config: cfg, threads: threads, log: false, clips: 1, communicator: comm)
+            try Launch.configureCompute(config: cfg, threads: threads, log: false, communicator: comm)
             let model = try Launch.loadModel(config: cfg, checkpoint: checkpoint)
             let loader = try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size)
             let source = VideoBatchSource(loader: loader)

@@ -66,9 +66,8 @@ struct CPU: ParsableCommand {
             var cfg = try Config.load(path: cfgPath, overrides: overrides)
             try cfg.set("gemm", .string("auto"))
             Threads.set(threads ?? (cfg.int("threads") > 0 ? cfg.int("threads") : Threads.defaultCount()))
-            let clips = min(cfg.int("train.micro_batch"), cfg.int("train.batch_size"))
-            let choice = try GemmChoice.measured(config: cfg, clips: clips, workDir: nil, remeasure: remeasure)
-            print("this model:     \(choice.library.rawValue) at \(Threads.count) thread(s), \(clips) clip(s) per forward — \(choice.reason)")
+            let choice = try GemmChoice.measured(config: cfg, workDir: nil, remeasure: remeasure)
+            print("this model:     \(choice.library.rawValue) at \(Threads.count) thread(s), timed on one clip's shapes — \(choice.reason)")
         }
         if let cache = GemmChoiceCache.location(fallback: nil).map(GemmChoiceCache.init) {
             let entries = cache.entries

@@ -57,7 +57,7 @@ struct AIMPredict: ParsableCommand {
             for m in missing { Console.error("aim-predict: \(m)") }
             failed += missing.count
             if videos.isEmpty { throw TrainingError.data("no video files in \(inputs.joined(separator: " "))") }
-            try Launch.configureCompute(config: cfg, threads: threads, log: false, clips: 1, communicator: comm)
+            try Launch.configureCompute(config: cfg, threads: threads, log: false, communicator: comm)
             let predictor = try Predictor(model: try Launch.loadModel(config: cfg, checkpoint: checkpoint), config: cfg)
             if window != nil { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
 

@@ -53,7 +53,7 @@ final class GemmChoiceTests: XCTestCase {
     func testForcedLibraryIsNotMeasured() throws {
         var cfg = Config()
         try cfg.set("gemm", .string("openblas"))
-        let choice = try GemmChoice.apply(config: cfg, clips: 1)
+        let choice = try GemmChoice.apply(config: cfg)
         XCTAssertEqual(choice.library, .openblas)
         XCTAssertEqual(choice.reason, "set by gemm: openblas")
         XCTAssertEqual(Gemm.library, .openblas)
@@ -64,8 +64,32 @@ final class GemmChoiceTests: XCTestCase {
         if let forced = ProcessInfo.processInfo.environment["AIM_GEMM"], !forced.isEmpty, forced != "auto" {
             throw XCTSkip("AIM_GEMM=\(forced) forces the library in this environment")
         }
-        let choice = try GemmChoice.apply(config: Config(), clips: 1, decides: false, share: { _ in "openblas\nrank 0 measured it" })
+        let choice = try GemmChoice.apply(config: Config(), decides: false, share: { _ in "openblas\nrank 0 measured it" })
         XCTAssertEqual(choice.library, .openblas)
         XCTAssertEqual(choice.reason, "rank 0 measured it")
+    }
+
+    /// One answer serves every micro-batch of a model: the probe times one clip's shapes (8 clips'
+    /// rows took 15 s for ViT-B/16), so a run with another micro-batch finds the first one's answer.
+    func testEveryMicroBatchSharesOneCachedAnswer() throws {
+        if let forced = ProcessInfo.processInfo.environment["AIM_GEMM"], !forced.isEmpty, forced != "auto" {
+            throw XCTSkip("AIM_GEMM=\(forced) forces the library in this environment")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gemm-choice-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let saved = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"]
+        setenv("XDG_CACHE_HOME", dir.path, 1)
+        defer { if let saved { setenv("XDG_CACHE_HOME", saved, 1) } else { unsetenv("XDG_CACHE_HOME") } }
+        let config = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs/debug/tiny_aim.yaml").path
+        let one = try Config.load(path: config, overrides: ["train.micro_batch=1", "train.batch_size=1"])
+        let eight = try Config.load(path: config, overrides: ["train.micro_batch=8", "train.batch_size=16"])
+        let first = try GemmChoice.apply(config: one)
+        XCTAssertTrue(first.reason.contains("probe "), first.reason)
+        let again = try GemmChoice.apply(config: eight)
+        XCTAssertEqual(again.library, first.library)
+        XCTAssertFalse(again.reason.contains("probe "), "measured again for another micro-batch: \(again.reason)")
+        XCTAssertTrue(again.reason.contains(dir.path), again.reason)
+        XCTAssertEqual(GemmChoiceCache(file: dir.appendingPathComponent("aim-swift/gemm-choice.json")).entries.count, 1)
     }
 }
