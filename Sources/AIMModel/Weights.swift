@@ -12,6 +12,18 @@ public struct LoadReport: CustomStringConvertible {
 }
 
 extension Recognizer {
+    /// The model a run starts from: the config's pretrained backbone (`model.pretrained`), and
+    /// everything the file does not hold drawn from `seed` — the values `Recognizer(config:seed:)`
+    /// draws, without drawing the ones the file replaces. `pretrained`: the load's report (nil
+    /// without a pretrained file).
+    public static func startingPoint(config c: ModelConfig, seed: UInt64) throws -> (model: Recognizer, pretrained: LoadReport?) {
+        guard !c.pretrained.isEmpty else { return (try Recognizer(config: c, seed: seed), nil) }
+        let model = try Recognizer(config: c, initialize: false)
+        let report = try model.loadPretrainedBackbone(path: c.pretrained)
+        model.store.initialize(seed: seed, skipping: Set(report.loaded))
+        return (model, report)
+    }
+
     /// Loads recognizer weights (keys `backbone.…`, `cls_head.…`) from a safetensors file.
     /// `strict`: every parameter must be present with its shape and nothing else may be in the
     /// file except the listed `ignoring` prefixes (e.g. `grad.`, `video`) — otherwise throws,

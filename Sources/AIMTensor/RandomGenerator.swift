@@ -63,6 +63,22 @@ public struct RandomGenerator: RandomNumberGenerator, Equatable, Sendable {
         return (-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2)
     }
 
+    /// `count` normal values × `std` by Marsaglia's polar method (numpy's legacy `gauss`): a log
+    /// and a square root for two values where `normal()` takes a log, a root and a cosine for one.
+    /// `within`: values outside ±within are drawn again, as timm's trunc_normal_(std, a: -within,
+    /// b: within) does.
+    public mutating func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, std: Float, within: Float = .infinity) {
+        var i = 0
+        while i < count {
+            let x = 2 * uniformDouble() - 1, y = 2 * uniformDouble() - 1, s = x * x + y * y
+            guard s < 1 && s > 0 else { continue }
+            let f = (-2 * _log(s) / s).squareRoot()
+            let v0 = Float(x * f) * std, v1 = Float(y * f) * std
+            if abs(v0) <= within { out[i] = v0; i += 1 }
+            if i < count && abs(v1) <= within { out[i] = v1; i += 1 }
+        }
+    }
+
     /// Uniform integer in 0..<n.
     public mutating func int(below n: Int) -> Int {
         precondition(n > 0, "int(below:) needs n > 0")

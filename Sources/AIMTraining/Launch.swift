@@ -56,8 +56,7 @@ public enum Launch {
     /// (an aim-swift checkpoint holds the tunable ones; a full recognizer file holds all).
     public static func loadModel(config: Config, checkpoint: String) throws -> Recognizer {
         let mc = try ModelConfig(config)
-        let model = try Recognizer(config: mc, seed: UInt64(config.int("train.seed")))
-        if !mc.pretrained.isEmpty { try model.loadPretrainedBackbone(path: mc.pretrained) }
+        let model = try Recognizer.startingPoint(config: mc, seed: UInt64(config.int("train.seed"))).model
         let report = try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
         let missingTunable = report.missing.filter { name in model.store[name]?.tunable ?? false }
         if !missingTunable.isEmpty {

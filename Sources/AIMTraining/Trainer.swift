@@ -142,9 +142,9 @@ public final class Trainer {
         schedule = LearningRateSchedule(baseLR: config.double("train.lr"), totalSteps: configured,
                                         warmupSteps: Int((config.double("train.warmup_epochs") * Double(stepsPerEpoch)).rounded()))
 
-        model = try Recognizer(config: mc, seed: seed)
-        if !mc.pretrained.isEmpty {
-            let report = try model.loadPretrainedBackbone(path: mc.pretrained)
+        let start = try Recognizer.startingPoint(config: mc, seed: seed)
+        model = start.model
+        if let report = start.pretrained {
             if comm.rank == 0 {
                 Console.errorRaw("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count); unused: \(report.unexpected.joined(separator: ", "))\n")
             }

@@ -49,6 +49,37 @@ final class PretrainedLoadingTests: XCTestCase {
         for p in aim.store.parameters where p.name.contains("D_fc2") { XCTAssertTrue(p.value.array.allSatisfy { $0 == 0 }, p.name) }
     }
 
+    /// A run's starting point draws only what the pretrained file does not hold, and draws it as a
+    /// fully seeded model would (each parameter from generators keyed by its name), on any thread count.
+    func testStartingPointDrawsOnlyWhatTheFileLacks() throws {
+        let image = try Recognizer(config: tiny { $0.adapters = []; $0.numFrames = 1 }, seed: 11)
+        let path = tempFile("starting-point")
+        defer { unlink(path) }
+        try writeBackbone(of: image, to: path)
+        let threads = Threads.count
+        defer { Threads.set(threads) }
+        Threads.set(1)
+        let seeded = try Recognizer(config: tiny { $0.width = 256; $0.heads = 4 }, seed: 12)   // 4 blocks of 2¹⁶ values per MLP weight
+        let expected = try Recognizer(config: tiny(), seed: 12)
+        try expected.loadPretrainedBackbone(path: path)
+        for n in [1, 2] {
+            Threads.set(n)
+            XCTAssertEqual(try Recognizer(config: tiny { $0.width = 256; $0.heads = 4 }, seed: 12).store.parameters.map { $0.value.array },
+                           seeded.store.parameters.map { $0.value.array }, "the same values on \(n) thread(s)")
+            let start = try Recognizer.startingPoint(config: tiny { $0.pretrained = path }, seed: 12)
+            XCTAssertEqual(Set(try XCTUnwrap(start.pretrained).loaded), Set(image.store.parameters.map(\.name).filter { $0.hasPrefix("backbone.") }))
+            for p in expected.store.parameters {
+                XCTAssertEqual(start.model.store[p.name]!.value.array, p.value.array, "\(p.name) on \(n) thread(s)")
+            }
+        }
+        let drawn = try XCTUnwrap(expected.store["backbone.transformer.resblocks.0.S_Adapter.D_fc1.weight"]).value.array
+        XCTAssertTrue(drawn.contains { $0 != 0 }, "adapters are drawn, not left at zero")
+        XCTAssertNotEqual(drawn, expected.store["backbone.transformer.resblocks.0.T_Adapter.D_fc1.weight"]!.value.array,
+                          "each parameter draws its own values")
+        XCTAssertNotEqual(drawn, try Recognizer(config: tiny(), seed: 13).store["backbone.transformer.resblocks.0.S_Adapter.D_fc1.weight"]!.value.array,
+                          "another seed draws other values")
+    }
+
     func testTimeSformerCopiesSpatialIntoTemporal() throws {
         let image = try Recognizer(config: tiny { $0.adapters = []; $0.numFrames = 1 }, seed: 11)
         let path = tempFile("clip-backbone-ts")

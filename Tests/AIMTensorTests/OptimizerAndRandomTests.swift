@@ -109,6 +109,36 @@ final class OptimizerAndRandomTests: XCTestCase {
         for i in 0..<n { XCTAssertEqual(dx[i], 1 + dy[i] * mask[i]) }
     }
 
+    /// The initialisation's normal draws: moments of a standard normal, and timm's truncation.
+    func testFillNormalHasNormalMomentsAndTruncates() {
+        let n = 400_000
+        let x = Tensor([n])
+        var g = RandomGenerator(keys: 7, 1)
+        g.fillNormal(x.data, count: n, std: 1)
+        func moment(_ v: [Float], _ k: Int) -> Double { v.reduce(0.0) { $0 + pow(Double($1), Double(k)) } / Double(v.count) }
+        let v = x.array
+        XCTAssertEqual(moment(v, 1), 0, accuracy: 0.006)
+        XCTAssertEqual(moment(v, 2), 1, accuracy: 0.01)
+        XCTAssertEqual(moment(v, 3), 0, accuracy: 0.03)
+        XCTAssertEqual(moment(v, 4), 3, accuracy: 0.06)
+        XCTAssertEqual(Double(v.filter { abs($0) > 2 }.count) / Double(n), 0.0455, accuracy: 0.002)
+        XCTAssertEqual(Double(v.filter { $0 > 0 }.count) / Double(n), 0.5, accuracy: 0.003)
+        // trunc_normal_(std, a: -2, b: 2) in units of std 1: nothing beyond ±2, variance 0.7737.
+        var h = RandomGenerator(keys: 7, 2)
+        h.fillNormal(x.data, count: n, std: 1, within: 2)
+        let t = x.array
+        XCTAssertLessThanOrEqual(t.map { abs($0) }.max()!, 2)
+        XCTAssertEqual(moment(t, 2), 0.7737, accuracy: 0.01)
+        // std scales; an odd count is filled to its end; the same keys give the same values.
+        var a = RandomGenerator(keys: 9), b = RandomGenerator(keys: 9)
+        let y = Tensor(shape: [1001], repeating: .nan), z = Tensor([1001])
+        a.fillNormal(y.data, count: 1001, std: 0.02)
+        b.fillNormal(z.data, count: 1001, std: 0.02)
+        XCTAssertTrue(y.array.allSatisfy { $0.isFinite })
+        assertBitwiseEqual(y.array, z.array, "the same keys")
+        XCTAssertEqual(moment(y.array, 2).squareRoot(), 0.02, accuracy: 0.002)
+    }
+
     func testDropPathScales() {
         var g = RandomGenerator(keys: 11)
         let s = dropPathScales(samples: 4000, p: 0.1, rng: &g)
