@@ -41,8 +41,9 @@ build: deps check-swift
 # The whole suite, built once in release mode (the tests do real arithmetic). The test process
 # starts with the library settings our executables give themselves (`aim-model cpu --exports`:
 # OpenBLAS kernels that fit this CPU, sleeping idle threads), since it cannot restart itself.
+# The tests' runs cache their GEMM choices under .build, not in the user's ~/.cache.
 test: build
-	eval "$$(bin/aim-model cpu --exports)"; bin/aim-model cpu; \
+	eval "$$(bin/aim-model cpu --exports)"; bin/aim-model cpu; export XDG_CACHE_HOME="$(CURDIR)/.build/test-cache"; \
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 
 demo: build
