@@ -52,11 +52,23 @@ public enum Launch {
         if let problem = Threads.problem(with: threads) { throw TrainingError.config(problem) }
     }
 
+    /// An aim-swift checkpoint records the frozen weights it was trained with (their fingerprint):
+    /// evaluating it on others — another file at model.pretrained — would print wrong accuracies.
+    static func checkFrozenWeights(of model: Recognizer, against checkpoint: String, pretrained: String, seed: Int) throws {
+        guard let header = try? SafetensorsFile(path: checkpoint), let recorded = header.metadata["frozen_weights"], !recorded.isEmpty,
+              let now = model.frozenWeightsFingerprint(), now != recorded else { return }
+        let (source, fix) = pretrained.isEmpty ? ("train.seed \(seed) draws (no model.pretrained)", "the train.seed")
+                                               : ("model.pretrained \(pretrained) holds", "the model.pretrained file")
+        throw ModelError.weights(path: checkpoint, problems: [
+            "was trained on other frozen weights than \(source): fingerprint \(recorded) recorded, \(now) here; give \(fix) it was trained with"])
+    }
+
     /// A model for evaluation: the config's pretrained backbone (or its seeded init), then the checkpoint's weights
     /// (an aim-swift checkpoint holds the tunable ones; a full recognizer file holds all).
     public static func loadModel(config: Config, checkpoint: String) throws -> Recognizer {
         let mc = try ModelConfig(config)
         let model = try Recognizer.startingPoint(config: mc, seed: UInt64(config.int("train.seed"))).model
+        try checkFrozenWeights(of: model, against: checkpoint, pretrained: mc.pretrained, seed: config.int("train.seed"))
         let report = try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
         let missingTunable = report.missing.filter { name in model.store[name]?.tunable ?? false }
         if !missingTunable.isEmpty {

@@ -78,6 +78,8 @@ public final class Trainer {
     var checkpointFailures = 0
     /// What the training annotation lists, recorded in checkpoints and compared on resume.
     let trainDataFingerprint: String
+    /// `Recognizer.frozenWeightsFingerprint` of the weights this run trains on.
+    let frozenFingerprint: String
 
     /// Validates everything first (config, sizes, files), so a bad run stops before any work.
     public init(config: Config, options: TrainOptions, communicator comm: any Communicator,
@@ -149,6 +151,9 @@ public final class Trainer {
                 Console.errorRaw("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count); unused: \(report.unexpected.joined(separator: ", "))\n")
             }
         }
+        // Recorded in each checkpoint, and compared on resume: the frozen weights come back from
+        // model.pretrained, not from the checkpoint. Taken before bf16 gives their fp32 values back.
+        frozenFingerprint = model.frozenWeightsFingerprint() ?? ""
         // bf16: frozen weights are loaded for good (a resume restores tunable ones only).
         let released = model.releaseFrozenFP32Weights()
         if released > 0 && comm.rank == 0 {
@@ -191,7 +196,7 @@ public final class Trainer {
         // would otherwise show up as missing tensors).
         let header = try SafetensorsFile(path: chosen)
         let check = try ResumeCheck(saved: header.metadata, current: config, trainDataFingerprint: trainDataFingerprint,
-                                    worldSize: comm.size, path: chosen)
+                                    frozenFingerprint: frozenFingerprint, worldSize: comm.size, path: chosen)
         if comm.rank == 0 { for line in check.allowedChanges { log.message("resume: \(line)") } }
         let (restored, _) = try checkpoints.restore(URL(fileURLWithPath: chosen), model: model, optimizer: optimizer)
         state = restored
@@ -206,7 +211,7 @@ public final class Trainer {
                 let header = try SafetensorsFile(path: file.path)
                 if header.metadata["format"] == CheckpointStore.format, let text = header.metadata["config"], (try? Config(dump: text)) != nil {
                     _ = try ResumeCheck(saved: header.metadata, current: config, trainDataFingerprint: trainDataFingerprint,
-                                        worldSize: comm.size, path: file.path)
+                                        frozenFingerprint: frozenFingerprint, worldSize: comm.size, path: file.path)
                 }
             } catch let e as TrainingError {
                 throw e
@@ -331,7 +336,7 @@ public final class Trainer {
         } else if comm.rank == 0 {
             do {
                 try checkpoints.save(model: model, optimizer: optimizer, state: state, config: config.dump(), worldSize: comm.size,
-                                     isBest: isBest, extraMetadata: ["train_data": trainDataFingerprint])
+                                     isBest: isBest, extraMetadata: ["train_data": trainDataFingerprint, "frozen_weights": frozenFingerprint])
                 checkpointFailures = 0
             } catch {
                 checkpointFailures += 1

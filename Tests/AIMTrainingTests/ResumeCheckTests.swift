@@ -44,4 +44,39 @@ final class ResumeCheckTests: TrainToolTestCase {
         XCTAssertEqual(try metadata(wd.appendingPathComponent("latest.safetensors"))["step"], "8")
         print("resume checks: class count and batch refused, another list refused, moved data root and safe keys allowed")
     }
+
+    /// A checkpoint holds the tunable weights only: the frozen ones come back from model.pretrained
+    /// or, without one, from train.seed. Other frozen weights are refused on resume (a changed seed
+    /// was an allowed change) and in aim-eval and aim-predict, naming the checkpoint.
+    func testOtherFrozenWeightsAreRefusedOnResumeAndInEvaluation() throws {
+        let data = try makeDataset()
+        let wd = workDir("wd")
+        var r = try train(trainArgs(data: data, workDir: wd, steps: 2))
+        XCTAssertEqual(r.status, 0, r.output)
+        let latest = wd.appendingPathComponent("latest.safetensors")
+        let recorded = try metadata(latest)
+        XCTAssertTrue(recorded["frozen_weights"]?.hasPrefix("fnv1a64x4:") ?? false, "\(recorded)")
+
+        r = try train(trainArgs(data: data, workDir: wd, steps: 4, ["train.seed=1"]) + ["--resume", "auto"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("the frozen weights (drawn from train.seed)"), r.output)
+        XCTAssertEqual(try metadata(latest)["step"], "2", "a refused resume writes nothing")
+
+        let common = ["--config", Self.tinyConfig, "--threads", "1", "--checkpoint", latest.path,
+                      "--set", "data.root=\(data.path)", "--set", "data.val=\(data.path)/val_list.txt",
+                      "--set", "model.num_classes=4", "--set", "model.pretrained="]
+        let video = try XCTUnwrap(FileManager.default.enumerator(atPath: data.path)?.compactMap { $0 as? String }
+            .first { $0.hasSuffix(".mp4") || $0.hasSuffix(".avi") || $0.hasSuffix(".mkv") })
+        for (tool, extra) in [("aim-eval", [String]()), ("aim-predict", [data.appendingPathComponent(video).path])] {
+            r = try run(try self.tool(tool), common + extra)
+            XCTAssertEqual(r.status, 0, "\(tool), same seed: \(r.output)")
+            r = try run(try self.tool(tool), common + ["--set", "train.seed=1"] + extra)
+            XCTAssertNotEqual(r.status, 0, "\(tool): \(r.output)")
+            XCTAssertTrue(r.output.contains(latest.path) && r.output.contains("was trained on other frozen weights than train.seed 1 draws"), "\(tool): \(r.output)")
+        }
+        // The same seed resumes.
+        r = try train(trainArgs(data: data, workDir: wd, steps: 4) + ["--resume", "auto"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("at step 2"), r.output)
+    }
 }
