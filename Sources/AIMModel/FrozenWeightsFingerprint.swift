@@ -8,8 +8,11 @@ import AIMTensor
 extension Recognizer {
     /// A hash of every frozen parameter's fp32 values, in registration order ("fnv1a64x4:<hex>").
     /// Nil once any of them was given back (bf16): take it before `releaseFrozenFP32Weights`.
-    public func frozenWeightsFingerprint() -> String? {
-        let frozen = store.parameters.filter { !$0.tunable }
+    public func frozenWeightsFingerprint() -> String? { weightsFingerprint(tunable: false) }
+
+    /// The same hash over the frozen or over the tunable parameters.
+    public func weightsFingerprint(tunable: Bool) -> String? {
+        let frozen = store.parameters.filter { $0.tunable == tunable }
         guard !frozen.contains(where: \.fp32Released) else { return nil }
         var hashes = [UInt64](repeating: 0, count: frozen.count)
         hashes.withUnsafeMutableBufferPointer { out in

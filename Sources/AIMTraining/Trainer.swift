@@ -154,6 +154,10 @@ public final class Trainer {
         // Recorded in each checkpoint, and compared on resume: the frozen weights come back from
         // model.pretrained, not from the checkpoint. Taken before bf16 gives their fp32 values back.
         frozenFingerprint = model.frozenWeightsFingerprint() ?? ""
+        let pretrainedText = mc.pretrained.isEmpty ? "drawn from train.seed" : "model.pretrained \(mc.pretrained)"
+        try RankAgreement.require(comm, [("the frozen weights (\(pretrainedText))", frozenFingerprint),
+                                         ("the initial tunable weights (train.seed, model.*)", model.weightsFingerprint(tunable: true) ?? ""),
+                                         ("the training videos and labels (data.train)", trainDataFingerprint)])
         // bf16: frozen weights are loaded for good (a resume restores tunable ones only).
         let released = model.releaseFrozenFP32Weights()
         if released > 0 && comm.rank == 0 {

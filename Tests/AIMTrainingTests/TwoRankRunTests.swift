@@ -39,6 +39,23 @@ final class TwoRankRunTests: TrainToolTestCase {
         print("2-rank run: \(tunableCount) tunable of \(words[3]) parameters; \(4 * tunableCount) bytes allreduced per step")
     }
 
+    /// Ranks that would train different things refuse to start, naming what differs and where:
+    /// here rank 1 is given another train.seed (without model.pretrained its frozen weights are
+    /// drawn from it), as a node with another backbone file or config would be.
+    func testRanksThatWouldTrainDifferentThingsRefuseToStart() throws {
+        let data = try makeDataset()
+        let exe = try tool("aim-train")
+        let args = trainArgs(data: data, workDir: workDir("wd"), steps: 2)
+        let r = try run(try mpirun(), ["--oversubscribe", "-n", "1", exe] + args + ["--set", "train.seed=0", ":", "-n", "1", exe] + args
+                        + ["--set", "train.seed=1"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("the ranks would train different things: the frozen weights (drawn from train.seed): rank 0 ("), r.output)
+        XCTAssertTrue(r.output.contains("the initial tunable weights"), r.output)
+        XCTAssertFalse(r.output.contains("the training videos and labels"), "the same list on both ranks:\n\(r.output)")
+        XCTAssertFalse(r.output.contains("step 1/2"), "no step runs:\n\(r.output)")
+        XCTAssertEqual(stepFiles(workDir("wd")), [])
+    }
+
     /// A rank that dies (SIGKILL) ends the whole job within a bounded time instead of leaving the
     /// other one waiting in an allreduce; the last checkpoint is intact, and resuming with 2 ranks
     /// ends bitwise where the uninterrupted 2-rank run ends.
