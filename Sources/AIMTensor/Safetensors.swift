@@ -114,16 +114,26 @@ public final class SafetensorsFile: @unchecked Sendable {
         var ok = false
         defer { if !ok { munmap(base, fileSize) } }
 
+        // PyTorch's own formats (torch.save: a zip archive, or a bare pickle before 1.6) are the
+        // likeliest wrong input: when the header does not read, say so and how to convert.
+        let b0 = base.load(as: UInt8.self), b1 = base.load(fromByteOffset: 1, as: UInt8.self)
+        let zip = b0 == 0x50 && b1 == 0x4B && base.load(fromByteOffset: 2, as: UInt8.self) == 3
+        let torch = zip || (b0 == 0x80 && (2...5).contains(b1))
+        func badHeader(_ message: String) -> SafetensorsError {
+            guard torch else { return bad(message) }
+            return bad("a PyTorch \(zip ? "torch.save (zip)" : "pickle") file, not safetensors: aim-swift never unpickles a file. "
+                       + "Convert a pretrained backbone with tools/export_pretrained.py (clip, timm or swin), which writes safetensors")
+        }
         let n = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
         if n > UInt64(SafetensorsFile.maxHeaderBytes) {
-            throw bad("header length \(n) bytes is larger than the \(SafetensorsFile.maxHeaderBytes)-byte limit (not a safetensors file?)")
+            throw badHeader("header length \(n) bytes is larger than the \(SafetensorsFile.maxHeaderBytes)-byte limit (not a safetensors file?)")
         }
         let headerLength = Int(n)
         if 8 + headerLength > fileSize {
-            throw bad("header length \(headerLength) bytes runs past the end of the \(fileSize)-byte file (truncated?)")
+            throw badHeader("header length \(headerLength) bytes runs past the end of the \(fileSize)-byte file (truncated?)")
         }
         if headerLength < 2 || base.load(fromByteOffset: 8, as: UInt8.self) != UInt8(ascii: "{") {
-            throw bad("header does not start with a JSON object")
+            throw badHeader("header does not start with a JSON object")
         }
         let header: HeaderJSON
         do {

@@ -237,6 +237,15 @@ final class SafetensorsTests: XCTestCase {
         assertRefused(raw("{\"a\":\"\u{1}\"}"), "invalid JSON")
         assertRefused(raw("{\"a\":" + String(repeating: "[", count: 100_000) + "}"), "deeper")
         assertRefused(raw("{\"a\": \"\\ud800\"}"), "surrogate")
+        // PyTorch's formats, the likeliest wrong input, are named with the way to convert them.
+        put([0x50, 0x4B, 0x03, 0x04] + [UInt8](repeating: 0, count: 60), dir + "/model.pth")
+        assertRefused(dir + "/model.pth", "a PyTorch torch.save (zip) file, not safetensors")
+        put([0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19] + [UInt8](repeating: 0x2E, count: 60), dir + "/old.pth")
+        assertRefused(dir + "/old.pth", "tools/export_pretrained.py")
+        // A real safetensors file whose header length (640 = 0x280) begins like a pickle still reads.
+        let header = "{\"__metadata__\":{\"k\":\"v\"}}"
+        let padded = raw(header + String(repeating: " ", count: 640 - header.utf8.count), name: "pickle-like.safetensors")
+        XCTAssertEqual(try SafetensorsFile(path: padded).metadata["k"], "v")
     }
 
     func testTypedAccessErrorsNameTheTensor() throws {
