@@ -9,8 +9,7 @@ Both sides name parameters alike (`backbone.transformer.resblocks.N.S_Adapter.D_
                  state dict; a DistributedDataParallel `module.` prefix is dropped) -> one
                  safetensors file of every weight, float32. aim-eval / aim-predict read it as
                  "full recognizer weights" with --checkpoint; the frozen backbone comes from the
-                 file, so no model.pretrained is needed (--set model.pretrained= when the config's
-                 file is not there).
+                 file, so the config's model.pretrained is not read (it need not exist).
   to-official    an aim-swift checkpoint (step_*.safetensors, latest/best) -> a .pth holding
                  {"state_dict": its weights, "meta": its step and config}, AdamW moments left out.
                  It holds the tunable weights only: build the official model as for training (its
@@ -19,7 +18,7 @@ Both sides name parameters alike (`backbone.transformer.resblocks.N.S_Adapter.D_
 
 Examples:
   python tools/convert_checkpoint.py from-official aim_vitb16_k400.pth --out aim_vitb16_k400.safetensors
-  bin/aim-eval --config configs/k400/aim_vitb16_clip_8f.yaml --set model.pretrained= --checkpoint aim_vitb16_k400.safetensors
+  bin/aim-eval --config configs/k400/aim_vitb16_clip_8f.yaml --checkpoint aim_vitb16_k400.safetensors
   python tools/convert_checkpoint.py to-official work_dirs/aim_vitb16_clip_8f/best.safetensors --out aim_vitb16_adapters.pth
 
 .pth inputs are read with torch.load(weights_only=True), which refuses arbitrary objects.

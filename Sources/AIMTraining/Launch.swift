@@ -67,6 +67,16 @@ public enum Launch {
     /// (an aim-swift checkpoint holds the tunable ones; a full recognizer file holds all).
     public static func loadModel(config: Config, checkpoint: String) throws -> Recognizer {
         let mc = try ModelConfig(config)
+        // A file with every weight of this model (tools/convert_checkpoint.py from-official, or a
+        // full recognizer export) needs neither model.pretrained nor the seed: the backbone file
+        // a config names may not even be on this machine.
+        let bare = try Recognizer(config: mc, initialize: false)
+        if let header = try? SafetensorsFile(path: checkpoint), header.metadata["format"] != CheckpointStore.format,
+           bare.store.parameters.allSatisfy({ header.contains($0.name) }) {
+            try bare.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
+            bare.releaseFrozenFP32Weights()
+            return bare
+        }
         let model = try Recognizer.startingPoint(config: mc, seed: UInt64(config.int("train.seed"))).model
         try checkFrozenWeights(of: model, against: checkpoint, pretrained: mc.pretrained, seed: config.int("train.seed"))
         let report = try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])

@@ -1,3 +1,6 @@
+import AIMConfig
+import AIMTensor
+import AIMTraining
 import Foundation
 import XCTest
 
@@ -72,5 +75,36 @@ final class EvalToolTests: TrainToolTestCase {
         r = try run(eval, args(missing))
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains(missing), r.output)
+    }
+
+    /// A file of every weight (what tools/convert_checkpoint.py makes of an official checkpoint)
+    /// evaluates without model.pretrained: the config's backbone file need not exist, and the
+    /// result is the checkpoint's with its own backbone.
+    func testAFullWeightsFileNeedsNoPretrainedFile() throws {
+        let data = try makeDataset()
+        let wd = workDir("wd")
+        var r = try train(trainArgs(data: data, workDir: wd, steps: 2))
+        XCTAssertEqual(r.status, 0, r.output)
+        let sets = ["data.root=\(data.path)", "data.val=\(data.path)/val_list.txt", "model.num_classes=4"]
+        let checkpoint = wd.appendingPathComponent("latest.safetensors").path
+        let model = try Launch.loadModel(config: try Config.load(path: Self.tinyConfig, overrides: sets + ["model.pretrained="]),
+                                         checkpoint: checkpoint)
+        var w = SafetensorsWriter()
+        model.addWeights(to: &w)
+        let full = scratch.appendingPathComponent("full.safetensors").path
+        try w.save(to: full)
+        func eval(_ file: String, pretrained: String) throws -> Run {
+            try run(try tool("aim-eval"), ["--config", Self.tinyConfig, "--threads", "1", "--json", "--checkpoint", file]
+                    + (sets + ["model.pretrained=\(pretrained)"]).flatMap { ["--set", $0] })
+        }
+        let original = try eval(checkpoint, pretrained: "")
+        XCTAssertEqual(original.status, 0, original.output)
+        r = try eval(full, pretrained: "/nonexistent/backbone.safetensors")
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertEqual(r.output.split(separator: "\n").last { $0.hasPrefix("{") }, original.output.split(separator: "\n").last { $0.hasPrefix("{") })
+        // An aim-swift checkpoint still needs its backbone file.
+        r = try eval(checkpoint, pretrained: "/nonexistent/backbone.safetensors")
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("/nonexistent/backbone.safetensors"), r.output)
     }
 }
