@@ -12,17 +12,17 @@ extension Recognizer {
 
     /// The same hash over the frozen or over the tunable parameters.
     public func weightsFingerprint(tunable: Bool) -> String? {
-        let frozen = store.parameters.filter { $0.tunable == tunable }
-        guard !frozen.contains(where: \.fp32Released) else { return nil }
-        var hashes = [UInt64](repeating: 0, count: frozen.count)
+        let params = store.parameters.filter { $0.tunable == tunable }
+        guard !params.contains(where: \.fp32Released) else { return nil }
+        var hashes = [UInt64](repeating: 0, count: params.count)
         hashes.withUnsafeMutableBufferPointer { out in
             let out = out
-            Threads.parallelFor(frozen.count) { range in
-                for i in range { out[i] = Self.hashWords(frozen[i].data, count: frozen[i].count) }
+            Threads.parallelFor(params.count) { range in
+                for i in range { out[i] = Self.hashWords(params[i].data, count: params[i].count) }
             }
         }
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for (p, ph) in zip(frozen, hashes) {
+        for (p, ph) in zip(params, hashes) {
             for word in [fnv1a64(p.name.utf8), UInt64(p.count), ph] { h = (h ^ word) &* 0x100_0000_01b3 }
         }
         return "fnv1a64x4:" + String(h, radix: 16)

@@ -69,8 +69,8 @@ public enum GemmProbe {
             call(lib, s)
             return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         }
-        // Warm-up (each library's threads, packing buffers, first-touch pages), then the screen, in
-        // the reverse order, so the last library warmed is not the first screened.
+        // Warm-up (each library's threads, packing buffers, first-touch pages), then the screen: one
+        // call each, since a library 30 % behind is far outside what the order of the calls moves.
         for lib in active { _ = timed(lib, largest) }
         var screen: [GemmLibrary: Double] = [:]
         for lib in active.reversed() { screen[lib] = timed(lib, largest) }
