@@ -17,11 +17,17 @@ extension Recognizer {
     /// draws, without drawing the ones the file replaces. `pretrained`: the load's report (nil
     /// without a pretrained file).
     public static func startingPoint(config c: ModelConfig, seed: UInt64) throws -> (model: Recognizer, pretrained: LoadReport?) {
-        guard !c.pretrained.isEmpty else { return (try Recognizer(config: c, seed: seed), nil) }
         let model = try Recognizer(config: c, initialize: false)
-        let report = try model.loadPretrainedBackbone(path: c.pretrained)
-        model.store.initialize(seed: seed, skipping: Set(report.loaded))
-        return (model, report)
+        return (model, try model.start(seed: seed))
+    }
+
+    /// `startingPoint` for a model built with `initialize: false`.
+    @discardableResult
+    public func start(seed: UInt64) throws -> LoadReport? {
+        guard !config.pretrained.isEmpty else { store.initialize(seed: seed); return nil }
+        let report = try loadPretrainedBackbone(path: config.pretrained)
+        store.initialize(seed: seed, skipping: Set(report.loaded))
+        return report
     }
 
     /// Loads recognizer weights (keys `backbone.…`, `cls_head.…`) from a safetensors file.

@@ -54,8 +54,8 @@ public enum Launch {
 
     /// An aim-swift checkpoint records the frozen weights it was trained with (their fingerprint):
     /// evaluating it on others — another file at model.pretrained — would print wrong accuracies.
-    static func checkFrozenWeights(of model: Recognizer, against checkpoint: String, pretrained: String, seed: Int) throws {
-        guard let header = try? SafetensorsFile(path: checkpoint), let recorded = header.metadata["frozen_weights"], !recorded.isEmpty,
+    static func checkFrozenWeights(of model: Recognizer, against checkpoint: String, metadata: [String: String], pretrained: String, seed: Int) throws {
+        guard let recorded = metadata["frozen_weights"], !recorded.isEmpty,
               let now = model.frozenWeightsFingerprint(), now != recorded else { return }
         let (source, fix) = pretrained.isEmpty ? ("train.seed \(seed) draws (no model.pretrained)", "the train.seed")
                                                : ("model.pretrained \(pretrained) holds", "the model.pretrained file")
@@ -69,16 +69,16 @@ public enum Launch {
         let mc = try ModelConfig(config)
         // A file with every weight of this model (tools/convert_checkpoint.py from-official, or a
         // full recognizer export) needs neither model.pretrained nor the seed: the backbone file
-        // a config names may not even be on this machine.
-        let bare = try Recognizer(config: mc, initialize: false)
-        if let header = try? SafetensorsFile(path: checkpoint), header.metadata["format"] != CheckpointStore.format,
-           bare.store.parameters.allSatisfy({ header.contains($0.name) }) {
-            try bare.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
-            bare.releaseFrozenFP32Weights()
-            return bare
+        // a config names may not even be on this machine. (A checkpoint that cannot be opened is
+        // named by loadWeights below.)
+        let model = try Recognizer(config: mc, initialize: false)
+        let header = try? SafetensorsFile(path: checkpoint)
+        let full = header.map { h in h.metadata["format"] != CheckpointStore.format && model.store.parameters.allSatisfy { h.contains($0.name) } } ?? false
+        if !full {
+            try model.start(seed: UInt64(config.int("train.seed")))
+            try checkFrozenWeights(of: model, against: checkpoint, metadata: header?.metadata ?? [:], pretrained: mc.pretrained,
+                                   seed: config.int("train.seed"))
         }
-        let model = try Recognizer.startingPoint(config: mc, seed: UInt64(config.int("train.seed"))).model
-        try checkFrozenWeights(of: model, against: checkpoint, pretrained: mc.pretrained, seed: config.int("train.seed"))
         let report = try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
         let missingTunable = report.missing.filter { name in model.store[name]?.tunable ?? false }
         if !missingTunable.isEmpty {
@@ -86,7 +86,7 @@ public enum Launch {
             // holds instead, so "a checkpoint of another model" is recognisable at a glance.
             let first = missingTunable[0]
             let shape = model.store[first].map { "\($0.shape)" } ?? "?"
-            let held = (try? SafetensorsFile(path: checkpoint).names.filter { !$0.hasPrefix("optimizer.") }.count) ?? 0
+            let held = header?.names.filter { !$0.hasPrefix("optimizer.") }.count ?? 0
             throw ModelError.weights(path: checkpoint, problems: [
                 "this config's tunable weight \(first) \(shape) is not in the file (\(missingTunable.count) of its tunable weights missing; the file holds \(held) weights) — a checkpoint of another model or config?"])
         }
