@@ -26,6 +26,15 @@ final class AIMBlock: TransformerBlock {
     private var kept: Arena { activations.arena }
     private var temporalScales: [Float] = []
     private var jointScales: [Float] = []
+    /// Set on the last block of a backbone that reads only each frame's class token after it
+    /// (ln_post → x[:, 0]): past the spatial attention the block runs on those rows alone. The
+    /// MLP and the S/MLP adapters are per row, so the other tokens' rows there feed nothing (the
+    /// attention itself still reads every token as key and value). `out` then holds the class
+    /// rows only; its other rows are left as they were.
+    var classRowsOnly = false
+
+    /// Rows from the spatial attention's output on: the class rows alone, or all.
+    private func rowsAfterAttention(_ dims: Dims) -> Int { classRowsOnly ? dims.frames : dims.rows }
 
     init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
         self.index = index
@@ -109,10 +118,11 @@ final class AIMBlock: TransformerBlock {
 
     func forward(out: FloatPtr, input x0: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena) {
         let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B, H = attn.heads
+        let J = rowsAfterAttention(dims)
         var x1: UnsafePointer<Float> = x0
         // The largest kept buffer is asked for first: lent gradient memory is carved first-fit in
         // request order, and the smaller buffers then fill what it leaves.
-        mlp.reserveKept(kept, rows: R)
+        mlp.reserveKept(kept, rows: J)
 
         // Each section's temporaries are released at its end (scratch.rewind), so the next reuses them.
         if let tAdapter {
@@ -185,9 +195,10 @@ final class AIMBlock: TransformerBlock {
         }
 
         // (b) spatial, per frame over N tokens. Its output x2 goes straight into `out`, where the
-        // joint branch adds to it.
+        // joint branch adds to it (with class rows only, into a [frames, D] buffer scattered into
+        // `out` at the end).
+        let x2 = classRowsOnly ? scratch.buffer("s.x2c", J * D) : out
         var section = scratch.mark()
-        let x2 = out
         // ln_1's output (q|k|v's input) is rebuilt from x1 in backward when a tunable in_proj needs it
         // (same bits; why: keeping it cost 4 bytes a value in fp32, 2 in bf16, for one LayerNorm pass).
         // Only a frozen bf16 in_proj reads it: then it is written in bf16.
@@ -199,16 +210,25 @@ final class AIMBlock: TransformerBlock {
             h1 = scratch.buffer("s.h", R * D)
             ln1.forward(h1!, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
         }
-        let o16 = sAdapter.flatMap { keptBF16($0.fc1, "s.o16", R * D) }   // S_Adapter's input as kept: fp32, or bf16
-        let o = sAdapter != nil && o16 == nil ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
+        let o16 = sAdapter.flatMap { keptBF16($0.fc1, "s.o16", J * D) }   // S_Adapter's input as kept: fp32, or bf16
+        let keepsO = sAdapter != nil && o16 == nil
+        let o = keepsO && !classRowsOnly ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
         attn.forward(o, h1.map { UnsafePointer($0) }, xBF16: h1BF16.map { UnsafePointer($0) }, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
                      attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N, scratch: scratch,
                      attnOutKeep: keptBF16(attn.proj, "s.a16", R * D))
+        var oJ = UnsafePointer(o), x1J = x1
+        if classRowsOnly {
+            let oc = keepsO ? kept.buffer("s.o", J * D) : scratch.buffer("s.oc", J * D)
+            gatherRows(out: oc, input: o, rows: J, every: N, width: D)
+            let x1c = scratch.buffer("s.x1c", J * D)
+            gatherRows(out: x1c, input: x1, rows: J, every: N, width: D)
+            oJ = UnsafePointer(oc); x1J = UnsafePointer(x1c)
+        }
         if let sAdapter {
-            sAdapter.forward(x2, o, h: kept.buffer("s.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, keepInput: o16)
-            addInPlace(x2, x1, count: R * D)
+            sAdapter.forward(x2, oJ, h: kept.buffer("s.ad.h", J * sAdapter.hidden), scratch: scratch, rows: J, keepInput: o16)
+            addInPlace(x2, x1J, count: J * D)
         } else {
-            add(out: x2, x1, o, count: R * D)
+            add(out: x2, x1J, oJ, count: J * D)
         }
 
         scratch.rewind(to: section)
@@ -222,73 +242,95 @@ final class AIMBlock: TransformerBlock {
         // h2 is rounded once for both (before: once by each product, and rebuilt in backward). When
         // only bf16 products read h2 (a frozen bf16 c_fc, a bf16 adapter or none), ln_2 writes it in
         // bf16 alone.
-        let h16 = mlpAdapter.flatMap { keptBF16($0.fc1, "j.h16", R * D) }
+        let h16 = mlpAdapter.flatMap { keptBF16($0.fc1, "j.h16", J * D) }
         let onlyRounded = mlp.keepsPreInBF16 && !mlp.fc1.needsInput && (mlpAdapter == nil || h16 != nil)
         var h2: UnsafeMutablePointer<Float>?, rounded: UnsafeMutablePointer<UInt16>?
         if onlyRounded {
-            rounded = h16 ?? scratch.bf16Buffer("j.h16", R * D)
-            ln2.forward(roundedOutput: rounded!, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
+            rounded = h16 ?? scratch.bf16Buffer("j.h16", J * D)
+            ln2.forward(roundedOutput: rounded!, x2, mean: nil, rstd: kept.buffer("j.rstd", J), normalized: kept.buffer("j.xhat", J * D), rows: J)
         } else {
-            h2 = scratch.buffer("j.h", R * D)
-            ln2.forward(h2!, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * D), rows: R)
-            if let h16 { StepProfile.measure(.frozenGEMM) { toBF16(h16, h2!, count: R * D) } }
+            h2 = scratch.buffer("j.h", J * D)
+            ln2.forward(h2!, x2, mean: nil, rstd: kept.buffer("j.rstd", J), normalized: kept.buffer("j.xhat", J * D), rows: J)
+            if let h16 { StepProfile.measure(.frozenGEMM) { toBF16(h16, h2!, count: J * D) } }
             rounded = mlp.keepsPreInBF16 ? h16 : nil
         }
-        mlp.forward(out, h2.map { UnsafePointer($0) }, kept: kept, scratch: scratch, rows: R, accumulate: true,
+        mlp.forward(x2, h2.map { UnsafePointer($0) }, kept: kept, scratch: scratch, rows: J, accumulate: true,
                     roundedInput: rounded.map { UnsafePointer($0) })
         if let mlpAdapter {
-            let s = rowScales(dims, context, site: 2)
-            jointScales = s.isEmpty ? [Float](repeating: adapterScale, count: R) : s.map { $0 * adapterScale }
+            var s = rowScales(dims, context, site: 2)
+            if classRowsOnly && !s.isEmpty { s = stride(from: 0, to: R, by: N).map { s[$0] } }
+            jointScales = s.isEmpty ? [Float](repeating: adapterScale, count: J) : s.map { $0 * adapterScale }
             if s.isEmpty && mlpAdapter.scalesInside {
-                // Without drop-path, scale · MLP_Adapter goes straight into `out` from its fc2 (no [R, D] temporary).
-                mlpAdapter.forward(out, h2.map { UnsafePointer($0) }, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R,
+                // Without drop-path, scale · MLP_Adapter goes straight into x2 from its fc2 (no [rows, D] temporary).
+                mlpAdapter.forward(x2, h2.map { UnsafePointer($0) }, h: kept.buffer("j.ad.h", J * mlpAdapter.hidden), scratch: scratch, rows: J,
                                    accumulate: true, scale: adapterScale, roundedInput: h16.map { UnsafePointer($0) })
             } else {
-                let m = scratch.buffer("j.ad.out", R * D)
-                mlpAdapter.forward(m, h2.map { UnsafePointer($0) }, h: kept.buffer("j.ad.h", R * mlpAdapter.hidden), scratch: scratch, rows: R,
+                let m = scratch.buffer("j.ad.out", J * D)
+                mlpAdapter.forward(m, h2.map { UnsafePointer($0) }, h: kept.buffer("j.ad.h", J * mlpAdapter.hidden), scratch: scratch, rows: J,
                                    roundedInput: h16.map { UnsafePointer($0) })
-                scaleRows(out: out, input: m, rowScales: jointScales, rows: R, cols: D, accumulate: true)
+                scaleRows(out: x2, input: m, rowScales: jointScales, rows: J, cols: D, accumulate: true)
             }
         }
+        if classRowsOnly { scatterRows(out: out, input: x2, rows: J, every: N, width: D) }
     }
 
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, dims: Dims, scratch: Arena) {
         let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B
+        let J = rowsAfterAttention(dims)
         let hasT = tAdapter != nil
         let x1: UnsafePointer<Float> = hasT ? UnsafePointer(kept.buffer("x1", R * D)) : x0
+
+        // With class rows only, the joint and S_Adapter backward run on those rows: dOut's other
+        // rows are zero (nothing read them), and so are those of d x2.
+        var dOutJ = dOut
+        let dxJ = classRowsOnly ? scratch.buffer("j.dx.c", J * D) : dx
+        if classRowsOnly {
+            let d = scratch.buffer("j.dout.c", J * D)
+            gatherRows(out: d, input: dOut, rows: J, every: N, width: D)
+            dOutJ = UnsafePointer(d)
+        }
 
         // (c) joint. dx accumulates the gradient of the block input through every residual, starting
         // with ln_2's backward, which adds dOut (the joint residual) as it writes dx.
         var section = scratch.mark()
-        let dh2 = scratch.buffer("j.dh", R * D)
-        let xhat2 = kept.buffer("j.xhat", R * D)
+        let dh2 = scratch.buffer("j.dh", J * D)
+        let xhat2 = kept.buffer("j.xhat", J * D)
         var h2: UnsafeMutablePointer<Float>?
-        let h16 = mlpAdapter.flatMap { keptBF16($0.fc1, "j.h16", R * D) }
+        let h16 = mlpAdapter.flatMap { keptBF16($0.fc1, "j.h16", J * D) }
         if mlp.fc1.needsInput || (mlpAdapter != nil && h16 == nil) {
-            h2 = scratch.buffer("j.h", R * D)
-            ln2.output(h2!, normalized: xhat2, rows: R)
+            h2 = scratch.buffer("j.h", J * D)
+            ln2.output(h2!, normalized: xhat2, rows: J)
         }
-        mlp.backward(dInput: dh2, dOut: dOut, x: h2, kept: kept,
-                     scratch: scratch, rows: R, accumulateInput: false)
+        mlp.backward(dInput: dh2, dOut: dOutJ, x: h2, kept: kept,
+                     scratch: scratch, rows: J, accumulateInput: false)
         if let mlpAdapter {
-            let dm = scratch.buffer("j.ad.dout", R * D)
-            scaleRows(out: dm, input: dOut, rowScales: jointScales, rows: R, cols: D)
+            let dm = scratch.buffer("j.ad.dout", J * D)
+            scaleRows(out: dm, input: dOutJ, rowScales: jointScales, rows: J, cols: D)
             mlpAdapter.backward(dInput: dh2, dOut: dm, x: h2.map { UnsafePointer($0) }, xBF16: h16.map { UnsafePointer($0) },
-                                h: kept.buffer("j.ad.h", R * mlpAdapter.hidden),
-                                scratch: scratch, rows: R, accumulateInput: true)
+                                h: kept.buffer("j.ad.h", J * mlpAdapter.hidden),
+                                scratch: scratch, rows: J, accumulateInput: true)
         }
-        ln2.backward(dInput: dx, dOut: dh2, normalized: xhat2, rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: false, addend: dOut)
+        ln2.backward(dInput: dxJ, dOut: dh2, normalized: xhat2, rstd: kept.buffer("j.rstd", J), rows: J, accumulateInput: false, addend: dOutJ)
         scratch.rewind(to: section)
 
         // (b) spatial: dx now holds d x2 = d x1 through the residual.
         section = scratch.mark()
-        var dO: UnsafePointer<Float> = UnsafePointer(dx)
+        var dO: UnsafePointer<Float> = UnsafePointer(dxJ)
         if let sAdapter {
-            let dOm = scratch.buffer("s.do", R * D)
-            let o = keptAdapterInput(sAdapter, "s.o", R * D)
-            sAdapter.backward(dInput: dOm, dOut: dx, x: o.x, xBF16: o.xBF16, h: kept.buffer("s.ad.h", R * sAdapter.hidden),
-                              scratch: scratch, rows: R, accumulateInput: false)
+            let dOm = scratch.buffer("s.do", J * D)
+            let o = keptAdapterInput(sAdapter, "s.o", J * D)
+            sAdapter.backward(dInput: dOm, dOut: dxJ, x: o.x, xBF16: o.xBF16, h: kept.buffer("s.ad.h", J * sAdapter.hidden),
+                              scratch: scratch, rows: J, accumulateInput: false)
             dO = UnsafePointer(dOm)
+        }
+        if classRowsOnly {
+            // Back to every row for the attention (which read every token) and the residual.
+            let dOAll = scratch.buffer("s.do.all", R * D)
+            dOAll.update(repeating: 0, count: R * D)
+            scatterRows(out: dOAll, input: dO, rows: J, every: N, width: D)
+            dO = UnsafePointer(dOAll)
+            dx.update(repeating: 0, count: R * D)
+            scatterRows(out: dx, input: dxJ, rows: J, every: N, width: D)
         }
         let dh1 = scratch.buffer("s.dh", R * D)
         var h1: UnsafeMutablePointer<Float>?

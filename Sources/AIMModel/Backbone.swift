@@ -12,6 +12,8 @@ protocol VideoBackbone: AnyObject {
     var lendsGradientMemory: Bool { get set }
     /// Bytes of kept activations held in lent gradient memory during the last pass.
     var lentBytes: Int { get }
+    /// Whether rows that nothing after the blocks reads are left uncomputed (`Recognizer.skipsUnreadRows`).
+    var skipsUnreadRows: Bool { get set }
     /// The pooled feature `[B, featureWidth]`, valid until the next forward.
     func forward(video: UnsafePointer<Float>, context: PassContext) -> UnsafePointer<Float>
     /// `gradientsReady` receives parameters whose gradients are final, last layer first.

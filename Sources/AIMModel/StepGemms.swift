@@ -43,7 +43,10 @@ public enum StepGemms {
         let adaptersTunable = c.tune != .head
         // Backward reaches the blocks when a block or the embedding below them is tunable.
         let backward = backbone || (adaptersTunable && !c.adapters.isEmpty)
-        let temporal = c.adapters.contains(.temporal)
+        // Blocks that run the frozen attention a second time, across frames (`model.adapter_layers`
+        // places the adapters, and the temporal pass with them).
+        let temporalBlocks = (0..<L).filter { c.blockHas(.temporal, $0) }.count
+        let temporal = temporalBlocks > 0
         var out: [Use] = []
         func linear(_ inF: Int, _ outF: Int, uses: Int, tunable: Bool, rows: Int = M, group: String) {
             out += linearUses(inF, outF, rows: rows, uses: uses, tunable: tunable, backward: backward, group: group)
@@ -54,38 +57,52 @@ public enum StepGemms {
         if backbone {
             out.append(Use(group: "patch embedding weight gradient", shape: GemmShape(transA: true, transB: false, m: D, n: pk, k: patches), count: 1))
         }
-        let uses = temporal ? 2 : 1     // AIM runs the frozen attention twice: across frames, then within them
         // The temporal pass's frozen out_proj is folded into T_Adapter's fc1 (`ProjectionFold`);
         // the fold's two small products run in fp32 in either precision.
         let folded = temporal && !backbone
-        linear(D, 3 * D, uses: uses * L, tunable: backbone, group: "attn in_proj")
-        linear(D, D, uses: (folded ? 1 : uses) * L, tunable: backbone, group: "attn out_proj")
+        linear(D, 3 * D, uses: L + temporalBlocks, tunable: backbone, group: "attn in_proj")
+        linear(D, D, uses: L + (folded ? 0 : temporalBlocks), tunable: backbone, group: "attn out_proj")
         if folded {
             out.append(Use(group: "temporal out_proj folded into T_Adapter D_fc1: W₁·W_p", shape: GemmShape(transA: false, transB: false, m: A, n: D, k: D),
-                           count: L, fp32Only: true))
+                           count: temporalBlocks, fp32Only: true))
             if backward && adaptersTunable {
                 out.append(Use(group: "T_Adapter D_fc1 weight gradient through the fold: (dhᵀ·a)·W_pᵀ",
-                               shape: GemmShape(transA: false, transB: true, m: A, n: D, k: D), count: L, fp32Only: true))
+                               shape: GemmShape(transA: false, transB: true, m: A, n: D, k: D), count: temporalBlocks, fp32Only: true))
             }
         }
-        linear(D, c.mlpHidden, uses: L, tunable: backbone, group: "mlp c_fc")
-        linear(c.mlpHidden, D, uses: L, tunable: backbone, group: "mlp c_proj")
-        if !c.adapters.isEmpty {
-            linear(D, A, uses: c.adapters.count * L, tunable: adaptersTunable, group: "adapter D_fc1")
-            linear(A, D, uses: c.adapters.count * L, tunable: adaptersTunable, group: "adapter D_fc2")
+        // AIM's last block runs its MLP and its S/MLP adapters on each frame's class token alone
+        // (`AIMBlock.classRowsOnly`).
+        let classRowsLast = c.architecture == .clipAIM || c.architecture == .imagenetAIM
+        let full = classRowsLast ? L - 1 : L, classRows = clips * T
+        linear(D, c.mlpHidden, uses: full, tunable: backbone, group: "mlp c_fc")
+        linear(c.mlpHidden, D, uses: full, tunable: backbone, group: "mlp c_proj")
+        if classRowsLast {
+            linear(D, c.mlpHidden, uses: 1, tunable: backbone, rows: classRows, group: "mlp c_fc, class rows")
+            linear(c.mlpHidden, D, uses: 1, tunable: backbone, rows: classRows, group: "mlp c_proj, class rows")
         }
-        for (name, S, len) in [("spatial", T, N)] + (temporal ? [("temporal", N, T)] : []) {
+        if !c.adapters.isEmpty {
+            let adapters = (0..<L).reduce(0) { n, i in n + c.adapters.filter { c.blockHas($0, i) }.count }
+            let classRowAdapters = classRowsLast ? c.adapters.filter { $0 != .temporal && c.blockHas($0, L - 1) }.count : 0
+            let uses = adapters - classRowAdapters
+            linear(D, A, uses: uses, tunable: adaptersTunable, group: "adapter D_fc1")
+            linear(A, D, uses: uses, tunable: adaptersTunable, group: "adapter D_fc2")
+            if classRowAdapters > 0 {
+                linear(D, A, uses: classRowAdapters, tunable: adaptersTunable, rows: classRows, group: "adapter D_fc1, class rows")
+                linear(A, D, uses: classRowAdapters, tunable: adaptersTunable, rows: classRows, group: "adapter D_fc2, class rows")
+            }
+        }
+        for (name, S, len, blocks) in [("spatial", T, N, L)] + (temporal ? [("temporal", N, T, temporalBlocks)] : []) {
             let p = clips * S * H
-            out.append(Use(group: "\(name) attention Q·Kᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
-            out.append(Use(group: "\(name) attention P·V", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: L))
+            out.append(Use(group: "\(name) attention Q·Kᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: blocks))
+            out.append(Use(group: "\(name) attention P·V", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: blocks))
             if backward && len > attentionProbabilitiesKeptMaxLength {
                 out.append(Use(group: "\(name) attention Q·Kᵀ again in backward (P recomputed, not kept)",
-                               shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
+                               shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: blocks))
             }
             if backward {
-                out.append(Use(group: "\(name) attention backward dV = Pᵀ·dO, dK = dSᵀ·Q", shape: GemmShape(transA: true, transB: false, m: len, n: dh, k: len, pairs: p), count: 2 * L))
-                out.append(Use(group: "\(name) attention backward dP = dO·Vᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: L))
-                out.append(Use(group: "\(name) attention backward dQ = dS·K", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: L))
+                out.append(Use(group: "\(name) attention backward dV = Pᵀ·dO, dK = dSᵀ·Q", shape: GemmShape(transA: true, transB: false, m: len, n: dh, k: len, pairs: p), count: 2 * blocks))
+                out.append(Use(group: "\(name) attention backward dP = dO·Vᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: blocks))
+                out.append(Use(group: "\(name) attention backward dQ = dS·K", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: blocks))
             }
         }
         return out

@@ -30,6 +30,12 @@ final class ViTBackbone: VideoBackbone {
     private var lastContext = PassContext(batch: 0, training: false)
 
     var featureWidth: Int { config.width }
+    /// Nothing after the last block reads more than each frame's class token (pooledForward), so
+    /// an AIM block there runs its MLP and S/MLP adapters on those rows alone.
+    var skipsUnreadRows: Bool {
+        get { (blocks.last as? AIMBlock)?.classRowsOnly ?? false }
+        set { if !videoLayout { (blocks.last as? AIMBlock)?.classRowsOnly = newValue } }
+    }
     var releaseKept = false
     /// Whether a training forward after `zeroGrads()` keeps activations in gradient memory (`Recognizer.lendsGradientMemory`).
     var lendsGradientMemory = true
@@ -86,6 +92,7 @@ final class ViTBackbone: VideoBackbone {
         }
         self.blocks = blocks
         lnPost = LayerNormLayer(store, bb + (arch == .imagenetTimeSformer ? "norm" : "ln_post"), channels: D, eps: eps)
+        skipsUnreadRows = true
     }
 
     // MARK: - Forward
@@ -163,9 +170,8 @@ final class ViTBackbone: VideoBackbone {
     private func pooledForward(_ x: UnsafePointer<Float>) -> UnsafePointer<Float> {
         let B = dims.B, T = dims.T, N = dims.N, D = dims.D
         let m = videoLayout ? B : B * T
-        let stride = videoLayout ? (1 + (N - 1) * T) * D : N * D
         let c = kept.buffer("head.c", m * D)
-        for i in 0..<m { (c + i * D).update(from: x + i * stride, count: D) }
+        gatherRows(out: c, input: x, rows: m, every: videoLayout ? 1 + (N - 1) * T : N, width: D)
         let z = kept.buffer("head.z", m * D)
         lnPost.forward(z, c, mean: kept.buffer("head.mean", m), rstd: kept.buffer("head.rstd", m), rows: m)
         let pooled = kept.buffer("head.pool", B * D)
@@ -209,8 +215,7 @@ final class ViTBackbone: VideoBackbone {
         var dCur = scratch.buffer("grad.a", rows * D)
         var dNext = scratch.buffer("grad.b", rows * D)
         dCur.update(repeating: 0, count: rows * D)
-        let rowStride = videoLayout ? (1 + (N - 1) * T) * D : N * D
-        for i in 0..<m { (dCur + i * rowStride).update(from: dc + i * D, count: D) }
+        scatterRows(out: dCur, input: dc, rows: m, every: videoLayout ? 1 + (N - 1) * T : N, width: D)
         for i in stride(from: blocks.count - 1, through: firstNeeded, by: -1) {
             let input: UnsafePointer<Float> = i == 0 ? UnsafePointer(kept.buffer("x0", rows * D)) : UnsafePointer(kept.buffer("block.\(i - 1)", rows * D))
             if let span = gradientSpans[i] { store.reclaim(span) }   // block i + 1's kept buffers are dead now

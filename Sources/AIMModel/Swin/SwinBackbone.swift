@@ -26,6 +26,8 @@ final class SwinBackbone: VideoBackbone {
     private lazy var gradientSpans: [Range<Int>?] = stages.joined().map { store.gradientSpan(of: $0.parameters) }
 
     var featureWidth: Int { config.swinFeatureWidth }
+    /// The head pools every token of the last stage: every row is read.
+    var skipsUnreadRows: Bool { get { false } set {} }
 
     init(config c: ModelConfig, store: ParameterStore) {
         config = c

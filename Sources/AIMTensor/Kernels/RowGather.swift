@@ -22,3 +22,15 @@ public func scatterRows(out: UnsafeMutablePointer<Float>, input: UnsafePointer<F
         for r in rs where index[r] >= 0 { (out + Int(index[r]) * width).update(from: input + r * width, count: width) }
     }
 }
+
+/// out[r] = input[r · every] for r < rows, each row `width` floats: one row of every group of
+/// `every` (the class token of each frame).
+public func gatherRows(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int, every: Int, width: Int) {
+    for r in 0..<rows { (out + r * width).update(from: input + r * every * width, count: width) }
+}
+
+/// The adjoint of the strided `gatherRows`: out[r · every] = input[r]; the other rows of `out` are
+/// left as they are.
+public func scatterRows(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int, every: Int, width: Int) {
+    for r in 0..<rows { (out + r * every * width).update(from: input + r * width, count: width) }
+}
