@@ -157,6 +157,35 @@ final class SwinKernelGradientTests: XCTestCase {
         XCTAssertEqual(back.array, x.array)
     }
 
+    /// The bf16 gather (a bf16 model's LayerNorm output into windows) moves the same rows as the
+    /// fp32 one, padding rows (negative index) zero; the strided gather/scatter pick every n-th row.
+    func testBF16AndStridedRowGathers() {
+        let (rows, width) = (9, 6)
+        let index: [Int32] = [3, -1, 0, 8, 8, 2, -1, 5, 1]
+        let x = randomTensor([rows, width], seed: 69)
+        var x16 = [UInt16](repeating: 0, count: rows * width)
+        toBF16(&x16, x.data, count: rows * width)
+        let y = Tensor([rows, width])
+        var y16 = [UInt16](repeating: 0xFFFF, count: rows * width), expected16 = [UInt16](repeating: 0, count: rows * width)
+        index.withUnsafeBufferPointer { i in
+            gatherRows(out: y.data, input: x.data, index: i.baseAddress!, rows: rows, width: width)
+            x16.withUnsafeBufferPointer { gatherRows(out: &y16, input: $0.baseAddress!, index: i.baseAddress!, rows: rows, width: width) }
+        }
+        toBF16(&expected16, y.data, count: rows * width)
+        XCTAssertEqual(y16, expected16)
+        XCTAssertEqual(Array(y.array[width..<2 * width]), [Float](repeating: 0, count: width))
+
+        let picked = Tensor([3, width])
+        gatherRows(out: picked.data, input: x.data, rows: 3, every: 3, width: width)
+        for r in 0..<3 { XCTAssertEqual(Array(picked.array[r * width..<(r + 1) * width]), Array(x.array[3 * r * width..<(3 * r + 1) * width])) }
+        let back = Tensor(shape: [rows, width], repeating: -7)
+        scatterRows(out: back.data, input: picked.data, rows: 3, every: 3, width: width)
+        for r in 0..<rows {
+            let row = Array(back.array[r * width..<(r + 1) * width])
+            XCTAssertEqual(row, r % 3 == 0 ? Array(x.array[r * width..<(r + 1) * width]) : [Float](repeating: -7, count: width))
+        }
+    }
+
     func testPatchEmbed3DGradients() {
         let sizes = Patch3DSizes(batch: 2, channels: 3, frames: 4, height: 6, width: 9, patch: [2, 2, 3], outChannels: 5)
         let x = randomTensor([2, 3, 4, 6, 9], seed: 70), w = randomTensor([5, 3, 2, 2, 3], seed: 71, scale: 0.3)

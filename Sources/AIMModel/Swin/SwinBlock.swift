@@ -103,16 +103,28 @@ final class SwinBlock {
             // x1 is not kept: backward rebuilds it from x0 and the T_Adapter's kept hidden values.
             let section = scratch.mark()
             defer { scratch.rewind(to: section) }
-            let u = scratch.buffer("t.u", R * C), ut = scratch.buffer("t.ut", R * C)
-            norm1.forward(u, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
-            temporalIndex.withUnsafeBufferPointer { gatherRows(out: ut, input: u, index: $0.baseAddress!, rows: R, width: C) }
+            // Only the frozen qkv reads norm1's output: in a bf16 model it is written and gathered in
+            // bf16, the operand the product reads.
+            let u = scratch.buffer("t.u", R * C)
+            var ut: UnsafePointer<Float>?, ut16: UnsafePointer<UInt16>?
+            if attn.readsOnlyRoundedInput {
+                let u16 = scratch.bf16Buffer("t.u16", R * C), g16 = scratch.bf16Buffer("t.ut16", R * C)
+                norm1.forward(roundedOutput: u16, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
+                temporalIndex.withUnsafeBufferPointer { gatherRows(out: g16, input: u16, index: $0.baseAddress!, rows: R, width: C) }
+                ut16 = UnsafePointer(g16)
+            } else {
+                let g = scratch.buffer("t.ut", R * C)
+                norm1.forward(u, x0, mean: kept.buffer("t.mean", R), rstd: kept.buffer("t.rstd", R), rows: R)
+                temporalIndex.withUnsafeBufferPointer { gatherRows(out: g, input: u, index: $0.baseAddress!, rows: R, width: C) }
+                ut = UnsafePointer(g)
+            }
             let tOut = scratch.buffer("t.out", R * C), h = kept.buffer("t.ad.h", R * tAdapter.hidden)
             if let fold = temporalFold {
                 // proj folded into T_Adapter's fc1: the attention's output is what backward reads (in
                 // bf16 for a bf16 model, as the folded product reads it; u is free until the scatter).
                 let a = fold.inBF16 ? u : kept.buffer("t.a", R * C)
-                attn.forward(nil, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, length: temporal.tokens), rows: R,
-                             scratch: scratch, attention: a)
+                attn.forward(nil, ut, xBF16: ut16, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, length: temporal.tokens),
+                             rows: R, scratch: scratch, attention: a)
                 let a16 = fold.inBF16 ? kept.bf16Buffer("t.fold.a16", R * C) : nil
                 if let a16 { toBF16(a16, a, count: R * C) }
                 let w = kept.buffer("t.fold.w", fold.outFeatures * fold.inFeatures), b = kept.buffer("t.fold.b", fold.outFeatures)
@@ -121,7 +133,8 @@ final class SwinBlock {
                 tAdapter.output(tOut, h: h, scratch: scratch, rows: R)
             } else {
                 let o = kept.buffer("t.o", R * C)
-                attn.forward(o, ut, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, length: temporal.tokens), rows: R, scratch: scratch)
+                attn.forward(o, ut, xBF16: ut16, table: temporalTable, geometry: temporal, kept: attn.kept(kept, "t", rows: R, length: temporal.tokens),
+                             rows: R, scratch: scratch)
                 tAdapter.forward(tOut, o, h: h, scratch: scratch, rows: R)
             }
             temporalIndex.withUnsafeBufferPointer { scatterRows(out: u, input: tOut, index: $0.baseAddress!, rows: R, width: C) }
@@ -136,13 +149,28 @@ final class SwinBlock {
         let x2 = out, Rw = spatialIndex.count
         var section = scratch.mark()
         do {
-            let h1 = scratch.buffer("s.h", R * C), hw = scratch.buffer("s.hw", Rw * C)
-            norm1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
-            spatialIndex.withUnsafeBufferPointer { gatherRows(out: hw, input: h1, index: $0.baseAddress!, rows: Rw, width: C) }
             let o = sAdapter2 != nil ? kept.buffer("s.o", Rw * C) : scratch.buffer("s.o", Rw * C)
-            attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attn.kept(kept, "s", rows: Rw, length: spatial.tokens), rows: Rw, scratch: scratch)
+            let attnKept = attn.kept(kept, "s", rows: Rw, length: spatial.tokens)
+            if attn.readsOnlyRoundedInput {
+                // Only the frozen bf16 qkv reads norm1's output: written, gathered and read in bf16.
+                let inputs = scratch.mark()
+                let h16 = scratch.bf16Buffer("s.h16", R * C), hw16 = scratch.bf16Buffer("s.hw16", Rw * C)
+                norm1.forward(roundedOutput: h16, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
+                spatialIndex.withUnsafeBufferPointer { gatherRows(out: hw16, input: h16, index: $0.baseAddress!, rows: Rw, width: C) }
+                attn.forward(o, nil, xBF16: hw16, table: spatialTable, geometry: spatial, kept: attnKept, rows: Rw, scratch: scratch)
+                scratch.rewind(to: inputs)
+            } else {
+                let inputs = scratch.mark()
+                let h = scratch.buffer("s.h", R * C), hw = scratch.buffer("s.hw", Rw * C)
+                norm1.forward(h, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
+                spatialIndex.withUnsafeBufferPointer { gatherRows(out: hw, input: h, index: $0.baseAddress!, rows: Rw, width: C) }
+                attn.forward(o, hw, table: spatialTable, geometry: spatial, kept: attnKept, rows: Rw, scratch: scratch)
+                scratch.rewind(to: inputs)
+            }
+            let h1 = scratch.buffer("s.h", R * C)
             var branch: UnsafePointer<Float> = UnsafePointer(o)
             if let sAdapter2 {
+                let hw = scratch.buffer("s.hw", Rw * C)
                 sAdapter2.forward(hw, o, h: kept.buffer("s.ad2.h", Rw * sAdapter2.hidden), scratch: scratch, rows: Rw)
                 branch = UnsafePointer(hw)
             }
@@ -157,25 +185,37 @@ final class SwinBlock {
         // MLP (and swin2d's scaled S_Adapter beside it).
         section = scratch.mark()
         defer { scratch.rewind(to: section) }
-        let xn = scratch.buffer("j.xn", R * C)
-        norm2.forward(xn, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * C), rows: R)
+        // Where only bf16 products read norm2's output (a frozen bf16 fc1, and the S_Adapter's bf16
+        // fc1), it is written in bf16 alone; backward rebuilds it from x̂ either way.
+        let onlyRounded = aim && mlp.keepsPreInBF16 && !mlp.fc1.needsInput && (sAdapter?.keepsInputInBF16 ?? true)
+        var xn: UnsafeMutablePointer<Float>?, xn16: UnsafePointer<UInt16>?
+        if onlyRounded {
+            let r = scratch.bf16Buffer("j.xn16", R * C)
+            norm2.forward(roundedOutput: r, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * C), rows: R)
+            xn16 = UnsafePointer(r)
+        } else {
+            xn = scratch.buffer("j.xn", R * C)
+            norm2.forward(xn!, x2, mean: nil, rstd: kept.buffer("j.rstd", R), normalized: kept.buffer("j.xhat", R * C), rows: R)
+        }
+        let xnIn = xn.map { UnsafePointer($0) }
         if aim {
-            mlp.forward(out, xn, kept: kept, scratch: scratch, rows: R, accumulate: true)
+            mlp.forward(out, xnIn, kept: kept, scratch: scratch, rows: R, accumulate: true, roundedInput: xn16)
             guard let sAdapter else { mlpScales = []; return }
             // DropPath on '(b t) n c': one decision per frame.
             let s = rowScales(B, context, site: 3, groups: B * T, groupOf: { r in r / N }, key: { f in (f / self.T, f % self.T) })
             mlpScales = s.isEmpty ? [Float](repeating: 0.5, count: R) : s.map { $0 * 0.5 }
             if s.isEmpty && sAdapter.scalesInside {
                 // Without drop-path, 0.5 · S_Adapter goes straight into `out` from its fc2 (no [R, C] temporary).
-                sAdapter.forward(out, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, accumulate: true, scale: 0.5)
+                sAdapter.forward(out, xnIn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, accumulate: true, scale: 0.5,
+                                 roundedInput: xn16)
             } else {
                 let m = scratch.buffer("j.m", R * C)
-                sAdapter.forward(m, xn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R)
+                sAdapter.forward(m, xnIn, h: kept.buffer("j.ad.h", R * sAdapter.hidden), scratch: scratch, rows: R, roundedInput: xn16)
                 scaleRows(out: out, input: m, rowScales: mlpScales, rows: R, cols: C, accumulate: true)
             }
         } else {
             let m = scratch.buffer("j.m", R * C)
-            mlp.forward(m, xn, kept: kept, scratch: scratch, rows: R, accumulate: false)
+            mlp.forward(m, xnIn, kept: kept, scratch: scratch, rows: R, accumulate: false)
             mlpScales = rowScales(B, context, site: 3, groups: B, groupOf: { r in r / (self.T * N) }, key: { ($0, 0) })
             applyRowScales(mlpScales, out: out, m, rows: R, cols: C, accumulate: true)
         }

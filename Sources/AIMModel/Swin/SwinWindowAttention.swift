@@ -16,6 +16,11 @@ struct SwinWindowAttention {
         qkv.weight.reducedPrecision && windowAttentionRunsInBF16(length: length, width: width, heads: heads)
     }
 
+    /// Whether only a bf16 product reads the input (a frozen bf16 qkv): the caller may then hand it
+    /// over in bf16 (`xBF16`), the operand the product reads (why: LayerNorm's fp32 output gathered
+    /// into windows and rounded inside the product cost two [rows, C] fp32 passes more).
+    var readsOnlyRoundedInput: Bool { qkv.weight.reducedPrecision && !qkv.needsInput }
+
     /// The activations one call keeps for its backward. The attention probabilities are not among
     /// them: the backward recomputes them (why: at H·L floats per token they were the largest
     /// activation of a Swin block; measured cost of recomputing, 1.24–1.33× the attention kernels).
@@ -68,22 +73,28 @@ struct SwinWindowAttention {
         return stride(from: 0, to: max(S, 1), by: n).map { $0..<min(S, $0 + n) }
     }
 
-    /// out [rows, D] (window order) from x [rows, D] (window order). `out` nil: the call stops before
-    /// proj and leaves the attention output [rows, D] in `attention` (for `ProjectionFold`).
-    func forward(_ out: FloatPtr?, _ x: UnsafePointer<Float>, table: Parameter, geometry g: WindowGeometry, kept k: Kept,
-                 rows: Int, scratch: Arena, attention: FloatPtr? = nil) {
+    /// out [rows, D] (window order) from x [rows, D] (window order), or from `xBF16`, x in bf16,
+    /// where `readsOnlyRoundedInput`. `out` nil: the call stops before proj and leaves the attention
+    /// output [rows, D] in `attention` (for `ProjectionFold`).
+    func forward(_ out: FloatPtr?, _ x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil, table: Parameter,
+                 geometry g: WindowGeometry, kept k: Kept, rows: Int, scratch: Arena, attention: FloatPtr? = nil) {
         precondition(out != nil || attention != nil, "SwinWindowAttention.forward without proj needs a buffer for the attention output")
+        precondition((x != nil) != (xBF16 != nil) && (xBF16 == nil || readsOnlyRoundedInput),
+                     "SwinWindowAttention.forward: one input, bf16 only for a frozen bf16 qkv")
         let L = g.tokens, S = rows / L, D = width
-        if let input = k.input { input.update(from: x, count: rows * D) }
+        if let input = k.input { input.update(from: x!, count: rows * D) }
+        func fp32QKV(_ q: FloatPtr) {
+            if let xBF16 { qkv.forward(q, roundedInput: xBF16, rows: rows) } else { qkv.forward(q, x!, rows: rows) }
+        }
         switch k.qkv {
-        case .fp32(let q): qkv.forward(q, x, rows: rows)
+        case .fp32(let q): fp32QKV(q)
         case .bf16(let q16):
-            if !qkv.forward(roundedOutput: q16, x, roundedInput: nil, rows: rows) {
+            if !qkv.forward(roundedOutput: q16, x, roundedInput: xBF16, rows: rows) {
                 // No bf16-output kernel for this product here (AMX tiles): the fp32 output, rounded (the same bits).
                 let mark = scratch.mark()
                 defer { scratch.rewind(to: mark) }
                 let q = scratch.buffer("wattn.qkv32", rows * 3 * D)
-                qkv.forward(q, x, rows: rows)
+                fp32QKV(q)
                 StepProfile.measure(.frozenGEMM) { toBF16(q16, q, count: rows * 3 * D) }
             }
         }

@@ -6,10 +6,24 @@
 /// zeros (padding, e.g. Video Swin's PatchMerging of an odd grid).
 public func gatherRows(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, index: UnsafePointer<Int32>,
                        rows: Int, width: Int) {
-    Threads.parallelFor(rows, grain: max(1, 8192 / max(width, 1))) { rs in
+    gatherRowBytes(out: UnsafeMutableRawPointer(out), input: UnsafeRawPointer(input), index: index, rows: rows,
+                   rowBytes: width * MemoryLayout<Float>.stride)
+}
+
+/// The same over bf16 rows (a bf16 model's LayerNorm output gathered into windows, as its product reads it).
+public func gatherRows(out: UnsafeMutablePointer<UInt16>, input: UnsafePointer<UInt16>, index: UnsafePointer<Int32>,
+                       rows: Int, width: Int) {
+    gatherRowBytes(out: UnsafeMutableRawPointer(out), input: UnsafeRawPointer(input), index: index, rows: rows,
+                   rowBytes: width * MemoryLayout<UInt16>.stride)
+}
+
+/// Rows as bytes: both element types share one loop (zero bits are 0 in either).
+private func gatherRowBytes(out: UnsafeMutableRawPointer, input: UnsafeRawPointer, index: UnsafePointer<Int32>, rows: Int, rowBytes: Int) {
+    Threads.parallelFor(rows, grain: max(1, 32768 / max(rowBytes, 1))) { rs in
         for r in rs {
             let i = Int(index[r])
-            if i >= 0 { (out + r * width).update(from: input + i * width, count: width) } else { (out + r * width).update(repeating: 0, count: width) }
+            if i >= 0 { (out + r * rowBytes).copyMemory(from: input + i * rowBytes, byteCount: rowBytes) }
+            else { (out + r * rowBytes).initializeMemory(as: UInt8.self, repeating: 0, count: rowBytes) }
         }
     }
 }
