@@ -1,0 +1,46 @@
+import AIMModel
+import AIMTensor
+import XCTest
+
+/// `StepGemms.list` is what the step runs (the bench's roofline and the GEMM probe read it): the
+/// temporal pass and the adapters only in the blocks `model.adapter_layers` adapts, and the last
+/// AIM block's MLP and S/MLP adapters on the class rows alone (`Recognizer.skipsUnreadRows`).
+final class StepGemmsTests: XCTestCase {
+    private func config(_ layers: ModelConfig.AdapterLayers) -> ModelConfig {
+        var c = ModelConfig()   // ViT-B/16 CLIP, 8 frames
+        c.adapterLayers = layers
+        return c
+    }
+
+    /// Calls per step of the forward products of `group` with `rows` rows.
+    private func forwardCalls(_ uses: [StepGemms.Use], _ group: String, rows: Int) -> Int {
+        uses.filter { $0.group.hasPrefix(group) && $0.group.hasSuffix("forward") && $0.shape.m == rows && $0.shape.pairs == 1 }
+            .reduce(0) { $0 + $1.count }
+    }
+
+    func testAdaptedBlocksAndClassRows() {
+        let M = 8 * 197, F = 8
+        // (adapter_layers, adapted blocks, whether block 11 is adapted)
+        for (layers, adapted, lastAdapted) in [(ModelConfig.AdapterLayers.all, 12, true), (.top6, 6, true), (.bottom6, 6, false), (.skip, 6, false)] {
+            let c = config(layers), uses = StepGemms.list(c)
+            let name = "\(layers)"
+            XCTAssertEqual(forwardCalls(uses, "attn in_proj", rows: M), 12 + adapted, "\(name): in_proj once per block, twice where temporal")
+            XCTAssertEqual(forwardCalls(uses, "attn out_proj", rows: M), 12, "\(name): the temporal out_proj is folded")
+            XCTAssertEqual(forwardCalls(uses, "mlp c_fc", rows: M), 11, name)
+            XCTAssertEqual(forwardCalls(uses, "mlp c_fc, class rows", rows: F), 1, name)
+            let classRowAdapters = lastAdapted ? 2 : 0
+            XCTAssertEqual(forwardCalls(uses, "adapter D_fc1", rows: M), 3 * adapted - classRowAdapters, name)
+            XCTAssertEqual(forwardCalls(uses, "adapter D_fc1, class rows", rows: F), classRowAdapters, name)
+            let temporal = uses.filter { $0.group == "temporal attention Q·Kᵀ" }.reduce(0) { $0 + $1.count }
+            XCTAssertEqual(temporal, adapted, "\(name): the temporal attention runs in the adapted blocks")
+        }
+    }
+
+    /// Every row in the divided space-time TimeSformer: its head reads the class token of the whole
+    /// video, and its blocks are not AIM blocks.
+    func testTimeSformerComputesEveryRow() {
+        var c = ModelConfig()
+        c.backbone = .timesformer; c.adapters = []; c.tune = .all
+        XCTAssertFalse(StepGemms.list(c).contains { $0.group.contains("class rows") })
+    }
+}
