@@ -7,7 +7,7 @@ import AIMTensor
 /// (b) spatial — `x + S_Adapter(attn(ln_1(x)))`;
 /// (c) joint — `x + mlp(ln_2(x)) + drop_path(scale · MLP_Adapter(ln_2(x)))`.
 /// Without adapters it is the plain image-model block. Rows are `(b, t, n)`.
-final class AIMBlock: TransformerBlock {
+final class AIMBlock: TransformerBlock, ClassRowsBlock {
     let index: Int
     let ln1: LayerNormLayer
     let attn: AttentionLayer

@@ -60,6 +60,12 @@ protocol TransformerBlock: AnyObject {
     func flops(dims: Dims) -> Int
 }
 
+/// A block that can run its last per-row layers on each frame's class token alone: set on the last
+/// block of a ViT backbone, after which nothing reads another row. `out` then holds those rows only.
+protocol ClassRowsBlock: AnyObject {
+    var classRowsOnly: Bool { get set }
+}
+
 /// Per-row scales for drop-path: `groupOf(row)` picks which keep decision a row uses.
 /// Decisions of one group come from `rngFor(group)`, so they do not depend on the other groups.
 func dropPathRowScales(rows: Int, groups: Int, p: Float, rngFor: (Int) -> RandomGenerator, groupOf: (Int) -> Int) -> [Float] {

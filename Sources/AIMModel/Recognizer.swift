@@ -36,9 +36,10 @@ public final class Recognizer {
     /// in the gradients of the block below it first (zero until that block's backward, which runs
     /// after this block's), so a step's peak holds those bytes once instead of twice, with no page
     /// faults (as `releasesStepMemory` would cost). Bit-identical results either way.
-    /// Whether the ViT backbones' last AIM block runs its MLP and S/MLP adapters on each frame's
+    /// Whether the ViT backbones' last block runs its MLP (and AIM's S/MLP adapters) on each frame's
     /// class token alone, the only rows ln_post and the head read (on by default; off computes
-    /// every row, as the official code does, for comparisons). The Swin family pools every token.
+    /// every row, as the official code does, for comparisons). The Swin family pools every token;
+    /// the IN-21K TimeSformer's one class token per video is not skipped to.
     public var skipsUnreadRows: Bool {
         get { backbone.skipsUnreadRows }
         set { backbone.skipsUnreadRows = newValue }

@@ -70,9 +70,9 @@ public enum StepGemms {
                                shape: GemmShape(transA: false, transB: true, m: A, n: D, k: D), count: temporalBlocks, fp32Only: true))
             }
         }
-        // AIM's last block runs its MLP and its S/MLP adapters on each frame's class token alone
-        // (`AIMBlock.classRowsOnly`).
-        let classRowsLast = c.architecture == .clipAIM || c.architecture == .imagenetAIM
+        // The last block of AIM and of the CLIP TimeSformer runs its MLP (and AIM's S/MLP adapters)
+        // on each frame's class token alone (`ClassRowsBlock`).
+        let classRowsLast = c.architecture == .clipAIM || c.architecture == .imagenetAIM || c.architecture == .clipTimeSformer
         let full = classRowsLast ? L - 1 : L, classRows = clips * T
         linear(D, c.mlpHidden, uses: full, tunable: backbone, group: "mlp c_fc")
         linear(c.mlpHidden, D, uses: full, tunable: backbone, group: "mlp c_proj")

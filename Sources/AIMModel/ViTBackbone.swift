@@ -31,10 +31,10 @@ final class ViTBackbone: VideoBackbone {
 
     var featureWidth: Int { config.width }
     /// Nothing after the last block reads more than each frame's class token (pooledForward), so
-    /// an AIM block there runs its MLP and S/MLP adapters on those rows alone.
+    /// the block there runs its last per-row layers on those rows alone (`ClassRowsBlock`).
     var skipsUnreadRows: Bool {
-        get { (blocks.last as? AIMBlock)?.classRowsOnly ?? false }
-        set { if !videoLayout { (blocks.last as? AIMBlock)?.classRowsOnly = newValue } }
+        get { (blocks.last as? ClassRowsBlock)?.classRowsOnly ?? false }
+        set { if !videoLayout { (blocks.last as? ClassRowsBlock)?.classRowsOnly = newValue } }
     }
     var releaseKept = false
     /// Whether a training forward after `zeroGrads()` keeps activations in gradient memory (`Recognizer.lendsGradientMemory`).

@@ -36,11 +36,13 @@ final class StepGemmsTests: XCTestCase {
         }
     }
 
-    /// Every row in the divided space-time TimeSformer: its head reads the class token of the whole
-    /// video, and its blocks are not AIM blocks.
-    func testTimeSformerComputesEveryRow() {
+    /// The CLIP TimeSformer's last MLP runs on the frames' class rows too; the IN-21K TimeSformer
+    /// (one class token per video, tokens in video layout) computes every row.
+    func testTimeSformers() {
         var c = ModelConfig()
         c.backbone = .timesformer; c.adapters = []; c.tune = .all
+        XCTAssertEqual(forwardCalls(StepGemms.list(c), "mlp c_fc, class rows", rows: 8), 1)
+        c.backbone = .imagenet; c.dividedSpaceTime = true
         XCTAssertFalse(StepGemms.list(c).contains { $0.group.contains("class rows") })
     }
 }

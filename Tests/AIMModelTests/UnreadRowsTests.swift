@@ -83,6 +83,19 @@ final class UnreadRowsTests: XCTestCase {
         try check(config(.clip, tune: .all), "CLIP full finetuning", tolerance: 1e-5)
     }
 
+    /// The CLIP TimeSformer baseline (all tunable): its last ln_2 and MLP on the class rows.
+    func testCLIPTimeSformerIsUnchanged() throws {
+        try check(config(.timesformer, tune: .all), "CLIP TimeSformer", tolerance: 1e-5)
+    }
+
+    /// One class token per video, in video layout: nothing is skipped there.
+    func testImageNetTimeSformerComputesEveryRow() throws {
+        var c = config(.imagenet, tune: .all)
+        c.dividedSpaceTime = true
+        let model = try Recognizer(config: c, seed: 1)
+        XCTAssertFalse(model.skipsUnreadRows)
+    }
+
     func testBF16IsUnchanged() throws {
         if let reason = BF16Support.unavailableReason { throw XCTSkip("bf16 products unavailable here: \(reason)") }
         try check(config(.clip, tune: .adapters, precision: .bf16), "CLIP AIM bf16", tolerance: 1e-3)
