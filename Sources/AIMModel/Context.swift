@@ -60,8 +60,9 @@ protocol TransformerBlock: AnyObject {
     func flops(dims: Dims) -> Int
 }
 
-/// A block that can run its last per-row layers on each frame's class token alone: set on the last
-/// block of a ViT backbone, after which nothing reads another row. `out` then holds those rows only.
+/// A block that can run its last per-row layers on the class tokens alone (one per frame, or per
+/// video in the IN-21K TimeSformer's layout): set on the last block of a ViT backbone, after which
+/// nothing reads another row. `out` then holds those rows only.
 protocol ClassRowsBlock: AnyObject {
     var classRowsOnly: Bool { get set }
 }

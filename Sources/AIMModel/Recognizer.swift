@@ -38,8 +38,7 @@ public final class Recognizer {
     /// faults (as `releasesStepMemory` would cost). Bit-identical results either way.
     /// Whether the ViT backbones' last block runs its MLP (and AIM's S/MLP adapters) on each frame's
     /// class token alone, the only rows ln_post and the head read (on by default; off computes
-    /// every row, as the official code does, for comparisons). The Swin family pools every token;
-    /// the IN-21K TimeSformer's one class token per video is not skipped to.
+    /// every row, as the official code does, for comparisons). The Swin family pools every token.
     public var skipsUnreadRows: Bool {
         get { backbone.skipsUnreadRows }
         set { backbone.skipsUnreadRows = newValue }

@@ -70,19 +70,16 @@ public enum StepGemms {
                                shape: GemmShape(transA: false, transB: true, m: A, n: D, k: D), count: temporalBlocks, fp32Only: true))
             }
         }
-        // The last block of AIM and of the CLIP TimeSformer runs its MLP (and AIM's S/MLP adapters)
-        // on each frame's class token alone (`ClassRowsBlock`).
-        let classRowsLast = c.architecture == .clipAIM || c.architecture == .imagenetAIM || c.architecture == .clipTimeSformer
-        let full = classRowsLast ? L - 1 : L, classRows = clips * T
-        linear(D, c.mlpHidden, uses: full, tunable: backbone, group: "mlp c_fc")
-        linear(c.mlpHidden, D, uses: full, tunable: backbone, group: "mlp c_proj")
-        if classRowsLast {
-            linear(D, c.mlpHidden, uses: 1, tunable: backbone, rows: classRows, group: "mlp c_fc, class rows")
-            linear(c.mlpHidden, D, uses: 1, tunable: backbone, rows: classRows, group: "mlp c_proj, class rows")
-        }
+        // The last block runs its MLP (and AIM's S/MLP adapters) on the class tokens alone
+        // (`ClassRowsBlock`): one per frame, one per video in the IN-21K TimeSformer.
+        let classRows = c.architecture == .imagenetTimeSformer ? clips : clips * T
+        linear(D, c.mlpHidden, uses: L - 1, tunable: backbone, group: "mlp c_fc")
+        linear(c.mlpHidden, D, uses: L - 1, tunable: backbone, group: "mlp c_proj")
+        linear(D, c.mlpHidden, uses: 1, tunable: backbone, rows: classRows, group: "mlp c_fc, class rows")
+        linear(c.mlpHidden, D, uses: 1, tunable: backbone, rows: classRows, group: "mlp c_proj, class rows")
         if !c.adapters.isEmpty {
             let adapters = (0..<L).reduce(0) { n, i in n + c.adapters.filter { c.blockHas($0, i) }.count }
-            let classRowAdapters = classRowsLast ? c.adapters.filter { $0 != .temporal && c.blockHas($0, L - 1) }.count : 0
+            let classRowAdapters = c.adapters.filter { $0 != .temporal && c.blockHas($0, L - 1) }.count
             let uses = adapters - classRowAdapters
             linear(D, A, uses: uses, tunable: adaptersTunable, group: "adapter D_fc1")
             linear(A, D, uses: uses, tunable: adaptersTunable, group: "adapter D_fc2")

@@ -5,7 +5,7 @@ import AIMTensor
 /// the L·T patch tokens in `(h w t)` order, i.e. rows `[b][0]` and `[b][1 + n·T + t]`.
 /// Drop-path is batch-first here: per (b, n) in the temporal branch, per frame (b, t) in the
 /// spatial one, per video b on the MLP.
-final class TimeSformerBlock: TransformerBlock {
+final class TimeSformerBlock: TransformerBlock, ClassRowsBlock {
     let index: Int
     let norm1: LayerNormLayer
     let attn: AttentionLayer
@@ -18,6 +18,8 @@ final class TimeSformerBlock: TransformerBlock {
     private let activations = KeptActivations()
     private var kept: Arena { activations.arena }
     private var scalesT: [Float] = [], scalesS: [Float] = [], scalesM: [Float] = []
+    /// The last block: norm2 and the MLP on each video's class token alone (`ClassRowsBlock`).
+    var classRowsOnly = false
 
     init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
         self.index = index
@@ -85,7 +87,7 @@ final class TimeSformerBlock: TransformerBlock {
         let sd = scratch.buffer("s.od", F * N * D)
         applyRowScales(scalesS, out: sd, s, rows: F * N, cols: D)
         // x = cat(c0, xt) + cat(mean_t s_cls, s_patches).
-        let x2 = kept.buffer("x2", B * V * D)
+        let x2 = classRowsOnly ? scratch.buffer("x2", B * V * D) : kept.buffer("x2", B * V * D)
         for b in 0..<B {
             let c = x2 + b * V * D
             c.update(from: x0 + b * V * D, count: D)
@@ -99,29 +101,49 @@ final class TimeSformerBlock: TransformerBlock {
                 for j in 0..<D { dst[j] = a[j] + p[j] }
             } }
         }
-        // MLP.
-        let R = B * V
-        let h2 = kept.buffer("j.h", R * D)
-        norm2.forward(h2, x2, mean: kept.buffer("j.mean", R), rstd: kept.buffer("j.rstd", R), rows: R)
-        let m = scratch.buffer("j.out", R * D)
-        mlp.forward(m, h2, kept: kept, scratch: scratch, rows: R, accumulate: false)   // recomputed in backward
+        // MLP, on every row or on the videos' class rows alone (J of them, gathered from x2).
+        let R = B * V, J = classRowsOnly ? B : R
+        var x2J: UnsafePointer<Float> = UnsafePointer(x2)
+        if classRowsOnly {
+            let c = kept.buffer("x2.c", J * D)
+            gatherRows(out: c, input: x2, rows: J, every: V, width: D)
+            x2J = UnsafePointer(c)
+        }
+        let h2 = kept.buffer("j.h", J * D)
+        norm2.forward(h2, x2J, mean: kept.buffer("j.mean", J), rstd: kept.buffer("j.rstd", J), rows: J)
+        let m = scratch.buffer("j.out", J * D)
+        mlp.forward(m, h2, kept: kept, scratch: scratch, rows: J, accumulate: false)   // recomputed in backward
         scalesM = scales(R, context, site: 3, groups: B, perVideo: 1) { $0 / V }
-        out.update(from: x2, count: R * D)
-        applyRowScales(scalesM, out: out, m, rows: R, cols: D, accumulate: true)
+        if classRowsOnly && !scalesM.isEmpty { scalesM = stride(from: 0, to: R, by: V).map { scalesM[$0] } }
+        let y = classRowsOnly ? scratch.buffer("j.y", J * D) : out
+        y.update(from: x2J, count: J * D)
+        applyRowScales(scalesM, out: y, m, rows: J, cols: D, accumulate: true)
+        if classRowsOnly { scatterRows(out: out, input: y, rows: J, every: V, width: D) }
     }
 
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, dims: Dims, scratch: Arena) {
         let B = dims.B, T = dims.T, N = dims.N, D = dims.D, L = N - 1, V = 1 + L * T, H = attn.heads
         let P = B * L * T, F = B * T, R = B * V
-        // MLP: dx (in video layout) accumulates d x2.
+        // MLP: dx (in video layout) accumulates d x2; on the rows the forward ran it on (with class
+        // rows only, dOut's other rows are zero).
         dx.update(from: dOut, count: R * D)
-        let dm = scratch.buffer("j.dm", R * D)
-        applyRowScales(scalesM, out: dm, dOut, rows: R, cols: D)
-        let dh2 = scratch.buffer("j.dh", R * D)
-        mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", R * D), kept: kept,
-                     scratch: scratch, rows: R, accumulateInput: false)
-        norm2.backward(dInput: dx, dOut: dh2, input: kept.buffer("x2", R * D), mean: kept.buffer("j.mean", R),
-                       rstd: kept.buffer("j.rstd", R), rows: R, accumulateInput: true)
+        let J = classRowsOnly ? B : R
+        var dOutJ = dOut, dxJ = dx
+        if classRowsOnly {
+            let d = scratch.buffer("j.dout.c", J * D)
+            gatherRows(out: d, input: dOut, rows: J, every: V, width: D)
+            dOutJ = UnsafePointer(d)
+            dxJ = scratch.buffer("j.dx.c", J * D)
+            dxJ.update(from: d, count: J * D)
+        }
+        let dm = scratch.buffer("j.dm", J * D)
+        applyRowScales(scalesM, out: dm, dOutJ, rows: J, cols: D)
+        let dh2 = scratch.buffer("j.dh", J * D)
+        mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", J * D), kept: kept,
+                     scratch: scratch, rows: J, accumulateInput: false)
+        norm2.backward(dInput: dxJ, dOut: dh2, input: kept.buffer(classRowsOnly ? "x2.c" : "x2", J * D), mean: kept.buffer("j.mean", J),
+                       rstd: kept.buffer("j.rstd", J), rows: J, accumulateInput: true)
+        if classRowsOnly { scatterRows(out: dx, input: dxJ, rows: J, every: V, width: D) }
         // Split d x2 into the spatial output, the temporal output and the class token.
         let dsd = scratch.buffer("s.dsd", F * N * D)
         let dxtNew = scratch.buffer("t.dnew", P * D)

@@ -30,11 +30,12 @@ final class ViTBackbone: VideoBackbone {
     private var lastContext = PassContext(batch: 0, training: false)
 
     var featureWidth: Int { config.width }
-    /// Nothing after the last block reads more than each frame's class token (pooledForward), so
-    /// the block there runs its last per-row layers on those rows alone (`ClassRowsBlock`).
+    /// Nothing after the last block reads more than each frame's (in video layout, each video's)
+    /// class token (pooledForward), so the block there runs its last per-row layers on those rows
+    /// alone (`ClassRowsBlock`).
     var skipsUnreadRows: Bool {
         get { (blocks.last as? ClassRowsBlock)?.classRowsOnly ?? false }
-        set { if !videoLayout { (blocks.last as? ClassRowsBlock)?.classRowsOnly = newValue } }
+        set { (blocks.last as? ClassRowsBlock)?.classRowsOnly = newValue }
     }
     var releaseKept = false
     /// Whether a training forward after `zeroGrads()` keeps activations in gradient memory (`Recognizer.lendsGradientMemory`).
