@@ -20,6 +20,7 @@ final class CLIPTimeSformerBlock: TransformerBlock, ClassRowsBlock {
     private var scalesT: [Float] = [], scalesS: [Float] = [], scalesM: [Float] = []
     /// The last block: ln_2 and the MLP on each frame's class token alone (`ClassRowsBlock`).
     var classRowsOnly = false
+    private var tail: ResidualMLP { ResidualMLP(norm: ln2, mlp: mlp) }
 
     init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
         self.index = index
@@ -76,51 +77,19 @@ final class CLIPTimeSformerBlock: TransformerBlock, ClassRowsBlock {
         attn.forward(so, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
                      attnOut: kept.buffer("s.a", R * D), sequences: dims.frames, length: N, scratch: scratch)
         scalesS = scales(dims, context, site: 2, groups: N) { $0 % N }
-        let x2 = classRowsOnly ? scratch.buffer("x2", R * D) : kept.buffer("x2", R * D)
+        let every = classRowsOnly ? N : nil
+        let x2 = tail.input(kept: kept, scratch: scratch, rows: R, width: D, every: every)
         x2.update(from: x1, count: R * D)
         applyRowScales(scalesS, out: x2, so, rows: R, cols: D, accumulate: true)
 
-        // MLP, on every row or on the class rows alone (J of them, gathered from x2).
-        let J = classRowsOnly ? dims.frames : R
-        var x2J: UnsafePointer<Float> = UnsafePointer(x2)
-        if classRowsOnly {
-            let c = kept.buffer("x2.c", J * D)
-            gatherRows(out: c, input: x2, rows: J, every: N, width: D)
-            x2J = UnsafePointer(c)
-        }
-        let h2 = kept.buffer("j.h", J * D)
-        ln2.forward(h2, x2J, mean: kept.buffer("j.mean", J), rstd: kept.buffer("j.rstd", J), rows: J)
-        let m = scratch.buffer("j.out", J * D)
-        mlp.forward(m, h2, kept: kept, scratch: scratch, rows: J, accumulate: false)   // recomputed in backward
-        scalesM = scales(dims, context, site: 3, groups: N) { $0 % N }
-        if classRowsOnly && !scalesM.isEmpty { scalesM = stride(from: 0, to: R, by: N).map { scalesM[$0] } }
-        let y = classRowsOnly ? scratch.buffer("j.y", J * D) : out
-        y.update(from: x2J, count: J * D)
-        applyRowScales(scalesM, out: y, m, rows: J, cols: D, accumulate: true)
-        if classRowsOnly { scatterRows(out: out, input: y, rows: J, every: N, width: D) }
+        // MLP, on every row or on the frames' class rows alone.
+        scalesM = tail.forward(out: out, input: x2, rows: R, width: D, every: every,
+                               scales: scales(dims, context, site: 3, groups: N) { $0 % N }, kept: kept, scratch: scratch)
     }
 
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, dims: Dims, scratch: Arena) {
         let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B, H = attn.heads
-        dx.update(from: dOut, count: R * D)
-        // MLP, on the rows the forward ran it on (with class rows only, dOut's other rows are zero).
-        let J = classRowsOnly ? dims.frames : R
-        var dOutJ = dOut, dxJ = dx
-        if classRowsOnly {
-            let d = scratch.buffer("j.dout.c", J * D)
-            gatherRows(out: d, input: dOut, rows: J, every: N, width: D)
-            dOutJ = UnsafePointer(d)
-            dxJ = scratch.buffer("j.dx.c", J * D)
-            dxJ.update(from: d, count: J * D)
-        }
-        let dm = scratch.buffer("j.dm", J * D)
-        applyRowScales(scalesM, out: dm, dOutJ, rows: J, cols: D, accumulate: false)
-        let dh2 = scratch.buffer("j.dh", J * D)
-        mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", J * D), kept: kept,
-                     scratch: scratch, rows: J, accumulateInput: false)
-        ln2.backward(dInput: dxJ, dOut: dh2, input: kept.buffer(classRowsOnly ? "x2.c" : "x2", J * D), mean: kept.buffer("j.mean", J),
-                     rstd: kept.buffer("j.rstd", J), rows: J, accumulateInput: true)
-        if classRowsOnly { scatterRows(out: dx, input: dxJ, rows: J, every: N, width: D) }
+        tail.backward(dInput: dx, dOut: dOut, rows: R, width: D, every: classRowsOnly ? N : nil, scales: scalesM, kept: kept, scratch: scratch)
         // Spatial.
         let dso = scratch.buffer("s.dso", R * D)
         applyRowScales(scalesS, out: dso, dx, rows: R, cols: D, accumulate: false)

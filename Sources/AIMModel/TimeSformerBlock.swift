@@ -20,6 +20,7 @@ final class TimeSformerBlock: TransformerBlock, ClassRowsBlock {
     private var scalesT: [Float] = [], scalesS: [Float] = [], scalesM: [Float] = []
     /// The last block: norm2 and the MLP on each video's class token alone (`ClassRowsBlock`).
     var classRowsOnly = false
+    private var tail: ResidualMLP { ResidualMLP(norm: norm2, mlp: mlp) }
 
     init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {
         self.index = index
@@ -87,7 +88,8 @@ final class TimeSformerBlock: TransformerBlock, ClassRowsBlock {
         let sd = scratch.buffer("s.od", F * N * D)
         applyRowScales(scalesS, out: sd, s, rows: F * N, cols: D)
         // x = cat(c0, xt) + cat(mean_t s_cls, s_patches).
-        let x2 = classRowsOnly ? scratch.buffer("x2", B * V * D) : kept.buffer("x2", B * V * D)
+        let every = classRowsOnly ? V : nil
+        let x2 = tail.input(kept: kept, scratch: scratch, rows: B * V, width: D, every: every)
         for b in 0..<B {
             let c = x2 + b * V * D
             c.update(from: x0 + b * V * D, count: D)
@@ -101,49 +103,16 @@ final class TimeSformerBlock: TransformerBlock, ClassRowsBlock {
                 for j in 0..<D { dst[j] = a[j] + p[j] }
             } }
         }
-        // MLP, on every row or on the videos' class rows alone (J of them, gathered from x2).
-        let R = B * V, J = classRowsOnly ? B : R
-        var x2J: UnsafePointer<Float> = UnsafePointer(x2)
-        if classRowsOnly {
-            let c = kept.buffer("x2.c", J * D)
-            gatherRows(out: c, input: x2, rows: J, every: V, width: D)
-            x2J = UnsafePointer(c)
-        }
-        let h2 = kept.buffer("j.h", J * D)
-        norm2.forward(h2, x2J, mean: kept.buffer("j.mean", J), rstd: kept.buffer("j.rstd", J), rows: J)
-        let m = scratch.buffer("j.out", J * D)
-        mlp.forward(m, h2, kept: kept, scratch: scratch, rows: J, accumulate: false)   // recomputed in backward
-        scalesM = scales(R, context, site: 3, groups: B, perVideo: 1) { $0 / V }
-        if classRowsOnly && !scalesM.isEmpty { scalesM = stride(from: 0, to: R, by: V).map { scalesM[$0] } }
-        let y = classRowsOnly ? scratch.buffer("j.y", J * D) : out
-        y.update(from: x2J, count: J * D)
-        applyRowScales(scalesM, out: y, m, rows: J, cols: D, accumulate: true)
-        if classRowsOnly { scatterRows(out: out, input: y, rows: J, every: V, width: D) }
+        // MLP, on every row or on the videos' class rows alone.
+        scalesM = tail.forward(out: out, input: x2, rows: B * V, width: D, every: every,
+                               scales: scales(B * V, context, site: 3, groups: B, perVideo: 1) { $0 / V }, kept: kept, scratch: scratch)
     }
 
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, dims: Dims, scratch: Arena) {
         let B = dims.B, T = dims.T, N = dims.N, D = dims.D, L = N - 1, V = 1 + L * T, H = attn.heads
         let P = B * L * T, F = B * T, R = B * V
-        // MLP: dx (in video layout) accumulates d x2; on the rows the forward ran it on (with class
-        // rows only, dOut's other rows are zero).
-        dx.update(from: dOut, count: R * D)
-        let J = classRowsOnly ? B : R
-        var dOutJ = dOut, dxJ = dx
-        if classRowsOnly {
-            let d = scratch.buffer("j.dout.c", J * D)
-            gatherRows(out: d, input: dOut, rows: J, every: V, width: D)
-            dOutJ = UnsafePointer(d)
-            dxJ = scratch.buffer("j.dx.c", J * D)
-            dxJ.update(from: d, count: J * D)
-        }
-        let dm = scratch.buffer("j.dm", J * D)
-        applyRowScales(scalesM, out: dm, dOutJ, rows: J, cols: D)
-        let dh2 = scratch.buffer("j.dh", J * D)
-        mlp.backward(dInput: dh2, dOut: dm, x: kept.buffer("j.h", J * D), kept: kept,
-                     scratch: scratch, rows: J, accumulateInput: false)
-        norm2.backward(dInput: dxJ, dOut: dh2, input: kept.buffer(classRowsOnly ? "x2.c" : "x2", J * D), mean: kept.buffer("j.mean", J),
-                       rstd: kept.buffer("j.rstd", J), rows: J, accumulateInput: true)
-        if classRowsOnly { scatterRows(out: dx, input: dxJ, rows: J, every: V, width: D) }
+        // MLP: dx (in video layout) receives d x2.
+        tail.backward(dInput: dx, dOut: dOut, rows: R, width: D, every: classRowsOnly ? V : nil, scales: scalesM, kept: kept, scratch: scratch)
         // Split d x2 into the spatial output, the temporal output and the class token.
         let dsd = scratch.buffer("s.dsd", F * N * D)
         let dxtNew = scratch.buffer("t.dnew", P * D)
