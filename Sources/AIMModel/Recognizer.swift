@@ -32,17 +32,18 @@ public final class Recognizer {
         set { backbone.releaseKept = newValue; store.releasesGradientPages = newValue }
     }
 
-    /// On by default. A training forward that follows `zeroGrads()` keeps each block's activations
-    /// in the gradients of the block below it first (zero until that block's backward, which runs
-    /// after this block's), so a step's peak holds those bytes once instead of twice, with no page
-    /// faults (as `releasesStepMemory` would cost). Bit-identical results either way.
-    /// Whether the ViT backbones' last block runs its MLP (and AIM's S/MLP adapters) on each frame's
-    /// class token alone, the only rows ln_post and the head read (on by default; off computes
-    /// every row, as the official code does, for comparisons). The Swin family pools every token.
+    /// Whether the ViT backbones' last block runs its MLP (and AIM's S/MLP adapters) on the class
+    /// tokens alone, the only rows ln_post and the head read (on by default; off computes every
+    /// row, as the official code does, for comparisons). The Swin family pools every token.
     public var skipsUnreadRows: Bool {
         get { backbone.skipsUnreadRows }
         set { backbone.skipsUnreadRows = newValue }
     }
+
+    /// On by default. A training forward that follows `zeroGrads()` keeps each block's activations
+    /// in the gradients of the block below it first (zero until that block's backward, which runs
+    /// after this block's), so a step's peak holds those bytes once instead of twice, with no page
+    /// faults (as `releasesStepMemory` would cost). Bit-identical results either way.
     public var lendsGradientMemory: Bool {
         get { backbone.lendsGradientMemory }
         set { backbone.lendsGradientMemory = newValue }
