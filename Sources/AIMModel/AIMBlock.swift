@@ -27,10 +27,10 @@ final class AIMBlock: TransformerBlock, ClassRowsBlock {
     private var temporalScales: [Float] = []
     private var jointScales: [Float] = []
     /// Set on the last block of a backbone that reads only each frame's class token after it
-    /// (ln_post → x[:, 0]): past the spatial attention the block runs on those rows alone. The
-    /// MLP and the S/MLP adapters are per row, so the other tokens' rows there feed nothing (the
-    /// attention itself still reads every token as key and value). `out` then holds the class
-    /// rows only; its other rows are left as they were.
+    /// (ln_post → x[:, 0]): from the spatial attention's queries on, the block runs on those rows
+    /// alone. The MLP, the S/MLP adapters and out_proj are per row, so the other tokens' rows there
+    /// feed nothing; the attention still reads every token as key and value. `out` then holds the
+    /// class rows only; its other rows are left as they were.
     var classRowsOnly = false
 
     /// Rows from the spatial attention's output on: the class rows alone, or all.
@@ -212,23 +212,21 @@ final class AIMBlock: TransformerBlock, ClassRowsBlock {
         }
         let o16 = sAdapter.flatMap { keptBF16($0.fc1, "s.o16", J * D) }   // S_Adapter's input as kept: fp32, or bf16
         let keepsO = sAdapter != nil && o16 == nil
-        let o = keepsO && !classRowsOnly ? kept.buffer("s.o", R * D) : scratch.buffer("s.o", R * D)
-        attn.forward(o, h1.map { UnsafePointer($0) }, xBF16: h1BF16.map { UnsafePointer($0) }, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
-                     attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : scratch.buffer("s.a", R * D), sequences: dims.frames, length: N, scratch: scratch,
-                     attnOutKeep: keptBF16(attn.proj, "s.a16", R * D))
-        var oJ = UnsafePointer(o), x1J = x1
+        let o = keepsO ? kept.buffer("s.o", J * D) : scratch.buffer("s.o", J * D)
+        attn.forward(o, h1.map { UnsafePointer($0) }, xBF16: h1BF16.map { UnsafePointer($0) }, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: classRowsOnly ? nil : attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
+                     attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", J * D) : scratch.buffer("s.a", J * D), sequences: dims.frames, length: N, scratch: scratch,
+                     attnOutKeep: keptBF16(attn.proj, "s.a16", J * D), classQueries: classRowsOnly)
+        var x1J = x1
         if classRowsOnly {
-            let oc = keepsO ? kept.buffer("s.o", J * D) : scratch.buffer("s.oc", J * D)
-            gatherRows(out: oc, input: o, rows: J, every: N, width: D)
             let x1c = scratch.buffer("s.x1c", J * D)
             gatherRows(out: x1c, input: x1, rows: J, every: N, width: D)
-            oJ = UnsafePointer(oc); x1J = UnsafePointer(x1c)
+            x1J = UnsafePointer(x1c)
         }
         if let sAdapter {
-            sAdapter.forward(x2, oJ, h: kept.buffer("s.ad.h", J * sAdapter.hidden), scratch: scratch, rows: J, keepInput: o16)
+            sAdapter.forward(x2, o, h: kept.buffer("s.ad.h", J * sAdapter.hidden), scratch: scratch, rows: J, keepInput: o16)
             addInPlace(x2, x1J, count: J * D)
         } else {
-            add(out: x2, x1J, oJ, count: J * D)
+            add(out: x2, x1J, o, count: J * D)
         }
 
         scratch.rewind(to: section)
@@ -324,11 +322,7 @@ final class AIMBlock: TransformerBlock, ClassRowsBlock {
             dO = UnsafePointer(dOm)
         }
         if classRowsOnly {
-            // Back to every row for the attention (which read every token) and the residual.
-            let dOAll = scratch.buffer("s.do.all", R * D)
-            dOAll.update(repeating: 0, count: R * D)
-            scatterRows(out: dOAll, input: dO, rows: J, every: N, width: D)
-            dO = UnsafePointer(dOAll)
+            // Back to every row for the residual (the attention takes the class rows' dO alone).
             dx.update(repeating: 0, count: R * D)
             scatterRows(out: dx, input: dxJ, rows: J, every: N, width: D)
         }
@@ -339,9 +333,9 @@ final class AIMBlock: TransformerBlock, ClassRowsBlock {
             ln1.forward(h1!, x1, mean: nil, rstd: nil, rows: R)
         }
         attn.backward(dInput: dh1, dOut: dO, x: h1.map { UnsafePointer($0) }, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N),
-                      probs: attn.probabilities(kept, "s.probs", dims.frames * attn.heads * N * N, length: N), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", R * D) : nil,
+                      probs: classRowsOnly ? nil : attn.probabilities(kept, "s.probs", dims.frames * attn.heads * N * N, length: N), attnOut: keepsFP32Input(attn.proj) ? kept.buffer("s.a", J * D) : nil,
                       sequences: dims.frames, length: N, scratch: scratch,
-                      attnOutBF16: keptBF16(attn.proj, "s.a16", R * D))
+                      attnOutBF16: keptBF16(attn.proj, "s.a16", J * D), classQueries: classRowsOnly)
         ln1.backward(dInput: dx, dOut: dh1, input: x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R),
                      rows: R, accumulateInput: true)
         scratch.rewind(to: section)

@@ -333,10 +333,14 @@ struct AttentionLayer {
     /// (sequence (b, n) holds rows (b·L + i)·G + n), as the frames of each token do in frame order.
     /// `out` nil: stops before out_proj, left to the caller (`ProjectionFold`); the attention's output
     /// is then in `attnOut`, or for a bf16 model in `attnOutKeep`, rounded.
+    /// `classQueries`: only each sequence's first row is a query (AttentionClassQuery.swift); `out`,
+    /// `attnOut` and `attnOutKeep` then hold S rows, one per sequence (q | k | v still every row).
     func forward(_ out: FloatPtr?, _ x: UnsafePointer<Float>?, xBF16: UnsafePointer<UInt16>? = nil, qkvBuf: KeptQKV, probs: FloatPtr?,
                  attnOut: FloatPtr, sequences S: Int, length L: Int, interleaved: Int = 1, scratch: Arena,
-                 xKeep: UnsafeMutablePointer<UInt16>? = nil, attnOutKeep: UnsafeMutablePointer<UInt16>? = nil) {
-        let rows = S * L
+                 xKeep: UnsafeMutablePointer<UInt16>? = nil, attnOutKeep: UnsafeMutablePointer<UInt16>? = nil,
+                 classQueries: Bool = false) {
+        let rows = S * L, outRows = classQueries ? S : rows
+        precondition(!classQueries || interleaved == 1, "AttentionLayer.forward: class queries of interleaved sequences")
         precondition(out != nil || !proj.weight.reducedPrecision || attnOutKeep != nil,
                      "AttentionLayer.forward: without out_proj, a bf16 model's output goes to attnOutKeep")
         precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.forward: interleaved sequences need the short bf16 kernel")
@@ -365,6 +369,11 @@ struct AttentionLayer {
         let rounded = writesRoundedOutput(L, keeping: attnOutKeep)
             ? attnOutKeep ?? UnsafeMutableRawPointer(attnOut).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
+            if classQueries {
+                classQueryAttentionForward(out: rounded == nil ? attnOut : nil, roundedOut: rounded, qkv: rowsQKV, sequences: S, length: L,
+                                           width: width, heads: heads, inBF16: inBF16(L))
+                return
+            }
             switch rowsQKV {
             case .bf16(let q16) where runsShortInBF16(L):
                 shortAttentionForward(out: rounded == nil ? attnOut : nil, roundedOut: rounded, qkv16: q16, sequences: S, length: L,
@@ -382,27 +391,28 @@ struct AttentionLayer {
             }
         }
         guard let out else {
-            if let attnOutKeep, rounded == nil { StepProfile.measure(.attention) { toBF16(attnOutKeep, attnOut, count: rows * width) } }
+            if let attnOutKeep, rounded == nil { StepProfile.measure(.attention) { toBF16(attnOutKeep, attnOut, count: outRows * width) } }
             return
         }
         if let rounded {
-            proj.forward(out, roundedInput: rounded, rows: rows)
+            proj.forward(out, roundedInput: rounded, rows: outRows)
         } else {
-            proj.forward(out, attnOut, rows: rows, keepInput: attnOutKeep)
+            proj.forward(out, attnOut, rows: outRows, keepInput: attnOutKeep)
         }
     }
 
     func backward(dInput: FloatPtr, dOut: UnsafePointer<Float>, x: UnsafePointer<Float>?, qkvBuf: KeptQKV,
                   probs: UnsafePointer<Float>?, attnOut: UnsafePointer<Float>?, sequences S: Int, length L: Int, interleaved: Int = 1,
                   scratch: Arena, accumulateInput: Bool = false, xBF16: UnsafePointer<UInt16>? = nil,
-                  attnOutBF16: UnsafePointer<UInt16>? = nil, projection: Bool = true) {
-        let rows = S * L
+                  attnOutBF16: UnsafePointer<UInt16>? = nil, projection: Bool = true, classQueries: Bool = false) {
+        let rows = S * L, outRows = classQueries ? S : rows
         precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.backward: interleaved sequences need the short bf16 kernel")
+        precondition(!classQueries || interleaved == 1, "AttentionLayer.backward: class queries of interleaved sequences")
         // `projection` false: dOut is already the gradient of the attention's output (out_proj's input).
         var dA = dOut
         if projection {
-            let d = scratch.buffer("attn.dA", rows * width)
-            proj.backward(dInput: d, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: rows)
+            let d = scratch.buffer("attn.dA", outRows * width)
+            proj.backward(dInput: d, dOut: dOut, input: attnOut, inputBF16: attnOutBF16, rows: outRows)
             dA = UnsafePointer(d)
         }
         let dQKV = scratch.buffer("attn.dQKV", rows * 3 * width)
@@ -410,6 +420,13 @@ struct AttentionLayer {
         let rounded = (onOneDNNInBF16(L) || runsShortInBF16(L)) && qkv.needsOnlyInputGradient
             ? UnsafeMutableRawPointer(dQKV).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
+            if classQueries {
+                let q: AttentionQKVRows
+                switch qkvBuf { case .fp32(let p): q = .fp32(UnsafePointer(p)); case .bf16(let p): q = .bf16(UnsafePointer(p)) }
+                classQueryAttentionBackward(dQKV: rounded == nil ? dQKV : nil, roundedDQKV: rounded, dOut: dA, qkv: q, sequences: S,
+                                            length: L, width: width, heads: heads, inBF16: inBF16(L))
+                return
+            }
             switch qkvBuf {
             case .bf16(let q16) where runsShortInBF16(L):
                 shortAttentionBackward(dQKV: rounded == nil ? dQKV : nil, roundedDQKV: rounded, dOut: dA, qkv16: q16, sequences: S,

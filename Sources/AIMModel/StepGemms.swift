@@ -60,8 +60,15 @@ public enum StepGemms {
         // The temporal pass's frozen out_proj is folded into T_Adapter's fc1 (`ProjectionFold`);
         // the fold's two small products run in fp32 in either precision.
         let folded = temporal && !backbone
+        // The last block's classRowsOnly (`ClassRowsBlock`, below) starts at the spatial attention's
+        // queries in AIM's blocks: its scores are one row per frame and head (vector loops, not
+        // listed) and its out_proj runs on the class rows.
+        let classQueries = c.architecture == .clipAIM || c.architecture == .imagenetAIM
+        let classRows = c.architecture == .imagenetTimeSformer ? clips : clips * T
+        let fullSpatial = L - (classQueries ? 1 : 0)
         linear(D, 3 * D, uses: L + temporalBlocks, tunable: backbone, group: "attn in_proj")
-        linear(D, D, uses: L + (folded ? 0 : temporalBlocks), tunable: backbone, group: "attn out_proj")
+        linear(D, D, uses: fullSpatial + (folded ? 0 : temporalBlocks), tunable: backbone, group: "attn out_proj")
+        if classQueries { linear(D, D, uses: 1, tunable: backbone, rows: classRows, group: "attn out_proj, class rows") }
         if folded {
             out.append(Use(group: "temporal out_proj folded into T_Adapter D_fc1: W₁·W_p", shape: GemmShape(transA: false, transB: false, m: A, n: D, k: D),
                            count: temporalBlocks, fp32Only: true))
@@ -72,7 +79,6 @@ public enum StepGemms {
         }
         // The last block runs its MLP (and AIM's S/MLP adapters) on the class tokens alone
         // (`ClassRowsBlock`): one per frame, one per video in the IN-21K TimeSformer.
-        let classRows = c.architecture == .imagenetTimeSformer ? clips : clips * T
         linear(D, c.mlpHidden, uses: L - 1, tunable: backbone, group: "mlp c_fc")
         linear(c.mlpHidden, D, uses: L - 1, tunable: backbone, group: "mlp c_proj")
         linear(D, c.mlpHidden, uses: 1, tunable: backbone, rows: classRows, group: "mlp c_fc, class rows")
@@ -88,7 +94,7 @@ public enum StepGemms {
                 linear(A, D, uses: classRowAdapters, tunable: adaptersTunable, rows: classRows, group: "adapter D_fc2, class rows")
             }
         }
-        for (name, S, len, blocks) in [("spatial", T, N, L)] + (temporal ? [("temporal", N, T, temporalBlocks)] : []) {
+        for (name, S, len, blocks) in [("spatial", T, N, fullSpatial)] + (temporal ? [("temporal", N, T, temporalBlocks)] : []) {
             let p = clips * S * H
             out.append(Use(group: "\(name) attention Q·Kᵀ", shape: GemmShape(transA: false, transB: true, m: len, n: len, k: dh, pairs: p), count: blocks))
             out.append(Use(group: "\(name) attention P·V", shape: GemmShape(transA: false, transB: false, m: len, n: dh, k: len, pairs: p), count: blocks))

@@ -4,7 +4,8 @@ import XCTest
 
 /// `StepGemms.list` is what the step runs (the bench's roofline and the GEMM probe read it): the
 /// temporal pass and the adapters only in the blocks `model.adapter_layers` adapts, and the last
-/// AIM block's MLP and S/MLP adapters on the class rows alone (`Recognizer.skipsUnreadRows`).
+/// AIM block's out_proj, MLP and S/MLP adapters on the class rows alone, its attention scores
+/// of the class queries as no product (`Recognizer.skipsUnreadRows`).
 final class StepGemmsTests: XCTestCase {
     private func config(_ layers: ModelConfig.AdapterLayers) -> ModelConfig {
         var c = ModelConfig()   // ViT-B/16 CLIP, 8 frames
@@ -25,7 +26,10 @@ final class StepGemmsTests: XCTestCase {
             let c = config(layers), uses = StepGemms.list(c)
             let name = "\(layers)"
             XCTAssertEqual(forwardCalls(uses, "attn in_proj", rows: M), 12 + adapted, "\(name): in_proj once per block, twice where temporal")
-            XCTAssertEqual(forwardCalls(uses, "attn out_proj", rows: M), 12, "\(name): the temporal out_proj is folded")
+            XCTAssertEqual(forwardCalls(uses, "attn out_proj", rows: M), 11, "\(name): the temporal out_proj is folded, the last block's on class rows")
+            XCTAssertEqual(forwardCalls(uses, "attn out_proj, class rows", rows: F), 1, name)
+            let spatial = uses.filter { $0.group == "spatial attention Q·Kᵀ" }.reduce(0) { $0 + $1.count }
+            XCTAssertEqual(spatial, 11, "\(name): the last block's class queries are no product")
             XCTAssertEqual(forwardCalls(uses, "mlp c_fc", rows: M), 11, name)
             XCTAssertEqual(forwardCalls(uses, "mlp c_fc, class rows", rows: F), 1, name)
             let classRowAdapters = lastAdapted ? 2 : 0

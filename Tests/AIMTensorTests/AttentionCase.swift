@@ -6,7 +6,7 @@ import AIMTensor
 struct AttentionCase {
     let sequences: Int, length: Int, width: Int, heads: Int
     var qkv: [Float]
-    let dOut: [Float]
+    var dOut: [Float]
 
     init(sequences S: Int, length L: Int, width D: Int, heads H: Int) {
         sequences = S; length = L; width = D; heads = H
