@@ -33,7 +33,7 @@ final class AIMBlock: TransformerBlock, ClassRowsBlock {
     /// class rows only; its other rows are left as they were.
     var classRowsOnly = false
 
-    /// Rows from the spatial attention's output on: the class rows alone, or all.
+    /// Rows from the spatial attention's queries on: the class rows alone, or all.
     private func rowsAfterAttention(_ dims: Dims) -> Int { classRowsOnly ? dims.frames : dims.rows }
 
     init(store: ParameterStore, prefix: String, index: Int, config c: ModelConfig) {

@@ -48,9 +48,9 @@ final class BF16MemoryTests: XCTestCase {
         let R = c.numFrames * c.tokensPerFrame, D = c.width, L = c.layers
         XCTAssertEqual(bf16.store.bf16CopyBytes(tunable: true), 0, "tunable weights are rounded per use, not kept in bf16")
         // Exactly out_proj's kept input (RD values) and c_fc's output (4RD) narrow from 4 to 2 bytes a value;
-        // the last block's c_fc runs on the T class rows alone (`AIMBlock.classRowsOnly`).
-        let cfcRows = (L - 1) * R + c.numFrames
-        XCTAssertEqual(fp32.keptBytes - bf16.keptBytes, 2 * (L * R * D + 4 * cfcRows * D), "bf16 keeps out_proj's input and c_fc's output in bf16")
+        // the last block's out_proj and c_fc run on the T class rows alone (`AIMBlock.classRowsOnly`).
+        let rows = (L - 1) * R + c.numFrames
+        XCTAssertEqual(fp32.keptBytes - bf16.keptBytes, 2 * (rows * D + 4 * rows * D), "bf16 keeps out_proj's input and c_fc's output in bf16")
         // Besides the blocks: block outputs (L − 1), x0 and the embedding sum (RD each), frames, ln_pre's
         // mean and rstd, and the head's class-token rows (c, z: 2TD; mean, rstd: 2T; pooled: D).
         let outside = (L - 1 + 2) * R * D + c.numFrames * 3 * c.inputResolution * c.inputResolution + 2 * R
