@@ -48,7 +48,7 @@ public struct GemmChoice {
     /// Zen 4: 3.87 / 3.55 / 3.69 s per clip against 3.72 / 3.49 / 3.64), while timing 8 clips' rows
     /// took 15 s instead of 2. One answer then serves every micro-batch of a model.
     public static func measured(model mc: ModelConfig, workDir: URL?, remeasure: Bool = false) throws -> GemmChoice {
-        let uses = StepGemms.list(mc, clips: 1).map { (shape: $0.shape, count: $0.count) }
+        let uses = StepGemms.list(mc, clips: 1).map(\.probed)
         let machine = GemmProbe.machineKey(threads: Threads.count)
         let key = GemmChoiceCache.key(machine: machine, shapes: uses)
         let cache = GemmChoiceCache.location(fallback: workDir).map(GemmChoiceCache.init)

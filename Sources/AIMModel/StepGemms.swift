@@ -13,9 +13,15 @@ public enum StepGemms {
         public let frozenWeight: Bool
         /// Runs in fp32 in a bf16 step too (the fold's products: their result is a weight).
         public let fp32Only: Bool
-        public init(group: String, shape: GemmShape, count: Int, frozenWeight: Bool = false, fp32Only: Bool = false) {
+        /// A linear layer's forward with its bias (`linearForward`): one oneDNN matmul with the bias
+        /// inside, or the output filled with the bias and multiplied into, as the probe times it.
+        public let biased: Bool
+        public init(group: String, shape: GemmShape, count: Int, frozenWeight: Bool = false, fp32Only: Bool = false, biased: Bool = false) {
             self.group = group; self.shape = shape; self.count = count; self.frozenWeight = frozenWeight; self.fp32Only = fp32Only
+            self.biased = biased
         }
+        /// What the GEMM probe times for it.
+        public var probed: GemmProbe.Use { GemmProbe.Use(shape: shape, count: count, biased: biased) }
     }
 
     /// The products of one linear layer (`rows` × `inF` → `outF`, `uses` times a step): its forward,
@@ -23,7 +29,7 @@ public enum StepGemms {
     static func linearUses(_ inF: Int, _ outF: Int, rows: Int, uses: Int, tunable: Bool, backward: Bool, group: String) -> [Use] {
         let kind = tunable ? "tunable" : "frozen"
         var out = [Use(group: "\(group): \(kind) forward", shape: GemmShape(transA: false, transB: true, m: rows, n: outF, k: inF), count: uses,
-                       frozenWeight: !tunable)]
+                       frozenWeight: !tunable, biased: true)]
         if backward {
             out.append(Use(group: "\(group): \(kind) input gradient", shape: GemmShape(transA: false, transB: false, m: rows, n: inF, k: outF),
                            count: uses, frozenWeight: !tunable))

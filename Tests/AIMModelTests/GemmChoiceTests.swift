@@ -10,7 +10,8 @@ final class GemmChoiceTests: XCTestCase {
     func testProbeTimesEveryLibraryAndPicksTheFastest() {
         var c = ModelConfig()
         c.inputResolution = 32; c.patchSize = 8; c.width = 64; c.layers = 2; c.heads = 4; c.numFrames = 4
-        let uses = StepGemms.list(c, clips: 2).map { (shape: $0.shape, count: $0.count) }
+        let uses = StepGemms.list(c, clips: 2).map(\.probed)
+        XCTAssertTrue(uses.contains { $0.biased } && uses.contains { !$0.biased }, "linear forwards are timed with their bias, the rest plain")
         XCTAssertTrue(uses.contains { $0.shape.pairs == 1 && $0.shape.m == 2 * 4 * 17 }, "rows scale with the clips per forward")
         let before = Gemm.library
         let r = GemmProbe.measure(uses, budget: 0.5)
@@ -24,14 +25,17 @@ final class GemmChoiceTests: XCTestCase {
     }
 
     func testCacheKeysOnTheMachineThreadsAndShapes() throws {
-        let s1 = [(shape: GemmShape(transA: false, transB: true, m: 64, n: 32, k: 16), count: 3)]
-        let s2 = [(shape: GemmShape(transA: false, transB: true, m: 128, n: 32, k: 16), count: 3)]
+        let s1 = [GemmProbe.Use(shape: GemmShape(transA: false, transB: true, m: 64, n: 32, k: 16), count: 3)]
+        let s2 = [GemmProbe.Use(shape: GemmShape(transA: false, transB: true, m: 128, n: 32, k: 16), count: 3)]
+        let s1Biased = [GemmProbe.Use(shape: GemmShape(transA: false, transB: true, m: 64, n: 32, k: 16), count: 3, biased: true)]
         let m1 = GemmProbe.machineKey(threads: 1), m2 = GemmProbe.machineKey(threads: 2)
         XCTAssertNotEqual(m1, m2)
         XCTAssertTrue(m1.contains(CPUReport.modelName) && m1.contains("openblas"), m1)
         XCTAssertNotEqual(GemmChoiceCache.key(machine: m1, shapes: s1), GemmChoiceCache.key(machine: m2, shapes: s1))
         XCTAssertNotEqual(GemmChoiceCache.key(machine: m1, shapes: s1), GemmChoiceCache.key(machine: m1, shapes: s2))
         XCTAssertEqual(GemmChoiceCache.key(machine: m1, shapes: s1), GemmChoiceCache.key(machine: m1, shapes: s1))
+        XCTAssertNotEqual(GemmChoiceCache.key(machine: m1, shapes: s1), GemmChoiceCache.key(machine: m1, shapes: s1Biased),
+                          "a product timed with its bias is another measurement")
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gemm-cache-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

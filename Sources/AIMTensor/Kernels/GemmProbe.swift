@@ -30,6 +30,23 @@ public struct GemmProbeResult: Codable, Equatable, Sendable {
 }
 
 public enum GemmProbe {
+    /// A product of the step: its shape, calls per step, and whether it is a linear forward with a
+    /// bias, timed as `linearForward` runs it under each library (with oneDNN one matmul that adds
+    /// the bias inside; otherwise the output filled with the bias, then multiplied into). Why:
+    /// timed as plain products, oneDNN and BLIS once came out level on ViT-B/16 (3.483 against
+    /// 3.481 s per clip) and BLIS was cached, while in the step oneDNN ran 4.7 % faster.
+    public struct Use: Sendable {
+        public let shape: GemmShape, count: Int, biased: Bool
+        public init(shape: GemmShape, count: Int, biased: Bool = false) {
+            precondition(!biased || (!shape.transA && shape.transB), "GemmProbe.Use: a biased forward is A·Bᵀ")
+            self.shape = shape; self.count = count; self.biased = biased
+        }
+        /// The key text of this product (shape, calls, bias).
+        var text: String { "\(shape.text) x\(count)" + (biased ? " +bias" : "") }
+    }
+
+    private struct Product: Hashable { let shape: GemmShape, biased: Bool }
+
     /// Estimated seconds per step of `uses` (shape, calls per step) under each available library.
     /// A screen on the largest shape first drops libraries more than 30 % slower than the best
     /// there (BLIS without kernels for the CPU runs 5x slower and would cost most of the budget);
@@ -37,12 +54,13 @@ public enum GemmProbe {
     /// order; rounds stop at `budget` seconds (after at least two). The first round meets each
     /// shape cold (oneDNN compiles a kernel per new shape), so a library's estimate is the fastest
     /// of its later rounds (interference from other processes only ever adds time).
-    public static func measure(_ uses: [(shape: GemmShape, count: Int)], libraries: [GemmLibrary]? = nil,
+    public static func measure(_ uses: [Use], libraries: [GemmLibrary]? = nil,
                                rounds maxRounds: Int = 3, budget: Double = 1.5) -> GemmProbeResult {
         let started = Date()
-        var counts: [GemmShape: Int] = [:]
-        for u in uses where u.shape.pairs == 1 && u.count > 0 { counts[u.shape, default: 0] += u.count }
-        let shapes = counts.keys.sorted { $0.flop > $1.flop }
+        var counts: [Product: Int] = [:]
+        for u in uses where u.shape.pairs == 1 && u.count > 0 { counts[Product(shape: u.shape, biased: u.biased), default: 0] += u.count }
+        // Largest first (the screen takes the first); a fixed order among equal sizes.
+        let shapes = counts.keys.sorted { ($0.shape.flop, $0.biased ? 1 : 0, $0.shape.text) > ($1.shape.flop, $1.biased ? 1 : 0, $1.shape.text) }
         var active = (libraries ?? GemmLibrary.allCases).filter(Gemm.isAvailable)
         let previous = Gemm.library
         defer { try? Gemm.select(previous) }
@@ -51,22 +69,28 @@ public enum GemmProbe {
             return GemmProbeResult(library: only.rawValue, secondsPerStep: [:], rounds: 0, probeSeconds: 0,
                                    measuredAt: ISO8601DateFormatter().string(from: Date()))
         }
-        let aMax = shapes.map { $0.m * $0.k }.max()!, bMax = shapes.map { $0.k * $0.n }.max()!, cMax = shapes.map { $0.m * $0.n }.max()!
-        let a = Tensor([aMax]), b = Tensor([bMax]), c = Tensor([cMax])
+        let aMax = shapes.map { $0.shape.m * $0.shape.k }.max()!, bMax = shapes.map { $0.shape.k * $0.shape.n }.max()!
+        let cMax = shapes.map { $0.shape.m * $0.shape.n }.max()!
+        let a = Tensor([aMax]), b = Tensor([bMax]), c = Tensor([cMax]), bias = Tensor([shapes.map { $0.shape.n }.max()!])
         // A GEMM's time does not depend on its (finite, normal) values: a cheap pattern in [-0.5, 0.5)
         // instead of millions of normal draws (0.15 s of the probe for ViT-B).
-        for t in [a, b] {
+        for t in [a, b, bias] {
             let p = t.data
             for i in 0..<t.count { p[i] = Float(UInt32(truncatingIfNeeded: i &* 2_654_435_761) >> 8) * 0x1p-24 - 0.5 }
         }
-        func call(_ lib: GemmLibrary, _ s: GemmShape) {
+        func call(_ lib: GemmLibrary, _ p: Product) {
+            let s = p.shape
+            if p.biased {
+                linearForward(out: c.data, input: a.data, weight: b.data, bias: bias.data, rows: s.m, inFeatures: s.k, outFeatures: s.n)
+                return
+            }
             Gemm.sgemm(lib, transA: s.transA, transB: s.transB, M: s.m, N: s.n, K: s.k, A: a.data, lda: s.transA ? s.m : s.k,
                        B: b.data, ldb: s.transB ? s.k : s.n, beta: 0, C: c.data, ldc: s.n)
         }
-        func timed(_ lib: GemmLibrary, _ s: GemmShape) -> Double {
-            try? Gemm.select(lib)
+        func timed(_ lib: GemmLibrary, _ p: Product) -> Double {
+            try? Gemm.select(lib)   // also what `linearForward` runs through
             let t0 = DispatchTime.now().uptimeNanoseconds
-            call(lib, s)
+            call(lib, p)
             return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         }
         // Warm-up (each library's threads, packing buffers, first-touch pages), then the screen: one
@@ -143,8 +167,8 @@ public struct GemmChoiceCache {
         return nil
     }
 
-    public static func key(machine: String, shapes: [(shape: GemmShape, count: Int)]) -> String {
-        let text = machine + "|" + shapes.map { "\($0.shape.text) x\($0.count)" }.joined(separator: ";")
+    public static func key(machine: String, shapes: [GemmProbe.Use]) -> String {
+        let text = machine + "|" + shapes.map(\.text).joined(separator: ";")
         return String(fnv1a64(text.utf8), radix: 16)
     }
 
