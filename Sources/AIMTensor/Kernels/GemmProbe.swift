@@ -58,7 +58,10 @@ public enum GemmProbe {
                                rounds maxRounds: Int = 3, budget: Double = 1.5) -> GemmProbeResult {
         let started = Date()
         var counts: [Product: Int] = [:]
-        for u in uses where u.shape.pairs == 1 && u.count > 0 { counts[Product(shape: u.shape, biased: u.biased), default: 0] += u.count }
+        // Empty products (a width of 0, which the model's own checks refuse later) have nothing to time.
+        for u in uses where u.shape.pairs == 1 && u.count > 0 && min(u.shape.m, u.shape.n, u.shape.k) > 0 {
+            counts[Product(shape: u.shape, biased: u.biased), default: 0] += u.count
+        }
         // Largest first (the screen takes the first); a fixed order among equal sizes.
         let shapes = counts.keys.sorted { ($0.shape.flop, $0.biased ? 1 : 0, $0.shape.text) > ($1.shape.flop, $1.biased ? 1 : 0, $1.shape.text) }
         var active = (libraries ?? GemmLibrary.allCases).filter(Gemm.isAvailable)
