@@ -19,7 +19,7 @@ public func classQueryAttentionForward(
     sequences S: Int, length L: Int, width D: Int, heads H: Int, inBF16: Bool
 ) {
     precondition((out != nil) != (roundedOut != nil), "classQueryAttentionForward: one output")
-    let shape = ClassQueryShape(length: L, width: D, heads: H, qkv: qkv, inBF16: inBF16)
+    let shape = ClassQueryShape(length: L, width: D, heads: H, inBF16: inBF16)
     Threads.parallelFor(S * H) { pairs in
         withScratch(shape.scratchCount) { buffer in
             for pair in pairs {
@@ -44,7 +44,7 @@ public func classQueryAttentionBackward(
     qkv: AttentionQKVRows, sequences S: Int, length L: Int, width D: Int, heads H: Int, inBF16: Bool
 ) {
     precondition((dQKV != nil) != (roundedDQKV != nil), "classQueryAttentionBackward: one output")
-    let shape = ClassQueryShape(length: L, width: D, heads: H, qkv: qkv, inBF16: inBF16)
+    let shape = ClassQueryShape(length: L, width: D, heads: H, inBF16: inBF16)
     let dh = shape.dh, ld = 3 * D
     Threads.parallelFor(S * H) { pairs in
         withScratch(shape.scratchCount + 3 * dh) { buffer in
@@ -87,13 +87,12 @@ public func classQueryAttentionBackward(
 /// One (sequence, head)'s operands in a thread's scratch: q of row 0, every row's k and v, as the
 /// products read them, and the softmax of row 0's scores.
 private struct ClassQueryShape {
-    let length: Int, width: Int, heads: Int, dh: Int, scale: Float, inBF16: Bool
-    let source: AttentionQKVRows
+    let length: Int, width: Int, dh: Int, scale: Float, inBF16: Bool
 
-    init(length L: Int, width D: Int, heads H: Int, qkv: AttentionQKVRows, inBF16: Bool) {
+    init(length L: Int, width D: Int, heads H: Int, inBF16: Bool) {
         precondition(L > 0 && H > 0 && D % H == 0, "class-query attention: bad sizes L=\(L) D=\(D) H=\(H)")
-        length = L; width = D; heads = H; dh = D / H; scale = 1 / Float(D / H).squareRoot()
-        self.inBF16 = inBF16; source = qkv
+        length = L; width = D; dh = D / H; scale = 1 / Float(D / H).squareRoot()
+        self.inBF16 = inBF16
     }
 
     /// q [dh], k and v [L, dh], scores and probabilities [L] each, and the probabilities as P·V reads
