@@ -53,8 +53,8 @@ public protocol Communicator: AnyObject {
     /// Blocks until all `pending` complete (or the watchdog aborts the job).
     func wait(_ pending: [PendingCollective])
 
-    /// Prints `message` naming this rank and ends the whole job with `code`.
-    func abort(code: Int32, message: String) -> Never
+    /// Prints `message` naming this rank (nil: the caller printed it) and ends the whole job with `code`.
+    func abort(code: Int32, message: String?) -> Never
     /// Ends MPI cleanly; call once at normal exit on every rank. No collective may follow.
     func finalize()
 }

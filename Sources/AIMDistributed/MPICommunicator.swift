@@ -249,8 +249,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// Seconds MPI_Abort gets to end the job before this process leaves on its own.
     public static let abortGraceSeconds: UInt32 = 10
 
-    public func abort(code: Int32, message: String) -> Never {
-        Console.errorRaw("error: rank \(rank) of \(size): \(message)\n")
+    public func abort(code: Int32, message: String?) -> Never {
+        if let message { Console.errorRaw("error: rank \(rank) of \(size): \(message)\n") }
         AbortHooks.run()
         if !isFinalized {
             // MPI_Abort asks the launcher to kill the job; when a peer's node is unreachable

@@ -26,8 +26,8 @@ public final class SingleProcessCommunicator: Communicator {
     public func progress(_ pending: [PendingCollective]) {}
     public func wait(_ pending: [PendingCollective]) {}
 
-    public func abort(code: Int32, message: String) -> Never {
-        Console.errorRaw("error: \(message)\n")
+    public func abort(code: Int32, message: String?) -> Never {
+        if let message { Console.errorRaw("error: \(message)\n") }
         exit(code)
     }
     public func finalize() {}

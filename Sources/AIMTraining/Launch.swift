@@ -20,9 +20,13 @@ public enum Launch {
         case let e as DataConfigError: text = "\(e)"
         default: text = "\(error)"
         }
-        Console.errorRaw("\(tool): error: \(text)\n")
         let code = ExitStatus.code(for: error)
-        if let communicator, communicator.size > 1 { communicator.abort(code: code, message: text) }
+        if let communicator, communicator.size > 1 {
+            // One line per rank, naming it (a data error may be one rank's alone); abort prints nothing more.
+            Console.errorRaw("\(tool): error: rank \(communicator.rank) of \(communicator.size): \(text)\n")
+            communicator.abort(code: code, message: nil)
+        }
+        Console.errorRaw("\(tool): error: \(text)\n")
         exit(code)
     }
 

@@ -56,6 +56,19 @@ final class TwoRankRunTests: TrainToolTestCase {
         XCTAssertEqual(stepFiles(workDir("wd")), [])
     }
 
+    /// A bad config key under mpirun: status 1, and each rank says it once, naming itself and the
+    /// key (it used to print two lines per rank, one of them without the tool's name).
+    func testABadKeyIsReportedOncePerRank() throws {
+        let data = try makeDataset()
+        let r = try train(trainArgs(data: data, workDir: workDir("wd"), steps: 2, ["model.no_such_key=1"]), ranks: 2)
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertEqual(r.output.components(separatedBy: "model.no_such_key: unknown key").count - 1, 2, r.output)
+        for rank in 0..<2 {
+            XCTAssertEqual(r.output.components(separatedBy: "aim-train: error: rank \(rank) of 2: config error:").count - 1, 1, r.output)
+        }
+        XCTAssertEqual(stepFiles(workDir("wd")), [])
+    }
+
     /// A rank that dies (SIGKILL) ends the whole job within a bounded time instead of leaving the
     /// other one waiting in an allreduce; the last checkpoint is intact, and resuming with 2 ranks
     /// ends bitwise where the uninterrupted 2-rank run ends.
