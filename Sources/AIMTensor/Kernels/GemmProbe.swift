@@ -48,12 +48,12 @@ public enum GemmProbe {
     private struct Product: Hashable { let shape: GemmShape, biased: Bool }
 
     /// Estimated seconds per step of `uses` (shape, calls per step) under each available library.
-    /// A screen on the largest shape first drops libraries more than 30 % slower than the best
-    /// there (BLIS without kernels for the CPU runs 5x slower and would cost most of the budget);
-    /// then each round times every distinct shape once per remaining library, alternating the
-    /// order; rounds stop at `budget` seconds (after at least two). The first round meets each
-    /// shape cold (oneDNN compiles a kernel per new shape), so a library's estimate is the fastest
-    /// of its later rounds (interference from other processes only ever adds time).
+    /// After a warm-up, each round times every distinct shape once per library, rotating who goes
+    /// first; rounds stop at `budget` seconds (after at least two). A library's estimate sums, per
+    /// shape, its fastest call times the calls per step (interference from other processes only ever
+    /// adds time, and hits one shape's call rather than a whole round). The first shape of the first
+    /// round, the largest, is also a screen: a library more than 30 % slower than the best there is
+    /// dropped (BLIS without kernels for the CPU runs 5x slower and would cost most of the budget).
     public static func measure(_ uses: [Use], libraries: [GemmLibrary]? = nil,
                                rounds maxRounds: Int = 3, budget: Double = 1.5) -> GemmProbeResult {
         let started = Date()
@@ -96,39 +96,42 @@ public enum GemmProbe {
             call(lib, p)
             return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         }
-        // Warm-up (each library's threads, packing buffers, first-touch pages), then the screen: one
-        // call each, since a library 30 % behind is far outside what the order of the calls moves.
+        // Warm-up: each library's threads, packing buffers and first-touch pages.
         for lib in active { _ = timed(lib, largest) }
-        var screen: [GemmLibrary: Double] = [:]
-        for lib in active.reversed() { screen[lib] = timed(lib, largest) }
-        var perRound: [GemmLibrary: [Double]] = [:]
-        if let best = screen.values.min() {
-            for lib in active where screen[lib]! > 1.3 * best {
-                // Dropped at the screen: its estimate scales the largest shape's ratio to the step.
-                perRound[lib] = [screen[lib]! / best]
+        // oneDNN compiles code on first use: its sgemm a kernel per kind of product (the first Aᵀ·B
+        // took 28 ms, the next 2 ms) and the fused forward a primitive per shape. Compiled here,
+        // untimed and without running the large products (0.03 s for ViT-B), so that every round is
+        // warm and counts: before, the whole first round was dropped, leaving one warm sample per
+        // library within the budget.
+        if active.contains(.onednn) {
+            try? Gemm.select(.onednn)
+            var smallest: [String: Product] = [:]
+            for p in shapes {
+                if p.biased { FusedBiasLinear.prepare(rows: p.shape.m, inFeatures: p.shape.k, outFeatures: p.shape.n) }
+                else { smallest["\(p.shape.transA) \(p.shape.transB)"] = p }   // largest first: the last one stays
             }
-            active = active.filter { screen[$0]! <= 1.3 * best }
+            for p in smallest.values { call(.onednn, p) }
         }
-        let dropped = Set(perRound.keys)
+        var fastest: [GemmLibrary: [Double]] = Dictionary(uniqueKeysWithValues: active.map { ($0, Array(repeating: Double.infinity, count: shapes.count)) })
+        var screenedOut: [GemmLibrary: Double] = [:]   // its time over the best one's on the largest shape
         var round = 0
         while round < max(2, maxRounds) && (round < 2 || Date().timeIntervalSince(started) < budget) {
-            var total: [GemmLibrary: Double] = [:]
             for (i, s) in shapes.enumerated() {
                 // Rotate who goes first, so no library always meets cold caches.
                 let order = active.indices.map { active[($0 + i + round) % active.count] }
-                for lib in order { total[lib, default: 0] += timed(lib, s) * Double(counts[s]!) }
+                for lib in order { fastest[lib]![i] = min(fastest[lib]![i], timed(lib, s)) }
+                if round == 0 && i == 0, let best = active.map({ fastest[$0]![0] }).min() {
+                    for lib in active where fastest[lib]![0] > 1.3 * best { screenedOut[lib] = fastest[lib]![0] / best }
+                    active = active.filter { screenedOut[$0] == nil }
+                }
             }
-            for (lib, t) in total { perRound[lib, default: []].append(t) }
             round += 1
         }
         var estimate: [String: Double] = [:]
-        for (lib, ts) in perRound where !dropped.contains(lib) {
-            let warm = ts.count > 1 ? Array(ts.dropFirst()) : ts
-            estimate[lib.rawValue] = warm.min()!
-        }
+        for lib in active { estimate[lib.rawValue] = zip(fastest[lib]!, shapes).reduce(0) { $0 + $1.0 * Double(counts[$1.1]!) } }
         // Screened-out libraries: the best estimate times their ratio on the largest shape.
         if let best = estimate.values.min() {
-            for lib in dropped { estimate[lib.rawValue] = best * perRound[lib]![0] }
+            for (lib, ratio) in screenedOut { estimate[lib.rawValue] = best * ratio }
         }
         let chosen = active.min { estimate[$0.rawValue]! < estimate[$1.rawValue]! } ?? previous
         return GemmProbeResult(library: chosen.rawValue, secondsPerStep: estimate, rounds: round,

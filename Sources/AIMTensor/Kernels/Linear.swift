@@ -52,6 +52,12 @@ public enum FusedBiasLinear {
     nonisolated(unsafe) public static var enabled = true
     nonisolated(unsafe) private static var failed = false
     static var applies: Bool { enabled && !failed && Gemm.library == .onednn }
+    /// Compiles the fused forward's primitive for these sizes ahead of its first call (no-op when the
+    /// fused path is off); a failure is left for that call to report.
+    static func prepare(rows M: Int, inFeatures K: Int, outFeatures N: Int) {
+        guard applies, M > 0 else { return }
+        try? OneDNNMatmulEngine.shared().prepareBiasedF32(M: M, K: K, N: N)
+    }
     static func disable(after error: Error) {
         if error is OneDNNReferenceOnly { return }
         failed = true

@@ -216,6 +216,12 @@ final class OneDNNMatmulEngine {
                 src: src, weights: weights, bias: bias, dst: dst, residual: residual)
     }
 
+    /// Creates (JIT-compiles) the primitive `matmulF32` would run for a plain biased forward,
+    /// without running it: the GEMM probe's priming, so its timed calls meet no compilation.
+    func prepareBiasedF32(M: Int, K: Int, N: Int) throws {
+        _ = try entry(Key(M: M, K: K, N: N, sourceTransposed: false, transposed: true, bias: true, accumulate: false, f32Operands: true))
+    }
+
     /// Runs the primitive of `key` on these buffers (the three products above differ only in the key).
     private func run(_ key: Key, src: UnsafeRawPointer, weights: UnsafeRawPointer, bias: UnsafePointer<Float>?,
                      dst: UnsafeMutableRawPointer, residual: UnsafePointer<Float>?) throws {
