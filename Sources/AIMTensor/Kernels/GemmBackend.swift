@@ -118,12 +118,22 @@ public enum Gemm {
             }
             return
         }
+        if lib == .openblas, Threads.count > 1 {
+            // OpenBLAS hands products from 2¹⁸ multiply-adds to its own pool, asleep while our team
+            // works: waking it took 1.8–7 ms for a product that takes 0.07 ms on the calling thread
+            // (the last block's class-row adapter products, 8 × 768 · 768 × 192 and their gradients).
+            withSerialBLAS {
+                sgemmOne(lib, transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb,
+                         beta: beta, C: C, ldc: ldc)
+            }
+            return
+        }
         sgemmOne(lib, transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb,
                  beta: beta, C: C, ldc: ldc)
     }
 
-    /// Smaller products (fewer multiply-adds) go to the library whole, which runs small ones on the
-    /// calling thread: a split would cost more than it saves.
+    /// Smaller products (fewer multiply-adds) run whole on the calling thread: a split would cost
+    /// more than it saves.
     static let splitMinimum = 1 << 21
 
     /// `body` with OpenBLAS (and BLIS when it is `lib`) on one thread each, so each of our threads
