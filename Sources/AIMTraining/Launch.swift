@@ -8,18 +8,15 @@ import Foundation
 /// Shared by the command-line tools: error printing and the model a checkpoint describes.
 public enum Launch {
     /// Prints `error` as one clear line naming what is wrong (file, key) and exits with the
-    /// status `ExitStatus.code(for:)` gives it.
+    /// status `ExitStatus.code(for:)` gives it. An `AgreedStop` (every rank decided it together)
+    /// ends this rank cleanly; any other error under mpirun ends the job.
     public static func fail(_ tool: String, _ error: Error, communicator: (any Communicator)? = nil) -> Never {
-        let text: String
-        switch error {
-        case let e as ConfigError: text = "\(e)"
-        case let e as ModelError: text = "\(e)"
-        case let e as TrainingError: text = "\(e)"
-        case let e as SafetensorsError: text = "\(e)"
-        case let e as AnnotationError: text = "\(e)"
-        case let e as DataConfigError: text = "\(e)"
-        default: text = "\(error)"
+        if let stop = error as? AgreedStop {
+            if let m = stop.message { Console.errorRaw("\(tool): error: \(m)\n") }
+            communicator?.finalize()
+            exit(stop.status)
         }
+        let text = describe(error)
         let code = ExitStatus.code(for: error)
         if let communicator, communicator.size > 1 {
             // One line per rank, naming it (a data error may be one rank's alone); abort prints nothing more.
@@ -28,6 +25,53 @@ public enum Launch {
         }
         Console.errorRaw("\(tool): error: \(text)\n")
         exit(code)
+    }
+
+    /// The line `fail` prints for `error` (after "tool: error: ").
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case let e as ConfigError: return "\(e)"
+        case let e as ModelError: return "\(e)"
+        case let e as TrainingError: return "\(e)"
+        case let e as SafetensorsError: return "\(e)"
+        case let e as AnnotationError: return "\(e)"
+        case let e as DataConfigError: return "\(e)"
+        default: return "\(error)"
+        }
+    }
+
+    /// Runs `body` on every rank, then agrees on its outcome (one allgather): if it threw on any
+    /// rank, every rank throws an `AgreedStop`, and rank 0 alone prints each distinct message once
+    /// with the ranks it came from. For work every rank does before its first collective (reading
+    /// the config); `body` must not communicate. Why: a typo in `--set` under mpirun printed one
+    /// error per rank and MPI_Abort's banner; now one line, every rank exiting with status 1.
+    public static func together<T>(_ comm: any Communicator, label: String, _ body: () throws -> T) throws -> T {
+        guard comm.size > 1 else { return try body() }
+        var value: T?, outcome = ""
+        do { value = try body() } catch { outcome = "\(ExitStatus.code(for: error))\n" + describe(error) }
+        let all = comm.allgather(Array(outcome.utf8), label: label).map { String(decoding: $0, as: UTF8.self) }
+        let failed = all.indices.filter { !all[$0].isEmpty }
+        if let value, failed.isEmpty { return value }
+        func parts(_ r: Int) -> (status: Int32, text: String) {
+            let p = all[r].split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            return (Int32(p[0]) ?? ExitStatus.failure, p.count > 1 ? p[1] : "")
+        }
+        var message: String?
+        if comm.rank == 0 {
+            var order: [String] = [], ranks: [String: [Int]] = [:]
+            for r in failed {
+                let text = parts(r).text
+                if ranks[text] == nil { order.append(text) }
+                ranks[text, default: []].append(r)
+            }
+            message = order.map { text in
+                let rs = ranks[text]!
+                let who = rs.count == comm.size ? "all \(comm.size) ranks"
+                    : (rs.count == 1 ? "rank " : "ranks ") + rs.map(String.init).joined(separator: ", ") + " of \(comm.size)"
+                return "\(text) (\(who))"
+            }.joined(separator: "; ")
+        }
+        throw AgreedStop(status: parts(failed[0]).status, message: message)
     }
 
     /// Compute threads (`--threads`, else the `threads` key, else cores ÷ local ranks), then the

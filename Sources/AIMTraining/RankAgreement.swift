@@ -23,9 +23,10 @@ enum RankAgreement {
             problems.append("\(item.what): rank 0 (\(all[0][0])) has \(value(0)), "
                             + differ.map { "rank \($0) (\(all[$0][0])) \(value($0))" }.joined(separator: ", "))
         }
+        // Every rank holds the same list: all stop together, rank 0 saying why.
         guard problems.isEmpty else {
-            throw TrainingError.config("the ranks would train different things: " + problems.joined(separator: "; ")
-                                       + ". Every rank must read the same files and config")
+            throw AgreedStop(status: ExitStatus.failure, message: comm.rank != 0 ? nil : "the ranks would train different things: "
+                             + problems.joined(separator: "; ") + ". Every rank must read the same files and config")
         }
     }
 }

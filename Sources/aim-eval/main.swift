@@ -31,7 +31,7 @@ struct AIMEval: ParsableCommand {
         Console.ignoreBrokenPipe()
         let comm = makeCommunicator()
         do {
-            let (cfg, classes) = try loadTestConfig(path: config, overrides: overrides, views: views)
+            let (cfg, classes) = try Launch.together(comm, label: "config") { try loadTestConfig(path: config, overrides: overrides, views: views) }
             try Launch.configureCompute(config: cfg, threads: threads, log: false, communicator: comm)
             let model = try Launch.loadModel(config: cfg, checkpoint: checkpoint)
             let loader = try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size)

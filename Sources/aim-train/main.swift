@@ -37,7 +37,7 @@ struct AIMTrain: ParsableCommand {
         let comm = makeCommunicator()
         var status = ExitStatus.success
         do {
-            let cfg = try Config.load(path: config, overrides: overrides)
+            let cfg = try Launch.together(comm, label: "config") { try Config.load(path: config, overrides: overrides) }
             var options = TrainOptions()
             options.workDir = workDir.map { URL(fileURLWithPath: $0) }
             options.resume = resume; options.maxSteps = maxSteps; options.threads = threads
