@@ -17,6 +17,9 @@ struct WindowAttentionSection: BenchSection {
             ("AIM Swin stage 1, shifted 7×7 windows", 16 * 64, 49, 128, 4, 64),
             ("AIM Swin stage 3, shifted 7×7 windows", 16 * 4, 49, 512, 16, 4),
             ("AIM Swin stage 1, temporal (16 tokens per position)", 56 * 56, 16, 128, 4, 1),
+            ("AIM Swin stage 3, temporal (16 tokens per position)", 14 * 14, 16, 512, 16, 1),
+            ("AIM Swin stage 1, temporal, 16-frame clips (8 tokens)", 56 * 56, 8, 128, 4, 1),
+            ("AIM Swin stage 3, temporal, 16-frame clips (8 tokens)", 14 * 14, 8, 512, 16, 1),
             ("VideoSwin stage 1, shifted 8×7×7 windows", 128, 392, 128, 4, 128),
             ("VideoSwin stage 3, shifted 8×7×7 windows", 8, 392, 512, 16, 8),
         ]
