@@ -256,7 +256,7 @@ final class AIMBlock: TransformerBlock, ClassRowsBlock {
                     roundedInput: rounded.map { UnsafePointer($0) })
         if let mlpAdapter {
             var s = rowScales(dims, context, site: 2)
-            if classRowsOnly && !s.isEmpty { s = stride(from: 0, to: R, by: N).map { s[$0] } }
+            if classRowsOnly { s = classRowScales(s, rows: R, every: N) }
             jointScales = s.isEmpty ? [Float](repeating: adapterScale, count: J) : s.map { $0 * adapterScale }
             if s.isEmpty && mlpAdapter.scalesInside {
                 // Without drop-path, scale · MLP_Adapter goes straight into x2 from its fc2 (no [rows, D] temporary).

@@ -70,17 +70,27 @@ final class CLIPTimeSformerBlock: TransformerBlock, ClassRowsBlock {
         swapMiddleAxes(out: x1, input: lin, outer: B, p: N, q: T, rowLength: D)
         addInPlace(x1, x0, count: R * D)
 
-        // Spatial.
+        // Spatial; with class rows only, the attention's queries are the class tokens alone (J rows).
         let h1 = kept.buffer("s.h", R * D)
         ln1.forward(h1, x1, mean: kept.buffer("s.mean", R), rstd: kept.buffer("s.rstd", R), rows: R)
-        let so = scratch.buffer("s.o", R * D)
-        attn.forward(so, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N), probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
-                     attnOut: kept.buffer("s.a", R * D), sequences: dims.frames, length: N, scratch: scratch)
+        let J = classRowsOnly ? dims.frames : R
+        let so = scratch.buffer("s.o", J * D)
+        attn.forward(so, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N),
+                     probs: classRowsOnly ? nil : attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
+                     attnOut: kept.buffer("s.a", J * D), sequences: dims.frames, length: N, scratch: scratch, classQueries: classRowsOnly)
         scalesS = scales(dims, context, site: 2, groups: N) { $0 % N }
         let every = classRowsOnly ? N : nil
         let x2 = tail.input(kept: kept, scratch: scratch, rows: R, width: D, every: every)
-        x2.update(from: x1, count: R * D)
-        applyRowScales(scalesS, out: x2, so, rows: R, cols: D, accumulate: true)
+        if classRowsOnly {
+            // Only x2's class rows are read (by the MLP tail); the others are left unwritten.
+            let x2c = scratch.buffer("s.x2c", J * D)
+            gatherRows(out: x2c, input: x1, rows: J, every: N, width: D)
+            applyRowScales(classRowScales(scalesS, rows: R, every: N), out: x2c, so, rows: J, cols: D, accumulate: true)
+            scatterRows(out: x2, input: x2c, rows: J, every: N, width: D)
+        } else {
+            x2.update(from: x1, count: R * D)
+            applyRowScales(scalesS, out: x2, so, rows: R, cols: D, accumulate: true)
+        }
 
         // MLP, on every row or on the frames' class rows alone.
         scalesM = tail.forward(out: out, input: x2, rows: R, width: D, every: every,
@@ -90,13 +100,20 @@ final class CLIPTimeSformerBlock: TransformerBlock, ClassRowsBlock {
     func backward(dInput dx: FloatPtr, dOut: UnsafePointer<Float>, input x0: UnsafePointer<Float>, dims: Dims, scratch: Arena) {
         let R = dims.rows, D = dims.D, N = dims.N, T = dims.T, B = dims.B, H = attn.heads
         tail.backward(dInput: dx, dOut: dOut, rows: R, width: D, every: classRowsOnly ? N : nil, scales: scalesM, kept: kept, scratch: scratch)
-        // Spatial.
-        let dso = scratch.buffer("s.dso", R * D)
-        applyRowScales(scalesS, out: dso, dx, rows: R, cols: D, accumulate: false)
+        // Spatial (with class rows only, dx's other rows are zero but for the residual: the class queries' dO).
+        let J = classRowsOnly ? dims.frames : R
+        let dso = scratch.buffer("s.dso", J * D)
+        if classRowsOnly {
+            let dxc = scratch.buffer("s.dxc", J * D)
+            gatherRows(out: dxc, input: dx, rows: J, every: N, width: D)
+            applyRowScales(classRowScales(scalesS, rows: R, every: N), out: dso, dxc, rows: J, cols: D, accumulate: false)
+        } else {
+            applyRowScales(scalesS, out: dso, dx, rows: R, cols: D, accumulate: false)
+        }
         let dh1 = scratch.buffer("s.dh", R * D)
         attn.backward(dInput: dh1, dOut: dso, x: kept.buffer("s.h", R * D), qkvBuf: attn.keptQKV(kept, "s.qkv", rows: R, length: N),
-                      probs: attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N), attnOut: kept.buffer("s.a", R * D),
-                      sequences: dims.frames, length: N, scratch: scratch)
+                      probs: classRowsOnly ? nil : attn.probabilities(kept, "s.probs", dims.frames * H * N * N, length: N),
+                      attnOut: kept.buffer("s.a", J * D), sequences: dims.frames, length: N, scratch: scratch, classQueries: classRowsOnly)
         ln1.backward(dInput: dx, dOut: dh1, input: kept.buffer("x1", R * D), mean: kept.buffer("s.mean", R),
                      rstd: kept.buffer("s.rstd", R), rows: R, accumulateInput: true)
         // Temporal.

@@ -77,6 +77,11 @@ func dropPathRowScales(rows: Int, groups: Int, p: Float, rngFor: (Int) -> Random
     return (0..<rows).map { s[groupOf($0)] }
 }
 
+/// The scales of rows 0, every, 2·every … (the class rows) of `rows` rows; empty stays empty.
+func classRowScales(_ scales: [Float], rows: Int, every: Int) -> [Float] {
+    scales.isEmpty ? scales : stride(from: 0, to: rows, by: every).map { scales[$0] }
+}
+
 /// out = x · rowScale (or += with `accumulate`); no scales means 1 (drop-path off).
 func applyRowScales(_ scales: [Float], out: FloatPtr, _ x: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
     if scales.isEmpty {

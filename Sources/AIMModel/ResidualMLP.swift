@@ -28,7 +28,7 @@ struct ResidualMLP {
         norm.forward(h, x, mean: kept.buffer("j.mean", J), rstd: kept.buffer("j.rstd", J), rows: J)
         let m = scratch.buffer("j.out", J * D)
         mlp.forward(m, h, kept: kept, scratch: scratch, rows: J, accumulate: false)   // recomputed in backward
-        let picked = every.map { e in scales.isEmpty ? scales : stride(from: 0, to: R, by: e).map { scales[$0] } } ?? scales
+        let picked = every.map { classRowScales(scales, rows: R, every: $0) } ?? scales
         let y = every == nil ? out : scratch.buffer("j.y", J * D)
         y.update(from: x, count: J * D)
         applyRowScales(picked, out: y, m, rows: J, cols: D, accumulate: true)

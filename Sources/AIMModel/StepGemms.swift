@@ -67,14 +67,14 @@ public enum StepGemms {
         // the fold's two small products run in fp32 in either precision.
         let folded = temporal && !backbone
         // The last block's classRowsOnly (`ClassRowsBlock`, below) starts at the spatial attention's
-        // queries in AIM's blocks: its scores are one row per frame and head (vector loops, not
-        // listed) and its out_proj runs on the class rows.
-        let classQueries = c.architecture == .clipAIM || c.architecture == .imagenetAIM
+        // queries: its scores are one row per frame and head (vector loops, not listed) and its
+        // out_proj runs on the frames' class rows (in the TimeSformers too: their spatial attention
+        // is per frame).
         let classRows = c.architecture == .imagenetTimeSformer ? clips : clips * T
-        let fullSpatial = L - (classQueries ? 1 : 0)
+        let fullSpatial = L - 1
         linear(D, 3 * D, uses: L + temporalBlocks, tunable: backbone, group: "attn in_proj")
         linear(D, D, uses: fullSpatial + (folded ? 0 : temporalBlocks), tunable: backbone, group: "attn out_proj")
-        if classQueries { linear(D, D, uses: 1, tunable: backbone, rows: classRows, group: "attn out_proj, class rows") }
+        linear(D, D, uses: 1, tunable: backbone, rows: clips * T, group: "attn out_proj, class rows")
         if folded {
             out.append(Use(group: "temporal out_proj folded into T_Adapter D_fc1: W₁·W_p", shape: GemmShape(transA: false, transB: false, m: A, n: D, k: D),
                            count: temporalBlocks, fp32Only: true))

@@ -81,12 +81,15 @@ final class TimeSformerBlock: TransformerBlock, ClassRowsBlock {
         }
         let h1 = kept.buffer("s.h", F * N * D)
         norm1.forward(h1, xs, mean: kept.buffer("s.mean", F * N), rstd: kept.buffer("s.rstd", F * N), rows: F * N)
-        let s = scratch.buffer("s.o", F * N * D)
-        attn.forward(s, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: F * N, length: N), probs: attn.probabilities(kept, "s.probs", F * H * N * N, length: N),
-                     attnOut: kept.buffer("s.a", F * N * D), sequences: F, length: N, scratch: scratch)
+        // With class rows only, nothing reads x2's patch rows: the frames' class tokens are the only queries.
+        let Q = classRowsOnly ? 1 : N   // query rows per frame
+        let s = scratch.buffer("s.o", F * Q * D)
+        attn.forward(s, h1, qkvBuf: attn.keptQKV(kept, "s.qkv", rows: F * N, length: N),
+                     probs: classRowsOnly ? nil : attn.probabilities(kept, "s.probs", F * H * N * N, length: N),
+                     attnOut: kept.buffer("s.a", F * Q * D), sequences: F, length: N, scratch: scratch, classQueries: classRowsOnly)
         scalesS = scales(F * N, context, site: 2, groups: F, perVideo: T) { $0 / N }
-        let sd = scratch.buffer("s.od", F * N * D)
-        applyRowScales(scalesS, out: sd, s, rows: F * N, cols: D)
+        let sd = scratch.buffer("s.od", F * Q * D)
+        applyRowScales(classRowsOnly ? classRowScales(scalesS, rows: F * N, every: N) : scalesS, out: sd, s, rows: F * Q, cols: D)
         // x = cat(c0, xt) + cat(mean_t s_cls, s_patches).
         let every = classRowsOnly ? V : nil
         let x2 = tail.input(kept: kept, scratch: scratch, rows: B * V, width: D, every: every)
@@ -94,9 +97,10 @@ final class TimeSformerBlock: TransformerBlock, ClassRowsBlock {
             let c = x2 + b * V * D
             c.update(from: x0 + b * V * D, count: D)
             for t in 0..<T {
-                let sc = sd + (b * T + t) * N * D
+                let sc = sd + (b * T + t) * Q * D
                 for j in 0..<D { c[j] += sc[j] / Float(T) }
             }
+            if classRowsOnly { continue }
             for n in 0..<L { for t in 0..<T {
                 let dst = x2 + (b * V + 1 + n * T + t) * D
                 let a = xtNew + ((b * L + n) * T + t) * D, p = sd + ((b * T + t) * N + 1 + n) * D
@@ -113,23 +117,26 @@ final class TimeSformerBlock: TransformerBlock, ClassRowsBlock {
         let P = B * L * T, F = B * T, R = B * V
         // MLP: dx (in video layout) receives d x2.
         tail.backward(dInput: dx, dOut: dOut, rows: R, width: D, every: classRowsOnly ? V : nil, scales: scalesM, kept: kept, scratch: scratch)
-        // Split d x2 into the spatial output, the temporal output and the class token.
-        let dsd = scratch.buffer("s.dsd", F * N * D)
+        // Split d x2 into the spatial output, the temporal output and the class token (with class rows
+        // only, the spatial output is the class queries': dx's patch rows are zero but for the residual).
+        let Q = classRowsOnly ? 1 : N
+        let dsd = scratch.buffer("s.dsd", F * Q * D)
         let dxtNew = scratch.buffer("t.dnew", P * D)
         for b in 0..<B {
             for t in 0..<T {
-                let dc = dsd + (b * T + t) * N * D, g = dx + b * V * D
+                let dc = dsd + (b * T + t) * Q * D, g = dx + b * V * D
                 for j in 0..<D { dc[j] = g[j] / Float(T) }
+                if classRowsOnly { continue }
                 for n in 0..<L { (dsd + ((b * T + t) * N + 1 + n) * D).update(from: dx + (b * V + 1 + n * T + t) * D, count: D) }
             }
             (dxtNew + b * L * T * D).update(from: dx + (b * V + 1) * D, count: L * T * D)
         }
-        let ds = scratch.buffer("s.ds", F * N * D)
-        applyRowScales(scalesS, out: ds, dsd, rows: F * N, cols: D)
+        let ds = scratch.buffer("s.ds", F * Q * D)
+        applyRowScales(classRowsOnly ? classRowScales(scalesS, rows: F * N, every: N) : scalesS, out: ds, dsd, rows: F * Q, cols: D)
         let dh1 = scratch.buffer("s.dh", F * N * D)
         attn.backward(dInput: dh1, dOut: ds, x: kept.buffer("s.h", F * N * D), qkvBuf: attn.keptQKV(kept, "s.qkv", rows: F * N, length: N),
-                      probs: attn.probabilities(kept, "s.probs", F * H * N * N, length: N), attnOut: kept.buffer("s.a", F * N * D),
-                      sequences: F, length: N, scratch: scratch)
+                      probs: classRowsOnly ? nil : attn.probabilities(kept, "s.probs", F * H * N * N, length: N),
+                      attnOut: kept.buffer("s.a", F * Q * D), sequences: F, length: N, scratch: scratch, classQueries: classRowsOnly)
         let dxs = scratch.buffer("s.dxs", F * N * D)
         norm1.backward(dInput: dxs, dOut: dh1, input: kept.buffer("s.x", F * N * D), mean: kept.buffer("s.mean", F * N),
                        rstd: kept.buffer("s.rstd", F * N), rows: F * N, accumulateInput: false)

@@ -41,12 +41,17 @@ final class StepGemmsTests: XCTestCase {
     }
 
     /// The TimeSformers' last MLP runs on the class rows too: one per frame in the CLIP one, one
-    /// per video in the IN-21K one.
+    /// per video in the IN-21K one; their last spatial attention (per frame) on the frames' class queries.
     func testTimeSformers() {
         var c = ModelConfig()
         c.backbone = .timesformer; c.adapters = []; c.tune = .all
-        XCTAssertEqual(forwardCalls(StepGemms.list(c), "mlp c_fc, class rows", rows: 8), 1)
-        c.backbone = .imagenet; c.dividedSpaceTime = true
-        XCTAssertEqual(forwardCalls(StepGemms.list(c), "mlp c_fc, class rows", rows: 1), 1)
+        for imagenet in [false, true] {
+            if imagenet { c.backbone = .imagenet; c.dividedSpaceTime = true }
+            let uses = StepGemms.list(c)
+            XCTAssertEqual(forwardCalls(uses, "mlp c_fc, class rows", rows: imagenet ? 1 : 8), 1)
+            XCTAssertEqual(forwardCalls(uses, "attn out_proj, class rows", rows: 8), 1)
+            XCTAssertEqual(forwardCalls(uses, "attn out_proj", rows: 8 * 197), 11)
+            XCTAssertEqual(uses.filter { $0.group == "spatial attention Q·Kᵀ" }.reduce(0) { $0 + $1.count }, 11)
+        }
     }
 }
