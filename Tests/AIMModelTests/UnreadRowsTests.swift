@@ -113,6 +113,12 @@ final class UnreadRowsTests: XCTestCase {
             try check(adapters, "CLIP AIM bf16, \(resolution)²", tolerance: 1e-4)
             try check(full, "CLIP full finetuning bf16, \(resolution)²", tolerance: 1e-4)
         }
+        // Both TimeSformers' class queries in bf16, at the bf16 attention's length (65 tokens).
+        var clip = config(.timesformer, tune: .all, precision: .bf16), imagenet = config(.imagenet, tune: .all, precision: .bf16)
+        imagenet.dividedSpaceTime = true
+        clip.inputResolution = 64; imagenet.inputResolution = 64
+        try check(clip, "CLIP TimeSformer bf16", tolerance: 1e-4)
+        try check(imagenet, "IN-21K TimeSformer bf16", tolerance: 1e-4)
     }
 
     /// The Swin family pools every token: nothing to skip, and the switch stays off.
