@@ -302,6 +302,11 @@ struct AttentionLayer {
         case fp32(FloatPtr)
         /// Written in bf16 by a frozen in_proj: only the bf16 attention reads them (`writesQKVInBF16`).
         case bf16(UnsafeMutablePointer<UInt16>)
+
+        /// The same rows as the attention kernels read them.
+        var rows: AttentionQKVRows {
+            switch self { case .fp32(let p): return .fp32(UnsafePointer(p)); case .bf16(let p): return .bf16(UnsafePointer(p)) }
+        }
     }
 
     /// The kept q | k | v for `rows` rows of sequences of `length`, under `key` in `arena` (bf16 ones
@@ -345,11 +350,9 @@ struct AttentionLayer {
                      "AttentionLayer.forward: without out_proj, a bf16 model's output goes to attnOutKeep")
         precondition(interleaved == 1 || runsShortInBF16(L), "AttentionLayer.forward: interleaved sequences need the short bf16 kernel")
         precondition((x != nil) != (xBF16 != nil) && (xBF16 == nil || readsOnlyRoundedInput), "AttentionLayer.forward: one input, bf16 only for a frozen bf16 in_proj")
-        let rowsQKV: AttentionQKVRows
         switch qkvBuf {
         case .fp32(let q):
             if let xBF16 { qkv.forward(q, roundedInput: xBF16, rows: rows) } else { qkv.forward(q, x!, rows: rows, keepInput: xKeep) }
-            rowsQKV = .fp32(q)
         case .bf16(let q16):
             precondition(xKeep == nil, "a frozen in_proj keeps no input")
             if !qkv.forward(roundedOutput: q16, x, roundedInput: xBF16, rows: rows) {
@@ -360,8 +363,8 @@ struct AttentionLayer {
                 if let xBF16 { qkv.forward(q, roundedInput: xBF16, rows: rows) } else { qkv.forward(q, x!, rows: rows) }
                 StepProfile.measure(.frozenGEMM) { toBF16(q16, q, count: rows * 3 * width) }
             }
-            rowsQKV = .bf16(UnsafePointer(q16))
         }
+        let rowsQKV = qkvBuf.rows
         // out_proj reads only the bf16 rounding of the attention's output when it is frozen (or keeps
         // that rounding for its weight gradient): the attention then writes it in bf16 itself, into
         // the kept buffer or over attnOut's memory, which nothing else reads.
@@ -421,9 +424,7 @@ struct AttentionLayer {
             ? UnsafeMutableRawPointer(dQKV).assumingMemoryBound(to: UInt16.self) : nil
         StepProfile.measure(.attention) {
             if classQueries {
-                let q: AttentionQKVRows
-                switch qkvBuf { case .fp32(let p): q = .fp32(UnsafePointer(p)); case .bf16(let p): q = .bf16(UnsafePointer(p)) }
-                classQueryAttentionBackward(dQKV: rounded == nil ? dQKV : nil, roundedDQKV: rounded, dOut: dA, qkv: q, sequences: S,
+                classQueryAttentionBackward(dQKV: rounded == nil ? dQKV : nil, roundedDQKV: rounded, dOut: dA, qkv: qkvBuf.rows, sequences: S,
                                             length: L, width: width, heads: heads, inBF16: inBF16(L))
                 return
             }
@@ -431,8 +432,8 @@ struct AttentionLayer {
             case .bf16(let q16) where runsShortInBF16(L):
                 shortAttentionBackward(dQKV: rounded == nil ? dQKV : nil, roundedDQKV: rounded, dOut: dA, qkv16: q16, sequences: S,
                                        length: L, width: width, heads: heads, interleaved: interleaved)
-            case .bf16(let q16):
-                attentionBackwardOneDNN(dQKV: dQKV, dOut: dA, qkvRows: .bf16(UnsafePointer(q16)), sequences: S, length: L, width: width,
+            case .bf16:
+                attentionBackwardOneDNN(dQKV: dQKV, dOut: dA, qkvRows: qkvBuf.rows, sequences: S, length: L, width: width,
                                         heads: heads, roundedDQKV: rounded)
             case .fp32(let q):
                 if let rounded {
