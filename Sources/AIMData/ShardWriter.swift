@@ -70,7 +70,8 @@ public enum ShardWriter {
 
     /// Shards `samples` into `dir` (created if needed; refused when it already holds shards of
     /// `split`). `threads` source videos are checked at once; `progress` is called after each
-    /// sample from the calling thread.
+    /// sample from the calling thread. The manifest is written last, and only when a video was
+    /// written; a write that fails removes the shards it made, so the same command can run again.
     @discardableResult
     public static func write(samples: [VideoSample], split: String, to dir: String, shardSize: Int64,
                              threads: Int = 2, progress: (Progress) -> Void = { _ in }) throws -> ShardManifest {
@@ -80,6 +81,20 @@ public enum ShardWriter {
                                          || $0 == ShardManifest.fileName(split: split) }) {
             throw TarError(path: dir, message: "already holds \(split) shards (\(old)); remove them or choose another --out")
         }
+        do {
+            return try writeShards(samples: samples, split: split, to: dir, shardSize: shardSize, threads: threads, progress: progress)
+        } catch {
+            // Nothing of this split was there before (checked above): whatever is there now is this run's, unfinished.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            where name.hasPrefix("\(split)-") && (name.hasSuffix(".tar") || name.hasSuffix(".idx") || name.contains(".tmp")) {
+                try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
+            }
+            throw error
+        }
+    }
+
+    private static func writeShards(samples: [VideoSample], split: String, to dir: String, shardSize: Int64,
+                                    threads: Int, progress: (Progress) -> Void) throws -> ShardManifest {
         let keys = keys(for: samples)
         var shards: [ShardManifest.Shard] = []
         var skipped: [ShardManifest.Skipped] = []
@@ -148,6 +163,8 @@ public enum ShardWriter {
         let pattern = shards.isEmpty ? "" : shards.count == 1 ? shards[0].tar
             : "\(split)-{\(String(format: "%06d", 0))..\(String(format: "%06d", shards.count - 1))}.tar"
         let manifest = ShardManifest(split: split, pattern: pattern, samples: written, shards: shards, skipped: skipped)
+        // No video usable: no manifest (it would name no shard, and refuse a rerun into this folder).
+        guard written > 0 else { return manifest }
         try FileOutput.write(manifest.json(), to: (dir as NSString).appendingPathComponent(ShardManifest.fileName(split: split)))
         return manifest
     }

@@ -102,13 +102,29 @@ struct Clip: ParsableCommand {
 
     func run() throws {
         guard clipLen > 0, frameInterval > 0, numClips > 0 else { fail("clip-len, frame-interval and num-clips must be positive") }
-        guard size.isEmpty || (size.count == 2 && size.allSatisfy { $0 > 0 }) else { fail("--size takes two positive numbers: H W") }
+        // The config keys' ranges (data.clip_len, data.frame_interval, data.num_clips, data.short_side):
+        // past them the sampler's arithmetic overflows or the frames cannot be allocated.
+        for (option, value, key) in [("--clip-len", clipLen, "data.clip_len"), ("--frame-interval", frameInterval, "data.frame_interval"),
+                                     ("--num-clips", numClips, "data.num_clips")] {
+            if let max = ConfigSchema.key(key)?.maximum, Double(value) > max { fail("\(option) must be at most \(Int(max)) (as \(key)), got \(value)") }
+        }
+        let maxSide = Int(ConfigSchema.key("data.short_side")?.maximum ?? 16384)
+        guard size.isEmpty || (size.count == 2 && size.allSatisfy { $0 > 0 && $0 <= maxSide }) else {
+            fail("--size takes two numbers H W from 1 to \(maxSide), got \(size.map(String.init).joined(separator: " "))")
+        }
         let sampler = SampleFrames(clipLen: clipLen, frameInterval: frameInterval, numClips: numClips,
                                    testMode: testMode, frameUniform: frameUniform)
         do {
             let reader = try VideoReader(path: video)
             var rng = RandomGenerator(keys: seed)
             let idx = sampler.indices(totalFrames: reader.frameCount, rng: &rng)
+            // Refused before decoding: the output is held in memory whole.
+            let (outH, outW) = size.isEmpty ? (reader.height, reader.width) : (size[0], size[1])
+            let bytes = Double(idx.count) * Double(outH) * Double(outW) * 3
+            if bytes > Double(ProcessInfo.processInfo.physicalMemory) / 2 {
+                fail(String(format: "%d frames of %dx%d would take %.1f GB, more than half of this machine's memory: fewer --num-clips / --clip-len or a smaller --size",
+                            idx.count, outW, outH, bytes / 1e9))
+            }
             let frames = try reader.frames(at: idx, size: size.isEmpty ? nil : (width: size[1], height: size[0]))
             let n = sampler.clipsPerVideo
             var w = SafetensorsWriter(metadata: ["video": video, "total_frames": String(reader.frameCount)])
@@ -173,6 +189,7 @@ struct DecodeBench: ParsableCommand {
 
     func run() throws {
         if let config { return try loaderEpochs(config) }
+        guard (1...100_000).contains(clipsPerThread) else { fail("--clips-per-thread must be 1 to 100000, got \(clipsPerThread)") }
         do {
             let paths = try DecodeBenchmark.makeVideos(in: dir)
             for t in [1, 2] {
@@ -230,16 +247,16 @@ struct Shard: ParsableCommand {
             if tty { Console.errorRaw("\n") }
         } catch {
             if tty { Console.errorRaw("\n") }
-            fail("\(error)")
+            fail("\(error) (the unfinished \(split) shards were removed from \(out))")
         }
         for k in manifest.skipped { Console.error("skipped: \(k.path): \(k.reason)") }
+        if manifest.samples == 0 { fail("no video of \(config) split \(split) is usable: nothing written to \(out)") }
         let bytes = manifest.shards.reduce(Int64(0)) { $0 + $1.bytes }
         print("wrote \(manifest.samples) of \(samples.count) videos (\(manifest.skipped.count) skipped) into \(manifest.shards.count) shard(s), \(FileSpace.describe(bytes)), in \(duration(Date().timeIntervalSince(t0)))")
         print("manifest: \((out as NSString).appendingPathComponent(ShardManifest.fileName(split: split)))")
         if !manifest.pattern.isEmpty {
             print("train from them with: data.format: shards, data.\(split): \((out as NSString).appendingPathComponent(manifest.pattern))")
         }
-        if manifest.samples == 0 { fail("no video of \(config) split \(split) is usable") }
     }
 }
 

@@ -62,6 +62,8 @@ final class BadValueTests: TrainToolTestCase {
         }
         cases += [
             swin(["model.num_heads=[1, 2, 4]"], "model.num_heads"),
+            // Read by the `gemm: auto` probe's list of products before a model is built (it trapped there).
+            swin(["model.depths=[2, 2, 2]"], "model.num_heads"),
             swin(["model.depths=[2, 0]"], "model.depths"),
             swin(["model.patch_size=[2, 4]"], "model.patch_size"),
             swin(["model.window_size=3"], "model.window_size"),            // 8×8 grid, window 3
@@ -107,6 +109,22 @@ final class BadValueTests: TrainToolTestCase {
             Case(args: ["--sweep", "ranks=0,1"], expect: "--sweep"),
             Case(args: ["--set", "train.batch_size=0"], expect: "train.batch_size"),
         ])
+        // A Swin config whose lists do not fit together, in the tools that read a config before building a model.
+        let swinMismatch = ["--config", Self.tinySwinConfig, "--set", "model.depths=[2, 2, 2]", "--set", "model.pretrained="]
+        try check("aim-model", ["cpu"], [Case(args: swinMismatch, expect: "model.num_heads")])
+        try check("aim-eval", ["--checkpoint", "/nonexistent/ckpt.safetensors"], [Case(args: swinMismatch, expect: "model.num_heads")])
+        // Sizes past the config keys' ranges: refused, not an overflow trap or a failed allocation.
+        let video = data.appendingPathComponent("videos/train").path
+        let firstVideo = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: video).sorted().first)
+        try check("aim-data", ["clip", "--video", "\(video)/\(firstVideo)", "--output", scratch.appendingPathComponent("c.safetensors").path], [
+            Case(args: ["--clip-len", "8", "--num-clips", "99999999999"], expect: "--num-clips"),
+            Case(args: ["--clip-len", "99999999999"], expect: "--clip-len"),
+            Case(args: ["--clip-len", "8", "--frame-interval", "9223372036854775807", "--num-clips", "2"], expect: "--frame-interval"),
+            Case(args: ["--clip-len", "8", "--size", "100000", "100000"], expect: "--size"),
+            Case(args: ["--clip-len", "1024", "--num-clips", "1000", "--size", "4000", "4000"], expect: "memory"),
+        ])
+        try check("aim-data", ["decode-bench", "--dir", scratch.appendingPathComponent("db").path],
+                  [Case(args: ["--clips-per-thread", "0"], expect: "--clips-per-thread")])
         let empty = scratch.appendingPathComponent("empty.txt")
         XCTAssertTrue(FileManager.default.createFile(atPath: empty.path, contents: Data("\r\n\r\n".utf8)))
         try check("aim-data", ["check"], [

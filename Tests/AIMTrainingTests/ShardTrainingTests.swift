@@ -47,6 +47,18 @@ final class ShardTrainingTests: TrainToolTestCase {
                                                    "--set", "data.format=shards", "--set", "data.train=\(shards.path)/train-manifest.json"])
         XCTAssertEqual(check.status, 0, check.output)
         XCTAssertTrue(check.output.contains("videos: 16, ok: 16, bad: 0") && check.output.contains("shard checksums: all match"), check.output)
+
+        // No usable video: exit 1 and nothing written (an empty manifest used to refuse the rerun).
+        let badList = scratch.appendingPathComponent("all_bad.txt"), none = scratch.appendingPathComponent("none")
+        try Data("notes.mp4 0\nvideos/none.mp4 1\n".utf8).write(to: badList)
+        for _ in 0..<2 {
+            let r = try run(try tool("aim-data"), ["shard", "--config", Self.tinyConfig, "--split", "train", "--out", none.path,
+                                                   "--set", "data.root=\(data.path)", "--set", "data.train=\(badList.path)",
+                                                   "--set", "model.num_classes=4"])
+            XCTAssertEqual(r.status, 1, r.output)
+            XCTAssertTrue(r.output.contains("is usable: nothing written to \(none.path)"), r.output)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: none.path), [], r.output)
+        }
     }
 
     /// One rank from shards ends bitwise where one rank from the files ends (the same 16 good

@@ -8,6 +8,7 @@ import XCTest
 class TrainToolTestCase: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let tinyConfig = root.appendingPathComponent("configs/debug/tiny_aim.yaml").path
+    static let tinySwinConfig = root.appendingPathComponent("configs/debug/tiny_swin_aim.yaml").path
 
     struct Run {
         var status: Int32
