@@ -119,7 +119,9 @@ extension Recognizer {
             // The first mismatch says what is wrong (another architecture, another class count);
             // a whole model's key list would bury it.
             if !report.misshapen.isEmpty { problems.append("mis-shaped: " + firstFew(report.misshapen, separator: "; ")) }
-            if !report.missing.isEmpty { problems.append("missing keys: " + firstFew(report.missing)) }
+            // Not strict (a checkpoint of tunable weights, a pretrained backbone), missing weights come
+            // from elsewhere: naming them beside a mis-shaped one would mislead.
+            if !report.missing.isEmpty && strict { problems.append("missing keys: " + firstFew(report.missing)) }
             if !report.unexpected.isEmpty && strict { problems.append("unexpected keys: " + firstFew(report.unexpected)) }
             throw ModelError.weights(path: file.path, problems: problems)
         }

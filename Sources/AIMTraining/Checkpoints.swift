@@ -146,16 +146,25 @@ public final class CheckpointStore {
                 }
             }
         }
-        // Damage inside the data (the header still parses) shows only in the checksum.
-        if let expected = f.metadata["checksum"] {
-            let actual = Self.checksum(model: model) { name, _ in
-                (try? f.withRawBytes(named: name) { $0 }) ?? UnsafeRawBufferPointer(start: nil, count: 0)
-            }
-            guard actual == expected else {
-                throw TrainingError.checkpoint(path: file.path, reason: "data checksum \(actual) does not match the recorded \(expected) (corrupt file)")
-            }
-        }
+        try Self.verifyChecksum(f, model: model)
         return f
+    }
+
+    /// Damage inside the data (the header still parses) shows only in the checksum, recorded over
+    /// the tunable weights and moments of the model that wrote the file: checked when the file has
+    /// one and holds exactly this model's tunable tensors (evaluation may build a model whose
+    /// tunable set differs, e.g. `model.tune: head`; its sum would differ without damage).
+    static func verifyChecksum(_ f: SafetensorsFile, model: Recognizer) throws {
+        guard let expected = f.metadata["checksum"] else { return }
+        let tunable = model.store.tunableParameters.map(\.name)
+        let keys = Set(tunable.flatMap { [$0, "optimizer.exp_avg." + $0, "optimizer.exp_avg_sq." + $0] })
+        guard keys.allSatisfy(f.contains), f.names.filter({ !$0.hasPrefix("optimizer.") }).count == tunable.count else { return }
+        let actual = Self.checksum(model: model) { name, _ in
+            (try? f.withRawBytes(named: name) { $0 }) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        guard actual == expected else {
+            throw TrainingError.checkpoint(path: f.path, reason: "data checksum \(actual) does not match the recorded \(expected) (corrupt file)")
+        }
     }
 
     /// FNV-1a (64-bit, over 4-byte words) of every tunable weight and moment, in the model's

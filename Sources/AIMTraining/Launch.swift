@@ -127,6 +127,8 @@ public enum Launch {
             try checkFrozenWeights(of: model, against: checkpoint, metadata: header?.metadata ?? [:], pretrained: mc.pretrained,
                                    seed: config.int("train.seed"))
         }
+        // An aim-swift checkpoint's checksum, as `--resume` checks it: a damaged file would print wrong accuracies.
+        if let header, header.metadata["format"] == CheckpointStore.format { try CheckpointStore.verifyChecksum(header, model: model) }
         let report = try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
         let missingTunable = report.missing.filter { name in model.store[name]?.tunable ?? false }
         if !missingTunable.isEmpty {

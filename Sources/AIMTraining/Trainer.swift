@@ -244,6 +244,10 @@ public final class Trainer {
         if comm.rank == 0 {
             log.message("training \(config.name): \(comm.size) rank(s) × \(Threads.count) thread(s), global batch \(globalBatch) (micro \(microBatch)), \(totalSteps) steps, \(model.tunableParameterCount) tunable of \(model.totalParameters) parameters; work dir \(workDir.path)")
         }
+        if comm.rank == 0 && state.step >= totalSteps {
+            let limit = options.maxSteps == totalSteps ? "--max-steps \(totalSteps)" : "the run's \(totalSteps) steps"
+            log.message("nothing to train: resumed at step \(state.step), \(state.step == totalSteps ? "already" : "past") \(limit)")
+        }
         while state.step < totalSteps {
             let times = try trainStep(&summary)
             summary.stepTimes.append(times)

@@ -54,7 +54,7 @@ struct AIMPredict: ParsableCommand {
             let (cfg, classes) = try loadTestConfig(path: config, overrides: overrides, views: views)
             let k = min(topK, cfg.int("model.num_classes"))
             let (videos, missing) = collectVideos(inputs)
-            for m in missing { Console.error("aim-predict: \(m)") }
+            for m in missing { Console.error("aim-predict: skipping \(m)") }
             failed += missing.count
             if videos.isEmpty { throw TrainingError.data("no video files in \(inputs.joined(separator: " "))") }
             try Launch.configureCompute(config: cfg, threads: threads, log: false, communicator: comm)

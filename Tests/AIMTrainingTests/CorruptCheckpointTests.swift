@@ -36,6 +36,33 @@ final class CorruptCheckpointTests: TrainToolTestCase {
         XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")),
                        try rawTensors(clean.appendingPathComponent("latest.safetensors")))
 
+        // aim-eval and aim-predict check the data checksum as --resume does: a copy of a checkpoint with
+        // bytes flipped inside its data is refused by name (it evaluated before); the whole one evaluates.
+        var damaged = try Data(contentsOf: stepFile(clean, 8))
+        for i in 0..<16 { damaged[damaged.count / 2 + i] ^= 0x5A }
+        let damagedFile = scratch.appendingPathComponent("damaged.safetensors")
+        try damaged.write(to: damagedFile)
+        let evalArgs = ["--config", Self.tinyConfig, "--threads", "1", "--set", "data.root=\(data.path)",
+                        "--set", "data.val=\(data.path)/val_list.txt", "--set", "model.num_classes=4", "--set", "model.pretrained="]
+        for exe in ["aim-eval", "aim-predict"] {
+            let extra = exe == "aim-predict" ? [data.appendingPathComponent("videos/val").path] : []
+            let refused = try run(try tool(exe), evalArgs + ["--checkpoint", damagedFile.path] + extra)
+            XCTAssertEqual(refused.status, 1, refused.output)
+            XCTAssertTrue(refused.output.contains(damagedFile.path) && refused.output.contains("checksum"), refused.output)
+            let whole = try run(try tool(exe), evalArgs + ["--checkpoint", stepFile(clean, 8).path] + extra)
+            XCTAssertEqual(whole.status, 0, whole.output)
+        }
+
+        // Resuming a run already at (or past) its last step says so, trains nothing and changes nothing.
+        let finished = try rawTensors(clean.appendingPathComponent("latest.safetensors"))
+        for (steps, word) in [(8, "already"), (6, "past")] {
+            r = try train(trainArgs(data: data, workDir: clean, steps: steps) + ["--resume", "auto"])
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.output.contains("nothing to train: resumed at step 8, \(word) the run's \(steps) steps"), r.output)
+            XCTAssertFalse(r.output.contains("step 9/"), r.output)
+            XCTAssertEqual(try rawTensors(clean.appendingPathComponent("latest.safetensors")), finished)
+        }
+
         // Nothing valid at all: reported, and training starts from step 0.
         let lone = workDir("lone")
         try FileManager.default.createDirectory(at: lone.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
