@@ -26,6 +26,20 @@ extension Recognizer {
     public func start(seed: UInt64) throws -> LoadReport? {
         guard !config.pretrained.isEmpty else { store.initialize(seed: seed); return nil }
         let report = try loadPretrainedBackbone(path: config.pretrained)
+        // Frozen weights never train: one missing from the file would stay at its random draw for
+        // the whole run (a file of another backbone, or an empty one, trained on silently before).
+        // What the official code draws itself is the exception: adapters, temporal embedding and head
+        // (frozen too under `tune: head`), and swin2d's temporal bias tables, which it draws and freezes.
+        let drawnByOfficialCode = Recognizer.tunableKeywords + ["temporal_position_bias_table"]
+        let missingFrozen = report.missing.filter { name in
+            !(store[name]?.tunable ?? true) && !drawnByOfficialCode.contains { name.contains($0) }
+        }
+        if !missingFrozen.isEmpty {
+            throw ModelError.weights(path: config.pretrained, problems: [
+                "\(missingFrozen.count) of this model's frozen weights are not in the file (\(firstFew(missingFrozen.map { String($0.dropFirst("backbone.".count)) })); "
+                + "\(report.loaded.count) matched): frozen weights never train, so the run would learn on random features — "
+                + "a file of another backbone (model.backbone \(config.backbone.rawValue)), or cut short?"])
+        }
         store.initialize(seed: seed, skipping: Set(report.loaded))
         return report
     }
@@ -110,6 +124,10 @@ extension Recognizer {
                     + "already given back for its bf16 copy (model.precision bf16); load weights before training starts"])
             }
             try file.readFloats(named: key, into: p.data, count: p.count)
+            // A NaN or infinity in a weight gives NaN logits, which top-k then reads as an answer.
+            if let i = (0..<p.count).first(where: { !p.data[$0].isFinite }) {
+                throw ModelError.weights(path: file.path, problems: ["\(key): value \(i) is \(p.data[i]) (weights must be finite)"])
+            }
             report.loaded.append(p.name); used.insert(key)
         }
         report.unexpected = file.names.filter { n in !used.contains(n) && !ignoring.contains { n.hasPrefix($0) } }

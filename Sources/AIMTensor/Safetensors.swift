@@ -98,7 +98,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         self.path = path
         func bad(_ message: String) -> SafetensorsError { SafetensorsError(path: path, message: message) }
 
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO named by mistake would block the open until a writer came; it is
+        // refused below as not a regular file (the flag changes nothing for regular files).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 { throw bad("cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()

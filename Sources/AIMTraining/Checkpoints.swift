@@ -137,12 +137,20 @@ public final class CheckpointStore {
             throw TrainingError.checkpoint(path: file.path,
                                            reason: "metadata '\(key)' is \"\(f.metadata[key]!)\", not a count (a whole number from 0 to \(Int32.max))")
         }
+        // Optional ones, outside the checksum too: a best top-1 that is not a fraction (or -1, none
+        // yet) would decide which checkpoint becomes `best`; world_size is compared on resume.
+        if let b = f.metadata["best_top1"], !(Double(b).map { $0 == -1 || (0...1).contains($0) } ?? false) {
+            throw TrainingError.checkpoint(path: file.path, reason: "metadata 'best_top1' is \"\(b)\", not a top-1 from 0 to 1 (or -1)")
+        }
+        if let w = f.metadata["world_size"], !(Int(w).map { $0 >= 1 } ?? false) {
+            throw TrainingError.checkpoint(path: file.path, reason: "metadata 'world_size' is \"\(w)\", not a rank count")
+        }
         for p in model.store.tunableParameters {
             for k in [p.name, "optimizer.exp_avg." + p.name, "optimizer.exp_avg_sq." + p.name] {
                 guard f.contains(k) else { throw TrainingError.checkpoint(path: file.path, reason: "missing tensor \(k)") }
-                let shape = try f.shape(of: k)
-                guard shape.reduce(1, *) == p.count, try f.dtype(of: k) == .f32 else {
-                    throw TrainingError.checkpoint(path: file.path, reason: "\(k) has shape \(shape), the model needs \(p.shape) of F32")
+                let shape = try f.shape(of: k), dtype = try f.dtype(of: k)
+                guard shape.reduce(1, *) == p.count, dtype == .f32 else {
+                    throw TrainingError.checkpoint(path: file.path, reason: "\(k) is \(shape) of \(dtype.rawValue), the model needs \(p.shape) of F32")
                 }
             }
         }

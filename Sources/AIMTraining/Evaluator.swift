@@ -27,11 +27,15 @@ public struct Evaluator {
     public func run(_ source: BatchSource) throws -> EvalResult {
         let K = numClasses
         var local: [Float] = []   // per video: dataset index, label, then K averaged probabilities
+        var unusable = 0          // videos of this rank's shard that could not be decoded
         for step in 0..<source.stepsPerEpoch {
             let batch = try source.batch(epoch: 0, step: step)
             let V = batch.viewsPerSample, B = batch.labels.count
             let probs = try averagedProbabilities(model: model, video: batch.video, samples: B, views: V)
-            for b in 0..<B where !batch.isPadding[b] {
+            // A bad video is skipped and counted; the loader's stand-in for it is another video of
+            // the set, which counted again would skew every figure.
+            unusable += (0..<B).filter { !batch.isPadding[$0] && batch.isReplacement[$0] }.count
+            for b in 0..<B where !batch.isPadding[b] && !batch.isReplacement[b] {
                 local.append(Float(batch.indices.isEmpty ? -1 : batch.indices[b])); local.append(Float(batch.labels[b]))
                 local.append(contentsOf: probs[b])
             }
@@ -48,8 +52,8 @@ public struct Evaluator {
         // Dataset order, whatever the rank count (indices are exact in Float below 2^24 videos).
         rows.sort { $0.index < $1.index }
         let scores = rows.map(\.scores), labels = rows.map(\.label)
-        // Each rank's loader counts only the bad files of its shard.
-        let skipped = Int(comm.allreduce([Double(source.skipEvents)], op: .sum, label: "eval-skipped")[0])
+        // Each rank counts the bad videos of its shard.
+        let skipped = Int(comm.allreduce([Double(unusable)], op: .sum, label: "eval-skipped")[0])
         return EvalResult(top1: Metrics.topK(scores, labels: labels, k: 1), top5: Metrics.topK(scores, labels: labels, k: min(5, K)),
                           meanClassAccuracy: Metrics.meanClassAccuracy(scores, labels: labels), videos: labels.count,
                           skipped: skipped, indices: rows.map(\.index), labels: labels, scores: scores)

@@ -5,6 +5,8 @@ public enum Metrics {
         guard !labels.isEmpty else { return 0 }
         var hits = 0
         for (s, y) in zip(scores, labels) {
+            // A NaN score compares false both ways and would make every row a hit: such a row is a miss.
+            guard !s.contains(where: \.isNaN) else { continue }
             let better = s.indices.filter { s[$0] > s[y] || (s[$0] == s[y] && $0 < y) }.count
             if better < k { hits += 1 }
         }
@@ -13,7 +15,9 @@ public enum Metrics {
 
     /// The highest-scoring label (ties: the lower label, as `topK` counts them).
     public static func top1(_ s: [Float]) -> Int {
-        s.indices.max { s[$0] < s[$1] || (s[$0] == s[$1] && $0 > $1) }!
+        // NaN ranks below everything, so a NaN score is never the prediction.
+        func v(_ i: Int) -> Float { s[i].isNaN ? -.infinity : s[i] }
+        return s.indices.max { v($0) < v($1) || (v($0) == v($1) && $0 > $1) }!
     }
 
     /// mmaction2's mean_class_accuracy: over the union of predicted and true labels, per-class

@@ -11,9 +11,13 @@ public struct LocalBatch {
     public let isPadding: [Bool]    // duplicates that only fill the last batch (dropped in evaluation)
     /// Dataset index of each sample (empty for sources without a dataset).
     public let indices: [Int]
-    public init(video: Tensor, labels: [Int], viewsPerSample: Int, isPadding: [Bool], indices: [Int] = []) {
+    /// Samples that stand in for a bad video the sampler asked for (training goes on with them, as
+    /// mmaction2's retry does; evaluation must not count them: they would be duplicates).
+    public let isReplacement: [Bool]
+    public init(video: Tensor, labels: [Int], viewsPerSample: Int, isPadding: [Bool], indices: [Int] = [], isReplacement: [Bool]? = nil) {
         self.video = video; self.labels = labels; self.viewsPerSample = viewsPerSample; self.isPadding = isPadding
         self.indices = indices
+        self.isReplacement = isReplacement ?? Array(repeating: false, count: labels.count)
     }
 }
 
@@ -51,7 +55,8 @@ public final class VideoBatchSource: BatchSource {
         guard let b = try loader.next(), b.epoch == epoch, b.step == step else {
             throw TrainingError.data("the loader did not return step \(step) of epoch \(epoch)")
         }
-        return LocalBatch(video: b.data, labels: b.labels, viewsPerSample: b.viewsPerSample, isPadding: b.isPadding, indices: b.loaded)
+        return LocalBatch(video: b.data, labels: b.labels, viewsPerSample: b.viewsPerSample, isPadding: b.isPadding, indices: b.loaded,
+                          isReplacement: zip(b.requested, b.loaded).map { $0 != $1 })
     }
 
     public var skipped: [String: String] { loader.skipReport.files }

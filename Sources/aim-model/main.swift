@@ -143,8 +143,12 @@ struct Run: ParsableCommand {
         let file = try SafetensorsFile(path: input)
         let video = try file.tensor(named: "video")
         let R = mc.inputResolution
-        guard video.shape.count == 5, video.shape[1] == 3, video.shape[2] == mc.numFrames, video.shape[3] == R, video.shape[4] == R else {
-            throw ModelError.input("\(input): video has shape \(video.shape), the config expects [B, 3, \(mc.numFrames), \(R), \(R)]")
+        guard video.shape.count == 5, video.shape[0] >= 1, video.shape[1] == 3, video.shape[2] == mc.numFrames, video.shape[3] == R, video.shape[4] == R else {
+            throw ModelError.input("\(input): video has shape \(video.shape), the config expects [B, 3, \(mc.numFrames), \(R), \(R)] with B ≥ 1")
+        }
+        // A NaN or infinite pixel would give NaN logits that look like an answer.
+        if let i = (0..<video.count).first(where: { !video.data[$0].isFinite }) {
+            throw ModelError.input("\(input): video value \(i) is \(video.data[i]) (values must be finite)")
         }
         let B = video.shape[0]
         let logits = try model.forward(video: video.data, context: PassContext(batch: B, training: false))

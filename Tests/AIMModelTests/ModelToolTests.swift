@@ -77,5 +77,31 @@ final class ModelToolTests: XCTestCase {
             for i in 0..<b.count { num = max(num, abs(a[i] - b[i])); den = max(den, abs(b[i])) }
             XCTAssertLessThanOrEqual(num / den, 1e-4, g)
         }
+
+        // An empty batch (it trapped in the loss) and a weight that is not finite (its NaN logits
+        // read as answers): refused, naming the file.
+        let video = try f.tensor(named: "video")
+        var empty = SafetensorsWriter()
+        empty.add("video", dtype: .f32, shape: [0] + Array(video.shape.dropFirst()), bytes: [])
+        empty.add("label", int64: [])
+        let e = dir.appendingPathComponent("empty.safetensors").path
+        try empty.save(to: e)
+        args[6] = e
+        var (refused, text) = try run(exe, args)
+        XCTAssertEqual(refused, 1, text)
+        XCTAssertTrue(text.contains(e) && text.contains("B ≥ 1"), text)
+        var poisoned = SafetensorsWriter()
+        let victim = try XCTUnwrap(f.names.first { $0.hasPrefix("cls_head.") && $0.hasSuffix("bias") })
+        for name in f.names where name.hasPrefix("backbone.") || name.hasPrefix("cls_head.") {
+            let t = try f.tensor(named: name)
+            if name == victim { t.data[0] = .nan }
+            poisoned.add(name, tensor: t)
+        }
+        let pw = dir.appendingPathComponent("nan.safetensors").path
+        try poisoned.save(to: pw)
+        args[4] = pw; args[6] = x
+        (refused, text) = try run(exe, args)
+        XCTAssertEqual(refused, 1, text)
+        XCTAssertTrue(text.contains(pw) && text.contains(victim) && text.contains("finite"), text)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import AIMTensor
 import XCTest
 
 /// Bad values are refused, never trapped: each tool over a table of bad options and config
@@ -132,6 +133,41 @@ final class BadValueTests: TrainToolTestCase {
             Case(args: ["--list", empty.path], expect: "lists no videos"),
             Case(args: ["--list", "\(data.path)/train_list.txt", "--root", data.path, "--num-classes", "2"], expect: "train_list.txt:"),
             Case(args: ["--config", Self.tinyConfig, "--set", "data.train=\(empty.path)"], expect: "lists no videos"),
+        ])
+    }
+
+    /// Weight files that used to give wrong numbers with exit 0, or hang: a `model.pretrained` without
+    /// the frozen weights (they would stay random for the whole run), a FIFO named as a weights file
+    /// (the open blocked), a checkpoint without a checksum holding a NaN (top-1 read NaN logits as hits).
+    func testWeightFilesThatWouldMislead() throws {
+        let data = try makeDataset()
+        let base = trainArgs(data: data, workDir: workDir("wd"), steps: 2)
+        let emptyObject = scratch.appendingPathComponent("empty_object.safetensors")
+        try Data([8, 0, 0, 0, 0, 0, 0, 0] + Array("{}      ".utf8)).write(to: emptyObject)
+        let fifo = scratch.appendingPathComponent("fifo.safetensors").path
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        try check("aim-train", base, [
+            Case(args: ["--set", "model.pretrained=\(emptyObject.path)"], expect: "frozen weights are not in the file"),
+            Case(args: ["--set", "model.pretrained=\(fifo)"], expect: "not a regular file"),
+        ])
+        // A checkpoint as tools/convert_checkpoint.py writes one (no checksum), with a NaN in the head.
+        let wd = workDir("good")
+        let r = try train(trainArgs(data: data, workDir: wd, steps: 2))
+        XCTAssertEqual(r.status, 0, r.output)
+        let good = try SafetensorsFile(path: wd.appendingPathComponent("latest.safetensors").path)
+        var w = SafetensorsWriter()
+        for name in good.names where !name.hasPrefix("optimizer.") {
+            let t = try good.tensor(named: name)
+            if name == "cls_head.fc_cls.bias" { t.data[1] = .nan }
+            w.add(name, tensor: t)
+        }
+        let poisoned = scratch.appendingPathComponent("nan.safetensors")
+        try w.save(to: poisoned.path)
+        let evalArgs = ["--config", Self.tinyConfig, "--threads", "1", "--set", "data.root=\(data.path)",
+                        "--set", "data.val=\(data.path)/val_list.txt", "--set", "model.num_classes=4", "--set", "model.pretrained="]
+        try check("aim-eval", evalArgs, [
+            Case(args: ["--checkpoint", poisoned.path], expect: "cls_head.fc_cls.bias: value 1 is nan"),
+            Case(args: ["--checkpoint", fifo], expect: "not a regular file"),
         ])
     }
 }

@@ -107,4 +107,33 @@ final class EvalToolTests: TrainToolTestCase {
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("/nonexistent/backbone.safetensors"), r.output)
     }
+
+    /// Bad validation videos are skipped and counted, never scored: the loader stands another video
+    /// of the set in for a bad one (training goes on with it), which evaluation counted again —
+    /// 9 videos and a different top-1 from 8 good ones and 1 bad one.
+    func testBadValidationVideosAreSkippedNotReplaced() throws {
+        let data = try makeDataset()
+        let wd = workDir("wd")
+        var r = try train(trainArgs(data: data, workDir: wd, steps: 2))
+        XCTAssertEqual(r.status, 0, r.output)
+        try Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7919 &+ 13) }).write(to: data.appendingPathComponent("noise.mp4"))
+        let clean = try String(contentsOf: data.appendingPathComponent("val_list.txt"), encoding: .utf8)
+        let bad = data.appendingPathComponent("val_bad.txt")
+        try (clean + "noise.mp4 0\nvideos/gone.mp4 1\nnoise.mp4 2\n").write(to: bad, atomically: true, encoding: .utf8)
+        func evaluate(_ list: URL, _ csv: URL) throws -> [String: Any] {
+            r = try run(try tool("aim-eval"), ["--config", Self.tinyConfig, "--threads", "1", "--json", "--predictions", csv.path,
+                                               "--checkpoint", wd.appendingPathComponent("latest.safetensors").path,
+                                               "--set", "data.root=\(data.path)", "--set", "data.val=\(list.path)",
+                                               "--set", "model.num_classes=4", "--set", "model.pretrained="])
+            XCTAssertEqual(r.status, 0, r.output)
+            let line = try XCTUnwrap(r.output.split(separator: "\n").last { $0.hasPrefix("{") }, r.output)
+            return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        let cleanCSV = scratch.appendingPathComponent("clean.csv"), badCSV = scratch.appendingPathComponent("bad.csv")
+        let good = try evaluate(data.appendingPathComponent("val_list.txt"), cleanCSV), withBad = try evaluate(bad, badCSV)
+        XCTAssertEqual(withBad["videos"] as? Int, 8, r.output)
+        XCTAssertEqual(withBad["skipped"] as? Int, 3, r.output)
+        for k in ["top1", "top5", "mean_class_accuracy"] { XCTAssertEqual(withBad[k] as? Double, good[k] as? Double, k) }
+        XCTAssertEqual(try String(contentsOf: badCSV, encoding: .utf8), try String(contentsOf: cleanCSV, encoding: .utf8))
+    }
 }
