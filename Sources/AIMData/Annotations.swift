@@ -168,8 +168,10 @@ public func parseKineticsCSV(_ data: Data, file: String, root: String, classList
         guard f.count >= header.count else {
             throw AnnotationError(file: file, line: i + 1, message: "expected \(header.count) fields, found \(f.count)")
         }
-        guard let s = Double(f[cStart]), let e = Double(f[cEnd]), s >= 0, e >= 0 else {
-            throw AnnotationError(file: file, line: i + 1, message: "time_start/time_end `\(f[cStart])`,`\(f[cEnd])` are not numbers")
+        let s = try kineticsSeconds(f[cStart], column: "time_start", file: file, line: i + 1)
+        let e = try kineticsSeconds(f[cEnd], column: "time_end", file: file, line: i + 1)
+        guard s <= e else {
+            throw AnnotationError(file: file, line: i + 1, message: "time_start `\(f[cStart])` is after time_end `\(f[cEnd])`")
         }
         guard !f[cId].isEmpty, !f[cLabel].isEmpty else {
             throw AnnotationError(file: file, line: i + 1, message: "empty label or youtube_id")
@@ -200,6 +202,48 @@ public func parseKineticsCSV(_ data: Data, file: String, root: String, classList
         return VideoSample(path: joinRoot(root, byLabel ? r.label + "/" + r.name : r.name), label: l,
                            line: r.line, className: r.label)
     }
+}
+
+/// The largest Kinetics time taken, in seconds (~31 years): far beyond any video, and small
+/// enough that the whole seconds of the file name are an `Int` on every platform.
+let kineticsMaxSeconds = 999_999_999
+
+/// A Kinetics `time_start`/`time_end` field in seconds: a plain decimal number as Python's
+/// `float()` reads one (`5`, `5.0`, `.5`, `5.`, `1e1`), non-negative and at most
+/// `kineticsMaxSeconds`. Swift's `Double(String)` also takes `0x10`, `inf`, `nan` and `1e19`
+/// (which then traps as an `Int`): each is refused here with the file and line instead.
+func kineticsSeconds(_ text: String, column: String, file: String, line: Int) throws -> Double {
+    func isDigit(_ u: UInt8) -> Bool { u >= 0x30 && u <= 0x39 }
+    let b = Array(text.utf8)
+    let negative = b.first == UInt8(ascii: "-")
+    var i = negative ? 1 : 0
+    let intStart = i
+    while i < b.count, isDigit(b[i]) { i += 1 }
+    var digits = i - intStart
+    if i < b.count, b[i] == UInt8(ascii: ".") {
+        i += 1
+        let fracStart = i
+        while i < b.count, isDigit(b[i]) { i += 1 }
+        digits += i - fracStart
+    }
+    var decimal = digits > 0
+    if decimal, i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+        i += 1
+        if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+        let expStart = i
+        while i < b.count, isDigit(b[i]) { i += 1 }
+        decimal = i > expStart
+    }
+    guard decimal, i == b.count, let v = Double(text) else {
+        throw AnnotationError(file: file, line: line, message: "\(column) `\(text)` is not a decimal number of seconds")
+    }
+    if negative && v != 0 {
+        throw AnnotationError(file: file, line: line, message: "\(column) `\(text)` is negative")
+    }
+    guard v.isFinite, v <= Double(kineticsMaxSeconds) else {
+        throw AnnotationError(file: file, line: line, message: "\(column) `\(text)` is out of range (at most \(kineticsMaxSeconds) seconds)")
+    }
+    return v
 }
 
 /// Python's `'{:06d}'.format(n)`.

@@ -199,6 +199,46 @@ final class AnnotationRobustnessTests: XCTestCase {
         XCTAssertEqual(e?.message, "label 99 is outside 0..<48 (model.num_classes = 48)")
     }
 
+    // MARK: Kinetics times
+
+    /// A Kinetics row's times become the file name (`<id>_<start:06d>_<end:06d>.mp4`): only plain
+    /// decimal seconds in range are taken; hex, inf, nan, huge or negative times and a start
+    /// after the end are refused with the file and line, never a trap or a made-up name.
+    func testKineticsTimesMustBeDecimalSecondsInRange() throws {
+        let header = "label,youtube_id,time_start,time_end,split\nzumba,a,0,10,train\n"
+        let refused: [(start: String, end: String, message: String)] = [
+            ("1e19", "10", "time_start `1e19` is out of range (at most 999999999 seconds)"),
+            ("0", "1e19", "time_end `1e19` is out of range (at most 999999999 seconds)"),
+            ("1e300", "1e301", "time_start `1e300` is out of range (at most 999999999 seconds)"),
+            ("0", "1e400", "time_end `1e400` is out of range (at most 999999999 seconds)"),
+            ("0", "inf", "time_end `inf` is not a decimal number of seconds"),
+            ("infinity", "10", "time_start `infinity` is not a decimal number of seconds"),
+            ("-inf", "10", "time_start `-inf` is not a decimal number of seconds"),
+            ("nan", "10", "time_start `nan` is not a decimal number of seconds"),
+            ("0x10", "0x20", "time_start `0x10` is not a decimal number of seconds"),
+            ("5", "0x1p4", "time_end `0x1p4` is not a decimal number of seconds"),
+            ("", "10", "time_start `` is not a decimal number of seconds"),
+            ("+5", "15", "time_start `+5` is not a decimal number of seconds"),
+            ("1_0", "15", "time_start `1_0` is not a decimal number of seconds"),
+            ("-5", "5", "time_start `-5` is negative"),
+            ("0", "-0.5", "time_end `-0.5` is negative"),
+            ("20", "10", "time_start `20` is after time_end `10`"),
+            ("10.5", "10.25", "time_start `10.5` is after time_end `10.25`"),
+        ]
+        for c in refused {
+            let f = write("times.csv", header + "zumba,b,\(c.start),\(c.end),train\n", ending: "\r\n")
+            let e = annotationError { try loadAnnotations(format: .kineticsCSV, file: f, root: "") }
+            XCTAssertEqual(e?.file, f, "\(c)")
+            XCTAssertEqual(e?.line, 3, "\(c)")
+            XCTAssertEqual(e?.message, c.message, "\(c)")
+        }
+        // Decimal forms Python's float() reads are fine; the name takes the whole seconds.
+        let ok = write("times-ok.csv", header + "zumba,b,5.0,15.9,train\nzumba,c,.5,1e1,train\nzumba,d,7.,7,train\nzumba,e,999999999,999999999,train\n")
+        XCTAssertEqual(try loadAnnotations(format: .kineticsCSV, file: ok, root: "").map(\.path),
+                       ["a_000000_000010.mp4", "b_000005_000015.mp4", "c_000000_000010.mp4", "d_000007_000007.mp4",
+                        "e_999999999_999999999.mp4"])
+    }
+
     // MARK: no videos
 
     func testEmptyAnnotationIsAnError() throws {
