@@ -89,6 +89,12 @@ func textLines(_ data: Data, file: String) throws -> [String] {
         guard let s = String(validating: bytes[start..<end], as: UTF8.self) else {
             throw AnnotationError(file: file, line: lines.count + 1, message: "not UTF-8 text")
         }
+        // Fast byte test first (0xC2 leads U+0080…U+00BF, the C1 controls among them).
+        if bytes[start..<end].contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F || $0 == 0xC2 }),
+           let c = controlCharacter(in: s) {
+            throw AnnotationError(file: file, line: lines.count + 1,
+                                  message: "control character \(c.name) at column \(c.column) (only tab may appear in a line)")
+        }
         lines.append(s)
     }
     while i < bytes.count {
@@ -103,6 +109,18 @@ func textLines(_ data: Data, file: String) throws -> [String] {
     }
     try endLine(at: bytes.count)
     return lines
+}
+
+/// The first control character in `s` other than tab (NUL and the rest of C0, DEL, C1): its
+/// 1-based column (in Unicode scalars) and code. A NUL in a path is cut off by the C calls
+/// that open it; in a class name it goes raw into CSV and text output. Tab separates fields.
+func controlCharacter(in s: String) -> (column: Int, name: String)? {
+    for (i, u) in s.unicodeScalars.enumerated() where u != "\t" && (u.value < 0x20 || (0x7F...0x9F).contains(u.value)) {
+        let hex = String(u.value, radix: 16, uppercase: true)
+        let code = "U+" + String(repeating: "0", count: 4 - hex.count) + hex
+        return (i + 1, u.value == 0 ? code + " (NUL)" : code)
+    }
+    return nil
 }
 
 /// The non-empty, trimmed lines of a name-per-line file (Kinetics class list, SSv2 labels as text).
@@ -266,6 +284,72 @@ private func jsonArray(_ data: Data, file: String) throws -> [[String: Any]] {
     }
 }
 
+/// The members of the JSON object in `data` in file order, each with the 1-based line its name
+/// is on (JSONSerialization gives a dictionary: no order, no lines, and only one of two equal
+/// names); nil when `data` is not a JSON object. Line breaks count as in `textLines`.
+func jsonObjectMembers(_ data: Data) -> [(name: String, value: Any, line: Int)]? {
+    let d = withoutBOM(data)
+    guard let obj = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { return nil }
+    // The text is valid JSON (it parsed): a small scan finds the top-level names; anything
+    // unexpected falls back to the dictionary, without lines worth the name.
+    let b = [UInt8](d)
+    var i = 0, line = 1
+    func step() {
+        if b[i] == 0x0A || (b[i] == 0x0D && (i + 1 == b.count || b[i + 1] != 0x0A)) { line += 1 }
+        i += 1
+    }
+    func skipSpace() { while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { step() } }
+    /// At a `"`: moves past the closing quote, returns where the string (quotes included) began.
+    func skipString() -> Int? {
+        guard i < b.count, b[i] == UInt8(ascii: "\"") else { return nil }
+        let begin = i
+        step()
+        while i < b.count, b[i] != UInt8(ascii: "\"") { if b[i] == UInt8(ascii: "\\") { step() }; if i < b.count { step() } }
+        guard i < b.count else { return nil }
+        step()
+        return begin
+    }
+    /// Moves past one value: a string, or anything up to a `,` or `}` outside brackets and strings.
+    func skipValue() -> Bool {
+        var depth = 0
+        while i < b.count {
+            switch b[i] {
+            case UInt8(ascii: "\""): guard skipString() != nil else { return false }; continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): if depth == 0 { return true }; depth -= 1
+            case UInt8(ascii: ","): if depth == 0 { return true }
+            default: break
+            }
+            step()
+        }
+        return false
+    }
+    func scan() -> [(name: String, value: Any, line: Int)]? {
+        var out: [(name: String, value: Any, line: Int)] = []
+        skipSpace()
+        guard i < b.count, b[i] == UInt8(ascii: "{") else { return nil }
+        step()
+        while true {
+            skipSpace()
+            guard i < b.count else { return nil }
+            if b[i] == UInt8(ascii: "}") { return out }
+            if b[i] == UInt8(ascii: ",") { step(); skipSpace() }
+            let at = line
+            guard let begin = skipString(),
+                  let name = (try? JSONSerialization.jsonObject(with: Data(b[begin..<i]), options: .fragmentsAllowed)) as? String,
+                  let value = obj[name] else { return nil }
+            skipSpace()
+            guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
+            step()
+            skipSpace()
+            guard skipValue() else { return nil }
+            out.append((name, value, at))
+        }
+    }
+    if let members = scan() { return members }
+    return obj.keys.sorted().map { ($0, obj[$0]!, 1) }
+}
+
 private func stringOrNumber(_ v: Any?) -> String? {
     if let s = v as? String { return s }
     if let n = v as? NSNumber { return n.stringValue }
@@ -280,21 +364,39 @@ public func parseSSv2(_ data: Data, file: String, root: String, labelsFile: Stri
     }
     var labels: [String: Int] = [:]
     // labels.json maps template → index; a plain text file lists templates in index order.
-    guard let lobj = (try? JSONSerialization.jsonObject(with: withoutBOM(ld))) as? [String: Any] else {
+    guard let members = jsonObjectMembers(ld) else {
         let names: [String]
-        do { names = try nameLines(ld, file: labelsFile) } catch {
+        do { names = try nameLines(ld, file: labelsFile) } catch let e as AnnotationError where e.message != "not UTF-8 text" {
+            throw e  // text with a bad line: that line
+        } catch {
             throw AnnotationError(file: labelsFile, line: nil, message: "SSv2 labels are neither a JSON object nor text")
         }
         for (i, name) in names.enumerated() { labels[name] = i }
         return try ssv2Entries(data, file: file, root: root, labels: labels, labelsFile: labelsFile)
     }
-    for (k, v) in lobj {
-        guard let s = stringOrNumber(v), let i = Int(s) else {
-            throw AnnotationError(file: labelsFile, line: nil, message: "label of `\(k)` is not an integer")
+    for m in members {
+        try checkJSONClassName(m.name, file: labelsFile, line: m.line)
+        guard let s = stringOrNumber(m.value), let i = Int(s) else {
+            throw AnnotationError(file: labelsFile, line: m.line, message: "label of `\(m.name)` is not an integer")
         }
-        labels[k] = i
+        labels[m.name] = i
     }
     return try ssv2Entries(data, file: file, root: root, labels: labels, labelsFile: labelsFile)
+}
+
+/// Refuses a class name of a JSON label file (SSv2 labels.json) that holds a control character.
+func checkJSONClassName(_ name: String, file: String, line: Int) throws {
+    if let c = controlCharacter(in: name) {
+        throw AnnotationError(file: file, line: line, message: "a class name holds control character \(c.name)")
+    }
+}
+
+/// Refuses a string of JSON entry `entry` (1-based) that holds a control character: it would
+/// become part of a path or a class name.
+private func checkJSONString(_ s: String, key: String, entry: Int, file: String) throws {
+    if let c = controlCharacter(in: s) {
+        throw AnnotationError(file: file, line: entry, message: "entry \(entry): `\(key)` holds control character \(c.name)")
+    }
 }
 
 private func ssv2Entries(_ data: Data, file: String, root: String, labels: [String: Int], labelsFile: String) throws -> [VideoSample] {
@@ -302,9 +404,11 @@ private func ssv2Entries(_ data: Data, file: String, root: String, labels: [Stri
         guard let id = stringOrNumber(e["id"]) else {
             throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) has no `id`")
         }
+        try checkJSONString(id, key: "id", entry: i + 1, file: file)
         guard let template = e["template"] as? String else {
             throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) (id \(id)) has no `template`")
         }
+        try checkJSONString(template, key: "template", entry: i + 1, file: file)
         let name = template.replacingOccurrences(of: "[", with: "").replacingOccurrences(of: "]", with: "")
         guard let l = labels[name] else {
             throw AnnotationError(file: file, line: i + 1, message: "template `\(name)` of id \(id) is not in \(labelsFile)")
@@ -318,6 +422,7 @@ public func parseDiving48(_ data: Data, file: String, root: String) throws -> [V
         guard let name = e["vid_name"] as? String else {
             throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) has no `vid_name`")
         }
+        try checkJSONString(name, key: "vid_name", entry: i + 1, file: file)
         guard let s = stringOrNumber(e["label"]), let l = Int(s), l >= 0 else {
             throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) (\(name)) has no integer `label`")
         }

@@ -27,18 +27,19 @@ public struct LabelMap: Equatable, Sendable {
         return LabelMap(names: names, path: path)
     }
 
-    /// SSv2 `labels.json`: every index 0..<n exactly once.
+    /// SSv2 `labels.json`: every index 0..<n exactly once. Errors name the line of the class.
     init(json data: Data, path: String) throws {
-        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let members = jsonObjectMembers(data) else {
             throw AnnotationError(file: path, line: nil, message: "expected a JSON object {\"class name\": \"index\", …} (SSv2 labels.json)")
         }
         var byIndex: [Int: String] = [:]
-        for (name, v) in obj {
+        for (name, v, line) in members {
+            try checkJSONClassName(name, file: path, line: line)
             guard let i = (v as? String).flatMap({ Int($0) }) ?? (v as? Int), i >= 0 else {
-                throw AnnotationError(file: path, line: nil, message: "class `\(name)`: index `\(v)` is not a non-negative integer")
+                throw AnnotationError(file: path, line: line, message: "class `\(name)`: index `\(v)` is not a non-negative integer")
             }
             if let other = byIndex[i] {
-                throw AnnotationError(file: path, line: nil, message: "index \(i) is given to both `\(other)` and `\(name)`")
+                throw AnnotationError(file: path, line: line, message: "index \(i) is given to both `\(other)` and `\(name)`")
             }
             byIndex[i] = name
         }

@@ -239,6 +239,75 @@ final class AnnotationRobustnessTests: XCTestCase {
                         "e_999999999_999999999.mp4"])
     }
 
+    // MARK: control characters
+
+    /// The message for a control character at a 1-based column.
+    func control(_ code: String, at column: Int) -> String {
+        "control character \(code) at column \(column) (only tab may appear in a line)"
+    }
+
+    /// A NUL or other control character (all but tab) in any text annotation, class list or SSv2
+    /// text labels is refused with its line: it would end up in a path or a printed class name.
+    func testControlCharactersRefusedInTextFormats() throws {
+        let list = write("nul-list.txt", "videos/b.mp4 0\nvideos/a.mp4\u{0} 1\n", ending: "\r\n", bom: true)
+        let e1 = annotationError { try loadAnnotations(format: .videoList, file: list, root: "/r") }
+        XCTAssertEqual(e1?.file, list)
+        XCTAssertEqual(e1?.line, 2)
+        XCTAssertEqual(e1?.message, control("U+0000 (NUL)", at: 13))
+        XCTAssertEqual(e1?.description, "\(list):2: " + control("U+0000 (NUL)", at: 13))
+        for (tag, ch, code) in [("esc", "\u{1B}", "U+001B"), ("vt", "\u{0B}", "U+000B"), ("ff", "\u{0C}", "U+000C"),
+                                ("del", "\u{7F}", "U+007F"), ("nel", "\u{85}", "U+0085"), ("bs", "\u{08}", "U+0008")] {
+            let f = write("ctl-\(tag).txt", "a.mp4 1\n\nb\(ch).mp4 2\n")
+            let e = annotationError { try loadAnnotations(format: .videoList, file: f, root: "") }
+            XCTAssertEqual(e?.line, 3, tag)
+            XCTAssertEqual(e?.message, control(code, at: 2), tag)
+        }
+        // Tab still separates path and label.
+        XCTAssertEqual(try loadAnnotations(format: .videoList, file: write("tab.txt", "a.mp4\t1\n"), root: "").map(\.label), [1])
+
+        let csv = write("nul.csv", "label,youtube_id,time_start,time_end,split\nzumba,q,1,11,train\nzumba,r\u{0}x,1,11,train\n")
+        let e2 = annotationError { try loadAnnotations(format: .kineticsCSV, file: csv, root: "") }
+        XCTAssertEqual(e2?.line, 3)
+        XCTAssertEqual(e2?.message, control("U+0000 (NUL)", at: 8))
+
+        let good = write("good.csv", "label,youtube_id,time_start,time_end,split\nzumba,q,1,11,train\n")
+        let classes = write("nul-classes.txt", "abseiling\nzum\u{0}ba\nzumba\n")
+        let e3 = annotationError { try loadAnnotations(format: .kineticsCSV, file: good, root: "", classList: classes) }
+        XCTAssertEqual(e3?.file, classes)
+        XCTAssertEqual(e3?.line, 2)
+        XCTAssertEqual(e3?.message, control("U+0000 (NUL)", at: 4))
+
+        let ssv2 = write("ctl-ssv2.json", #"[{"id": "1", "template": "Holding [something]"}]"#)
+        let labels = write("ctl-labels.txt", "Holding something\nPushing\u{0} something\n")
+        let e4 = annotationError { try loadAnnotations(format: .ssv2JSON, file: ssv2, root: "", classList: labels) }
+        XCTAssertEqual(e4?.file, labels)
+        XCTAssertEqual(e4?.line, 2)
+        XCTAssertEqual(e4?.message, control("U+0000 (NUL)", at: 8))
+    }
+
+    /// In the JSON formats a control character comes as an escape (`\u0000`) inside a string:
+    /// refused with the entry, where it would become part of a path or a class name.
+    func testControlCharactersRefusedInJSONStrings() throws {
+        let labels = write("j-labels.json", #"{"Holding something": "0", "Pushing something": "1"}"#)
+        let ssv2 = write("nul-id.json", #"[{"id": "1", "template": "Holding [something]"}, {"id": "2\u0000", "template": "Pushing [something]"}]"#)
+        let e1 = annotationError { try loadAnnotations(format: .ssv2JSON, file: ssv2, root: "", classList: labels) }
+        XCTAssertEqual(e1?.file, ssv2)
+        XCTAssertEqual(e1?.line, 2)
+        XCTAssertEqual(e1?.message, "entry 2: `id` holds control character U+0000 (NUL)")
+
+        let div = write("nul-div.json", #"[{"vid_name": "a", "label": 1}, {"vid_name": "b\u001bc", "label": 2}]"#)
+        let e2 = annotationError { try loadAnnotations(format: .diving48JSON, file: div, root: "") }
+        XCTAssertEqual(e2?.file, div)
+        XCTAssertEqual(e2?.line, 2)
+        XCTAssertEqual(e2?.message, "entry 2: `vid_name` holds control character U+001B")
+
+        let badLabels = write("nul-labels.json", "{\"Holding something\": \"0\",\n \"Pushing\\u0000 something\": \"1\"}")
+        let e3 = annotationError { try loadAnnotations(format: .ssv2JSON, file: ssv2, root: "", classList: badLabels) }
+        XCTAssertEqual(e3?.file, badLabels)
+        XCTAssertEqual(e3?.line, 2)
+        XCTAssertEqual(e3?.message, "a class name holds control character U+0000 (NUL)")
+    }
+
     // MARK: no videos
 
     func testEmptyAnnotationIsAnError() throws {

@@ -46,6 +46,21 @@ final class LabelMapTests: XCTestCase {
         XCTAssertThrowsError(try LabelMap.load(path: twice)) { e in XCTAssertTrue("\(e)".contains("index 0"), "\(e)") }
     }
 
+    /// A NUL or other control character in a class name is refused with its line (it would be
+    /// written raw into CSV and text output).
+    func testControlCharactersInMapsAreRefused() throws {
+        let text = try write("a\nb\u{0}c\nd\n", "nul.txt")
+        XCTAssertThrowsError(try LabelMap.load(path: text)) { e in
+            XCTAssertEqual("\(e)", "\(text):2: control character U+0000 (NUL) at column 2 (only tab may appear in a line)")
+        }
+        let esc = try write("a\n\u{1B}[31mred\n", "esc.txt")
+        XCTAssertThrowsError(try LabelMap.load(path: esc)) { e in XCTAssertTrue("\(e)".hasPrefix("\(esc):2: control character U+001B"), "\(e)") }
+        let json = try write("{\"a\": \"0\",\n \"b\\u0000c\": \"1\"}", "nul.json")
+        XCTAssertThrowsError(try LabelMap.load(path: json)) { e in
+            XCTAssertEqual("\(e)", "\(json):2: a class name holds control character U+0000 (NUL)")
+        }
+    }
+
     /// Without data.classes, a Kinetics class list names the classes; it may be longer than the
     /// model's classes (a subset trained), never shorter. data.classes must fit exactly.
     func testKineticsClassListStandsInForTheMap() throws {
