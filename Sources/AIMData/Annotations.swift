@@ -123,9 +123,34 @@ func controlCharacter(in s: String) -> (column: Int, name: String)? {
     return nil
 }
 
-/// The non-empty, trimmed lines of a name-per-line file (Kinetics class list, SSv2 labels as text).
+/// The class names of one file seen so far, to refuse a name given twice: the two classes
+/// would print alike, and in a class list one of the two indices could never be a label.
+/// Names are compared without surrounding whitespace, as the text forms read them.
+struct ClassNames {
+    let file: String
+    private var lineOf: [String: Int] = [:]
+    init(file: String) { self.file = file }
+
+    mutating func add(_ name: String, line: Int) throws {
+        let key = name.trimmingCharacters(in: .whitespaces)
+        if let first = lineOf[key] {
+            throw AnnotationError(file: file, line: line, message: "class name `\(key)` is on line \(first) too (each class needs its own name)")
+        }
+        lineOf[key] = line
+    }
+}
+
+/// The non-empty, trimmed lines of a name-per-line file (Kinetics class list, SSv2 labels as
+/// text); a name given twice is refused naming both lines.
 func nameLines(_ data: Data, file: String) throws -> [String] {
-    try textLines(data, file: file).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    var names: [String] = [], seen = ClassNames(file: file)
+    for (i, raw) in try textLines(data, file: file).enumerated() {
+        let name = raw.trimmingCharacters(in: .whitespaces)
+        if name.isEmpty { continue }
+        try seen.add(name, line: i + 1)
+        names.append(name)
+    }
+    return names
 }
 
 /// mmaction2 `VideoDataset.load_annotations` (single label): `filename label`, blank lines skipped.
@@ -287,6 +312,19 @@ private func jsonArray(_ data: Data, file: String) throws -> [[String: Any]] {
 /// The members of the JSON object in `data` in file order, each with the 1-based line its name
 /// is on (JSONSerialization gives a dictionary: no order, no lines, and only one of two equal
 /// names); nil when `data` is not a JSON object. Line breaks count as in `textLines`.
+/// With `classNames`, the names are class names: one given twice (also when only surrounding
+/// whitespace differs), which the dictionary would keep once without a word, is refused
+/// naming both lines, as is a name that holds a control character.
+func jsonObjectMembers(_ data: Data, classNames file: String) throws -> [(name: String, value: Any, line: Int)]? {
+    guard let members = jsonObjectMembers(data) else { return nil }
+    var seen = ClassNames(file: file)
+    for m in members {
+        try checkJSONClassName(m.name, file: file, line: m.line)
+        try seen.add(m.name, line: m.line)
+    }
+    return members
+}
+
 func jsonObjectMembers(_ data: Data) -> [(name: String, value: Any, line: Int)]? {
     let d = withoutBOM(data)
     guard let obj = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else { return nil }
@@ -364,7 +402,7 @@ public func parseSSv2(_ data: Data, file: String, root: String, labelsFile: Stri
     }
     var labels: [String: Int] = [:]
     // labels.json maps template → index; a plain text file lists templates in index order.
-    guard let members = jsonObjectMembers(ld) else {
+    guard let members = try jsonObjectMembers(ld, classNames: labelsFile) else {
         let names: [String]
         do { names = try nameLines(ld, file: labelsFile) } catch let e as AnnotationError where e.message != "not UTF-8 text" {
             throw e  // text with a bad line: that line
@@ -375,7 +413,6 @@ public func parseSSv2(_ data: Data, file: String, root: String, labelsFile: Stri
         return try ssv2Entries(data, file: file, root: root, labels: labels, labelsFile: labelsFile)
     }
     for m in members {
-        try checkJSONClassName(m.name, file: labelsFile, line: m.line)
         guard let s = stringOrNumber(m.value), let i = Int(s) else {
             throw AnnotationError(file: labelsFile, line: m.line, message: "label of `\(m.name)` is not an integer")
         }

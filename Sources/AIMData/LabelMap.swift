@@ -22,19 +22,22 @@ public struct LabelMap: Equatable, Sendable {
         if let blank = lines.firstIndex(where: \.isEmpty) {
             throw AnnotationError(file: path, line: blank + 1, message: "blank line inside the label map (line i names label i-1)")
         }
+        // Line i is the name of class i - 1: a name given twice would print for two classes.
+        var seen = ClassNames(file: path)
+        for (i, name) in lines.enumerated() { try seen.add(name, line: i + 1) }
         let names = lines
         guard !names.isEmpty else { throw AnnotationError(file: path, line: nil, message: "the label map holds no class names") }
         return LabelMap(names: names, path: path)
     }
 
-    /// SSv2 `labels.json`: every index 0..<n exactly once. Errors name the line of the class.
+    /// SSv2 `labels.json`: every index 0..<n exactly once, every name once. Errors name the line
+    /// of the class.
     init(json data: Data, path: String) throws {
-        guard let members = jsonObjectMembers(data) else {
+        guard let members = try jsonObjectMembers(data, classNames: path) else {
             throw AnnotationError(file: path, line: nil, message: "expected a JSON object {\"class name\": \"index\", …} (SSv2 labels.json)")
         }
         var byIndex: [Int: String] = [:]
         for (name, v, line) in members {
-            try checkJSONClassName(name, file: path, line: line)
             guard let i = (v as? String).flatMap({ Int($0) }) ?? (v as? Int), i >= 0 else {
                 throw AnnotationError(file: path, line: line, message: "class `\(name)`: index `\(v)` is not a non-negative integer")
             }

@@ -308,6 +308,38 @@ final class AnnotationRobustnessTests: XCTestCase {
         XCTAssertEqual(e3?.message, "a class name holds control character U+0000 (NUL)")
     }
 
+    // MARK: duplicate class names
+
+    /// A class named twice in a Kinetics class list or in SSv2 labels (text or JSON, also when
+    /// only surrounding spaces differ) is refused naming both lines: one of the two indices
+    /// could never be a label.
+    func testDuplicateClassNamesRefusedNamingBothLines() throws {
+        let csv = write("dup.csv", "label,youtube_id,time_start,time_end,split\nzumba,q,1,11,train\n")
+        let classes = write("dup-classes.txt", "abseiling\nzumba\n\n  abseiling \n", ending: "\r\n")
+        let e1 = annotationError { try loadAnnotations(format: .kineticsCSV, file: csv, root: "", classList: classes) }
+        XCTAssertEqual(e1?.file, classes)
+        XCTAssertEqual(e1?.line, 4)
+        XCTAssertEqual(e1?.message, "class name `abseiling` is on line 1 too (each class needs its own name)")
+
+        let ssv2 = write("dup-ssv2.json", #"[{"id": "1", "template": "Holding [something]"}]"#)
+        let text = write("dup-labels.txt", "Holding something\nPushing something\nHolding something\n")
+        let e2 = annotationError { try loadAnnotations(format: .ssv2JSON, file: ssv2, root: "", classList: text) }
+        XCTAssertEqual(e2?.file, text)
+        XCTAssertEqual(e2?.line, 3)
+        XCTAssertEqual(e2?.message, "class name `Holding something` is on line 1 too (each class needs its own name)")
+
+        // JSON keeps one of two equal keys silently; they are found in the text.
+        let json = write("dup-labels.json", "{\"Holding something\": \"0\",\n \"Pushing something\": \"1\",\n \"Holding something\": \"0\"}")
+        let e3 = annotationError { try loadAnnotations(format: .ssv2JSON, file: ssv2, root: "", classList: json) }
+        XCTAssertEqual(e3?.file, json)
+        XCTAssertEqual(e3?.line, 3)
+        XCTAssertEqual(e3?.message, "class name `Holding something` is on line 1 too (each class needs its own name)")
+        let spaced = write("dup-spaced.json", "{\"Holding something\": \"0\", \" Holding something\": \"1\"}")
+        let e4 = annotationError { try loadAnnotations(format: .ssv2JSON, file: ssv2, root: "", classList: spaced) }
+        XCTAssertEqual(e4?.line, 1)
+        XCTAssertEqual(e4?.message, "class name `Holding something` is on line 1 too (each class needs its own name)")
+    }
+
     // MARK: no videos
 
     func testEmptyAnnotationIsAnError() throws {

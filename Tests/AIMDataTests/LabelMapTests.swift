@@ -46,6 +46,37 @@ final class LabelMapTests: XCTestCase {
         XCTAssertThrowsError(try LabelMap.load(path: twice)) { e in XCTAssertTrue("\(e)".contains("index 0"), "\(e)") }
     }
 
+    /// Two lines naming the same class (also when only surrounding spaces differ) are refused
+    /// naming both lines: the two labels would print alike, one of them wrongly.
+    func testDuplicateNamesInATextMapAreRefusedNamingBothLines() throws {
+        let path = try write("abseiling\nbowling\r\n bowling \t\nzumba\n", "dup.txt")
+        XCTAssertThrowsError(try LabelMap.load(path: path)) { e in
+            XCTAssertEqual("\(e)", "\(path):3: class name `bowling` is on line 2 too (each class needs its own name)")
+        }
+        let exact = try write("a\nb\nc\na\n", "dup2.txt")
+        XCTAssertThrowsError(try LabelMap.load(path: exact)) { e in
+            XCTAssertEqual("\(e)", "\(exact):4: class name `a` is on line 1 too (each class needs its own name)")
+        }
+    }
+
+    /// JSON keeps one of two equal keys without a word; the file's text is read for them, and
+    /// names equal up to surrounding spaces are refused as in the text form.
+    func testDuplicateNamesInAJSONMapAreRefused() throws {
+        let twice = try write("{\"a\": \"0\",\n \"b\": \"1\",\n \"a\": \"0\"}", "dupname.json")
+        XCTAssertThrowsError(try LabelMap.load(path: twice)) { e in
+            XCTAssertEqual("\(e)", "\(twice):3: class name `a` is on line 1 too (each class needs its own name)")
+        }
+        let escaped = try write(#"{"a": "0", "\u0061": "1"}"#, "dupescaped.json")
+        XCTAssertThrowsError(try LabelMap.load(path: escaped)) { e in XCTAssertTrue("\(e)".contains("class name `a` is on line 1 too"), "\(e)") }
+        let spaced = try write("{\"a b\": \"0\",\n\"c\": \"1\",\n\" a b \": \"2\"}", "dupspaced.json")
+        XCTAssertThrowsError(try LabelMap.load(path: spaced)) { e in
+            XCTAssertEqual("\(e)", "\(spaced):3: class name `a b` is on line 1 too (each class needs its own name)")
+        }
+        // Values that hold objects, lists and brackets in strings do not confuse the key scan.
+        let nested = try write(#"{"x{": "0", "y\"}": "1", "z": "2"}"#, "nested.json")
+        XCTAssertEqual(try LabelMap.load(path: nested).names, ["x{", "y\"}", "z"])
+    }
+
     /// A NUL or other control character in a class name is refused with its line (it would be
     /// written raw into CSV and text output).
     func testControlCharactersInMapsAreRefused() throws {
