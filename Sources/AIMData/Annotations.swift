@@ -388,9 +388,22 @@ func jsonObjectMembers(_ data: Data) -> [(name: String, value: Any, line: Int)]?
     return obj.keys.sorted().map { ($0, obj[$0]!, 1) }
 }
 
+/// The class of JSON `true`/`false` as JSONSerialization gives them (`__NSCFBoolean`, on Linux
+/// as on Darwin); numbers are other NSNumber classes.
+private let jsonBooleanClass = type(of: NSNumber(value: true))
+
+/// A JSON boolean's value; nil for anything else. JSONSerialization gives an NSNumber for a
+/// boolean as for a number, and `true as? Int` is 1 (`is Bool` holds for 0 and 1 too): only the
+/// class tells them apart.
+func jsonBoolean(_ v: Any?) -> Bool? {
+    guard let n = v as? NSNumber, type(of: n) == jsonBooleanClass else { return nil }
+    return n.boolValue
+}
+
+/// A JSON string, or a number as text; nil for anything else, booleans included.
 private func stringOrNumber(_ v: Any?) -> String? {
     if let s = v as? String { return s }
-    if let n = v as? NSNumber { return n.stringValue }
+    if jsonBoolean(v) == nil, let n = v as? NSNumber { return n.stringValue }
     return nil
 }
 
@@ -413,6 +426,9 @@ public func parseSSv2(_ data: Data, file: String, root: String, labelsFile: Stri
         return try ssv2Entries(data, file: file, root: root, labels: labels, labelsFile: labelsFile)
     }
     for m in members {
+        if let b = jsonBoolean(m.value) {
+            throw AnnotationError(file: labelsFile, line: m.line, message: "class `\(m.name)`: index is a boolean (\(b)), not an integer")
+        }
         guard let s = stringOrNumber(m.value), let i = Int(s) else {
             throw AnnotationError(file: labelsFile, line: m.line, message: "label of `\(m.name)` is not an integer")
         }
@@ -438,9 +454,17 @@ private func checkJSONString(_ s: String, key: String, entry: Int, file: String)
 
 private func ssv2Entries(_ data: Data, file: String, root: String, labels: [String: Int], labelsFile: String) throws -> [VideoSample] {
     try jsonArray(data, file: file).enumerated().map { i, e in
+        if let b = jsonBoolean(e["id"]) {
+            throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1): `id` is a boolean (\(b)), not a video id")
+        }
         guard let id = stringOrNumber(e["id"]) else {
             throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) has no `id`")
         }
+        // A number is a whole one (`1.5` would name `1.5.webm`, `1e30` `1e+30.webm`).
+        if e["id"] is NSNumber, Int(id) == nil {
+            throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1): `id` \(id) is not a whole number")
+        }
+        if id.isEmpty { throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1): `id` is empty") }
         try checkJSONString(id, key: "id", entry: i + 1, file: file)
         guard let template = e["template"] as? String else {
             throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) (id \(id)) has no `template`")
@@ -460,6 +484,10 @@ public func parseDiving48(_ data: Data, file: String, root: String) throws -> [V
             throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) has no `vid_name`")
         }
         try checkJSONString(name, key: "vid_name", entry: i + 1, file: file)
+        if name.isEmpty { throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1): `vid_name` is empty") }
+        if let b = jsonBoolean(e["label"]) {
+            throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) (\(name)): `label` is a boolean (\(b)), not an integer")
+        }
         guard let s = stringOrNumber(e["label"]), let l = Int(s), l >= 0 else {
             throw AnnotationError(file: file, line: i + 1, message: "entry \(i + 1) (\(name)) has no integer `label`")
         }

@@ -38,6 +38,10 @@ public struct LabelMap: Equatable, Sendable {
         }
         var byIndex: [Int: String] = [:]
         for (name, v, line) in members {
+            // `true as? Int` is 1: a boolean is no index.
+            if let b = jsonBoolean(v) {
+                throw AnnotationError(file: path, line: line, message: "class `\(name)`: index is a boolean (\(b)), not an integer")
+            }
             guard let i = (v as? String).flatMap({ Int($0) }) ?? (v as? Int), i >= 0 else {
                 throw AnnotationError(file: path, line: line, message: "class `\(name)`: index `\(v)` is not a non-negative integer")
             }

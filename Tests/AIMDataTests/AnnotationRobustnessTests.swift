@@ -340,6 +340,48 @@ final class AnnotationRobustnessTests: XCTestCase {
         XCTAssertEqual(e4?.message, "class name `Holding something` is on line 1 too (each class needs its own name)")
     }
 
+    // MARK: JSON booleans
+
+    /// `true` is not the number 1: a boolean where an id or a label is expected is refused with
+    /// the file and entry (JSONSerialization gives an NSNumber for both).
+    func testJSONBooleansAreNotNumbers() throws {
+        let labels = write("b-labels.json", #"{"Holding something": "0", "Pushing something": "1"}"#)
+        let ssv2 = write("bool-id.json", #"[{"id": 5, "template": "Holding [something]"}, {"id": true, "template": "Pushing [something]"}]"#)
+        let e1 = annotationError { try loadAnnotations(format: .ssv2JSON, file: ssv2, root: "", classList: labels) }
+        XCTAssertEqual(e1?.file, ssv2)
+        XCTAssertEqual(e1?.line, 2)
+        XCTAssertEqual(e1?.message, "entry 2: `id` is a boolean (true), not a video id")
+
+        let boolLabels = write("bool-labels.json", "{\"Holding something\": \"0\",\n \"Pushing something\": true}")
+        let ok = write("ok-ssv2.json", #"[{"id": 5, "template": "Holding [something]"}]"#)
+        let e2 = annotationError { try loadAnnotations(format: .ssv2JSON, file: ok, root: "", classList: boolLabels) }
+        XCTAssertEqual(e2?.file, boolLabels)
+        XCTAssertEqual(e2?.line, 2)
+        XCTAssertEqual(e2?.message, "class `Pushing something`: index is a boolean (true), not an integer")
+
+        let div = write("bool-div.json", #"[{"vid_name": "a", "label": 0}, {"vid_name": "b", "label": true}]"#)
+        let e3 = annotationError { try loadAnnotations(format: .diving48JSON, file: div, root: "") }
+        XCTAssertEqual(e3?.file, div)
+        XCTAssertEqual(e3?.line, 2)
+        XCTAssertEqual(e3?.message, "entry 2 (b): `label` is a boolean (true), not an integer")
+        let divFalse = write("bool-div0.json", #"[{"vid_name": "a", "label": false}]"#)
+        XCTAssertEqual(annotationError { try loadAnnotations(format: .diving48JSON, file: divFalse, root: "") }?.message,
+                       "entry 1 (a): `label` is a boolean (false), not an integer")
+
+        // Numbers that are not whole are no ids either; whole numbers and strings still are.
+        let frac = write("frac-id.json", #"[{"id": 1.5, "template": "Holding [something]"}]"#)
+        XCTAssertEqual(annotationError { try loadAnnotations(format: .ssv2JSON, file: frac, root: "", classList: labels) }?.message,
+                       "entry 1: `id` 1.5 is not a whole number")
+        XCTAssertEqual(try loadAnnotations(format: .ssv2JSON, file: ok, root: "/s", classList: labels), [VideoSample(path: "/s/5.webm", label: 0)])
+        // An empty id or video name would name the root folder's `.webm` / `.mp4`.
+        let emptyID = write("empty-id.json", #"[{"id": "", "template": "Holding [something]"}]"#)
+        XCTAssertEqual(annotationError { try loadAnnotations(format: .ssv2JSON, file: emptyID, root: "", classList: labels) }?.message,
+                       "entry 1: `id` is empty")
+        let emptyName = write("empty-name.json", #"[{"vid_name": "", "label": 3}]"#)
+        XCTAssertEqual(annotationError { try loadAnnotations(format: .diving48JSON, file: emptyName, root: "") }?.message,
+                       "entry 1: `vid_name` is empty")
+    }
+
     // MARK: no videos
 
     func testEmptyAnnotationIsAnError() throws {

@@ -92,6 +92,15 @@ final class LabelMapTests: XCTestCase {
         }
     }
 
+    /// `true` is not index 1 (JSONSerialization gives an NSNumber for both).
+    func testBooleanIndicesInAJSONMapAreRefused() throws {
+        let path = try write("{\"a\": false,\n \"b\": true}", "bool.json")
+        XCTAssertThrowsError(try LabelMap.load(path: path)) { e in
+            XCTAssertEqual("\(e)", "\(path):1: class `a`: index is a boolean (false), not an integer")
+        }
+        XCTAssertEqual(try LabelMap.load(path: try write(#"{"a": 1, "b": "0"}"#, "num.json")).names, ["b", "a"])
+    }
+
     /// Without data.classes, a Kinetics class list names the classes; it may be longer than the
     /// model's classes (a subset trained), never shorter. data.classes must fit exactly.
     func testKineticsClassListStandsInForTheMap() throws {
