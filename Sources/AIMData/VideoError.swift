@@ -3,6 +3,9 @@ import Foundation
 /// Why a video cannot be used. Every case names the file, so one log line is enough.
 public enum VideoError: Error, CustomStringConvertible, Equatable, Sendable {
     case missing(path: String)
+    /// The path leads to no regular file: a directory, a device, FIFO or socket, a /proc or /sys
+    /// file, a symbolic link loop, or a lookup that fails otherwise. `what` says which.
+    case notAFile(path: String, what: String)
     case empty(path: String)
     case notAVideo(path: String, reason: String)
     case audioOnly(path: String)
@@ -16,7 +19,7 @@ public enum VideoError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public var path: String {
         switch self {
-        case .missing(let p), .empty(let p), .notAVideo(let p, _), .audioOnly(let p),
+        case .missing(let p), .notAFile(let p, _), .empty(let p), .notAVideo(let p, _), .audioOnly(let p),
              .noVideoStream(let p), .unsupportedCodec(let p, _), .truncated(let p, _, _),
              .undecodable(let p, _), .badRequest(let p, _):
             return p
@@ -27,6 +30,7 @@ public enum VideoError: Error, CustomStringConvertible, Equatable, Sendable {
     public var reason: String {
         switch self {
         case .missing: return "missing file"
+        case .notAFile(_, let what): return what
         case .empty: return "empty file (0 bytes)"
         case .notAVideo(_, let r): return "not a video file (\(r))"
         case .audioOnly: return "audio only, no video stream"

@@ -70,16 +70,42 @@ public final class VideoReader {
         if let range {
             try openRange(range)
         } else {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
-                throw VideoError.missing(path: path)
-            }
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
-            if size == 0 { throw VideoError.empty(path: path) }
+            if try Self.checkRegularFile(path) == 0 { throw VideoError.empty(path: path) }
             DataFileOpens.add()
         }
         try openDemuxerAndDecoder()
         try buildIndex(knownFrameCount: knownFrameCount)
+    }
+
+    /// The size of the regular file at `path` (links followed), or the VideoError saying what the
+    /// path is instead. Only stat calls: nothing is opened, since opening a FIFO for reading
+    /// blocks until a writer comes, and a device such as /dev/zero never ends.
+    static func checkRegularFile(_ path: String) throws -> Int64 {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let e = errno
+            switch e {
+            case ENOENT, ENOTDIR: throw VideoError.missing(path: path)  // also a dangling link, a path through a file
+            case ELOOP: throw VideoError.notAFile(path: path, what: "symbolic link loop")
+            default: throw VideoError.notAFile(path: path, what: "cannot look up the file: \(String(cString: strerror(e)))")
+            }
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw VideoError.notAFile(path: path, what: "a directory, not a video file")
+        default: throw VideoError.notAFile(path: path, what: "not a regular file (device, FIFO or socket)")
+        }
+        // Files of /proc and /sys are "regular" files of size 0 (or a made-up size) that are not on
+        // disk: /proc/self/mem is no empty file. (statfs, which would name the file system, is
+        // not in Swift's Glibc module; the real path, links resolved, says where it is.)
+        if let real = realpath(path, nil) {
+            defer { free(real) }
+            let p = String(cString: real)
+            if p.hasPrefix("/proc/") || p.hasPrefix("/sys/") {
+                throw VideoError.notAFile(path: path, what: "not a regular file (a /proc or /sys pseudo-file)")
+            }
+        }
+        return Int64(st.st_size)
     }
 
     deinit {

@@ -111,6 +111,35 @@ final class LoaderTests: XCTestCase {
         }
     }
 
+    /// The loader's skip line names what a path that is no video file is.
+    func testSkipLineSaysWhatAPathIs() throws {
+        let d = scratchDir("skipkinds")
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        try FileManager.default.createDirectory(atPath: d + "/folder.mp4", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: d + "/loop.mp4", withDestinationPath: d + "/loop.mp4")
+        XCTAssertEqual(mkfifo(d + "/fifo.mp4", 0o600), 0)
+        let good = MixedList.samples.filter { $0.path.contains("good") }.prefix(2)
+        let odd = [d + "/folder.mp4", d + "/loop.mp4", d + "/fifo.mp4", "/dev/zero", d + "/nope.mp4"]
+        let samples = Array(good) + odd.map { VideoSample(path: $0, label: 0) }
+        let all = LinesBox()
+        let l = VideoLoader(samples: samples, pipeline: Self.pipeline, globalBatch: samples.count, seed: 7, shuffle: false,
+                            workers: 0, prefetch: 1, log: { all.append($0) })
+        l.start(at: LoaderPosition(epoch: 0, step: 0))
+        XCTAssertNotNil(try l.next())
+        l.stop()
+        XCTAssertEqual(Set(all.lines), [
+            "aim-data: skipping \(d)/folder.mp4: a directory, not a video file",
+            "aim-data: skipping \(d)/loop.mp4: symbolic link loop",
+            "aim-data: skipping \(d)/fifo.mp4: not a regular file (device, FIFO or socket)",
+            "aim-data: skipping /dev/zero: not a regular file (device, FIFO or socket)",
+            "aim-data: skipping \(d)/nope.mp4: missing file",
+        ])
+        let rep = checkVideos(odd)
+        XCTAssertEqual(rep.bad.map(\.reason), ["a directory, not a video file", "symbolic link loop",
+                                               "not a regular file (device, FIFO or socket)",
+                                               "not a regular file (device, FIFO or socket)", "missing file"])
+    }
+
     func testCheckNamesAndCountsEveryBadEntry() {
         let rep = checkVideos(MixedList.samples.map(\.path))
         XCTAssertEqual(rep.total, 14); XCTAssertEqual(rep.ok, 8)
@@ -126,4 +155,12 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual((json["bad"] as? [[String: String]])?.count, 6)
         XCTAssertEqual(rep.frameStats()!.min, 20); XCTAssertEqual(rep.frameStats()!.max, 27)
     }
+}
+
+/// Log lines collected from the loader's threads.
+final class LinesBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v: [String] = []
+    func append(_ s: String) { lock.lock(); v.append(s); lock.unlock() }
+    var lines: [String] { lock.lock(); defer { lock.unlock() }; return v }
 }

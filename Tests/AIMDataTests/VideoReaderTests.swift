@@ -65,6 +65,66 @@ final class VideoReaderTests: XCTestCase {
         if made == 0 { throw XCTSkip("ffmpeg CLI has no AV1 encoder") }
     }
 
+    /// The reason `VideoReader` gives for `path`, run on another thread so that a reader that
+    /// opened a FIFO (blocking until a writer comes) fails the test instead of hanging it.
+    func reason(_ path: String, file: StaticString = #filePath, line: UInt = #line) -> String? {
+        let box = ReasonBox()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            do { _ = try VideoReader(path: path); box.set("opened") } catch let e as VideoError {
+                box.set(e.path == path ? e.reason : "wrong path \(e.path)")
+            } catch { box.set("\(error)") }
+            done.signal()
+        }
+        if done.wait(timeout: .now() + 20) == .timedOut {
+            XCTFail("\(path): the reader blocked", file: file, line: line)
+            // Let a reader stuck on a FIFO go: a writer that opens and closes it ends the wait.
+            let fd = open(path, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 { close(fd) }
+            _ = done.wait(timeout: .now() + 5)
+            return nil
+        }
+        return box.value
+    }
+
+    /// Paths that are no video file say what they are (the text `aim-data: skipping PATH: REASON`
+    /// and `aim-data check` print): a directory, a device, FIFO or socket, a /proc file and a
+    /// symbolic link loop are no "missing" or "empty" file. None is ever opened for reading.
+    func testPathsThatAreNoFileSayWhatTheyAre() throws {
+        let d = Self.dir + "/notfiles"
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        let directory = "a directory, not a video file", special = "not a regular file (device, FIFO or socket)"
+        XCTAssertEqual(reason(d), directory)
+        XCTAssertEqual(reason("/"), directory)
+        try FileManager.default.createSymbolicLink(atPath: d + "/dirlink.mp4", withDestinationPath: d)
+        XCTAssertEqual(reason(d + "/dirlink.mp4"), directory)
+
+        try FileManager.default.createSymbolicLink(atPath: d + "/loop1.mp4", withDestinationPath: d + "/loop2.mp4")
+        try FileManager.default.createSymbolicLink(atPath: d + "/loop2.mp4", withDestinationPath: d + "/loop1.mp4")
+        XCTAssertEqual(reason(d + "/loop1.mp4"), "symbolic link loop")
+        try FileManager.default.createSymbolicLink(atPath: d + "/self.mp4", withDestinationPath: "self.mp4")
+        XCTAssertEqual(reason(d + "/self.mp4"), "symbolic link loop")
+
+        XCTAssertEqual(mkfifo(d + "/fifo.mp4", 0o600), 0)
+        XCTAssertEqual(reason(d + "/fifo.mp4"), special)
+        XCTAssertEqual(reason("/dev/zero"), special)
+        XCTAssertEqual(reason("/dev/urandom"), special)
+        XCTAssertEqual(reason("/dev/null"), special)
+        #if os(Linux)
+        XCTAssertEqual(reason("/proc/self/mem"), "not a regular file (a /proc or /sys pseudo-file)")
+        XCTAssertEqual(reason("/proc/self/status"), "not a regular file (a /proc or /sys pseudo-file)")
+        #endif
+
+        // Missing stays missing: no such file, a dangling link, a path through a file.
+        XCTAssertEqual(reason(d + "/nope.mp4"), "missing file")
+        try FileManager.default.createSymbolicLink(atPath: d + "/dangling.mp4", withDestinationPath: d + "/gone.mp4")
+        XCTAssertEqual(reason(d + "/dangling.mp4"), "missing file")
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/plain.txt", contents: Data("x".utf8)))
+        XCTAssertEqual(reason(d + "/plain.txt/a.mp4"), "missing file")
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/zero.mp4", contents: Data()))
+        XCTAssertEqual(reason(d + "/zero.mp4"), "empty file (0 bytes)")
+    }
+
     func testBadFilesNameTheReason() throws {
         let d = Self.dir
         func expect(_ path: String, _ check: (VideoError) -> Bool) {
@@ -98,4 +158,12 @@ final class VideoReaderTests: XCTestCase {
             expect(d + "/cut.mp4") { if case .truncated(_, 40, let n) = $0 { return n < 40 }; return false }
         }
     }
+}
+
+/// One string handed from a reader thread to the test.
+final class ReasonBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v: String?
+    func set(_ s: String) { lock.lock(); v = s; lock.unlock() }
+    var value: String? { lock.lock(); defer { lock.unlock() }; return v }
 }
