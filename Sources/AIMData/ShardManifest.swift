@@ -61,7 +61,7 @@ public struct ShardManifest: Equatable, Sendable {
             return s
         }
         func int(_ d: [String: Any], _ k: String) throws -> Int {
-            guard let n = d[k] as? Int else { throw TarError(path: file, message: "manifest entry without integer `\(k)`") }
+            guard let n = d[k] as? Int, jsonBoolean(d[k]) == nil else { throw TarError(path: file, message: "manifest entry without integer `\(k)`") }
             return n
         }
         let shards = try ((o["shards"] as? [[String: Any]]) ?? []).map {
