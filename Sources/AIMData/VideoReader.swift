@@ -169,6 +169,11 @@ public final class VideoReader {
         formatName = String(cString: f.pointee.iformat.pointee.name)
         // The "tty" demuxer turns any .txt/.nfo file into an ANSI-art "video".
         if formatName == "tty" { throw VideoError.notAVideo(path: path, reason: "text file") }
+        // An image (png_pipe, jpeg_pipe …, image2) opens as a one-frame "video": every clip would be
+        // that frame repeated, trained on silently.
+        if formatName.hasSuffix("_pipe") || formatName == "image2" {
+            throw VideoError.notAVideo(path: path, reason: "a still image (\(formatName))")
+        }
         rc = avformat_find_stream_info(f, nil)
         if rc < 0 { throw VideoError.notAVideo(path: path, reason: ffError(rc)) }
         var hasAudio = false

@@ -144,6 +144,13 @@ final class VideoReaderTests: XCTestCase {
         if ffmpegCLI(["-f", "lavfi", "-i", "sine=frequency=440:duration=0.5", d + "/audio.wav"]) {
             expect(d + "/audio.wav") { if case .audioOnly = $0 { return true }; return false }
         }
+        // A still image under a video's name opens as a one-frame "video" (png_pipe): refused.
+        let png = d + "/still.png"
+        let w = try VideoWriter(path: png, encoder: "png", width: 16, height: 16)
+        try w.append(rgb: [UInt8](repeating: 200, count: 16 * 16 * 3))
+        try w.finish()
+        try FileManager.default.moveItem(atPath: png, toPath: d + "/still.mp4")
+        expect(d + "/still.mp4") { if case .notAVideo(_, let r) = $0 { return r.contains("still image") }; return false }
         // A cut-off AVI loses its index: FFmpeg no longer recognises it.
         let full = d + "/full.avi"
         try makeGrayVideo(full, encoder: "mpeg4", frames: 40)
