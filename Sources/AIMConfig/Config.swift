@@ -50,6 +50,7 @@ public struct Config: Sendable, Equatable {
             let cycle = (chain[i...] + [canonical]).map { URL(fileURLWithPath: $0).lastPathComponent }
             throw ConfigError(file: chain.last!, key: "base", "inheritance cycle: " + cycle.joined(separator: " -> "))
         }
+        try checkFile(path)
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -62,7 +63,9 @@ public struct Config: Sendable, Equatable {
         } catch {
             throw ConfigError(file: path, "invalid YAML: \(error)")
         }
-        guard let root else { return [:] }  // an empty file sets nothing
+        // Nothing but comments is more likely a file truncated or not yet written than a wish
+        // for all defaults; `{}` says that on purpose.
+        guard let root else { throw ConfigError(file: path, "the file is empty: a config states at least its base or a key") }
         guard let mapping = root.mapping else {
             throw ConfigError(file: path, line: root.mark?.line, "the top level must be a mapping of keys, got \(root.kindDescription)")
         }
@@ -98,6 +101,21 @@ public struct Config: Sendable, Equatable {
         }
         merged.merge(own) { _, new in new }
         return merged
+    }
+
+    /// Refuses what is not a regular file before reading it: reading a FIFO blocks until a
+    /// writer comes, a device or a directory failed with a wrong reason ("You don't have
+    /// permission" for /dev/null). A path that cannot be examined is left to the read to explain.
+    private static func checkFile(_ path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }
+        let kinds: [(mode_t, String)] = [(S_IFDIR, "a directory"), (S_IFIFO, "a FIFO"), (S_IFCHR, "a character device"),
+                                         (S_IFBLK, "a block device"), (S_IFSOCK, "a socket")]
+        let kind = info.st_mode & S_IFMT
+        guard kind == S_IFREG else {
+            let name = kinds.first { $0.0 == kind }?.1 ?? "another kind of file"
+            throw ConfigError(file: path, "not a regular file (\(name))")
+        }
     }
 
     /// Nested mappings become dotted keys; both `model: {width: 768}` and `model.width: 768`

@@ -106,11 +106,6 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.int("model.layers"), 12, "unset keys keep defaults")
     }
 
-    func testEmptyFileIsAllDefaults() throws {
-        let c = try Config.load(path: write("empty.yaml", "# nothing\n"))
-        XCTAssertEqual(c.values, Config().values)
-    }
-
     func testInheritanceChainAndPrecedence() throws {
         write("_base_/model.yaml", "model: {width: 128, layers: 2, heads: 4}\ntrain.lr: 0.1\n")
         write("_base_/data.yaml", "data: {clip_len: 4}\nmodel.layers: 3\n")
@@ -215,7 +210,7 @@ final class ConfigTests: XCTestCase {
     // MARK: --set
 
     func testOverridesAreTypedByTheSchema() throws {
-        let path = write("plain.yaml", "")
+        let path = write("plain.yaml", "{}\n")
         let c = try Config.load(path: path, overrides: [
             "model.width=64", "model.adapter_scale=1", "train.lr=1e-3", "train.betas=[0.8, 0.9]",
             "model.adapters=[]", "model.divided_space_time=true", "profile=false",
@@ -238,7 +233,7 @@ final class ConfigTests: XCTestCase {
     }
 
     func testOverrideErrorsNameTheKey() {
-        let path = write("plain.yaml", "")
+        let path = write("plain.yaml", "{}\n")
         assertFails(path, overrides: ["model.widht=3"], ["--set", "model.widht", "unknown key", "did you mean 'model.width'"])
         assertFails(path, overrides: ["model.width=wide"], ["--set", "model.width", "expected an integer"])
         assertFails(path, overrides: ["model.width=1.5"], ["model.width", "expected an integer"])
@@ -260,6 +255,30 @@ final class ConfigTests: XCTestCase {
         XCTAssertThrowsError(try c.set("model.width", .float(1.5))) { XCTAssertTrue("\($0)".contains("model.width")) }
         XCTAssertThrowsError(try c.set("model.tune", .string("most"))) { XCTAssertTrue("\($0)".contains("adapters | all | head")) }
         XCTAssertThrowsError(try c.set("nope", .int(1))) { XCTAssertTrue("\($0)".contains("nope: unknown key")) }
+    }
+
+    // MARK: bad input (a fuzzing run's findings): a clear error, never a crash, a hang or silent acceptance
+
+    func testEmptyAndNonRegularFilesAreRefused() throws {
+        for (name, text) in [("empty.yaml", ""), ("comments.yaml", "# nothing\n\n   # at all\n"), ("blank.yaml", "\n  \n")] {
+            let path = write(name, text)
+            assertFails(path, [path + ": the file is empty: a config states at least its base or a key"])
+        }
+        let base = write("_base_/todo.yaml", "# to do\n")
+        assertFails(write("child.yaml", "base: _base_/todo.yaml\n"), [base, "is empty"])
+        // `{}` says "nothing changes" on purpose (a config of --set overrides only).
+        XCTAssertEqual(try Config.load(path: write("nothing.yaml", "{}\n")).values, Config().values)
+        // Refused before reading: a FIFO would block the reader, a device or directory is no config.
+        assertFails("/dev/null", ["/dev/null: not a regular file (a character device)"])
+        assertFails(dir + "/_base_", [dir + "/_base_: not a regular file (a directory)"])
+        let fifo = dir + "/fifo.yaml"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        assertFails(fifo, [fifo + ": not a regular file (a FIFO)"])
+        assertFails(write("via_fifo.yaml", "base: fifo.yaml\n"), [fifo, "not a regular file"])
+        // A symbolic link to a config is followed.
+        let target = write("target.yaml", "model.width: 32\n")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.yaml", withDestinationPath: target)
+        XCTAssertEqual(try Config.load(path: dir + "/link.yaml").int("model.width"), 32)
     }
 
     // MARK: dump
