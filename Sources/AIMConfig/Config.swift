@@ -72,14 +72,14 @@ public struct Config: Sendable, Equatable {
 
         var bases: [String] = []
         var body: [(Node, Node)] = []
-        var problems: [ConfigProblem] = []
+        var problems = ConfigProblems(file: path)
         for (k, v) in mapping {
             guard let keyText = k.scalar?.string, keyText == "base" else { body.append((k, v)); continue }
             let names: [Node] = v.sequence.map(Array.init) ?? [v]
             for n in names {
                 guard let s = n.scalar, !s.isNull, !s.string.isEmpty else {
-                    problems.append(ConfigProblem(file: path, line: n.mark?.line, key: "base",
-                                                  message: "expected a path (or a list of paths) of base configs, got \(n.kindDescription)"))
+                    problems.add(ConfigProblem(file: path, line: n.mark?.line, key: "base",
+                                               message: "expected a path (or a list of paths) of base configs, got \(n.kindDescription)"))
                     continue
                 }
                 let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
@@ -90,7 +90,7 @@ public struct Config: Sendable, Equatable {
         var own: [String: ConfigValue] = [:]
         var lines: [String: Int] = [:]
         flatten(body, prefix: "", file: path, into: &own, lines: &lines, problems: &problems)
-        if !problems.isEmpty { throw ConfigError(problems) }
+        if !problems.isEmpty { throw problems.error }
 
         var merged: [String: ConfigValue] = [:]
         for base in bases {
@@ -103,9 +103,10 @@ public struct Config: Sendable, Equatable {
         return merged
     }
 
-    /// Refuses what is not a regular file before reading it: reading a FIFO blocks until a
-    /// writer comes, a device or a directory failed with a wrong reason ("You don't have
-    /// permission" for /dev/null). A path that cannot be examined is left to the read to explain.
+    /// Refuses what is not a regular file, or is too large, before reading it: reading a FIFO
+    /// blocks until a writer comes, a device or a directory failed with a wrong reason ("You
+    /// don't have permission" for /dev/null). A path that cannot be examined is left to the read
+    /// to explain.
     private static func checkFile(_ path: String) throws {
         var info = stat()
         guard stat(path, &info) == 0 else { return }
@@ -116,35 +117,42 @@ public struct Config: Sendable, Equatable {
             let name = kinds.first { $0.0 == kind }?.1 ?? "another kind of file"
             throw ConfigError(file: path, "not a regular file (\(name))")
         }
+        // A bound on the work: parsing, then a problem (with a "did you mean") per key.
+        let size = Int(info.st_size)
+        if size > ConfigLimits.maxBytes {
+            let mib = (Double(size) / Double(1 << 20) * 10).rounded(.up) / 10
+            throw ConfigError(file: path, "a config is at most \(ConfigLimits.maxBytes >> 20) MiB; this file is "
+                              + String(format: "%.1f", mib) + " MiB (\(size) bytes)")
+        }
     }
 
     /// Nested mappings become dotted keys; both `model: {width: 768}` and `model.width: 768`
     /// name the same key, and setting it twice in one file is an error.
     private static func flatten(_ pairs: [(Node, Node)], prefix: String, file: String,
                                 into values: inout [String: ConfigValue], lines: inout [String: Int],
-                                problems: inout [ConfigProblem]) {
+                                problems: inout ConfigProblems) {
         for (k, v) in pairs {
             let line = k.mark?.line
             guard let part = k.scalar?.string, !part.isEmpty else {
-                problems.append(ConfigProblem(file: file, line: line, key: prefix.isEmpty ? nil : prefix,
-                                              message: "keys must be non-empty strings, got \(k.kindDescription)"))
+                problems.add(ConfigProblem(file: file, line: line, key: prefix.isEmpty ? nil : prefix,
+                                           message: "keys must be non-empty strings, got \(k.kindDescription)"))
                 continue
             }
             let key = prefix.isEmpty ? part : prefix + "." + part
             if let schemaKey = ConfigSchema.key(key) {
                 if let first = lines[key] {
-                    problems.append(ConfigProblem(file: file, line: line, key: key, message: "set twice in this file (first at line \(first))"))
+                    problems.add(ConfigProblem(file: file, line: line, key: key, message: "set twice in this file (first at line \(first))"))
                     continue
                 }
                 lines[key] = line ?? 0
                 switch schemaKey.parse(v) {
                 case .success(let value): values[key] = value
-                case .failure(let f): problems.append(ConfigProblem(file: file, line: v.mark?.line ?? line, key: key, message: f.message))
+                case .failure(let f): problems.add(ConfigProblem(file: file, line: v.mark?.line ?? line, key: key, message: f.message))
                 }
             } else if let nested = v.mapping, ConfigSchema.keys.contains(where: { $0.name.hasPrefix(key + ".") }) {
                 flatten(nested.map { ($0.key, $0.value) }, prefix: key, file: file, into: &values, lines: &lines, problems: &problems)
             } else {
-                problems.append(ConfigProblem(file: file, line: line, key: key, message: "unknown key" + suggestKey(key)))
+                problems.add(ConfigProblem(file: file, line: line, key: key, message: "unknown key" + suggestKey(key)))
             }
         }
     }
@@ -153,21 +161,26 @@ public struct Config: Sendable, Equatable {
 
     /// Applies "key=value" overrides (e.g. from `--set`); all problems are reported together.
     public mutating func apply(overrides: [String]) throws {
-        var problems: [ConfigProblem] = []
+        var problems = ConfigProblems(file: "--set")
         for assignment in overrides {
             guard let eq = assignment.firstIndex(of: "=") else {
-                problems.append(ConfigProblem(file: "--set", message: "'\(assignment)' is not of the form key=value"))
+                problems.add(ConfigProblem(file: "--set", message: "'\(assignment)' is not of the form key=value"))
                 continue
             }
             let key = assignment[..<eq].trimmingCharacters(in: .whitespaces)
             let text = String(assignment[assignment.index(after: eq)...])
+            guard ConfigSchema.key(key) != nil else {
+                // Here rather than in set(), so the suggestion is only computed for a listed key.
+                problems.add(ConfigProblem(file: "--set", key: key, message: "unknown key" + suggestKey(key)))
+                continue
+            }
             do {
                 try set(key, yaml: text)
             } catch let e as ConfigError {
-                problems += e.problems
+                for p in e.problems { problems.add(p) }
             }
         }
-        if !problems.isEmpty { throw ConfigError(problems) }
+        if !problems.isEmpty { throw problems.error }
     }
 
     /// Sets `key` from the text of a YAML scalar or flow list, typed by the schema. For string
@@ -300,9 +313,9 @@ public struct Config: Sendable, Equatable {
         }
         var values: [String: ConfigValue] = [:]
         var lines: [String: Int] = [:]
-        var problems: [ConfigProblem] = []
+        var problems = ConfigProblems(file: file)
         Config.flatten(body, prefix: "", file: file, into: &values, lines: &lines, problems: &problems)
-        if !problems.isEmpty { throw ConfigError(problems) }
+        if !problems.isEmpty { throw problems.error }
         self.init(name: name, source: file, values: Config(name: name).values.merging(values) { _, new in new })
     }
 

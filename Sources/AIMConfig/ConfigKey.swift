@@ -160,14 +160,48 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
 /// Every problem of a config at once, so a user fixes them in one go.
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public let problems: [ConfigProblem]
+    /// Problems found but not listed (beyond the first `ConfigLimits.listedProblems` of a file, so a
+    /// file of a million misspelt keys is reported in a moment, not a line per key), and the
+    /// line that says so.
+    public let unlisted: Int
+    public let unlistedNote: String
 
-    public init(_ problems: [ConfigProblem]) { self.problems = problems }
+    public init(_ problems: [ConfigProblem], unlisted: Int = 0, unlistedNote: String = "") {
+        self.problems = problems
+        self.unlisted = unlisted
+        self.unlistedNote = unlistedNote
+    }
     public init(file: String, line: Int? = nil, key: String? = nil, _ message: String) {
-        self.problems = [ConfigProblem(file: file, line: line, key: key, message: message)]
+        self.init([ConfigProblem(file: file, line: line, key: key, message: message)])
     }
 
     public var description: String {
-        problems.count == 1 ? "config error: \(problems[0])"
+        if unlisted > 0 {
+            return "\(problems.count + unlisted) config errors, the first \(problems.count) listed:\n"
+                + problems.map { "  \($0)" }.joined(separator: "\n") + "\n  " + unlistedNote
+        }
+        return problems.count == 1 ? "config error: \(problems[0])"
             : "\(problems.count) config errors:\n" + problems.map { "  \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// Collects a file's problems, listing the first `ConfigLimits.listedProblems` and counting the
+/// rest; a problem's message is only built when it is listed (a "did you mean" costs an edit
+/// distance to every schema key).
+struct ConfigProblems {
+    let file: String
+    private(set) var list: [ConfigProblem] = []
+    private(set) var unlisted = 0
+
+    init(file: String) { self.file = file }
+
+    var isEmpty: Bool { list.isEmpty }
+
+    mutating func add(_ problem: @autoclosure () -> ConfigProblem) {
+        if list.count < ConfigLimits.listedProblems { list.append(problem()) } else { unlisted += 1 }
+    }
+
+    var error: ConfigError {
+        ConfigError(list, unlisted: unlisted, unlistedNote: "… and \(unlisted) more in \(file)")
     }
 }

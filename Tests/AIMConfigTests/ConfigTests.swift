@@ -259,6 +259,29 @@ final class ConfigTests: XCTestCase {
 
     // MARK: bad input (a fuzzing run's findings): a clear error, never a crash, a hang or silent acceptance
 
+    /// A 10 MB config of 900,000 unknown keys took minutes: a "did you mean" per key, a line per key.
+    func testHugeFilesAndFloodsOfUnknownKeysAreBounded() throws {
+        let start = Date()
+        let huge = write("huge.yaml", String(repeating: "unknown_key: 1\n", count: 700_000))
+        assertFails(huge, [huge, "a config is at most 1 MiB; this file is 10.1 MiB (10500000 bytes)"])
+        // Under the size bound: the first 20 unknown keys listed (with suggestions), the rest counted.
+        let keys = 50_000
+        let flood = write("flood.yaml", (0..<keys).map { "model.widht\($0): 1\n" }.joined())
+        XCTAssertThrowsError(try Config.load(path: flood)) { e in
+            let text = "\(e)"
+            XCTAssertTrue(text.hasPrefix("\(keys) config errors, the first 20 listed:\n"), text)
+            XCTAssertTrue(text.contains("\(flood):1: model.widht0: unknown key"), text)
+            XCTAssertTrue(text.contains("\(flood):20: model.widht19: unknown key"), text)
+            XCTAssertFalse(text.contains("model.widht20:"), text)
+            XCTAssertTrue(text.hasSuffix("\n  … and \(keys - 20) more in \(flood)"), text)
+            XCTAssertEqual(text.components(separatedBy: "unknown key").count - 1, 20)
+        }
+        let overrides = (0..<1000).map { "nope\($0)=1" }
+        assertFails(write("plain.yaml", "{}\n"), overrides: overrides,
+                    ["1000 config errors, the first 20 listed", "--set: nope19: unknown key", "… and 980 more in --set"])
+        XCTAssertLessThan(Date().timeIntervalSince(start), 60, "bounded work, not a suggestion per key")
+    }
+
     func testEmptyAndNonRegularFilesAreRefused() throws {
         for (name, text) in [("empty.yaml", ""), ("comments.yaml", "# nothing\n\n   # at all\n"), ("blank.yaml", "\n  \n")] {
             let path = write(name, text)
