@@ -73,8 +73,15 @@ public struct Config: Sendable, Equatable {
         var bases: [String] = []
         var body: [(Node, Node)] = []
         var problems = ConfigProblems(file: path)
+        var baseLine: Int?
         for (k, v) in mapping {
             guard let keyText = k.scalar?.string, keyText == "base" else { body.append((k, v)); continue }
+            // Like any key: a second `base:` silently replaced the first.
+            if let first = baseLine {
+                problems.add(ConfigProblem(file: path, line: k.mark?.line, key: "base", message: "set twice in this file (first at line \(first))"))
+                continue
+            }
+            baseLine = k.mark?.line ?? 0
             let names: [Node] = v.sequence.map(Array.init) ?? [v]
             for n in names {
                 guard let s = n.scalar, !s.isNull, !s.string.isEmpty else {

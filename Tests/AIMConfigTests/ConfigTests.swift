@@ -282,6 +282,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 60, "bounded work, not a suggestion per key")
     }
 
+    func testBaseSetTwiceIsAnError() {
+        write("_base_/a.yaml", "model.width: 1\n")
+        write("_base_/b.yaml", "model.width: 2\n")
+        let twice = write("twice_base.yaml", "base: _base_/a.yaml\nmodel.layers: 2\nbase: [_base_/b.yaml]\n")
+        assertFails(twice, [twice + ":3", "base", "set twice in this file (first at line 1)"])
+    }
+
     func testEmptyAndNonRegularFilesAreRefused() throws {
         for (name, text) in [("empty.yaml", ""), ("comments.yaml", "# nothing\n\n   # at all\n"), ("blank.yaml", "\n  \n")] {
             let path = write(name, text)
