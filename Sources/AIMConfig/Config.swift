@@ -57,6 +57,8 @@ public struct Config: Sendable, Equatable {
         } catch {
             throw ConfigError(file: path, "cannot read the config file (\(error.localizedDescription))")
         }
+        let scan = scanConfigText(text)
+        if let deep = scan.tooDeep { throw ConfigError(file: path, line: deep.line, deep.message) }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -200,12 +202,14 @@ public struct Config: Sendable, Equatable {
         if schemaKey.type == .string {
             let t = text.trimmingCharacters(in: .whitespaces)
             let quoted = t.count >= 2 && ((t.hasPrefix("\"") && t.hasSuffix("\"")) || (t.hasPrefix("'") && t.hasSuffix("'")))
-            if quoted, let parsed = try? Yams.compose(yaml: t), let s = parsed.scalar {
+            if quoted, scanConfigText(t).tooDeep == nil, let parsed = try? Yams.compose(yaml: t), let s = parsed.scalar {
                 node = .scalar(s)
             } else {
                 node = Node(t, .implicit, .doubleQuoted)
             }
         } else {
+            let scan = scanConfigText(text)
+            if let deep = scan.tooDeep { throw ConfigError(file: "--set", key: key, deep.message) }
             do {
                 node = try Yams.compose(yaml: text) ?? Node("", .implicit, .plain)
             } catch {
@@ -301,6 +305,8 @@ public struct Config: Sendable, Equatable {
     /// Rebuilds a config from `dump()` text (keys missing from an older dump take defaults).
     public init(dump text: String) throws {
         let file = "<dump>"
+        let scan = scanConfigText(text)
+        if let deep = scan.tooDeep { throw ConfigError(file: file, line: deep.line, deep.message) }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

@@ -259,6 +259,57 @@ final class ConfigTests: XCTestCase {
 
     // MARK: bad input (a fuzzing run's findings): a clear error, never a crash, a hang or silent acceptance
 
+    /// Asserts loading fails for another reason than nesting: the text got past the depth check.
+    func assertParsed(_ path: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try Config.load(path: path), file: file, line: line) { e in
+            XCTAssertFalse("\(e)".contains("nested"), "\(e)", file: file, line: line)
+        }
+    }
+
+    /// Yams builds its tree recursively: documents this deep overflowed the stack (SIGSEGV).
+    func testDeepNestingIsRefusedBeforeParsing() {
+        func deep(_ open: String, _ n: Int, _ inner: String = "1") -> String {
+            String(repeating: open, count: n) + inner + String(repeating: open == "[" ? "]" : "}", count: n)
+        }
+        let flow = write("flow.yaml", "x: " + deep("[", 5000, "") + "\n")
+        assertFails(flow, [flow + ":1", "brackets ([ or {) nested more than 64 deep"])
+        let maps = write("maps.yaml", "model:\n  width: " + deep("{a: ", 50_000) + "\n")
+        assertFails(maps, [maps + ":2", "nested more than 64 deep"])
+        // 20,000 block levels on one line (nested sequences), and mappings indented one column more each line.
+        let dashes = write("dashes.yaml", "x:\n" + String(repeating: "- ", count: 20_000) + "1\n")
+        assertFails(dashes, [dashes + ":2", "nested too deeply", "add up to 20000"])
+        let blocks = write("blocks.yaml", (0..<1000).map { String(repeating: " ", count: $0) + "a:" }.joined(separator: "\n") + " 1\n")
+        assertFails(blocks, [blocks + ":129", "nested too deeply", "add up to 129, more than 128"])
+        // Up to the bounds the text goes on to the parser (and the schema judges the value).
+        assertParsed(write("flow64.yaml", "model.depths: " + deep("[", 64) + "\n"))
+        assertFails(write("flow65.yaml", "model.depths: " + deep("[", 65) + "\n"), ["nested more than 64 deep"])
+        assertParsed(write("blocks128.yaml", (0..<128).map { String(repeating: " ", count: $0) + "a:" }.joined(separator: "\n") + " 1\n"))
+        // Brackets in strings and comments are not structure: many strings with one bracket each load.
+        let strings = (0..<100).map { _ in #""[a""# }.joined(separator: ", ")
+        let quoted = write("quoted.yaml", """
+        data.root: "\(String(repeating: "[", count: 60))"   # [[[[ {{{{ in a comment
+        data.train: 'it''s {\(String(repeating: "{", count: 60))'
+        model.adapters: [temporal]  # ]]]] closing brackets in a comment
+        train.no_decay_keys: [\(strings), "]", ']]', "\\"["]
+        """)
+        XCTAssertNoThrow(try Config.load(path: quoted))
+        let c = try? Config.load(path: quoted)
+        XCTAssertEqual(c?.string("data.root"), String(repeating: "[", count: 60))
+        XCTAssertEqual(c?.strings("train.no_decay_keys").count, 103)
+        // ... but closing brackets in strings do not hide nesting, nor does a quote in a block scalar.
+        let hidden = write("hidden.yaml", "x: " + String(repeating: #"["]", "#, count: 5000) + "\n")
+        assertFails(hidden, [hidden + ":1", "nested more than 64 deep"])
+        let literal = write("literal.yaml", "x: |\n  it's text\ny: " + deep("[", 5000) + "\n")
+        assertFails(literal, [literal + ":3", "nested more than 64 deep"])
+        let document = write("document.yaml", "--- " + deep("[", 5000) + "\n")
+        assertFails(document, [document + ":1", "nested more than 64 deep"])
+        // --set values and checkpoint dumps go through the same parser.
+        assertFails(write("plain.yaml", "{}\n"), overrides: ["model.depths=" + deep("[", 5000)], ["--set", "model.depths", "nested more than 64 deep"])
+        XCTAssertThrowsError(try Config(dump: "{\"model.depths\": " + deep("[", 50_000) + "}")) {
+            XCTAssertTrue("\($0)".contains("<dump>:1") && "\($0)".contains("nested more than 64 deep"), "\($0)")
+        }
+    }
+
     /// A 10 MB config of 900,000 unknown keys took minutes: a "did you mean" per key, a line per key.
     func testHugeFilesAndFloodsOfUnknownKeysAreBounded() throws {
         let start = Date()
