@@ -68,6 +68,9 @@ public struct Config: Sendable, Equatable {
         // Nothing but comments is more likely a file truncated or not yet written than a wish
         // for all defaults; `{}` says that on purpose.
         guard let root else { throw ConfigError(file: path, "the file is empty: a config states at least its base or a key") }
+        if let tag = explicitTag(root, scan) {
+            throw ConfigError(file: path, line: root.mark?.line, tagMessage(tag))
+        }
         guard let mapping = root.mapping else {
             throw ConfigError(file: path, line: root.mark?.line, "the top level must be a mapping of keys, got \(root.kindDescription)")
         }
@@ -84,6 +87,10 @@ public struct Config: Sendable, Equatable {
                 continue
             }
             baseLine = k.mark?.line ?? 0
+            if let (node, tag) = firstTag(k, scan) ?? firstTag(v, scan) {
+                problems.add(ConfigProblem(file: path, line: node.mark?.line, key: "base", message: tagMessage(tag)))
+                continue
+            }
             let names: [Node] = v.sequence.map(Array.init) ?? [v]
             for n in names {
                 guard let s = n.scalar, !s.isNull, !s.string.isEmpty else {
@@ -98,7 +105,7 @@ public struct Config: Sendable, Equatable {
         }
         var own: [String: ConfigValue] = [:]
         var lines: [String: Int] = [:]
-        flatten(body, prefix: "", file: path, into: &own, lines: &lines, problems: &problems)
+        flatten(body, prefix: "", file: path, scan: scan, into: &own, lines: &lines, problems: &problems)
         if !problems.isEmpty { throw problems.error }
 
         var merged: [String: ConfigValue] = [:]
@@ -137,7 +144,7 @@ public struct Config: Sendable, Equatable {
 
     /// Nested mappings become dotted keys; both `model: {width: 768}` and `model.width: 768`
     /// name the same key, and setting it twice in one file is an error.
-    private static func flatten(_ pairs: [(Node, Node)], prefix: String, file: String,
+    private static func flatten(_ pairs: [(Node, Node)], prefix: String, file: String, scan: ConfigTextScan,
                                 into values: inout [String: ConfigValue], lines: inout [String: Int],
                                 problems: inout ConfigProblems) {
         for (k, v) in pairs {
@@ -148,22 +155,69 @@ public struct Config: Sendable, Equatable {
                 continue
             }
             let key = prefix.isEmpty ? part : prefix + "." + part
+            if let tag = explicitTag(k, scan) {
+                problems.add(ConfigProblem(file: file, line: line, key: key, message: tagMessage(tag)))
+                continue
+            }
             if let schemaKey = ConfigSchema.key(key) {
                 if let first = lines[key] {
                     problems.add(ConfigProblem(file: file, line: line, key: key, message: "set twice in this file (first at line \(first))"))
                     continue
                 }
                 lines[key] = line ?? 0
+                if let (node, tag) = firstTag(v, scan) {
+                    problems.add(ConfigProblem(file: file, line: node.mark?.line ?? line, key: key, message: tagMessage(tag)))
+                    continue
+                }
                 switch schemaKey.parse(v) {
                 case .success(let value): values[key] = value
                 case .failure(let f): problems.add(ConfigProblem(file: file, line: v.mark?.line ?? line, key: key, message: f.message))
                 }
             } else if let nested = v.mapping, ConfigSchema.keys.contains(where: { $0.name.hasPrefix(key + ".") }) {
-                flatten(nested.map { ($0.key, $0.value) }, prefix: key, file: file, into: &values, lines: &lines, problems: &problems)
+                if let tag = explicitTag(v, scan) {
+                    problems.add(ConfigProblem(file: file, line: v.mark?.line ?? line, key: key, message: tagMessage(tag)))
+                    continue
+                }
+                flatten(nested.map { ($0.key, $0.value) }, prefix: key, file: file, scan: scan, into: &values, lines: &lines, problems: &problems)
             } else {
                 problems.add(ConfigProblem(file: file, line: line, key: key, message: "unknown key" + suggestKey(key)))
             }
         }
+    }
+
+    // MARK: tags
+
+    /// A tag written on `node` (`!!str`, `!!python/object:os.system`, `!foo`, `!`), nil if none:
+    /// from Yams, or from the text scan where Yams cannot tell (`!!str` on a quoted scalar, `!`
+    /// on a collection).
+    static func explicitTag(_ node: Node, _ scan: ConfigTextScan) -> String? {
+        if let tag = node.writtenTag { return tag }
+        guard let mark = node.mark, let tag = scan.tags[.init(line: mark.line, column: mark.column)] else { return nil }
+        switch node {
+        case .scalar(let s):
+            return s.isPlain ? nil : tag  // a plain scalar's tag Yams does show
+        case .mapping(let m):
+            // A block mapping starts where its first key does: a tag there is the key's.
+            if let first = m.first?.key.mark, first.line == mark.line, first.column == mark.column { return nil }
+            return tag
+        case .sequence:
+            return tag
+        }
+    }
+
+    /// The first tagged node of `node` and, for a list, its elements.
+    static func firstTag(_ node: Node, _ scan: ConfigTextScan) -> (Node, String)? {
+        if let tag = explicitTag(node, scan) { return (node, tag) }
+        for element in node.sequence ?? [] {
+            if let tag = explicitTag(element, scan) { return (element, tag) }
+        }
+        return nil
+    }
+
+    /// Tags are refused, not ignored: nothing is ever constructed from one (a config is data),
+    /// and a value silently read without its tag hides a file written for another tool.
+    static func tagMessage(_ tag: String) -> String {
+        "explicit YAML tag '\(tag)' is not accepted: a config holds plain values, and nothing is built from a tag; write the value without it"
     }
 
     // MARK: overrides
@@ -215,6 +269,7 @@ public struct Config: Sendable, Equatable {
             } catch {
                 throw ConfigError(file: "--set", key: key, "cannot parse '\(text)' as a YAML value: \(error)")
             }
+            if let (_, tag) = Config.firstTag(node, scan) { throw ConfigError(file: "--set", key: key, Config.tagMessage(tag)) }
         }
         switch schemaKey.parse(node) {
         case .success(let value): values[key] = value
@@ -327,7 +382,7 @@ public struct Config: Sendable, Equatable {
         var values: [String: ConfigValue] = [:]
         var lines: [String: Int] = [:]
         var problems = ConfigProblems(file: file)
-        Config.flatten(body, prefix: "", file: file, into: &values, lines: &lines, problems: &problems)
+        Config.flatten(body, prefix: "", file: file, scan: scan, into: &values, lines: &lines, problems: &problems)
         if !problems.isEmpty { throw problems.error }
         self.init(name: name, source: file, values: Config(name: name).values.merging(values) { _, new in new })
     }

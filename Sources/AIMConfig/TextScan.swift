@@ -1,5 +1,5 @@
 // A look at a config's text before Yams parses it, for nesting deeper than `ConfigLimits`
-// allows (Yams would overflow the stack on it).
+// allows (Yams would overflow the stack on it) and for explicit tags.
 //
 // The scan is a simplified YAML tokenizer (after libyaml's scanner), not a parser: it knows
 // quoted strings, comments, plain scalars, block scalars, tags and the indicators, well enough
@@ -9,12 +9,21 @@
 // cannot hide real nesting after it. The cost is refusing a single string or comment with more
 // than `ConfigLimits.maxFlowDepth` nested brackets, which no config has.
 
-/// What the scan found: the first structure too deep (with its 1-based line).
+/// What the scan found: the first structure too deep (with its 1-based line), and the
+/// explicit tags (`!!str`, `!foo`, `!`) by where the node they belong to starts (its first
+/// property, 1-based line and column, as Yams marks nodes). Yams itself reports a quoted
+/// scalar without a tag as `!!str`, and a collection tagged `!` as untagged: those two are
+/// only seen here.
 struct ConfigTextScan {
+    struct Position: Hashable {
+        let line: Int
+        let column: Int
+    }
     var tooDeep: (line: Int, message: String)?
+    var tags: [Position: String] = [:]
 }
 
-/// Scans YAML `text` for nesting beyond `ConfigLimits`.
+/// Scans YAML `text` for nesting beyond `ConfigLimits` and for explicit tags.
 func scanConfigText(_ text: String) -> ConfigTextScan {
     var scanner = TextScanner(Array(text.unicodeScalars))
     scanner.run()
@@ -44,6 +53,8 @@ private struct TextScanner {
     /// After `key: |` or `- >`: the lines indented deeper than the key (or entry) are text.
     var blockScalarParent: Int?
     var blockScalarBrackets = 0
+    /// Where the properties (tag, anchor) of the next node began.
+    var propertyStart: ConfigTextScan.Position?
 
     init(_ s: [Unicode.Scalar]) { self.s = s }
 
@@ -109,6 +120,7 @@ private struct TextScanner {
     }
 
     mutating func run() {
+        if at(0) == "\u{FEFF}" { i = 1 }  // a byte order mark is no column
         beginLine()
         while i < s.count, !failed {
             if let parent = blockScalarParent, lineIsBlank || indent > parent {
@@ -177,6 +189,7 @@ private struct TextScanner {
     /// At the start of a token (after blanks, an indicator, a tag or an anchor).
     mutating func scanToken(_ c: Unicode.Scalar) {
         let next = at(i + 1), column = i - lineStart
+        if c != "!", c != "&", c != "#" { propertyStart = nil }
         switch c {
         case "#":
             scanComment()
@@ -205,12 +218,15 @@ private struct TextScanner {
             case "'", "\"":
                 scanQuoted(c)
             case "!", "&", "*":
+                let start = i
+                if c != "*", propertyStart == nil { propertyStart = .init(line: line, column: column + 1) }
                 if c == "!", next == "<" {
                     while let d = at(i), !Self.isBreak(d), d != ">" { i += 1 }
                     if at(i) == ">" { i += 1 }
                 } else {
                     while let d = at(i), !Self.isBlankZ(d), !(flow > 0 && Self.isFlowIndicator(d)) { i += 1 }
                 }
+                if c == "!", let at = propertyStart { result.tags[at] = String(String.UnicodeScalarView(s[start..<i])) }
             default:
                 inPlain = true
                 i += 1

@@ -197,6 +197,23 @@ extension Node.Scalar {
 }
 
 extension Node {
+    /// The tag written on this node, `!!` for the YAML namespace, nil if none. Yams gives a
+    /// quoted scalar without a tag the `!!str` tag and a collection tagged `!` none, so those
+    /// two cannot be told from untagged here (`ConfigTextScan` sees them).
+    var writtenTag: String? {
+        let name: String
+        switch self {
+        case .scalar(let s):
+            name = s.tag.description
+            if !s.isPlain, name == Tag.Name.str.rawValue { return nil }
+        case .mapping(let m): name = m.tag.description
+        case .sequence(let q): name = q.tag.description
+        }
+        guard !name.isEmpty else { return nil }
+        let yaml = "tag:yaml.org,2002:"
+        return name.hasPrefix(yaml) ? "!!" + name.dropFirst(yaml.count) : name
+    }
+
     var kindDescription: String {
         if let s = scalar { return s.describe }
         if mapping != nil { return "a mapping" }

@@ -340,6 +340,37 @@ final class ConfigTests: XCTestCase {
         assertFails(twice, [twice + ":3", "base", "set twice in this file (first at line 1)"])
     }
 
+    /// A tag is never executed nor silently dropped: it names a type of another tool.
+    func testExplicitTagsAreRefused() throws {
+        write("_base_/a.yaml", "model.width: 1\n")
+        let cases: [(String, [String])] = [
+            ("model.width: !!str 64", ["model.width", "'!!str'"]),
+            ("model.width: !!python/object:os.system 64", ["model.width", "'!!python/object:os.system'"]),
+            ("model.width: !custom 64", ["model.width", "'!custom'"]),
+            ("model.width: ! 64", ["model.width", "'!'"]),
+            ("model.width: !<tag:yaml.org,2002:int> 64", ["model.width", "'!!int'"]),
+            ("data.root: !!str \"/videos\"", ["data.root", "'!!str'"]),
+            ("model.adapters: !!seq [joint]", ["model.adapters", "'!!seq'"]),
+            ("model.adapters: ! [joint]", ["model.adapters", "'!'"]),
+            ("model.adapters: [joint, !!str spatial]", ["model.adapters", "'!!str'"]),
+            ("model: !!map {width: 64}", ["model", "'!!map'"]),
+            ("!!str model.width: 64", ["model.width", "'!!str'"]),
+            ("base: !!str _base_/a.yaml", ["base", "'!!str'"]),
+            ("data.root: &root !!str \"/videos\"", ["data.root", "'!!str'"]),
+            ("model: {!!str \"width\": 64}", ["model.width", "'!!str'"]),
+            ("data.root: !!str\n  \"/videos\"", ["data.root", "'!!str'"]),
+        ]
+        for (i, (yaml, fragments)) in cases.enumerated() {
+            let path = write("tag\(i).yaml", yaml + "\n")
+            assertFails(path, [path + ":1", "explicit YAML tag"] + fragments)
+        }
+        // An exclamation mark inside a value or a comment is no tag.
+        let bang = write("bang.yaml", "data.root: /videos/wow!\ndata.train: a !b\ndata.val: 'x !!str'\n# !!python/object\n")
+        let c = try Config.load(path: bang)
+        XCTAssertEqual([c.string("data.root"), c.string("data.train"), c.string("data.val")], ["/videos/wow!", "a !b", "x !!str"])
+        assertFails(write("plain.yaml", "{}\n"), overrides: ["model.width=!!int 64"], ["--set", "model.width", "'!!int'"])
+    }
+
     func testEmptyAndNonRegularFilesAreRefused() throws {
         for (name, text) in [("empty.yaml", ""), ("comments.yaml", "# nothing\n\n   # at all\n"), ("blank.yaml", "\n  \n")] {
             let path = write(name, text)
