@@ -226,11 +226,19 @@ public struct Config: Sendable, Equatable {
     public mutating func apply(overrides: [String]) throws {
         var problems = ConfigProblems(file: "--set")
         for assignment in overrides {
+            // Named as given, quoted: `--set "=v"` said "--set: : unknown key" (an empty key).
+            let given = "--set " + jsonString(assignment)
             guard let eq = assignment.firstIndex(of: "=") else {
-                problems.add(ConfigProblem(file: "--set", message: "'\(assignment)' is not of the form key=value"))
+                let bare = assignment.trimmingCharacters(in: .whitespaces)
+                let example = ConfigSchema.key(bare).map { " (e.g. \(bare)=\($0.defaultValue))" } ?? ""
+                problems.add(ConfigProblem(file: given, message: "no '='; write key=value" + example))
                 continue
             }
             let key = assignment[..<eq].trimmingCharacters(in: .whitespaces)
+            guard !key.isEmpty else {
+                problems.add(ConfigProblem(file: given, message: "no key before '='"))
+                continue
+            }
             let text = String(assignment[assignment.index(after: eq)...])
             guard ConfigSchema.key(key) != nil else {
                 // Here rather than in set(), so the suggestion is only computed for a listed key.

@@ -240,7 +240,7 @@ final class ConfigTests: XCTestCase {
         assertFails(path, overrides: ["profile=1"], ["profile", "expected a boolean"])
         assertFails(path, overrides: ["data.mean=[1,2,3"], ["data.mean", "cannot parse"])
         assertFails(path, overrides: ["model.adapters=[time]"], ["model.adapters", "'time'"])
-        assertFails(path, overrides: ["model.width"], ["'model.width' is not of the form key=value"])
+        assertFails(path, overrides: ["model.width"], ["--set \"model.width\": no '='", "key=value"])
         assertFails(path, overrides: ["a=1", "b=2"], ["--set: a: unknown key", "--set: b: unknown key", "2 config errors"])
     }
 
@@ -391,6 +391,15 @@ final class ConfigTests: XCTestCase {
         let target = write("target.yaml", "model.width: 32\n")
         try FileManager.default.createSymbolicLink(atPath: dir + "/link.yaml", withDestinationPath: target)
         XCTAssertEqual(try Config.load(path: dir + "/link.yaml").int("model.width"), 32)
+    }
+
+    func testOverridesWithoutAKeyOrAnEqualsSign() {
+        let path = write("plain.yaml", "{}\n")
+        assertFails(path, overrides: ["=v"], ["--set \"=v\": no key before '='"])
+        assertFails(path, overrides: [" = v"], ["--set \" = v\": no key before '='"])
+        assertFails(path, overrides: ["model.width"], ["--set \"model.width\": no '='; write key=value (e.g. model.width=768)"])
+        assertFails(path, overrides: ["model.widht"], ["--set \"model.widht\": no '='; write key=value"])
+        assertFails(path, overrides: [""], ["--set \"\": no '='; write key=value"])
     }
 
     // MARK: dump
