@@ -239,6 +239,9 @@ public final class VideoReader {
             if declared > 0 && declared > pts.count {
                 throw VideoError.truncated(path: path, expected: declared, decoded: pts.count)
             }
+            if declared <= 0, let expected = framesPromisedByDuration(packets: pts.count, firstPts: sortedPts[0], lastPts: sortedPts[sortedPts.count - 1]) {
+                throw VideoError.truncated(path: path, expected: expected, decoded: pts.count)
+            }
             frameCount = pts.count
             frameCountSource = declared == pts.count ? .container : .packetIndex
         } else if let known = knownFrameCount, known > 0 {
@@ -252,6 +255,30 @@ public final class VideoReader {
             }
         }
         if frameCount == 0 { throw VideoError.undecodable(path: path, reason: "no frame decodes") }
+    }
+
+    /// For a container that states no frame count (Matroska / WebM) but a duration in its header:
+    /// nil when the packets reach (nearly) that duration, else about how many frames it promised.
+    /// Why: a Matroska file cut in half still opened, and 7 of its 16 frames were trained on. The
+    /// packets' time span is compared, not a count (duration × average rate is no count for a
+    /// variable frame rate); durations FFmpeg only estimated (from the bitrate or the last
+    /// timestamps, which a cut file also moves) are not used.
+    private func framesPromisedByDuration(packets: Int, firstPts: Int64, lastPts: Int64) -> Int? {
+        guard let f = fmt, f.pointee.duration_estimation_method == AVFMT_DURATION_FROM_STREAM, packets > 1, lastPts > firstPts else { return nil }
+        let st = f.pointee.streams[Int(streamIndex)]!.pointee
+        let noPts = aim_av_nopts_value()
+        let tb = Double(st.time_base.num) / Double(st.time_base.den)
+        let declared = st.duration != noPts && st.duration > 0 ? Double(st.duration) * tb
+            : f.pointee.duration != noPts && f.pointee.duration > 0 ? Double(f.pointee.duration) / 1e6 : 0   // AV_TIME_BASE
+        // Up to the last frame's end: its timestamp plus one interval (packet durations are often
+        // unset), measured from 0 — a stream starting later (an offset copied from its source)
+        // then reaches further, never less far, than a duration counted from its first frame.
+        let interval = Double(lastPts - firstPts) * tb / Double(packets - 1)
+        let covered = Double(lastPts - min(firstPts, 0)) * tb + interval
+        // A tenth of the duration, and at least two frames' time, may be missing (rounding, uneven
+        // intervals): a file is cut when more is.
+        guard declared > 0, declared - covered > max(declared / 10, 2 * interval) else { return nil }
+        return Int((Double(packets) * declared / covered).rounded())
     }
 
     /// Decodes the frames at `indices` (any order, repeats allowed) as RGB24, scaled by

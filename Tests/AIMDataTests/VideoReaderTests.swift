@@ -157,6 +157,14 @@ final class VideoReaderTests: XCTestCase {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: full))
         XCTAssertTrue(FileManager.default.createFile(atPath: d + "/cut.avi", contents: bytes.prefix(bytes.count / 2)))
         expect(d + "/cut.avi") { _ in true }
+        // A cut-off Matroska file states no frame count, but its header keeps the duration: the
+        // packets that remain fall short of it (it opened with the frames left, before).
+        let mkv = d + "/full.mkv"
+        try makeGrayVideo(mkv, encoder: "mpeg4", frames: 40)
+        XCTAssertEqual(try VideoReader(path: mkv).frameCount, 40)
+        let mkvBytes = try Data(contentsOf: URL(fileURLWithPath: mkv))
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/cut.mkv", contents: mkvBytes.prefix(mkvBytes.count / 2)))
+        expect(d + "/cut.mkv") { if case .truncated(_, let promised, let n) = $0 { return n < 40 && (38...42).contains(promised) }; return false }
         // A cut-off MP4 with its header in front still promises 40 frames.
         let fast = d + "/faststart.mp4"
         if ffmpegCLI(["-i", full, "-c:v", "libx264", "-g", "8", "-movflags", "+faststart", fast]) {
