@@ -313,18 +313,16 @@ public final class VideoReader {
 
     // MARK: decoding
 
+    /// Back to the first frame by reopening: a seek to the first timestamp is not always exact
+    /// (in MPEG-TS it landed past frames, or at the end: a whole 40-frame .ts decoded 0 frames
+    /// and was refused as truncated), and this is the sequential fallback, which decodes far more
+    /// than an open costs.
     private func rewindToStart() throws {
-        guard let f = fmt, let c = codec else { return }
-        let target = sortedPts.first ?? 0
-        if av_seek_frame(f, streamIndex, target, aim_avseek_flag_backward()) < 0 {
-            // Some demuxers cannot seek; reopening is always possible.
-            let keepCount = frameCount, keepSource = frameCountSource
-            closeAll(); streamIndex = -1
-            try openDemuxerAndDecoder()
-            frameCount = keepCount; frameCountSource = keepSource
-            return
-        }
-        avcodec_flush_buffers(c)
+        guard fmt != nil else { return }
+        let keepCount = frameCount, keepSource = frameCountSource
+        closeAll(); streamIndex = -1
+        try openDemuxerAndDecoder()
+        frameCount = keepCount; frameCountSource = keepSource
     }
 
     /// Sends packets until the decoder yields a frame or the stream ends (then drains).

@@ -125,6 +125,20 @@ final class VideoReaderTests: XCTestCase {
         XCTAssertEqual(reason(d + "/zero.mp4"), "empty file (0 bytes)")
     }
 
+    /// A short MPEG-TS file (streams start at 1.48 s there, and seeking is by timestamps): every
+    /// frame decodes in order. A seek back to its first timestamp landed past frames or at the
+    /// end, so a whole 40-frame .ts was refused as "truncated: 0 of 40 frames decode".
+    func testShortTransportStreamDecodesWhole() throws {
+        let path = Self.dir + "/short.ts"
+        try makeGrayVideo(path, encoder: "mpeg2video", frames: 40)
+        let r = try VideoReader(path: path)
+        XCTAssertEqual(r.frameCount, 40)
+        for req in [Array(0..<40), [39, 0, 17], [25, 26, 3]] {
+            let s = try r.frames(at: req)
+            for (k, i) in req.enumerated() { XCTAssertEqual(frameOfGray(s.pixel(k, s.height / 2, s.width / 2).0), i, "frame \(i) of \(req)") }
+        }
+    }
+
     func testBadFilesNameTheReason() throws {
         let d = Self.dir
         func expect(_ path: String, _ check: (VideoError) -> Bool) {
