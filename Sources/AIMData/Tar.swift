@@ -256,6 +256,7 @@ public final class TarWriter {
 
     public init(path: String) throws {
         self.path = path
+        try FileOutput.checkReplaceable(path)
         tmp = "\(path).tmp-\(getpid())"
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw FileWriteError(path: path, errno: errno) }

@@ -15,9 +15,10 @@ public enum ChildLauncher {
     /// Arguments of `aim-report measure` for `request`, writing its JSON to `json`.
     public static func measureArguments(_ r: MeasureRequest, json: String) -> [String] {
         var a = ["measure", "--config", r.configPath, "--steps", "\(r.steps)", "--label", r.label, "--json", json]
-        for o in r.overrides { a += ["--set", o] }
+        // `--opt=value`: a value starting with '-' (`--sweep model.x=-1`) would read as an option.
+        for o in r.overrides { a += ["--set=" + o] }
         if let t = r.threads { a += ["--threads", "\(t)"] }
-        if !r.sweepKey.isEmpty { a += ["--sweep-key", r.sweepKey, "--sweep-value", r.sweepValue] }
+        if !r.sweepKey.isEmpty { a += ["--sweep-key=" + r.sweepKey, "--sweep-value=" + r.sweepValue] }
         return a
     }
 

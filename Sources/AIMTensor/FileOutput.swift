@@ -82,6 +82,7 @@ public enum FileOutput {
     public static func write(_ data: Data, to path: String) throws { try write([UInt8](data), to: path) }
 
     public static func write(_ bytes: [UInt8], to path: String) throws {
+        try checkReplaceable(path)
         let tmp = "\(path).tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw FileWriteError(path: path, errno: errno) }
@@ -93,6 +94,16 @@ public enum FileOutput {
             unlink(tmp)
             throw FileWriteError(path: path, errno: code)
         }
+    }
+
+    /// Refuses a target that exists and is not a regular file: the temporary file renamed over it
+    /// would replace a device node (an export to /dev/full, run as root, turned the device into a
+    /// file and said it wrote), a FIFO or a socket; a directory fails with a less clear reason.
+    public static func checkReplaceable(_ path: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG else { return }
+        let kind = (st.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "not a regular file (a device, FIFO or socket)"
+        throw FileWriteError(path: path, reason: "\(kind): give the path of a file to write")
     }
 
     /// `write` until every byte is out or the system refuses: the bytes written and the errno

@@ -142,6 +142,7 @@ public struct SafetensorsWriter {
         func fail(_ what: String) -> SafetensorsError {
             SafetensorsError(path: path, message: "\(what): \(String(cString: strerror(errno)))")
         }
+        try FileOutput.checkReplaceable(path)
         let tmp = "\(path).tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw fail("cannot create \(tmp)") }

@@ -47,6 +47,7 @@ public final class Predictor {
 
     /// Window bounds in seconds (separate so the rule is testable without a video).
     public static func windows(duration: Double, window: Double, stride: Double) -> [(Double, Double)] {
+        precondition(window > 0 && stride > 0 && stride.isFinite, "Predictor.windows: window and stride are positive")  // aim-predict bounds both
         guard duration > 0 else { return [] }
         var out: [(Double, Double)] = []
         var start = 0.0

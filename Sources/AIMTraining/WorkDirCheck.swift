@@ -10,6 +10,12 @@ enum WorkDirCheck {
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         } catch {
+            // Foundation says "error 512": name the file in the way, if that is the cause.
+            var p = dir.path, isDir: ObjCBool = false
+            while !p.isEmpty && p != "/" && !FileManager.default.fileExists(atPath: p, isDirectory: &isDir) { p = (p as NSString).deletingLastPathComponent }
+            if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue {
+                throw TrainingError.storage("work dir \(dir.path) cannot be created: \(p) is a file, not a folder")
+            }
             throw TrainingError.storage("work dir \(dir.path) cannot be created: \(error.localizedDescription)")
         }
         let probe = dir.appendingPathComponent(".aim-write-test-\(getpid())").path

@@ -153,8 +153,16 @@ struct Synth: ParsableCommand {
 
     func run() throws {
         guard classes >= 2 && classes <= SynthDataset.classNames.count else { fail("--classes must be 2…\(SynthDataset.classNames.count)") }
-        guard size >= 16 && size % 2 == 0 else { fail("--size must be even and ≥ 16") }
-        guard frames >= 2, perClass >= 1 else { fail("--frames ≥ 2 and --per-class ≥ 1") }
+        // Upper bounds keep one video in memory (frames × size² × 3 bytes ≤ 1 GB at the largest)
+        // and the run finite; a synthetic set is for smoke tests and demos.
+        guard size >= 16 && size % 2 == 0 && size <= 4096 else { fail("--size must be even, 16 to 4096, got \(size)") }
+        guard (2...10_000).contains(frames) else { fail("--frames must be 2 to 10000, got \(frames)") }
+        guard (1...100_000).contains(perClass) else { fail("--per-class must be 1 to 100000, got \(perClass)") }
+        if let valPerClass, !(0...100_000).contains(valPerClass) { fail("--val-per-class must be 0 to 100000, got \(valPerClass)") }
+        guard (0...100_000).contains(stillsPerClass) else { fail("--stills-per-class must be 0 to 100000, got \(stillsPerClass)") }
+        if Double(frames) * Double(size * size * 3) > 1e9 { fail("--frames \(frames) at --size \(size) is over 1 GB a video: fewer frames or a smaller size") }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue { fail("\(out) is a file, not a folder") }
         do {
             let s = try SynthDataset.write(to: out, classes: classes, perClass: perClass,
                                            valPerClass: valPerClass ?? max(2, perClass / 4),
@@ -215,9 +223,11 @@ struct Shard: ParsableCommand {
 
     func run() throws {
         guard threads >= 1 else { fail("--threads must be at least 1, got \(threads)") }
-        guard let size = parseByteSize(shardSize), size >= 64 << 10 else {
-            fail("--shard-size \(shardSize): give a size of at least 64KiB, e.g. 1GiB, 500MB, 1048576")
+        guard let size = parseByteSize(shardSize), (Int64(64 << 10)...Int64(1) << 40).contains(size) else {
+            fail("--shard-size \(shardSize): give a size from 64KiB to 1TiB, e.g. 1GiB, 500MB, 1048576")
         }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue { fail("--out \(out) is a file, not a folder") }
         guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
         let samples: [VideoSample]
         do {

@@ -215,5 +215,6 @@ do {
     if let e = error as? ModelError { Console.errorRaw("aim-model: \(e)\n"); Foundation.exit(1) }
     if let e = error as? ConfigError { Console.errorRaw("aim-model: \(e)\n"); Foundation.exit(1) }
     if let e = error as? SafetensorsError { Console.errorRaw("aim-model: \(e)\n"); Foundation.exit(1) }
+    if let e = error as? FileWriteError { Console.errorRaw("aim-model: \(e)\n"); Foundation.exit(74) }
     AIMModelCommand.exit(withError: error)
 }

@@ -38,10 +38,18 @@ struct AIMPredict: ParsableCommand {
         if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1, got \(topK)") }
         guard !(json && csv) else { throw ValidationError("--json and --csv: choose one output format") }
-        if let window, !(window > 0 && window.isFinite) { throw ValidationError("--window must be a positive number of seconds, got \(window)") }
+        // From a hundredth of a second (a window per frame at 100 fps) to a day: past them the window
+        // count, or a start time in frames, no longer fits in memory or an integer.
+        let seconds = 0.01...86_400.0
+        if let window, !seconds.contains(window) { throw ValidationError("--window must be 0.01 to 86400 seconds, got \(window)") }
         if let stride {
             guard window != nil else { throw ValidationError("--stride needs --window") }
-            guard stride > 0 && stride.isFinite else { throw ValidationError("--stride must be a positive number of seconds, got \(stride)") }
+            guard seconds.contains(stride) else { throw ValidationError("--stride must be 0.01 to 86400 seconds, got \(stride)") }
+        }
+        guard !out.isEmpty else { throw ValidationError("--out: give a folder (empty path)") }
+        var isDir: ObjCBool = false
+        if window != nil, FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue {
+            throw ValidationError("--out \(out) is a file, not a folder for the window CSV and SVG files")
         }
         guard !inputs.isEmpty else { throw ValidationError("give at least one video file or folder") }
     }
@@ -64,12 +72,13 @@ struct AIMPredict: ParsableCommand {
             let output = Output(format: json ? .json : csv ? .csv : .table, k: k, classes: classes, windowed: window != nil)
             output.begin()
             var progress = Progress(total: videos.count)
+            var stems: [String: Int] = [:]
             for path in videos {
                 do {
                     if let window {
                         let r = try predictor.predict(path: path, window: window, stride: stride ?? window)
                         output.windows(path, r.windows, duration: r.duration)
-                        try writeWindowFiles(path: path, result: r, k: k, classes: classes)
+                        try writeWindowFiles(path: path, result: r, k: k, classes: classes, stems: &stems)
                     } else {
                         output.video(path, try predictor.predict(path: path))
                     }
@@ -92,8 +101,13 @@ struct AIMPredict: ParsableCommand {
     }
 
     /// `<out>/<video name>.windows.csv` (start, end, top-k) and `<out>/<video name>.timeline.svg`.
-    func writeWindowFiles(path: String, result: (duration: Double, windows: [Predictor.Window]), k: Int, classes: LabelMap?) throws {
-        let stem = (URL(fileURLWithPath: path).lastPathComponent as NSString).deletingPathExtension
+    /// Two inputs of one name (a/x.mp4, b/x.mp4) get `x` and `x-2`: the second overwrote the first.
+    func writeWindowFiles(path: String, result: (duration: Double, windows: [Predictor.Window]), k: Int, classes: LabelMap?,
+                          stems: inout [String: Int]) throws {
+        let name = (URL(fileURLWithPath: path).lastPathComponent as NSString).deletingPathExtension
+        let n = (stems[name] ?? 0) + 1
+        stems[name] = n
+        let stem = n == 1 ? name : "\(name)-\(n)"
         let base = (out as NSString).appendingPathComponent(stem)
         var text = PredictionTable.header(k: k, leading: ["start", "end"]) + "\n"
         for w in result.windows {

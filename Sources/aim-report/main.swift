@@ -38,11 +38,20 @@ struct Efficiency: ParsableCommand {
     @Option(help: "Measured optimizer steps per config (after one warm-up step).") var steps = 5
     @Option(help: "Ranks: when > 1, each config is measured under mpirun -n R --oversubscribe.") var ranks: Int?
     @Option(help: "Threads per rank (default: cores ÷ ranks).") var threads: Int?
-    @Option(help: "Sweep one variable: key=v1,v2,… (a config key, or ranks).") var sweep: String?
+    @Option(name: .customLong("sweep"), help: "Sweep one variable: key=v1,v2,… (a config key, or ranks).") var sweeps: [String] = []
+    var sweep: String? { sweeps.first }
     @Option(help: "Output directory.") var out: String
 
     func validate() throws {
         try checkCounts(steps: steps, threads: threads, ranks: ranks)
+        // A second --sweep replaced the first without a word; one variable per report.
+        if sweeps.count > 1 { throw ValidationError("--sweep: one variable per report (given \(sweeps.count): \(sweeps.joined(separator: ", ")))") }
+        // Checked before any measuring: a report that cannot be written would waste every run.
+        guard !out.isEmpty else { throw ValidationError("--out: give a folder (empty path)") }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue {
+            throw ValidationError("--out \(out) is a file, not a folder for the report")
+        }
     }
 
     func requests() throws -> [(MeasureRequest, Int)] {
@@ -53,7 +62,10 @@ struct Efficiency: ParsableCommand {
                 throw ValidationError("--sweep \(sweep): expected key=v1,v2,… (e.g. model.num_frames=8,16,32 or ranks=1,2)")
             }
             sweepKey = parts[0]
-            values = parts[1].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            values = parts[1].split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            if values.contains(where: \.isEmpty) {
+                throw ValidationError("--sweep \(sweep): an empty value (write key=v1,v2,… with a value between every comma)")
+            }
             if sweepKey == "ranks" && values.contains(where: { (Int($0) ?? 0) < 1 }) {
                 throw ValidationError("--sweep ranks=\(parts[1]): every value must be a positive integer")
             }
@@ -195,6 +207,7 @@ struct CurvesCommand: ParsableCommand {
 
     func validate() throws {
         guard !workDirs.isEmpty else { throw ValidationError("give at least one work dir") }
+        guard !out.isEmpty else { throw ValidationError("--out: give a folder (empty path)") }
     }
 
     func run() throws {

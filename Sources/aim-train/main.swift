@@ -30,6 +30,8 @@ struct AIMTrain: ParsableCommand {
         if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
         if let m = maxSteps, m < 1 { throw ValidationError("--max-steps \(m): must be at least 1") }
         if let r = resume, r.isEmpty { throw ValidationError("--resume: give auto or a checkpoint path") }
+        // An empty path trained into the current folder.
+        if let w = workDir, w.isEmpty { throw ValidationError("--work-dir: give a folder (empty path)") }
     }
 
     func run() throws {

@@ -55,6 +55,7 @@ final class BadValueTests: TrainToolTestCase {
             Case(args: ["--threads", "100000"], expect: "--threads", status: 64),
             Case(args: ["--max-steps", "0"], expect: "--max-steps", status: 64),
             Case(args: ["--resume", "/nonexistent/step.safetensors"], expect: "/nonexistent/step.safetensors"),
+            Case(args: ["--work-dir="], expect: "--work-dir", status: 64),
         ]
         // Swin configs that do not fit together (issue 19), each refused naming its key.
         func swin(_ sets: [String], _ expect: String) -> Case {
@@ -126,6 +127,40 @@ final class BadValueTests: TrainToolTestCase {
         ])
         try check("aim-data", ["decode-bench", "--dir", scratch.appendingPathComponent("db").path],
                   [Case(args: ["--clips-per-thread", "0"], expect: "--clips-per-thread")])
+        // Sizes and counts that died allocating, overflowed, ran without end, or wrote nowhere.
+        let aFile = scratch.appendingPathComponent("a_file")
+        try Data("x".utf8).write(to: aFile)
+        let synthOut = scratch.appendingPathComponent("synth").path
+        try check("aim-data", ["synth"], [
+            Case(args: [synthOut, "--frames", "9223372036854775807"], expect: "--frames"),
+            Case(args: [synthOut, "--size", "4294967296"], expect: "--size"),
+            Case(args: [synthOut, "--val-per-class=-1"], expect: "--val-per-class"),
+            Case(args: [synthOut, "--per-class", "9223372036854775807"], expect: "--per-class"),
+            Case(args: [synthOut, "--frames", "10000", "--size", "4096"], expect: "1 GB"),
+            Case(args: [aFile.path], expect: "is a file"),
+        ])
+        try check("aim-data", ["shard", "--config", Self.tinyConfig, "--split", "val", "--out", scratch.appendingPathComponent("sh").path], [
+            Case(args: ["--shard-size", "8EiB"], expect: "--shard-size"),
+            Case(args: ["--shard-size", "9999999999G"], expect: "1TiB"),
+        ])
+        try check("aim-data", ["shard", "--config", Self.tinyConfig, "--split", "val", "--set", "data.root=\(data.path)",
+                               "--set", "data.val=\(data.path)/val_list.txt", "--set", "model.num_classes=4"],
+                  [Case(args: ["--out", aFile.path], expect: "is a file")])
+        let predict = ["--config", Self.tinyConfig, "--checkpoint", "/nonexistent/ckpt.safetensors", "\(video)/\(firstVideo)"]
+        try check("aim-predict", predict, [
+            Case(args: ["--window=1e-308"], expect: "--window", status: 64),
+            Case(args: ["--window=0.32", "--stride=1e308"], expect: "--stride", status: 64),
+            Case(args: ["--window=0.32", "--stride=1e-9"], expect: "--stride", status: 64),
+            Case(args: ["--window=0.32", "--out="], expect: "--out", status: 64),
+            Case(args: ["--window=0.32", "--out", aFile.path], expect: "is a file", status: 64),
+        ])
+        try check("aim-report", ["efficiency", "--config", Self.tinyConfig], [
+            Case(args: ["--out", scratch.appendingPathComponent("r2").path, "--sweep", "model.num_frames=4", "--sweep", "ranks=1"],
+                 expect: "one variable per report", status: 64),
+            Case(args: ["--out", scratch.appendingPathComponent("r2").path, "--sweep=model.num_frames=,"], expect: "empty value", status: 64),
+            Case(args: ["--out", aFile.path], expect: "is a file", status: 64),
+        ])
+        try check("aim-report", ["curves", scratch.path], [Case(args: ["--out="], expect: "--out", status: 64)])
         let empty = scratch.appendingPathComponent("empty.txt")
         XCTAssertTrue(FileManager.default.createFile(atPath: empty.path, contents: Data("\r\n\r\n".utf8)))
         try check("aim-data", ["check"], [

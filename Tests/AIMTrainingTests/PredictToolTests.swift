@@ -169,5 +169,16 @@ final class PredictToolTests: TrainToolTestCase {
         parser.delegate = counter
         XCTAssertTrue(parser.parse(), "timeline SVG does not parse: \(parser.parserError.map { "\($0)" } ?? "")")
         XCTAssertEqual(counter.polylines, 4, "every class plotted (4 classes ≤ 5 lines)")
+
+        // Two inputs of one name in different folders: x.windows.csv and x-2.windows.csv (the
+        // second overwrote the first before).
+        let twin = scratch.appendingPathComponent("twin")
+        try FileManager.default.createDirectory(at: twin, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: long, toPath: twin.appendingPathComponent("long.mp4").path)
+        let both = scratch.appendingPathComponent("windows2")
+        let r2 = try run(try tool("aim-predict"), s.base + ["--window", "0.64", "--out", both.path, long, twin.appendingPathComponent("long.mp4").path])
+        XCTAssertEqual(r2.status, 0, r2.output)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: both.path).sorted(),
+                       ["long-2.timeline.svg", "long-2.windows.csv", "long.timeline.svg", "long.windows.csv"], r2.output)
     }
 }
