@@ -17,13 +17,19 @@ usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "cluster/mpirun.sh: $*" >&2; exit 2; }
 
 ranks="" hostfile="" per_node="" cores="" iface="" dry=0
+# An option's value: present, and not the next option (`--iface --dry-run` took --dry-run as
+# the interface and launched for real; `-n` at the end stopped with no word).
+value() {
+  if [[ $# -lt 2 || -z "$2" || "$2" == -* ]]; then echo "cluster/mpirun.sh: $1 needs a value" >&2; exit 2; fi
+  printf '%s' "$2"
+}
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    -n|--np) ranks="${2:-}"; shift 2 ;;
-    --hostfile) hostfile="${2:-}"; shift 2 ;;
-    --ranks-per-node) per_node="${2:-}"; shift 2 ;;
-    --cores-per-node) cores="${2:-}"; shift 2 ;;
-    --iface) iface="${2:-}"; shift 2 ;;
+    -n|--np) ranks=$(value "$@") || exit 2; shift 2 ;;
+    --hostfile) hostfile=$(value "$@") || exit 2; shift 2 ;;
+    --ranks-per-node) per_node=$(value "$@") || exit 2; shift 2 ;;
+    --cores-per-node) cores=$(value "$@") || exit 2; shift 2 ;;
+    --iface) iface=$(value "$@") || exit 2; shift 2 ;;
     --dry-run) dry=1; shift ;;
     -h|--help) usage ;;
     --) shift; break ;;

@@ -13,7 +13,7 @@ die() { echo "netns_rsh.sh: $*" >&2; exit 255; }
 # Skip ssh-style options (-x, -l user, -p port, -o opt, …), as an ssh replacement must.
 while [ $# -gt 0 ]; do
     case "$1" in
-        -l|-p|-o|-i|-F|-E|-b|-c|-m|-J|-L|-R|-D|-W) shift 2 ;;
+        -l|-p|-o|-i|-F|-E|-b|-c|-m|-J|-L|-R|-D|-W) [ $# -ge 2 ] || die "$1 needs a value"; shift 2 ;;
         --) shift; break ;;
         -*) shift ;;
         *) break ;;
