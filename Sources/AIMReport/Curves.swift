@@ -42,9 +42,11 @@ public enum Curves {
     /// earlier ones: a record whose step goes back drops every earlier record from that step on.
     public static func read(workDir: URL) throws -> [Record] {
         let url = workDir.appendingPathComponent("metrics.jsonl")
-        guard FileManager.default.fileExists(atPath: url.path) else {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
             throw ReadError(path: url.path, line: nil, reason: "no such file (is \(workDir.path) the work dir of an aim-train run?)")
         }
+        if isDir.boolValue { throw ReadError(path: url.path, line: nil, reason: "a folder, not the run's metrics file") }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ReadError(path: url.path, line: nil, reason: "cannot be read: \(error.localizedDescription)")
@@ -61,13 +63,23 @@ public enum Curves {
                 throw ReadError(path: url.path, line: i + 1, reason: "not a JSON object: \(snippet)")
             }
             guard let mode = fields["mode"] as? String else { throw ReadError(path: url.path, line: i + 1, reason: "no \"mode\" field: \(snippet)") }
-            guard let stepNumber = fields["step"] as? NSNumber, let step = Int(exactly: stepNumber.doubleValue), step >= 0 else {
+            // An Int as parsed (2^63 − 1 has no exact Double), else a whole Double.
+            guard let step = (fields["step"] as? Int) ?? (fields["step"] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }), step >= 0 else {
                 throw ReadError(path: url.path, line: i + 1, reason: "no non-negative integer \"step\": \(snippet)")
+            }
+            // aim-train writes train and val records; another mode is a file from elsewhere.
+            guard mode == "train" || mode == "val" else {
+                throw ReadError(path: url.path, line: i + 1, reason: "mode \"\(mode)\" (aim-train writes train and val records): \(snippet)")
             }
             var values: [String: Double] = [:]
             for (k, v) in fields where k != "mode" && k != "step" {
-                // Non-finite values are written as strings ("nan", "inf"): no point is drawn.
-                if let x = number(v) { values[k] = x }
+                if let x = number(v) { values[k] = x; continue }
+                // Non-finite values are written as strings ("nan", "inf"): no point is drawn. Any other
+                // value of a charted key (text, null) was dropped without a word before.
+                if let t = v as? String, ["nan", "inf", "-inf"].contains(t.lowercased()) { continue }
+                if charts.contains(where: { $0.key == k && $0.mode == mode }) {
+                    throw ReadError(path: url.path, line: i + 1, reason: "\"\(k)\" is \(v is NSNull ? "null" : "\"\(v)\""), not a number: \(snippet)")
+                }
             }
             if step < maxStep || seen.contains("\(mode) \(step)") {
                 records.removeAll { $0.step > step || ($0.step == step && $0.mode == mode) }

@@ -117,6 +117,21 @@ final class CurvesTests: XCTestCase {
         expectError(noStep, ["nostep/metrics.jsonl:2:", "\"step\""])
         let noMode = try workDir("nomode", ["[1,2]"])
         expectError(noMode, ["nomode/metrics.jsonl:1:", "not a JSON object"])
+        // Text or null where a charted number belongs was dropped without a word, and another mode
+        // drew nothing with exit 0; the strings aim-train writes for non-finite values stay fine.
+        let text = try workDir("text", [trainLine(1, loss: 1), "{\"mode\":\"train\",\"step\":2,\"loss\":\"oops\",\"lr\":0.1}"])
+        expectError(text, ["text/metrics.jsonl:2:", "\"loss\" is \"oops\", not a number"])
+        let null = try workDir("null", ["{\"mode\":\"train\",\"step\":1,\"loss\":null}"])
+        expectError(null, ["null/metrics.jsonl:1:", "\"loss\" is null"])
+        let mode = try workDir("mode", ["{\"mode\":\"nonsense\",\"step\":1,\"loss\":1}"])
+        expectError(mode, ["mode/metrics.jsonl:1:", "mode \"nonsense\""])
+        let nonFinite = try workDir("nonfinite", [trainLine(1, loss: 1), "{\"mode\":\"train\",\"step\":2,\"loss\":\"nan\",\"lr\":\"inf\"}"])
+        XCTAssertEqual(try Curves.read(workDir: nonFinite).map(\.step), [1, 2])
+        let bigStep = try workDir("bigstep", ["{\"mode\":\"train\",\"step\":9223372036854775807,\"loss\":1}"])
+        XCTAssertEqual(try Curves.read(workDir: bigStep).map(\.step), [Int.max])
+        let folder = dir.appendingPathComponent("folder")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("metrics.jsonl"), withIntermediateDirectories: true)
+        expectError(folder, ["folder/metrics.jsonl", "a folder"])
         // A good run beside a bad one: the bad one stops the command, nothing is half-written.
         let good = try workDir("good", run(1...5, loss: 1))
         XCTAssertThrowsError(try Curves.write(workDirs: [good, cut], to: dir.appendingPathComponent("out2")))
