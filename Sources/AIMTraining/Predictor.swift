@@ -47,8 +47,8 @@ public final class Predictor {
 
     /// Window bounds in seconds (separate so the rule is testable without a video).
     public static func windows(duration: Double, window: Double, stride: Double) -> [(Double, Double)] {
-        precondition(window > 0 && stride > 0 && stride.isFinite, "Predictor.windows: window and stride are positive")  // aim-predict bounds both
-        guard duration > 0 else { return [] }
+        // aim-predict bounds both (0.01–86400 s); anything else would never reach the end.
+        guard duration > 0, window > 0, stride > 0, stride.isFinite else { return [] }
         var out: [(Double, Double)] = []
         var start = 0.0
         while true {
