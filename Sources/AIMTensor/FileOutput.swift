@@ -106,6 +106,13 @@ public enum FileOutput {
         throw FileWriteError(path: path, reason: "\(kind): give the path of a file to write")
     }
 
+    /// Whether `path` exists and is not a folder: an output folder there cannot be made (Foundation
+    /// then says only "error 512"), so the tools name it first.
+    public static func isFileNotFolder(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && !isDir.boolValue
+    }
+
     /// `write` until every byte is out or the system refuses: the bytes written and the errno
     /// that stopped it (ENOSPC for a write of 0 bytes), nil when all went out.
     public static func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer) -> (written: Int, failure: Int32?) {

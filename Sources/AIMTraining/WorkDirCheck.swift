@@ -11,9 +11,9 @@ enum WorkDirCheck {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         } catch {
             // Foundation says "error 512": name the file in the way, if that is the cause.
-            var p = dir.path, isDir: ObjCBool = false
-            while !p.isEmpty && p != "/" && !FileManager.default.fileExists(atPath: p, isDirectory: &isDir) { p = (p as NSString).deletingLastPathComponent }
-            if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue {
+            var p = dir.path
+            while !p.isEmpty && p != "/" && !FileManager.default.fileExists(atPath: p) { p = (p as NSString).deletingLastPathComponent }
+            if FileOutput.isFileNotFolder(p) {
                 throw TrainingError.storage("work dir \(dir.path) cannot be created: \(p) is a file, not a folder")
             }
             throw TrainingError.storage("work dir \(dir.path) cannot be created: \(error.localizedDescription)")

@@ -161,8 +161,7 @@ struct Synth: ParsableCommand {
         if let valPerClass, !(0...100_000).contains(valPerClass) { fail("--val-per-class must be 0 to 100000, got \(valPerClass)") }
         guard (0...100_000).contains(stillsPerClass) else { fail("--stills-per-class must be 0 to 100000, got \(stillsPerClass)") }
         if Double(frames) * Double(size * size * 3) > 1e9 { fail("--frames \(frames) at --size \(size) is over 1 GB a video: fewer frames or a smaller size") }
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue { fail("\(out) is a file, not a folder") }
+        if FileOutput.isFileNotFolder(out) { fail("\(out) is a file, not a folder") }
         do {
             let s = try SynthDataset.write(to: out, classes: classes, perClass: perClass,
                                            valPerClass: valPerClass ?? max(2, perClass / 4),
@@ -226,8 +225,7 @@ struct Shard: ParsableCommand {
         guard let size = parseByteSize(shardSize), (Int64(64 << 10)...Int64(1) << 40).contains(size) else {
             fail("--shard-size \(shardSize): give a size from 64KiB to 1TiB, e.g. 1GiB, 500MB, 1048576")
         }
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue { fail("--out \(out) is a file, not a folder") }
+        if FileOutput.isFileNotFolder(out) { fail("--out \(out) is a file, not a folder") }
         guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
         let samples: [VideoSample]
         do {

@@ -47,8 +47,7 @@ struct AIMPredict: ParsableCommand {
             guard seconds.contains(stride) else { throw ValidationError("--stride must be 0.01 to 86400 seconds, got \(stride)") }
         }
         guard !out.isEmpty else { throw ValidationError("--out: give a folder (empty path)") }
-        var isDir: ObjCBool = false
-        if window != nil, FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue {
+        if window != nil, FileOutput.isFileNotFolder(out) {
             throw ValidationError("--out \(out) is a file, not a folder for the window CSV and SVG files")
         }
         guard !inputs.isEmpty else { throw ValidationError("give at least one video file or folder") }

@@ -48,8 +48,7 @@ struct Efficiency: ParsableCommand {
         if sweeps.count > 1 { throw ValidationError("--sweep: one variable per report (given \(sweeps.count): \(sweeps.joined(separator: ", ")))") }
         // Checked before any measuring: a report that cannot be written would waste every run.
         guard !out.isEmpty else { throw ValidationError("--out: give a folder (empty path)") }
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue {
+        if FileOutput.isFileNotFolder(out) {
             throw ValidationError("--out \(out) is a file, not a folder for the report")
         }
     }
