@@ -5,10 +5,7 @@ import Foundation
 /// `--views <clips>x<crops>` of aim-eval and aim-predict: sets the test sampler's temporal clips
 /// and spatial crops (1 = CenterCrop, 3 = ThreeCrop) in the config.
 public func applyTestViews(_ spec: String, to cfg: inout Config) throws {
-    let parts = spec.lowercased().replacingOccurrences(of: "×", with: "x").split(separator: "x").compactMap { Int($0) }
-    guard parts.count == 2, parts[0] >= 1, parts[1] == 1 || parts[1] == 3 else {
-        throw TrainingError.config("--views \(spec): expected <clips>x<crops> with crops 1 or 3, e.g. 3x1")
-    }
+    guard let parts = testViews(spec) else { throw TrainingError.config(testViewsProblem(spec)) }
     // The uniform (SSv2) sampler takes one clip per video and ignores num_clips, as the
     // official one does: more clips would silently be one.
     if parts[0] > 1 && cfg.bool("data.frame_uniform") {
@@ -28,4 +25,15 @@ public func loadTestConfig(path: String, overrides: [String], views: String?) th
     let classes = try LabelMap.fromConfig(cfg)
     try classes?.check(numClasses: cfg.int("model.num_classes"))
     return (cfg, classes)
+}
+
+/// `--views` as [clips, crops], nil when malformed (the tools refuse it before anything runs,
+/// status 64, as other malformed options).
+public func testViews(_ spec: String) -> [Int]? {
+    let parts = spec.lowercased().replacingOccurrences(of: "×", with: "x").split(separator: "x").compactMap { Int($0) }
+    return parts.count == 2 && (1...1000).contains(parts[0]) && (parts[1] == 1 || parts[1] == 3) ? parts : nil
+}
+
+public func testViewsProblem(_ spec: String) -> String {
+    "--views \(spec): expected <clips>x<crops> with 1 to 1000 clips and crops 1 or 3, e.g. 3x1"
 }

@@ -16,6 +16,13 @@ func fail(_ message: String) -> Never {
     Foundation.exit(1)
 }
 
+/// An option's value out of range or unusable: a malformed command line, status 64 as in the
+/// other tools (ArgumentParser's own usage errors).
+func failUsage(_ message: String) -> Never {
+    Console.errorRaw("aim-data: \(message)\n")
+    Foundation.exit(64)
+}
+
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Open every listed video and report totals, frame counts and every bad entry (exit 0 even when some are bad; exit 1 when the annotation itself is unusable or lists no videos, or when shards named by their manifest do not match its SHA-256 checksums).")
@@ -33,21 +40,21 @@ struct Check: ParsableCommand {
     @Flag(help: "print {\"total\", \"ok\", \"bad\": [{\"path\", \"reason\"}]} as JSON") var json = false
 
     func run() throws {
-        guard threads >= 1 else { fail("--threads must be at least 1, got \(threads)") }
-        if let numClasses, numClasses < 1 { fail("--num-classes must be at least 1, got \(numClasses)") }
+        guard threads >= 1 else { failUsage("--threads must be at least 1, got \(threads)") }
+        if let numClasses, numClasses < 1 { failUsage("--num-classes must be at least 1, got \(numClasses)") }
         let samples: [VideoSample]
         var labelMap: LabelMap?
         do {
             if let cfgPath = config {
-                guard numClasses == nil else { fail("--num-classes is for --list; with --config give --set model.num_classes=N") }
+                guard numClasses == nil else { failUsage("--num-classes is for --list; with --config give --set model.num_classes=N") }
                 let cfg = try Config.load(path: cfgPath, overrides: overrides)
-                guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
+                guard let s = DataSplit(rawValue: split) else { failUsage("--split must be train, val or test") }
                 // Throws for an annotation without videos and for labels outside model.num_classes.
                 samples = try annotationSamples(config: cfg, split: s)
                 labelMap = try LabelMap.fromConfig(cfg)
             } else if let list {
                 guard let f = AnnotationFormat(rawValue: format) else {
-                    fail("--format must be one of \(AnnotationFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+                    failUsage("--format must be one of \(AnnotationFormat.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 samples = try loadAnnotations(format: f, file: list, root: root, classList: classList)
                 guard !samples.isEmpty else { fail("\(list) lists no videos") }
@@ -59,7 +66,7 @@ struct Check: ParsableCommand {
                     labelMap = map
                 }
             } else {
-                fail("give --config C or --list L --root R")
+                failUsage("give --config C or --list L --root R")
             }
         } catch {
             fail("\(error)")
@@ -101,16 +108,16 @@ struct Clip: ParsableCommand {
     @Option var output: String
 
     func run() throws {
-        guard clipLen > 0, frameInterval > 0, numClips > 0 else { fail("clip-len, frame-interval and num-clips must be positive") }
+        guard clipLen > 0, frameInterval > 0, numClips > 0 else { failUsage("--clip-len, --frame-interval and --num-clips must be positive") }
         // The config keys' ranges (data.clip_len, data.frame_interval, data.num_clips, data.short_side):
         // past them the sampler's arithmetic overflows or the frames cannot be allocated.
         for (option, value, key) in [("--clip-len", clipLen, "data.clip_len"), ("--frame-interval", frameInterval, "data.frame_interval"),
                                      ("--num-clips", numClips, "data.num_clips")] {
-            if let max = ConfigSchema.key(key)?.maximum, Double(value) > max { fail("\(option) must be at most \(Int(max)) (as \(key)), got \(value)") }
+            if let max = ConfigSchema.key(key)?.maximum, Double(value) > max { failUsage("\(option) must be at most \(Int(max)) (as \(key)), got \(value)") }
         }
         let maxSide = Int(ConfigSchema.key("data.short_side")?.maximum ?? 16384)
         guard size.isEmpty || (size.count == 2 && size.allSatisfy { $0 > 0 && $0 <= maxSide }) else {
-            fail("--size takes two numbers H W from 1 to \(maxSide), got \(size.map(String.init).joined(separator: " "))")
+            failUsage("--size takes two numbers H W from 1 to \(maxSide), got \(size.map(String.init).joined(separator: " "))")
         }
         let sampler = SampleFrames(clipLen: clipLen, frameInterval: frameInterval, numClips: numClips,
                                    testMode: testMode, frameUniform: frameUniform)
@@ -152,16 +159,16 @@ struct Synth: ParsableCommand {
     @Option(name: .customLong("stills-per-class"), help: "also write an image-pretraining set of single-frame clips (3×3 position cells), this many per cell") var stillsPerClass: Int = 0
 
     func run() throws {
-        guard classes >= 2 && classes <= SynthDataset.classNames.count else { fail("--classes must be 2…\(SynthDataset.classNames.count)") }
+        guard classes >= 2 && classes <= SynthDataset.classNames.count else { failUsage("--classes must be 2…\(SynthDataset.classNames.count)") }
         // Upper bounds keep one video in memory (frames × size² × 3 bytes ≤ 1 GB at the largest)
         // and the run finite; a synthetic set is for smoke tests and demos.
-        guard size >= 16 && size % 2 == 0 && size <= 4096 else { fail("--size must be even, 16 to 4096, got \(size)") }
-        guard (2...10_000).contains(frames) else { fail("--frames must be 2 to 10000, got \(frames)") }
-        guard (1...100_000).contains(perClass) else { fail("--per-class must be 1 to 100000, got \(perClass)") }
-        if let valPerClass, !(0...100_000).contains(valPerClass) { fail("--val-per-class must be 0 to 100000, got \(valPerClass)") }
-        guard (0...100_000).contains(stillsPerClass) else { fail("--stills-per-class must be 0 to 100000, got \(stillsPerClass)") }
-        if Double(frames) * Double(size * size * 3) > 1e9 { fail("--frames \(frames) at --size \(size) is over 1 GB a video: fewer frames or a smaller size") }
-        if FileOutput.isFileNotFolder(out) { fail("\(out) is a file, not a folder") }
+        guard size >= 16 && size % 2 == 0 && size <= 4096 else { failUsage("--size must be even, 16 to 4096, got \(size)") }
+        guard (2...10_000).contains(frames) else { failUsage("--frames must be 2 to 10000, got \(frames)") }
+        guard (1...100_000).contains(perClass) else { failUsage("--per-class must be 1 to 100000, got \(perClass)") }
+        if let valPerClass, !(0...100_000).contains(valPerClass) { failUsage("--val-per-class must be 0 to 100000, got \(valPerClass)") }
+        guard (0...100_000).contains(stillsPerClass) else { failUsage("--stills-per-class must be 0 to 100000, got \(stillsPerClass)") }
+        if Double(frames) * Double(size * size * 3) > 1e9 { failUsage("--frames \(frames) at --size \(size) is over 1 GB a video: fewer frames or a smaller size") }
+        if FileOutput.isFileNotFolder(out) { failUsage("\(out) is a file, not a folder") }
         do {
             let s = try SynthDataset.write(to: out, classes: classes, perClass: perClass,
                                            valPerClass: valPerClass ?? max(2, perClass / 4),
@@ -196,7 +203,7 @@ struct DecodeBench: ParsableCommand {
 
     func run() throws {
         if let config { return try loaderEpochs(config) }
-        guard (1...100_000).contains(clipsPerThread) else { fail("--clips-per-thread must be 1 to 100000, got \(clipsPerThread)") }
+        guard (1...100_000).contains(clipsPerThread) else { failUsage("--clips-per-thread must be 1 to 100000, got \(clipsPerThread)") }
         do {
             let paths = try DecodeBenchmark.makeVideos(in: dir)
             for t in [1, 2] {
@@ -221,12 +228,12 @@ struct Shard: ParsableCommand {
     @Option(help: "source videos checked at once") var threads: Int = 2
 
     func run() throws {
-        guard threads >= 1 else { fail("--threads must be at least 1, got \(threads)") }
+        guard threads >= 1 else { failUsage("--threads must be at least 1, got \(threads)") }
         guard let size = parseByteSize(shardSize), (Int64(64 << 10)...Int64(1) << 40).contains(size) else {
-            fail("--shard-size \(shardSize): give a size from 64KiB to 1TiB, e.g. 1GiB, 500MB, 1048576")
+            failUsage("--shard-size \(shardSize): give a size from 64KiB to 1TiB, e.g. 1GiB, 500MB, 1048576")
         }
-        if FileOutput.isFileNotFolder(out) { fail("--out \(out) is a file, not a folder") }
-        guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
+        if FileOutput.isFileNotFolder(out) { failUsage("--out \(out) is a file, not a folder") }
+        guard let s = DataSplit(rawValue: split) else { failUsage("--split must be train, val or test") }
         let samples: [VideoSample]
         do {
             let cfg = try Config.load(path: config, overrides: overrides)
@@ -292,8 +299,8 @@ extension DecodeBench {
     /// One or more epochs of the config's loader (its pipeline, data.workers threads, this rank's
     /// slice): seconds, clips/s and the files the data layer opened in each.
     func loaderEpochs(_ path: String) throws {
-        guard ranks >= 1, rank >= 0, rank < ranks, epochs >= 1 else { fail("need 0 <= --rank < --ranks and --epochs >= 1") }
-        guard let s = DataSplit(rawValue: split) else { fail("--split must be train, val or test") }
+        guard ranks >= 1, rank >= 0, rank < ranks, epochs >= 1 else { failUsage("need 0 <= --rank < --ranks and --epochs >= 1") }
+        guard let s = DataSplit(rawValue: split) else { failUsage("--split must be train, val or test") }
         do {
             let cfg = try Config.load(path: path, overrides: overrides)
             let batch = cfg.int("train.batch_size")

@@ -24,6 +24,7 @@ struct AIMEval: ParsableCommand {
 
     func validate() throws {
         if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
+        if let views, testViews(views) == nil { throw ValidationError(testViewsProblem(views)) }
         guard confusedPairs >= 0 else { throw ValidationError("--confused-pairs must be 0 or more, got \(confusedPairs)") }
     }
 

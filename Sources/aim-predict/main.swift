@@ -36,6 +36,7 @@ struct AIMPredict: ParsableCommand {
 
     func validate() throws {
         if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
+        if let views, testViews(views) == nil { throw ValidationError(testViewsProblem(views)) }
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1, got \(topK)") }
         guard !(json && csv) else { throw ValidationError("--json and --csv: choose one output format") }
         // From a hundredth of a second (a window per frame at 100 fps) to a day: past them the window
