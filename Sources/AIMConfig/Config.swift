@@ -51,11 +51,20 @@ public struct Config: Sendable, Equatable {
             throw ConfigError(file: chain.last!, key: "base", "inheritance cycle: " + cycle.joined(separator: " -> "))
         }
         try checkFile(path)
-        let text: String
+        let data: Data
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw ConfigError(file: path, "cannot read the config file (\(error.localizedDescription))")
+        }
+        // Foundation's "couldn't be opened" hid the cause: say it, with the line.
+        guard let text = String(data: data, encoding: .utf8) else {
+            let bytes = [UInt8](data)
+            var valid = bytes.count
+            while valid > 0 && String(bytes: bytes[0..<valid], encoding: .utf8) == nil { valid = bytes[0..<valid].lastIndex(of: 0x0A) ?? 0 }
+            // The valid part ends at the line break before the bad line (or is empty: line 1).
+            let line = valid == 0 ? 1 : bytes[0...valid].filter { $0 == 0x0A }.count + 1
+            throw ConfigError(file: path, line: line, "not UTF-8 text (a config is YAML in UTF-8)")
         }
         let scan = scanConfigText(text)
         if let deep = scan.tooDeep { throw ConfigError(file: path, line: deep.line, deep.message) }

@@ -32,7 +32,8 @@ struct AIMPredict: ParsableCommand {
     @Flag(help: "CSV (video, then label, class and probability of each of the top k) instead of a table.") var csv = false
     @Option(help: "Predict per time window of this many seconds (long videos).") var window: Double?
     @Option(help: "Seconds between window starts (default: the window length).") var stride: Double?
-    @Option(help: "Folder for the per-video window CSV and SVG timeline (with --window).") var out: String = "."
+    @Option(name: .customLong("out"), help: "Folder for the per-video window CSV and SVG timeline (with --window; default the current folder).") var outOption: String?
+    var out: String { outOption ?? "." }
 
     func validate() throws {
         if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
@@ -48,6 +49,8 @@ struct AIMPredict: ParsableCommand {
             guard seconds.contains(stride) else { throw ValidationError("--stride must be 0.01 to 86400 seconds, got \(stride)") }
         }
         guard !out.isEmpty else { throw ValidationError("--out: give a folder (empty path)") }
+        // Only window predictions write files: --out alone was ignored without a word.
+        if outOption != nil && window == nil { throw ValidationError("--out needs --window (only per-window predictions write files)") }
         if window != nil, FileOutput.isFileNotFolder(out) {
             throw ValidationError("--out \(out) is a file, not a folder for the window CSV and SVG files")
         }

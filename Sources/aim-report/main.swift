@@ -46,6 +46,7 @@ struct Efficiency: ParsableCommand {
         try checkCounts(steps: steps, threads: threads, ranks: ranks)
         // A second --sweep replaced the first without a word; one variable per report.
         if sweeps.count > 1 { throw ValidationError("--sweep: one variable per report (given \(sweeps.count): \(sweeps.joined(separator: ", ")))") }
+        if let r = ranks, sweep?.hasPrefix("ranks=") == true { throw ValidationError("--ranks \(r) and --sweep ranks=…: the sweep sets the ranks; give one of them") }
         // Checked before any measuring: a report that cannot be written would waste every run.
         guard !out.isEmpty else { throw ValidationError("--out: give a folder (empty path)") }
         if FileOutput.isFileNotFolder(out) {

@@ -153,13 +153,19 @@ final class BadValueTests: TrainToolTestCase {
             Case(args: ["--window=0.32", "--stride=1e-9"], expect: "--stride", status: 64),
             Case(args: ["--window=0.32", "--out="], expect: "--out", status: 64),
             Case(args: ["--window=0.32", "--out", aFile.path], expect: "is a file", status: 64),
+            Case(args: ["--out", scratch.path], expect: "--out needs --window", status: 64),
         ])
         try check("aim-report", ["efficiency", "--config", Self.tinyConfig], [
             Case(args: ["--out", scratch.appendingPathComponent("r2").path, "--sweep", "model.num_frames=4", "--sweep", "ranks=1"],
                  expect: "one variable per report", status: 64),
             Case(args: ["--out", scratch.appendingPathComponent("r2").path, "--sweep=model.num_frames=,"], expect: "empty value", status: 64),
             Case(args: ["--out", aFile.path], expect: "is a file", status: 64),
+            Case(args: ["--out", scratch.appendingPathComponent("r2").path, "--ranks", "2", "--sweep", "ranks=1"], expect: "give one of them", status: 64),
         ])
+        // A config that is not UTF-8: the line, not Foundation's "couldn't be opened".
+        let latin1 = scratch.appendingPathComponent("latin1.yaml")
+        try Data("model:\n  num_classes: 4\n# caf\u{E9}\n".utf8.map { $0 } .replacingUTF8E9()).write(to: latin1)
+        try check("aim-model", ["info"], [Case(args: ["--config", latin1.path], expect: "\(latin1.path):3: not UTF-8 text")])
         try check("aim-report", ["curves", scratch.path], [Case(args: ["--out="], expect: "--out", status: 64)])
         let empty = scratch.appendingPathComponent("empty.txt")
         XCTAssertTrue(FileManager.default.createFile(atPath: empty.path, contents: Data("\r\n\r\n".utf8)))
@@ -204,5 +210,16 @@ final class BadValueTests: TrainToolTestCase {
             Case(args: ["--checkpoint", poisoned.path], expect: "cls_head.fc_cls.bias: value 1 is nan"),
             Case(args: ["--checkpoint", fifo], expect: "not a regular file"),
         ])
+    }
+}
+
+private extension Array where Element == UInt8 {
+    /// "é" in UTF-8 (C3 A9) replaced by its Latin-1 byte (E9): text that is not UTF-8.
+    func replacingUTF8E9() -> [UInt8] {
+        var out: [UInt8] = [], i = 0
+        while i < count {
+            if i + 1 < count && self[i] == 0xC3 && self[i + 1] == 0xA9 { out.append(0xE9); i += 2 } else { out.append(self[i]); i += 1 }
+        }
+        return out
     }
 }
