@@ -59,11 +59,9 @@ public struct Config: Sendable, Equatable {
         }
         // Foundation's "couldn't be opened" hid the cause: say it, with the line.
         guard let text = String(data: data, encoding: .utf8) else {
-            let bytes = [UInt8](data)
-            var valid = bytes.count
-            while valid > 0 && String(bytes: bytes[0..<valid], encoding: .utf8) == nil { valid = bytes[0..<valid].lastIndex(of: 0x0A) ?? 0 }
-            // The valid part ends at the line break before the bad line (or is empty: line 1).
-            let line = valid == 0 ? 1 : bytes[0...valid].filter { $0 == 0x0A }.count + 1
+            // No UTF-8 sequence spans a line break: the first line that does not decode is the one.
+            let lines = [UInt8](data).split(separator: 0x0A, omittingEmptySubsequences: false)
+            let line = (lines.firstIndex { String(bytes: $0, encoding: .utf8) == nil } ?? 0) + 1
             throw ConfigError(file: path, line: line, "not UTF-8 text (a config is YAML in UTF-8)")
         }
         let scan = scanConfigText(text)
