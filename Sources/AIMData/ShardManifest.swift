@@ -64,8 +64,17 @@ public struct ShardManifest: Equatable, Sendable {
             guard let n = d[k] as? Int, jsonBoolean(d[k]) == nil else { throw TarError(path: file, message: "manifest entry without integer `\(k)`") }
             return n
         }
+        // A NUL would cut the path short where C opens it, so another file would be read.
+        func path(_ d: [String: Any], _ k: String) throws -> String {
+            let s = try str(d, k)
+            guard !s.isEmpty else { throw TarError(path: file, message: "manifest entry with an empty `\(k)`") }
+            if let c = controlCharacter(in: s) {
+                throw TarError(path: file, message: "manifest `\(k)` \(jsonString(s)) has control character \(c.name) at column \(c.column)")
+            }
+            return s
+        }
         let shards = try ((o["shards"] as? [[String: Any]]) ?? []).map {
-            Shard(tar: try str($0, "tar"), index: try str($0, "index"), samples: try int($0, "samples"),
+            Shard(tar: try path($0, "tar"), index: try path($0, "index"), samples: try int($0, "samples"),
                   members: try int($0, "members"), bytes: Int64(try int($0, "bytes")), sha256: try str($0, "sha256"),
                   indexSHA256: try str($0, "index_sha256"))
         }

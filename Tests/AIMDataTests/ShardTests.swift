@@ -233,6 +233,23 @@ final class ShardTests: XCTestCase {
         XCTAssertTrue(bad.first?.hasPrefix(dir + "/train-000001.tar: sha256") == true, "\(bad)")
     }
 
+    /// A manifest whose shard path holds a NUL (cut short where C opens it) or is empty is
+    /// refused naming the file and the key, not read as another file.
+    func testManifestPathsWithControlCharactersAreRefused() throws {
+        let dir = scratchDir("shard-ctl")
+        XCTAssertFalse(ShardedList.manifest.shards.isEmpty)
+        let good = try String(contentsOfFile: ShardedList.shardDir + "/train-manifest.json", encoding: .utf8)
+        XCTAssertNoThrow(try ShardManifest.read(ShardedList.shardDir + "/train-manifest.json"))
+        for (bad, expect) in [("train-000000.tar\\u0000x", "U+0000 (NUL)"), ("train-\\u001b[2J000000.tar", "U+001B"), ("", "empty `tar`")] {
+            let text = good.replacingOccurrences(of: "\"tar\": \"train-000000.tar\"", with: "\"tar\": \"\(bad)\"")
+            XCTAssertNotEqual(text, good, "the manifest names train-000000.tar")
+            try text.write(toFile: dir + "/train-manifest.json", atomically: false, encoding: .utf8)
+            XCTAssertThrowsError(try ShardManifest.read(dir + "/train-manifest.json")) { e in
+                XCTAssertTrue("\(e)".contains(dir + "/train-manifest.json") && "\(e)".contains(expect), "\(e)")
+            }
+        }
+    }
+
     /// Shards written by Python's tarfile in the WebDataset layout, without our index: the index
     /// is built on first open and stored beside them, or in the cache folder when theirs is
     /// read-only; the long (pax) key reads; the videos decode from their ranges.
