@@ -57,8 +57,8 @@ struct AimBench: ParsableCommand {
         var md = report.markdown()
         if let output {
             md = HandWrittenBlock.carry(from: try? String(contentsOfFile: output, encoding: .utf8), into: md, after: Report.writtenBy)
-            do { try md.write(toFile: output, atomically: true, encoding: .utf8) } catch {
-                throw ValidationError("cannot write the report to \(output): \(error.localizedDescription)")
+            do { try FileOutput.write(md, to: output) } catch {
+                throw ValidationError("cannot write the report to \(output): \(error)")
             }
             context.log("wrote \(output)")
         } else {
