@@ -1,0 +1,73 @@
+import AIMConfig
+import AIMDistributed
+import AIMModel
+import AIMTensor
+import AIMTraining
+import Foundation
+import XCTest
+
+/// What the trainer hands the kernels: the schedule built from the config (its length is the
+/// config's run, whatever `--max-steps` stops at), and the label smoothing in the gradients.
+final class TrainerWiringTests: XCTestCase {
+    func tinyConfig(_ extra: [String]) throws -> Config {
+        var config = Config(name: "wiring")
+        for s in ["model.input_resolution=16", "model.patch_size=8", "model.width=32", "model.layers=1", "model.heads=4",
+                  "model.num_frames=2", "model.num_classes=4", "model.tune=all", "model.adapters=[]", "model.drop_path_rate=0",
+                  "model.head_dropout=0", "train.batch_size=8", "train.micro_batch=8", "train.log_interval=1000",
+                  "checkpoint.interval=1000"] + extra {
+            try config.apply(overrides: [s])
+        }
+        return config
+    }
+
+    func scratch(_ name: String) -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())")
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        return d
+    }
+
+    /// `--max-steps` stops early but keeps the config's schedule (5 epochs × 4 steps, warmup
+    /// 0.5 epoch = 2 steps), so a later resume continues the same curve.
+    func testScheduleSpansTheConfiguredRunWhateverMaxSteps() throws {
+        let config = try tinyConfig(["train.epochs=5", "train.warmup_epochs=0.5", "train.lr=0.01"])
+        var options = TrainOptions(); options.workDir = scratch("wiring-schedule"); options.threads = 2; options.maxSteps = 4
+        let trainer = try Trainer(config: config, options: options, communicator: SingleProcessCommunicator(),
+                                  trainData: QuadrantBatches(localBatch: 8, frames: 2, size: 16))
+        XCTAssertEqual(trainer.totalSteps, 4)
+        XCTAssertEqual(trainer.schedule.totalSteps, 20)
+        XCTAssertEqual(trainer.schedule.warmupSteps, 2)
+        // Step 3 of 20, past warmup: 0.005·(1 + cos(0.15π)).
+        XCTAssertEqual(trainer.schedule.lr(at: 3), 0.005 * (1 + 0.8910065241883679), accuracy: 1e-12)
+    }
+
+    /// The step's gradients are those of cross-entropy against the smoothed targets
+    /// (1-ε)·onehot + ε/K, worked here outside the trainer with the same model and batch.
+    func testLabelSmoothingReachesTheGradients() throws {
+        let eps: Float = 0.3
+        let config = try tinyConfig(["train.epochs=1", "train.warmup_epochs=0", "train.label_smoothing=\(eps)"])
+        var options = TrainOptions(); options.workDir = scratch("wiring-smoothing"); options.threads = 2; options.maxSteps = 1
+        let data = QuadrantBatches(localBatch: 8, frames: 2, size: 16)
+        let trainer = try Trainer(config: config, options: options, communicator: SingleProcessCommunicator(), trainData: data)
+        let start = trainer.model.store.tunableValues.array
+        let reference = try Recognizer(config: trainer.modelConfig, seed: 99)
+        XCTAssertEqual(reference.store.tunableCount, start.count)
+        XCTAssertEqual(reference.store.frozenValues.count, 0)
+        _ = try trainer.run()
+        let trained = trainer.model.store.tunableGrads.array
+
+        reference.store.tunableValues.data.update(from: start, count: start.count)
+        reference.store.zeroGrads()
+        let batch = data.batch(epoch: 0, step: 0)
+        let logits = try reference.forward(video: batch.video.data, context: PassContext(batch: 8, training: true, step: 0))
+        let d = Tensor([8, 4])
+        batch.labels.withUnsafeBufferPointer {
+            crossEntropyBackward(dLogits: d.data, logits: logits.data, labels: $0.baseAddress!, batch: 8, classes: 4, labelSmoothing: eps)
+        }
+        try reference.backward(dLogits: d.data)
+        let expected = reference.store.tunableGrads.array
+        let scale = expected.map(abs).max()!
+        XCTAssertGreaterThan(scale, 0)
+        let worst = zip(trained, expected).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 1e-4 * scale, "trainer gradients vs cross-entropy with ε = \(eps)")
+    }
+}
