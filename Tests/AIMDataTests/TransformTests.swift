@@ -82,4 +82,65 @@ final class TransformTests: XCTestCase {
             }
         }
     }
+
+    /// Channel c of the network input is (R, G, B)[c] normalised with mean[c] and std[c]
+    /// (mmaction2 decodes RGB, `to_bgr=False`): a gray video cannot tell the order, a coloured one can.
+    func testNormalisedChannelsAreRGBInOrder() throws {
+        let dir = scratchDir("rgb")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = dir + "/c.mkv", rgb: [UInt8] = [200, 100, 30]
+        let w = try VideoWriter(path: p, encoder: "ffv1", width: 40, height: 32)
+        for _ in 0..<6 { try w.append(rgb: (0..<(40 * 32)).flatMap { _ in rgb }) }
+        try w.finish()
+        let cfg = ClipPipelineConfig(sampler: SampleFrames(clipLen: 2, frameInterval: 1, numClips: 1, testMode: true),
+                                     shortSide: 16, cropSize: 16)
+        var g = RandomGenerator(keys: 0)
+        let t = try ClipPipeline(cfg).load(path: p, rng: &g)
+        let hw = 16 * 16, mean = ClipPipelineConfig.clipMean, std = ClipPipelineConfig.clipStd
+        for c in 0..<3 {
+            let expected = (Float(rgb[c]) - mean[c]) / std[c]
+            for i in [0, 100, 2 * hw - 1] {
+                XCTAssertEqual(t.data[c * 2 * hw + i], expected, accuracy: 4 / std[c], "channel \(c)")
+            }
+        }
+    }
+
+    /// `flip_ratio` is the probability of a flip: 0 never flips, 1 always does. A video whose
+    /// brightness rises left to right shows it in any crop.
+    func testFlipRatioIsTheFlipProbability() throws {
+        let dir = scratchDir("flip")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = dir + "/ramp.mkv"
+        let w = try VideoWriter(path: p, encoder: "ffv1", width: 64, height: 48)
+        let frame: [UInt8] = (0..<48).flatMap { _ in (0..<64).flatMap { x in [UInt8](repeating: UInt8(30 + 3 * x), count: 3) } }
+        for _ in 0..<6 { try w.append(rgb: frame) }
+        try w.finish()
+        for (ratio, risesLeftToRight) in [(0.0, true), (1.0, false)] {
+            let cfg = ClipPipelineConfig(sampler: SampleFrames(clipLen: 2, frameInterval: 1, numClips: 1),
+                                         shortSide: 24, cropSize: 16, flipRatio: ratio)
+            for seed in 0..<20 {
+                var g = RandomGenerator(keys: UInt64(seed))
+                let t = try ClipPipeline(cfg).load(path: p, rng: &g)
+                let left = (0..<16).map { t.data[$0 * 16] }.reduce(0, +), right = (0..<16).map { t.data[$0 * 16 + 15] }.reduce(0, +)
+                XCTAssertEqual(left < right, risesLeftToRight, "flip_ratio \(ratio), seed \(seed): left \(left), right \(right)")
+            }
+        }
+    }
+
+    /// The area fraction of RandomResizedCrop is uniform over (0.08, 1.0): with the aspect ratio
+    /// fixed at 1 on a square frame every candidate fits, so the fractions drawn show the range.
+    func testRandomResizedCropAreaSpansItsRange() {
+        var fractions: [Double] = []
+        for k in 0..<2000 {
+            var g = RandomGenerator(keys: UInt64(k), 77)
+            let b = randomResizedCropBox(width: 100, height: 100, aspectRange: (1, 1), rng: &g)
+            XCTAssertEqual(b.w, b.h)
+            XCTAssert(b.x >= 0 && b.y >= 0 && b.x + b.w <= 100 && b.y + b.h <= 100)
+            fractions.append(Double(b.w * b.h) / 10_000)
+        }
+        XCTAssertGreaterThanOrEqual(fractions.min()!, 0.075)
+        XCTAssertLessThan(fractions.min()!, 0.1)
+        XCTAssertGreaterThan(fractions.max()!, 0.97)
+        XCTAssertEqual(fractions.reduce(0, +) / 2000, 0.54, accuracy: 0.02)  // (0.08 + 1) / 2
+    }
 }
