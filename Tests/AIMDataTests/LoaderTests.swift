@@ -155,6 +155,28 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual((json["bad"] as? [[String: String]])?.count, 6)
         XCTAssertEqual(rep.frameStats()!.min, 20); XCTAssertEqual(rep.frameStats()!.max, 27)
     }
+
+    /// Each epoch reshuffles, `train.seed` changes the order, and each epoch draws new clips of
+    /// the same video (frames, crop, flip): the epoch and the seed both key the draws.
+    func testEpochsAndSeedsGiveOtherOrdersAndClips() throws {
+        let good = MixedList.samples.filter { $0.path.contains("good") }
+        func make(seed: UInt64, shuffle: Bool) -> VideoLoader {
+            VideoLoader(samples: good, pipeline: Self.pipeline, globalBatch: 4, seed: seed, shuffle: shuffle,
+                        workers: 0, prefetch: 1, log: { _ in })
+        }
+        let a = make(seed: 7, shuffle: true)
+        XCTAssertEqual(a.order(epoch: 1).sorted(), Array(0..<good.count))
+        XCTAssertEqual(a.order(epoch: 1), make(seed: 7, shuffle: true).order(epoch: 1))
+        XCTAssertNotEqual(a.order(epoch: 1), a.order(epoch: 2), "a new epoch, a new order")
+        XCTAssertNotEqual(a.order(epoch: 1), make(seed: 8, shuffle: true).order(epoch: 1), "another seed, another order")
+        XCTAssertEqual(make(seed: 7, shuffle: false).order(epoch: 3), Array(0..<good.count))
+
+        let s = make(seed: 7, shuffle: false)
+        let e1 = try s.loadBatch(epoch: 1, step: 0), e2 = try s.loadBatch(epoch: 2, step: 0)
+        XCTAssertEqual(e1.loaded, e2.loaded)
+        XCTAssertEqual(try s.loadBatch(epoch: 1, step: 0).data.array, e1.data.array)
+        XCTAssertNotEqual(e1.data.array, e2.data.array, "the same videos in another epoch: other clips")
+    }
 }
 
 /// Log lines collected from the loader's threads.
