@@ -122,4 +122,15 @@ final class EfficiencyReportTests: XCTestCase {
         XCTAssertGreaterThan(Double(m.memory.activations) / accounted, 0.3, "activations must be a large part of what is checked")
         XCTAssertEqual(accounted / grown, 1, accuracy: 0.15, "accounted \(Int(accounted)) B vs RSS growth \(Int(grown)) B")
     }
+
+    /// GFLOPs of a test are those of a view times the views, truncated to whole GFLOPs as the
+    /// paper's tables give them (202.32 per view × 3 views → 606, not 607).
+    func testTestGFLOPsAreViewGFLOPsTimesViewsTruncated() {
+        var m = EfficiencyMeasurement(label: "x", configPath: "", overrides: [])
+        m.flopsPerView = 202_320_000_000; m.views = 3
+        XCTAssertEqual(m.gflopsPerView, 202.32, accuracy: 1e-9)
+        XCTAssertEqual(m.gflopsPerTest, 606)
+        m.flopsPerView = 180_600_000_000; m.views = 1
+        XCTAssertEqual(m.gflopsPerTest, 180)
+    }
 }
