@@ -39,7 +39,9 @@ public enum Curves {
 
     /// The records of a work dir's `metrics.jsonl`, in step order. When a run was resumed (or
     /// started over) in the same work dir, records of steps it computed again replace the
-    /// earlier ones: a record whose step goes back drops every earlier record from that step on.
+    /// earlier ones: a record whose step goes back (or repeats) drops every earlier record after
+    /// that step and the earlier record of its own mode at that step (a validation of that step
+    /// stays until the resumed run writes its own).
     public static func read(workDir: URL) throws -> [Record] {
         let url = workDir.appendingPathComponent("metrics.jsonl")
         var isDir: ObjCBool = false

@@ -177,4 +177,15 @@ final class CurvesTests: XCTestCase {
         XCTAssertEqual(status, 1, text)
         XCTAssertTrue(text.contains("aim-report: error: ") && text.contains("nothing/metrics.jsonl: no such file"), text)
     }
+
+    /// A run resumed from a checkpoint one step before a validation logs that step's train record
+    /// again: the train record is replaced, and the validation of that step (same weights: the
+    /// resume is exact) stays until the resumed run writes its own.
+    func testARepeatedTrainRecordKeepsTheValidationOfItsStep() throws {
+        let wd = try workDir("resumed-at-val", run(1...10, loss: 1.5) + [trainLine(10, loss: 7), trainLine(11, loss: 7)])
+        let records = try Curves.read(workDir: wd)
+        XCTAssertEqual(records.filter { $0.mode == "val" }.map(\.step), [5, 10])
+        XCTAssertEqual(records.filter { $0.mode == "train" }.map(\.step), Array(1...11))
+        XCTAssertEqual(records.first { $0.mode == "train" && $0.step == 10 }?.values["loss"], 7)
+    }
 }
