@@ -72,26 +72,52 @@ public func clipGradientNorm(_ grads: Tensor, maxNorm: Float) -> Float {
     return norm
 }
 
-/// mmcv `CosineAnnealing` (min_lr 0) with linear warmup (`warmup_ratio` 0.1, by epoch),
-/// evaluated per optimizer step.
+/// mmcv's `CosineAnnealing` (min_lr 0) with linear warmup (`warmup_ratio` 0.1), as the official
+/// configs set it: `warmup_by_epoch=True, warmup_iters=2.5`, so warmup lasts 2.5 × the epoch's
+/// steps (not rounded: mmcv compares the step with that product). The cosine advances per
+/// optimizer step, or, with `stepsPerEpoch` given (`train.lr_by_epoch`), once per epoch as mmcv's
+/// default `by_epoch=True` does: epoch e of E runs at min + (base − min)·(1 + cos(π·e/E))/2, and
+/// warmup scales that epoch's value.
 public struct LearningRateSchedule: Sendable {
     public let baseLR: Double
     public let totalSteps: Int
-    public let warmupSteps: Int
+    /// Warmup length in optimizer steps (`warmup_epochs` × steps per epoch, possibly fractional).
+    public let warmupSteps: Double
     public let minLR: Double
     public let warmupRatio: Double
+    /// Steps per epoch when the cosine advances per epoch (mmcv `by_epoch=True`); nil: per step.
+    public let stepsPerEpoch: Int?
 
-    public init(baseLR: Double, totalSteps: Int, warmupSteps: Int, minLR: Double = 0, warmupRatio: Double = 0.1) {
-        self.baseLR = baseLR; self.totalSteps = max(1, totalSteps); self.warmupSteps = warmupSteps
+    public init(baseLR: Double, totalSteps: Int, warmupSteps: Double, minLR: Double = 0, warmupRatio: Double = 0.1,
+                stepsPerEpoch: Int? = nil) {
+        self.baseLR = baseLR; self.totalSteps = max(1, totalSteps); self.warmupSteps = max(0, warmupSteps)
         self.minLR = minLR; self.warmupRatio = warmupRatio
+        self.stepsPerEpoch = stepsPerEpoch.map { max(1, $0) }
     }
 
     /// Learning rate for the optimizer step that starts at `step` (0-based).
     public func lr(at step: Int) -> Double {
-        let progress = Double(min(step, totalSteps)) / Double(totalSteps)
-        let regular = minLR + (baseLR - minLR) * (1 + cos(Double.pi * progress)) / 2
-        guard step < warmupSteps else { return regular }
-        let k = (1 - Double(step) / Double(warmupSteps)) * (1 - warmupRatio)
-        return regular * (1 - k)
+        guard let perEpoch = stepsPerEpoch else {
+            // mmcv by_epoch=False: the cosine per step; warmup while step < warmup_iters.
+            let regular = cosine(Double(min(step, totalSteps)) / Double(totalSteps))
+            return Double(step) < warmupSteps ? warmed(regular, step) : regular
+        }
+        // mmcv by_epoch=True: before each epoch the regular lr is set; before each step, warmup
+        // while step < warmup_iters, the regular lr at step == warmup_iters, and after that
+        // nothing is set, so a fractional warmup end leaves its last warmup lr until the epoch ends.
+        let epoch = step / perEpoch
+        let regular = cosine(min(Double(epoch) * Double(perEpoch), Double(totalSteps)) / Double(totalSteps))
+        let s = Double(step)
+        if s < warmupSteps { return warmed(regular, step) }
+        if s == warmupSteps { return regular }
+        let lastWarm = Int(warmupSteps.rounded(.down))
+        if Double(lastWarm) < warmupSteps && lastWarm >= epoch * perEpoch { return warmed(regular, lastWarm) }
+        return regular
+    }
+
+    private func cosine(_ progress: Double) -> Double { minLR + (baseLR - minLR) * (1 + cos(Double.pi * progress)) / 2 }
+
+    private func warmed(_ regular: Double, _ step: Int) -> Double {
+        regular * (1 - (1 - Double(step) / warmupSteps) * (1 - warmupRatio))
     }
 }

@@ -142,7 +142,8 @@ public final class Trainer {
         let configured = config.int("train.max_steps") > 0 ? config.int("train.max_steps") : config.int("train.epochs") * stepsPerEpoch
         totalSteps = options.maxSteps.map { min($0, configured) } ?? configured
         schedule = LearningRateSchedule(baseLR: config.double("train.lr"), totalSteps: configured,
-                                        warmupSteps: Int((config.double("train.warmup_epochs") * Double(stepsPerEpoch)).rounded()))
+                                        warmupSteps: config.double("train.warmup_epochs") * Double(stepsPerEpoch),
+                                        stepsPerEpoch: config.bool("train.lr_by_epoch") ? stepsPerEpoch : nil)
 
         let start = try Recognizer.startingPoint(config: mc, seed: seed)
         model = start.model

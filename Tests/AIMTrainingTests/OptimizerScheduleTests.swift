@@ -32,6 +32,35 @@ final class OptimizerScheduleTests: XCTestCase {
         XCTAssertEqual(floor.lr(at: 100), 0.001, accuracy: 1e-12)
     }
 
+    /// `train.lr_by_epoch`: mmcv's default `by_epoch=True`, as the official configs run. The
+    /// cosine is set before each epoch from epoch/max_epochs; warmup (2.5 epochs = 10 steps of 4)
+    /// scales that epoch's value step by step; step 10 == warmup_iters gets the regular lr.
+    func testCosinePerEpochHasMMCVByEpochValues() {
+        let s = LearningRateSchedule(baseLR: 0.01, totalSteps: 40, warmupSteps: 10, stepsPerEpoch: 4)
+        func regular(_ epoch: Double) -> Double { 0.005 * (1 + cos(Double.pi * epoch / 10)) }
+        XCTAssertEqual(s.lr(at: 0), 0.001, accuracy: 1e-12)
+        XCTAssertEqual(s.lr(at: 3), 0.01 * (1 - 0.7 * 0.9), accuracy: 1e-12)
+        XCTAssertEqual(s.lr(at: 5), regular(1) * (1 - 0.5 * 0.9), accuracy: 1e-12)
+        XCTAssertEqual(s.lr(at: 10), regular(2), accuracy: 1e-12)
+        XCTAssertEqual(s.lr(at: 11), regular(2), accuracy: 1e-12)
+        for step in 12..<16 { XCTAssertEqual(s.lr(at: step), regular(3), accuracy: 1e-12, "constant over epoch 3") }
+        // The last epoch stays above 0: mmcv reaches min_lr only at epoch == max_epochs.
+        XCTAssertEqual(s.lr(at: 39), regular(9), accuracy: 1e-12)
+        XCTAssertEqual(regular(9), 0.000244717418524232, accuracy: 1e-15)
+
+        // 2.5 epochs of 5 steps: warmup_iters 12.5 is never equalled, so after step 12 mmcv sets
+        // nothing until the next epoch and step 12's warmup lr stays for steps 13 and 14.
+        let f = LearningRateSchedule(baseLR: 0.01, totalSteps: 50, warmupSteps: 12.5, stepsPerEpoch: 5)
+        let last = regular(2) * (1 - (1 - 12 / 12.5) * 0.9)
+        for step in 12..<15 { XCTAssertEqual(f.lr(at: step), last, accuracy: 1e-12, "step \(step)") }
+        XCTAssertEqual(f.lr(at: 15), regular(3), accuracy: 1e-12)
+
+        // Per step (by_epoch=False) the same fractional warmup ends after step 12.
+        let p = LearningRateSchedule(baseLR: 0.01, totalSteps: 50, warmupSteps: 12.5)
+        XCTAssertEqual(p.lr(at: 12), 0.005 * (1 + cos(Double.pi * 0.24)) * (1 - 0.04 * 0.9), accuracy: 1e-12)
+        XCTAssertEqual(p.lr(at: 13), 0.005 * (1 + cos(Double.pi * 0.26)), accuracy: 1e-12)
+    }
+
     func testLongestKeyWinsAsInMMCV() {
         // AIM ViT-L/14 K400: backbone lr × 0.1, which (the longer key) overrides ln_post's no-decay.
         let rules = ParamwiseRule.official(noDecayKeys: ["ln_post", "bias"], backboneLRMult: 0.1)

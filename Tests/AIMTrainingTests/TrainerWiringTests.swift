@@ -38,6 +38,16 @@ final class TrainerWiringTests: XCTestCase {
         XCTAssertEqual(trainer.schedule.warmupSteps, 2)
         // Step 3 of 20, past warmup: 0.005·(1 + cos(0.15π)).
         XCTAssertEqual(trainer.schedule.lr(at: 3), 0.005 * (1 + 0.8910065241883679), accuracy: 1e-12)
+        XCTAssertNil(trainer.schedule.stepsPerEpoch)
+
+        // train.lr_by_epoch: the cosine of epoch 0 (the base lr) holds for its 4 steps.
+        let byEpoch = try Trainer(config: try tinyConfig(["train.epochs=5", "train.warmup_epochs=0.5", "train.lr=0.01", "train.lr_by_epoch=true"]),
+                                  options: { var o = options; o.workDir = scratch("wiring-schedule-epoch"); return o }(),
+                                  communicator: SingleProcessCommunicator(),
+                                  trainData: QuadrantBatches(localBatch: 8, frames: 2, size: 16))
+        XCTAssertEqual(byEpoch.schedule.stepsPerEpoch, 4)
+        XCTAssertEqual(byEpoch.schedule.lr(at: 3), 0.01, accuracy: 1e-12)
+        XCTAssertEqual(byEpoch.schedule.lr(at: 4), 0.005 * (1 + cos(Double.pi / 5)), accuracy: 1e-12)
     }
 
     /// The step's gradients are those of cross-entropy against the smoothed targets
