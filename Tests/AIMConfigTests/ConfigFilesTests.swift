@@ -66,10 +66,10 @@ final class ConfigFilesTests: XCTestCase {
             "train.no_decay_keys": .strings(["relative_position_bias_table"])]
         try check("k400/aim_swinb_in21k_32f.yaml", common.merging([
             "model.backbone": .string("swin2d"), "model.window_size": .int(7), "model.tune": .string("adapters"),
-            "train.lr": .float(1e-3), "train.batch_size": .int(128)]) { $1 })
+            "train.lr": .float(1e-3), "train.batch_size": .int(64)]) { $1 })
         try check("k400/videoswin_b_in21k_32f.yaml", common.merging([
             "model.backbone": .string("videoswin"), "model.window_size": .floats([8, 7, 7]), "model.tune": .string("all"),
-            "train.lr": .float(3e-4), "train.batch_size": .int(512)]) { $1 })
+            "train.lr": .float(3e-4), "train.batch_size": .int(64)]) { $1 })
     }
 
     func testKinetics400() throws {
