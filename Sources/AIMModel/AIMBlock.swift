@@ -108,10 +108,10 @@ final class AIMBlock: TransformerBlock, ClassRowsBlock {
     private func rowScales(_ dims: Dims, _ context: PassContext, site: UInt64) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }
         let key = UInt64(index) << 8 | site, N = dims.N, T = dims.T
-        // Per token n the decision is shared by the whole batch (as the official seq-first code),
-        // so it is keyed by the step alone; per frame it is keyed by the sample.
+        // Per token n for the sequence-first CLIP block (shared by the clips of one official
+        // forward); per frame, keyed by the sample, for the batch-first IN-21K block.
         return dropPathPerToken
-            ? dropPathRowScales(rows: dims.rows, groups: N, p: dropPath, rngFor: { n in context.rng(site: key, sub: UInt64(n)) }) { $0 % N }
+            ? sequenceFirstDropPathScales(rows: dims.rows, count: N, p: dropPath, context: context, site: key) { $0 % N }
             : dropPathRowScales(rows: dims.rows, groups: dims.frames, p: dropPath,
                                 rngFor: { f in context.rng(site: key, sample: f / T, sub: UInt64(f % T)) }) { $0 / N }
     }

@@ -43,12 +43,12 @@ final class CLIPTimeSformerBlock: TransformerBlock, ClassRowsBlock {
     var keptLentBytes: Int { activations.lentBytes }
     func releaseKept() { activations.releaseAfterBackward() }
 
-    /// Decisions per frame index or per token index are shared by the batch, so keyed by the step.
+    /// Decisions per frame index or per token index, shared by the clips of one official forward
+    /// (the official block runs sequence-first).
     private func scales(_ dims: Dims, _ context: PassContext, site: UInt64, groups: Int, _ groupOf: (Int) -> Int) -> [Float] {
         guard context.training && dropPath > 0 else { return [] }
-        let key = UInt64(index) << 8 | site
-        return dropPathRowScales(rows: dims.rows, groups: groups, p: dropPath,
-                                 rngFor: { g in context.rng(site: key, sub: UInt64(g)) }, groupOf: groupOf)
+        return sequenceFirstDropPathScales(rows: dims.rows, count: groups, p: dropPath, context: context,
+                                           site: UInt64(index) << 8 | site, indexOf: groupOf)
     }
 
     func forward(out: FloatPtr, input x0: UnsafePointer<Float>, dims: Dims, context: PassContext, scratch: Arena) {

@@ -22,11 +22,6 @@ public struct PassContext: Sendable {
         precondition(self.sampleKeys.count == batch, "PassContext: \(self.sampleKeys.count) sample keys for a batch of \(batch)")
     }
 
-    /// A generator for one random site (layer, branch) shared by the whole step.
-    func rng(site: UInt64, sub: UInt64 = 0) -> RandomGenerator {
-        RandomGenerator(keys: seed, step, site, UInt64.max, sub)
-    }
-
     /// A generator for one random site and one sample (plus a sub-key, e.g. the frame).
     func rng(site: UInt64, sample b: Int, sub: UInt64 = 0) -> RandomGenerator {
         RandomGenerator(keys: seed, step, site, sampleKeys[b], sub)
@@ -69,6 +64,32 @@ protocol ClassRowsBlock: AnyObject {
 
 /// Per-row scales for drop-path: `groupOf(row)` picks which keep decision a row uses.
 /// Decisions of one group come from `rngFor(group)`, so they do not depend on the other groups.
+/// Clips of one forward in the official training: `videos_per_gpu=8`, `update_interval=1` in every
+/// ViT config.
+let officialClipsPerForward: UInt64 = 8
+
+/// Drop-path scales where the official block runs sequence-first ([N, B·T, D] or [T, B·N, D]):
+/// timm's DropPath there draws one decision per index of the first axis (`indexOf(row)`, one of
+/// `count`), shared by the clips of one GPU's forward. Here those are `officialClipsPerForward`
+/// consecutive places of the global batch, so neither the rank count nor `train.micro_batch`
+/// changes a mask. Rows are sample-major (`rows / batch` per sample).
+func sequenceFirstDropPathScales(rows: Int, count: Int, p: Float, context: PassContext, site: UInt64,
+                                 indexOf: (Int) -> Int) -> [Float] {
+    var firstSlot: [UInt64: Int] = [:], decisions: [Float] = []
+    let slotOfSample = context.sampleKeys.map { key -> Int in
+        let group = key / officialClipsPerForward
+        if let s = firstSlot[group] { return s }
+        firstSlot[group] = decisions.count
+        for i in 0..<count {
+            var rng = RandomGenerator(keys: context.seed, context.step, site, UInt64.max - group, UInt64(i))
+            decisions.append(dropPathScales(samples: 1, p: p, rng: &rng)[0])
+        }
+        return firstSlot[group]!
+    }
+    let rowsPerSample = rows / max(1, context.batch)
+    return (0..<rows).map { decisions[slotOfSample[$0 / rowsPerSample] + indexOf($0)] }
+}
+
 func dropPathRowScales(rows: Int, groups: Int, p: Float, rngFor: (Int) -> RandomGenerator, groupOf: (Int) -> Int) -> [Float] {
     let s: [Float] = (0..<groups).map { g in
         var rng = rngFor(g)

@@ -69,4 +69,29 @@ final class TrainingModeGradientTests: XCTestCase {
         let other = try model.forward(video: video.data + per, context: PassContext(batch: 1, training: true, seed: 1, step: 5, sampleKeys: [11])).array
         XCTAssertNotEqual(other, second, "another step draws other masks")
     }
+
+    /// The CLIP blocks run sequence-first in the official code, where timm's DropPath draws one
+    /// decision per token (or frame) shared by the 8 clips of a GPU's forward: clips 0–7 of the
+    /// global batch share masks, clip 8 draws its own, and splitting the batch changes nothing.
+    func testSequenceFirstMasksAreSharedByTheClipsOfOneOfficialForward() throws {
+        for backbone in [ModelConfig.Backbone.clip, .timesformer] {
+            var c = ModelConfig()
+            c.inputResolution = 16; c.patchSize = 8; c.width = 16; c.layers = 3; c.heads = 2; c.numFrames = 3; c.numClasses = 3
+            c.backbone = backbone; c.dropPathRate = 0.6; c.headDropout = 0
+            if backbone == .timesformer { c.adapters = []; c.tune = .all }
+            let (model, video) = try perturbedModelAndClips(c, batch: 2)
+            let per = video.count / 2
+            let twice = Tensor(shape: video.shape, values: Array(video.array[0..<per]) + Array(video.array[0..<per]))
+            func logits(_ v: UnsafePointer<Float>, _ keys: [UInt64]) throws -> [Float] {
+                try model.forward(video: v, context: PassContext(batch: keys.count, training: true, seed: 2, step: 6, sampleKeys: keys)).array
+            }
+            let same = try logits(twice.data, [3, 4])
+            XCTAssertEqual(Array(same[0..<3]), Array(same[3..<6]), "\(backbone): one clip twice in one group of 8")
+            let apart = try logits(twice.data, [7, 8])
+            XCTAssertNotEqual(Array(apart[0..<3]), Array(apart[3..<6]), "\(backbone): clips 7 and 8 are in two forwards")
+            let whole = try logits(video.data, [0, 1])
+            let split = try logits(video.data, [0]) + logits(video.data + per, [1])
+            for k in 0..<6 { XCTAssertEqual(whole[k], split[k], accuracy: 1e-5, "\(backbone): a micro-batch split keeps the masks") }
+        }
+    }
 }
