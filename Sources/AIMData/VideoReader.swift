@@ -44,6 +44,8 @@ public final class VideoReader {
     private var fmt: UnsafeMutablePointer<AVFormatContext>?
     private var codec: UnsafeMutablePointer<AVCodecContext>?
     private var sws: OpaquePointer?
+    /// The context, YUV matrix and range `sws` was last set to (`useFrameColorspace`).
+    private var swsColorspace: (context: OpaquePointer, matrix: Int32, range: Int32)?
     private var packet: UnsafeMutablePointer<AVPacket>?
     private var frame: UnsafeMutablePointer<AVFrame>?
     private var streamIndex: Int32 = -1
@@ -348,6 +350,24 @@ public final class VideoReader {
         }
     }
 
+    /// The YUV matrix and range FFmpeg's scale filter (decord's path) takes with its defaults
+    /// (`in_color_matrix=auto`): the frame's tagged matrix, BT.601 when untagged or unknown to
+    /// libswscale, and the frame's tagged range. libswscale alone would read a BT.709 video as
+    /// BT.601 (colours off by up to 39 levels in saturated areas).
+    private func useFrameColorspace(_ s: OpaquePointer, _ fr: UnsafeMutablePointer<AVFrame>) {
+        var matrix = Int32(fr.pointee.colorspace.rawValue)
+        if matrix < 1 || matrix > 10 || matrix == Int32(AVCOL_SPC_YCGCO.rawValue) { matrix = Int32(AVCOL_SPC_BT470BG.rawValue) }
+        let range = Int32(fr.pointee.color_range.rawValue)
+        if let last = swsColorspace, last.context == s, last.matrix == matrix, last.range == range { return }
+        var inverse: UnsafeMutablePointer<Int32>?, table: UnsafeMutablePointer<Int32>?
+        var srcFull: Int32 = 0, dstFull: Int32 = 0, brightness: Int32 = 0, contrast: Int32 = 0, saturation: Int32 = 0
+        guard sws_getColorspaceDetails(s, &inverse, &srcFull, &table, &dstFull, &brightness, &contrast, &saturation) >= 0 else { return }
+        if fr.pointee.color_range != AVCOL_RANGE_UNSPECIFIED { srcFull = fr.pointee.color_range == AVCOL_RANGE_JPEG ? 1 : 0 }
+        let coefficients = sws_getCoefficients(matrix)
+        _ = sws_setColorspaceDetails(s, coefficients, srcFull, coefficients, dstFull, brightness, contrast, saturation)
+        swsColorspace = (s, matrix, range)
+    }
+
     private func convert(into dst: UnsafeMutablePointer<UInt8>, outW: Int, outH: Int) throws {
         guard let fr = frame else { return }
         let srcW = fr.pointee.width, srcH = fr.pointee.height
@@ -358,6 +378,7 @@ public final class VideoReader {
         guard let s = sws else {
             throw VideoError.undecodable(path: path, reason: "cannot convert pixel format \(fr.pointee.format) to RGB")
         }
+        useFrameColorspace(s, fr)
         // libswscale's SIMD paths write past the end of rows that are not 64-byte multiples, so
         // it writes into a padded scratch image whose rows are then copied out.
         let row = outW * 3, stride = (row + 63) & ~63

@@ -139,6 +139,33 @@ final class VideoReaderTests: XCTestCase {
         }
     }
 
+    /// Decoded frames equal, byte for byte, what FFmpeg's own conversion (the scale filter that
+    /// decord decodes through) gives: untagged (BT.601), tagged BT.709, tagged BT.601 and full
+    /// range. Converting with libswscale's defaults read BT.709 as BT.601 (39 levels off).
+    func testColoursFollowTheTaggedMatrixAndRangeAsFFmpegsScaleFilter() throws {
+        let d = Self.dir, source = ["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1"]
+        let variants: [(String, [String])] = [
+            ("untagged", ["-pix_fmt", "yuv420p"]),
+            ("bt709", ["-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]),
+            ("bt601", ["-pix_fmt", "yuv420p", "-colorspace", "smpte170m", "-color_range", "tv"]),
+            ("full", ["-pix_fmt", "yuvj420p"]),
+        ]
+        for (name, tags) in variants {
+            let video = d + "/colour-\(name).mp4", raw = d + "/colour-\(name).rgb"
+            guard ffmpegCLI(source + ["-c:v", "libx264", "-crf", "12"] + tags + [video]),
+                  ffmpegCLI(["-i", video, "-pix_fmt", "rgb24", "-f", "rawvideo", raw]) else {
+                throw XCTSkip("the ffmpeg command-line tool with libx264 is needed to write and convert the videos")
+            }
+            let r = try VideoReader(path: video)
+            XCTAssertEqual(r.frameCount, 10, name)
+            let ours = try r.frames(at: Array(0..<r.frameCount)).pixels
+            let theirs = [UInt8](try Data(contentsOf: URL(fileURLWithPath: raw)))
+            XCTAssertEqual(ours.count, theirs.count, name)
+            let off = zip(ours, theirs).map { abs(Int($0) - Int($1)) }
+            XCTAssertEqual(off.max(), 0, "\(name): \(off.filter { $0 > 0 }.count) of \(off.count) values differ")
+        }
+    }
+
     func testBadFilesNameTheReason() throws {
         let d = Self.dir
         func expect(_ path: String, _ check: (VideoError) -> Bool) {
