@@ -62,8 +62,6 @@ protocol ClassRowsBlock: AnyObject {
     var classRowsOnly: Bool { get set }
 }
 
-/// Per-row scales for drop-path: `groupOf(row)` picks which keep decision a row uses.
-/// Decisions of one group come from `rngFor(group)`, so they do not depend on the other groups.
 /// Clips of one forward in the official training: `videos_per_gpu=8`, `update_interval=1` in every
 /// ViT config.
 let officialClipsPerForward: UInt64 = 8
@@ -90,6 +88,8 @@ func sequenceFirstDropPathScales(rows: Int, count: Int, p: Float, context: PassC
     return (0..<rows).map { decisions[slotOfSample[$0 / rowsPerSample] + indexOf($0)] }
 }
 
+/// Per-row scales for drop-path: `groupOf(row)` picks which keep decision a row uses.
+/// Decisions of one group come from `rngFor(group)`, so they do not depend on the other groups.
 func dropPathRowScales(rows: Int, groups: Int, p: Float, rngFor: (Int) -> RandomGenerator, groupOf: (Int) -> Int) -> [Float] {
     let s: [Float] = (0..<groups).map { g in
         var rng = rngFor(g)
