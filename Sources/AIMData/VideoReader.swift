@@ -353,7 +353,7 @@ public final class VideoReader {
     /// The YUV matrix and range FFmpeg's scale filter (decord's path) takes with its defaults
     /// (`in_color_matrix=auto`): the frame's tagged matrix, BT.601 when untagged or unknown to
     /// libswscale, and the frame's tagged range. libswscale alone would read a BT.709 video as
-    /// BT.601 (colours off by up to 39 levels in saturated areas).
+    /// BT.601 (colours off by up to 40 levels in saturated areas).
     private func useFrameColorspace(_ s: OpaquePointer, _ fr: UnsafeMutablePointer<AVFrame>) {
         var matrix = Int32(fr.pointee.colorspace.rawValue)
         if matrix < 1 || matrix > 10 || matrix == Int32(AVCOL_SPC_YCGCO.rawValue) { matrix = Int32(AVCOL_SPC_BT470BG.rawValue) }

@@ -73,19 +73,17 @@ let officialClipsPerForward: UInt64 = 8
 /// changes a mask. Rows are sample-major (`rows / batch` per sample).
 func sequenceFirstDropPathScales(rows: Int, count: Int, p: Float, context: PassContext, site: UInt64,
                                  indexOf: (Int) -> Int) -> [Float] {
-    var firstSlot: [UInt64: Int] = [:], decisions: [Float] = []
+    var groups: [UInt64] = [], slotOf: [UInt64: Int] = [:]
     let slotOfSample = context.sampleKeys.map { key -> Int in
         let group = key / officialClipsPerForward
-        if let s = firstSlot[group] { return s }
-        firstSlot[group] = decisions.count
-        for i in 0..<count {
-            var rng = RandomGenerator(keys: context.seed, context.step, site, UInt64.max - group, UInt64(i))
-            decisions.append(dropPathScales(samples: 1, p: p, rng: &rng)[0])
-        }
-        return firstSlot[group]!
+        if let s = slotOf[group] { return s }
+        slotOf[group] = groups.count; groups.append(group)
+        return groups.count - 1
     }
     let rowsPerSample = rows / max(1, context.batch)
-    return (0..<rows).map { decisions[slotOfSample[$0 / rowsPerSample] + indexOf($0)] }
+    return dropPathRowScales(rows: rows, groups: groups.count * count, p: p,
+                             rngFor: { RandomGenerator(keys: context.seed, context.step, site, UInt64.max - groups[$0 / count], UInt64($0 % count)) },
+                             groupOf: { slotOfSample[$0 / rowsPerSample] * count + indexOf($0) })
 }
 
 /// Per-row scales for drop-path: `groupOf(row)` picks which keep decision a row uses.
