@@ -36,6 +36,8 @@ def expected_scalars(metrics_path):
             continue
         r = json.loads(line)
         step, mode = r["step"], r["mode"]
+        if mode not in SCALAR_KEYS:
+            continue  # tests after training (--test-last/--test-best) are not TensorBoard scalars
         if any(s > step or (s == step and m == mode) for m, s, _ in records):
             records = [(m, s, x) for m, s, x in records if s < step or (s == step and m != mode)]
         records.append((mode, step, r))

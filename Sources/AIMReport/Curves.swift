@@ -5,7 +5,7 @@ import Foundation
 /// throughput and validation top-1 against the optimizer step, one SVG each, runs overlaid and
 /// named by work dir (`aim-report curves WORK_DIR… --out DIR`).
 public enum Curves {
-    /// One `metrics.jsonl` record: its mode (train, val), step, and numeric fields.
+    /// One `metrics.jsonl` record: its mode (train, val), step, and numeric fields (test records are not drawn).
     public struct Record {
         public let mode: String
         public let step: Int
@@ -69,9 +69,11 @@ public enum Curves {
             guard let step = (fields["step"] as? Int) ?? (fields["step"] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }), step >= 0 else {
                 throw ReadError(path: url.path, line: i + 1, reason: "no non-negative integer \"step\": \(snippet)")
             }
-            // aim-train writes train and val records; another mode is a file from elsewhere.
+            // Tests after training (--test-last/--test-best) are no curve: two of them share the last step.
+            if mode == "test" { continue }
+            // aim-train writes train, val and test records; another mode is a file from elsewhere.
             guard mode == "train" || mode == "val" else {
-                throw ReadError(path: url.path, line: i + 1, reason: "mode \"\(mode)\" (aim-train writes train and val records): \(snippet)")
+                throw ReadError(path: url.path, line: i + 1, reason: "mode \"\(mode)\" (aim-train writes train, val and test records): \(snippet)")
             }
             var values: [String: Double] = [:]
             for (k, v) in fields where k != "mode" && k != "step" {

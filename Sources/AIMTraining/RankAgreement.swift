@@ -8,8 +8,9 @@ import Foundation
 /// which would hide such a node; this refuses to start and names it.
 enum RankAgreement {
     /// `items`: what must agree (a description naming its config key, and this rank's value).
-    /// Every rank sees every value, so all of them throw the same error.
-    static func require(_ comm: any Communicator, _ items: [(what: String, value: String)]) throws {
+    /// Every rank sees every value, so all of them throw the same error. `doing`: what the ranks
+    /// would do differently, for the message.
+    static func require(_ comm: any Communicator, _ items: [(what: String, value: String)], doing: String = "train") throws {
         guard comm.size > 1 else { return }
         let mine = ([ProcessInfo.processInfo.hostName] + items.map(\.value)).joined(separator: "\n")
         let all = comm.allgather(Array(mine.utf8), label: "rank-agreement").map {
@@ -25,7 +26,7 @@ enum RankAgreement {
         }
         // Every rank holds the same list: all stop together, rank 0 saying why.
         guard problems.isEmpty else {
-            throw AgreedStop(status: ExitStatus.failure, message: comm.rank != 0 ? nil : "the ranks would train different things: "
+            throw AgreedStop(status: ExitStatus.failure, message: comm.rank != 0 ? nil : "the ranks would \(doing) different things: "
                              + problems.joined(separator: "; ") + ". Every rank must read the same files and config")
         }
     }

@@ -15,6 +15,8 @@ public struct TrainOptions {
     public var bucketMode: BucketMode = .overlapped
     /// The command line, recorded in the work dir's lock for whoever finds the dir in use.
     public var commandLine: String = ""
+    /// `--test-last` / `--test-best`: what to test once the run is complete (`TestAfterTraining.swift`).
+    public var testAfter: Set<TestCheckpoint> = []
     public init() {}
 }
 
@@ -40,6 +42,8 @@ public struct TrainSummary {
     public var skipEvents = 0
     public var lastEval: EvalResult?
     public var stepTimes: [StepTimes] = []
+    /// `--test-last` / `--test-best` results, last first, as mmaction2 tests them.
+    public var tests: [TestResult] = []
 }
 
 /// The data-parallel training loop: every rank runs it; rank 0 also logs and checkpoints.
@@ -57,6 +61,8 @@ public final class Trainer {
     public let schedule: LearningRateSchedule
     public let trainData: BatchSource
     public let valData: BatchSource?
+    /// The test split with the config's test views, when the run tests after training.
+    public let testData: BatchSource?
     public let checkpoints: CheckpointStore
     public let workDir: URL
     public let globalBatch: Int, microBatch: Int, localBatch: Int
@@ -83,7 +89,7 @@ public final class Trainer {
 
     /// Validates everything first (config, sizes, files), so a bad run stops before any work.
     public init(config: Config, options: TrainOptions, communicator comm: any Communicator,
-                trainData: BatchSource? = nil, valData: BatchSource? = nil) throws {
+                trainData: BatchSource? = nil, valData: BatchSource? = nil, testData: BatchSource? = nil) throws {
         self.config = config; self.options = options; self.comm = comm
         // Data and model keys must fit together when clips are decoded for the model.
         if trainData == nil { try config.checkRelations() }
@@ -122,6 +128,14 @@ public final class Trainer {
             self.valData = VideoBatchSource(loader: try VideoLoader(config: config, split: .val, rank: comm.rank, ranks: comm.size,
                                                                     batchSize: comm.size, indexCacheDir: indexCache))
         } else { self.valData = nil }
+        // Tested after training: the annotation is read now, so a missing one stops the run before its first step.
+        if options.testAfter.contains(.best) && self.valData == nil {
+            throw TrainingError.config("--test-best: data.val is empty, so the run validates nothing and keeps no best.safetensors; set data.val, or use --test-last")
+        }
+        if options.testAfter.isEmpty { self.testData = nil } else if let testData { self.testData = testData } else {
+            self.testData = VideoBatchSource(loader: try VideoLoader(config: config, split: .test, rank: comm.rank, ranks: comm.size,
+                                                                     batchSize: comm.size, indexCacheDir: indexCache))
+        }
 
         trainDataFingerprint = self.trainData.fingerprint
 
@@ -319,6 +333,8 @@ public final class Trainer {
             for (f, why) in skippedFiles.sorted(by: { $0.key < $1.key }) { log.message("  \(f): \(why)") }
         }
         summary.state = state
+        // A run stopped by a signal is not complete: it is tested when a resume completes it.
+        if summary.stopSignal == 0 { summary.tests = try testAfterTraining() }
         return summary
     }
 

@@ -24,6 +24,12 @@ struct AIMTrain: ParsableCommand {
     @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps (the schedule keeps the config's length).") var maxSteps: Int?
     @Option(help: "Compute threads per rank (default: cores ÷ ranks on the node).") var threads: Int?
     @Flag(help: "Record per-phase timings and memory in metrics.jsonl.") var profile = false
+    @Flag(name: .customLong("test-last"),
+          help: "When training is complete, test the final weights on data.test (else data.val) with the config's test views, as aim-eval does (mmaction2's --test-last).")
+    var testLast = false
+    @Flag(name: .customLong("test-best"),
+          help: "When training is complete, test best.safetensors (the validation with the highest top-1) the same way (mmaction2's --test-best).")
+    var testBest = false
     @Flag(name: .customLong("blocking-allreduce"), help: "Reduce gradient buckets after backward instead of overlapping.") var blockingAllreduce = false
 
     func validate() throws {
@@ -45,6 +51,8 @@ struct AIMTrain: ParsableCommand {
             options.resume = resume; options.maxSteps = maxSteps; options.threads = threads
             options.profile = profile; options.bucketMode = blockingAllreduce ? .blocking : .overlapped
             options.commandLine = CommandLine.arguments.joined(separator: " ")
+            if testLast { options.testAfter.insert(.last) }
+            if testBest { options.testAfter.insert(.best) }
             let trainer = try Trainer(config: cfg, options: options, communicator: comm)
             let summary = try trainer.run()
             // A stop by signal is not a finished run: a requeue wrapper or `&&` must see it.

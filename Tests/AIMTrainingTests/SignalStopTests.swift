@@ -20,7 +20,8 @@ final class SignalStopTests: TrainToolTestCase {
         for (signal, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT"), (SIGUSR1, "SIGUSR1")] {
             let wd = workDir(name)
             let log = scratch.appendingPathComponent("\(name).log")
-            let p = try launch(try tool("aim-train"), trainArgs(data: data, workDir: wd, steps: steps, extra), log: log)
+            // --test-last: a stopped run is not complete, so it is tested only when a resume completes it.
+            let p = try launch(try tool("aim-train"), trainArgs(data: data, workDir: wd, steps: steps, extra) + ["--test-last"], log: log)
             // Signal once three steps are logged, mid-run.
             let metricsFile = wd.appendingPathComponent("metrics.jsonl")
             XCTAssertTrue(waitFor(30) {
@@ -31,6 +32,7 @@ final class SignalStopTests: TrainToolTestCase {
             XCTAssertFalse(stopped.signalled, "\(name) killed the process instead of stopping it:\n\(stopped.output)")
             XCTAssertEqual(stopped.status, 128 + signal, "\(name): \(stopped.output)")
             XCTAssertTrue(stopped.output.contains("stopped by signal"), stopped.output)
+            XCTAssertFalse(stopped.output.contains("test of the last checkpoint"), stopped.output)
             let files = stepFiles(wd)
             XCTAssertEqual(files.count, 1, "\(name): one checkpoint, at the step boundary after the signal: \(files)")
             let step = Int(try metadata(wd.appendingPathComponent("latest.safetensors"))["step"] ?? "") ?? -1
@@ -40,9 +42,10 @@ final class SignalStopTests: TrainToolTestCase {
             XCTAssertEqual(lastLogged, step, "\(name)")
             print("signals: \(name) after step 3 stopped at step \(step) with a checkpoint, exit \(stopped.status)")
 
-            r = try train(trainArgs(data: data, workDir: wd, steps: steps, extra) + ["--resume", "auto"])
+            r = try train(trainArgs(data: data, workDir: wd, steps: steps, extra) + ["--resume", "auto", "--test-last"])
             XCTAssertEqual(r.status, 0, r.output)
             XCTAssertTrue(r.output.contains("resumed from") && r.output.contains("at step \(step)"), r.output)
+            XCTAssertTrue(r.output.contains("test of the last checkpoint (step \(steps);"), r.output)
             XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")),
                            try rawTensors(reference.appendingPathComponent("latest.safetensors")),
                            "\(name): stopped and resumed ≠ uninterrupted")

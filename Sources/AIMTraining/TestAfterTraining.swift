@@ -1,0 +1,71 @@
+import AIMData
+import AIMDistributed
+import Foundation
+
+/// Which weights `--test-last` / `--test-best` test once training is complete.
+public enum TestCheckpoint: String, CaseIterable, Sendable {
+    /// The final weights (those of `latest.safetensors`).
+    case last
+    /// `best.safetensors`: the validation with the highest top-1.
+    case best
+}
+
+/// One test after training: the weights tested (and the step they are from) and `aim-eval`'s figures.
+public struct TestResult {
+    public let checkpoint: TestCheckpoint
+    public let step: Int
+    public let result: EvalResult
+}
+
+extension Trainer {
+    /// mmaction2's `train.py --test-last / --test-best`: when the run is complete, the test split
+    /// (`data.test`, else `data.val`) with the config's test views, as `aim-eval` runs it, on the
+    /// final weights and then on best.safetensors. Each result is printed and recorded in
+    /// metrics.jsonl (`"mode": "test"`); TensorBoard keeps train and val curves only.
+    func testAfterTraining() throws -> [TestResult] {
+        guard let testData else { return [] }
+        var results: [TestResult] = []
+        for which in TestCheckpoint.allCases where options.testAfter.contains(which) {
+            let step = which == .last ? state.step : try loadBestWeights()
+            let result = try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed).run(testData)
+            results.append(TestResult(checkpoint: which, step: step, result: result))
+            guard comm.rank == 0 else { continue }
+            let views = (try? ClipPipelineConfig(config: config, split: .test)).map { "\(modelConfig.numFrames)×\($0.sampler.clipsPerVideo)×\($0.cropsPerClip)" } ?? "?"
+            let annotation = config.string("data.test").isEmpty ? "data.val" : "data.test"
+            log.message(String(format: "test of the %@ checkpoint (step %d; %@, views %@): top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
+                               which.rawValue, step, annotation, views, result.top1, result.top5, result.meanClassAccuracy,
+                               result.videos, result.skipped))
+            log.record(["mode": "test", "checkpoint": which.rawValue, "step": step, "views": views, "top1": result.top1,
+                        "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy, "videos": result.videos,
+                        "skipped": result.skipped])
+        }
+        return results
+    }
+
+    /// best.safetensors' tunable weights on every rank; returns the step it was written at.
+    /// Rank 0 reads the file, so the other ranks need not see the work dir, and the values reach
+    /// them as a sum with their zeroed buffers (adding zeros is exact).
+    func loadBestWeights() throws -> Int {
+        var step = 0, failure = ""
+        if comm.rank == 0 {
+            do {
+                let file = try checkpoints.validate(checkpoints.best, model: model)
+                for p in model.store.tunableParameters { try file.readFloats(named: p.name, into: p.data, count: p.count) }
+                step = Int(file.metadata["step"] ?? "") ?? 0
+            } catch { failure = Launch.describe(error) }
+        }
+        let agreed = comm.allreduce([failure.isEmpty ? 0 : 1, Double(step)], op: .sum, label: "test-best")
+        guard agreed[0] == 0 else {
+            throw AgreedStop(status: ExitStatus.failure, message: comm.rank == 0 ? "--test-best: \(failure)" : nil)
+        }
+        if comm.size > 1 {
+            let values = model.store.tunableValues
+            if comm.rank != 0 { values.data.update(repeating: 0, count: model.store.tunableCount) }
+            comm.allreduceSum(values.data, count: model.store.tunableCount, label: "test-best-weights")
+            // A rank testing other weights would print wrong figures, not an error.
+            try RankAgreement.require(comm, [("the tunable weights of \(checkpoints.best.path)", model.weightsFingerprint(tunable: true) ?? "")],
+                                      doing: "test")
+        }
+        return Int(agreed[1])
+    }
+}
