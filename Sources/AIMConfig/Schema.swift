@@ -40,6 +40,7 @@ public enum ConfigSchema {
         .float("model.drop_path_rate", 0.2, "stochastic depth, linearly increasing over blocks from 0 to this (temporal and joint branches)", min: 0, below: 1),
         .float("model.head_dropout", 0.5, "dropout before cls_head.fc_cls during training (I3DHead dropout_ratio)", min: 0, below: 1),
         .string("model.pretrained", "", "safetensors file of the pretrained image backbone (tools/export_pretrained.py); empty = random init"),
+        .string("load_from", "", "starting weights of a new run, as mmaction2's load_from: an aim-swift checkpoint or a full weights file (tools/convert_checkpoint.py from-official); its tunable weights of matching name and shape are read (a head of another class count stays initialised), its frozen ones must equal model.pretrained's; step and optimizer start fresh, and --resume takes precedence"),
         .choice("model.precision", ["fp32", "bf16"], "fp32", "matrix products of the linear layers: fp32, or bf16 operands with fp32 accumulation and fp32 master weights (oneDNN; as torch.autocast bf16)"),
 
         // MARK: data (issue 4)

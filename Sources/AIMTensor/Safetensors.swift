@@ -124,7 +124,8 @@ public final class SafetensorsFile: @unchecked Sendable {
         func badHeader(_ message: String) -> SafetensorsError {
             guard torch else { return bad(message) }
             return bad("a PyTorch \(zip ? "torch.save (zip)" : "pickle") file, not safetensors: aim-swift never unpickles a file. "
-                       + "Convert a pretrained backbone with tools/export_pretrained.py (clip, timm or swin), which writes safetensors")
+                       + "Convert a pretrained backbone with tools/export_pretrained.py (clip, timm or swin), a trained "
+                       + "model with tools/convert_checkpoint.py from-official; both write safetensors")
         }
         let n = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
         if n > UInt64(SafetensorsFile.maxHeaderBytes) {

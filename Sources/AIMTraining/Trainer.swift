@@ -110,6 +110,8 @@ public final class Trainer {
         if !mc.pretrained.isEmpty && !FileManager.default.fileExists(atPath: mc.pretrained) {
             throw TrainingError.config("model.pretrained: \(mc.pretrained) does not exist (make demo writes work_dirs/demo/backbone.safetensors; tools/export_pretrained.py writes CLIP/timm backbones)")
         }
+        // A load_from that is not a weights file stops here, before the work dir is made (its weights are read later).
+        if !config.string("load_from").isEmpty { _ = try SafetensorsFile(path: config.string("load_from")) }
         seed = UInt64(config.int("train.seed"))
         labelSmoothing = Float(config.double("train.label_smoothing"))
         frameFloats = 3 * mc.numFrames * mc.inputResolution * mc.inputResolution
@@ -166,6 +168,7 @@ public final class Trainer {
                 Console.errorRaw("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count); unused: \(report.unexpected.joined(separator: ", "))\n")
             }
         }
+        try Self.applyLoadFrom(config: config, to: model, logs: comm.rank == 0)
         // Recorded in each checkpoint, and compared on resume: the frozen weights come back from
         // model.pretrained, not from the checkpoint. Taken before bf16 gives their fp32 values back.
         frozenFingerprint = model.frozenWeightsFingerprint() ?? ""
@@ -196,6 +199,24 @@ public final class Trainer {
             try WorkDirCheck.roomForCheckpoints(workDir, bytesEach: CheckpointStore.estimatedBytes(model: model, config: config.dump()))
         }
         log = try MetricsLog(path: comm.rank == 0 ? workDir.appendingPathComponent("metrics.jsonl") : nil)
+    }
+
+    /// `load_from`: the tunable weights a new run starts from (a resume then replaces them). Every
+    /// rank reads the file, as it reads model.pretrained; the ranks' initial weights are compared next.
+    static func applyLoadFrom(config: Config, to model: Recognizer, logs: Bool) throws {
+        let path = config.string("load_from")
+        guard !path.isEmpty else { return }
+        // An aim-swift checkpoint holds no frozen weights, only the fingerprint of those it was trained on.
+        let header = try SafetensorsFile(path: path)
+        try Launch.checkFrozenWeights(of: model, against: path, metadata: header.metadata, pretrained: config.string("model.pretrained"),
+                                      seed: config.int("train.seed"))
+        let report = try model.loadFrom(path: path)
+        guard logs else { return }
+        var parts = ["\(report.loaded.count) tunable tensors loaded"]
+        if !report.misshapen.isEmpty { parts.append("\(report.misshapen.count) of another shape left as initialised (\(report.misshapen.prefix(3).joined(separator: "; ")))") }
+        if !report.missing.isEmpty { parts.append("\(report.missing.count) not in the file left as initialised (\(report.missing.prefix(3).joined(separator: ", "))\(report.missing.count > 3 ? " …" : ""))") }
+        if report.frozenMatched > 0 { parts.append("\(report.frozenMatched) frozen tensors in the file equal to model.pretrained's") }
+        Console.errorRaw("load_from \(path): " + parts.joined(separator: "; ") + "\n")
     }
 
     // MARK: - Resume

@@ -1,0 +1,139 @@
+import AIMConfig
+import AIMDistributed
+import AIMModel
+import AIMTensor
+import AIMTraining
+import Foundation
+import XCTest
+
+/// `load_from` (mmaction2's key): a new run starts from a trained model's tunable weights; a head
+/// of another class count stays initialised; frozen weights must be model.pretrained's.
+final class LoadFromTests: XCTestCase {
+    func config(_ extra: [String] = []) throws -> Config {
+        var config = Config(name: "load-from")
+        for s in ["model.input_resolution=16", "model.patch_size=8", "model.width=32", "model.layers=1", "model.heads=4",
+                  "model.num_frames=2", "model.num_classes=4", "model.drop_path_rate=0", "model.head_dropout=0",
+                  "train.batch_size=8", "train.micro_batch=8", "train.epochs=1", "train.warmup_epochs=0", "train.lr=3e-3",
+                  "train.log_interval=1000", "checkpoint.interval=1000", "train.seed=3"] + extra {
+            try config.apply(overrides: [s])
+        }
+        return config
+    }
+
+    func scratch(_ name: String) -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())")
+        try? FileManager.default.removeItem(at: d)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        return d
+    }
+
+    func trainer(_ config: Config, _ dir: URL, resume: String? = nil) throws -> Trainer {
+        var options = TrainOptions(); options.workDir = dir; options.threads = 2; options.resume = resume
+        return try Trainer(config: config, options: options, communicator: SingleProcessCommunicator(),
+                           trainData: QuadrantBatches(localBatch: 8, frames: 2, size: 16))
+    }
+
+    /// A trained run's latest.safetensors (4 steps from the config's init).
+    func trainedCheckpoint() throws -> URL {
+        let dir = scratch("load-from-source")
+        _ = try trainer(try config(), dir).run()
+        return dir.appendingPathComponent("latest.safetensors")
+    }
+
+    func tunable(_ t: Trainer) -> [String: [Float]] {
+        Dictionary(uniqueKeysWithValues: t.model.store.tunableParameters.map { ($0.name, Array(UnsafeBufferPointer(start: $0.data, count: $0.count))) })
+    }
+
+    func testANewRunStartsFromTheCheckpointsTunableWeights() throws {
+        let file = try trainedCheckpoint()
+        let saved = try WeightComparison.tunableWeights(ofCheckpoint: file.path)
+        let fresh = tunable(try trainer(try config(), scratch("load-from-fresh")))
+        XCTAssertNotEqual(fresh, saved, "training moved the weights (else loading could not be seen)")
+        let started = try trainer(try config(["load_from=\(file.path)"]), scratch("load-from-same"))
+        XCTAssertEqual(tunable(started), saved)
+        XCTAssertEqual(started.state.step, 0, "a new run: step and optimizer start fresh")
+        XCTAssertEqual(started.optimizer.m.array.filter { $0 != 0 }.count, 0)
+    }
+
+    /// Another class count (mmaction2's finetuning on a new dataset): the adapters come from the
+    /// file, the head stays as a run without load_from initialises it.
+    func testAHeadOfAnotherClassCountStaysInitialised() throws {
+        let file = try trainedCheckpoint()
+        let saved = try WeightComparison.tunableWeights(ofCheckpoint: file.path)
+        let fresh = tunable(try trainer(try config(["model.num_classes=5"]), scratch("load-from-fresh5")))
+        let started = tunable(try trainer(try config(["model.num_classes=5", "load_from=\(file.path)"]), scratch("load-from-5")))
+        let head = ["cls_head.fc_cls.weight", "cls_head.fc_cls.bias"]
+        for (name, values) in started {
+            XCTAssertEqual(values, head.contains(name) ? fresh[name] : saved[name], name)
+        }
+        XCTAssertTrue(started.keys.contains { $0.contains("Adapter") }, "AIM adapters are among the loaded weights")
+    }
+
+    /// The checkpoint was trained on other frozen weights (another seed's draw here, another
+    /// model.pretrained in a real run): refused, naming the file.
+    func testOtherFrozenWeightsAreRefused() throws {
+        let file = try trainedCheckpoint()
+        XCTAssertThrowsError(try trainer(try config(["train.seed=4", "load_from=\(file.path)"]), scratch("load-from-seed"))) {
+            XCTAssertTrue("\($0)".contains(file.path) && "\($0)".contains("other frozen weights"), "\($0)")
+        }
+    }
+
+    /// A full weights file (as convert_checkpoint.py from-official writes): its frozen weights are
+    /// compared with the model's; equal ones pass, others are refused.
+    func testAFullWeightsFileIsCheckedAgainstTheFrozenWeights() throws {
+        let source = try trainer(try config(), scratch("load-from-full-source"))
+        _ = try source.run()
+        let dir = scratch("load-from-full")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var writer = SafetensorsWriter(metadata: [:])
+        source.model.addWeights(to: &writer)
+        let full = dir.appendingPathComponent("full.safetensors")
+        try writer.save(to: full.path)
+        let started = try trainer(try config(["load_from=\(full.path)"]), scratch("load-from-full-run"))
+        XCTAssertEqual(tunable(started), tunable(source))
+
+        // The same file with one frozen weight changed: adapters trained on another backbone.
+        let frozen = try XCTUnwrap(source.model.store.parameters.first { !$0.tunable })
+        frozen.data[0] += 1
+        var other = SafetensorsWriter(metadata: [:])
+        source.model.addWeights(to: &other)
+        let otherFile = dir.appendingPathComponent("other.safetensors")
+        try other.save(to: otherFile.path)
+        XCTAssertThrowsError(try trainer(try config(["load_from=\(otherFile.path)"]), scratch("load-from-other"))) {
+            XCTAssertTrue("\($0)".contains("load_from: 1 frozen weights in the file are not those") && "\($0)".contains(frozen.name), "\($0)")
+        }
+    }
+
+    func testAFileWithoutThisModelsWeightsIsRefused() throws {
+        let dir = scratch("load-from-foreign")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var writer = SafetensorsWriter(metadata: [:])
+        writer.add("layers.0.weight", tensor: Tensor([2, 2]))
+        let file = dir.appendingPathComponent("foreign.safetensors")
+        try writer.save(to: file.path)
+        XCTAssertThrowsError(try trainer(try config(["load_from=\(file.path)"]), scratch("load-from-foreign-run"))) {
+            XCTAssertTrue("\($0)".contains("none of this model's") && "\($0)".contains("layers.0.weight"), "\($0)")
+        }
+        // A PyTorch file is never unpickled: refused with the converter to use, before the work dir is made.
+        let pth = dir.appendingPathComponent("k400.pth")
+        try Data([0x50, 0x4B, 0x03, 0x04] + Array(repeating: 0, count: 60)).write(to: pth)
+        let runDir = scratch("load-from-pth-run")
+        XCTAssertThrowsError(try trainer(try config(["load_from=\(pth.path)"]), runDir)) {
+            XCTAssertTrue("\($0)".contains(pth.path) && "\($0)".contains("convert_checkpoint.py from-official"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runDir.path))
+    }
+
+    /// `--resume` wins: a run resumed from its own checkpoint ends with that checkpoint's weights.
+    func testResumeTakesPrecedence() throws {
+        let file = try trainedCheckpoint()
+        let dir = scratch("load-from-resume")
+        _ = try trainer(try config(["train.seed=3", "train.lr=1e-2"]), dir).run()
+        let own = try WeightComparison.tunableWeights(ofCheckpoint: dir.appendingPathComponent("latest.safetensors").path)
+        XCTAssertNotEqual(own, try WeightComparison.tunableWeights(ofCheckpoint: file.path))
+        let resumed = try trainer(try config(["train.lr=1e-2", "load_from=\(file.path)"]), dir, resume: "auto")
+        _ = try resumed.run()   // nothing left to train
+        XCTAssertEqual(resumed.state.step, 4)
+        XCTAssertEqual(tunable(resumed), own)
+    }
+}
