@@ -274,7 +274,7 @@ public final class Trainer {
         var summary = TrainSummary(state: state)
         let stepsPerEpoch = trainData.stepsPerEpoch
         let ckptInterval = config.int("checkpoint.interval"), evalInterval = config.int("eval.interval")
-        let logInterval = config.int("train.log_interval")
+        let logInterval = config.int("train.log_interval"), evalByEpoch = config.bool("eval.by_epoch")
         let runStart = Date()
         let startStep = state.step
         if comm.rank == 0 {
@@ -314,7 +314,9 @@ public final class Trainer {
                 events?.record(record)
             }
             var isBest = false
-            if (evalInterval > 0 && state.step % evalInterval == 0) || (done && valData != nil) {
+            let evalDue = evalInterval > 0 && (evalByEpoch ? state.stepInEpoch == 0 && state.epoch % evalInterval == 0
+                                                           : state.step % evalInterval == 0)
+            if evalDue || (done && valData != nil) {
                 if let valData {
                     let result = try evaluate(valData)
                     summary.lastEval = result

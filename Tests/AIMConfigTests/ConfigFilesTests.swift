@@ -22,6 +22,20 @@ final class ConfigFilesTests: XCTestCase {
         }
     }
 
+    /// Every paper experiment validates every 5 epochs, as the official configs'
+    /// `evaluation = dict(interval=5)`, whatever the size of the user's copy of the dataset.
+    func testExperimentsValidateEveryFiveEpochs() throws {
+        let root = Self.configs.path
+        let experiments = (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? [])
+            .filter { $0.hasSuffix(".yaml") && !$0.hasPrefix("_base_") && !$0.hasPrefix("debug") && !$0.hasPrefix("labels") }
+        XCTAssertGreaterThanOrEqual(experiments.count, 20)
+        for file in experiments {
+            let c = try Config.load(path: root + "/" + file)
+            XCTAssertEqual(c.int("eval.interval"), 5, file)
+            XCTAssertTrue(c.bool("eval.by_epoch"), file)
+        }
+    }
+
     func testRequiredExperimentFilesExist() {
         var required = ["k700/aim_vitb16_clip_32f.yaml", "k700/aim_vitl14_clip_32f.yaml",
                         "k400/timesformer_vitb16_clip_8f.yaml", "k400/finetune_space_only_vitb16_clip_8f.yaml",

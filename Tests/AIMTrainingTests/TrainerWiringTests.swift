@@ -81,3 +81,21 @@ final class TrainerWiringTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-4 * scale, "trainer gradients vs cross-entropy with ε = \(eps)")
     }
 }
+
+extension TrainerWiringTests {
+    /// `eval.by_epoch`: eval.interval counts epochs (4 steps each here): validations end epochs
+    /// 2 and 4 (steps 8, 16), and the run's end (step 20) as always.
+    func testValidationByEpoch() throws {
+        let config = try tinyConfig(["train.epochs=5", "train.warmup_epochs=0", "eval.interval=2", "eval.by_epoch=true"])
+        let dir = scratch("wiring-eval-epochs")
+        var options = TrainOptions(); options.workDir = dir; options.threads = 2
+        let trainer = try Trainer(config: config, options: options, communicator: SingleProcessCommunicator(),
+                                  trainData: QuadrantBatches(localBatch: 8, frames: 2, size: 16), valData: IndexedViews(videos: 2, views: 1))
+        _ = try trainer.run()
+        let text = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        let val = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["mode"] as? String == "val" }
+        XCTAssertEqual(val.compactMap { $0["step"] as? Int }, [8, 16, 20])
+        XCTAssertEqual(val.compactMap { $0["epoch"] as? Int }, [2, 4, 5])
+    }
+}
