@@ -97,6 +97,8 @@ public enum ConfigSchema {
         .int("checkpoint.max_failures", 3, "consecutive failed checkpoint writes (full disk, lost mount) after which training stops with exit status 74 instead of computing steps it cannot keep", min: 1, max: 1000),
         .int("checkpoint.keep_last", 3, "step checkpoints kept in work_dir/checkpoints (older ones pruned); 0 keeps all", min: 0, max: 1_000_000),
         .int("eval.interval", 0, "optimizer steps between validations (epochs with eval.by_epoch); 0 = only at the end", min: 0, max: 1_000_000_000_000),
+        .choice("eval.average_clips", ["prob", "score"], "prob",
+                "how a video's test views combine, as mmaction2's test_cfg average_clips: prob = softmax per view, averaged (the official configs); score = logits averaged (then one softmax)"),
         .bool("eval.by_epoch", false, "eval.interval counts epochs, as mmcv's EvalHook (evaluation = dict(interval=5) in the official configs): validate at the end of every interval-th epoch, whatever the dataset's size"),
         .float("dist.bucket_mb", 25, "gradient bucket size in MB for the allreduce (PyTorch DDP default 25)", min: 0, max: 100_000),
         .bool("profile", false, "record per-phase timings for the efficiency report"),

@@ -10,8 +10,8 @@ public struct EvalResult: Sendable {
     public var indices: [Int], labels: [Int], scores: [[Float]]
 }
 
-/// Multi-view testing (`average_clips='prob'`): each video's views (temporal clips × spatial
-/// crops) run as one batch, softmax per view, probabilities averaged. Videos are sharded over
+/// Multi-view testing (`average_clips`, `prob` by default): each video's views (temporal clips ×
+/// spatial crops) run as one batch, combined by `averagedProbabilities`. Videos are sharded over
 /// ranks; the coordinator gathers (label, scores) and drops the loader's padding duplicates,
 /// as mmengine's collect_results does.
 public struct Evaluator {
@@ -19,9 +19,10 @@ public struct Evaluator {
     let comm: any Communicator
     let numClasses: Int
     let seed: UInt64
+    let averaging: ClipAveraging
 
-    public init(model: Recognizer, comm: any Communicator, numClasses: Int, seed: UInt64) {
-        self.model = model; self.comm = comm; self.numClasses = numClasses; self.seed = seed
+    public init(model: Recognizer, comm: any Communicator, numClasses: Int, seed: UInt64, averaging: ClipAveraging = .prob) {
+        self.model = model; self.comm = comm; self.numClasses = numClasses; self.seed = seed; self.averaging = averaging
     }
 
     public func run(_ source: BatchSource) throws -> EvalResult {
@@ -31,7 +32,7 @@ public struct Evaluator {
         for step in 0..<source.stepsPerEpoch {
             let batch = try source.batch(epoch: 0, step: step)
             let V = batch.viewsPerSample, B = batch.labels.count
-            let probs = try averagedProbabilities(model: model, video: batch.video, samples: B, views: V)
+            let probs = try averagedProbabilities(model: model, video: batch.video, samples: B, views: V, averaging: averaging)
             // A bad video is skipped and counted; the loader's stand-in for it is another video of
             // the set, which counted again would skew every figure.
             unusable += (0..<B).filter { !batch.isPadding[$0] && batch.isReplacement[$0] }.count

@@ -15,10 +15,12 @@ public final class Predictor {
 
     public let model: Recognizer
     public let pipeline: ClipPipeline
+    public let averaging: ClipAveraging
 
     public init(model: Recognizer, config: Config) throws {
         self.model = model
         pipeline = ClipPipeline(try ClipPipelineConfig(config: config, split: .test))
+        averaging = ClipAveraging(config: config)
     }
 
     public var views: Int { pipeline.config.viewsPerSample }
@@ -65,6 +67,6 @@ public final class Predictor {
         // Test sampling is deterministic; the generator is only a formality of the interface.
         var rng = RandomGenerator(keys: 0)
         try pipeline.load(reader: reader, frames: frames, rng: &rng, into: input.data)
-        return try averagedProbabilities(model: model, video: input, samples: 1, views: views)[0]
+        return try averagedProbabilities(model: model, video: input, samples: 1, views: views, averaging: averaging)[0]
     }
 }

@@ -27,7 +27,8 @@ extension Trainer {
         var results: [TestResult] = []
         for which in TestCheckpoint.allCases where options.testAfter.contains(which) {
             let step = which == .last ? state.step : try loadBestWeights()
-            let result = try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed).run(testData)
+            let result = try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed,
+                                       averaging: ClipAveraging(config: config)).run(testData)
             results.append(TestResult(checkpoint: which, step: step, result: result))
             guard comm.rank == 0 else { continue }
             let views = (try? ClipPipelineConfig(config: config, split: .test)).map { "\(modelConfig.numFrames)×\($0.sampler.clipsPerVideo)×\($0.cropsPerClip)" } ?? "?"

@@ -492,6 +492,6 @@ public final class Trainer {
     // MARK: - Evaluation
 
     public func evaluate(_ source: BatchSource) throws -> EvalResult {
-        try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed).run(source)
+        try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed, averaging: ClipAveraging(config: config)).run(source)
     }
 }

@@ -16,6 +16,8 @@ struct AIMEval: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override: key=value (repeatable).") var overrides: [String] = []
     @Option(help: "Checkpoint (aim-swift step/latest/best file, or full recognizer weights).") var checkpoint: String
     @Option(help: "Views as <temporal clips>x<spatial crops>, e.g. 3x1 or 1x3 (default: the config's test views).") var views: String?
+    @Option(name: .customLong("average-clips"), help: "How views combine: prob (softmax per view, averaged; the official configs) or score (logits averaged), as mmaction2's test.py --average-clips (default: eval.average_clips).")
+    var averageClips: String?
     @Option(help: "Compute threads per rank.") var threads: Int?
     @Flag(help: "Print {top1, top5, mean_class_accuracy, videos, skipped, per_class, confused_pairs} as JSON.") var json = false
     @Option(help: "Write per-video predictions as CSV: video, true label and class, top-5 labels with classes and probabilities (mmaction2 test.py --out).")
@@ -25,6 +27,9 @@ struct AIMEval: ParsableCommand {
     func validate() throws {
         if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
         if let views, testViews(views) == nil { throw ValidationError(testViewsProblem(views)) }
+        if let averageClips, ClipAveraging(rawValue: averageClips) == nil {
+            throw ValidationError("--average-clips \(averageClips): expected one of \(ClipAveraging.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         guard confusedPairs >= 0 else { throw ValidationError("--confused-pairs must be 0 or more, got \(confusedPairs)") }
     }
 
@@ -32,12 +37,13 @@ struct AIMEval: ParsableCommand {
         Console.ignoreBrokenPipe()
         let comm = makeCommunicator()
         do {
-            let (cfg, classes) = try Launch.together(comm, label: "config") { try loadTestConfig(path: config, overrides: overrides, views: views) }
+            let (cfg, classes) = try Launch.together(comm, label: "config") { try loadTestConfig(path: config, overrides: overrides + (averageClips.map { ["eval.average_clips=\($0)"] } ?? []), views: views) }
             try Launch.configureCompute(config: cfg, threads: threads, log: false, communicator: comm)
             let model = try Launch.loadModel(config: cfg, checkpoint: checkpoint)
             let loader = try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size)
             let source = VideoBatchSource(loader: loader)
-            let result = try Evaluator(model: model, comm: comm, numClasses: model.config.numClasses, seed: 0).run(source)
+            let result = try Evaluator(model: model, comm: comm, numClasses: model.config.numClasses, seed: 0,
+                                       averaging: ClipAveraging(config: cfg)).run(source)
             if comm.rank == 0 {
                 let report = ClassReport(scores: result.scores, labels: result.labels, numClasses: model.config.numClasses)
                 if let predictions {

@@ -70,6 +70,13 @@ final class EvalToolTests: TrainToolTestCase {
         r = try run(eval, base + ["--views", "2by3"])
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("--views"), r.output)
+        // mmaction2's --average-clips: score runs; anything else is a malformed option (64).
+        r = try run(eval, base + regular + ["--views", "2x3", "--average-clips", "score"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("8 videos"), r.output)
+        r = try run(eval, base + ["--average-clips", "mean"])
+        XCTAssertEqual(r.status, 64, r.output)
+        XCTAssertTrue(r.output.contains("--average-clips mean: expected one of prob, score"), r.output)
         // A checkpoint that does not exist is named.
         let missing = wd.appendingPathComponent("nope.safetensors").path
         r = try run(eval, args(missing))

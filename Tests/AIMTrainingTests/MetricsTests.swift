@@ -62,6 +62,23 @@ final class MetricsTests: XCTestCase {
         }
     }
 
+    /// `average_clips`: views with logits [2, 0, 0, 0] and [0, 2, 0, 0]. prob averages their
+    /// softmaxes, (e²+1)/(2(e²+3)) for classes 0 and 1 and 1/(e²+3) for 2 and 3; score takes the
+    /// softmax of the mean logits [1, 1, 0, 0]: e/(2e+2) and 1/(2e+2) (mmaction2 returns the mean
+    /// itself; its softmax ranks the same).
+    func testViewAveragingRules() {
+        let logits: [Float] = [2, 0, 0, 0, 0, 2, 0, 0]
+        let e = Foundation.exp(1.0), e2 = e * e
+        let prob = combineViews(logits: logits, samples: 1, views: 2, classes: 4, averaging: .prob)[0]
+        let score = combineViews(logits: logits, samples: 1, views: 2, classes: 4, averaging: .score)[0]
+        for (k, expected) in [(e2 + 1) / (2 * (e2 + 3)), (e2 + 1) / (2 * (e2 + 3)), 1 / (e2 + 3), 1 / (e2 + 3)].enumerated() {
+            XCTAssertEqual(Double(prob[k]), expected, accuracy: 1e-6, "prob, class \(k)")
+        }
+        for (k, expected) in [e / (2 * e + 2), e / (2 * e + 2), 1 / (2 * e + 2), 1 / (2 * e + 2)].enumerated() {
+            XCTAssertEqual(Double(score[k]), expected, accuracy: 1e-6, "score, class \(k)")
+        }
+    }
+
     /// Evaluation results come back in dataset order whatever order the batches brought the
     /// videos in, padding and stand-ins for bad videos left out, each video with its own label.
     func testEvaluatorReturnsVideosInDatasetOrder() throws {
