@@ -10,22 +10,10 @@ import XCTest
 /// of another class count stays initialised; frozen weights must be model.pretrained's.
 final class LoadFromTests: XCTestCase {
     func config(_ extra: [String] = []) throws -> Config {
-        var config = Config(name: "load-from")
-        for s in ["model.input_resolution=16", "model.patch_size=8", "model.width=32", "model.layers=1", "model.heads=4",
-                  "model.num_frames=2", "model.num_classes=4", "model.drop_path_rate=0", "model.head_dropout=0",
-                  "train.batch_size=8", "train.micro_batch=8", "train.epochs=1", "train.warmup_epochs=0", "train.lr=3e-3",
-                  "train.log_interval=1000", "checkpoint.interval=1000", "train.seed=3"] + extra {
-            try config.apply(overrides: [s])
-        }
-        return config
+        try tinyAIMConfig("load-from", ["checkpoint.interval=1000", "train.seed=3"] + extra)
     }
 
-    func scratch(_ name: String) -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())")
-        try? FileManager.default.removeItem(at: d)
-        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
-        return d
-    }
+    func scratch(_ name: String) -> URL { freshScratch(name) }
 
     func trainer(_ config: Config, _ dir: URL, resume: String? = nil) throws -> Trainer {
         var options = TrainOptions(); options.workDir = dir; options.threads = 2; options.resume = resume

@@ -6,41 +6,15 @@ import AIMTraining
 import Foundation
 import XCTest
 
-/// QuadrantBatches' clips as an evaluation set: dataset indices, and `views` clips per video.
-final class IndexedViews: BatchSource {
-    let videos: Int, views: Int
-    let stepsPerEpoch = 2
-    init(videos: Int, views: Int) { self.videos = videos; self.views = views }
-    func batch(epoch: Int, step: Int) -> LocalBatch {
-        let clips = QuadrantBatches(localBatch: videos * views, frames: 2, size: 16).batch(epoch: 7, step: step)
-        return LocalBatch(video: clips.video, labels: (0..<videos).map { clips.labels[$0 * views] }, viewsPerSample: views,
-                          isPadding: Array(repeating: false, count: videos), indices: (0..<videos).map { step * videos + $0 })
-    }
-    var skipped: [String: String] { [:] }
-    var skipEvents: Int { 0 }
-}
-
 /// `--test-last` / `--test-best`: once a run is complete, the weights of latest.safetensors and
 /// of best.safetensors are tested as aim-eval tests those files.
 final class TestAfterTrainingTests: XCTestCase {
-    /// A tiny AIM (adapters on a seeded frozen ViT), 4 steps of 8 clips, a checkpoint every step.
+    /// A checkpoint every step, validation only at the end, 2 test clips per video.
     func tinyConfig() throws -> Config {
-        var config = Config(name: "test-after")
-        for s in ["model.input_resolution=16", "model.patch_size=8", "model.width=32", "model.layers=1", "model.heads=4",
-                  "model.num_frames=2", "model.num_classes=4", "model.drop_path_rate=0", "model.head_dropout=0",
-                  "train.batch_size=8", "train.micro_batch=8", "train.epochs=1", "train.warmup_epochs=0", "train.lr=3e-3",
-                  "train.log_interval=1000", "checkpoint.interval=1", "checkpoint.keep_last=0", "eval.interval=1000", "data.test_num_clips=2"] {
-            try config.apply(overrides: [s])
-        }
-        return config
+        try tinyAIMConfig("test-after", ["checkpoint.interval=1", "checkpoint.keep_last=0", "eval.interval=1000", "data.test_num_clips=2"])
     }
 
-    func scratch(_ name: String) -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())")
-        try? FileManager.default.removeItem(at: d)
-        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
-        return d
-    }
+    func scratch(_ name: String) -> URL { freshScratch(name) }
 
     func testLastAndBestAreTestedAsAimEvalTestsTheirFiles() throws {
         let config = try tinyConfig()
