@@ -372,6 +372,20 @@ public struct Config: Sendable, Equatable {
         return "{\n" + lines.joined(separator: ",\n") + "\n}\n"
     }
 
+    /// Every key (defaults included) as a config file `--config` reads back to the same values,
+    /// sections nested as in `configs/` (mmaction2 dumps its config into the work dir the same way).
+    public func yamlText(header: [String] = []) -> String {
+        var lines = header.map { "# " + $0 }
+        var section = ""
+        for key in values.keys.sorted(by: { ($0.contains(".") ? 1 : 0, $0) < ($1.contains(".") ? 1 : 0, $1) }) {
+            guard let dot = key.firstIndex(of: ".") else { lines.append("\(key): \(jsonValue(values[key]!))"); continue }
+            let head = String(key[..<dot]), rest = String(key[key.index(after: dot)...])
+            if head != section { lines.append("\(head):"); section = head }
+            lines.append("  \(rest): \(jsonValue(values[key]!))")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     /// Rebuilds a config from `dump()` text (keys missing from an older dump take defaults).
     public init(dump text: String) throws {
         let file = "<dump>"

@@ -8,9 +8,12 @@ import Foundation
 /// dropped: losing a log line must never end a run.
 public enum Console {
     /// One line to standard error (a newline is added).
-    public static func error(_ line: String) { writeAll(STDERR_FILENO, line + "\n") }
-    /// Text to standard error as it is (progress lines redrawn with \r).
-    public static func errorRaw(_ text: String) { writeAll(STDERR_FILENO, text) }
+    public static func error(_ line: String) { errorRaw(line + "\n") }
+    /// Text to standard error as it is (progress lines redrawn with \r); also to the run log.
+    public static func errorRaw(_ text: String) {
+        writeAll(STDERR_FILENO, text)
+        RunLog.copy(text)
+    }
     /// One line to standard output.
     public static func out(_ line: String) { writeAll(STDOUT_FILENO, line + "\n") }
 

@@ -15,6 +15,8 @@ public struct TrainOptions {
     public var bucketMode: BucketMode = .overlapped
     /// The command line, recorded in the work dir's lock for whoever finds the dir in use.
     public var commandLine: String = ""
+    /// Copy standard error to `<work dir>/<start time>.log` (aim-train's runs; `RunLog`).
+    public var runLog = false
     /// `--test-last` / `--test-best`: what to test once the run is complete (`TestAfterTraining.swift`).
     public var testAfter: Set<TestCheckpoint> = []
     public init() {}
@@ -91,6 +93,8 @@ public final class Trainer {
     public init(config: Config, options: TrainOptions, communicator comm: any Communicator,
                 trainData: BatchSource? = nil, valData: BatchSource? = nil, testData: BatchSource? = nil) throws {
         self.config = config; self.options = options; self.comm = comm
+        // The lines printed before the work dir exists (CPU, GEMM choice) belong in its log too.
+        if options.runLog && comm.rank == 0 { RunLog.hold() }
         // Data and model keys must fit together when clips are decoded for the model.
         if trainData == nil { try config.checkRelations() }
         let mc = try ModelConfig(config)
@@ -153,6 +157,7 @@ public final class Trainer {
             // An abort (a lost peer) must not leave the lock to a process stuck in MPI_Abort.
             AbortHooks.add { [weak lock] in lock?.release() }
             workDirLock = lock
+            if options.runLog { try Self.startRunLog(workDir: workDir, config: config, options: options, ranks: comm.size) }
         } else { workDirLock = nil }
         let stepsPerEpoch = self.trainData.stepsPerEpoch
         let configured = config.int("train.max_steps") > 0 ? config.int("train.max_steps") : config.int("train.epochs") * stepsPerEpoch
@@ -199,6 +204,29 @@ public final class Trainer {
             try WorkDirCheck.roomForCheckpoints(workDir, bytesEach: CheckpointStore.estimatedBytes(model: model, config: config.dump()))
         }
         log = try MetricsLog(path: comm.rank == 0 ? workDir.appendingPathComponent("metrics.jsonl") : nil)
+    }
+
+    /// The work dir's record of the run, as mmaction2 keeps one: `<config name>.yaml` with every
+    /// key (defaults and --set included; `--config` reads it back), and `<start time>.log`, a copy of
+    /// what rank 0 prints. Neither can stop the run: a failed write is reported and it goes on.
+    static func startRunLog(workDir: URL, config: Config, options: TrainOptions, ranks: Int) throws {
+        let command = options.commandLine.isEmpty ? CommandLine.arguments.joined(separator: " ") : options.commandLine
+        let configFile = workDir.appendingPathComponent("\(config.name).yaml")
+        do {
+            try FileOutput.write(config.yamlText(header: ["Every key of this run (defaults and --set overrides included), written by aim-train.",
+                                                          "Command: \(command)", "bin/aim-train --config \(configFile.path) reproduces it."]),
+                                 to: configFile.path)
+        } catch { Console.error("warning: \(configFile.path) not written: \(error)") }
+        let stamp = DateFormatter()
+        stamp.dateFormat = "yyyyMMdd_HHmmss"
+        let logFile = workDir.appendingPathComponent(stamp.string(from: Date()) + ".log")
+        do {
+            try RunLog.attach(path: logFile.path, header: ["aim-train run log, \(ISO8601DateFormatter().string(from: Date())) on \(ProcessInfo.processInfo.hostName), \(ranks) rank(s)",
+                                                           "command: \(command)", "config: \(configFile.path)"])
+        } catch {
+            RunLog.stop()
+            Console.error("warning: no run log: \(error)")
+        }
     }
 
     /// `load_from`: the tunable weights a new run starts from (a resume then replaces them). Every

@@ -51,6 +51,7 @@ struct AIMTrain: ParsableCommand {
             options.resume = resume; options.maxSteps = maxSteps; options.threads = threads
             options.profile = profile; options.bucketMode = blockingAllreduce ? .blocking : .overlapped
             options.commandLine = CommandLine.arguments.joined(separator: " ")
+            options.runLog = true
             if testLast { options.testAfter.insert(.last) }
             if testBest { options.testAfter.insert(.best) }
             let trainer = try Trainer(config: cfg, options: options, communicator: comm)

@@ -1,3 +1,4 @@
+import AIMConfig
 import AIMTensor
 import Foundation
 import XCTest
@@ -7,6 +8,40 @@ import XCTest
 /// checkpoint.keep_last; a checkpoint holds the tunable weights under the official keys and the
 /// AdamW moments, nothing frozen, so it weighs ≈ 3 × 4 bytes × tunable parameters.
 final class WorkDirLayoutTests: TrainToolTestCase {
+    /// The work dir keeps the run's record as mmaction2's does: `<config name>.yaml` with every
+    /// key, which `--config` reads back into the same run, and `<start time>.log`, rank 0's output
+    /// from its first line (the CPU line, printed before the work dir existed) to its last.
+    func testConfigAndLogOfTheRun() throws {
+        let data = try makeDataset()
+        let wd = workDir("wd")
+        let args = trainArgs(data: data, workDir: wd, steps: 4, ["eval.interval=2", "train.lr=7e-4"])
+        var r = try train(args, ranks: 2)
+        XCTAssertEqual(r.status, 0, r.output)
+        let names = try FileManager.default.contentsOfDirectory(atPath: wd.path)
+        let logs = names.filter { $0.range(of: #"^\d{8}_\d{6}\.log$"#, options: .regularExpression) != nil }
+        XCTAssertEqual(logs.count, 1, "\(names)")
+        let log = try String(contentsOf: wd.appendingPathComponent(logs.first ?? "none"), encoding: .utf8)
+        for line in ["aim-train run log", "command: ", "cpu: ", "step 4/4", "eval at step 2:", "eval at step 4:"] {
+            XCTAssertTrue(log.contains(line), "\(line) not in the run log:\n\(log)")
+        }
+        XCTAssertEqual(log.components(separatedBy: "step 4/4").count, 2, "rank 0's lines only, once:\n\(log)")
+
+        let dumped = wd.appendingPathComponent("tiny_aim.yaml")
+        let expected = try Config.load(path: Self.tinyConfig, overrides: stride(from: 1, to: args.count, by: 1)
+            .filter { args[$0 - 1] == "--set" }.map { args[$0] })
+        let loaded = try Config.load(path: dumped.path)
+        XCTAssertEqual(loaded.name, expected.name)
+        XCTAssertEqual(loaded.values, expected.values)
+        XCTAssertEqual(loaded.double("train.lr"), 7e-4)
+
+        // The dumped file alone reproduces the run, bit for bit.
+        let again = workDir("again")
+        r = try train(["--config", dumped.path, "--work-dir", again.path, "--threads", "1"], ranks: 2)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertEqual(try rawTensors(again.appendingPathComponent("latest.safetensors")),
+                       try rawTensors(wd.appendingPathComponent("latest.safetensors")))
+    }
+
     func testLayoutPruningBestAndCheckpointContents() throws {
         let data = try makeDataset()
         let wd = workDir("wd")
