@@ -212,6 +212,11 @@ public final class Trainer {
     static func startRunLog(workDir: URL, config: Config, options: TrainOptions, ranks: Int) throws {
         let command = options.commandLine.isEmpty ? CommandLine.arguments.joined(separator: " ") : options.commandLine
         let configFile = workDir.appendingPathComponent("\(config.name).yaml")
+        // A run killed while writing it left a temporary file (one run per work dir: not ours is stale).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: workDir.path)) ?? []
+        where name.contains(".yaml.tmp-") && !name.hasSuffix(".tmp-\(getpid())") {
+            try? FileManager.default.removeItem(at: workDir.appendingPathComponent(name))
+        }
         do {
             try FileOutput.write(config.yamlText(header: ["Every key of this run (defaults and --set overrides included), written by aim-train.",
                                                           "Command: \(command)", "bin/aim-train --config \(configFile.path) reproduces it."]),
