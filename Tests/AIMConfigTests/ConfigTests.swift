@@ -207,6 +207,18 @@ final class ConfigTests: XCTestCase {
         assertFails(twice, [twice + ":3", "model.width", "set twice", "line 2"])
     }
 
+    /// An integer list (Swin's depths, windows, patch) takes `2.0` as 2, as a dump writes it,
+    /// but a fraction is an error: `2.5` must not become a window of 2 without a word.
+    func testIntegerListsTakeWholeNumbersOnly() throws {
+        let whole = try Config.load(path: write("whole.yaml", "model.window_size: [8.0, 7, 7]\n"),
+                                    overrides: ["model.depths=[2, 2.0, 18, 2]"])
+        XCTAssertEqual(whole.doubles("model.window_size"), [8, 7, 7])
+        XCTAssertEqual(whole.doubles("model.depths"), [2, 2, 18, 2])
+        assertFails(write("frac.yaml", "model.window_size: [8, 7.5, 7]\n"), ["model.window_size", "'7.5'"])
+        assertFails(write("plain.yaml", "{}\n"), overrides: ["model.patch_size=[2, 4.5, 4]"], ["model.patch_size", "'4.5'"])
+        assertFails(write("scalar.yaml", "model.patch_size: 14.2\n"), ["model.patch_size", "'14.2'"])
+    }
+
     // MARK: --set
 
     func testOverridesAreTypedByTheSchema() throws {
