@@ -340,6 +340,20 @@ final class AnnotationRobustnessTests: XCTestCase {
         XCTAssertEqual(e4?.message, "class name `Holding something` is on line 1 too (each class needs its own name)")
     }
 
+    /// The line a JSON label file's error names is the line of the text, whatever ends its lines:
+    /// a CRLF is one line break (counted twice, line 3 of a Windows file was called line 5).
+    func testJSONLabelErrorsNameTheLineInEveryLineEnding() throws {
+        let ssv2 = write("lines-ssv2.json", #"[{"id": "1", "template": "Holding [something]"}]"#)
+        let json = "{\"Holding something\": \"0\",\n \"Pushing something\": \"1\",\n \"Holding something\": \"2\"}\n"
+        for v in Self.variants {
+            let labels = write("dup-lines-\(v.tag).json", json, ending: v.ending, bom: v.bom)
+            let e = annotationError { try loadAnnotations(format: .ssv2JSON, file: ssv2, root: "", classList: labels) }
+            XCTAssertEqual(e?.file, labels, v.tag)
+            XCTAssertEqual(e?.line, 3, v.tag)
+            XCTAssertEqual(e?.message, "class name `Holding something` is on line 1 too (each class needs its own name)", v.tag)
+        }
+    }
+
     // MARK: JSON booleans
 
     /// `true` is not the number 1: a boolean where an id or a label is expected is refused with

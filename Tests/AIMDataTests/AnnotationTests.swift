@@ -45,6 +45,41 @@ final class AnnotationTests: XCTestCase {
         }
     }
 
+    /// Kinetics downloads keep videos either flat under the root or in one folder per class
+    /// (`root/<label>/<id>_<start>_<end>.mp4`); the folder of the first entry's label decides,
+    /// and then every path goes through its own label's folder.
+    func testKineticsCSVFolderPerClassLayout() throws {
+        let root = Self.dir + "/k-by-class"
+        for c in ["abseiling", "zumba"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + c, withIntermediateDirectories: true)
+        }
+        let f = write("k-by-class.csv", """
+            label,youtube_id,time_start,time_end,split
+            abseiling,xyz_1,0,10,train
+            zumba,q,123,133,train
+            """)
+        let s = try loadAnnotations(format: .kineticsCSV, file: f, root: root)
+        XCTAssertEqual(s.map(\.path), [root + "/abseiling/xyz_1_000000_000010.mp4", root + "/zumba/q_000123_000133.mp4"])
+        XCTAssertEqual(s.map(\.label), [0, 1])
+        // No such folder: flat under the root.
+        XCTAssertEqual(try loadAnnotations(format: .kineticsCSV, file: f, root: Self.dir + "/k-flat").map(\.path),
+                       [Self.dir + "/k-flat/xyz_1_000000_000010.mp4", Self.dir + "/k-flat/q_000123_000133.mp4"])
+    }
+
+    /// CSV quoting as RFC 4180 (and Python's csv module) has it: inside quotes a doubled quote is
+    /// one quote character and a comma is text, so the class name keeps both.
+    func testKineticsCSVDoubledQuotesInsideQuotedFields() throws {
+        let f = write("k-quotes.csv", """
+            label,youtube_id,time_start,time_end,split
+            "say ""hi"", wave",abc,5,15,train
+            "plain",def,1,2,train
+            """)
+        let s = try loadAnnotations(format: .kineticsCSV, file: f, root: "")
+        XCTAssertEqual(s.map(\.className), ["say \"hi\", wave", "plain"])
+        XCTAssertEqual(s.map(\.path), ["abc_000005_000015.mp4", "def_000001_000002.mp4"])
+        XCTAssertEqual(s.map(\.label), [1, 0])  // sorted: "plain" < "say ..."
+    }
+
     func testSSv2AndDiving48() throws {
         _ = write("labels.json", #"{"Holding something next to something": "0", "Pushing something from left to right": "1"}"#)
         let f = write("something-something-v2-train.json", #"""
