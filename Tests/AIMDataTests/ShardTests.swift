@@ -250,6 +250,45 @@ final class ShardTests: XCTestCase {
         }
     }
 
+    /// WebDataset keys split at the first dot of the file name and extensions are matched
+    /// without case: `CLIP.MP4` (a camera's name) is the video of sample `CLIP`, not a member
+    /// without a video that would be dropped from the split.
+    func testUpperCaseVideoExtensionsAreVideos() throws {
+        let dir = scratchDir("upper")
+        let w = try TarWriter(path: dir + "/up-0.tar")
+        try w.add(name: "CLIP.MP4", data: [UInt8](repeating: 1, count: 700))
+        try w.add(name: "CLIP.cls", data: Array("2".utf8))
+        try w.add(name: "b.Mov", data: [UInt8](repeating: 2, count: 100))
+        try w.add(name: "b.CLS", data: Array("0\n".utf8))
+        try w.finish()
+        let (samples, report) = try ShardDataset.open(spec: dir + "/up-0.tar", cacheDir: nil)
+        XCTAssertEqual(report.withoutVideo, [])
+        XCTAssertEqual(samples.map(\.label), [2, 0])
+        XCTAssertEqual(samples.map(\.range), [ArchiveRange(archive: dir + "/up-0.tar", offset: w.members[0].offset, size: 700),
+                                              ArchiveRange(archive: dir + "/up-0.tar", offset: w.members[2].offset, size: 100)])
+    }
+
+    /// JSON `true` is not the count 1 (JSONSerialization gives both as NSNumber): a manifest
+    /// whose counts are booleans is refused, not read as one sample or one member.
+    func testManifestCountsThatAreBooleansAreRefused() throws {
+        let dir = scratchDir("manifest-bool")
+        func manifest(samples: String, members: String) -> String {
+            let shard = "{\"tar\": \"t-0.tar\", \"index\": \"t-0.idx\", \"samples\": 1, \"members\": \(members), \"bytes\": 10240, "
+                + "\"sha256\": \"x\", \"index_sha256\": \"y\"}"
+            let path = dir + "/m.json"
+            try? FileOutput.write("{\"format\": \"aim-shards\", \"version\": 1, \"split\": \"train\", \"pattern\": \"t-{0..0}.tar\", "
+                                  + "\"samples\": \(samples), \"shards\": [\(shard)], \"skipped\": []}", to: path)
+            return path
+        }
+        XCTAssertEqual(try ShardManifest.read(manifest(samples: "1", members: "2")).shards.first?.members, 2)
+        XCTAssertThrowsError(try ShardManifest.read(manifest(samples: "true", members: "2"))) {
+            XCTAssertTrue("\($0)".contains("without integer `samples`"), "\($0)")
+        }
+        XCTAssertThrowsError(try ShardManifest.read(manifest(samples: "1", members: "true"))) {
+            XCTAssertTrue("\($0)".contains("without integer `members`"), "\($0)")
+        }
+    }
+
     /// Shards written by Python's tarfile in the WebDataset layout, without our index: the index
     /// is built on first open and stored beside them, or in the cache folder when theirs is
     /// read-only; the long (pax) key reads; the videos decode from their ranges.

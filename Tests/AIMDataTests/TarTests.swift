@@ -81,6 +81,50 @@ final class TarTests: XCTestCase {
         }
     }
 
+    /// A 512-byte header built field by field from the POSIX/GNU layout (name 0, mode 100, size
+    /// 124 in octal, type flag 156, magic 257; checksum 148: the sum of all bytes with that field
+    /// as spaces, six octal digits, NUL, space), independent of our writer.
+    func rawHeader(name: String, size: Int, type: UInt8, magic: String?) -> [UInt8] {
+        var h = [UInt8](repeating: 0, count: Tar.block)
+        func put(_ s: String, _ at: Int) { for (i, b) in s.utf8.enumerated() { h[at + i] = b } }
+        put(name, 0); put("0000644", 100); put("0000000", 108); put("0000000", 116)
+        put(String(size, radix: 8).leftPadded(11), 124); put("00000000000", 136)
+        h[156] = type
+        if let magic { put(magic, 257) }
+        for i in 148..<156 { h[i] = 0x20 }
+        put(String(h.reduce(0) { $0 + Int($1) }, radix: 8).leftPadded(6), 148)
+        h[154] = 0
+        return h
+    }
+
+    /// GNU tar's own archives, as `tar -cf x.tar -C dir .` writes them: a long name in a
+    /// `././@LongLink` (type L) entry that names only the member after it, names that start with
+    /// `./`, and an old v7 header whose type flag is NUL for a regular file.
+    func testReadsGNUTarLongLinksDotSlashNamesAndV7Files() throws {
+        let long = "dir_" + String(repeating: "n", count: 120) + "/x.mp4"
+        func data(_ s: String) -> [UInt8] { Array(s.utf8) + [UInt8](repeating: 0, count: Tar.padding(Int64(s.utf8.count))) }
+        var b: [UInt8] = []   // each part's offset in the archive on the right
+        b += rawHeader(name: "././@LongLink", size: long.utf8.count + 1, type: UInt8(ascii: "L"), magic: "ustar  ")  // 0
+        b += data(long + "\u{0}")                                                                             // 512
+        b += rawHeader(name: String(long.prefix(100)), size: 3, type: UInt8(ascii: "0"), magic: "ustar  ")  // 1024
+        b += data("gnu")                                                                                      // 1536
+        b += rawHeader(name: "b.cls", size: 1, type: UInt8(ascii: "0"), magic: "ustar  ")                   // 2048
+        b += data("7")                                                                                        // 2560
+        b += rawHeader(name: "./c.mp4", size: 6, type: UInt8(ascii: "0"), magic: "ustar  ")                 // 3072
+        b += data("second")                                                                                   // 3584
+        b += rawHeader(name: "old.txt", size: 2, type: 0, magic: nil)                                         // 4096
+        b += data("v7")                                                                                       // 4608
+        b += [UInt8](repeating: 0, count: 2 * Tar.block)
+        let path = scratchDir("tar-gnu") + "/gnu.tar"
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(b)))
+        XCTAssertEqual(try Tar.members(ofArchive: path), [
+            TarMember(name: long, offset: 1536, size: 3),
+            TarMember(name: "b.cls", offset: 2560, size: 1),
+            TarMember(name: "c.mp4", offset: 3584, size: 6),
+            TarMember(name: "old.txt", offset: 4608, size: 2),
+        ])
+    }
+
     func testTruncatedAndForeignFilesAreNamedErrors() throws {
         let dir = scratchDir("tar-bad")
         let w = try TarWriter(path: dir + "/ok.tar")
@@ -130,6 +174,26 @@ final class TarTests: XCTestCase {
         XCTAssertThrowsError(try ShardIndex.parse("something else\n", file: "f.idx"))
     }
 
+    /// Only the first and last member are checked against their tar headers, so the order of the
+    /// index is what catches a middle member that points into its neighbour or entries that go
+    /// backwards: the decoder would be handed another member's bytes.
+    func testIndexWithMembersOverlappingOrOutOfOrderIsRefused() throws {
+        let dir = scratchDir("tar-order")
+        let w = try TarWriter(path: dir + "/s.tar")
+        for n in ["a.mp4", "b.mp4", "c.mp4"] { try w.add(name: n, data: [UInt8](repeating: 1, count: 1000)) }
+        try w.finish()
+        let idx = try ShardIndex.build(shard: dir + "/s.tar")
+        XCTAssertNil(idx.mismatch(shard: dir + "/s.tar"))
+        var overlapping = idx
+        overlapping.members[1].offset = idx.members[0].offset + 512   // inside a.mp4
+        XCTAssertEqual(overlapping.mismatch(shard: dir + "/s.tar"),
+                       "member b.mp4 at \(idx.members[0].offset + 512)+1000 lies outside the archive or out of order")
+        var backwards = idx
+        backwards.members.swapAt(0, 1)
+        XCTAssertEqual(backwards.mismatch(shard: dir + "/s.tar"),
+                       "member a.mp4 at \(idx.members[0].offset)+1000 lies outside the archive or out of order")
+    }
+
     func testBraceExpansionAsWebDatasetWritesIt() throws {
         XCTAssertEqual(try ShardDataset.expandBraces("d/train-{000000..000002}.tar"),
                        ["d/train-000000.tar", "d/train-000001.tar", "d/train-000002.tar"])
@@ -139,4 +203,9 @@ final class TarTests: XCTestCase {
         XCTAssertThrowsError(try ShardDataset.expandBraces("x-{3..1}.tar"))
         XCTAssertThrowsError(try ShardDataset.expandBraces("x-{0..2.tar"))
     }
+}
+
+private extension String {
+    /// `self` with leading zeros up to `width` characters.
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
