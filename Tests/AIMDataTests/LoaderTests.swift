@@ -140,6 +140,24 @@ final class LoaderTests: XCTestCase {
                                                "not a regular file (device, FIFO or socket)", "missing file"])
     }
 
+    /// A video whose header is whole (an MP4 with its index in front) but whose last frames are
+    /// damaged opens with the frame count it promises: only decoding its last frame shows the
+    /// damage, so `aim-data check` reports it before training meets it.
+    func testCheckDecodesTheLastFrameToFindADamagedTail() throws {
+        let d = scratchDir("tailcheck")
+        try makeGrayVideo(d + "/src.avi", encoder: "mpeg4", frames: 40)
+        try XCTSkipUnless(ffmpegCLI(["-i", d + "/src.avi", "-c:v", "libx264", "-g", "8", "-movflags", "+faststart", d + "/whole.mp4"]),
+                          "ffmpeg CLI with libx264 needed")
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: d + "/whole.mp4")))
+        for i in (bytes.count - bytes.count / 20)..<bytes.count { bytes[i] = 0 }   // the last 5 %: the last frames' data
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/tail.mp4", contents: Data(bytes)))
+        XCTAssertEqual(try VideoReader(path: d + "/tail.mp4").frameCount, 40, "the header still promises 40 frames")
+        let rep = checkVideos([d + "/whole.mp4", d + "/tail.mp4"])
+        XCTAssertEqual(rep.ok, 1)
+        XCTAssertEqual(rep.bad.map(\.path), [d + "/tail.mp4"])
+        XCTAssertTrue(rep.bad.first?.reason.hasPrefix("truncated") == true, "\(rep.bad)")
+    }
+
     func testCheckNamesAndCountsEveryBadEntry() {
         let rep = checkVideos(MixedList.samples.map(\.path))
         XCTAssertEqual(rep.total, 14); XCTAssertEqual(rep.ok, 8)
