@@ -149,4 +149,24 @@ final class OptimizerAndRandomTests: XCTestCase {
         var g3 = RandomGenerator(keys: 11)
         XCTAssertEqual(dropPathScales(samples: 5, p: 0, rng: &g3), [1, 1, 1, 1, 1])
     }
+
+    /// SplitMix64 seeding and the xoshiro256** stream against Vigna's reference C code
+    /// (prng.di.unimi.it: splitmix64.c seeding s[0..3], then xoshiro256starstar.c's next()),
+    /// compiled and printed for seeds 0 and 42. Every initial weight, sampled frame and crop is
+    /// drawn from these streams; the statistical tests pass for any decent generator, so only
+    /// fixed values catch a changed shift or rotation.
+    func testGeneratorMatchesTheReferenceSplitMix64AndXoshiro256StarStar() {
+        let expected: [UInt64: (state: [UInt64], draws: [UInt64])] = [
+            0: ([0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f, 0xf88bb8a8724c81ec],
+                [0x99ec5f36cb75f2b4, 0xbf6e1f784956452a, 0x1a5f849d4933e6e0, 0x6aa594f1262d2d2c, 0xbba5ad4a1f842e59, 0xffef8375d9ebcaca]),
+            42: ([0xbdd732262feb6e95, 0x28efe333b266f103, 0x47526757130f9f52, 0x581ce1ff0e4ae394],
+                 [0x15780b2e0c2ec716, 0x6104d9866d113a7e, 0xae17533239e499a1, 0xecb8ad4703b360a1, 0xfde6dc7fe2ec5e64, 0xc50da53101795238]),
+        ]
+        for (seed, want) in expected {
+            var g = RandomGenerator(seed: seed)
+            let s = g.state
+            XCTAssertEqual([s.0, s.1, s.2, s.3], want.state, "seed \(seed)")
+            XCTAssertEqual((0..<6).map { _ in g.next() }, want.draws, "seed \(seed)")
+        }
+    }
 }
