@@ -95,6 +95,25 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(tensorsPart(ourHeader), tensorsPart(pyHeader))
     }
 
+    /// The header is padded with spaces up to the next multiple of 8 bytes, and not at all when
+    /// it is one already (the reference's `(8 - n % 8) % 8`): the Python fixture's header needs
+    /// padding, so only a header of exactly 56 bytes shows a writer that always adds some.
+    func testHeaderIsPaddedToTheNextMultipleOfEightOnly() {
+        func header(_ name: String) -> String {
+            var w = SafetensorsWriter()
+            w.add(name, floats: [1], shape: [1])
+            let b = w.headerBytes()
+            let n = Int(b.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+            XCTAssertEqual(b.count, 8 + n, name)
+            return String(decoding: b[8...], as: UTF8.self)
+        }
+        func json(_ name: String) -> String { "{\"\(name)\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}" }
+        XCTAssertEqual(json("abc").utf8.count, 56)
+        XCTAssertEqual(header("abc"), json("abc"))
+        XCTAssertEqual(header("ab"), json("ab") + " ")
+        XCTAssertEqual(header("abcd"), json("abcd") + String(repeating: " ", count: 7))
+    }
+
     // MARK: writing
 
     func testRoundTripAllDtypesAndMetadata() throws {
