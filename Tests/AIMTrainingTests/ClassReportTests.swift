@@ -41,4 +41,15 @@ final class ClassReportTests: XCTestCase {
                        "v.mp4,1,\"say \"\"hi\"\"\",0.700000,0,\"a, b\",0.250000")
         XCTAssertEqual(PredictionTable.row(leading: ["v.mp4"], scores: [0.25, 0.7, 0.05], k: 1, classes: nil), "v.mp4,1,1,0.700000")
     }
+
+    /// Pairs with the same count come by true label, then predicted label, ascending, as
+    /// documented: aim-eval prints the first few, and a dictionary's order differs per process.
+    func testConfusedPairsOfEqualCountAreOrderedByTruthThenPrediction() {
+        let one = { (c: Int) -> [Float] in (0..<4).map { $0 == c ? 0.7 : 0.1 } }
+        // (truth → predicted): 2→1 twice; 3→0, 0→2, 0→1, 1→3 once each.
+        let pairs = [(2, 1), (3, 0), (2, 1), (0, 2), (1, 3), (0, 1)]
+        let r = ClassReport(scores: pairs.map { one($0.1) }, labels: pairs.map(\.0), numClasses: 4)
+        XCTAssertEqual(r.confusions.map { [$0.truth, $0.predicted, $0.count] },
+                       [[2, 1, 2], [0, 1, 1], [0, 2, 1], [1, 3, 1], [3, 0, 1]])
+    }
 }

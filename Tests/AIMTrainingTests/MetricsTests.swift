@@ -108,4 +108,24 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(r.skipped, 1)
         XCTAssertEqual(r.scores.count, 4)
     }
+
+    /// JSON has no NaN or infinity: a record holding one (the loss of the step that stops a run)
+    /// is written with the value as a string, never dropped, so the log shows why the run ended.
+    func testMetricsRecordsKeepNonFiniteValuesAsStrings() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-nonfinite-\(getpid()).jsonl")
+        try? FileManager.default.removeItem(at: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let log = try MetricsLog(path: url)
+        log.record(["step": 7, "loss": Double.nan, "grad_norm": -Double.infinity, "lr": Float.infinity, "top1": 0.5])
+        log.record(["step": 8, "loss": 1.25])
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        let first = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        XCTAssertEqual(first["step"] as? Int, 7)
+        XCTAssertEqual(first["loss"] as? String, "nan")
+        XCTAssertEqual(first["grad_norm"] as? String, "-inf")
+        XCTAssertEqual(first["lr"] as? String, "inf")
+        XCTAssertEqual(first["top1"] as? Double, 0.5)
+        XCTAssertEqual(log.failedRecords, 0)
+    }
 }
