@@ -81,4 +81,32 @@ final class CountTests: XCTestCase {
         }
         XCTAssertEqual(m.store.tunableGrads.count, m.tunableParameterCount)
     }
+
+    /// The final norm's FLOPs (5 per element, fvcore's LayerNorm count) over the tokens it runs
+    /// on: a frame-by-frame model normalises T × N tokens (each frame's class token too); the
+    /// ImageNet TimeSformer's sequence holds one class token and T × L patches, 1 + L·T tokens.
+    /// 16² frames of 8² patches: L = 4, N = 5; T = 3, D = 16.
+    func testFinalNormFLOPsCountTheTokensItRunsOn() throws {
+        func tiny(_ edit: (inout ModelConfig) -> Void) throws -> Recognizer {
+            try model { c in
+                c.inputResolution = 16; c.patchSize = 8; c.width = 16; c.layers = 2; c.heads = 2; c.numFrames = 3; c.numClasses = 3
+                edit(&c)
+            }
+        }
+        let frames = try tiny { _ in }
+        XCTAssertEqual(frames.moduleCounts().first { $0.module == "ln_post" }?.flops, 5 * 3 * 5 * 16)
+        let video = try tiny { $0.backbone = .imagenet; $0.dividedSpaceTime = true; $0.adapters = []; $0.tune = .all }
+        XCTAssertEqual(video.moduleCounts().first { $0.module == "norm" }?.flops, 5 * (1 + 4 * 3) * 16)
+    }
+
+    /// The classifier's FLOPs are its multiply-accumulates, in × out (fvcore's Linear count): 768 ×
+    /// 400 = 307,200 for ViT-B on K400, too few to move the GFLOPs the paper tests check.
+    func testHeadFLOPsAreInTimesOut() throws {
+        let m = try model { $0.width = 32; $0.layers = 2; $0.heads = 4; $0.patchSize = 8; $0.inputResolution = 16; $0.numClasses = 7 }
+        let head = try XCTUnwrap(m.moduleCounts().first { $0.module == "cls_head.fc_cls" })
+        XCTAssertEqual(head.flops, 32 * 7)
+        XCTAssertEqual(head.parameters, 32 * 7 + 7)
+        let vitB = try model { $0.numClasses = 400 }
+        XCTAssertEqual(vitB.moduleCounts().first { $0.module == "cls_head.fc_cls" }?.flops, 768 * 400)
+    }
 }

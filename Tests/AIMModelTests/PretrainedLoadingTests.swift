@@ -158,4 +158,46 @@ final class PretrainedLoadingTests: XCTestCase {
             XCTAssertEqual(t.rounded(), total, file); XCTAssertEqual((u * 10).rounded() / 10, tunable, file)
         }
     }
+
+    /// Gives every LayerNorm weight and bias of `model` values of its own (they start as all
+    /// ones and zeros, so a norm loaded from the wrong one, or not loaded, looked right).
+    func distinctNorms(_ model: Recognizer) {
+        for (k, p) in model.store.parameters.enumerated() where p.name.contains("ln_") || p.name.contains("norm") {
+            for i in 0..<p.count { p.data[i] = Float(k) + Float(i) / 64 }
+        }
+    }
+
+    /// TimeSformer's temporal parts start from the image model's spatial ones, each from its own
+    /// counterpart: the temporal norm from the attention's norm (`ln_1` / `norm1`), not the
+    /// MLP's, and timm's final `norm` from the image model's final norm.
+    func testTimeSformerNormsComeFromTheirOwnImageNorms() throws {
+        let clip = try Recognizer(config: tiny { $0.adapters = []; $0.numFrames = 1 }, seed: 11)
+        distinctNorms(clip)
+        let clipPath = tempFile("clip-norms")
+        defer { unlink(clipPath) }
+        try writeBackbone(of: clip, to: clipPath)
+        let ts = try Recognizer(config: tiny { $0.backbone = .timesformer; $0.adapters = []; $0.tune = .all }, seed: 12)
+        try ts.loadPretrainedBackbone(path: clipPath)
+        for b in 0..<2 {
+            let prefix = "backbone.transformer.resblocks.\(b)."
+            for f in ["weight", "bias"] {
+                XCTAssertEqual(ts.store[prefix + "t_norm." + f]!.value.array, clip.store[prefix + "ln_1." + f]!.value.array, prefix + f)
+                XCTAssertNotEqual(ts.store[prefix + "t_norm." + f]!.value.array, clip.store[prefix + "ln_2." + f]!.value.array, prefix + f)
+            }
+        }
+
+        let image = try Recognizer(config: tiny { $0.backbone = .imagenet; $0.adapters = []; $0.numFrames = 1 }, seed: 11)
+        distinctNorms(image)
+        let timmPath = tempFile("timm-norms")
+        defer { unlink(timmPath) }
+        try writeBackbone(of: image, to: timmPath)
+        let divided = try Recognizer(config: tiny { $0.backbone = .imagenet; $0.dividedSpaceTime = true; $0.adapters = []; $0.tune = .all }, seed: 12)
+        let report = try divided.loadPretrainedBackbone(path: timmPath)
+        for f in ["weight", "bias"] {
+            XCTAssertEqual(divided.store["backbone.norm." + f]!.value.array, image.store["backbone.ln_post." + f]!.value.array, f)
+            XCTAssertEqual(divided.store["backbone.blocks.1.temporal_norm1." + f]!.value.array,
+                           image.store["backbone.blocks.1.norm1." + f]!.value.array, f)
+        }
+        XCTAssertFalse(report.missing.contains("backbone.norm.weight"))
+    }
 }
