@@ -113,15 +113,6 @@ public final class CheckpointStore {
         for old in stepFiles().dropFirst(keepLast) { try? FileManager.default.removeItem(at: old) }
     }
 
-    /// The newest checkpoint that reads back whole; corrupt or truncated ones are reported and skipped.
-    public func newestValid(for model: Recognizer) -> URL? {
-        for file in stepFiles() {
-            do { _ = try validate(file, model: model); return file }
-            catch { log("checkpoint \(file.path) skipped: \(error)") }
-        }
-        return nil
-    }
-
     /// Checks that `file` is one of ours and holds every tunable parameter and moment.
     public func validate(_ file: URL, model: Recognizer) throws -> SafetensorsFile {
         let f = try SafetensorsFile(path: file.path)
