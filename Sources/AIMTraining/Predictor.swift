@@ -40,11 +40,18 @@ public final class Predictor {
         let n = reader.frameCount, duration = Double(n) / reader.fps
         var out: [Window] = []
         for (start, end) in Self.windows(duration: duration, window: window, stride: stride) {
-            let lo = min(n - 1, Int((start * reader.fps).rounded(.down)))
-            let hi = max(lo + 1, min(n, Int((end * reader.fps).rounded(.up))))
-            out.append(Window(start: start, end: end, scores: try scores(reader, frames: lo..<hi)))
+            let frames = Self.frames(start: start, end: end, fps: reader.fps, count: n)
+            out.append(Window(start: start, end: end, scores: try scores(reader, frames: frames)))
         }
         return (duration, out)
+    }
+
+    /// The frames a window samples from: every frame shown during [start, end) (the one showing
+    /// at `start` through the one showing just before `end`), at least one, within the video.
+    public static func frames(start: Double, end: Double, fps: Double, count n: Int) -> Range<Int> {
+        let lo = min(n - 1, Int((start * fps).rounded(.down)))
+        let hi = max(lo + 1, min(n, Int((end * fps).rounded(.up))))
+        return lo..<hi
     }
 
     /// Window bounds in seconds (separate so the rule is testable without a video).

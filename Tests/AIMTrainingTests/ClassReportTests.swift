@@ -34,6 +34,16 @@ final class ClassReportTests: XCTestCase {
         XCTAssertEqual(w(0, 4, 1), [])
     }
 
+    /// A window samples the frames shown during it: at 10 fps, [0.35, 0.72) shows frames 3 (from
+    /// 0.3 s) to 7 (from 0.7 s); a window inside one frame gets that frame; the end is the video's.
+    func testWindowFramesAreThoseShownDuringIt() {
+        XCTAssertEqual(Predictor.frames(start: 0.35, end: 0.72, fps: 10, count: 100), 3..<8)
+        XCTAssertEqual(Predictor.frames(start: 0.3, end: 0.7, fps: 10, count: 100), 3..<7)
+        XCTAssertEqual(Predictor.frames(start: 0.31, end: 0.32, fps: 10, count: 100), 3..<4)
+        XCTAssertEqual(Predictor.frames(start: 9.5, end: 10.4, fps: 10, count: 100), 95..<100)
+        XCTAssertEqual(Predictor.frames(start: 10.2, end: 10.4, fps: 10, count: 100), 99..<100, "past the end: the last frame")
+    }
+
     func testCSVRowsQuoteNamesAndCarryProbabilities() {
         let map = LabelMap(names: ["a, b", "say \"hi\"", "c"], path: "m")
         XCTAssertEqual(PredictionTable.header(k: 2, leading: ["video"]), "video,top1_label,top1_class,top1_prob,top2_label,top2_class,top2_prob")
