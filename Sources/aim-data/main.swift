@@ -7,8 +7,8 @@ import Foundation
 struct AimData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aim-data",
-        abstract: "Inspect video datasets, dump sampled clips, write a synthetic dataset, write tar shards.",
-        subcommands: [Check.self, Clip.self, Synth.self, DecodeBench.self, Shard.self])
+        abstract: "Inspect video datasets, list class folders, dump sampled clips, write a synthetic dataset, write tar shards.",
+        subcommands: [Check.self, List.self, Clip.self, Synth.self, DecodeBench.self, Shard.self])
 }
 
 func fail(_ message: String) -> Never {
@@ -139,6 +139,42 @@ struct Clip: ParsableCommand {
             w.add("frames", dtype: .u8, shape: [n, clipLen, frames.height, frames.width, 3], bytes: frames.pixels)
             try w.save(to: output)
             print("\(video): \(reader.frameCount) frames (\(reader.frameCountSource.rawValue)), indices \(idx) → \(output)")
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the mmaction2 video list and label map of videos laid out one folder per class (ROOT/<class>/<video>), as mmaction2's build_file_list.py --level 2.",
+        discussion: """
+        bin/aim-data list my_videos/train --out my_videos/train_list.txt   # writes my_videos/classes.txt
+        bin/aim-data list my_videos/val --out my_videos/val_list.txt       # reads it: the same labels
+        Label i is the i-th class folder by name, or the i-th line of an existing label map.
+        """)
+
+    @Argument(help: "folder holding one folder of videos per class") var root: String
+    @Option(help: "video list to write (lines `<class>/<video> <label>`, relative to ROOT)") var out: String
+    @Option(help: "label map: read when it exists (a validation folder then gets the training labels), else written from the class folders (default: classes.txt beside --out)")
+    var classes: String?
+
+    func run() throws {
+        let map = classes ?? ((out as NSString).deletingLastPathComponent as NSString).appendingPathComponent("classes.txt")
+        if FileOutput.isFileNotFolder(root) { failUsage("\(root) is a file, not a folder of class folders") }
+        do {
+            let existing = FileManager.default.fileExists(atPath: map) ? try LabelMap.load(path: map) : nil
+            let scan = try ClassFolders.scan(root: root, labelMap: existing)
+            if existing == nil { try FileOutput.write(scan.classesText, to: map) }
+            try FileOutput.write(scan.listText, to: out)
+            print("wrote \(out): \(scan.entries.count) videos in \(scan.classes.count - scan.classesWithoutVideos.count) classes; label map \(map) (\(existing == nil ? "written" : "read"), \(scan.classes.count) classes)")
+            if !scan.classesWithoutVideos.isEmpty {
+                print("classes of the label map without videos here: \(scan.classesWithoutVideos.prefix(10).joined(separator: ", "))\(scan.classesWithoutVideos.count > 10 ? " … (\(scan.classesWithoutVideos.count) in all)" : "")")
+            }
+            if !scan.ignored.isEmpty {
+                print("not listed (not a video by its extension, or outside a class folder): \(scan.ignored.count) file(s), e.g. \(scan.ignored.prefix(3).joined(separator: ", "))")
+            }
+            print("train on it: --set data.root=\(root) --set data.train=\(out) --set data.classes=\(map) --set model.num_classes=\(scan.classes.count)")
         } catch {
             fail("\(error)")
         }

@@ -1,0 +1,44 @@
+import Foundation
+import XCTest
+
+/// `aim-data list` end to end: the demo's videos moved into one folder per class, listed for
+/// training and validation (validation reading the training label map), then trained on.
+final class DataListToolTests: TrainToolTestCase {
+    func testClassFoldersTrainThroughTheirLists() throws {
+        let data = try makeDataset()
+        let mine = scratch.appendingPathComponent("my_videos")
+        let names = try String(contentsOf: data.appendingPathComponent("classes.txt"), encoding: .utf8).split(separator: "\n").map(String.init)
+        for split in ["train", "val"] {
+            for line in try String(contentsOf: data.appendingPathComponent("\(split)_list.txt"), encoding: .utf8).split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                let folder = mine.appendingPathComponent("\(split)/\(names[Int(parts[1])!])")
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(at: data.appendingPathComponent(String(parts[0])),
+                                                 to: folder.appendingPathComponent((String(parts[0]) as NSString).lastPathComponent))
+            }
+        }
+        let list = try tool("aim-data")
+        var r = try run(list, ["list", mine.appendingPathComponent("train").path, "--out", mine.appendingPathComponent("train_list.txt").path])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("16 videos in 4 classes") && r.output.contains("(written, 4 classes)"), r.output)
+        XCTAssertTrue(r.output.contains("--set model.num_classes=4"), r.output)
+        r = try run(list, ["list", mine.appendingPathComponent("val").path, "--out", mine.appendingPathComponent("val_list.txt").path])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("(read, 4 classes)"), r.output)
+        // Class names sorted: the label map is the sorted demo names, not their synth order.
+        let map = try String(contentsOf: mine.appendingPathComponent("classes.txt"), encoding: .utf8)
+        XCTAssertEqual(map, names.sorted().map { $0 + "\n" }.joined())
+
+        var args = ["--config", Self.tinyConfig, "--work-dir", workDir("wd").path, "--threads", "1"]
+        for s in ["data.root=\(mine.path)/train", "data.val_root=\(mine.path)/val", "data.train=\(mine.path)/train_list.txt",
+                  "data.val=\(mine.path)/val_list.txt", "data.classes=\(mine.path)/classes.txt", "model.num_classes=4",
+                  "model.pretrained=", "train.max_steps=2", "train.batch_size=8", "train.micro_batch=8"] { args += ["--set", s] }
+        r = try train(args)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("(8 videos, 0 skipped)"), r.output)
+
+        // A file given as the folder is a malformed command line.
+        r = try run(list, ["list", mine.appendingPathComponent("classes.txt").path, "--out", scratch.appendingPathComponent("x.txt").path])
+        XCTAssertEqual(r.status, 64, r.output)
+    }
+}
