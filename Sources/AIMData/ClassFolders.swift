@@ -16,7 +16,7 @@ public struct ClassFolders: Sendable {
     public let classesWithoutVideos: [String]
 
     /// Video file extensions, lower-case.
-    public static let videoExtensions = ShardDataset.videoExtensions
+    public static let videoExtensions = VideoReader.fileExtensions
 
     /// `labelMap`: label by an existing map (a validation folder must use the training folder's
     /// labels); a class folder it does not name is an error. nil: the class folders, sorted.

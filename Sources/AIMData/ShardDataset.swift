@@ -12,7 +12,7 @@ import Foundation
 public enum ShardDataset {
     /// Video extensions a sample's video member may have (WebDataset names members
     /// `<key>.<ext>`; the extension is the decoder's hint).
-    public static let videoExtensions: Set<String> = ["mp4", "m4v", "mov", "avi", "mkv", "webm", "flv", "mpg", "mpeg", "ts", "ogv", "wmv", "3gp", "gif"]
+    public static let videoExtensions = VideoReader.fileExtensions
 
     /// What opening the shards of a split found, besides the samples.
     public struct Report: Sendable {

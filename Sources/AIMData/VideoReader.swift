@@ -13,6 +13,10 @@ let silenceFFmpeg: Void = { av_log_set_level(aim_av_log_quiet()) }()
 /// seeks to the keyframe before the first wanted frame and decodes forward. Files whose
 /// timestamps are missing or repeated are decoded from the start instead (always correct, slower).
 public final class VideoReader {
+    /// File extensions taken for videos where only the name can tell (folders searched by
+    /// aim-predict and aim-data list, members of a shard), lower-case.
+    public static let fileExtensions: Set<String> = ["mp4", "m4v", "mov", "avi", "mkv", "webm", "flv", "mpg", "mpeg", "ts", "ogv", "wmv", "3gp", "gif"]
+
     public enum FrameCountSource: String, Sendable {
         /// The container's frame count, confirmed by the packet index.
         case container

@@ -142,7 +142,7 @@ func timelineSVG(path: String, result: (duration: Double, windows: [Predictor.Wi
 /// Video files named on the command line, folders searched recursively (sorted, so a run is
 /// repeatable); paths that do not exist are returned as messages.
 func collectVideos(_ inputs: [String]) -> (videos: [String], problems: [String]) {
-    let extensions: Set<String> = ["mp4", "webm", "avi", "mkv", "mov", "m4v", "flv", "mpg", "mpeg", "wmv", "ogv", "3gp", "ts"]
+    let extensions = VideoReader.fileExtensions
     var videos: [String] = [], problems: [String] = []
     let fm = FileManager.default
     for input in inputs {
