@@ -374,13 +374,20 @@ public struct Config: Sendable, Equatable {
 
     /// Every key (defaults included) as a config file `--config` reads back to the same values,
     /// sections nested as in `configs/` (mmaction2 dumps its config into the work dir the same way).
-    public func yamlText(header: [String] = []) -> String {
+    /// `describe`: each key preceded by a comment saying what it means (the schema's text).
+    public func yamlText(header: [String] = [], describe: Bool = false) -> String {
         var lines = header.map { "# " + $0 }
         var section = ""
         for key in values.keys.sorted(by: { ($0.contains(".") ? 1 : 0, $0) < ($1.contains(".") ? 1 : 0, $1) }) {
-            guard let dot = key.firstIndex(of: ".") else { lines.append("\(key): \(jsonValue(values[key]!))"); continue }
+            let doc = describe ? ConfigSchema.key(key).map { "# " + $0.doc } : nil
+            guard let dot = key.firstIndex(of: ".") else {
+                if let doc { lines.append(doc) }
+                lines.append("\(key): \(jsonValue(values[key]!))")
+                continue
+            }
             let head = String(key[..<dot]), rest = String(key[key.index(after: dot)...])
             if head != section { lines.append("\(head):"); section = head }
+            if let doc { lines.append("  " + doc) }
             lines.append("  \(rest): \(jsonValue(values[key]!))")
         }
         return lines.joined(separator: "\n") + "\n"

@@ -9,7 +9,7 @@ struct AIMModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aim-model",
         abstract: "Inspect or run an AIM / baseline video model.",
-        subcommands: [Info.self, Run.self, ExportBackbone.self, CPU.self])
+        subcommands: [Info.self, ShowConfig.self, Run.self, ExportBackbone.self, CPU.self])
 }
 
 struct ConfigOptions: ParsableArguments {
@@ -78,6 +78,20 @@ struct CPU: ParsableCommand {
             }
         }
         print("bf16:           \(BF16Support.unavailableReason.map { "unavailable — " + $0 } ?? "available: " + BF16Products.description)")
+    }
+}
+
+struct ShowConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Print a config as aim-train reads it: every key and its value, bases, defaults and --set merged, each with a line saying what it means (mmaction2's tools/analysis/print_config.py). The output is itself a config file.")
+    @OptionGroup var options: ConfigOptions
+    @Flag(name: .customLong("no-comments"), help: "Keys and values only.") var noComments = false
+
+    func run() throws {
+        let config = try options.load()
+        print(config.yamlText(header: ["\(options.config)\(options.overrides.isEmpty ? "" : " with " + options.overrides.map { "--set " + $0 }.joined(separator: " ")): every key"],
+                              describe: !noComments), terminator: "")
     }
 }
 

@@ -1,3 +1,4 @@
+import AIMConfig
 import Foundation
 import XCTest
 import AIMTensor
@@ -103,5 +104,24 @@ final class ModelToolTests: XCTestCase {
         (refused, text) = try run(exe, args)
         XCTAssertEqual(refused, 1, text)
         XCTAssertTrue(text.contains(pw) && text.contains(victim) && text.contains("finite"), text)
+    }
+
+    /// `aim-model config` prints every key of a config with what it means, and is itself a config
+    /// file: read back, it holds the same values (bases, defaults and --set merged).
+    func testConfigPrintsEveryKeyAndReadsBack() throws {
+        let exe = try tool("aim-model")
+        let config = Self.root.appendingPathComponent("configs/k400/aim_vitb16_clip_8f.yaml").path
+        let (status, text) = try run(exe, ["config", "--config", config, "--set", "train.lr=1e-4", "--set", "data.test_num_clips=2"])
+        XCTAssertEqual(status, 0, text)
+        XCTAssertTrue(text.contains("  # temporal clips per video at test time"), text)
+        XCTAssertTrue(text.contains("  test_num_clips: 2\n") && text.contains("  lr: 0.0001\n") && text.contains("  interval: 5\n"), text)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("aim-model-config-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let printed = dir.appendingPathComponent("aim_vitb16_clip_8f.yaml")
+        try text.write(to: printed, atomically: true, encoding: .utf8)
+        let expected = try Config.load(path: config, overrides: ["train.lr=1e-4", "data.test_num_clips=2"])
+        XCTAssertEqual(try Config.load(path: printed.path).values, expected.values)
+        XCTAssertEqual(expected.values.count, ConfigSchema.keys.count, "every key printed")
     }
 }
