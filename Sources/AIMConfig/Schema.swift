@@ -104,7 +104,7 @@ public enum ConfigSchema {
         .bool("profile", false, "record per-phase timings for the efficiency report"),
         .int("threads", 0, "compute threads per rank; 0 = cores / ranks", min: 0, max: 4096),
         .choice("gemm", ["auto", "openblas", "onednn", "blis"], "auto",
-                "fp32 GEMM library of the linear layers; auto = AIM_GEMM if set, else the fastest measured for this CPU class"),
+                "fp32 GEMM library of the linear layers; auto = AIM_GEMM if set, else the library measured fastest on this model's linear products at the start of a run (cached per CPU, threads and shapes)"),
     ]
 
     /// Keys by name.
