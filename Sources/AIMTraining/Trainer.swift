@@ -206,52 +206,6 @@ public final class Trainer {
         log = try MetricsLog(path: comm.rank == 0 ? workDir.appendingPathComponent("metrics.jsonl") : nil)
     }
 
-    /// The work dir's record of the run, as mmaction2 keeps one: `<config name>.yaml` with every
-    /// key (defaults and --set included; `--config` reads it back), and `<start time>.log`, a copy of
-    /// what rank 0 prints. Neither can stop the run: a failed write is reported and it goes on.
-    static func startRunLog(workDir: URL, config: Config, options: TrainOptions, ranks: Int) throws {
-        let command = options.commandLine.isEmpty ? CommandLine.arguments.joined(separator: " ") : options.commandLine
-        let configFile = workDir.appendingPathComponent("\(config.name).yaml")
-        // A run killed while writing it left a temporary file (one run per work dir: not ours is stale).
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: workDir.path)) ?? []
-        where name.contains(".yaml.tmp-") && !name.hasSuffix(".tmp-\(getpid())") {
-            try? FileManager.default.removeItem(at: workDir.appendingPathComponent(name))
-        }
-        do {
-            try FileOutput.write(config.yamlText(header: ["Every key of this run (defaults and --set overrides included), written by aim-train.",
-                                                          "Command: \(command)", "bin/aim-train --config \(configFile.path) reproduces it."]),
-                                 to: configFile.path)
-        } catch { Console.error("warning: \(configFile.path) not written: \(error)") }
-        let stamp = DateFormatter()
-        stamp.dateFormat = "yyyyMMdd_HHmmss"
-        let logFile = workDir.appendingPathComponent(stamp.string(from: Date()) + ".log")
-        do {
-            try RunLog.attach(path: logFile.path, header: ["aim-train run log, \(ISO8601DateFormatter().string(from: Date())) on \(ProcessInfo.processInfo.hostName), \(ranks) rank(s)",
-                                                           "command: \(command)", "config: \(configFile.path)"])
-        } catch {
-            RunLog.stop()
-            Console.error("warning: no run log: \(error)")
-        }
-    }
-
-    /// `load_from`: the tunable weights a new run starts from (a resume then replaces them). Every
-    /// rank reads the file, as it reads model.pretrained; the ranks' initial weights are compared next.
-    static func applyLoadFrom(config: Config, to model: Recognizer, logs: Bool) throws {
-        let path = config.string("load_from")
-        guard !path.isEmpty else { return }
-        // An aim-swift checkpoint holds no frozen weights, only the fingerprint of those it was trained on.
-        let header = try SafetensorsFile(path: path)
-        try Launch.checkFrozenWeights(of: model, against: path, metadata: header.metadata, pretrained: config.string("model.pretrained"),
-                                      seed: config.int("train.seed"))
-        let report = try model.loadFrom(path: path)
-        guard logs else { return }
-        var parts = ["\(report.loaded.count) tunable tensors loaded"]
-        if !report.misshapen.isEmpty { parts.append("\(report.misshapen.count) of another shape left as initialised (\(report.misshapen.prefix(3).joined(separator: "; ")))") }
-        if !report.missing.isEmpty { parts.append("\(report.missing.count) not in the file left as initialised (\(report.missing.prefix(3).joined(separator: ", "))\(report.missing.count > 3 ? " …" : ""))") }
-        if report.frozenMatched > 0 { parts.append("\(report.frozenMatched) frozen tensors in the file equal to model.pretrained's") }
-        Console.errorRaw("load_from \(path): " + parts.joined(separator: "; ") + "\n")
-    }
-
     // MARK: - Resume
 
     /// Restores the newest valid checkpoint (`auto`) or the given one; rank 0 chooses and every

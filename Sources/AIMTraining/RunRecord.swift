@@ -1,0 +1,33 @@
+import AIMConfig
+import AIMTensor
+import Foundation
+
+extension Trainer {
+    /// The work dir's record of the run, as mmaction2 keeps one: `<config name>.yaml` with every
+    /// key (defaults and --set included; `--config` reads it back), and `<start time>.log`, a copy of
+    /// what rank 0 prints. Neither can stop the run: a failed write is reported and it goes on.
+    static func startRunLog(workDir: URL, config: Config, options: TrainOptions, ranks: Int) throws {
+        let command = options.commandLine.isEmpty ? CommandLine.arguments.joined(separator: " ") : options.commandLine
+        let configFile = workDir.appendingPathComponent("\(config.name).yaml")
+        // A run killed while writing it left a temporary file (one run per work dir: not ours is stale).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: workDir.path)) ?? []
+        where name.contains(".yaml.tmp-") && !name.hasSuffix(".tmp-\(getpid())") {
+            try? FileManager.default.removeItem(at: workDir.appendingPathComponent(name))
+        }
+        do {
+            try FileOutput.write(config.yamlText(header: ["Every key of this run (defaults and --set overrides included), written by aim-train.",
+                                                          "Command: \(command)", "bin/aim-train --config \(configFile.path) reproduces it."]),
+                                 to: configFile.path)
+        } catch { Console.error("warning: \(configFile.path) not written: \(error)") }
+        let stamp = DateFormatter()
+        stamp.dateFormat = "yyyyMMdd_HHmmss"
+        let logFile = workDir.appendingPathComponent(stamp.string(from: Date()) + ".log")
+        do {
+            try RunLog.attach(path: logFile.path, header: ["aim-train run log, \(ISO8601DateFormatter().string(from: Date())) on \(ProcessInfo.processInfo.hostName), \(ranks) rank(s)",
+                                                           "command: \(command)", "config: \(configFile.path)"])
+        } catch {
+            RunLog.stop()
+            Console.error("warning: no run log: \(error)")
+        }
+    }
+}
