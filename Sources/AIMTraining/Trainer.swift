@@ -157,6 +157,7 @@ public final class Trainer {
             // An abort (a lost peer) must not leave the lock to a process stuck in MPI_Abort.
             AbortHooks.add { [weak lock] in lock?.release() }
             workDirLock = lock
+            if options.resume == nil { try WorkDirCheck.refuseEarlierRun(workDir) }
             if options.runLog { try Self.startRunLog(workDir: workDir, config: config, options: options, ranks: comm.size) }
         } else { workDirLock = nil }
         let stepsPerEpoch = self.trainData.stepsPerEpoch

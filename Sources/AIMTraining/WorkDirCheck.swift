@@ -6,6 +6,20 @@ import Foundation
 /// instead of failing after hours: the work dir is writable and has room, a batch fits in memory.
 enum WorkDirCheck {
     /// Creates the work dir and proves it writable with a probe file.
+    /// A new run (no --resume) must not write into the checkpoints of an earlier one: its step
+    /// files would sit among the old ones (pruning by step number would delete its own first, and
+    /// `--resume auto` would pick the old run's higher steps), and `best` would stay the old run's.
+    static func refuseEarlierRun(_ dir: URL) throws {
+        let store = CheckpointStore(workDir: dir, keepLast: 0)
+        let steps = store.stepFiles()
+        let pointers = [store.latest, store.best].filter { FileManager.default.fileExists(atPath: $0.path) }
+        guard !steps.isEmpty || !pointers.isEmpty else { return }
+        let newest = steps.first.map { "\($0.lastPathComponent) and \(steps.count - 1) more" } ?? pointers.map(\.lastPathComponent).joined(separator: ", ")
+        throw TrainingError.config("work dir \(dir.path) holds the checkpoints of an earlier run (\(newest)): continue it with --resume auto, "
+            + "or start this run in another --work-dir (or remove \(dir.path)/checkpoints, latest.safetensors and best.safetensors first); "
+            + "a new run there would mix its checkpoints with them")
+    }
+
     static func prepare(_ dir: URL) throws {
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -34,6 +34,15 @@ final class WorkDirLayoutTests: TrainToolTestCase {
         XCTAssertEqual(loaded.values, expected.values)
         XCTAssertEqual(loaded.double("train.lr"), 7e-4)
 
+        // A new run (no --resume) into this work dir would mix its checkpoints with these: refused,
+        // before anything is written, naming both ways forward.
+        let before = try rawTensors(wd.appendingPathComponent("latest.safetensors"))
+        r = try train(args + ["--set", "train.seed=7"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("holds the checkpoints of an earlier run (step_00000004.safetensors") && r.output.contains("--resume auto"), r.output)
+        XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")), before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: wd.path).filter { $0.hasSuffix(".log") }.count, 1, "no log of the refused run")
+
         // The dumped file alone reproduces the run, bit for bit.
         let again = workDir("again")
         r = try train(["--config", dumped.path, "--work-dir", again.path, "--threads", "1"], ranks: 2)
