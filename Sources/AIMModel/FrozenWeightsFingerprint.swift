@@ -7,8 +7,15 @@ import AIMTensor
 
 extension Recognizer {
     /// A hash of every frozen parameter's fp32 values, in registration order ("fnv1a64x4:<hex>").
-    /// Nil once any of them was given back (bf16): take it before `releaseFrozenFP32Weights`.
-    public func frozenWeightsFingerprint() -> String? { weightsFingerprint(tunable: false) }
+    /// Nil for a model with nothing frozen (full finetuning: there is nothing to compare), and once
+    /// any of them was given back (bf16): take it before `releaseFrozenFP32Weights`.
+    public func frozenWeightsFingerprint() -> String? {
+        store.parameters.contains { !$0.tunable } ? weightsFingerprint(tunable: false) : nil
+    }
+
+    /// What checkpoints written before a model without frozen weights recorded nil recorded: the
+    /// hash of no parameters, which says nothing about the frozen weights of another model.
+    public static let fingerprintOfNothing = "fnv1a64x4:cbf29ce484222325"
 
     /// The same hash over the frozen or over the tunable parameters.
     public func weightsFingerprint(tunable: Bool) -> String? {

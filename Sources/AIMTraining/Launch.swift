@@ -103,7 +103,7 @@ public enum Launch {
     /// An aim-swift checkpoint records the frozen weights it was trained with (their fingerprint):
     /// evaluating it on others — another file at model.pretrained — would print wrong accuracies.
     static func checkFrozenWeights(of model: Recognizer, against checkpoint: String, metadata: [String: String], pretrained: String, seed: Int) throws {
-        guard let recorded = metadata["frozen_weights"], !recorded.isEmpty,
+        guard let recorded = metadata["frozen_weights"], !recorded.isEmpty, recorded != Recognizer.fingerprintOfNothing,
               let now = model.frozenWeightsFingerprint(), now != recorded else { return }
         let (source, fix) = pretrained.isEmpty ? ("train.seed \(seed) draws (no model.pretrained)", "the train.seed")
                                                : ("model.pretrained \(pretrained) holds", "the model.pretrained file")

@@ -174,7 +174,8 @@ struct List: ParsableCommand {
             if !scan.ignored.isEmpty {
                 print("not listed (not a video by its extension, or outside a class folder): \(scan.ignored.count) file(s), e.g. \(scan.ignored.prefix(3).joined(separator: ", "))")
             }
-            print("train on it: --set data.root=\(root) --set data.train=\(out) --set data.classes=\(map) --set model.num_classes=\(scan.classes.count)")
+            print("as training data:   --set data.root=\(root) --set data.train=\(out) --set data.classes=\(map) --set model.num_classes=\(scan.classes.count)")
+            print("as validation data: --set data.val_root=\(root) --set data.val=\(out)")
         } catch {
             fail("\(error)")
         }

@@ -124,4 +124,17 @@ final class LoadFromTests: XCTestCase {
         XCTAssertEqual(resumed.state.step, 4)
         XCTAssertEqual(tunable(resumed), own)
     }
+
+    /// A fully finetuned checkpoint (nothing frozen, so no frozen fingerprint to compare) given to
+    /// an AIM config is "another model": its missing adapters say so, not a frozen-weights mismatch.
+    func testAFullyFinetunedCheckpointIsAnotherModelNotOtherFrozenWeights() throws {
+        let dir = scratch("load-from-full-finetune")
+        _ = try trainer(try config(["model.tune=all", "model.adapters=[]"]), dir).run()
+        let file = dir.appendingPathComponent("latest.safetensors").path
+        XCTAssertEqual(try SafetensorsFile(path: file).metadata["frozen_weights"], "", "nothing frozen: no fingerprint")
+        XCTAssertThrowsError(try Launch.loadModel(config: try config(), checkpoint: file)) {
+            XCTAssertTrue("\($0)".contains("is not in the file") && "\($0)".contains("another model"), "\($0)")
+            XCTAssertFalse("\($0)".contains("other frozen weights"), "\($0)")
+        }
+    }
 }
