@@ -69,6 +69,20 @@ public func annotationSamples(config c: Config, split: DataSplit, indexCacheDir:
     return samples
 }
 
+/// A list whose paths are relative to another folder than the root the config gives (a wrong
+/// `data.root`, a forgotten `data.val_root`) would be found missing video by video — for
+/// validation only at the first evaluation, epochs into a run. Sixteen videos spread over the
+/// list are looked up first: when none exists, the run stops now, naming the key to fix. Some
+/// missing files are bad videos as any other (skipped and counted).
+func checkSomeVideosExist(_ samples: [VideoSample], config c: Config, split: DataSplit, file: String, root: String) throws {
+    let probes = Set((0..<min(16, samples.count)).map { $0 * samples.count / min(16, samples.count) }).sorted()
+    guard !probes.contains(where: { FileManager.default.fileExists(atPath: samples[$0].path) }) else { return }
+    let rootKey = split == .train || c.string("data.val_root").isEmpty ? "data.root" : "data.val_root"
+    let hint = split != .train && c.string("data.val_root").isEmpty
+        ? " (validation and test paths are relative to data.val_root, which is empty, so data.root is used)" : ""
+    throw DataConfigError(key: rootKey, message: "none of the \(probes.count) videos looked up of the \(samples.count) that \(file) lists exists under \(rootKey) \"\(root)\"\(hint), e.g. \(samples[probes[0]].path): is \(rootKey) the folder its paths are relative to?")
+}
+
 /// The config key that named a split's annotation file (test falls back to `data.val`).
 func annotationKey(config c: Config, split: DataSplit) -> String {
     split == .test && c.string("data.test").isEmpty ? "data.val" : "data.\(split.rawValue)"
@@ -117,6 +131,10 @@ extension VideoLoader {
                                             log: rank == 0 ? { Console.error($0) } : { _ in })
         guard !samples.isEmpty else {
             throw DataConfigError(key: "data.\(split.rawValue)", message: "the annotation lists no videos")
+        }
+        if c.string("data.format") != "shards" {
+            let (file, root) = try annotationLocation(config: c, split: split)
+            try checkSomeVideosExist(samples, config: c, split: split, file: file, root: root)
         }
         self.init(samples: samples, pipeline: try ClipPipelineConfig(config: c, split: split),
                   globalBatch: batchSize ?? c.int("train.batch_size"), seed: UInt64(c.int("train.seed")),

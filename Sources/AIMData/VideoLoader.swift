@@ -34,7 +34,10 @@ public struct NoUsableClipError: Error, CustomStringConvertible {
     public let lastReasons: [String]
     public var description: String {
         "no usable clip for \(path) after \(attempts) attempt(s) with replacements; last reasons:\n  "
-            + lastReasons.joined(separator: "\n  ") + "\nis the dataset readable, and do data.short_side / data.crop_size fit its videos?"
+            + lastReasons.joined(separator: "\n  ")
+            + (lastReasons.allSatisfy { $0.hasSuffix(": missing file") }
+               ? "\nare data.root / data.val_root the folders the list's paths are relative to?"
+               : "\nis the dataset readable, and do data.short_side / data.crop_size fit its videos?")
     }
 }
 

@@ -81,12 +81,19 @@ final class BadValueTests: TrainToolTestCase {
         XCTAssertTrue(FileManager.default.createFile(atPath: empty.path, contents: Data()))
         let missing = scratch.appendingPathComponent("missing_list.txt")
         XCTAssertTrue(FileManager.default.createFile(atPath: missing.path, contents: Data("gone/a.mp4 0\ngone/b.mp4 1\ngone/c.mp4 2\n".utf8)))
+        // Every listed file there but none a video: an error naming the reasons, not an endless search or a trap.
+        let garbage = scratch.appendingPathComponent("garbage")
+        try FileManager.default.createDirectory(at: garbage, withIntermediateDirectories: true)
+        for name in ["a.mp4", "b.mp4"] { try Data("not a video".utf8).write(to: garbage.appendingPathComponent(name)) }
+        let garbageList = scratch.appendingPathComponent("garbage_list.txt")
+        try Data("\(garbage.path)/a.mp4 0\n\(garbage.path)/b.mp4 1\n".utf8).write(to: garbageList)
         let base = trainArgs(data: data, workDir: workDir("wd"), steps: 2)
         try check("aim-train", base, [
             Case(args: ["--set", "data.train=\(empty.path)"], expect: "lists no videos"),
             Case(args: ["--set", "data.train=/nonexistent/list.txt"], expect: "/nonexistent/list.txt"),
-            // Every listed file is missing: an error naming the reasons, not an endless search or a trap.
-            Case(args: ["--set", "data.train=\(missing.path)"], expect: "no usable clip"),
+            // Every listed file is missing: the root is named before any step.
+            Case(args: ["--set", "data.train=\(missing.path)"], expect: "none of the 3 videos looked up of the 3"),
+            Case(args: ["--set", "data.train=\(garbageList.path)"], expect: "no usable clip"),
         ])
     }
 

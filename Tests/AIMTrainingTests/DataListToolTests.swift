@@ -14,7 +14,7 @@ final class DataListToolTests: TrainToolTestCase {
                 let folder = mine.appendingPathComponent("\(split)/\(names[Int(parts[1])!])")
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 try FileManager.default.copyItem(at: data.appendingPathComponent(String(parts[0])),
-                                                 to: folder.appendingPathComponent((String(parts[0]) as NSString).lastPathComponent))
+                                                 to: folder.appendingPathComponent((split == "val" ? "val_" : "") + (String(parts[0]) as NSString).lastPathComponent))
             }
         }
         let list = try tool("aim-data")
@@ -38,6 +38,15 @@ final class DataListToolTests: TrainToolTestCase {
         r = try train(args)
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("(8 videos, 0 skipped)"), r.output)
+
+        // data.val_root forgotten: the validation list's paths are looked up under data.root and
+        // none is there; refused before the first step (not at the first evaluation), naming the key.
+        let withoutValRoot = args.enumerated().filter { !($0.element.hasPrefix("data.val_root=") || (args.indices.contains($0.offset + 1) && args[$0.offset + 1].hasPrefix("data.val_root="))) }.map(\.element)
+        r = try train(withoutValRoot.map { $0 == workDir("wd").path ? workDir("wd2").path : $0 })
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("config key data.root: none of the 8 videos looked up of the 8 that \(mine.path)/val_list.txt lists exists under data.root"), r.output)
+        XCTAssertTrue(r.output.contains("data.val_root, which is empty"), r.output)
+        XCTAssertFalse(r.output.contains("step 1/"), r.output)
 
         // A file given as the folder is a malformed command line.
         r = try run(list, ["list", mine.appendingPathComponent("classes.txt").path, "--out", scratch.appendingPathComponent("x.txt").path])
