@@ -45,9 +45,9 @@ public func annotationSamples(config c: Config, split: DataSplit, indexCacheDir:
         if report.indexesBuilt > 0 {
             let kept = report.indexesNotKept == 0 ? "kept for the next open"
                 : "\(report.indexesNotKept) of them not kept: their folder is read-only and there is no index cache here (aim-train keeps them in <work dir>/shard-index)"
-            log("aim-data: built the index of \(report.indexesBuilt) of \(report.shards.count) shard(s) of \(file) from their tar headers (\(kept))")
+            log("data: built the index of \(report.indexesBuilt) of \(report.shards.count) shard(s) of \(file) from their tar headers (\(kept))")
         }
-        for k in report.withoutVideo { log("aim-data: skipping sample \(k): no video member") }
+        for k in report.withoutVideo { log("data: skipping sample \(k): no video member") }
         samples = s
     } else {
         guard let format = AnnotationFormat(rawValue: c.string("data.format")) else {

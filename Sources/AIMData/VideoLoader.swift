@@ -164,7 +164,7 @@ public final class VideoLoader: @unchecked Sendable {
                     let first = badFiles[path] == nil
                     badFiles[path] = reason
                     lock.unlock()
-                    if first { log("aim-data: skipping \(path): \(reason)") }
+                    if first { log("data: skipping \(path): \(reason)") }
                 }
             }
             lock.lock(); let reason = badFiles[path] ?? "bad"; let allBad = badFiles.count >= distinctFiles; lock.unlock()

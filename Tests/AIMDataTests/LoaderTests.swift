@@ -128,11 +128,11 @@ final class LoaderTests: XCTestCase {
         XCTAssertNotNil(try l.next())
         l.stop()
         XCTAssertEqual(Set(all.lines), [
-            "aim-data: skipping \(d)/folder.mp4: a directory, not a video file",
-            "aim-data: skipping \(d)/loop.mp4: symbolic link loop",
-            "aim-data: skipping \(d)/fifo.mp4: not a regular file (device, FIFO or socket)",
-            "aim-data: skipping /dev/zero: not a regular file (device, FIFO or socket)",
-            "aim-data: skipping \(d)/nope.mp4: missing file",
+            "data: skipping \(d)/folder.mp4: a directory, not a video file",
+            "data: skipping \(d)/loop.mp4: symbolic link loop",
+            "data: skipping \(d)/fifo.mp4: not a regular file (device, FIFO or socket)",
+            "data: skipping /dev/zero: not a regular file (device, FIFO or socket)",
+            "data: skipping \(d)/nope.mp4: missing file",
         ])
         let rep = checkVideos(odd)
         XCTAssertEqual(rep.bad.map(\.reason), ["a directory, not a video file", "symbolic link loop",

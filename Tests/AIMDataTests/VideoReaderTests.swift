@@ -87,7 +87,7 @@ final class VideoReaderTests: XCTestCase {
         return box.value
     }
 
-    /// Paths that are no video file say what they are (the text `aim-data: skipping PATH: REASON`
+    /// Paths that are no video file say what they are (the text `data: skipping PATH: REASON`
     /// and `aim-data check` print): a directory, a device, FIFO or socket, a /proc file and a
     /// symbolic link loop are no "missing" or "empty" file. None is ever opened for reading.
     func testPathsThatAreNoFileSayWhatTheyAre() throws {
