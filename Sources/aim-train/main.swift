@@ -31,8 +31,10 @@ struct AIMTrain: ParsableCommand {
           help: "When training is complete, test best.safetensors (the validation with the highest top-1) the same way (mmaction2's --test-best).")
     var testBest = false
     @Flag(name: .customLong("blocking-allreduce"), help: "Reduce gradient buckets after backward instead of overlapping.") var blockingAllreduce = false
+    @OptionGroup var mmaction2: MMAction2TrainFlags
 
     func validate() throws {
+        try mmaction2.check(resume: resume)
         if let problem = Threads.problem(with: threads) { throw ValidationError(problem) }
         if let m = maxSteps, m < 1 { throw ValidationError("--max-steps \(m): must be at least 1") }
         if let r = resume, r.isEmpty { throw ValidationError("--resume: give auto or a checkpoint path") }
@@ -45,10 +47,10 @@ struct AIMTrain: ParsableCommand {
         let comm = makeCommunicator()
         var status = ExitStatus.success
         do {
-            let cfg = try Launch.together(comm, label: "config") { try Config.load(path: config, overrides: overrides) }
+            let cfg = try Launch.together(comm, label: "config") { try Config.load(path: config, overrides: overrides + mmaction2.overrides) }
             var options = TrainOptions()
             options.workDir = workDir.map { URL(fileURLWithPath: $0) }
-            options.resume = resume; options.maxSteps = maxSteps; options.threads = threads
+            options.resume = resume ?? mmaction2.resume; options.maxSteps = maxSteps; options.threads = threads
             options.profile = profile; options.bucketMode = blockingAllreduce ? .blocking : .overlapped
             options.commandLine = CommandLine.arguments.joined(separator: " ")
             options.runLog = true
@@ -66,6 +68,38 @@ struct AIMTrain: ParsableCommand {
         }
         comm.finalize()
         if status != ExitStatus.success { Foundation.exit(status) }
+    }
+}
+
+/// mmaction2's `tools/train.py` flags, so its command lines carry over: the ones with a meaning
+/// here are taken as it (`--validate` and `--deterministic` describe what every run does), the
+/// others are refused with what to use instead. Hidden from --help.
+struct MMAction2TrainFlags: ParsableArguments {
+    @Flag(help: .hidden) var validate = false
+    @Flag(help: .hidden) var deterministic = false
+    @Option(help: .hidden) var seed: Int?
+    @Option(name: .customLong("resume-from"), help: .hidden) var resumeFrom: String?
+    @Flag(name: .customLong("auto-resume"), help: .hidden) var autoResume = false
+    @Option(name: .customLong("cfg-options"), parsing: .upToNextOption, help: .hidden) var cfgOptions: [String] = []
+    @Option(help: .hidden) var gpus: Int?
+    @Option(name: .customLong("gpu-ids"), parsing: .upToNextOption, help: .hidden) var gpuIDs: [String] = []
+    @Option(help: .hidden) var launcher: String?
+
+    /// `--seed N`: train.seed.
+    var overrides: [String] { seed.map { ["train.seed=\($0)"] } ?? [] }
+    /// `--resume-from P` / `--auto-resume`.
+    var resume: String? { resumeFrom ?? (autoResume ? "auto" : nil) }
+
+    func check(resume given: String?) throws {
+        if !cfgOptions.isEmpty {
+            throw ValidationError("--cfg-options: give each override as --set key=value; the keys are aim-swift's (bin/aim-model config --config C lists them with their meaning), not mmaction2's")
+        }
+        if gpus != nil || !gpuIDs.isEmpty || launcher != nil {
+            throw ValidationError("--gpus / --gpu-ids / --launcher: aim-train runs on CPUs, one MPI rank per process: mpirun -n R bin/aim-train … (or cluster/mpirun.sh, cluster/slurm.sbatch)")
+        }
+        if given != nil && resume != nil || resumeFrom != nil && autoResume {
+            throw ValidationError("--resume, --resume-from and --auto-resume: give one")
+        }
     }
 }
 
