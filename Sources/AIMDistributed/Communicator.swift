@@ -102,6 +102,12 @@ public func detectLaunchMode(environment env: [String: String] = ProcessInfo.pro
     return launcherKeys.contains(where: { env[$0] != nil }) ? .mpi : .single
 }
 
+/// The number of processes a launcher started together (1 without one), from its environment:
+/// for tools that run as one process and must not each do the whole job under mpirun.
+public func launchedProcessCount(environment env: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first ?? 1
+}
+
 /// The communicator for this process: `MPICommunicator.shared` under a launcher, a
 /// `SingleProcessCommunicator` otherwise. `timeoutSeconds` bounds every collective wait
 /// (default: env AIM_COLLECTIVE_TIMEOUT, else 300 s).

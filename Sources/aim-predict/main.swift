@@ -55,6 +55,10 @@ struct AIMPredict: ParsableCommand {
             throw ValidationError("--out \(out) is a file, not a folder for the window CSV and SVG files")
         }
         guard !inputs.isEmpty else { throw ValidationError("give at least one video file or folder") }
+        // Every rank would label every video and print it again.
+        if launchedProcessCount() > 1 {
+            throw ValidationError("aim-predict runs as one process (its threads use the node's cores): run it without mpirun or srun")
+        }
     }
 
     func run() throws {

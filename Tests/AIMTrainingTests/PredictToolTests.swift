@@ -128,6 +128,12 @@ final class PredictToolTests: TrainToolTestCase {
         r = try run(predict, s.base + ["--set", "model.num_classes=5", "--set", "data.classes=\(five.path)", mixed.path])
         XCTAssertEqual(r.status, 1, r.output)
         XCTAssertTrue(r.output.contains("cls_head.fc_cls.weight: file [4, 64], model [5, 64]"), r.output)
+
+        // Under mpirun every rank would label every video and print it again: refused (64).
+        r = try run(try mpirun(), ["-n", "2", "--oversubscribe", predict] + s.base + [mixed.path])
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("aim-predict runs as one process"), r.output)
+        XCTAssertFalse(r.output.contains(mixed.path + "/"), "a video was predicted: \(r.output)")
     }
 
     func testLongVideoWindowsWriteCSVAndTimeline() throws {
