@@ -53,6 +53,15 @@ public func annotationSamples(config c: Config, split: DataSplit, indexCacheDir:
         guard let format = AnnotationFormat(rawValue: c.string("data.format")) else {
             throw DataConfigError(key: "data.format", message: "unknown format \(c.string("data.format"))")
         }
+        // Named by its key: a missing file, or the folder of videos given where its list belongs.
+        var isDir: ObjCBool = false
+        let key = annotationKey(config: c, split: split)
+        if !FileManager.default.fileExists(atPath: file, isDirectory: &isDir) {
+            throw DataConfigError(key: key, message: "\(file): no such file")
+        }
+        if isDir.boolValue {
+            throw DataConfigError(key: key, message: "\(file) is a folder, not an annotation file (videos in one folder per class? bin/aim-data list \(file) --out LIST writes their list)")
+        }
         let cl = c.string("data.class_list")
         samples = try loadAnnotations(format: format, file: file, root: root, classList: cl.isEmpty ? nil : cl)
     }

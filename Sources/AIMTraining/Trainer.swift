@@ -171,7 +171,8 @@ public final class Trainer {
         model = start.model
         if let report = start.pretrained {
             if comm.rank == 0 {
-                Console.errorRaw("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count); unused: \(report.unexpected.joined(separator: ", "))\n")
+                let unused = report.unexpected.isEmpty ? "" : "; unused: \(report.unexpected.joined(separator: ", "))"
+                Console.errorRaw("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count)\(unused)\n")
             }
         }
         try Self.applyLoadFrom(config: config, to: model, logs: comm.rank == 0)

@@ -48,6 +48,12 @@ final class DataListToolTests: TrainToolTestCase {
         XCTAssertTrue(r.output.contains("data.val_root, which is empty"), r.output)
         XCTAssertFalse(r.output.contains("step 1/"), r.output)
 
+        // The folder of class folders given as data.train: named with its key and the tool that lists it.
+        r = try train(["--config", Self.tinyConfig, "--work-dir", workDir("wd3").path, "--set", "data.train=\(mine.path)/train",
+                       "--set", "model.num_classes=4"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("config key data.train: \(mine.path)/train is a folder, not an annotation file") && r.output.contains("aim-data list"), r.output)
+
         // A file given as the folder is a malformed command line.
         r = try run(list, ["list", mine.appendingPathComponent("classes.txt").path, "--out", scratch.appendingPathComponent("x.txt").path])
         XCTAssertEqual(r.status, 64, r.output)
