@@ -73,3 +73,21 @@ extension Recognizer {
         return report
     }
 }
+
+extension Recognizer {
+    /// The head's rows (`cls_head.fc_cls`) reordered from the classes of `trained` to those of
+    /// `wanted`, the same names in another order: row i becomes the row of `wanted[i]`. False
+    /// (nothing changed) when the names are not the same set or the head has another size.
+    public func reorderHead(trained: [String], wanted: [String]) -> Bool {
+        guard trained != wanted, Set(trained) == Set(wanted), Set(wanted).count == wanted.count,
+              let w = store["cls_head.fc_cls.weight"], w.shape.count == 2, w.shape[0] == wanted.count else { return false }
+        let rows = wanted.map { trained.firstIndex(of: $0)! }, d = w.shape[1]
+        let oldW = Array(UnsafeBufferPointer(start: w.data, count: w.count))
+        for (i, j) in rows.enumerated() { (w.data + i * d).update(from: Array(oldW[(j * d)..<(j * d + d)]), count: d) }
+        if let b = store["cls_head.fc_cls.bias"], b.count == wanted.count {
+            let oldB = Array(UnsafeBufferPointer(start: b.data, count: b.count))
+            for (i, j) in rows.enumerated() { b.data[i] = oldB[j] }
+        }
+        return true
+    }
+}

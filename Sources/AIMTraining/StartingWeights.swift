@@ -1,4 +1,5 @@
 import AIMConfig
+import AIMData
 import AIMModel
 import AIMTensor
 import Foundation
@@ -14,11 +15,33 @@ extension Trainer {
         try Launch.checkFrozenWeights(of: model, against: path, metadata: header.metadata, pretrained: config.string("model.pretrained"),
                                       seed: config.int("train.seed"))
         let report = try model.loadFrom(path: path)
+        // A head trained for the same classes in another label-map order is reordered to this one
+        // (a label map sorted by aim-data list against the one a model was trained with).
+        var headNote = ""
+        if report.loaded.contains("cls_head.fc_cls.weight"), let trained = header.metadata["classes"].flatMap(classNames(json:)),
+           let wanted = try LabelMap.fromConfig(config).map({ Array($0.names.prefix(model.config.numClasses)) }), trained != wanted {
+            headNote = model.reorderHead(trained: trained, wanted: wanted)
+                ? "; the head's rows reordered from the file's class order to data.classes'"
+                : "; warning: the file's head was trained for other classes than data.classes names (first: `\(trained[0])` there, `\(wanted[0])` here), loaded as it is"
+        }
         guard logs else { return }
         var parts = ["\(report.loaded.count) tunable tensors loaded"]
         if !report.misshapen.isEmpty { parts.append("\(report.misshapen.count) of another shape left as initialised (\(report.misshapen.prefix(3).joined(separator: "; ")))") }
         if !report.missing.isEmpty { parts.append("\(report.missing.count) not in the file left as initialised (\(report.missing.prefix(3).joined(separator: ", "))\(report.missing.count > 3 ? " …" : ""))") }
         if report.frozenMatched > 0 { parts.append("\(report.frozenMatched) frozen tensors in the file equal to model.pretrained's") }
-        Console.errorRaw("load_from \(path): " + parts.joined(separator: "; ") + "\n")
+        Console.errorRaw("load_from \(path): " + parts.joined(separator: "; ") + headNote + "\n")
+    }
+
+    /// The class names a checkpoint records (a JSON array), nil when unreadable.
+    static func classNames(json: String) -> [String]? {
+        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String]
+    }
+
+    /// What a checkpoint records of the classes its head was trained for: the label map's names
+    /// for labels 0..<num_classes as a JSON array, "" without a label map.
+    static func classNamesMetadata(config: Config, numClasses: Int) -> String {
+        guard let map = try? LabelMap.fromConfig(config),
+              let data = try? JSONSerialization.data(withJSONObject: Array(map.names.prefix(numClasses))) else { return "" }
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -88,6 +88,8 @@ public final class Trainer {
     let trainDataFingerprint: String
     /// `Recognizer.frozenWeightsFingerprint` of the weights this run trains on.
     let frozenFingerprint: String
+    /// The classes the head is trained for, recorded in checkpoints (`load_from` reorders by them).
+    let classNames: String
 
     /// Validates everything first (config, sizes, files), so a bad run stops before any work.
     public init(config: Config, options: TrainOptions, communicator comm: any Communicator,
@@ -176,6 +178,7 @@ public final class Trainer {
             }
         }
         try Self.applyLoadFrom(config: config, to: model, logs: comm.rank == 0)
+        classNames = Self.classNamesMetadata(config: config, numClasses: mc.numClasses)
         // Recorded in each checkpoint, and compared on resume: the frozen weights come back from
         // model.pretrained, not from the checkpoint. Taken before bf16 gives their fp32 values back.
         frozenFingerprint = model.frozenWeightsFingerprint() ?? ""
@@ -373,7 +376,8 @@ public final class Trainer {
         } else if comm.rank == 0 {
             do {
                 try checkpoints.save(model: model, optimizer: optimizer, state: state, config: config.dump(), worldSize: comm.size,
-                                     isBest: isBest, extraMetadata: ["train_data": trainDataFingerprint, "frozen_weights": frozenFingerprint])
+                                     isBest: isBest, extraMetadata: ["train_data": trainDataFingerprint, "frozen_weights": frozenFingerprint,
+                                                                     "classes": classNames])
                 checkpointFailures = 0
             } catch {
                 checkpointFailures += 1

@@ -137,4 +137,37 @@ final class LoadFromTests: XCTestCase {
             XCTAssertFalse("\($0)".contains("other frozen weights"), "\($0)")
         }
     }
+
+    /// The head follows class names, not label numbers: a checkpoint records its label map's names,
+    /// and a new run whose data.classes lists the same classes in another order (aim-data list
+    /// sorts them) gets the head's rows reordered; other names leave the head as it is.
+    func testTheHeadIsReorderedToTheLabelMapsOrder() throws {
+        let dir = scratch("load-from-classes")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        func map(_ name: String, _ names: [String]) throws -> String {
+            let path = dir.appendingPathComponent(name).path
+            try names.map { $0 + "\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let trainedOrder = try map("trained.txt", ["walk", "run", "jump", "swim"])
+        let sorted = try map("sorted.txt", ["jump", "run", "swim", "walk"])
+        let other = try map("other.txt", ["a", "b", "c", "d"])
+        let runDir = dir.appendingPathComponent("run")
+        _ = try trainer(try config(["data.classes=\(trainedOrder)"]), runDir).run()
+        let file = runDir.appendingPathComponent("latest.safetensors").path
+        XCTAssertEqual(try SafetensorsFile(path: file).metadata["classes"], #"["walk","run","jump","swim"]"#)
+        let saved = try WeightComparison.tunableWeights(ofCheckpoint: file)
+        let w = try XCTUnwrap(saved["cls_head.fc_cls.weight"]), b = try XCTUnwrap(saved["cls_head.fc_cls.bias"])
+        let d = w.count / 4
+
+        let reordered = tunable(try trainer(try config(["load_from=\(file)", "data.classes=\(sorted)"]), dir.appendingPathComponent("sorted")))
+        let rows = [2, 1, 3, 0]   // jump, run, swim, walk in the trained order
+        XCTAssertEqual(reordered["cls_head.fc_cls.weight"], rows.flatMap { Array(w[($0 * d)..<($0 * d + d)]) })
+        XCTAssertEqual(reordered["cls_head.fc_cls.bias"], rows.map { b[$0] })
+        XCTAssertEqual(reordered["backbone.ln_post.weight"], saved["backbone.ln_post.weight"])
+
+        let unrelated = tunable(try trainer(try config(["load_from=\(file)", "data.classes=\(other)"]), dir.appendingPathComponent("other")))
+        XCTAssertEqual(unrelated["cls_head.fc_cls.weight"], w)
+        XCTAssertEqual(unrelated["cls_head.fc_cls.bias"], b)
+    }
 }
