@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # docs/curves_example/: the training curves of two short real runs on `make demo`'s synthetic data
-# and frozen tiny backbone (AIM adapters vs frozen space-only, 320 steps each, validation every 40),
+# and frozen tiny backbone (AIM adapters vs frozen space-only, 640 steps each, validation every 40),
 # drawn by `aim-report curves`. The AIM run is stopped at step 160 and resumed, so its TensorBoard
 # events span two files; with the `tensorboard` package in bench/.venv, its reader checks them.
 # Run `make demo` first (it writes work_dirs/demo/data and work_dirs/demo/backbone.safetensors).
