@@ -29,15 +29,15 @@ bin/aim-train --config configs/debug/tiny_pretrain.yaml --set data.root="$D" \
 bin/aim-model export-backbone --config configs/debug/tiny_pretrain.yaml \
     --checkpoint "$W/pretrain/latest.safetensors" --output "$W/backbone.safetensors"
 
+n=3
 for c in tiny_space_only tiny_aim; do
-  step "3. train $c under mpirun -n $RANKS"
+  step "$n. train $c under mpirun -n $RANKS, then evaluate it"; n=4
   mpirun -n "$RANKS" --oversubscribe bin/aim-train --config "configs/debug/$c.yaml" "${DATA[@]}" \
       --set model.pretrained="$W/backbone.safetensors" --work-dir "$W/$c" --threads 1 2>&1 \
       | grep -E "^(training|eval)|error" || true
-  step "4. evaluate $c"
   bin/aim-eval --config "configs/debug/$c.yaml" "${DATA[@]}" --set model.pretrained="$W/backbone.safetensors" \
       --checkpoint "$W/$c/latest.safetensors" --threads 2 --json > "$W/$c/eval.json"
-  cat "$W/$c/eval.json"
+  echo "evaluated: $W/$c/eval.json (the table below)"
 done
 
 step "results"

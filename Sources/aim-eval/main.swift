@@ -39,8 +39,11 @@ struct AIMEval: ParsableCommand {
         do {
             let (cfg, classes) = try Launch.together(comm, label: "config") { try loadTestConfig(path: config, overrides: overrides + (averageClips.map { ["eval.average_clips=\($0)"] } ?? []), views: views) }
             try Launch.configureCompute(config: cfg, threads: threads, log: false, communicator: comm)
-            let model = try Launch.loadModel(config: cfg, checkpoint: checkpoint)
-            let loader = try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size)
+            // A bad checkpoint or annotation is every rank's: one message, not one per rank and MPI's abort banner.
+            let (model, loader) = try Launch.together(comm, label: "model and data") {
+                (try Launch.loadModel(config: cfg, checkpoint: checkpoint),
+                 try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size))
+            }
             let source = VideoBatchSource(loader: loader)
             let result = try Evaluator(model: model, comm: comm, numClasses: model.config.numClasses, seed: 0,
                                        averaging: ClipAveraging(config: cfg)).run(source)
