@@ -82,6 +82,11 @@ final class EvalToolTests: TrainToolTestCase {
         r = try run(eval, args(missing))
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains(missing), r.output)
+        // Under mpirun, a checkpoint of another model is said once for all ranks.
+        r = try run(try mpirun(), ["-n", "2", "--oversubscribe", eval] + base + ["--set", "model.num_classes=5"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertEqual(r.output.components(separatedBy: "aim-eval: error:").count, 2, r.output)
+        XCTAssertTrue(r.output.contains("cls_head.fc_cls.weight: file [4, 64], model [5, 64]") && r.output.contains("(all 2 ranks)"), r.output)
     }
 
     /// A file of every weight (what tools/convert_checkpoint.py makes of an official checkpoint)
