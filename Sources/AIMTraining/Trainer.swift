@@ -270,7 +270,7 @@ public final class Trainer {
         let runStart = Date()
         let startStep = state.step
         if comm.rank == 0 {
-            log.message("training \(config.name): \(comm.size) rank(s) × \(Threads.count) thread(s), global batch \(globalBatch) (micro \(min(microBatch, localBatch))), \(totalSteps) steps, \(model.tunableParameterCount) tunable of \(model.totalParameters) parameters; work dir \(workDir.path)")
+            log.message("training \(config.name)\(modelConfig.precision == .bf16 ? " in bf16" : ""): \(comm.size) rank(s) × \(Threads.count) thread(s), global batch \(globalBatch) (micro \(min(microBatch, localBatch))), \(totalSteps) steps, \(model.tunableParameterCount) tunable of \(model.totalParameters) parameters; work dir \(workDir.path)")
         }
         if comm.rank == 0 && state.step >= totalSteps {
             let limit = options.maxSteps == totalSteps ? "--max-steps \(totalSteps)" : "the run's \(totalSteps) steps"

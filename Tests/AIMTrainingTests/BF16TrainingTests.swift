@@ -19,6 +19,7 @@ final class BF16TrainingTests: TrainToolTestCase {
         var r = try train(trainArgs(data: data, workDir: whole, steps: 4, extra))
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("held in bf16 only"), "the trainer gives the frozen fp32 values back:\n\(r.output)")
+        XCTAssertTrue(r.output.contains("training tiny_aim in bf16: "), r.output)
         XCTAssertTrue(try metrics(whole).contains { $0["mode"] as? String == "val" }, "the run ends with an evaluation")
 
         // aim-eval gives the frozen fp32 values back too (after loading the checkpoint) and reads
