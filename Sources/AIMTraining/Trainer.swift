@@ -128,8 +128,15 @@ public final class Trainer {
             .appendingPathComponent("shard-index").path
         if let trainData { self.trainData = trainData } else {
             try WorkDirCheck.batchFitsInMemory(config: config, localBatch: localBatch, clipFloats: frameFloats)
-            self.trainData = VideoBatchSource(loader: try VideoLoader(config: config, split: .train, rank: comm.rank, ranks: comm.size,
-                                                                      indexCacheDir: indexCache))
+            let loader = try VideoLoader(config: config, split: .train, rank: comm.rank, ranks: comm.size, indexCacheDir: indexCache)
+            // model.num_classes left at another dataset's count trains a head of other size without
+            // a word (a label map would have been checked against it): said once, as a warning.
+            let used = (loader.samples.map(\.label).max() ?? -1) + 1
+            if comm.rank == 0 && used < mc.numClasses && config.string("data.classes").isEmpty {
+                Console.error("warning: the labels of \(config.string("data.train")) go up to \(used - 1), model.num_classes is \(mc.numClasses): "
+                              + "classes \(used)…\(mc.numClasses - 1) have no training video (set model.num_classes=\(used) if that is all of them)")
+            }
+            self.trainData = VideoBatchSource(loader: loader)
         }
         // Validation: one video per rank per step, in dataset order.
         if let valData { self.valData = valData } else if !config.string("data.val").isEmpty {

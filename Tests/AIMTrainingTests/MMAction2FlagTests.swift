@@ -12,6 +12,12 @@ final class MMAction2FlagTests: TrainToolTestCase {
         var r = try train(trainArgs(data: data, workDir: wd, steps: 2) + ["--validate", "--seed", "5", "--deterministic"])
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertEqual(try Config.load(path: wd.appendingPathComponent("tiny_aim.yaml").path).int("train.seed"), 5)
+        XCTAssertFalse(r.output.contains("warning: the labels"), r.output)
+
+        // model.num_classes left larger than the labels (another dataset's count): a warning, once per run.
+        r = try train(trainArgs(data: data, workDir: workDir("six"), steps: 1, ["model.num_classes=6"]), ranks: 2)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertEqual(r.output.components(separatedBy: "go up to 3, model.num_classes is 6: classes 4…5 have no training video").count, 2, r.output)
 
         // The resumed run continues from step 2 to 4, as --resume PATH does.
         r = try train(trainArgs(data: data, workDir: wd, steps: 4) + ["--seed", "5", "--resume-from", wd.appendingPathComponent("latest.safetensors").path])
