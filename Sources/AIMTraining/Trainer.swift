@@ -228,7 +228,14 @@ public final class Trainer {
         if comm.rank == 0 { chosen = resume == "auto" ? try newestResumable()?.path ?? "" : resume }
         chosen = String(decoding: comm.broadcast(Array(chosen.utf8)), as: UTF8.self)
         guard !chosen.isEmpty else {
-            if comm.rank == 0 { log.message("resume auto: no valid checkpoint in \(checkpoints.directory.path); starting from step 0") }
+            if comm.rank == 0 {
+                // The <config>.yaml a run leaves in its work dir, given back without --work-dir, trains
+                // in work_dirs/<name>: point at the run it came from.
+                let configDir = URL(fileURLWithPath: config.source).deletingLastPathComponent().standardizedFileURL
+                let hint = configDir != workDir.standardizedFileURL && !CheckpointStore(workDir: configDir, keepLast: 0).stepFiles().isEmpty
+                    ? " (the config's own folder \(configDir.path) holds checkpoints: add --work-dir \(configDir.path) to continue that run)" : ""
+                log.message("resume auto: no valid checkpoint in \(checkpoints.directory.path); starting from step 0" + hint)
+            }
             return
         }
         // What the checkpoint means is checked before its weights are read (a changed model

@@ -43,6 +43,15 @@ final class WorkDirLayoutTests: TrainToolTestCase {
         XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")), before)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: wd.path).filter { $0.hasSuffix(".log") }.count, 1, "no log of the refused run")
 
+        // That file given back with --resume auto but without --work-dir trains in work_dirs/tiny_aim
+        // (here under the scratch folder), from step 0: the log points at the run it came from.
+        let output = scratch.appendingPathComponent("resume-without-work-dir.log")
+        let p = try launch(try tool("aim-train"), ["--config", dumped.path, "--resume", "auto", "--max-steps", "1", "--threads", "1"],
+                           log: output, directory: scratch)
+        r = wait(p, log: output, limit: 60)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("starting from step 0 (the config's own folder \(wd.path) holds checkpoints: add --work-dir \(wd.path)"), r.output)
+
         // The dumped file alone reproduces the run, bit for bit.
         let again = workDir("again")
         r = try train(["--config", dumped.path, "--work-dir", again.path, "--threads", "1"], ranks: 2)
