@@ -50,7 +50,7 @@ final class DataListToolTests: TrainToolTestCase {
 
         // The folder of class folders given as data.train: named with its key and the tool that lists it.
         r = try train(["--config", Self.tinyConfig, "--work-dir", workDir("wd3").path, "--set", "data.train=\(mine.path)/train",
-                       "--set", "model.num_classes=4"])
+                       "--set", "model.num_classes=4", "--set", "model.pretrained="])
         XCTAssertEqual(r.status, 1, r.output)
         XCTAssertTrue(r.output.contains("config key data.train: \(mine.path)/train is a folder, not an annotation file") && r.output.contains("aim-data list"), r.output)
 
