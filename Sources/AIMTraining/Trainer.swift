@@ -166,7 +166,10 @@ public final class Trainer {
             // An abort (a lost peer) must not leave the lock to a process stuck in MPI_Abort.
             AbortHooks.add { [weak lock] in lock?.release() }
             workDirLock = lock
-            if options.resume == nil { try WorkDirCheck.refuseEarlierRun(workDir) }
+            if options.resume == nil, let moved = try WorkDirCheck.setAsideEarlierRun(workDir) {
+                Console.error("warning: work dir \(workDir.path) held an earlier run; its checkpoints, logs and metrics are now in \(moved.path) "
+                              + "and this run starts afresh (to continue that run instead: move them back and give --resume auto)")
+            }
             if options.runLog { try Self.startRunLog(workDir: workDir, config: config, options: options, ranks: comm.size) }
         } else { workDirLock = nil }
         let stepsPerEpoch = self.trainData.stepsPerEpoch

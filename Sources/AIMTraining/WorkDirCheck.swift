@@ -5,21 +5,39 @@ import Foundation
 /// Checks made before the first step, so a run that cannot keep its work is refused up front
 /// instead of failing after hours: the work dir is writable and has room, a batch fits in memory.
 enum WorkDirCheck {
-    /// Creates the work dir and proves it writable with a probe file.
-    /// A new run (no --resume) must not write into the checkpoints of an earlier one: its step
-    /// files would sit among the old ones (pruning by step number would delete its own first, and
-    /// `--resume auto` would pick the old run's higher steps), and `best` would stay the old run's.
-    static func refuseEarlierRun(_ dir: URL) throws {
+    /// Where `setAsideEarlierRun` moves an earlier run's files, one folder per new run.
+    static let earlierRunsFolder = "earlier_runs"
+
+    /// A new run (no --resume) in a work dir that holds an earlier run's checkpoints: the earlier
+    /// run's files move to `earlier_runs/<time>/`, whole, and the new run starts in a clean dir.
+    /// Why: written among them, its step files would sit beside the old ones (pruning by step
+    /// number would delete its own first, `--resume auto` would pick the old run's higher steps),
+    /// and `best` would stay the old run's; deleting them would lose work. Returns the folder.
+    static func setAsideEarlierRun(_ dir: URL) throws -> URL? {
+        let fm = FileManager.default
         let store = CheckpointStore(workDir: dir, keepLast: 0)
-        let steps = store.stepFiles()
-        let pointers = [store.latest, store.best].filter { FileManager.default.fileExists(atPath: $0.path) }
-        guard !steps.isEmpty || !pointers.isEmpty else { return }
-        let newest = steps.first.map { "\($0.lastPathComponent) and \(steps.count - 1) more" } ?? pointers.map(\.lastPathComponent).joined(separator: ", ")
-        throw TrainingError.config("work dir \(dir.path) holds the checkpoints of an earlier run (\(newest)): continue it with --resume auto, "
-            + "or start this run in another --work-dir (or remove \(dir.path)/checkpoints, latest.safetensors and best.safetensors first); "
-            + "a new run there would mix its checkpoints with them")
+        guard !store.stepFiles().isEmpty || fm.fileExists(atPath: store.latest.path) || fm.fileExists(atPath: store.best.path) else { return nil }
+        let stamp = DateFormatter()
+        stamp.dateFormat = "yyyyMMdd_HHmmss"
+        var dest = dir.appendingPathComponent(earlierRunsFolder).appendingPathComponent(stamp.string(from: Date()))
+        var n = 2
+        while fm.fileExists(atPath: dest.path) { dest = dest.deletingLastPathComponent().appendingPathComponent(stamp.string(from: Date()) + "_\(n)"); n += 1 }
+        // The run's own files; the lock (this run's), shard indexes and earlier runs stay.
+        let names = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter { name in
+            ["checkpoints", "latest.safetensors", "best.safetensors", "metrics.jsonl", TensorBoardLog.directoryName].contains(name)
+                || (!name.hasPrefix(".") && (name.hasSuffix(".log") || name.hasSuffix(".yaml")))
+        }
+        do {
+            try fm.createDirectory(at: dest, withIntermediateDirectories: true)
+            for name in names { try fm.moveItem(at: dir.appendingPathComponent(name), to: dest.appendingPathComponent(name)) }
+        } catch {
+            throw TrainingError.storage("work dir \(dir.path) holds an earlier run, which could not be moved to \(dest.path) (\(error.localizedDescription)); "
+                + "continue it with --resume auto, or start this run in another --work-dir")
+        }
+        return dest
     }
 
+    /// Creates the work dir and proves it writable with a probe file.
     static func prepare(_ dir: URL) throws {
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -34,15 +34,6 @@ final class WorkDirLayoutTests: TrainToolTestCase {
         XCTAssertEqual(loaded.values, expected.values)
         XCTAssertEqual(loaded.double("train.lr"), 7e-4)
 
-        // A new run (no --resume) into this work dir would mix its checkpoints with these: refused,
-        // before anything is written, naming both ways forward.
-        let before = try rawTensors(wd.appendingPathComponent("latest.safetensors"))
-        r = try train(args + ["--set", "train.seed=7"])
-        XCTAssertEqual(r.status, 1, r.output)
-        XCTAssertTrue(r.output.contains("holds the checkpoints of an earlier run (step_00000004.safetensors") && r.output.contains("--resume auto"), r.output)
-        XCTAssertEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")), before)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: wd.path).filter { $0.hasSuffix(".log") }.count, 1, "no log of the refused run")
-
         // That file given back with --resume auto but without --work-dir trains in work_dirs/tiny_aim
         // (here under the scratch folder), from step 0: the log points at the run it came from.
         let output = scratch.appendingPathComponent("resume-without-work-dir.log")
@@ -58,6 +49,25 @@ final class WorkDirLayoutTests: TrainToolTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertEqual(try rawTensors(again.appendingPathComponent("latest.safetensors")),
                        try rawTensors(wd.appendingPathComponent("latest.safetensors")))
+
+        // A new run (no --resume) in this work dir: the earlier run's files move, whole, to
+        // earlier_runs/<time>/ (written among them, the new run's checkpoints would mix with its
+        // own), and the new run starts in a clean dir.
+        let before = try rawTensors(wd.appendingPathComponent("latest.safetensors"))
+        r = try train(args + ["--set", "train.seed=7"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("held an earlier run; its checkpoints, logs and metrics are now in \(wd.path)/earlier_runs/"), r.output)
+        let earlier = try FileManager.default.contentsOfDirectory(atPath: wd.appendingPathComponent("earlier_runs").path)
+        XCTAssertEqual(earlier.count, 1)
+        let moved = wd.appendingPathComponent("earlier_runs/\(earlier[0])")
+        XCTAssertEqual(try rawTensors(moved.appendingPathComponent("latest.safetensors")), before)
+        XCTAssertEqual(stepFiles(moved), ["step_00000002.safetensors", "step_00000004.safetensors"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: moved.appendingPathComponent("tiny_aim.yaml").path))
+        XCTAssertEqual(stepFiles(wd), ["step_00000002.safetensors", "step_00000004.safetensors"])
+        XCTAssertNotEqual(try rawTensors(wd.appendingPathComponent("latest.safetensors")), before, "the new run's own")
+        XCTAssertEqual(try metrics(wd).filter { $0["mode"] as? String == "train" }.compactMap { $0["step"] as? Int }, [1, 2, 3, 4],
+                       "metrics.jsonl holds the new run's records alone")
+        XCTAssertEqual(try Config.load(path: wd.appendingPathComponent("tiny_aim.yaml").path).int("train.seed"), 7)
     }
 
     func testLayoutPruningBestAndCheckpointContents() throws {
