@@ -30,7 +30,7 @@ extension Recognizer {
                 continue
             }
             let shape = try file.shape(of: p.name)
-            guard shape.filter({ $0 != 1 }) == p.shape.filter({ $0 != 1 }) else {
+            guard squeeze(shape) == squeeze(p.shape) else {
                 let text = "\(p.name): file \(shape), model \(p.shape)"
                 if p.tunable { report.misshapen.append(text) } else { differing.append(text) }
                 continue

@@ -159,7 +159,8 @@ extension Recognizer {
     }
 }
 
-private func squeeze(_ s: [Int]) -> [Int] { s.filter { $0 != 1 } }
+/// A shape without its 1s: PyTorch shapes may carry leading 1s that ours drop (or the reverse).
+func squeeze(_ s: [Int]) -> [Int] { s.filter { $0 != 1 } }
 
 /// The first `limit` items, then how many there are in all.
 func firstFew(_ items: [String], limit: Int = 5, separator: String = ", ") -> String {

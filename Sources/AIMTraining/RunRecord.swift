@@ -19,9 +19,7 @@ extension Trainer {
                                                           "Command: \(command)", "bin/aim-train --config \(configFile.path) reproduces it."]),
                                  to: configFile.path)
         } catch { Console.error("warning: \(configFile.path) not written: \(error)") }
-        let stamp = DateFormatter()
-        stamp.dateFormat = "yyyyMMdd_HHmmss"
-        let logFile = workDir.appendingPathComponent(stamp.string(from: Date()) + ".log")
+        let logFile = workDir.appendingPathComponent(WorkDirCheck.runTimeStamp() + ".log")
         do {
             try RunLog.attach(path: logFile.path, header: ["aim-train run log, \(ISO8601DateFormatter().string(from: Date())) on \(ProcessInfo.processInfo.hostName), \(ranks) rank(s)",
                                                            "command: \(command)", "config: \(configFile.path)"])

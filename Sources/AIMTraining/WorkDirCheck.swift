@@ -5,6 +5,13 @@ import Foundation
 /// Checks made before the first step, so a run that cannot keep its work is refused up front
 /// instead of failing after hours: the work dir is writable and has room, a batch fits in memory.
 enum WorkDirCheck {
+    /// Local time as mmaction2 names its logs (`20231201_154500`): run logs and set-aside runs.
+    static func runTimeStamp(_ date: Date = Date()) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd_HHmmss"
+        return f.string(from: date)
+    }
+
     /// Where `setAsideEarlierRun` moves an earlier run's files, one folder per new run.
     static let earlierRunsFolder = "earlier_runs"
 
@@ -17,11 +24,10 @@ enum WorkDirCheck {
         let fm = FileManager.default
         let store = CheckpointStore(workDir: dir, keepLast: 0)
         guard !store.stepFiles().isEmpty || fm.fileExists(atPath: store.latest.path) || fm.fileExists(atPath: store.best.path) else { return nil }
-        let stamp = DateFormatter()
-        stamp.dateFormat = "yyyyMMdd_HHmmss"
-        var dest = dir.appendingPathComponent(earlierRunsFolder).appendingPathComponent(stamp.string(from: Date()))
+        let stamp = runTimeStamp()
+        var dest = dir.appendingPathComponent(earlierRunsFolder).appendingPathComponent(stamp)
         var n = 2
-        while fm.fileExists(atPath: dest.path) { dest = dest.deletingLastPathComponent().appendingPathComponent(stamp.string(from: Date()) + "_\(n)"); n += 1 }
+        while fm.fileExists(atPath: dest.path) { dest = dest.deletingLastPathComponent().appendingPathComponent(stamp + "_\(n)"); n += 1 }
         // The run's own files; the lock (this run's), shard indexes and earlier runs stay.
         let names = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter { name in
             ["checkpoints", "latest.safetensors", "best.safetensors", "metrics.jsonl", TensorBoardLog.directoryName].contains(name)
