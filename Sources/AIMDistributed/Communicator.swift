@@ -108,6 +108,11 @@ public func launchedProcessCount(environment env: [String: String] = ProcessInfo
     ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first ?? 1
 }
 
+/// This process's rank among those a launcher started together (0 without one), from its environment.
+public func launchedProcessRank(environment env: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+    ["OMPI_COMM_WORLD_RANK", "PMI_RANK"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first ?? 0
+}
+
 /// The communicator for this process: `MPICommunicator.shared` under a launcher, a
 /// `SingleProcessCommunicator` otherwise. `timeoutSeconds` bounds every collective wait
 /// (default: env AIM_COLLECTIVE_TIMEOUT, else 300 s).

@@ -27,6 +27,20 @@ public enum Launch {
         exit(code)
     }
 
+    /// Ends a tool that must run as one process but was started by mpirun/srun with several, with
+    /// status 64. Only rank 0 prints `message`; it waits a moment before exiting because mpirun
+    /// tears the job down at the first non-zero exit and can drop output it has not yet read (CI
+    /// lost the line that way). The other ranks wait longer, silently, so rank 0 ends the job.
+    public static func refuseSeveralProcesses(_ tool: String, _ message: String) -> Never {
+        if launchedProcessRank() == 0 {
+            Console.errorRaw("\(tool): error: \(message)\n")
+            usleep(500_000)
+        } else {
+            sleep(10)
+        }
+        exit(ExitStatus.usage)
+    }
+
     /// The line `fail` prints for `error` (after "tool: error: ").
     static func describe(_ error: Error) -> String {
         switch error {

@@ -57,7 +57,7 @@ struct AIMPredict: ParsableCommand {
         guard !inputs.isEmpty else { throw ValidationError("give at least one video file or folder") }
         // Every rank would label every video and print it again.
         if launchedProcessCount() > 1 {
-            throw ValidationError("aim-predict runs as one process (its threads use the node's cores): run it without mpirun or srun")
+            Launch.refuseSeveralProcesses("aim-predict", "it runs as one process (its threads use the node's cores): run it without mpirun or srun")
         }
     }
 

@@ -12,6 +12,15 @@ final class CommunicatorTests: XCTestCase {
         XCTAssertEqual(detectLaunchMode(environment: ["OMPI_COMM_WORLD_SIZE": "2", "AIM_DISTRIBUTED": "single"]), .single)
     }
 
+    func testLaunchedCountAndRankComeFromTheLauncherEnvironment() {
+        XCTAssertEqual(launchedProcessCount(environment: [:]), 1)
+        XCTAssertEqual(launchedProcessRank(environment: [:]), 0)
+        XCTAssertEqual(launchedProcessCount(environment: ["OMPI_COMM_WORLD_SIZE": "3", "OMPI_COMM_WORLD_RANK": "2"]), 3)
+        XCTAssertEqual(launchedProcessRank(environment: ["OMPI_COMM_WORLD_SIZE": "3", "OMPI_COMM_WORLD_RANK": "2"]), 2)
+        XCTAssertEqual(launchedProcessCount(environment: ["PMI_SIZE": "4", "PMI_RANK": "1"]), 4)
+        XCTAssertEqual(launchedProcessRank(environment: ["PMI_SIZE": "4", "PMI_RANK": "1"]), 1)
+    }
+
     func testSingleProcessCommunicatorIsAWorldOfOne() {
         let comm = SingleProcessCommunicator()
         XCTAssertEqual([comm.rank, comm.size, comm.localRank, comm.localSize], [0, 1, 0, 1])

@@ -132,7 +132,8 @@ final class PredictToolTests: TrainToolTestCase {
         // Under mpirun every rank would label every video and print it again: refused (64).
         r = try run(try mpirun(), ["-n", "2", "--oversubscribe", predict] + s.base + [mixed.path])
         XCTAssertNotEqual(r.status, 0, r.output)
-        XCTAssertTrue(r.output.contains("aim-predict runs as one process"), r.output)
+        XCTAssertTrue(r.output.contains("aim-predict: error: it runs as one process"), r.output)
+        XCTAssertEqual(r.output.components(separatedBy: "runs as one process").count, 2, "printed once (rank 0): \(r.output)")
         XCTAssertFalse(r.output.contains(mixed.path + "/"), "a video was predicted: \(r.output)")
     }
 
