@@ -59,7 +59,7 @@ public struct GemmChoice {
         let result = GemmProbe.measure(uses)
         var whereCached = "not cached (no writable cache folder)"
         if let cache {
-            do { try cache.store(result, key: key, machine: machine); whereCached = "cached in \(cache.file.path)" } catch {
+            do { try cache.store(result, key: key, machine: machine, model: mc.summary); whereCached = "cached in \(cache.file.path)" } catch {
                 whereCached = "not cached: \(error)"
             }
         }

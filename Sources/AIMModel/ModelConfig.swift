@@ -66,6 +66,19 @@ public struct ModelConfig: Equatable, Sendable {
         }
     }
 
+    /// One line naming the model's shape, e.g. "clip AIM, width 768, 12 layers, 8×224², tune adapters".
+    public var summary: String {
+        let kind: String
+        switch architecture {
+        case .clipAIM, .imagenetAIM, .swinAIM: kind = adapters.isEmpty ? "space-only" : "AIM"
+        case .clipTimeSformer, .imagenetTimeSformer: kind = "TimeSformer"
+        case .videoSwin: kind = "VideoSwin"
+        }
+        let size = isSwin ? "embed \(embedDim), depths \(depths.map(String.init).joined(separator: "-"))"
+                          : "width \(width), \(layers) layers, patch \(patchSize)"
+        return "\(backbone.rawValue) \(kind), \(size), \(numFrames)×\(inputResolution)², tune \(tune.rawValue)"
+    }
+
     public var gridSize: Int { inputResolution / patchSize }
     public var patchesPerFrame: Int { gridSize * gridSize }
     public var tokensPerFrame: Int { patchesPerFrame + 1 }

@@ -74,7 +74,7 @@ struct CPU: ParsableCommand {
             print("choice cache:   \(cache.file.path) (\(entries.count) entr\(entries.count == 1 ? "y" : "ies"))")
             for e in entries.sorted(by: { $0.result.measuredAt < $1.result.measuredAt }) {
                 let threads = e.machine.split(separator: ";").first { $0.contains("threads") }.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-                print("  \(e.result.measuredAt)  \(threads): \(e.result.library) (\(e.result.figures))")
+                print("  \(e.result.measuredAt)  \(e.model ?? "model not recorded"), \(threads): \(e.result.library) (\(e.result.figures))")
             }
         }
         print("bf16:           \(BF16Support.unavailableReason.map { "unavailable — " + $0 } ?? "available: " + BF16Products.description)")

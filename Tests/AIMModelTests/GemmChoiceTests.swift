@@ -49,6 +49,27 @@ final class GemmChoiceTests: XCTestCase {
         XCTAssertEqual(cache.lookup("k1"), r)
         XCTAssertEqual(cache.lookup("k2")?.chosen, .openblas)
         XCTAssertEqual(cache.entries.count, 2)
+        XCTAssertNil(cache.entries.first { $0.result == r }?.model)
+        try cache.store(r, key: "k1", machine: m1, model: ModelConfig().summary)
+        XCTAssertEqual(cache.entries.first { $0.result == r }?.model, "clip AIM, width 768, 12 layers, patch 16, 8×224², tune adapters")
+
+        // A file written before entries named their model still reads.
+        let old = #"{"k9": {"machine": "m", "result": {"library": "blis", "secondsPerStep": {"blis": 1}, "rounds": 1, "probeSeconds": 0.1, "measuredAt": "t"}}}"#
+        let oldFile = GemmChoiceCache(file: dir.appendingPathComponent("old.json"))
+        try Data(old.utf8).write(to: oldFile.file)
+        XCTAssertEqual(oldFile.lookup("k9")?.chosen, .blis)
+
+        // The newest `capacity` entries are kept.
+        let full = GemmChoiceCache(file: dir.appendingPathComponent("full.json"))
+        for i in 0..<(GemmChoiceCache.capacity + 5) {
+            let at = String(format: "2026-12-07T10:%02d:00Z", i)
+            try full.store(GemmProbeResult(library: "openblas", secondsPerStep: ["openblas": 1], rounds: 1, probeSeconds: 0.1, measuredAt: at),
+                           key: "m\(i)", machine: m1)
+        }
+        XCTAssertEqual(full.entries.count, GemmChoiceCache.capacity)
+        XCTAssertNil(full.lookup("m4"), "the oldest go")
+        XCTAssertNotNil(full.lookup("m5"))
+        XCTAssertNotNil(full.lookup("m\(GemmChoiceCache.capacity + 4)"))
         // A damaged cache is measured again, never an error.
         try Data("{not json".utf8).write(to: cache.file)
         XCTAssertNil(cache.lookup("k1"))

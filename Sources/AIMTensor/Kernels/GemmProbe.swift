@@ -178,7 +178,12 @@ public struct GemmChoiceCache {
         return String(fnv1a64(text.utf8), radix: 16)
     }
 
-    struct Entry: Codable { var machine: String; var result: GemmProbeResult }
+    /// `model`: what the shapes belong to, for people reading the cache (absent in older files).
+    struct Entry: Codable { var machine: String; var model: String?; var result: GemmProbeResult }
+
+    /// Entries kept: the newest measured; each model × thread count adds one, so test suites and
+    /// sweeps would otherwise grow the file without end.
+    public static let capacity = 64
 
     private func load() -> [String: Entry] {
         guard let data = FileManager.default.contents(atPath: file.path),
@@ -188,12 +193,19 @@ public struct GemmChoiceCache {
 
     public func lookup(_ key: String) -> GemmProbeResult? { load()[key]?.result }
 
-    /// Every cached choice: (machine description, result).
-    public var entries: [(machine: String, result: GemmProbeResult)] { load().values.map { ($0.machine, $0.result) } }
+    /// Every cached choice: (machine description, model, result).
+    public var entries: [(machine: String, model: String?, result: GemmProbeResult)] {
+        load().values.map { ($0.machine, $0.model, $0.result) }
+    }
 
-    public func store(_ result: GemmProbeResult, key: String, machine: String) throws {
+    public func store(_ result: GemmProbeResult, key: String, machine: String, model: String? = nil) throws {
         var all = load()
-        all[key] = Entry(machine: machine, result: result)
+        all[key] = Entry(machine: machine, model: model, result: result)
+        if all.count > Self.capacity {
+            // measuredAt is ISO 8601 UTC, so text order is time order.
+            let oldest = all.sorted { ($0.value.result.measuredAt, $0.key) < ($1.value.result.measuredAt, $1.key) }
+            for (k, _) in oldest.prefix(all.count - Self.capacity) where k != key { all[k] = nil }
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try FileOutput.write(try enc.encode(all), to: file.path)
