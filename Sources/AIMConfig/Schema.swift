@@ -93,7 +93,8 @@ public enum ConfigSchema {
         .int("train.log_interval", 20, "steps between progress lines and metrics.jsonl records", min: 1, max: 1_000_000_000_000),
 
         // MARK: checkpoint, evaluation, runtime
-        .int("checkpoint.interval", 1000, "optimizer steps between checkpoints", min: 1, max: 1_000_000_000_000),
+        .int("checkpoint.interval", 1000, "optimizer steps between checkpoints (epochs with checkpoint.by_epoch)", min: 1, max: 1_000_000_000_000),
+        .bool("checkpoint.by_epoch", false, "checkpoint.interval counts epochs, as mmcv's CheckpointHook (checkpoint_config = dict(interval=10) in the official configs): a checkpoint at the end of every interval-th epoch, besides the run's end, a stop and a new best"),
         .int("checkpoint.max_failures", 3, "consecutive failed checkpoint writes (full disk, lost mount) after which training stops with exit status 74 instead of computing steps it cannot keep", min: 1, max: 1000),
         .int("checkpoint.keep_last", 3, "step checkpoints kept in work_dir/checkpoints (older ones pruned); 0 keeps all", min: 0, max: 1_000_000),
         .int("eval.interval", 0, "optimizer steps between validations (epochs with eval.by_epoch); 0 = only at the end", min: 0, max: 1_000_000_000_000),

@@ -284,6 +284,7 @@ public final class Trainer {
         let stepsPerEpoch = trainData.stepsPerEpoch
         let ckptInterval = config.int("checkpoint.interval"), evalInterval = config.int("eval.interval")
         let logInterval = config.int("train.log_interval"), evalByEpoch = config.bool("eval.by_epoch")
+        let ckptByEpoch = config.bool("checkpoint.by_epoch")
         let runStart = Date()
         let startStep = state.step
         if comm.rank == 0 {
@@ -343,7 +344,8 @@ public final class Trainer {
             }
             // Every rank must agree to stop on a signal, so the signal number is reduced.
             let stopSignal = Int32(comm.allreduce([Double(StopSignal.number)], op: .max, label: "stop-flag")[0])
-            if state.step % ckptInterval == 0 || done || stopSignal != 0 || isBest {
+            let ckptDue = ckptByEpoch ? state.stepInEpoch == 0 && state.epoch % ckptInterval == 0 : state.step % ckptInterval == 0
+            if ckptDue || done || stopSignal != 0 || isBest {
                 try saveCheckpoint(isBest: isBest, mustSucceed: done || stopSignal != 0)
             }
             if stopSignal != 0 {

@@ -98,4 +98,18 @@ extension TrainerWiringTests {
         XCTAssertEqual(val.compactMap { $0["step"] as? Int }, [8, 16, 20])
         XCTAssertEqual(val.compactMap { $0["epoch"] as? Int }, [2, 4, 5])
     }
+
+    /// `checkpoint.by_epoch`: checkpoint.interval counts epochs (4 steps each here): step files end
+    /// epochs 2 and 4 (steps 8, 16), and the run's end (step 20) as always.
+    func testCheckpointsByEpoch() throws {
+        let config = try tinyConfig(["train.epochs=5", "train.warmup_epochs=0", "checkpoint.interval=2", "checkpoint.by_epoch=true",
+                                     "checkpoint.keep_last=0"])
+        let dir = scratch("wiring-ckpt-epochs")
+        var options = TrainOptions(); options.workDir = dir; options.threads = 2
+        let trainer = try Trainer(config: config, options: options, communicator: SingleProcessCommunicator(),
+                                  trainData: QuadrantBatches(localBatch: 8, frames: 2, size: 16), valData: nil)
+        _ = try trainer.run()
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("checkpoints").path).sorted()
+        XCTAssertEqual(files, ["step_00000008.safetensors", "step_00000016.safetensors", "step_00000020.safetensors"])
+    }
 }
