@@ -306,12 +306,14 @@ public final class Trainer {
                 let elapsed = Date().timeIntervalSince(runStart)
                 let perStep = elapsed / Double(state.step - startStep)
                 let clipsPerSecond = Double(globalBatch) / max(times.total, 1e-9)
-                log.progress(String(format: "step %d/%d  epoch %d  loss %.4f  lr %.3e  %.2f clips/s  data %.2fs/step %.2fs  ETA %@",
+                // Rank 0's peak resident memory so far, as mmaction2's log shows its GPU's `memory` (MB).
+                let memoryMB = ProcessMemory.sample().peakRSSBytes / (1 << 20)
+                log.progress(String(format: "step %d/%d  epoch %d  loss %.4f  lr %.3e  %.2f clips/s  data %.2fs/step %.2fs  mem %d MB  ETA %@",
                                     state.step, totalSteps, state.epoch, summary.lastLoss, schedule.lr(at: state.step - 1),
-                                    clipsPerSecond, times.data, times.total, formatDuration(perStep * Double(totalSteps - state.step))))
+                                    clipsPerSecond, times.data, times.total, memoryMB, formatDuration(perStep * Double(totalSteps - state.step))))
                 var record: [String: Any] = ["mode": "train", "step": state.step, "epoch": state.epoch, "loss": Double(summary.lastLoss),
                                              "lr": schedule.lr(at: state.step - 1), "clips_per_s": clipsPerSecond, "time": times.total,
-                                             "data_time": times.data, "skipped": summary.skipEvents,
+                                             "data_time": times.data, "memory_mb": memoryMB, "skipped": summary.skipEvents,
                                              "bytes_allreduced": times.bytesAllreduced]
                 if options.profile || config.bool("profile") {
                     record["forward_s"] = times.forward; record["backward_s"] = times.backward

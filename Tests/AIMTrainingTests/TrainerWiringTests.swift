@@ -111,5 +111,12 @@ extension TrainerWiringTests {
         _ = try trainer.run()
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("checkpoints").path).sorted()
         XCTAssertEqual(files, ["step_00000008.safetensors", "step_00000016.safetensors", "step_00000020.safetensors"])
+        // Each train record carries rank 0's peak memory so far, as mmaction2's log lines do.
+        let text = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        let memory = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["mode"] as? String == "train" }.compactMap { $0["memory_mb"] as? Int }
+        XCTAssertFalse(memory.isEmpty)
+        XCTAssertEqual(memory, memory.sorted(), "a peak never falls")
+        XCTAssertGreaterThan(memory.first ?? 0, 5, "a Swift process holding a model resides in more than 5 MB")
     }
 }
