@@ -8,8 +8,11 @@ public struct TrainingState: Equatable, Sendable {
     public var epoch: Int         // current epoch (0-based)
     public var stepInEpoch: Int   // optimizer steps done within `epoch`
     public var bestTop1: Double   // best validation top-1 so far (-1 = none)
-    public init(step: Int = 0, epoch: Int = 0, stepInEpoch: Int = 0, bestTop1: Double = -1) {
+    /// A stop signal cut short the validation of this step: it runs first when the run resumes.
+    public var evalPending: Bool
+    public init(step: Int = 0, epoch: Int = 0, stepInEpoch: Int = 0, bestTop1: Double = -1, evalPending: Bool = false) {
         self.step = step; self.epoch = epoch; self.stepInEpoch = stepInEpoch; self.bestTop1 = bestTop1
+        self.evalPending = evalPending
     }
 }
 
@@ -60,6 +63,7 @@ public final class CheckpointStore {
         var w = SafetensorsWriter(metadata: extraMetadata.merging([
             "format": Self.format, "step": String(state.step), "epoch": String(state.epoch),
             "step_in_epoch": String(state.stepInEpoch), "best_top1": String(state.bestTop1),
+            "eval_pending": state.evalPending ? "1" : "0",
             "optimizer_step": String(optimizer.step), "world_size": String(worldSize), "config": config,
         ]) { _, ours in ours })
         model.addWeights(to: &w, tunableOnly: true)
@@ -194,7 +198,8 @@ public final class CheckpointStore {
         let md = f.metadata
         optimizer.restore(step: Int(md["optimizer_step"]!) ?? 0)
         let state = TrainingState(step: Int(md["step"]!) ?? 0, epoch: Int(md["epoch"]!) ?? 0,
-                                  stepInEpoch: Int(md["step_in_epoch"]!) ?? 0, bestTop1: Double(md["best_top1"] ?? "-1") ?? -1)
+                                  stepInEpoch: Int(md["step_in_epoch"]!) ?? 0, bestTop1: Double(md["best_top1"] ?? "-1") ?? -1,
+                                  evalPending: md["eval_pending"] == "1")
         return (state, md["config"]!)
     }
 }

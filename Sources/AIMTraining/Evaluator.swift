@@ -20,16 +20,28 @@ public struct Evaluator {
     let numClasses: Int
     let seed: UInt64
     let averaging: ClipAveraging
+    /// The stop signal received (0: none), asked before each batch; the ranks agree on it, so a
+    /// scheduler's signal ends a long validation within one batch, not after the whole set.
+    let stopSignal: (() -> Int32)?
 
-    public init(model: Recognizer, comm: any Communicator, numClasses: Int, seed: UInt64, averaging: ClipAveraging = .prob) {
+    public init(model: Recognizer, comm: any Communicator, numClasses: Int, seed: UInt64, averaging: ClipAveraging = .prob,
+                stopSignal: (() -> Int32)? = nil) {
         self.model = model; self.comm = comm; self.numClasses = numClasses; self.seed = seed; self.averaging = averaging
+        self.stopSignal = stopSignal
     }
+
+    /// Thrown by `run` on every rank when a stop signal arrived during it.
+    public struct Stopped: Error { public let signal: Int32 }
 
     public func run(_ source: BatchSource) throws -> EvalResult {
         let K = numClasses
         var local: [Float] = []   // per video: dataset index, label, then K averaged probabilities
         var unusable = 0          // videos of this rank's shard that could not be decoded
         for step in 0..<source.stepsPerEpoch {
+            if let stopSignal {
+                let s = comm.size > 1 ? Int32(comm.allreduce([Double(stopSignal())], op: .max, label: "eval-stop")[0]) : stopSignal()
+                if s != 0 { throw Stopped(signal: s) }
+            }
             let batch = try source.batch(epoch: 0, step: step)
             let V = batch.viewsPerSample, B = batch.labels.count
             let probs = try averagedProbabilities(model: model, video: batch.video, samples: B, views: V, averaging: averaging)

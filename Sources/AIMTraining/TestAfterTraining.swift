@@ -22,13 +22,24 @@ extension Trainer {
     /// (`data.test`, else `data.val`) with the config's test views, as `aim-eval` runs it, on the
     /// final weights and then on best.safetensors. Each result is printed and recorded in
     /// metrics.jsonl (`"mode": "test"`); TensorBoard keeps train and val curves only.
-    func testAfterTraining() throws -> [TestResult] {
-        guard let testData else { return [] }
+    /// A stop signal during a test ends it and returns the signal (0 otherwise): the run's
+    /// checkpoints are complete, and `--resume auto` runs the tests again.
+    func testAfterTraining() throws -> ([TestResult], stopSignal: Int32) {
+        guard let testData else { return ([], 0) }
         var results: [TestResult] = []
         for which in TestCheckpoint.allCases where options.testAfter.contains(which) {
             let step = which == .last ? state.step : try loadBestWeights()
-            let result = try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed,
-                                       averaging: ClipAveraging(config: config)).run(testData)
+            let result: EvalResult
+            do {
+                result = try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed,
+                                       averaging: ClipAveraging(config: config), stopSignal: options.stopSignal).run(testData)
+            } catch let stopped as Evaluator.Stopped {
+                if comm.rank == 0 {
+                    log.message("test of the \(which.rawValue) checkpoint stopped by signal \(stopped.signal); training is complete, "
+                                + "and --resume auto runs the tests again")
+                }
+                return (results, stopped.signal)
+            }
             results.append(TestResult(checkpoint: which, step: step, result: result))
             guard comm.rank == 0 else { continue }
             let views = (try? ClipPipelineConfig(config: config, split: .test)).map { "\(modelConfig.numFrames)×\($0.sampler.clipsPerVideo)×\($0.cropsPerClip)" } ?? "?"
@@ -40,7 +51,7 @@ extension Trainer {
                         "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy, "videos": result.videos,
                         "skipped": result.skipped])
         }
-        return results
+        return (results, 0)
     }
 
     /// best.safetensors' tunable weights on every rank; returns the step it was written at.

@@ -19,6 +19,9 @@ public struct TrainOptions {
     public var runLog = false
     /// `--test-last` / `--test-best`: what to test once the run is complete (`TestAfterTraining.swift`).
     public var testAfter: Set<TestCheckpoint> = []
+    /// The stop signal received so far (0: none), asked at each step boundary and before each
+    /// validation or test batch; tests give their own to stop at a chosen point.
+    public var stopSignal: () -> Int32 = { StopSignal.number }
     public init() {}
 }
 
@@ -294,6 +297,16 @@ public final class Trainer {
             let limit = options.maxSteps == totalSteps ? "--max-steps \(totalSteps)" : "the run's \(totalSteps) steps"
             log.message("nothing to train: resumed at step \(state.step), \(state.step == totalSteps ? "already" : "past") \(limit)")
         }
+        // The validation a stop signal cut short runs before the next step, on the same weights.
+        if state.evalPending {
+            state.evalPending = false
+            if let valData {
+                let isBest = try validate(valData, &summary)
+                // Stopped again: the checkpoint on disk still says the validation is pending.
+                if state.evalPending { summary.state = state; return summary }
+                try saveCheckpoint(isBest: isBest, mustSucceed: false)
+            }
+        }
         while state.step < totalSteps {
             let times = try trainStep(&summary)
             summary.stepTimes.append(times)
@@ -329,23 +342,10 @@ public final class Trainer {
             let evalDue = evalInterval > 0 && (evalByEpoch ? state.stepInEpoch == 0 && state.epoch % evalInterval == 0
                                                            : state.step % evalInterval == 0)
             if evalDue || (done && valData != nil) {
-                if let valData {
-                    let result = try evaluate(valData)
-                    summary.lastEval = result
-                    if result.top1 > state.bestTop1 { state.bestTop1 = result.top1; isBest = true }
-                    if comm.rank == 0 {
-                        log.message(String(format: "eval at step %d: top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
-                                           state.step, result.top1, result.top5, result.meanClassAccuracy, result.videos, result.skipped))
-                        let record: [String: Any] = ["mode": "val", "step": state.step, "epoch": state.epoch, "top1": result.top1,
-                                                     "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy,
-                                                     "videos": result.videos, "skipped": result.skipped]
-                        log.record(record)
-                        events?.record(record)
-                    }
-                }
+                if let valData { isBest = try validate(valData, &summary) }
             }
             // Every rank must agree to stop on a signal, so the signal number is reduced.
-            let stopSignal = Int32(comm.allreduce([Double(StopSignal.number)], op: .max, label: "stop-flag")[0])
+            let stopSignal = Int32(comm.allreduce([Double(options.stopSignal())], op: .max, label: "stop-flag")[0])
             let ckptDue = ckptByEpoch ? state.stepInEpoch == 0 && state.epoch % ckptInterval == 0 : state.step % ckptInterval == 0
             if ckptDue || done || stopSignal != 0 || isBest {
                 try saveCheckpoint(isBest: isBest, mustSucceed: done || stopSignal != 0)
@@ -370,8 +370,36 @@ public final class Trainer {
         }
         summary.state = state
         // A run stopped by a signal is not complete: it is tested when a resume completes it.
-        if summary.stopSignal == 0 { summary.tests = try testAfterTraining() }
+        if summary.stopSignal == 0 { (summary.tests, summary.stopSignal) = try testAfterTraining() }
         return summary
+    }
+
+    /// Validates the current weights, logs and records the result; true when it is the best so
+    /// far. A stop signal during it sets `state.evalPending` and `summary.stopSignal` instead (the
+    /// checkpoint this step ends with records it, so the resumed run validates first) and returns false.
+    func validate(_ valData: BatchSource, _ summary: inout TrainSummary) throws -> Bool {
+        let result: EvalResult
+        do { result = try evaluate(valData) } catch let stopped as Evaluator.Stopped {
+            state.evalPending = true
+            summary.stopSignal = stopped.signal
+            if comm.rank == 0 {
+                log.message("validation at step \(state.step) stopped by signal \(stopped.signal); it runs first when the run resumes")
+            }
+            return false
+        }
+        summary.lastEval = result
+        var isBest = false
+        if result.top1 > state.bestTop1 { state.bestTop1 = result.top1; isBest = true }
+        if comm.rank == 0 {
+            log.message(String(format: "eval at step %d: top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
+                               state.step, result.top1, result.top5, result.meanClassAccuracy, result.videos, result.skipped))
+            let record: [String: Any] = ["mode": "val", "step": state.step, "epoch": state.epoch, "top1": result.top1,
+                                         "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy,
+                                         "videos": result.videos, "skipped": result.skipped]
+            log.record(record)
+            events?.record(record)
+        }
+        return isBest
     }
 
     /// The TensorBoard event file, continuing after the step the run starts from (events of later
@@ -506,6 +534,7 @@ public final class Trainer {
     // MARK: - Evaluation
 
     public func evaluate(_ source: BatchSource) throws -> EvalResult {
-        try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed, averaging: ClipAveraging(config: config)).run(source)
+        try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed, averaging: ClipAveraging(config: config),
+                      stopSignal: options.stopSignal).run(source)
     }
 }
