@@ -15,13 +15,13 @@ extension Trainer {
             try? FileManager.default.removeItem(at: workDir.appendingPathComponent(name))
         }
         do {
-            try FileOutput.write(config.yamlText(header: ["Every key of this run (defaults and --set overrides included), written by aim-train.",
+            try FileOutput.write(config.yamlText(header: [WorkDirCheck.runConfigHeader,
                                                           "Command: \(command)", "bin/aim-train --config \(configFile.path) reproduces it."]),
                                  to: configFile.path)
         } catch { Console.error("warning: \(configFile.path) not written: \(error)") }
         let logFile = workDir.appendingPathComponent(WorkDirCheck.runTimeStamp() + ".log")
         do {
-            try RunLog.attach(path: logFile.path, header: ["aim-train run log, \(ISO8601DateFormatter().string(from: Date())) on \(ProcessInfo.processInfo.hostName), \(ranks) rank(s)",
+            try RunLog.attach(path: logFile.path, header: [WorkDirCheck.runLogHeader + "\(ISO8601DateFormatter().string(from: Date())) on \(ProcessInfo.processInfo.hostName), \(ranks) rank(s)",
                                                            "command: \(command)", "config: \(configFile.path)"])
         } catch {
             RunLog.stop()

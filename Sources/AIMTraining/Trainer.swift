@@ -93,6 +93,10 @@ public final class Trainer {
     let frozenFingerprint: String
     /// The classes the head is trained for, recorded in checkpoints (`load_from` reorders by them).
     let classNames: String
+    /// Why load_from could not be read when --resume was given (nil: read, or not set).
+    let loadFromFailure: String?
+    /// Rank 0: the checkpoint --resume continues from ("" when auto found none; nil without --resume).
+    var resumeChoice: String?
 
     /// Validates everything first (config, sizes, files), so a bad run stops before any work.
     public init(config: Config, options: TrainOptions, communicator comm: any Communicator,
@@ -108,19 +112,12 @@ public final class Trainer {
         if mc.precision == .bf16 { try BF16Support.check() }
         gemmChoice = try Launch.configureCompute(config: config, threads: options.threads, log: comm.rank == 0, communicator: comm,
                                     workDir: options.workDir ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(config.name))
+        // Every rank finds the same: said once, and the ranks stop together.
+        try Launch.together(comm, label: "start-checks") {
+            try Self.checkStart(config: config, pretrained: mc.pretrained, ranks: comm.size, resuming: options.resume != nil)
+        }
         globalBatch = config.int("train.batch_size"); microBatch = config.int("train.micro_batch")
-        guard globalBatch % comm.size == 0 else {
-            throw TrainingError.config("train.batch_size \(globalBatch) is not divisible by \(comm.size) ranks")
-        }
         localBatch = globalBatch / comm.size
-        guard localBatch % microBatch == 0 || localBatch < microBatch else {
-            throw TrainingError.config("train.batch_size \(globalBatch) over \(comm.size) ranks gives \(localBatch) clips per rank, not a multiple of train.micro_batch \(microBatch)")
-        }
-        if !mc.pretrained.isEmpty && !FileManager.default.fileExists(atPath: mc.pretrained) {
-            throw TrainingError.config("model.pretrained: \(mc.pretrained) does not exist (make demo writes work_dirs/demo/backbone.safetensors; tools/export_pretrained.py writes CLIP/timm backbones)")
-        }
-        // A load_from that is not a weights file stops here, before the work dir is made (its weights are read later).
-        if !config.string("load_from").isEmpty { _ = try SafetensorsFile(path: config.string("load_from")) }
         seed = UInt64(config.int("train.seed"))
         labelSmoothing = Float(config.double("train.label_smoothing"))
         frameFloats = 3 * mc.numFrames * mc.inputResolution * mc.inputResolution
@@ -169,11 +166,6 @@ public final class Trainer {
             // An abort (a lost peer) must not leave the lock to a process stuck in MPI_Abort.
             AbortHooks.add { [weak lock] in lock?.release() }
             workDirLock = lock
-            if options.resume == nil, let moved = try WorkDirCheck.setAsideEarlierRun(workDir) {
-                Console.error("warning: work dir \(workDir.path) held an earlier run; its checkpoints, logs and metrics are now in \(moved.path) "
-                              + "and this run starts afresh (to continue that run instead: move them back and give --resume auto)")
-            }
-            if options.runLog { try Self.startRunLog(workDir: workDir, config: config, options: options, ranks: comm.size) }
         } else { workDirLock = nil }
         let stepsPerEpoch = self.trainData.stepsPerEpoch
         let configured = config.int("train.max_steps") > 0 ? config.int("train.max_steps") : config.int("train.epochs") * stepsPerEpoch
@@ -190,7 +182,16 @@ public final class Trainer {
                 Console.errorRaw("loaded \(mc.pretrained): \(report.loaded.count) tensors; new (not in the file): \(report.missing.count)\(unused)\n")
             }
         }
-        try Self.applyLoadFrom(config: config, to: model, logs: comm.rank == 0)
+        // With --resume the run's own weights come back from the checkpoint: load_from matters
+        // only if none is found, so a load_from file gone since is said when that is known.
+        if options.resume == nil {
+            try Self.applyLoadFrom(config: config, to: model, logs: comm.rank == 0)
+            loadFromFailure = nil
+        } else {
+            do { try Self.applyLoadFrom(config: config, to: model, logs: comm.rank == 0); loadFromFailure = nil } catch {
+                loadFromFailure = "load_from: \(Launch.describe(error))"
+            }
+        }
         classNames = Self.classNamesMetadata(config: config, numClasses: mc.numClasses)
         // Recorded in each checkpoint, and compared on resume: the frozen weights come back from
         // model.pretrained, not from the checkpoint. Taken before bf16 gives their fp32 values back.
@@ -219,9 +220,45 @@ public final class Trainer {
 
         checkpoints = CheckpointStore(workDir: workDir, keepLast: config.int("checkpoint.keep_last"))
         if comm.rank == 0 {
+            // After load_from is read (it may be one of the files moved below) and before this
+            // run writes anything of its own: whatever does not continue the run in the work dir
+            // sets that run aside — a new run, a --resume from elsewhere, an auto that finds no
+            // checkpoint (a run that died before its first one left records).
+            let (checkpoints, frozen, data, model) = (checkpoints, frozenFingerprint, trainDataFingerprint, model)
+            let choice = try options.resume.map {
+                $0 != "auto" ? $0 : try Self.newestResumable(in: checkpoints, model: model, config: config, trainDataFingerprint: data,
+                                                             frozenFingerprint: frozen, worldSize: comm.size)?.path ?? ""
+            }
+            resumeChoice = choice
+            if !WorkDirCheck.continues(workDir, from: choice), let moved = try WorkDirCheck.setAsideEarlierRun(workDir) {
+                Console.error("warning: work dir \(workDir.path) held an earlier run; its checkpoints, logs and metrics are now in \(moved.path) "
+                              + "and this run starts afresh (to continue that run instead: move them back and give --resume auto)")
+            }
+            if options.runLog { try Self.startRunLog(workDir: workDir, config: config, options: options, ranks: comm.size) }
             try WorkDirCheck.roomForCheckpoints(workDir, bytesEach: CheckpointStore.estimatedBytes(model: model, config: config.dump()))
         }
         log = try MetricsLog(path: comm.rank == 0 ? workDir.appendingPathComponent("metrics.jsonl") : nil)
+    }
+
+    /// What the config must give before any data or weights are read: batch sizes that split
+    /// over the ranks, the backbone file, and (unless --resume restores the weights) a load_from
+    /// that is a weights file — before the work dir is made.
+    static func checkStart(config: Config, pretrained: String, ranks: Int, resuming: Bool) throws {
+        let global = config.int("train.batch_size"), micro = config.int("train.micro_batch")
+        guard global % ranks == 0 else {
+            throw TrainingError.config("train.batch_size \(global) is not divisible by \(ranks) ranks")
+        }
+        let local = global / ranks
+        guard local % micro == 0 || local < micro else {
+            throw TrainingError.config("train.batch_size \(global) over \(ranks) ranks gives \(local) clips per rank, not a multiple of train.micro_batch \(micro)")
+        }
+        if !pretrained.isEmpty && !FileManager.default.fileExists(atPath: pretrained) {
+            throw TrainingError.config("model.pretrained: \(pretrained) does not exist (make demo writes work_dirs/demo/backbone.safetensors; tools/export_pretrained.py writes CLIP/timm backbones)")
+        }
+        let loadFrom = config.string("load_from")
+        if !loadFrom.isEmpty && !resuming {
+            do { _ = try SafetensorsFile(path: loadFrom) } catch { throw TrainingError.config("load_from: \(Launch.describe(error))") }
+        }
     }
 
     // MARK: - Resume
@@ -230,9 +267,16 @@ public final class Trainer {
     /// rank loads the same file.
     func resumeIfAsked() throws {
         guard let resume = options.resume else { return }
-        var chosen = ""
-        if comm.rank == 0 { chosen = resume == "auto" ? try newestResumable()?.path ?? "" : resume }
+        var chosen = comm.rank == 0 ? resumeChoice ?? "" : ""
         chosen = String(decoding: comm.broadcast(Array(chosen.utf8)), as: UTF8.self)
+        if let loadFromFailure {
+            // Every rank read the same (their initial weights agreed), so every rank stops.
+            guard !chosen.isEmpty else {
+                throw AgreedStop(status: ExitStatus.failure, message: comm.rank != 0 ? nil
+                                 : "\(loadFromFailure) (--resume \(resume) found no checkpoint to continue, so the run would start from it)")
+            }
+            if comm.rank == 0 { log.message("warning: \(loadFromFailure); not needed, --resume restores the run's weights") }
+        }
         guard !chosen.isEmpty else {
             if comm.rank == 0 {
                 // The <config>.yaml a run leaves in its work dir, given back without --work-dir, trains
@@ -257,13 +301,14 @@ public final class Trainer {
 
     /// The newest step file that reads back whole. Damaged ones are reported and skipped; one
     /// written for another experiment is refused, never skipped (starting over would mix two runs).
-    func newestResumable() throws -> URL? {
+    static func newestResumable(in checkpoints: CheckpointStore, model: Recognizer, config: Config, trainDataFingerprint: String,
+                                frozenFingerprint: String, worldSize: Int) throws -> URL? {
         for file in checkpoints.stepFiles() {
             do {
                 let header = try SafetensorsFile(path: file.path)
                 if header.metadata["format"] == CheckpointStore.format, let text = header.metadata["config"], (try? Config(dump: text)) != nil {
                     _ = try ResumeCheck(saved: header.metadata, current: config, trainDataFingerprint: trainDataFingerprint,
-                                        frozenFingerprint: frozenFingerprint, worldSize: comm.size, path: file.path)
+                                        frozenFingerprint: frozenFingerprint, worldSize: worldSize, path: file.path)
                 }
             } catch let e as TrainingError {
                 throw e

@@ -15,24 +15,35 @@ enum WorkDirCheck {
     /// Where `setAsideEarlierRun` moves an earlier run's files, one folder per new run.
     static let earlierRunsFolder = "earlier_runs"
 
-    /// A new run (no --resume) in a work dir that holds an earlier run's checkpoints: the earlier
-    /// run's files move to `earlier_runs/<time>/`, whole, and the new run starts in a clean dir.
-    /// Why: written among them, its step files would sit beside the old ones (pruning by step
-    /// number would delete its own first, `--resume auto` would pick the old run's higher steps),
-    /// and `best` would stay the old run's; deleting them would lose work. Returns the folder.
+    /// Whether resuming from `choice` (the checkpoint `--resume` settled on; nil or "" for none)
+    /// continues the run in `dir`: a file of its own, not one from another folder.
+    static func continues(_ dir: URL, from choice: String?) -> Bool {
+        guard let choice, !choice.isEmpty else { return false }
+        let d = dir.standardizedFileURL.resolvingSymlinksInPath().path
+        let folder = URL(fileURLWithPath: choice).standardizedFileURL.resolvingSymlinksInPath().deletingLastPathComponent().path
+        return folder == d || folder == d + "/checkpoints"
+    }
+
+    /// A run that does not continue the one in its work dir (`continues`) finds that run's files
+    /// moved to `earlier_runs/<time>/`, whole, and starts in a clean dir. Why: written among
+    /// them, its step files would sit beside the old ones (pruning by step number would delete
+    /// its own first, `--resume auto` would pick the old run's higher steps), `best` would stay
+    /// the old run's, and metrics.jsonl and the events would join two runs into one curve;
+    /// deleting them would lose work. A run that died before its first checkpoint counts too.
+    /// Returns the folder, nil when the dir holds no run.
     static func setAsideEarlierRun(_ dir: URL) throws -> URL? {
         let fm = FileManager.default
-        let store = CheckpointStore(workDir: dir, keepLast: 0)
-        guard !store.stepFiles().isEmpty || fm.fileExists(atPath: store.latest.path) || fm.fileExists(atPath: store.best.path) else { return nil }
+        // The run's own files; the lock (this run's), shard indexes, earlier runs and the user's
+        // other files stay.
+        let names = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter { name in
+            ["checkpoints", "latest.safetensors", "best.safetensors", "metrics.jsonl", TensorBoardLog.directoryName].contains(name)
+                || isRunRecord(dir.appendingPathComponent(name))
+        }
+        guard !names.isEmpty else { return nil }
         let stamp = runTimeStamp()
         var dest = dir.appendingPathComponent(earlierRunsFolder).appendingPathComponent(stamp)
         var n = 2
         while fm.fileExists(atPath: dest.path) { dest = dest.deletingLastPathComponent().appendingPathComponent(stamp + "_\(n)"); n += 1 }
-        // The run's own files; the lock (this run's), shard indexes and earlier runs stay.
-        let names = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter { name in
-            ["checkpoints", "latest.safetensors", "best.safetensors", "metrics.jsonl", TensorBoardLog.directoryName].contains(name)
-                || (!name.hasPrefix(".") && (name.hasSuffix(".log") || name.hasSuffix(".yaml")))
-        }
         do {
             try fm.createDirectory(at: dest, withIntermediateDirectories: true)
             for name in names { try fm.moveItem(at: dir.appendingPathComponent(name), to: dest.appendingPathComponent(name)) }
@@ -42,6 +53,20 @@ enum WorkDirCheck {
         }
         return dest
     }
+
+    /// A `<config>.yaml` or `<time>.log` a run wrote (`startRunLog`), known by its first line.
+    static func isRunRecord(_ file: URL) -> Bool {
+        let name = file.lastPathComponent
+        guard !name.hasPrefix("."), name.hasSuffix(".yaml") || name.hasSuffix(".log"),
+              let handle = try? FileHandle(forReadingFrom: file) else { return false }
+        defer { try? handle.close() }
+        let start = String(decoding: (try? handle.read(upToCount: 160)) ?? Data(), as: UTF8.self)
+        return start.hasPrefix(name.hasSuffix(".yaml") ? "# " + runConfigHeader : runLogHeader)
+    }
+
+    /// First lines of the records a run writes into its work dir.
+    static let runConfigHeader = "Every key of this run (defaults and --set overrides included), written by aim-train."
+    static let runLogHeader = "aim-train run log, "
 
     /// Creates the work dir and proves it writable with a probe file.
     static func prepare(_ dir: URL) throws {

@@ -1,0 +1,124 @@
+import AIMConfig
+import AIMDistributed
+import AIMTensor
+import AIMTraining
+import Foundation
+import XCTest
+
+/// A run that does not continue the run in its work dir sets that run's files aside, whole, in
+/// `earlier_runs/<time>/`: a new run, a `--resume` from another folder, an auto resume that finds
+/// no checkpoint (a run that died before its first one). `load_from` is read before anything
+/// moves, and with `--resume` it is needed only when no checkpoint is found.
+final class EarlierRunTests: XCTestCase {
+    func config(_ extra: [String] = []) throws -> Config {
+        try tinyAIMConfig("earlier", ["checkpoint.interval=2", "checkpoint.keep_last=0"] + extra)
+    }
+
+    func trainer(_ config: Config, _ dir: URL, resume: String? = nil) throws -> Trainer {
+        var options = TrainOptions(); options.workDir = dir; options.threads = 2; options.resume = resume
+        return try Trainer(config: config, options: options, communicator: SingleProcessCommunicator(),
+                           trainData: QuadrantBatches(localBatch: 8, frames: 2, size: 16))
+    }
+
+    func names(_ dir: URL) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted() }
+
+    /// The one folder under earlier_runs, nil when nothing was set aside.
+    func setAside(_ dir: URL) -> URL? {
+        let runs = names(dir.appendingPathComponent("earlier_runs"))
+        XCTAssertLessThanOrEqual(runs.count, 1, "\(runs)")
+        return runs.first.map { dir.appendingPathComponent("earlier_runs/\($0)") }
+    }
+
+    func trainSteps(_ dir: URL) throws -> [Int] {
+        let text = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["mode"] as? String == "train" }.compactMap { $0["step"] as? Int }
+    }
+
+    /// What a run killed before its first checkpoint leaves: records, events, its config and log.
+    func deadRun(in dir: URL) throws {
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("tensorboard"), withIntermediateDirectories: true)
+        try Data("{\"mode\":\"train\",\"step\":20}\n".utf8).write(to: dir.appendingPathComponent("metrics.jsonl"))
+        try Data("events".utf8).write(to: dir.appendingPathComponent("tensorboard/events.out.tfevents.1.host"))
+        try Data("# Every key of this run (defaults and --set overrides included), written by aim-train.\nmodel:\n".utf8)
+            .write(to: dir.appendingPathComponent("earlier.yaml"))
+        try Data("aim-train run log, 2026-12-07T10:00:00Z on host, 1 rank(s)\n".utf8).write(to: dir.appendingPathComponent("20261207_100000.log"))
+        // The user's own files stay.
+        try Data("model:\n  num_classes: 4\n".utf8).write(to: dir.appendingPathComponent("edited.yaml"))
+        try Data("notes\n".utf8).write(to: dir.appendingPathComponent("notes.log"))
+    }
+
+    func testARunThatDiedBeforeItsFirstCheckpointIsSetAside() throws {
+        for resume in [nil, "auto"] {
+            let dir = freshScratch("earlier-dead-\(resume ?? "new")")
+            try deadRun(in: dir)
+            let summary = try trainer(try config(), dir, resume: resume).run()
+            XCTAssertEqual(summary.state.step, 4)
+            let moved = try XCTUnwrap(setAside(dir), "resume \(resume ?? "none"): the dead run's records were not set aside")
+            XCTAssertEqual(names(moved), ["20261207_100000.log", "earlier.yaml", "metrics.jsonl", "tensorboard"])
+            XCTAssertEqual(names(moved.appendingPathComponent("tensorboard")), ["events.out.tfevents.1.host"])
+            XCTAssertTrue(names(dir).contains("edited.yaml") && names(dir).contains("notes.log"), "\(names(dir))")
+            XCTAssertEqual(try trainSteps(dir), [1, 4], "metrics.jsonl holds the new run's records alone (its first and last steps)")
+        }
+    }
+
+    func testResumingFromAnotherFolderSetsTheRunHereAsideAndFromItsOwnDoesNot() throws {
+        let source = freshScratch("earlier-source"), here = freshScratch("earlier-here")
+        _ = try trainer(try config(), source).run()
+        _ = try trainer(try config(["train.seed=9"]), here).run()
+        let hereLatest = try WeightComparison.tunableWeights(ofCheckpoint: here.appendingPathComponent("latest.safetensors").path)
+
+        // Its own checkpoint continues the run here: nothing moves.
+        _ = try trainer(try config(["train.seed=9"]), here, resume: here.appendingPathComponent("checkpoints/step_00000002.safetensors").path).run()
+        XCTAssertNil(setAside(here))
+
+        // Another folder's: the run here moves whole, and its step files cannot mix with the new lineage's.
+        let step2 = source.appendingPathComponent("checkpoints/step_00000002.safetensors").path
+        let resumed = try trainer(try config(), here, resume: step2)
+        _ = try resumed.run()
+        let moved = try XCTUnwrap(setAside(here))
+        XCTAssertEqual(try WeightComparison.tunableWeights(ofCheckpoint: moved.appendingPathComponent("latest.safetensors").path), hereLatest)
+        XCTAssertEqual(names(here.appendingPathComponent("checkpoints")), ["step_00000004.safetensors"], "the resumed lineage's steps only")
+        XCTAssertEqual(try WeightComparison.tunableWeights(ofCheckpoint: here.appendingPathComponent("latest.safetensors").path),
+                       try WeightComparison.tunableWeights(ofCheckpoint: source.appendingPathComponent("latest.safetensors").path),
+                       "resumed from the source's step 2, the run ends as the source did")
+    }
+
+    func testLoadFromAFileOfTheRunThatIsSetAside() throws {
+        let dir = freshScratch("earlier-load-self")
+        _ = try trainer(try config(), dir).run()
+        let saved = try WeightComparison.tunableWeights(ofCheckpoint: dir.appendingPathComponent("latest.safetensors").path)
+        let started = try trainer(try config(["load_from=\(dir.appendingPathComponent("latest.safetensors").path)"]), dir)
+        let loaded = Dictionary(uniqueKeysWithValues: started.model.store.tunableParameters.map {
+            ($0.name, Array(UnsafeBufferPointer(start: $0.data, count: $0.count)))
+        })
+        XCTAssertEqual(loaded, saved)
+        XCTAssertNotNil(setAside(dir))
+    }
+
+    func testAMissingLoadFromMattersOnlyWhenResumeFindsNothing() throws {
+        let source = freshScratch("earlier-lf-source")
+        _ = try trainer(try config(), source).run()
+        let copy = freshScratch("earlier-lf-copy")
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        let file = copy.appendingPathComponent("start.safetensors")
+        try FileManager.default.copyItem(at: source.appendingPathComponent("latest.safetensors"), to: file)
+
+        let dir = freshScratch("earlier-lf-run")
+        _ = try trainer(try config(["load_from=\(file.path)", "train.epochs=2"]), dir).run()
+        try FileManager.default.removeItem(at: file)
+        // Resumed: the checkpoint gives the weights, the missing file does not matter.
+        let resumed = try trainer(try config(["load_from=\(file.path)", "train.epochs=2"]), dir, resume: "auto")
+        XCTAssertEqual(try resumed.run().state.step, 8)
+        // Nothing to resume from: the run would start from load_from, which is gone.
+        XCTAssertThrowsError(try trainer(try config(["load_from=\(file.path)"]), freshScratch("earlier-lf-empty"), resume: "auto").run()) {
+            XCTAssertTrue("\($0)".contains("load_from: ") && "\($0)".contains(file.path) && "\($0)".contains("found no checkpoint"), "\($0)")
+        }
+        // Without --resume it is refused before the work dir is made.
+        let fresh = freshScratch("earlier-lf-new")
+        XCTAssertThrowsError(try trainer(try config(["load_from=\(file.path)"]), fresh)) {
+            XCTAssertTrue("\($0)".contains("load_from: ") && "\($0)".contains(file.path), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: fresh.path))
+    }
+}
