@@ -125,6 +125,30 @@ public enum Launch {
             "was trained on other frozen weights than \(source): fingerprint \(recorded) recorded, \(now) here; give \(fix) it was trained with"])
     }
 
+    /// Why `file` holds another model's weights than `model`, nil when its tunable weights are
+    /// this model's: one of this model's tunable weights missing, or a tunable weight (adapter,
+    /// head, ln_post) this model does not have — an AIM checkpoint given with a space-only config
+    /// would otherwise load its head alone and print figures of another model. The official code
+    /// creates temporal_embedding in every model, so a converted file may hold it unused.
+    static func otherModel(_ model: Recognizer, _ file: SafetensorsFile) -> String? {
+        let weights = file.names.filter { !$0.hasPrefix("optimizer.") }
+        let missing = model.store.tunableParameters.map(\.name).filter { !file.contains($0) }
+        if let first = missing.first {
+            let shape = model.store[first].map { "\($0.shape)" } ?? "?"
+            return "this config's tunable weight \(first) \(shape) is not in the file (\(missing.count) of its tunable weights missing; "
+                + "the file holds \(weights.count) weights) — a checkpoint of another model or config?"
+        }
+        let foreign = weights.filter { name in
+            model.store[name] == nil && !name.hasSuffix("temporal_embedding") && Recognizer.tunableKeywords.contains { name.contains($0) }
+        }
+        if let first = foreign.first {
+            let shape = (try? file.shape(of: first)).map { "\($0)" } ?? "?"
+            return "the file holds the tunable weight \(first) \(shape), which this config's model does not have (\(foreign.count) such) "
+                + "— a checkpoint of another model or config?"
+        }
+        return nil
+    }
+
     /// A model for evaluation: the config's pretrained backbone (or its seeded init), then the checkpoint's weights
     /// (an aim-swift checkpoint holds the tunable ones; a full recognizer file holds all).
     public static func loadModel(config: Config, checkpoint: String) throws -> Recognizer {
@@ -136,6 +160,9 @@ public enum Launch {
         let model = try Recognizer(config: mc, initialize: false)
         let header = try? SafetensorsFile(path: checkpoint)
         let full = header.map { h in h.metadata["format"] != CheckpointStore.format && model.store.parameters.allSatisfy { h.contains($0.name) } } ?? false
+        // Another architecture is named by its first differing weight, before the frozen weights
+        // are compared (their fingerprints would differ too, and point at the wrong fix).
+        if let header, let problem = otherModel(model, header) { throw ModelError.weights(path: checkpoint, problems: [problem]) }
         if !full {
             try model.start(seed: UInt64(config.int("train.seed")))
             try checkFrozenWeights(of: model, against: checkpoint, metadata: header?.metadata ?? [:], pretrained: mc.pretrained,
@@ -143,17 +170,7 @@ public enum Launch {
         }
         // An aim-swift checkpoint's checksum, as `--resume` checks it: a damaged file would print wrong accuracies.
         if let header, header.metadata["format"] == CheckpointStore.format { try CheckpointStore.verifyChecksum(header, model: model) }
-        let report = try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
-        let missingTunable = report.missing.filter { name in model.store[name]?.tunable ?? false }
-        if !missingTunable.isEmpty {
-            // Name the first missing weight with the shape this config expects, and what the file
-            // holds instead, so "a checkpoint of another model" is recognisable at a glance.
-            let first = missingTunable[0]
-            let shape = model.store[first].map { "\($0.shape)" } ?? "?"
-            let held = header?.names.filter { !$0.hasPrefix("optimizer.") }.count ?? 0
-            throw ModelError.weights(path: checkpoint, problems: [
-                "this config's tunable weight \(first) \(shape) is not in the file (\(missingTunable.count) of its tunable weights missing; the file holds \(held) weights) — a checkpoint of another model or config?"])
-        }
+        _ = try model.loadWeights(path: checkpoint, strict: false, ignoring: ["optimizer."])
         // Frozen weights missing from the file come from model.pretrained, or — without one — from
         // the seeded initialisation, which is the same one training started from.
         model.releaseFrozenFP32Weights()   // bf16: evaluation reads the bf16 copies only, as training did
