@@ -34,6 +34,13 @@ extension Config {
         if clipLen != frames {
             problem("data.clip_len", "\(clipLen) must equal model.num_frames \(frames): each clip is one input of the model")
         }
+        // The official frame_uniform sampler takes one clip spanning the whole video; more clips
+        // would be silently one (aim-eval's --views refuses them the same way).
+        if bool("data.frame_uniform") {
+            for key in ["data.num_clips", "data.val_num_clips", "data.test_num_clips"] where int(key) > 1 {
+                problem(key, "\(int(key)) with data.frame_uniform true: frame_uniform samples one clip per video; set \(key)=1 (and data.test_crop three for 3 views) or data.frame_uniform=false")
+            }
+        }
         return out
     }
 }

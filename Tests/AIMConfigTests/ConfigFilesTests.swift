@@ -36,6 +36,28 @@ final class ConfigFilesTests: XCTestCase {
         }
     }
 
+    /// Every committed config's keys fit together as training and testing read them.
+    func testEveryConfigsKeysFitTogether() throws {
+        let root = Self.configs.path
+        let files = (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? [])
+            .filter { $0.hasSuffix(".yaml") && !$0.hasPrefix("_base_") && !$0.hasPrefix("labels") }
+        for file in files {
+            XCTAssertEqual(try Config.load(path: root + "/" + file).relationProblems().map(\.description), [], file)
+        }
+    }
+
+    /// frame_uniform samples one clip per video: more clips asked of it are refused, not silently one.
+    func testFrameUniformTakesOneClip() throws {
+        var c = try Self.load("ssv2/aim_vitb16_clip.yaml")
+        XCTAssertEqual(c.relationProblems().count, 0)
+        try c.apply(overrides: ["data.test_num_clips=2", "data.val_num_clips=3"])
+        let problems = c.relationProblems().map(\.description)
+        XCTAssertEqual(problems.count, 2, "\(problems)")
+        XCTAssertTrue(problems.contains { $0.contains("data.test_num_clips") && $0.contains("frame_uniform samples one clip per video") }, "\(problems)")
+        try c.apply(overrides: ["data.frame_uniform=false"])
+        XCTAssertEqual(c.relationProblems().count, 0)
+    }
+
     func testRequiredExperimentFilesExist() {
         var required = ["k700/aim_vitb16_clip_32f.yaml", "k700/aim_vitl14_clip_32f.yaml",
                         "k400/timesformer_vitb16_clip_8f.yaml", "k400/finetune_space_only_vitb16_clip_8f.yaml",
