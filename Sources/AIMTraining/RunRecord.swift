@@ -7,7 +7,7 @@ extension Trainer {
     /// key (defaults and --set included; `--config` reads it back), and `<start time>.log`, a copy of
     /// what rank 0 prints. Neither can stop the run: a failed write is reported and it goes on.
     static func startRunLog(workDir: URL, config: Config, options: TrainOptions, ranks: Int) throws {
-        let command = options.commandLine.isEmpty ? CommandLine.arguments.joined(separator: " ") : options.commandLine
+        let command = options.commandLine.isEmpty ? ShellQuote.line(CommandLine.arguments) : options.commandLine
         let configFile = workDir.appendingPathComponent("\(config.name).yaml")
         // A run killed while writing it left a temporary file (one run per work dir: not ours is stale).
         for name in (try? FileManager.default.contentsOfDirectory(atPath: workDir.path)) ?? []
@@ -16,7 +16,7 @@ extension Trainer {
         }
         do {
             try FileOutput.write(config.yamlText(header: [WorkDirCheck.runConfigHeader,
-                                                          "Command: \(command)", "bin/aim-train --config \(configFile.path) reproduces it."]),
+                                                          "Command: \(command)", "bin/aim-train --config \(ShellQuote.word(configFile.path)) reproduces it."]),
                                  to: configFile.path)
         } catch { Console.error("warning: \(configFile.path) not written: \(error)") }
         let logFile = workDir.appendingPathComponent(WorkDirCheck.runTimeStamp() + ".log")

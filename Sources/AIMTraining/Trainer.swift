@@ -161,7 +161,7 @@ public final class Trainer {
         if comm.rank == 0 {
             try WorkDirCheck.prepare(workDir)
             let lock = try WorkDirLock.acquire(workDir: workDir, command: options.commandLine.isEmpty
-                                               ? CommandLine.arguments.joined(separator: " ") : options.commandLine,
+                                               ? ShellQuote.line(CommandLine.arguments) : options.commandLine,
                                                log: { Console.error("warning: \($0)") })
             // An abort (a lost peer) must not leave the lock to a process stuck in MPI_Abort.
             AbortHooks.add { [weak lock] in lock?.release() }

@@ -52,7 +52,7 @@ struct AIMTrain: ParsableCommand {
             options.workDir = workDir.map { URL(fileURLWithPath: $0) }
             options.resume = resume ?? mmaction2.resume; options.maxSteps = maxSteps; options.threads = threads
             options.profile = profile; options.bucketMode = blockingAllreduce ? .blocking : .overlapped
-            options.commandLine = CommandLine.arguments.joined(separator: " ")
+            options.commandLine = ShellQuote.line(CommandLine.arguments)
             options.runLog = true
             if testLast { options.testAfter.insert(.last) }
             if testBest { options.testAfter.insert(.best) }
