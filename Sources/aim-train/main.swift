@@ -48,6 +48,10 @@ struct AIMTrain: ParsableCommand {
         var status = ExitStatus.success
         do {
             let cfg = try Launch.together(comm, label: "config") { try Config.load(path: config, overrides: overrides + mmaction2.overrides) }
+            // mmaction2's --validate asks for validation; here data.val decides, so say when it cannot happen.
+            if mmaction2.validate && cfg.string("data.val").isEmpty && comm.rank == 0 {
+                Console.error("warning: --validate: data.val is empty, so this run validates nothing (set data.val to a validation list)")
+            }
             var options = TrainOptions()
             options.workDir = workDir.map { URL(fileURLWithPath: $0) }
             options.resume = resume ?? mmaction2.resume; options.maxSteps = maxSteps; options.threads = threads

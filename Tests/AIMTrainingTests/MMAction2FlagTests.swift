@@ -13,6 +13,11 @@ final class MMAction2FlagTests: TrainToolTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertEqual(try Config.load(path: wd.appendingPathComponent("tiny_aim.yaml").path).int("train.seed"), 5)
         XCTAssertFalse(r.output.contains("warning: the labels"), r.output)
+        XCTAssertFalse(r.output.contains("--validate: data.val is empty"), r.output)
+        // --validate without validation data: said, and the run goes on as mmaction2's would.
+        r = try train(trainArgs(data: data, workDir: workDir("no-val"), steps: 1) + ["--set", "data.val=", "--validate"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("warning: --validate: data.val is empty, so this run validates nothing"), r.output)
 
         // model.num_classes left larger than the labels (another dataset's count): a warning, once per run.
         r = try train(trainArgs(data: data, workDir: workDir("six"), steps: 1, ["model.num_classes=6"]), ranks: 2)
