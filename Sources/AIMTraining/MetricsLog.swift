@@ -4,7 +4,7 @@ import Foundation
 /// `metrics.jsonl` (one JSON object per logged step and per evaluation) and the progress line.
 /// Only the coordinator writes.
 public final class MetricsLog {
-    private let file: AppendFile?
+    private var file: AppendFile?
     private let isTerminal: Bool
     private var lineOpen = false
     /// Records lost to failed writes since the last one that went through.
@@ -24,6 +24,28 @@ public final class MetricsLog {
         lost.append(to: file.path, what: "metrics record", tag: "metrics", message: message) {
             try file.append([UInt8](data) + [UInt8(ascii: "\n")])
         }
+    }
+
+    /// After a resume at `step`: records of later steps (logged by a run that died after its last
+    /// checkpoint, and logged again now) go, as the TensorBoard events' do, so the file holds
+    /// each step once; so do lines a crash cut short. Rewritten whole and renamed into place.
+    /// Returns how many records went.
+    @discardableResult
+    public func keepRecords(upTo step: Int) throws -> Int {
+        guard let path = file?.path, let data = FileManager.default.contents(atPath: path) else { return 0 }
+        var kept: [UInt8] = [], dropped = 0
+        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            let record = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]
+            if let record, (record["step"] as? Int).map({ $0 <= step }) ?? true {
+                kept += line + [UInt8(ascii: "\n")]
+            } else {
+                dropped += 1
+            }
+        }
+        guard dropped > 0 else { return 0 }
+        try FileOutput.write(kept, to: path)
+        file = try AppendFile(path: path)
+        return dropped
     }
 
     /// One progress line: redrawn in place on a terminal, a plain line in a log file.

@@ -296,7 +296,15 @@ public final class Trainer {
         if comm.rank == 0 { for line in check.allowedChanges { log.message("resume: \(line)") } }
         let (restored, _) = try checkpoints.restore(URL(fileURLWithPath: chosen), model: model, optimizer: optimizer)
         state = restored
-        if comm.rank == 0 { log.message("resumed from \(chosen) at step \(state.step) (epoch \(state.epoch))") }
+        if comm.rank == 0 {
+            log.message("resumed from \(chosen) at step \(state.step) (epoch \(state.epoch))")
+            do {
+                let dropped = try log.keepRecords(upTo: state.step)
+                if dropped > 0 { log.message("metrics.jsonl: removed \(dropped) record(s) after step \(state.step), logged before the run stopped") }
+            } catch {
+                log.message("warning: metrics.jsonl keeps records after step \(state.step) (they will appear twice): \(error)")
+            }
+        }
     }
 
     /// The newest step file that reads back whole. Damaged ones are reported and skipped; one

@@ -121,4 +121,21 @@ final class EarlierRunTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: fresh.path))
     }
+
+    /// A run that died after its last checkpoint logged later steps; resumed, it logs them again:
+    /// metrics.jsonl then holds each step once, as the TensorBoard events do.
+    func testResumeKeepsEachStepOnceInTheMetrics() throws {
+        let config = try self.config(["train.epochs=2", "train.log_interval=1", "checkpoint.interval=4"])
+        let dir = freshScratch("earlier-metrics")
+        _ = try trainer(config, dir).run()
+        XCTAssertEqual(try trainSteps(dir), Array(1...8))
+        // As if the run had died after logging step 8, before its checkpoint.
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("checkpoints/step_00000008.safetensors"))
+        let handle = try FileHandle(forWritingTo: dir.appendingPathComponent("metrics.jsonl"))
+        try handle.seekToEnd(); try handle.write(contentsOf: Data("{\"mode\":\"train\",\"st".utf8)); try handle.close()
+        let resumed = try trainer(config, dir, resume: "auto")
+        XCTAssertEqual(try resumed.run().state.step, 8)
+        XCTAssertEqual(try trainSteps(dir), Array(1...8))
+        XCTAssertNil(setAside(dir))
+    }
 }
