@@ -121,8 +121,12 @@ public enum Launch {
               let now = model.frozenWeightsFingerprint(), now != recorded else { return }
         let (source, fix) = pretrained.isEmpty ? ("train.seed \(seed) draws (no model.pretrained)", "the train.seed")
                                                : ("model.pretrained \(pretrained) holds", "the model.pretrained file")
+        // The run's config in the checkpoint says which backbone it used, when it had one.
+        let used = metadata["config"].flatMap { try? Config(dump: $0) }.map { $0.string("model.pretrained") } ?? ""
+        let hint = !used.isEmpty && used != pretrained ? "; its run used model.pretrained \(used): give that file"
+                                                       : "; give \(fix) it was trained with"
         throw ModelError.weights(path: checkpoint, problems: [
-            "was trained on other frozen weights than \(source): fingerprint \(recorded) recorded, \(now) here; give \(fix) it was trained with"])
+            "was trained on other frozen weights than \(source): fingerprint \(recorded) recorded, \(now) here\(hint)"])
     }
 
     /// Why `file` holds another model's weights than `model`, nil when its tunable weights are

@@ -79,4 +79,27 @@ final class ResumeCheckTests: TrainToolTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("at step 2"), r.output)
     }
+
+    /// Evaluated without the backbone it was trained on, a checkpoint names the file its run used
+    /// (its config records it), not the seed.
+    func testTheBackboneARunUsedIsNamedWhenMissing() throws {
+        let data = try makeDataset()
+        // A backbone unlike the seed's draw: a finetuned model's, exported.
+        let tuned = workDir("tuned")
+        var r = try train(trainArgs(data: data, workDir: tuned, steps: 2) + ["--set", "model.adapters=[]", "--set", "model.tune=all"])
+        XCTAssertEqual(r.status, 0, r.output)
+        let backbone = scratch.appendingPathComponent("backbone.safetensors")
+        r = try run(try tool("aim-model"), ["export-backbone", "--config", Self.tinyConfig, "--set", "model.adapters=[]", "--set", "model.tune=all", "--set", "model.num_classes=4",
+                                            "--set", "model.pretrained=", "--checkpoint", tuned.appendingPathComponent("latest.safetensors").path,
+                                            "--output", backbone.path])
+        XCTAssertEqual(r.status, 0, r.output)
+        let wd = workDir("on-backbone")
+        r = try train(trainArgs(data: data, workDir: wd, steps: 1, ["model.pretrained=\(backbone.path)"]))
+        XCTAssertEqual(r.status, 0, r.output)
+        r = try run(try tool("aim-eval"), ["--config", Self.tinyConfig, "--threads", "1", "--checkpoint", wd.appendingPathComponent("latest.safetensors").path,
+                                           "--set", "data.root=\(data.path)", "--set", "data.val=\(data.path)/val_list.txt",
+                                           "--set", "model.num_classes=4", "--set", "model.pretrained="])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("its run used model.pretrained \(backbone.path): give that file"), r.output)
+    }
 }
