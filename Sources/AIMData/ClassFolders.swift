@@ -43,17 +43,28 @@ public struct ClassFolders: Sendable {
             }
         }
         var entries: [(path: String, label: Int)] = []
+        // ROOT and the folders above it, by real path: a link to one of them is a loop.
+        var above: Set<String> = []
+        var up = realPath(root)
+        while above.insert(up).inserted { up = (up as NSString).deletingLastPathComponent }
         for folder in folders {
             let label = classes.firstIndex(of: folder)!
-            let walker = fm.enumerator(atPath: (root as NSString).appendingPathComponent(folder))
+            let dir = (root as NSString).appendingPathComponent(folder)
+            // A linked class folder is followed (as os.walk(followlinks=True)), but not one that holds ROOT:
+            // its "videos" would be ROOT's own files and its subfolders ROOT's classes again.
+            let real = realPath(dir)
+            if above.contains(real) {
+                throw AnnotationError(file: root, line: nil, message: "class folder `\(folder)` is a link to \(real), which holds \(root) itself; remove the link")
+            }
+            guard let children = try? listing(dir) else {
+                throw AnnotationError(file: dir, line: nil, message: "cannot read the class folder")
+            }
             var found: [String] = []
-            while let rel = walker?.nextObject() as? String {
-                let path = folder + "/" + rel
-                if (rel as NSString).lastPathComponent.hasPrefix(".") { continue }
-                var d: ObjCBool = false
-                _ = fm.fileExists(atPath: (root as NSString).appendingPathComponent(path), isDirectory: &d)
-                if d.boolValue { continue }
-                if videoExtensions.contains((rel as NSString).pathExtension.lowercased()) { found.append(path) } else { ignored.append(path) }
+            for (name, isDir) in children {
+                let path = folder + "/" + name
+                for file in isDir ? filesBelow((dir as NSString).appendingPathComponent(name), rel: path, ancestors: above.union([real])) : [path] {
+                    if videoExtensions.contains((file as NSString).pathExtension.lowercased()) { found.append(file) } else { ignored.append(file) }
+                }
             }
             entries += found.sorted().map { ($0, label) }
         }
@@ -68,6 +79,38 @@ public struct ClassFolders: Sendable {
         let used = Set(entries.map(\.label))
         return ClassFolders(root: root, classes: classes, entries: entries, ignored: ignored,
                             classesWithoutVideos: classes.indices.filter { !used.contains($0) }.map { classes[$0] })
+    }
+
+    /// The entries of `dir` but hidden ones, each with whether it is a folder; links are followed
+    /// (`stat`), so a linked folder is a folder and a broken link a file.
+    static func listing(_ dir: String) throws -> [(name: String, isDir: Bool)] {
+        try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }.map { name in
+            var d: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent(name), isDirectory: &d)
+            return (name, d.boolValue)
+        }
+    }
+
+    /// Every file below `dir` (named `rel` + "/…"), links followed as os.walk(followlinks=True)
+    /// follows them, except a link to one of `ancestors` (real paths): that would loop without end.
+    static func filesBelow(_ dir: String, rel: String, ancestors: Set<String>) -> [String] {
+        let real = realPath(dir)
+        guard !ancestors.contains(real), let children = try? listing(dir) else { return [] }
+        var files: [String] = []
+        for (name, isDir) in children {
+            if isDir {
+                files += filesBelow((dir as NSString).appendingPathComponent(name), rel: rel + "/" + name, ancestors: ancestors.union([real]))
+            } else {
+                files.append(rel + "/" + name)
+            }
+        }
+        return files
+    }
+
+    static func realPath(_ path: String) -> String {
+        guard let p = realpath(path, nil) else { return path }
+        defer { free(p) }
+        return String(cString: p)
     }
 
     /// The mmaction2 video list: one `path label` line per video.

@@ -67,4 +67,28 @@ final class ClassFoldersTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("`air drumming/v.mp4`") && "\($0)".contains("whitespace"), "\($0)")
         }
     }
+
+    /// A class folder that is a link (datasets assembled from other disks) is listed as os.walk
+    /// with followlinks lists it; links back up to the folder or above it do not loop.
+    func testLinkedClassFoldersAreFollowedWithoutLooping() throws {
+        let fm = FileManager.default
+        let elsewhere = root.deletingLastPathComponent().appendingPathComponent(root.lastPathComponent + "-elsewhere")
+        try fm.createDirectory(at: elsewhere.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: elsewhere) }
+        for f in ["x.mp4", "sub/y.mp4"] { XCTAssertTrue(fm.createFile(atPath: elsewhere.appendingPathComponent(f).path, contents: Data())) }
+        try touch("run/a.mp4")
+        try fm.createSymbolicLink(atPath: root.appendingPathComponent("linked").path, withDestinationPath: elsewhere.path)
+        try fm.createSymbolicLink(atPath: root.appendingPathComponent("run/again").path, withDestinationPath: "..")
+        try fm.createSymbolicLink(atPath: elsewhere.appendingPathComponent("sub/loop").path, withDestinationPath: "..")
+        let scan = try ClassFolders.scan(root: root.path, labelMap: nil)
+        XCTAssertEqual(scan.classes, ["linked", "run"])
+        XCTAssertEqual(scan.entries.map(\.path), ["linked/sub/y.mp4", "linked/x.mp4", "run/a.mp4"])
+        XCTAssertEqual(scan.classesWithoutVideos, [])
+
+        // A class folder that is ROOT itself would make ROOT's files one class's videos.
+        try fm.createSymbolicLink(atPath: root.appendingPathComponent("all").path, withDestinationPath: ".")
+        XCTAssertThrowsError(try ClassFolders.scan(root: root.path, labelMap: nil)) {
+            XCTAssertTrue("\($0)".contains("class folder `all` is a link to") && "\($0)".contains("remove the link"), "\($0)")
+        }
+    }
 }
