@@ -1,6 +1,6 @@
 import Foundation
 
-/// Videos laid out one folder per class (`root/<class>/…/<video>`, as torchvision's ImageFolder
+/// Videos laid out one folder per class (`root/<class>/<video>`, as torchvision's ImageFolder
 /// and mmaction2's `build_file_list.py --level 2` read them), turned into an mmaction2 video
 /// list (`<class>/<video> <label>`) and a label map (line i names label i), so a user's own
 /// videos train without writing either by hand.
@@ -10,8 +10,11 @@ public struct ClassFolders: Sendable {
     public let classes: [String]
     /// Paths relative to `root`, sorted, with their labels.
     public let entries: [(path: String, label: Int)]
-    /// Files under `root` that are not videos by their extension, or not inside a class folder (relative).
+    /// Files of `root` and of its class folders that are not videos by their extension, or not inside a class folder (relative).
     public let ignored: [String]
+    /// Files deeper than `root/<class>/<video>` (relative, sorted): not listed, as mmaction2's
+    /// `build_file_list.py --level 2` lists only `root/<class>/<video>`.
+    public let deeper: [String]
     /// Classes of the label map with no folder (or no video) under `root`.
     public let classesWithoutVideos: [String]
 
@@ -43,6 +46,7 @@ public struct ClassFolders: Sendable {
             }
         }
         var entries: [(path: String, label: Int)] = []
+        var deeper: [String] = []
         // ROOT and the folders above it, by real path: a link to one of them is a loop.
         var above: Set<String> = []
         var up = realPath(root)
@@ -62,8 +66,13 @@ public struct ClassFolders: Sendable {
             var found: [String] = []
             for (name, isDir) in children {
                 let path = folder + "/" + name
-                for file in isDir ? filesBelow((dir as NSString).appendingPathComponent(name), rel: path, ancestors: above.union([real])) : [path] {
-                    if videoExtensions.contains((file as NSString).pathExtension.lowercased()) { found.append(file) } else { ignored.append(file) }
+                if isDir {
+                    // Only counted: mmaction2's `--level 2` lists ROOT/<class>/<video> alone.
+                    deeper += filesBelow((dir as NSString).appendingPathComponent(name), rel: path, ancestors: above.union([real]))
+                } else if videoExtensions.contains((name as NSString).pathExtension.lowercased()) {
+                    found.append(path)
+                } else {
+                    ignored.append(path)
                 }
             }
             entries += found.sorted().map { ($0, label) }
@@ -74,10 +83,11 @@ public struct ClassFolders: Sendable {
             throw AnnotationError(file: root, line: nil, message: "\(spaced.count) video path(s) hold whitespace, which a video list cannot hold (mmaction2 splits its lines at whitespace): \(spaced.prefix(3).map { "`\($0)`" }.joined(separator: ", ")); rename them, e.g. spaces to underscores")
         }
         guard !entries.isEmpty else {
-            throw AnnotationError(file: root, line: nil, message: "no video files (\(videoExtensions.sorted().joined(separator: ", "))) in its class folders")
+            let hint = deeper.isEmpty ? "" : "; \(deeper.count) file(s) deeper, e.g. \(deeper.sorted()[0]), are not listed: only ROOT/<class>/<video> is (as mmaction2's build_file_list.py --level 2)"
+            throw AnnotationError(file: root, line: nil, message: "no video files (\(videoExtensions.sorted().joined(separator: ", "))) in its class folders\(hint)")
         }
         let used = Set(entries.map(\.label))
-        return ClassFolders(root: root, classes: classes, entries: entries, ignored: ignored,
+        return ClassFolders(root: root, classes: classes, entries: entries, ignored: ignored, deeper: deeper.sorted(),
                             classesWithoutVideos: classes.indices.filter { !used.contains($0) }.map { classes[$0] })
     }
 

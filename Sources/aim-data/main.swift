@@ -171,6 +171,9 @@ struct List: ParsableCommand {
             if !scan.classesWithoutVideos.isEmpty {
                 print("classes of the label map without videos here: \(scan.classesWithoutVideos.prefix(10).joined(separator: ", "))\(scan.classesWithoutVideos.count > 10 ? " … (\(scan.classesWithoutVideos.count) in all)" : "")")
             }
+            if !scan.deeper.isEmpty {
+                print("\(scan.deeper.count) file(s) deeper than ROOT/<class>/<video> not listed (as mmaction2's build_file_list.py --level 2), e.g. \(scan.deeper.prefix(3).joined(separator: ", "))")
+            }
             if !scan.ignored.isEmpty {
                 print("not listed (not a video by its extension, or outside a class folder): \(scan.ignored.count) file(s), e.g. \(scan.ignored.prefix(3).joined(separator: ", "))")
             }

@@ -24,13 +24,15 @@ final class ClassFoldersTests: XCTestCase {
                   "jump/notes.txt", "run/.hidden.mp4", "README.md"] { try touch(f) }
         let scan = try ClassFolders.scan(root: root.path, labelMap: nil)
         XCTAssertEqual(scan.classes, ["jump", "run", "walk"])
-        XCTAssertEqual(scan.entries.map(\.path), ["jump/z.mp4", "run/sub/y.avi", "run/x.webm", "walk/a.MKV", "walk/b.mp4"])
-        XCTAssertEqual(scan.entries.map(\.label), [0, 1, 1, 2, 2])
+        // Only ROOT/<class>/<video>, as mmaction2's build_file_list.py --level 2; deeper files are counted.
+        XCTAssertEqual(scan.entries.map(\.path), ["jump/z.mp4", "run/x.webm", "walk/a.MKV", "walk/b.mp4"])
+        XCTAssertEqual(scan.entries.map(\.label), [0, 1, 2, 2])
+        XCTAssertEqual(scan.deeper, ["run/sub/y.avi"])
         XCTAssertEqual(Set(scan.ignored), ["README.md", "jump/notes.txt"])
         XCTAssertEqual(scan.classesText, "jump\nrun\nwalk\n")
         // The list reads back as mmaction2's VideoDataset reads it.
         let samples = try parseVideoList(Data(scan.listText.utf8), file: "list", root: root.path)
-        XCTAssertEqual(samples.map(\.label), [0, 1, 1, 2, 2])
+        XCTAssertEqual(samples.map(\.label), [0, 1, 2, 2])
         XCTAssertEqual(samples.first?.path, root.appendingPathComponent("jump/z.mp4").path)
     }
 
@@ -59,7 +61,12 @@ final class ClassFoldersTests: XCTestCase {
         }
         try touch("walk/notes.txt")
         XCTAssertThrowsError(try ClassFolders.scan(root: root.path, labelMap: nil)) {
-            XCTAssertTrue("\($0)".contains("no video files"), "\($0)")
+            XCTAssertTrue("\($0)".contains("no video files") && !"\($0)".contains("deeper"), "\($0)")
+        }
+        // Videos one folder too deep: the reason names them.
+        try touch("walk/2020/v.mp4")
+        XCTAssertThrowsError(try ClassFolders.scan(root: root.path, labelMap: nil)) {
+            XCTAssertTrue("\($0)".contains("no video files") && "\($0)".contains("1 file(s) deeper, e.g. walk/2020/v.mp4"), "\($0)")
         }
         // A list line is split at whitespace: such a path could not be read back.
         try touch("air drumming/v.mp4")
@@ -82,7 +89,8 @@ final class ClassFoldersTests: XCTestCase {
         try fm.createSymbolicLink(atPath: elsewhere.appendingPathComponent("sub/loop").path, withDestinationPath: "..")
         let scan = try ClassFolders.scan(root: root.path, labelMap: nil)
         XCTAssertEqual(scan.classes, ["linked", "run"])
-        XCTAssertEqual(scan.entries.map(\.path), ["linked/sub/y.mp4", "linked/x.mp4", "run/a.mp4"])
+        XCTAssertEqual(scan.entries.map(\.path), ["linked/x.mp4", "run/a.mp4"])
+        XCTAssertEqual(scan.deeper, ["linked/sub/y.mp4"])
         XCTAssertEqual(scan.classesWithoutVideos, [])
 
         // A class folder that is ROOT itself would make ROOT's files one class's videos.

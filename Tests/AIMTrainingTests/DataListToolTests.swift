@@ -58,4 +58,25 @@ final class DataListToolTests: TrainToolTestCase {
         r = try run(list, ["list", mine.appendingPathComponent("classes.txt").path, "--out", scratch.appendingPathComponent("x.txt").path])
         XCTAssertEqual(r.status, 64, r.output)
     }
+
+    /// Empty files named as videos: `list` reads names only.
+    func classFolders(_ files: [String]) throws -> URL {
+        let root = scratch.appendingPathComponent("folders-\(UUID().uuidString.prefix(6))")
+        for f in files {
+            let url = root.appendingPathComponent(f)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            XCTAssertTrue(FileManager.default.createFile(atPath: url.path, contents: Data()))
+        }
+        return root
+    }
+
+    /// A video below ROOT/<class>/<video> is not listed (mmaction2's --level 2), and the count says so.
+    func testDeeperVideosAreCountedNotListed() throws {
+        let root = try classFolders(["run/a.mp4", "run/sub/c.mkv", "walk/b.mp4"])
+        let out = scratch.appendingPathComponent("deeper_list.txt")
+        let r = try run(try tool("aim-data"), ["list", root.path, "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertEqual(try String(contentsOf: out, encoding: .utf8), "run/a.mp4 0\nwalk/b.mp4 1\n")
+        XCTAssertTrue(r.output.contains("1 file(s) deeper than ROOT/<class>/<video> not listed (as mmaction2's build_file_list.py --level 2), e.g. run/sub/c.mkv"), r.output)
+    }
 }
