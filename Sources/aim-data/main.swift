@@ -162,12 +162,20 @@ struct List: ParsableCommand {
     func run() throws {
         let map = classes ?? ((out as NSString).deletingLastPathComponent as NSString).appendingPathComponent("classes.txt")
         if FileOutput.isFileNotFolder(root) { failUsage("\(root) is a file, not a folder of class folders") }
+        // Checked before anything is written: a label map left by a failed run would be read by
+        // the next one as the labels.
+        let mapName = classes == nil ? "the label map \(map) (beside --out)" : "--classes \(map)"
+        if let why = unwritableFile(out) { failUsage("--out \(out) \(why)") }
+        if isFolder(map) { failUsage("\(mapName) is a directory, not a label map file (line i = name of label i)") }
+        let existing = FileManager.default.fileExists(atPath: map)
+        if !existing, let why = unwritableFile(map) { failUsage("\(mapName) \(why)") }
         do {
-            let existing = FileManager.default.fileExists(atPath: map) ? try LabelMap.load(path: map) : nil
-            let scan = try ClassFolders.scan(root: root, labelMap: existing)
-            if existing == nil { try FileOutput.write(scan.classesText, to: map) }
+            let labelMap = existing ? try LabelMap.load(path: map) : nil
+            let scan = try ClassFolders.scan(root: root, labelMap: labelMap)
             try FileOutput.write(scan.listText, to: out)
-            print("wrote \(out): \(scan.entries.count) videos in \(scan.classes.count - scan.classesWithoutVideos.count) classes; label map \(map) (\(existing == nil ? "written" : "read"), \(scan.classes.count) classes)")
+            // The map last, once the list is written.
+            if !existing { try FileOutput.write(scan.classesText, to: map) }
+            print("wrote \(out): \(scan.entries.count) videos in \(scan.classes.count - scan.classesWithoutVideos.count) classes; label map \(map) (\(existing ? "read" : "written"), \(scan.classes.count) classes)")
             if !scan.classesWithoutVideos.isEmpty {
                 print("classes of the label map without videos here: \(scan.classesWithoutVideos.prefix(10).joined(separator: ", "))\(scan.classesWithoutVideos.count > 10 ? " … (\(scan.classesWithoutVideos.count) in all)" : "")")
             }
@@ -183,6 +191,21 @@ struct List: ParsableCommand {
             fail("\(error)")
         }
     }
+}
+
+func isFolder(_ path: String) -> Bool {
+    var isDir: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+}
+
+/// Why a file cannot be written at `path` (nil when it can be tried): a folder is there, or the
+/// folder to hold it is missing (the write's own error names only the system's reason).
+func unwritableFile(_ path: String) -> String? {
+    if isFolder(path) { return "is a directory: give the path of a file to write" }
+    let parent = (path as NSString).deletingLastPathComponent
+    if parent.isEmpty || isFolder(parent) { return nil }
+    return FileManager.default.fileExists(atPath: parent) ? "cannot be written: \(parent) is a file, not a folder"
+        : "cannot be written: its folder \(parent) does not exist"
 }
 
 struct Synth: ParsableCommand {

@@ -79,4 +79,36 @@ final class DataListToolTests: TrainToolTestCase {
         XCTAssertEqual(try String(contentsOf: out, encoding: .utf8), "run/a.mp4 0\nwalk/b.mp4 1\n")
         XCTAssertTrue(r.output.contains("1 file(s) deeper than ROOT/<class>/<video> not listed (as mmaction2's build_file_list.py --level 2), e.g. run/sub/c.mkv"), r.output)
     }
+
+    /// An unusable --out or --classes is refused before anything is written: a label map left by a
+    /// failed run would be read by the next one as the labels.
+    func testUnusableOutputsAreRefusedBeforeTheLabelMapIsWritten() throws {
+        let root = try classFolders(["run/a.mp4", "walk/b.mp4"])
+        let here = scratch.appendingPathComponent("outputs-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: here.appendingPathComponent("a_folder"), withIntermediateDirectories: true)
+        let list = try tool("aim-data")
+        let map = here.appendingPathComponent("classes.txt")
+
+        var r = try run(list, ["list", root.path, "--out", here.appendingPathComponent("a_folder").path])
+        XCTAssertEqual(r.status, 64, r.output)
+        XCTAssertTrue(r.output.contains("--out \(here.path)/a_folder is a directory"), r.output)
+        XCTAssertFalse(r.output.contains("free"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: map.path), r.output)
+
+        let missing = here.appendingPathComponent("missing/list.txt").path
+        r = try run(list, ["list", root.path, "--out", missing, "--classes", map.path])
+        XCTAssertEqual(r.status, 64, r.output)
+        XCTAssertTrue(r.output.contains("--out \(missing) cannot be written: its folder \(here.path)/missing does not exist"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: map.path), r.output)
+
+        r = try run(list, ["list", root.path, "--out", here.appendingPathComponent("list.txt").path, "--classes", here.appendingPathComponent("a_folder").path])
+        XCTAssertEqual(r.status, 64, r.output)
+        XCTAssertTrue(r.output.contains("--classes \(here.path)/a_folder is a directory, not a label map file"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: here.appendingPathComponent("list.txt").path), r.output)
+
+        // Then the same command with a file for --out writes both.
+        r = try run(list, ["list", root.path, "--out", here.appendingPathComponent("list.txt").path])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertEqual(try String(contentsOf: map, encoding: .utf8), "run\nwalk\n")
+    }
 }
