@@ -109,6 +109,10 @@ struct Clip: ParsableCommand {
 
     func run() throws {
         guard clipLen > 0, frameInterval > 0, numClips > 0 else { failUsage("--clip-len, --frame-interval and --num-clips must be positive") }
+        // The uniform (SSv2) sampler takes one clip per video: more clips were silently one.
+        if frameUniform && numClips > 1 {
+            failUsage("--num-clips \(numClips) with --frame-uniform: frame-uniform sampling takes one clip per video; use --num-clips 1 or leave out --frame-uniform")
+        }
         // The config keys' ranges (data.clip_len, data.frame_interval, data.num_clips, data.short_side):
         // past them the sampler's arithmetic overflows or the frames cannot be allocated.
         for (option, value, key) in [("--clip-len", clipLen, "data.clip_len"), ("--frame-interval", frameInterval, "data.frame_interval"),
