@@ -33,9 +33,15 @@ struct AimBench: ParsableCommand {
     static let sections: [BenchSection] = [GemmLibrarySection(), GemmSection(), KernelSection(), WindowAttentionSection(), FusedBiasSection(), DecodeSection(), StepSection(), BF16GemmSection(), TorchComparisonSection(),
                                            SwinTorchComparisonSection()]
 
+    static func selected(_ section: BenchSection, only: String) -> Bool { section.title.lowercased().contains(only.lowercased()) }
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+        // A text matching no title ran nothing and exited 0, as if the benchmarks had passed.
+        if let only, !Self.sections.contains(where: { Self.selected($0, only: only) }) {
+            throw ValidationError("--only \"\(only)\" matches no section title; the sections are:\n\(Self.sections.map { "  \($0.title)" }.joined(separator: "\n"))")
+        }
     }
 
     func run() throws {
@@ -49,7 +55,7 @@ struct AimBench: ParsableCommand {
         let context = BenchContext(repeats: rounds, threads: n, torchPython: torchPython)
         var report = Report(commandLine: (["bin/aim-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
                             threads: n, repeats: rounds)
-        for section in Self.sections where only.map({ section.title.lowercased().contains($0.lowercased()) }) ?? true {
+        for section in Self.sections where only.map({ Self.selected(section, only: $0) }) ?? true {
             context.log("== \(section.title)")
             report.sections.append((section, try section.run(context)))
         }

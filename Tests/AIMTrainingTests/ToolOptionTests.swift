@@ -13,4 +13,13 @@ final class ToolOptionTests: TrainToolTestCase {
         XCTAssertTrue(r.output.contains("--num-clips 3 with --frame-uniform") && r.output.contains("one clip per video"), r.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
+
+    /// --only matching no section ran nothing and exited 0; now it names the sections it knows.
+    func testBenchOnlyMatchingNoSectionFailsListingTheSections() throws {
+        let r = try run(try tool("aim-bench"), ["--only", "no such section"])
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("--only \"no such section\" matches no section title"), r.output)
+        XCTAssertTrue(r.output.contains("Training step: ViT-B/16 CLIP") && r.output.contains("Non-GEMM kernels"), r.output)
+        XCTAssertFalse(r.output.contains("# Benchmarks"), r.output)
+    }
 }
