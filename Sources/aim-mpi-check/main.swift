@@ -13,7 +13,37 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+let usage = """
+USAGE: aim-mpi-check [--bench [options]] [--die-rank R] [--hang-rank R [--hang-seconds S]]
+
+Checks and measures the distributed layer (allreduce, broadcast, allgather, gradient buckets), one
+process alone or every rank under mpirun, e.g. `mpirun -n 2 bin/aim-mpi-check`.
+
+MODES:
+  (none)                  correctness checks: a PASS/FAIL line; exit 0 iff every check passes on every rank
+  --bench                 allreduce time and bandwidth per method, then blocking vs overlapped bucketed
+                          gradient passes after a simulated backward (markdown tables)
+  --die-rank R            rank R kills itself during an allreduce: the others must not hang
+  --hang-rank R           rank R never joins a barrier: the others' watchdog (AIM_COLLECTIVE_TIMEOUT,
+                          default 300 s) must abort the job
+
+OPTIONS:
+  --floats N,N,...        with --bench: allreduce sizes in floats (default 11000000,86000000)
+  --repeats N             with --bench: timed rounds per measurement (default 5)
+  --work N                with --bench: multiply-adds per gradient float of the simulated backward (default 32)
+  --bucket-mb N           with --bench: gradient bucket size in MiB (default \(GradientBucketer.defaultBucketBytes / 1_048_576))
+  --allreduce-only        with --bench: only the allreduce table
+  --hang-seconds S        with --hang-rank: how long that rank sleeps (default 120)
+  -h, --help              show this help
+
+"""
+
 var args = Array(CommandLine.arguments.dropFirst())
+// Help before the communicator starts; under mpirun rank 0 alone prints it.
+if args.contains("--help") || args.contains("-h") {
+    if launchedProcessRank() == 0 { print(usage, terminator: "") }
+    exit(0)
+}
 func option(_ name: String) -> String? {
     guard let i = args.firstIndex(of: name) else { return nil }
     guard i + 1 < args.count else { fail("\(name) needs a value") }
@@ -46,7 +76,7 @@ let bucketMB = intOption("--bucket-mb") ?? GradientBucketer.defaultBucketBytes /
 let dieRank = intOption("--die-rank")
 let hangRank = intOption("--hang-rank")
 let hangSeconds = intOption("--hang-seconds") ?? 120
-guard args.isEmpty else { fail("unknown arguments: \(args.joined(separator: " "))") }
+guard args.isEmpty else { fail("unknown arguments: \(args.joined(separator: " ")) (see --help)") }
 
 let comm = makeCommunicator()
 func say(_ line: String) {

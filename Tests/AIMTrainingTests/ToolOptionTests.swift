@@ -22,4 +22,19 @@ final class ToolOptionTests: TrainToolTestCase {
         XCTAssertTrue(r.output.contains("Training step: ViT-B/16 CLIP") && r.output.contains("Non-GEMM kernels"), r.output)
         XCTAssertFalse(r.output.contains("# Benchmarks"), r.output)
     }
+
+    /// --help was "unknown arguments: --help", exit 2.
+    func testMPICheckHelpPrintsUsage() throws {
+        for flag in ["--help", "-h"] {
+            let r = try run(try tool("aim-mpi-check"), [flag])
+            XCTAssertEqual(r.status, 0, r.output)
+            for option in ["USAGE: aim-mpi-check", "--bench", "--floats", "--repeats", "--bucket-mb", "--die-rank", "--hang-rank"] {
+                XCTAssertTrue(r.output.contains(option), "\(option) missing from \(r.output)")
+            }
+            XCTAssertFalse(r.output.contains("PASS: "), r.output)
+        }
+        let r = try run(try tool("aim-mpi-check"), ["--nonsense"])
+        XCTAssertEqual(r.status, 2, r.output)
+        XCTAssertTrue(r.output.contains("unknown arguments: --nonsense (see --help)"), r.output)
+    }
 }
