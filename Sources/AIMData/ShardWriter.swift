@@ -79,7 +79,7 @@ public enum ShardWriter {
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         if let old = existing.first(where: { ($0.hasPrefix("\(split)-") && ($0.hasSuffix(".tar") || $0.hasSuffix(".idx")))
                                          || $0 == ShardManifest.fileName(split: split) }) {
-            throw TarError(path: dir, message: "already holds \(split) shards (\(old)); remove them or choose another --out")
+            throw TarError(path: dir, message: "already holds \(split) shards (\(old)); they were left as they are and nothing was written: remove them or choose another --out")
         }
         do {
             return try writeShards(samples: samples, split: split, to: dir, shardSize: shardSize, threads: threads, progress: progress)

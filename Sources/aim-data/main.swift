@@ -327,9 +327,13 @@ struct Shard: ParsableCommand {
                 if tty { Console.errorRaw("\r" + line + "\u{1B}[K") } else { Console.error(line) }
             }
             if tty { Console.errorRaw("\n") }
+        } catch let refusal as TarError where refusal.path == out {
+            // --out already holds this split's shards: refused before writing, nothing removed.
+            fail("\(refusal)")
         } catch {
             if tty { Console.errorRaw("\n") }
-            fail("\(error) (the unfinished \(split) shards were removed from \(out))")
+            // The writer removes only the files this attempt made (a split already there is refused above).
+            fail("\(error) (the \(split) shard files this attempt had begun in \(out) were removed; nothing else there was touched)")
         }
         for k in manifest.skipped { Console.error("skipped: \(k.path): \(k.reason)") }
         if manifest.samples == 0 { fail("no video of \(config) split \(split) is usable: nothing written to \(out)") }

@@ -42,7 +42,10 @@ final class ShardTrainingTests: TrainToolTestCase {
                                                    "--set", "data.root=\(data.path)", "--set", "data.val=\(data.path)/val_list.txt",
                                                    "--set", "model.num_classes=4"])
         XCTAssertEqual(again.status, 1, again.output)
-        XCTAssertTrue(again.output.contains("already holds val shards"), again.output)
+        // The shards there are kept: the refusal must not read as if they were deleted.
+        XCTAssertTrue(again.output.contains("already holds val shards (") && again.output.contains("they were left as they are and nothing was written"), again.output)
+        XCTAssertFalse(again.output.contains("removed"), again.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: shards.appendingPathComponent("val-manifest.json").path))
         let check = try run(try tool("aim-data"), ["check", "--config", Self.tinyConfig, "--set", "model.num_classes=4",
                                                    "--set", "data.format=shards", "--set", "data.train=\(shards.path)/train-manifest.json"])
         XCTAssertEqual(check.status, 0, check.output)
