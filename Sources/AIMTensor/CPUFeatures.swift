@@ -38,6 +38,22 @@ public struct CPUFeatures: OptionSet, Sendable, CustomStringConvertible {
         return detected.intersection(parse(override))
     }()
 
+    /// Says which words of `AIM_CPU_FEATURES` name no feature: a misspelt one would silently
+    /// narrow the process to less than was meant. (`ProcessEnvironment.prepare` calls it once.)
+    public static func warnAboutUnknownNames() {
+        guard let list = ProcessInfo.processInfo.environment["AIM_CPU_FEATURES"] else { return }
+        let unknown = unknownNames(list)
+        guard !unknown.isEmpty else { return }
+        Console.error("warning: AIM_CPU_FEATURES: unknown feature(s) \(unknown.joined(separator: ", ")), ignored; known: "
+                      + (names.map(\.flag) + ["avx512", "none"]).joined(separator: ", "))
+    }
+
+    /// The words of a feature list that name no feature.
+    public static func unknownNames(_ list: String) -> [String] {
+        let known = Set(names.flatMap { [$0.flag, $0.display.lowercased()] } + ["avx512", "none"])
+        return list.lowercased().split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init).filter { !known.contains($0) }
+    }
+
     /// True when `AIM_CPU_FEATURES` narrowed what the CPU has.
     public static var isOverridden: Bool { current != detect() }
 
@@ -105,13 +121,13 @@ public struct CPUFeatures: OptionSet, Sendable, CustomStringConvertible {
 
     public var description: String {
         let present = Self.names.filter { contains($0.feature) }.map(\.display)
-        return present.isEmpty ? "no AVX2" : present.joined(separator: " ")
+        return present.isEmpty ? "none of AVX2, FMA" : present.joined(separator: " ")
     }
 }
 
 /// CPU classes that take different kernel paths (and whose speed figures are reported apart).
 public enum CPUClass: String, Sendable, Comparable {
-    case baseline = "x86-64 (no AVX2)", avx2 = "AVX2", avx512 = "AVX-512", avx512bf16 = "AVX512_BF16", amx = "AMX"
+    case baseline = "x86-64 (no AVX2 with FMA)", avx2 = "AVX2", avx512 = "AVX-512", avx512bf16 = "AVX512_BF16", amx = "AMX"
 
     var rank: Int { [.baseline, .avx2, .avx512, .avx512bf16, .amx].firstIndex(of: self)! }
     public static func < (a: CPUClass, b: CPUClass) -> Bool { a.rank < b.rank }

@@ -32,9 +32,10 @@ public enum ProcessEnvironment {
 
     public static func prepare() {
         let env = ProcessInfo.processInfo.environment
-        guard env["AIM_NO_REEXEC"] == nil else { return }
+        guard env["AIM_NO_REEXEC"] == nil else { CPUFeatures.warnAboutUnknownNames(); return }
         let changes = missingSettings(env)
-        guard !changes.isEmpty else { return }
+        // Said by the process that runs on, not also by the one about to restart.
+        guard !changes.isEmpty else { CPUFeatures.warnAboutUnknownNames(); return }
         for (k, v) in changes { setenv(k, v, 1) }
         setenv("AIM_STARTED_WITHOUT", changes.keys.sorted().joined(separator: ","), 1)
         if let replaced = env["OPENBLAS_CORETYPE"], changes["OPENBLAS_CORETYPE"] != nil {
@@ -47,6 +48,7 @@ public enum ProcessEnvironment {
         // Only reached when exec failed: run on with the libraries as they loaded.
         let text = changes.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
         Console.errorRaw("warning: could not restart with \(text) (\(String(cString: strerror(errno)))); set them before starting for full speed\n")
+        CPUFeatures.warnAboutUnknownNames()
     }
 
     /// What `prepare` would set: for the Makefile (`aim-model cpu --exports`) and tests.

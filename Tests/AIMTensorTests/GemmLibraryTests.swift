@@ -135,6 +135,9 @@ final class GemmLibraryTests: XCTestCase {
         XCTAssertEqual(CPUFeatures.parse("avx2,fma"), [.avx2, .fma])
         XCTAssertEqual(CPUFeatures.parse("AVX2, FMA, avx512"), [.avx2, .fma, .avx512f, .avx512bw, .avx512vl])
         XCTAssertEqual(CPUFeatures.parse("none"), [])
+        XCTAssertEqual(CPUFeatures.unknownNames("AVX2, fma, avx512, amx_bf16, none"), [])
+        XCTAssertEqual(CPUFeatures.unknownNames("avx2,bogus,avx-512f"), ["bogus"], "AVX-512F is a display name")
+        XCTAssertEqual(CPUFeatures.unknownNames("avx2,sse5"), ["sse5"])
     }
 
     /// OpenBLAS's kernels must match the class: its Prescott fallback on a CPU it does not know
