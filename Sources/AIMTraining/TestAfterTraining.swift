@@ -47,7 +47,8 @@ extension Trainer {
             log.message(String(format: "test of the %@ checkpoint (step %d; %@, views %@): top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
                                which.rawValue, step, annotation, views, result.top1, result.top5, result.meanClassAccuracy,
                                result.videos, result.skipped))
-            log.record(["mode": "test", "checkpoint": which.rawValue, "step": step, "views": views, "top1": result.top1,
+            log.record(["mode": "test", "checkpoint": which.rawValue, "step": step, "views": views,
+                        "average_clips": config.string("eval.average_clips"), "top1": result.top1,
                         "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy, "videos": result.videos,
                         "skipped": result.skipped])
         }

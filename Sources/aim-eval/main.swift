@@ -19,7 +19,7 @@ struct AIMEval: ParsableCommand {
     @Option(name: .customLong("average-clips"), help: "How views combine: prob (softmax per view, averaged; the official configs) or score (logits averaged), as mmaction2's test.py --average-clips (default: eval.average_clips).")
     var averageClips: String?
     @Option(help: "Compute threads per rank.") var threads: Int?
-    @Flag(help: "Print {top1, top5, mean_class_accuracy, videos, skipped, per_class, confused_pairs} as JSON.") var json = false
+    @Flag(help: "Print {top1, top5, mean_class_accuracy, videos, skipped, views, average_clips, per_class, confused_pairs} as JSON.") var json = false
     @Option(help: "Write per-video predictions as CSV: video, true label and class, top-5 labels with classes and probabilities (mmaction2 test.py --out).")
     var predictions: String?
     @Option(name: .customLong("confused-pairs"), help: "How many of the most confused class pairs to report.") var confusedPairs: Int = 10
@@ -65,8 +65,11 @@ struct AIMEval: ParsableCommand {
                         if let classes { o["true_class"] = classes.name($0.truth); o["predicted_class"] = classes.name($0.predicted) }
                         return o
                     }
+                    let p = loader.pipeline.config
                     let obj: [String: Any] = ["top1": result.top1, "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy,
-                                              "videos": result.videos, "skipped": result.skipped, "per_class": perClass, "confused_pairs": pairs]
+                                              "videos": result.videos, "skipped": result.skipped, "per_class": perClass, "confused_pairs": pairs,
+                                              "views": "\(model.config.numFrames)×\(p.sampler.clipsPerVideo)×\(p.cropsPerClip)",
+                                              "average_clips": cfg.string("eval.average_clips")]
                     Console.out(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
                 } else {
                     let p = loader.pipeline.config

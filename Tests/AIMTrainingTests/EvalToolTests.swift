@@ -24,7 +24,7 @@ final class EvalToolTests: TrainToolTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         let line = try XCTUnwrap(r.output.split(separator: "\n").last { $0.hasPrefix("{") }, r.output)
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        XCTAssertEqual(Set(obj.keys), ["top1", "top5", "mean_class_accuracy", "videos", "skipped", "per_class", "confused_pairs"])
+        XCTAssertEqual(Set(obj.keys), ["top1", "top5", "mean_class_accuracy", "videos", "skipped", "views", "average_clips", "per_class", "confused_pairs"])
         // Per class: every validation video counted once, and the correct ones add up to top-1.
         let perClass = try XCTUnwrap(obj["per_class"] as? [[String: Any]])
         XCTAssertEqual(perClass.compactMap { $0["videos"] as? Int }.reduce(0, +), 8)
@@ -59,7 +59,8 @@ final class EvalToolTests: TrainToolTestCase {
         XCTAssertTrue(r.output.contains("8 videos"), r.output)
         r = try run(eval, base + regular + ["--views", "2x3", "--json"])
         XCTAssertEqual(r.status, 0, r.output)
-        XCTAssertNotNil(r.output.split(separator: "\n").last { $0.hasPrefix("{") && $0.contains("\"videos\":8") }, r.output)
+        XCTAssertNotNil(r.output.split(separator: "\n").last { $0.hasPrefix("{") && $0.contains("\"videos\":8") && $0.contains("\"views\":\"8×2×3\"")
+                                                                && $0.contains("\"average_clips\":\"prob\"") }, r.output)
         r = try run(eval, base + ["--views", "1x3"])
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("views 8×1×3"), r.output)

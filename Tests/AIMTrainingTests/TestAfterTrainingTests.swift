@@ -60,6 +60,7 @@ final class TestAfterTrainingTests: XCTestCase {
         XCTAssertEqual(tests.map { $0["checkpoint"] as? String }, ["last", "best"])
         XCTAssertEqual(tests.map { $0["step"] as? Int }, [4, 2])
         XCTAssertEqual(tests.map { $0["views"] as? String }, ["2×2×1", "2×2×1"])
+        XCTAssertEqual(tests.map { $0["average_clips"] as? String }, ["prob", "prob"])
         XCTAssertEqual(tests.map { $0["top1"] as? Double }, summary.tests.map(\.result.top1))
     }
 
