@@ -367,7 +367,8 @@ public struct Config: Sendable, Equatable {
     public func dump() -> String {
         var lines = ["  \(jsonString("name")): \(jsonString(name))"]
         for key in values.keys.sorted() {
-            lines.append("  \(jsonString(key)): \(jsonValue(values[key]!))")
+            // Checkpoints hold this text: integer lists stay as they were always written (2.0).
+            lines.append("  \(jsonString(key)): \(jsonValue(values[key]!, key: nil))")
         }
         return "{\n" + lines.joined(separator: ",\n") + "\n}\n"
     }
@@ -382,13 +383,13 @@ public struct Config: Sendable, Equatable {
             let doc = describe ? ConfigSchema.key(key).map { "# " + $0.doc } : nil
             guard let dot = key.firstIndex(of: ".") else {
                 if let doc { lines.append(doc) }
-                lines.append("\(key): \(jsonValue(values[key]!))")
+                lines.append("\(key): \(jsonValue(values[key]!, key: key))")
                 continue
             }
             let head = String(key[..<dot]), rest = String(key[key.index(after: dot)...])
             if head != section { lines.append("\(head):"); section = head }
             if let doc { lines.append("  " + doc) }
-            lines.append("  \(rest): \(jsonValue(values[key]!))")
+            lines.append("  \(rest): \(jsonValue(values[key]!, key: key))")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -423,14 +424,17 @@ public struct Config: Sendable, Equatable {
         self.init(name: name, source: file, values: Config(name: name).values.merging(values) { _, new in new })
     }
 
-    private func jsonValue(_ v: ConfigValue) -> String {
+    /// `key`: an integer list (held as doubles) is written as integers, as the config had it.
+    private func jsonValue(_ v: ConfigValue, key: String?) -> String {
         switch v {
         case .int(let x): return String(x)
         case .float(let x): return String(x)
         case .bool(let x): return String(x)
         case .string(let x): return jsonString(x)
         case .strings(let x): return "[" + x.map(jsonString).joined(separator: ", ") + "]"
-        case .floats(let x): return "[" + x.map { String($0) }.joined(separator: ", ") + "]"
+        case .floats(let x):
+            let integers = key.flatMap(ConfigSchema.key)?.type == .ints && x.allSatisfy { $0 == $0.rounded() && abs($0) < 1e15 }
+            return "[" + x.map { integers ? String(Int($0)) : String($0) }.joined(separator: ", ") + "]"
         }
     }
 }

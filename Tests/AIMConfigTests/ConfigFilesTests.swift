@@ -58,6 +58,17 @@ final class ConfigFilesTests: XCTestCase {
         XCTAssertEqual(c.relationProblems().count, 0)
     }
 
+    /// The run's config as written into its work dir reads back the same, integer lists as integers.
+    func testTheWrittenConfigReadsBackTheSame() throws {
+        let c = try Self.load("k400/aim_swinb_in21k_32f.yaml")
+        let text = c.yamlText(header: ["a header"], describe: true)
+        XCTAssertTrue(text.contains("  depths: [2, 2, 18, 2]\n") && text.contains("  patch_size: [2, 4, 4]\n"), text)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("written-config-\(getpid()).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(text.utf8).write(to: file)
+        XCTAssertEqual(try Config.load(path: file.path).values, c.values)
+    }
+
     func testRequiredExperimentFilesExist() {
         var required = ["k700/aim_vitb16_clip_32f.yaml", "k700/aim_vitl14_clip_32f.yaml",
                         "k400/timesformer_vitb16_clip_8f.yaml", "k400/finetune_space_only_vitb16_clip_8f.yaml",
