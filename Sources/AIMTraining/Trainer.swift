@@ -104,18 +104,19 @@ public final class Trainer {
         self.config = config; self.options = options; self.comm = comm
         // The lines printed before the work dir exists (CPU, GEMM choice) belong in its log too.
         if options.runLog && comm.rank == 0 { RunLog.hold() }
-        // Data and model keys must fit together when clips are decoded for the model.
-        if trainData == nil { try config.checkRelations() }
-        let mc = try ModelConfig(config)
+        // Every rank finds the same: said once, and the ranks stop together.
+        let mc = try Launch.together(comm, label: "start-checks") {
+            // Data and model keys must fit together when clips are decoded for the model.
+            if trainData == nil { try config.checkRelations() }
+            let mc = try ModelConfig(config)
+            // Before any data is opened: a bf16 run on a CPU without bf16 stops here, in one line.
+            if mc.precision == .bf16 { try BF16Support.check() }
+            try Self.checkStart(config: config, pretrained: mc.pretrained, ranks: comm.size, resuming: options.resume != nil)
+            return mc
+        }
         modelConfig = mc
-        // Before any data is opened: a bf16 run on a CPU without bf16 stops here, in one line.
-        if mc.precision == .bf16 { try BF16Support.check() }
         gemmChoice = try Launch.configureCompute(config: config, threads: options.threads, log: comm.rank == 0, communicator: comm,
                                     workDir: options.workDir ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(config.name))
-        // Every rank finds the same: said once, and the ranks stop together.
-        try Launch.together(comm, label: "start-checks") {
-            try Self.checkStart(config: config, pretrained: mc.pretrained, ranks: comm.size, resuming: options.resume != nil)
-        }
         globalBatch = config.int("train.batch_size"); microBatch = config.int("train.micro_batch")
         localBatch = globalBatch / comm.size
         seed = UInt64(config.int("train.seed"))

@@ -85,6 +85,20 @@ final class TwoRankRunTests: TrainToolTestCase {
         XCTAssertFalse(r.output.contains("MPI_ABORT"), r.output)
     }
 
+    /// Values that do not fit together (or do not fit the rank count) are every rank's finding:
+    /// said once for all ranks, and the ranks stop together without MPI's abort.
+    func testAStartCheckIsSaidOnceForAllRanks() throws {
+        let data = try makeDataset()
+        for (set, says) in [("train.batch_size=3", "train.batch_size 3 is not divisible by 2 ranks (all 2 ranks)"),
+                            ("data.crop_size=24", "data.crop_size: 24 must equal model.input_resolution 32")] {
+            let r = try train(trainArgs(data: data, workDir: workDir("start-\(set)"), steps: 2) + ["--set", set], ranks: 2)
+            XCTAssertEqual(r.status, 1, r.output)
+            XCTAssertEqual(r.output.components(separatedBy: "aim-train: error:").count, 2, r.output)
+            XCTAssertTrue(r.output.contains(says) && r.output.contains("(all 2 ranks)"), r.output)
+            XCTAssertFalse(r.output.contains("MPI_ABORT"), r.output)
+        }
+    }
+
     /// A rank that dies (SIGKILL) ends the whole job within a bounded time instead of leaving the
     /// other one waiting in an allreduce; the last checkpoint is intact, and resuming with 2 ranks
     /// ends bitwise where the uninterrupted 2-rank run ends.
