@@ -20,9 +20,14 @@ extension Trainer {
         var headNote = ""
         if report.loaded.contains("cls_head.fc_cls.weight"), let trained = header.metadata["classes"].flatMap(classNames(json:)),
            let wanted = try LabelMap.fromConfig(config).map({ Array($0.names.prefix(model.config.numClasses)) }), trained != wanted {
+            // The first class one side names and the other lacks, else the first place they differ.
+            let missingHere = trained.first { !wanted.contains($0) }, missingThere = wanted.first { !trained.contains($0) }
+            let i = (0..<min(trained.count, wanted.count)).first { trained[$0] != wanted[$0] } ?? min(trained.count, wanted.count)
+            let difference = missingHere.map { "`\($0)` there, not here" } ?? missingThere.map { "`\($0)` here, not there" }
+                ?? "class \(i): `\(i < trained.count ? trained[i] : "none")` there, `\(i < wanted.count ? wanted[i] : "none")` here"
             headNote = model.reorderHead(trained: trained, wanted: wanted)
                 ? "; the head's rows reordered from the file's class order to data.classes'"
-                : "; warning: the file's head was trained for other classes than data.classes names (first: `\(trained[0])` there, `\(wanted[0])` here), loaded as it is"
+                : "; warning: the file's head was trained for other classes than data.classes names (\(difference)), loaded as it is"
         }
         guard logs else { return }
         var parts = ["\(report.loaded.count) tunable tensors loaded"]

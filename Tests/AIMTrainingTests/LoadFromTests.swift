@@ -169,5 +169,15 @@ final class LoadFromTests: XCTestCase {
         let unrelated = tunable(try trainer(try config(["load_from=\(file)", "data.classes=\(other)"]), dir.appendingPathComponent("other")))
         XCTAssertEqual(unrelated["cls_head.fc_cls.weight"], w)
         XCTAssertEqual(unrelated["cls_head.fc_cls.bias"], b)
+
+        // Classes that differ in one name: the warning names that class, not the first of each list.
+        let oneOther = try map("one-other.txt", ["walk", "run", "jump", "fly"])
+        let captured = dir.appendingPathComponent("stderr.txt").path
+        RunLog.hold()
+        _ = try trainer(try config(["load_from=\(file)", "data.classes=\(oneOther)"]), dir.appendingPathComponent("one-other"))
+        try RunLog.attach(path: captured, header: [])
+        RunLog.stop()
+        let said = try String(contentsOfFile: captured, encoding: .utf8)
+        XCTAssertTrue(said.contains("trained for other classes than data.classes names (`swim` there, not here), loaded as it is"), said)
     }
 }
