@@ -83,7 +83,8 @@ final class TensorBoardTrainingTests: TrainToolTestCase {
         XCTAssertEqual(got["val/top1"]?.map(\.step), [2, 3, 4, 6, 8])
         XCTAssertEqual(got, try expected(wd), "the events are the last record of each step in metrics.jsonl")
         let trainSteps = try metrics(wd).filter { $0["mode"] as? String == "train" }.compactMap { $0["step"] as? Int }
-        XCTAssertEqual(trainSteps, [1, 2, 3, 4, 5, 6, 5, 6, 7, 8], "metrics.jsonl keeps both records of steps 5 and 6")
+        XCTAssertEqual(trainSteps, [1, 2, 3, 4, 5, 6, 7, 8], "metrics.jsonl drops the lost run's steps 5 and 6 too")
+        XCTAssertTrue(r.output.contains("metrics.jsonl: removed") && r.output.contains("after step 4"), r.output)
     }
 
     /// SIGKILL at random moments (mid-step, mid-record, mid-trim) and `--resume auto` each time,
