@@ -11,6 +11,9 @@ public struct LoadFromReport {
     public var missing: [String] = []
     /// Frozen weights the file also holds, found equal to the model's (from model.pretrained).
     public var frozenMatched = 0
+    /// Weights of the file this model does not have (an AIM file given to a space-only model:
+    /// its adapters), not read: mmcv's strict=False lists them as unexpected keys.
+    public var unused: [String] = []
 }
 
 extension Recognizer {
@@ -57,6 +60,7 @@ extension Recognizer {
             }
             if !(worst <= 1e-5 * scale) { differing.append("\(p.name) (differs by up to \(worst))") } else { report.frozenMatched += 1 }
         }
+        report.unused = file.names.filter { !$0.hasPrefix("optimizer.") && store[$0] == nil }.sorted()
         if !differing.isEmpty {
             let source = config.pretrained.isEmpty ? "drawn from train.seed (no model.pretrained)" : "of model.pretrained \(config.pretrained)"
             throw ModelError.weights(path: path, problems: [

@@ -34,6 +34,9 @@ extension Trainer {
         if !report.misshapen.isEmpty { parts.append("\(report.misshapen.count) of another shape left as initialised (\(report.misshapen.prefix(3).joined(separator: "; ")))") }
         if !report.missing.isEmpty { parts.append("\(report.missing.count) not in the file left as initialised (\(report.missing.prefix(3).joined(separator: ", "))\(report.missing.count > 3 ? " …" : ""))") }
         if report.frozenMatched > 0 { parts.append("\(report.frozenMatched) frozen tensors in the file equal to model.pretrained's") }
+        if !report.unused.isEmpty {
+            parts.append("\(report.unused.count) of the file not in this model, not read (\(report.unused.prefix(3).joined(separator: ", "))\(report.unused.count > 3 ? " …" : ""))")
+        }
         Console.errorRaw("load_from \(path): " + parts.joined(separator: "; ") + headNote + "\n")
     }
 

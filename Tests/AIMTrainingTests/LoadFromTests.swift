@@ -180,4 +180,21 @@ final class LoadFromTests: XCTestCase {
         let said = try String(contentsOfFile: captured, encoding: .utf8)
         XCTAssertTrue(said.contains("trained for other classes than data.classes names (`swim` there, not here), loaded as it is"), said)
     }
+
+    /// A file's weights this model lacks (an AIM file's adapters for a space-only model) are
+    /// listed as not read, as mmcv lists unexpected keys.
+    func testWeightsTheModelLacksAreListed() throws {
+        let file = try trainedCheckpoint()
+        let captured = scratch("load-from-unused-log").path
+        RunLog.hold()
+        let started = try trainer(try config(["model.adapters=[]", "load_from=\(file.path)"]), scratch("load-from-unused"))
+        try RunLog.attach(path: captured, header: [])
+        RunLog.stop()
+        let said = try String(contentsOfFile: captured, encoding: .utf8)
+        // The adapters and the temporal embedding (it exists only where some block adapts temporally).
+        let adapters = try SafetensorsFile(path: file.path).names.filter { !$0.hasPrefix("optimizer.") && ($0.contains("Adapter") || $0.hasSuffix("temporal_embedding")) }.count
+        XCTAssertGreaterThan(adapters, 0)
+        XCTAssertTrue(said.contains("; \(adapters) of the file not in this model, not read (backbone."), said)
+        XCTAssertGreaterThan(started.model.store.tunableParameters.count, 0)
+    }
 }
