@@ -18,7 +18,13 @@ extension Trainer {
         // A head trained for the same classes in another label-map order is reordered to this one
         // (a label map sorted by aim-data list against the one a model was trained with).
         var headNote = ""
-        if report.loaded.contains("cls_head.fc_cls.weight"), let trained = header.metadata["classes"].flatMap(classNames(json:)),
+        let trainedClasses = header.metadata["classes"].flatMap(classNames(json:))
+        if report.loaded.contains("cls_head.fc_cls.weight"), let trained = trainedClasses, config.string("data.classes").isEmpty {
+            // Without a label map the new run's labels are bare numbers: the head can only be taken as it is.
+            headNote = "; warning: the file's head was trained for named classes (\(trained.prefix(3).joined(separator: ", "))\(trained.count > 3 ? " …" : "")) "
+                + "and data.classes is empty, so its rows are taken in the file's order: set data.classes to the label map of your lists to match them by name"
+        }
+        if report.loaded.contains("cls_head.fc_cls.weight"), let trained = trainedClasses,
            let wanted = try LabelMap.fromConfig(config).map({ Array($0.names.prefix(model.config.numClasses)) }), trained != wanted {
             // The first class one side names and the other lacks, else the first place they differ.
             let missingHere = trained.first { !wanted.contains($0) }, missingThere = wanted.first { !trained.contains($0) }

@@ -179,6 +179,15 @@ final class LoadFromTests: XCTestCase {
         RunLog.stop()
         let said = try String(contentsOfFile: captured, encoding: .utf8)
         XCTAssertTrue(said.contains("trained for other classes than data.classes names (`swim` there, not here), loaded as it is"), said)
+
+        // No label map here: the head cannot be matched by name, and that is said.
+        let noMap = dir.appendingPathComponent("no-map-stderr.txt").path
+        RunLog.hold()
+        _ = try trainer(try config(["load_from=\(file)"]), dir.appendingPathComponent("no-map"))
+        try RunLog.attach(path: noMap, header: [])
+        RunLog.stop()
+        let noMapSaid = try String(contentsOfFile: noMap, encoding: .utf8)
+        XCTAssertTrue(noMapSaid.contains("trained for named classes (walk, run, jump …) and data.classes is empty"), noMapSaid)
     }
 
     /// A file's weights this model lacks (an AIM file's adapters for a space-only model) are
