@@ -28,7 +28,7 @@ extension Trainer {
         guard let testData else { return ([], 0) }
         var results: [TestResult] = []
         for which in TestCheckpoint.allCases where options.testAfter.contains(which) {
-            let step = which == .last ? state.step : try loadBestWeights()
+            let (step, epoch) = which == .last ? (state.step, state.epoch) : try loadBestWeights()
             let result: EvalResult
             do {
                 result = try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed,
@@ -47,7 +47,7 @@ extension Trainer {
             log.message(String(format: "test of the %@ checkpoint (step %d; %@, views %@): top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
                                which.rawValue, step, annotation, views, result.top1, result.top5, result.meanClassAccuracy,
                                result.videos, result.skipped))
-            log.record(["mode": "test", "checkpoint": which.rawValue, "step": step, "views": views,
+            log.record(["mode": "test", "checkpoint": which.rawValue, "step": step, "epoch": epoch, "views": views,
                         "average_clips": config.string("eval.average_clips"), "top1": result.top1,
                         "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy, "videos": result.videos,
                         "skipped": result.skipped])
@@ -55,19 +55,20 @@ extension Trainer {
         return (results, 0)
     }
 
-    /// best.safetensors' tunable weights on every rank; returns the step it was written at.
+    /// best.safetensors' tunable weights on every rank; returns the step and epoch it was written at.
     /// Rank 0 reads the file, so the other ranks need not see the work dir, and the values reach
     /// them as a sum with their zeroed buffers (adding zeros is exact).
-    func loadBestWeights() throws -> Int {
-        var step = 0, failure = ""
+    func loadBestWeights() throws -> (step: Int, epoch: Int) {
+        var step = 0, epoch = 0, failure = ""
         if comm.rank == 0 {
             do {
                 let file = try checkpoints.validate(checkpoints.best, model: model)
                 for p in model.store.tunableParameters { try file.readFloats(named: p.name, into: p.data, count: p.count) }
                 step = Int(file.metadata["step"] ?? "") ?? 0
+                epoch = Int(file.metadata["epoch"] ?? "") ?? 0
             } catch { failure = Launch.describe(error) }
         }
-        let agreed = comm.allreduce([failure.isEmpty ? 0 : 1, Double(step)], op: .sum, label: "test-best")
+        let agreed = comm.allreduce([failure.isEmpty ? 0 : 1, Double(step), Double(epoch)], op: .sum, label: "test-best")
         guard agreed[0] == 0 else {
             throw AgreedStop(status: ExitStatus.failure, message: comm.rank == 0 ? "--test-best: \(failure)" : nil)
         }
@@ -79,6 +80,6 @@ extension Trainer {
             try RankAgreement.require(comm, [("the tunable weights of \(checkpoints.best.path)", model.weightsFingerprint(tunable: true) ?? "")],
                                       doing: "test")
         }
-        return Int(agreed[1])
+        return (Int(agreed[1]), Int(agreed[2]))
     }
 }
