@@ -53,6 +53,8 @@ public struct ClipPipelineConfig: Equatable, Sendable {
     /// Shape of one sample's input: `[views, 3, T, crop, crop]`.
     public var sampleShape: [Int] { [viewsPerSample, 3, sampler.clipLen, cropSize, cropSize] }
     public var sampleFloats: Int { sampleShape.reduce(1, *) }
+    /// Views as the paper writes them: frames × temporal clips × spatial crops ("8×3×1").
+    public func viewsText(frames: Int) -> String { "\(frames)×\(sampler.clipsPerVideo)×\(cropsPerClip)" }
 }
 
 public struct ClipPipeline: Sendable {

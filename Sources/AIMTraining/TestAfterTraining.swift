@@ -42,7 +42,7 @@ extension Trainer {
             }
             results.append(TestResult(checkpoint: which, step: step, result: result))
             guard comm.rank == 0 else { continue }
-            let views = (try? ClipPipelineConfig(config: config, split: .test)).map { "\(modelConfig.numFrames)×\($0.sampler.clipsPerVideo)×\($0.cropsPerClip)" } ?? "?"
+            let views = (try? ClipPipelineConfig(config: config, split: .test)).map { $0.viewsText(frames: modelConfig.numFrames) } ?? "?"
             let annotation = config.string("data.test").isEmpty ? "data.val" : "data.test"
             log.message(String(format: "test of the %@ checkpoint (step %d; %@, views %@): top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
                                which.rawValue, step, annotation, views, result.top1, result.top5, result.meanClassAccuracy,

@@ -48,6 +48,7 @@ struct AIMEval: ParsableCommand {
             let result = try Evaluator(model: model, comm: comm, numClasses: model.config.numClasses, seed: 0,
                                        averaging: ClipAveraging(config: cfg)).run(source)
             if comm.rank == 0 {
+                let views = loader.pipeline.config.viewsText(frames: model.config.numFrames)
                 let report = ClassReport(scores: result.scores, labels: result.labels, numClasses: model.config.numClasses)
                 if let predictions {
                     try writePredictions(result, samples: loader.samples, classes: classes, to: predictions)
@@ -65,17 +66,13 @@ struct AIMEval: ParsableCommand {
                         if let classes { o["true_class"] = classes.name($0.truth); o["predicted_class"] = classes.name($0.predicted) }
                         return o
                     }
-                    let p = loader.pipeline.config
                     let obj: [String: Any] = ["top1": result.top1, "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy,
                                               "videos": result.videos, "skipped": result.skipped, "per_class": perClass, "confused_pairs": pairs,
-                                              "views": "\(model.config.numFrames)×\(p.sampler.clipsPerVideo)×\(p.cropsPerClip)",
-                                              "average_clips": cfg.string("eval.average_clips")]
+                                              "views": views, "average_clips": cfg.string("eval.average_clips")]
                     Console.out(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
                 } else {
-                    let p = loader.pipeline.config
-                    Console.out(String(format: "top1 %.4f  top5 %.4f  mean class accuracy %.4f  (%d videos, %d skipped; views %d×%d×%d)",
-                                       result.top1, result.top5, result.meanClassAccuracy, result.videos, result.skipped,
-                                       model.config.numFrames, p.sampler.clipsPerVideo, p.cropsPerClip))
+                    Console.out(String(format: "top1 %.4f  top5 %.4f  mean class accuracy %.4f  (%d videos, %d skipped; views %@)",
+                                       result.top1, result.top5, result.meanClassAccuracy, result.videos, result.skipped, views))
                     Console.out(classReportText(report, classes: classes, pairs: confusedPairs))
                 }
                 if let predictions { Console.error("aim-eval: wrote \(result.videos) predictions to \(predictions)") }
