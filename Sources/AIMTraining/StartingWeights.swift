@@ -18,33 +18,38 @@ extension Trainer {
         // A head trained for the same classes in another label-map order is reordered to this one
         // (a label map sorted by aim-data list against the one a model was trained with).
         var headNote = ""
-        let trainedClasses = header.metadata["classes"].flatMap(classNames(json:))
-        if report.loaded.contains("cls_head.fc_cls.weight"), let trained = trainedClasses, config.string("data.classes").isEmpty {
-            // Without a label map the new run's labels are bare numbers: the head can only be taken as it is.
-            headNote = "; warning: the file's head was trained for named classes (\(trained.prefix(3).joined(separator: ", "))\(trained.count > 3 ? " …" : "")) "
-                + "and data.classes is empty, so its rows are taken in the file's order: set data.classes to the label map of your lists to match them by name"
-        }
-        if report.loaded.contains("cls_head.fc_cls.weight"), let trained = trainedClasses,
-           let wanted = try LabelMap.fromConfig(config).map({ Array($0.names.prefix(model.config.numClasses)) }), trained != wanted {
-            // The first class one side names and the other lacks, else the first place they differ.
-            let missingHere = trained.first { !wanted.contains($0) }, missingThere = wanted.first { !trained.contains($0) }
-            let i = (0..<min(trained.count, wanted.count)).first { trained[$0] != wanted[$0] } ?? min(trained.count, wanted.count)
-            let difference = missingHere.map { "`\($0)` there, not here" } ?? missingThere.map { "`\($0)` here, not there" }
-                ?? "class \(i): `\(i < trained.count ? trained[i] : "none")` there, `\(i < wanted.count ? wanted[i] : "none")` here"
-            headNote = model.reorderHead(trained: trained, wanted: wanted)
-                ? "; the head's rows reordered from the file's class order to data.classes'"
-                : "; warning: the file's head was trained for other classes than data.classes names (\(difference)), loaded as it is"
+        if report.loaded.contains("cls_head.fc_cls.weight"), let trained = header.metadata["classes"].flatMap(classNames(json:)) {
+            if let wanted = try LabelMap.fromConfig(config).map({ Array($0.names.prefix(model.config.numClasses)) }) {
+                if trained != wanted { headNote = headChange(model: model, trained: trained, wanted: wanted) }
+            } else {
+                // Without a label map the new run's labels are bare numbers: the head can only be taken as it is.
+                headNote = "; warning: the file's head was trained for named classes (\(firstThree(trained))) and data.classes is empty, "
+                    + "so its rows are taken in the file's order: set data.classes to the label map of your lists to match them by name"
+            }
         }
         guard logs else { return }
         var parts = ["\(report.loaded.count) tunable tensors loaded"]
         if !report.misshapen.isEmpty { parts.append("\(report.misshapen.count) of another shape left as initialised (\(report.misshapen.prefix(3).joined(separator: "; ")))") }
-        if !report.missing.isEmpty { parts.append("\(report.missing.count) not in the file left as initialised (\(report.missing.prefix(3).joined(separator: ", "))\(report.missing.count > 3 ? " …" : ""))") }
+        if !report.missing.isEmpty { parts.append("\(report.missing.count) not in the file left as initialised (\(firstThree(report.missing)))") }
         if report.frozenMatched > 0 { parts.append("\(report.frozenMatched) frozen tensors in the file equal to model.pretrained's") }
-        if !report.unused.isEmpty {
-            parts.append("\(report.unused.count) of the file not in this model, not read (\(report.unused.prefix(3).joined(separator: ", "))\(report.unused.count > 3 ? " …" : ""))")
-        }
+        if !report.unused.isEmpty { parts.append("\(report.unused.count) of the file not in this model, not read (\(firstThree(report.unused)))") }
         Console.errorRaw("load_from \(path): " + parts.joined(separator: "; ") + headNote + "\n")
     }
+
+    /// The head trained for `trained` (a file's classes) made to serve `wanted` (data.classes'):
+    /// reordered when they are the same names, else left as it is with a warning naming the class
+    /// one side lacks (or the first place the lists differ).
+    static func headChange(model: Recognizer, trained: [String], wanted: [String]) -> String {
+        if model.reorderHead(trained: trained, wanted: wanted) { return "; the head's rows reordered from the file's class order to data.classes'" }
+        let i = (0..<min(trained.count, wanted.count)).first { trained[$0] != wanted[$0] } ?? min(trained.count, wanted.count)
+        let difference = trained.first { !wanted.contains($0) }.map { "`\($0)` there, not here" }
+            ?? wanted.first { !trained.contains($0) }.map { "`\($0)` here, not there" }
+            ?? "class \(i): `\(i < trained.count ? trained[i] : "none")` there, `\(i < wanted.count ? wanted[i] : "none")` here"
+        return "; warning: the file's head was trained for other classes than data.classes names (\(difference)), loaded as it is"
+    }
+
+    /// The first three names, then "…" when there are more.
+    static func firstThree(_ names: [String]) -> String { names.prefix(3).joined(separator: ", ") + (names.count > 3 ? " …" : "") }
 
     /// The class names a checkpoint records (a JSON array), nil when unreadable.
     static func classNames(json: String) -> [String]? {
