@@ -225,10 +225,10 @@ public final class Trainer {
             // run writes anything of its own: whatever does not continue the run in the work dir
             // sets that run aside — a new run, a --resume from elsewhere, an auto that finds no
             // checkpoint (a run that died before its first one left records).
-            let (checkpoints, frozen, data, model) = (checkpoints, frozenFingerprint, trainDataFingerprint, model)
-            let choice = try options.resume.map {
-                $0 != "auto" ? $0 : try Self.newestResumable(in: checkpoints, model: model, config: config, trainDataFingerprint: data,
-                                                             frozenFingerprint: frozen, worldSize: comm.size)?.path ?? ""
+            var choice = options.resume
+            if choice == "auto" {
+                choice = try Self.newestResumable(in: checkpoints, model: model, config: config, trainDataFingerprint: trainDataFingerprint,
+                                                  frozenFingerprint: frozenFingerprint, worldSize: comm.size)?.path ?? ""
             }
             resumeChoice = choice
             if !WorkDirCheck.continues(workDir, from: choice), let moved = try WorkDirCheck.setAsideEarlierRun(workDir) {
