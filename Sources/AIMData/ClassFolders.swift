@@ -29,12 +29,9 @@ public struct ClassFolders: Sendable {
         guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
             throw AnnotationError(file: root, line: nil, message: "no such folder (expected ROOT/<class>/<video> files)")
         }
-        let top = try fm.contentsOfDirectory(atPath: root).filter { !$0.hasPrefix(".") }.sorted()
-        let folders = top.filter { name in
-            var d: ObjCBool = false
-            return fm.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &d) && d.boolValue
-        }
-        var ignored = top.filter { !folders.contains($0) }
+        let top = try listing(root).sorted { $0.name < $1.name }
+        let folders = top.filter(\.isDir).map(\.name)
+        var ignored = top.filter { !$0.isDir }.map(\.name)
         guard !folders.isEmpty else {
             throw AnnotationError(file: root, line: nil, message: "no class folders in it (expected ROOT/<class>/<video> files)")
         }
