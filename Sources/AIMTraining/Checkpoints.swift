@@ -8,12 +8,19 @@ public struct TrainingState: Equatable, Sendable {
     public var epoch: Int         // current epoch (0-based)
     public var stepInEpoch: Int   // optimizer steps done within `epoch`
     public var bestTop1: Double   // best validation top-1 so far (-1 = none)
+    /// The step whose checkpoint became `best` (-1 = none, or a checkpoint older than the key):
+    /// a resume at an earlier step finds this run's own best again by it.
+    public var bestStep: Int
     /// A stop signal cut short the validation of this step: it runs first when the run resumes.
     public var evalPending: Bool
-    public init(step: Int = 0, epoch: Int = 0, stepInEpoch: Int = 0, bestTop1: Double = -1, evalPending: Bool = false) {
-        self.step = step; self.epoch = epoch; self.stepInEpoch = stepInEpoch; self.bestTop1 = bestTop1
+    public init(step: Int = 0, epoch: Int = 0, stepInEpoch: Int = 0, bestTop1: Double = -1, bestStep: Int = -1, evalPending: Bool = false) {
+        self.step = step; self.epoch = epoch; self.stepInEpoch = stepInEpoch; self.bestTop1 = bestTop1; self.bestStep = bestStep
         self.evalPending = evalPending
     }
+
+    /// The epoch this state's last step belongs to, counted from 1 as mmaction2's logs count
+    /// (`Epoch [1][20/3750]`): the first epoch's steps log 1, not the 0 epochs completed.
+    public var loggedEpoch: Int { stepInEpoch == 0 ? epoch : epoch + 1 }
 }
 
 /// The rank-0 coordinator's checkpoints: one safetensors file per checkpoint with the tunable
@@ -63,6 +70,7 @@ public final class CheckpointStore {
         var w = SafetensorsWriter(metadata: extraMetadata.merging([
             "format": Self.format, "step": String(state.step), "epoch": String(state.epoch),
             "step_in_epoch": String(state.stepInEpoch), "best_top1": String(state.bestTop1),
+            "best_step": String(state.bestStep),
             "eval_pending": state.evalPending ? "1" : "0",
             "optimizer_step": String(optimizer.step), "world_size": String(worldSize), "config": config,
         ]) { _, ours in ours })
@@ -83,6 +91,11 @@ public final class CheckpointStore {
         prune()
         let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
         return (file, size)
+    }
+
+    /// Points `best` at the step file of `step` again (after a later best was set aside).
+    func restoreBest(step: Int) throws {
+        try link(path(step: step), as: best)
     }
 
     /// Points `name` at `file` atomically: a hard link under a temporary name renamed over it.
@@ -136,6 +149,9 @@ public final class CheckpointStore {
         // yet) would decide which checkpoint becomes `best`; world_size is compared on resume.
         if let b = f.metadata["best_top1"], !(Double(b).map { $0 == -1 || (0...1).contains($0) } ?? false) {
             throw TrainingError.checkpoint(path: file.path, reason: "metadata 'best_top1' is \"\(b)\", not a top-1 from 0 to 1 (or -1)")
+        }
+        if let b = f.metadata["best_step"], !(Int(b).map { $0 >= -1 } ?? false) {
+            throw TrainingError.checkpoint(path: file.path, reason: "metadata 'best_step' is \"\(b)\", not a step (or -1)")
         }
         if let w = f.metadata["world_size"], !(Int(w).map { $0 >= 1 } ?? false) {
             throw TrainingError.checkpoint(path: file.path, reason: "metadata 'world_size' is \"\(w)\", not a rank count")
@@ -199,6 +215,7 @@ public final class CheckpointStore {
         optimizer.restore(step: Int(md["optimizer_step"]!) ?? 0)
         let state = TrainingState(step: Int(md["step"]!) ?? 0, epoch: Int(md["epoch"]!) ?? 0,
                                   stepInEpoch: Int(md["step_in_epoch"]!) ?? 0, bestTop1: Double(md["best_top1"] ?? "-1") ?? -1,
+                                  bestStep: Int(md["best_step"] ?? "-1") ?? -1,
                                   evalPending: md["eval_pending"] == "1")
         return (state, md["config"]!)
     }

@@ -28,7 +28,7 @@ extension Trainer {
         guard let testData else { return ([], 0) }
         var results: [TestResult] = []
         for which in TestCheckpoint.allCases where options.testAfter.contains(which) {
-            let (step, epoch) = which == .last ? (state.step, state.epoch) : try loadBestWeights()
+            let (step, epoch) = which == .last ? (state.step, state.loggedEpoch) : try loadBestWeights()
             let result: EvalResult
             do {
                 result = try Evaluator(model: model, comm: comm, numClasses: modelConfig.numClasses, seed: seed,
@@ -55,17 +55,23 @@ extension Trainer {
         return (results, 0)
     }
 
-    /// best.safetensors' tunable weights on every rank; returns the step and epoch it was written at.
+    /// best.safetensors' tunable weights on every rank; returns the step and epoch (as logged, from 1) it was written at.
     /// Rank 0 reads the file, so the other ranks need not see the work dir, and the values reach
     /// them as a sum with their zeroed buffers (adding zeros is exact).
     func loadBestWeights() throws -> (step: Int, epoch: Int) {
         var step = 0, epoch = 0, failure = ""
         if comm.rank == 0 {
             do {
+                // None after a resume at an earlier step set a later best aside, until a validation beats the resumed one's.
+                guard FileManager.default.fileExists(atPath: checkpoints.best.path) else {
+                    throw TrainingError.checkpoint(path: checkpoints.best.path, reason: String(format:
+                        "none in this run: no validation since it resumed beat the best top-1 it resumed with (%.4f), whose checkpoint is gone", state.bestTop1))
+                }
                 let file = try checkpoints.validate(checkpoints.best, model: model)
                 for p in model.store.tunableParameters { try file.readFloats(named: p.name, into: p.data, count: p.count) }
                 step = Int(file.metadata["step"] ?? "") ?? 0
-                epoch = Int(file.metadata["epoch"] ?? "") ?? 0
+                epoch = TrainingState(epoch: Int(file.metadata["epoch"] ?? "") ?? 0,
+                                      stepInEpoch: Int(file.metadata["step_in_epoch"] ?? "") ?? 0).loggedEpoch
             } catch { failure = Launch.describe(error) }
         }
         let agreed = comm.allreduce([failure.isEmpty ? 0 : 1, Double(step), Double(epoch)], op: .sum, label: "test-best")

@@ -220,6 +220,22 @@ public final class Trainer {
         model.gradientsReady = { params in for p in params { if let i = index[p.name] { bucketer.markReady(i) } } }
 
         checkpoints = CheckpointStore(workDir: workDir, keepLast: config.int("checkpoint.keep_last"))
+        // A named --resume file is checked before anything in the work dir moves: a typo, or a
+        // checkpoint of another experiment, must not set the run aside (the natural retry,
+        // --resume auto, would then find nothing and start over).
+        if let path = options.resume, path != "auto" {
+            let checkpoints = checkpoints, model = model, fingerprint = trainDataFingerprint, frozen = frozenFingerprint
+            _ = try Launch.together(comm, label: "resume-file") {
+                do {
+                    try Self.checkResumable(path, in: checkpoints, model: model, config: config, trainDataFingerprint: fingerprint,
+                                            frozenFingerprint: frozen, worldSize: comm.size)
+                } catch let e as TrainingError where !e.isStorage {
+                    throw TrainingError.config("--resume \(e.description)")
+                } catch let e as SafetensorsError {
+                    throw TrainingError.config("--resume \(e.description)")
+                }
+            }
+        }
         if comm.rank == 0 {
             // After load_from is read (it may be one of the files moved below) and before this
             // run writes anything of its own: whatever does not continue the run in the work dir
@@ -231,7 +247,15 @@ public final class Trainer {
                                                   frozenFingerprint: frozenFingerprint, worldSize: comm.size)?.path ?? ""
             }
             resumeChoice = choice
-            if !WorkDirCheck.continues(workDir, from: choice), let moved = try WorkDirCheck.setAsideEarlierRun(workDir) {
+            if let choice, WorkDirCheck.continues(workDir, from: choice) {
+                let metadata = try SafetensorsFile(path: choice).metadata
+                let step = Int(metadata["step"] ?? "") ?? 0, bestStep = Int(metadata["best_step"] ?? "") ?? -1
+                if let moved = try WorkDirCheck.setAsideLaterCheckpoints(checkpoints, after: step, bestStep: bestStep) {
+                    Console.error("warning: resuming at step \(step) of the run in \(workDir.path): what it wrote after that step (\(moved.what)) "
+                                  + "is now in \(moved.folder.path), so a later --resume auto and best follow this run, not the one it replaces"
+                                  + (moved.best ?? ""))
+                }
+            } else if let moved = try WorkDirCheck.setAsideEarlierRun(workDir) {
                 Console.error("warning: work dir \(workDir.path) held an earlier run; its checkpoints, logs and metrics are now in \(moved.path) "
                               + "and this run starts afresh (to continue that run instead: move them back and give --resume auto)")
             }
@@ -289,23 +313,32 @@ public final class Trainer {
             }
             return
         }
-        // What the checkpoint means is checked before its weights are read (a changed model
-        // would otherwise show up as missing tensors).
-        let header = try SafetensorsFile(path: chosen)
-        let check = try ResumeCheck(saved: header.metadata, current: config, trainDataFingerprint: trainDataFingerprint,
-                                    frozenFingerprint: frozenFingerprint, worldSize: comm.size, path: chosen)
+        let check = try Self.checkResumable(chosen, in: checkpoints, model: model, config: config, trainDataFingerprint: trainDataFingerprint,
+                                            frozenFingerprint: frozenFingerprint, worldSize: comm.size)
         if comm.rank == 0 { for line in check.allowedChanges { log.message("resume: \(line)") } }
         let (restored, _) = try checkpoints.restore(URL(fileURLWithPath: chosen), model: model, optimizer: optimizer)
         state = restored
         if comm.rank == 0 {
-            log.message("resumed from \(chosen) at step \(state.step) (epoch \(state.epoch))")
+            log.message("resumed from \(chosen) at step \(state.step) (epoch \(state.loggedEpoch))")
             do {
                 let dropped = try log.keepRecords(upTo: state.step)
-                if dropped > 0 { log.message("metrics.jsonl: removed \(dropped) record(s) after step \(state.step), logged before the run stopped") }
+                if dropped > 0 { log.message("metrics.jsonl: removed \(dropped) record(s) after step \(state.step), where this run continues") }
             } catch {
                 log.message("warning: metrics.jsonl keeps records after step \(state.step) (they will appear twice): \(error)")
             }
         }
+    }
+
+    /// What a checkpoint means is checked before its weights are read (a changed model would
+    /// otherwise show up as missing tensors), then that it holds every tunable weight and moment.
+    @discardableResult
+    static func checkResumable(_ path: String, in checkpoints: CheckpointStore, model: Recognizer, config: Config,
+                               trainDataFingerprint: String, frozenFingerprint: String, worldSize: Int) throws -> ResumeCheck {
+        let header = try SafetensorsFile(path: path)
+        let check = try ResumeCheck(saved: header.metadata, current: config, trainDataFingerprint: trainDataFingerprint,
+                                    frozenFingerprint: frozenFingerprint, worldSize: worldSize, path: path)
+        _ = try checkpoints.validate(URL(fileURLWithPath: path), model: model)
+        return check
     }
 
     /// The newest step file that reads back whole. Damaged ones are reported and skipped; one
@@ -376,9 +409,10 @@ public final class Trainer {
                 // Rank 0's peak resident memory so far, as mmaction2's log shows its GPU's `memory` (MB).
                 let memoryMB = ProcessMemory.sample().peakRSSBytes / (1 << 20)
                 log.progress(String(format: "step %d/%d  epoch %d  loss %.4f  lr %.3e  %.2f clips/s  data %.2fs/step %.2fs  mem %d MB  ETA %@",
-                                    state.step, totalSteps, state.epoch, summary.lastLoss, schedule.lr(at: state.step - 1),
+                                    state.step, totalSteps, state.loggedEpoch, summary.lastLoss, schedule.lr(at: state.step - 1),
                                     clipsPerSecond, times.data, times.total, memoryMB, formatDuration(perStep * Double(totalSteps - state.step))))
-                var record: [String: Any] = ["mode": "train", "step": state.step, "epoch": state.epoch, "loss": Double(summary.lastLoss),
+                var record: [String: Any] = ["mode": "train", "step": state.step, "epoch": state.loggedEpoch,
+                                             "iter": state.stepInEpoch == 0 ? stepsPerEpoch : state.stepInEpoch, "loss": Double(summary.lastLoss),
                                              "lr": schedule.lr(at: state.step - 1), "clips_per_s": clipsPerSecond, "time": times.total,
                                              "data_time": times.data, "memory_mb": memoryMB, "skipped": summary.skipEvents,
                                              "bytes_allreduced": times.bytesAllreduced]
@@ -443,11 +477,11 @@ public final class Trainer {
         }
         summary.lastEval = result
         var isBest = false
-        if result.top1 > state.bestTop1 { state.bestTop1 = result.top1; isBest = true }
+        if result.top1 > state.bestTop1 { state.bestTop1 = result.top1; state.bestStep = state.step; isBest = true }
         if comm.rank == 0 {
             log.message(String(format: "eval at step %d: top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
                                state.step, result.top1, result.top5, result.meanClassAccuracy, result.videos, result.skipped))
-            let record: [String: Any] = ["mode": "val", "step": state.step, "epoch": state.epoch, "top1": result.top1,
+            let record: [String: Any] = ["mode": "val", "step": state.step, "epoch": state.loggedEpoch, "top1": result.top1,
                                          "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy,
                                          "videos": result.videos, "skipped": result.skipped]
             log.record(record)

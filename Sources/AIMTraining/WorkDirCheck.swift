@@ -54,6 +54,51 @@ enum WorkDirCheck {
         return dest
     }
 
+    /// Resuming the work dir's run at `step` from a checkpoint of its own (`--resume` naming an
+    /// earlier step, say after a divergence) replaces whatever that run wrote after the step: its
+    /// later step files, and `latest`/`best` when they are later, move to `earlier_runs/<time>/`.
+    /// Why: left in place, `--resume auto` after a stop would pick the abandoned steps (the
+    /// highest number wins) and `best` would name weights this run's history never had. Returns
+    /// the folder, what moved, and what became of `best` when it moved (pointed again at
+    /// `bestStep`, the resumed checkpoint's own best, if that step file is kept); nil when
+    /// nothing is later.
+    static func setAsideLaterCheckpoints(_ store: CheckpointStore, after step: Int, bestStep: Int)
+        throws -> (folder: URL, what: String, best: String?)? {
+        let fm = FileManager.default
+        let later = store.stepFiles().filter { (Int($0.deletingPathExtension().lastPathComponent.dropFirst("step_".count)) ?? -1) > step }
+        // One that cannot be read is left for the checks that name it (a later checkpoint replaces latest).
+        let links = [store.latest, store.best].filter {
+            (Int((try? SafetensorsFile(path: $0.path))?.metadata["step"] ?? "") ?? Int.min) > step
+        }
+        guard !later.isEmpty || !links.isEmpty else { return nil }
+        let stamp = runTimeStamp()
+        var dest = store.workDir.appendingPathComponent(earlierRunsFolder).appendingPathComponent(stamp)
+        var n = 2
+        while fm.fileExists(atPath: dest.path) { dest = dest.deletingLastPathComponent().appendingPathComponent(stamp + "_\(n)"); n += 1 }
+        do {
+            if !later.isEmpty { try fm.createDirectory(at: dest.appendingPathComponent("checkpoints"), withIntermediateDirectories: true) }
+            try fm.createDirectory(at: dest, withIntermediateDirectories: true)
+            for file in later { try fm.moveItem(at: file, to: dest.appendingPathComponent("checkpoints").appendingPathComponent(file.lastPathComponent)) }
+            for file in links { try fm.moveItem(at: file, to: dest.appendingPathComponent(file.lastPathComponent)) }
+        } catch {
+            throw TrainingError.storage("resuming at step \(step): the checkpoints written after it in \(store.workDir.path) could not be moved to "
+                + "\(dest.path) (\(error.localizedDescription)); move them away by hand, or resume in another --work-dir")
+        }
+        let what = (later.isEmpty ? [] : ["\(later.count) step file\(later.count == 1 ? "" : "s")"])
+            + links.map { $0.deletingPathExtension().lastPathComponent }
+        var best: String?
+        if links.contains(store.best) {
+            if (0...step).contains(bestStep) && fm.fileExists(atPath: store.path(step: bestStep).path) {
+                try store.restoreBest(step: bestStep)
+                best = "; best is this run's own again (step \(bestStep))"
+            } else {
+                best = bestStep >= 0 ? "; this run's own best (step \(bestStep)) was pruned by checkpoint.keep_last, so best returns at its next better validation"
+                    : "; best returns at this run's next better validation"
+            }
+        }
+        return (dest, what.joined(separator: ", "), best)
+    }
+
     /// A `<config>.yaml` or `<time>.log` a run wrote (`startRunLog`), known by its first line.
     static func isRunRecord(_ file: URL) -> Bool {
         let name = file.lastPathComponent

@@ -68,8 +68,8 @@ final class EarlierRunTests: XCTestCase {
         _ = try trainer(try config(["train.seed=9"]), here).run()
         let hereLatest = try WeightComparison.tunableWeights(ofCheckpoint: here.appendingPathComponent("latest.safetensors").path)
 
-        // Its own checkpoint continues the run here: nothing moves.
-        _ = try trainer(try config(["train.seed=9"]), here, resume: here.appendingPathComponent("checkpoints/step_00000002.safetensors").path).run()
+        // Its own newest checkpoint continues the run here: nothing moves.
+        _ = try trainer(try config(["train.seed=9"]), here, resume: here.appendingPathComponent("checkpoints/step_00000004.safetensors").path).run()
         XCTAssertNil(setAside(here))
 
         // Another folder's: the run here moves whole, and its step files cannot mix with the new lineage's.
@@ -129,13 +129,67 @@ final class EarlierRunTests: XCTestCase {
         let dir = freshScratch("earlier-metrics")
         _ = try trainer(config, dir).run()
         XCTAssertEqual(try trainSteps(dir), Array(1...8))
-        // As if the run had died after logging step 8, before its checkpoint.
+        // As if the run had died after logging step 8, before its checkpoint (latest still step 4's).
         try FileManager.default.removeItem(at: dir.appendingPathComponent("checkpoints/step_00000008.safetensors"))
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("latest.safetensors"))
+        try FileManager.default.linkItem(at: dir.appendingPathComponent("checkpoints/step_00000004.safetensors"),
+                                         to: dir.appendingPathComponent("latest.safetensors"))
         let handle = try FileHandle(forWritingTo: dir.appendingPathComponent("metrics.jsonl"))
         try handle.seekToEnd(); try handle.write(contentsOf: Data("{\"mode\":\"train\",\"st".utf8)); try handle.close()
         let resumed = try trainer(config, dir, resume: "auto")
         XCTAssertEqual(try resumed.run().state.step, 8)
         XCTAssertEqual(try trainSteps(dir), Array(1...8))
         XCTAssertNil(setAside(dir))
+    }
+}
+
+extension EarlierRunTests {
+    func trainer(_ config: Config, _ dir: URL, resume: String?, maxSteps: Int?, validating: Bool) throws -> Trainer {
+        var options = TrainOptions(); options.workDir = dir; options.threads = 2; options.resume = resume; options.maxSteps = maxSteps
+        return try Trainer(config: config, options: options, communicator: SingleProcessCommunicator(),
+                           trainData: QuadrantBatches(localBatch: 8, frames: 2, size: 16),
+                           valData: validating ? IndexedViews(videos: 4, views: 1) : nil)
+    }
+
+    func step(of file: URL) throws -> Int { Int(try SafetensorsFile(path: file.path).metadata["step"] ?? "") ?? -1 }
+
+    /// Resuming the run here at an earlier step of its own (after a divergence, say): what it
+    /// wrote after that step moves aside, `best` is no later than the resumed step, and a
+    /// `--resume auto` after the next stop continues this run, not the abandoned steps.
+    func testResumingAnEarlierStepOfItsOwnSetsTheLaterStepsAside() throws {
+        let config = try self.config(["train.epochs=2", "eval.interval=2", "train.log_interval=1"])
+        let dir = freshScratch("earlier-branch")
+        _ = try trainer(config, dir, resume: nil, maxSteps: nil, validating: true).run()
+        XCTAssertEqual(names(dir.appendingPathComponent("checkpoints")).count, 4, "steps 2, 4, 6, 8")
+
+        let step2 = dir.appendingPathComponent("checkpoints/step_00000002.safetensors").path
+        XCTAssertEqual(try trainer(config, dir, resume: step2, maxSteps: 3, validating: true).run().state.step, 3)
+        XCTAssertEqual(names(dir.appendingPathComponent("checkpoints")), ["step_00000002.safetensors", "step_00000003.safetensors"])
+        let moved = try XCTUnwrap(setAside(dir), "the abandoned steps were left in place")
+        XCTAssertEqual(names(moved.appendingPathComponent("checkpoints")),
+                       ["step_00000004.safetensors", "step_00000006.safetensors", "step_00000008.safetensors"])
+        XCTAssertEqual(try step(of: dir.appendingPathComponent("latest.safetensors")), 3)
+        XCTAssertLessThanOrEqual(try step(of: dir.appendingPathComponent("best.safetensors")), 3, "best is one of this run's")
+
+        XCTAssertEqual(try trainer(config, dir, resume: "auto", maxSteps: nil, validating: true).run().state.step, 8)
+        XCTAssertEqual(try trainSteps(dir), Array(1...8), "auto continued from step 3, not the abandoned step 8")
+    }
+
+    /// A --resume file that cannot be used (missing, not a checkpoint) is refused before anything
+    /// in the work dir moves: the natural retry, --resume auto, still finds the run.
+    func testAnUnusableResumeFileMovesNothing() throws {
+        let dir = freshScratch("earlier-bad-resume")
+        _ = try trainer(try config(), dir).run()
+        let before = names(dir)
+        let junk = dir.appendingPathComponent("junk.safetensors")
+        try Data("not a checkpoint".utf8).write(to: junk)
+        for path in [dir.appendingPathComponent("typo/latest.safetensors").path, junk.path] {
+            XCTAssertThrowsError(try trainer(try config(), dir, resume: path)) {
+                XCTAssertTrue("\($0)".contains("--resume ") && "\($0)".contains(path), "\($0)")
+            }
+            XCTAssertNil(setAside(dir))
+            XCTAssertEqual(names(dir), (before + ["junk.safetensors"]).sorted())
+        }
+        XCTAssertEqual(try trainer(try config(), dir, resume: "auto").run().state.step, 4)
     }
 }

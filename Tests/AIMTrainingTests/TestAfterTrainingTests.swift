@@ -61,7 +61,7 @@ final class TestAfterTrainingTests: XCTestCase {
         XCTAssertEqual(tests.map { $0["step"] as? Int }, [4, 2])
         XCTAssertEqual(tests.map { $0["views"] as? String }, ["2×2×1", "2×2×1"])
         XCTAssertEqual(tests.map { $0["average_clips"] as? String }, ["prob", "prob"])
-        XCTAssertEqual(tests.map { $0["epoch"] as? Int }, [1, 0], "the epoch each tested checkpoint was written in (4 steps an epoch)")
+        XCTAssertEqual(tests.map { $0["epoch"] as? Int }, [1, 1], "the epoch each tested checkpoint was written in, from 1 (4 steps an epoch)")
         XCTAssertEqual(tests.map { $0["top1"] as? Double }, summary.tests.map(\.result.top1))
     }
 

@@ -99,6 +99,21 @@ extension TrainerWiringTests {
         XCTAssertEqual(val.compactMap { $0["epoch"] as? Int }, [2, 4, 5])
     }
 
+    /// Step records count epochs from 1 with the step within it, as mmaction2's `Epoch [1][3/4]`:
+    /// the first epoch's steps are epoch 1 (they read 0, the epochs completed, before).
+    func testStepRecordsCountEpochsFromOne() throws {
+        let config = try tinyConfig(["train.epochs=2", "train.warmup_epochs=0", "train.log_interval=1"])
+        let dir = scratch("wiring-epoch-numbers")
+        var options = TrainOptions(); options.workDir = dir; options.threads = 2
+        _ = try Trainer(config: config, options: options, communicator: SingleProcessCommunicator(),
+                        trainData: QuadrantBatches(localBatch: 8, frames: 2, size: 16)).run()
+        let text = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        let train = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["mode"] as? String == "train" }
+        XCTAssertEqual(train.compactMap { $0["epoch"] as? Int }, [1, 1, 1, 1, 2, 2, 2, 2])
+        XCTAssertEqual(train.compactMap { $0["iter"] as? Int }, [1, 2, 3, 4, 1, 2, 3, 4])
+    }
+
     /// `checkpoint.by_epoch`: checkpoint.interval counts epochs (4 steps each here): step files end
     /// epochs 2 and 4 (steps 8, 16), and the run's end (step 20) as always.
     func testCheckpointsByEpoch() throws {
