@@ -38,7 +38,7 @@ public enum AnnotationFormat: String, CaseIterable, Sendable {
     case videoList = "list"
     /// Kinetics-400/700 CSV: `label,youtube_id,time_start,time_end,split[,…]` with a header;
     /// files `<youtube_id>_<start:06d>_<end:06d>.mp4`, directly under the root or under
-    /// `root/<label>/` (detected from the first entry).
+    /// `root/<label>/` (spaces as `_` too; looked up per class).
     case kineticsCSV = "kinetics_csv"
     /// Something-Something-V2: `something-something-v2-{train,validation}.json` (id, template)
     /// and `labels.json` (template without brackets → index); files `<id>.webm`.
@@ -48,18 +48,22 @@ public enum AnnotationFormat: String, CaseIterable, Sendable {
 }
 
 /// Reads an annotation file. `classList`: for Kinetics, a file with one class name per line
-/// giving the index order (default: sorted names); for SSv2 the `labels.json` (default: the
-/// one beside the annotation file).
+/// giving the index order; for SSv2 the `labels.json` (default: the one beside the annotation
+/// file). `kineticsClasses`: the index order of Kinetics names without a class list (default:
+/// the file's own names sorted, which numbers a file that lacks a class differently).
 public func loadAnnotations(format: AnnotationFormat, file: String, root: String,
-                            classList: String? = nil) throws -> [VideoSample] {
+                            classList: String? = nil, kineticsClasses: [String]? = nil) throws -> [VideoSample] {
     guard let data = FileManager.default.contents(atPath: file) else {
         throw AnnotationError(file: file, line: nil, message: "cannot read the annotation file")
     }
     switch format {
     case .videoList: return try parseVideoList(data, file: file, root: root)
-    case .kineticsCSV: return try parseKineticsCSV(data, file: file, root: root, classList: classList)
+    case .kineticsCSV: return try parseKineticsCSV(data, file: file, root: root, classList: classList, classes: kineticsClasses)
     case .ssv2JSON:
-        let labels = classList ?? ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("labels.json")
+        guard let labels = classList ?? ssv2LabelsBeside(file) else {
+            throw AnnotationError(file: file, line: nil, message: "no SSv2 labels beside it (labels.json or something-something-v2-labels.json): "
+                + "set data.class_list (aim-data: --class-list) to the dataset's something-something-v2-labels.json")
+        }
         return try parseSSv2(data, file: file, root: root, labelsFile: labels)
     case .diving48JSON: return try parseDiving48(data, file: file, root: root)
     }
@@ -190,7 +194,7 @@ func csvFields(_ line: Substring) -> [String] {
     return fields.map { $0.trimmingCharacters(in: .whitespaces) }
 }
 
-public func parseKineticsCSV(_ data: Data, file: String, root: String, classList: String?) throws -> [VideoSample] {
+public func parseKineticsCSV(_ data: Data, file: String, root: String, classList: String?, classes given: [String]? = nil) throws -> [VideoSample] {
     let all = try textLines(data, file: file)
     guard let header = all.first.map({ csvFields(Substring($0.trimmingCharacters(in: .whitespacesAndNewlines))) }) else {
         throw AnnotationError(file: file, line: 1, message: "empty CSV")
@@ -228,21 +232,29 @@ public func parseKineticsCSV(_ data: Data, file: String, root: String, classList
         }
         classes = try nameLines(d, file: cl)
     } else {
-        classes = Array(Set(rows.map(\.label))).sorted()
+        classes = given ?? Array(Set(rows.map(\.label))).sorted()
     }
     var index: [String: Int] = [:]
     for (i, c) in classes.enumerated() { index[c] = i }
-    // Folder layout: root/<label>/<file> when that folder exists for the first entry.
-    var byLabel = false
-    if let first = rows.first {
-        var isDir: ObjCBool = false
-        byLabel = FileManager.default.fileExists(atPath: joinRoot(root, first.label), isDirectory: &isDir) && isDir.boolValue
+    // Folder layout, per row from one listing of the root: root/<label>/<file> when that class
+    // folder exists, as the label or with its spaces as `_` (mmaction2's rename_classnames.sh),
+    // else root/<file>.
+    var isFolder: [String: Bool] = [:]
+    func folder(_ label: String) -> String? {
+        for name in [label, label.replacingOccurrences(of: " ", with: "_")] {
+            if let known = isFolder[name] { if known { return name } else { continue } }
+            var isDir: ObjCBool = false
+            let found = FileManager.default.fileExists(atPath: joinRoot(root, name), isDirectory: &isDir) && isDir.boolValue
+            isFolder[name] = found
+            if found { return name }
+        }
+        return nil
     }
     return try rows.map { r in
         guard let l = index[r.label] else {
             throw AnnotationError(file: file, line: r.line, message: "label `\(r.label)` is not in the class list")
         }
-        return VideoSample(path: joinRoot(root, byLabel ? r.label + "/" + r.name : r.name), label: l,
+        return VideoSample(path: joinRoot(root, folder(r.label).map { $0 + "/" + r.name } ?? r.name), label: l,
                            line: r.line, className: r.label)
     }
 }
@@ -405,6 +417,14 @@ private func stringOrNumber(_ v: Any?) -> String? {
     if let s = v as? String { return s }
     if jsonBoolean(v) == nil, let n = v as? NSNumber { return n.stringValue }
     return nil
+}
+
+/// The SSv2 labels file beside an annotation file, under the name mmaction2's tools use or the
+/// one the dataset ships; nil when neither is there.
+func ssv2LabelsBeside(_ file: String) -> String? {
+    let folder = (file as NSString).deletingLastPathComponent as NSString
+    return ["labels.json", "something-something-v2-labels.json"].map { folder.appendingPathComponent($0) }
+        .first { FileManager.default.fileExists(atPath: $0) }
 }
 
 /// SSv2: label index = labels.json[template with "[" and "]" removed]. Errors name the entry

@@ -63,7 +63,8 @@ public func annotationSamples(config c: Config, split: DataSplit, indexCacheDir:
             throw DataConfigError(key: key, message: "\(file) is a folder, not an annotation file (videos in one folder per class? bin/aim-data list \(file) --out LIST writes their list)")
         }
         let cl = c.string("data.class_list")
-        samples = try loadAnnotations(format: format, file: file, root: root, classList: cl.isEmpty ? nil : cl)
+        samples = try loadAnnotations(format: format, file: file, root: root, classList: cl.isEmpty ? nil : cl,
+                                      kineticsClasses: format == .kineticsCSV && cl.isEmpty ? try kineticsClassOrder(config: c, split: split, log: log) : nil)
     }
     guard !samples.isEmpty else {
         throw DataConfigError(key: annotationKey(config: c, split: split), message: "\(file) lists no videos")
@@ -74,8 +75,30 @@ public func annotationSamples(config c: Config, split: DataSplit, indexCacheDir:
     if let classes = try LabelMap.fromConfig(c, orClassList: false) {
         try classes.check(numClasses: c.int("model.num_classes"))
         try classes.checkLabels(samples, file: file)
+        try classes.checkNames(samples, file: file)
     }
     return samples
+}
+
+/// The index order of a Kinetics CSV's class names when `data.class_list` is empty: the label
+/// map `data.classes` (mmaction2's label_map_k400 is the sorted names), else the training CSV's
+/// names sorted, for every split. Why: each file's own sorted names would number a validation
+/// CSV that lacks a class differently from training, every later label off by one, silently.
+/// A training CSV that cannot be read (evaluating on another machine) leaves the file its own.
+func kineticsClassOrder(config c: Config, split: DataSplit, log: (String) -> Void) throws -> [String]? {
+    if let map = try LabelMap.fromConfig(c, orClassList: false) { return map.names }
+    guard split != .train else { return nil }
+    if let names = trainingKineticsNames(config: c) { return names }
+    log("warning: the classes of \(c.string(split == .test && !c.string("data.test").isEmpty ? "data.test" : "data.val")) are numbered by its own names sorted, "
+        + "as data.train \(c.string("data.train")) cannot be read: a class it lacks would shift the others; set data.classes to the label map")
+    return nil
+}
+
+/// The training Kinetics CSV's class names, sorted (its labels' order); nil when unreadable.
+func trainingKineticsNames(config c: Config) -> [String]? {
+    guard let (file, root) = try? annotationLocation(config: c, split: .train), let data = FileManager.default.contents(atPath: file),
+          let rows = try? parseKineticsCSV(data, file: file, root: root, classList: nil) else { return nil }
+    return Array(Set(rows.compactMap(\.className))).sorted()
 }
 
 /// A list whose paths are relative to another folder than the root the config gives (a wrong

@@ -59,14 +59,33 @@ public struct LabelMap: Equatable, Sendable {
     }
 
     /// The map a config names: `data.classes`, else (with `orClassList`) a Kinetics class list or
-    /// SSv2 labels.json given as `data.class_list`; nil when the config names none (labels print
-    /// as numbers).
+    /// SSv2 labels.json given as `data.class_list`, else the names the training annotation gives
+    /// its labels by (a Kinetics CSV's sorted, the SSv2 labels.json beside it) when they name
+    /// every class; nil when the config names none (labels print as numbers).
     public static func fromConfig(_ c: Config, orClassList: Bool = true) throws -> LabelMap? {
         let explicit = c.string("data.classes")
         if !explicit.isEmpty { return try load(path: explicit) }
         guard orClassList, c.string("data.format") != "list", c.string("data.format") != "diving48_json" else { return nil }
         let list = c.string("data.class_list")
-        return list.isEmpty ? nil : try load(path: list).asClassList()
+        if !list.isEmpty { return try load(path: list).asClassList() }
+        let derived: LabelMap?
+        switch c.string("data.format") {
+        case "kinetics_csv": derived = trainingKineticsNames(config: c).map { LabelMap(names: $0, path: c.string("data.train")) }
+        case "ssv2_json": derived = ssv2LabelsBeside(c.string("data.train")).flatMap { try? load(path: $0) }
+        default: derived = nil
+        }
+        return derived.flatMap { $0.names.count >= c.int("model.num_classes") ? $0.asClassList() : nil }
+    }
+
+    /// Annotations that name each video's class (Kinetics, SSv2) must agree with the label map
+    /// shown for their labels, else every printed name and per-class figure would be another
+    /// class's (a map in another order than the class list the labels came from).
+    public func checkNames(_ samples: [VideoSample], file: String) throws {
+        for s in samples {
+            guard let name = s.className, s.label < names.count, names[s.label] != name else { continue }
+            throw AnnotationError(file: file, line: s.line, message: "class `\(name)` has label \(s.label) here, but the label map \(path) "
+                + "names label \(s.label) `\(names[s.label])`: give data.classes the names in the order of the class list the labels come from")
+        }
     }
 
     /// A class list may name more classes than a model uses (a Kinetics list with a subset

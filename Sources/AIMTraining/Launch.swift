@@ -156,6 +156,31 @@ public enum Launch {
     /// A model for evaluation: the config's pretrained backbone (or its seeded init), then the checkpoint's weights
     /// (an aim-swift checkpoint holds the tunable ones; a full recognizer file holds all).
     public static func loadModel(config: Config, checkpoint: String) throws -> Recognizer {
+        try loadModel(config: config, checkpoint: checkpoint, classes: LabelMap.fromConfig(config)).model
+    }
+
+    /// `loadModel`, with the class names to print: the head a checkpoint records class names for
+    /// serves `classes` (the config's label map) by name — its rows reordered when the map holds
+    /// the same names in another order (`note` says so), refused when it names other classes. Why:
+    /// a list's labels mean what data.classes says; a head read in another order printed every
+    /// prediction as another class and scored 0. Without a label map the checkpoint's own names are
+    /// the ones to print.
+    public static func loadModel(config: Config, checkpoint: String, classes: LabelMap?) throws
+        -> (model: Recognizer, classes: LabelMap?, note: String?) {
+        let model = try loadModelWeights(config: config, checkpoint: checkpoint)
+        guard let header = try? SafetensorsFile(path: checkpoint), let text = header.metadata["classes"], !text.isEmpty,
+              let trained = Trainer.classNames(json: text), trained.count == model.config.numClasses else { return (model, classes, nil) }
+        guard let classes else { return (model, LabelMap(names: trained, path: checkpoint), nil) }
+        let wanted = Array(classes.names.prefix(model.config.numClasses))
+        if wanted == trained { return (model, classes, nil) }
+        if model.reorderHead(trained: trained, wanted: wanted) {
+            return (model, classes, "the checkpoint's head rows reordered from its class order (\(Trainer.firstThree(trained))) to \(classes.path)'s")
+        }
+        throw TrainingError.checkpoint(path: checkpoint, reason: "its head was trained for other classes than \(classes.path) names "
+            + "(\(Trainer.classDifference(trained: trained, wanted: wanted))): give data.classes the label map the model was trained with")
+    }
+
+    static func loadModelWeights(config: Config, checkpoint: String) throws -> Recognizer {
         let mc = try ModelConfig(config)
         // A file with every weight of this model (tools/convert_checkpoint.py from-official, or a
         // full recognizer export) needs neither model.pretrained nor the seed: the backbone file

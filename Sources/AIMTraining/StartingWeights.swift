@@ -41,11 +41,15 @@ extension Trainer {
     /// one side lacks (or the first place the lists differ).
     static func headChange(model: Recognizer, trained: [String], wanted: [String]) -> String {
         if model.reorderHead(trained: trained, wanted: wanted) { return "; the head's rows reordered from the file's class order to data.classes'" }
+        return "; warning: the file's head was trained for other classes than data.classes names (\(classDifference(trained: trained, wanted: wanted))), loaded as it is"
+    }
+
+    /// The class one list lacks, or the first place two lists of class names differ.
+    static func classDifference(trained: [String], wanted: [String]) -> String {
         let i = (0..<min(trained.count, wanted.count)).first { trained[$0] != wanted[$0] } ?? min(trained.count, wanted.count)
-        let difference = trained.first { !wanted.contains($0) }.map { "`\($0)` there, not here" }
+        return trained.first { !wanted.contains($0) }.map { "`\($0)` there, not here" }
             ?? wanted.first { !trained.contains($0) }.map { "`\($0)` here, not there" }
             ?? "class \(i): `\(i < trained.count ? trained[i] : "none")` there, `\(i < wanted.count ? wanted[i] : "none")` here"
-        return "; warning: the file's head was trained for other classes than data.classes names (\(difference)), loaded as it is"
     }
 
     /// The first three names, then "…" when there are more.

@@ -77,6 +77,11 @@ struct Check: ParsableCommand {
             let used = Set(samples.map(\.label)).count
             print("label map \(labelMap.path): \(labelMap.names.count) class names; the \(samples.count) entries use \(used) of them")
         }
+        // Bad videos are skipped in training; none readable is a dataset that cannot train.
+        if report.ok == 0 {
+            Console.error("aim-data check: none of the \(samples.count) videos can be read (see above): is the root the folder the paths are relative to?")
+            Foundation.exit(1)
+        }
         // Shards named by their manifest: also every shard's and index's SHA-256.
         if let cfgPath = config, let cfg = try? Config.load(path: cfgPath, overrides: overrides), cfg.string("data.format") == "shards",
            let s = DataSplit(rawValue: split), let spec = try? annotationLocation(config: cfg, split: s).file, spec.hasSuffix(".json") {

@@ -37,13 +37,15 @@ struct AIMEval: ParsableCommand {
         Console.ignoreBrokenPipe()
         let comm = makeCommunicator()
         do {
-            let (cfg, classes) = try Launch.together(comm, label: "config") { try loadTestConfig(path: config, overrides: overrides + (averageClips.map { ["eval.average_clips=\($0)"] } ?? []), views: views) }
+            let (cfg, configClasses) = try Launch.together(comm, label: "config") { try loadTestConfig(path: config, overrides: overrides + (averageClips.map { ["eval.average_clips=\($0)"] } ?? []), views: views) }
             try Launch.configureCompute(config: cfg, threads: threads, log: false, communicator: comm)
             // A bad checkpoint or annotation is every rank's: one message, not one per rank and MPI's abort banner.
-            let (model, loader) = try Launch.together(comm, label: "model and data") {
-                (try Launch.loadModel(config: cfg, checkpoint: checkpoint),
+            let (loaded, loader) = try Launch.together(comm, label: "model and data") {
+                (try Launch.loadModel(config: cfg, checkpoint: checkpoint, classes: configClasses),
                  try VideoLoader(config: cfg, split: .test, rank: comm.rank, ranks: comm.size, batchSize: comm.size))
             }
+            let (model, classes) = (loaded.model, loaded.classes)
+            if comm.rank == 0, let note = loaded.note { Console.error("aim-eval: \(note)") }
             let source = VideoBatchSource(loader: loader)
             let result = try Evaluator(model: model, comm: comm, numClasses: model.config.numClasses, seed: 0,
                                        averaging: ClipAveraging(config: cfg)).run(source)

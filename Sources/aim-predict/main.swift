@@ -66,14 +66,17 @@ struct AIMPredict: ParsableCommand {
         let comm = SingleProcessCommunicator()
         var failed = 0
         do {
-            let (cfg, classes) = try loadTestConfig(path: config, overrides: overrides, views: views)
+            let (cfg, configClasses) = try loadTestConfig(path: config, overrides: overrides, views: views)
             let k = min(topK, cfg.int("model.num_classes"))
             let (videos, missing) = collectVideos(inputs)
             for m in missing { Console.error("aim-predict: skipping \(m)") }
             failed += missing.count
             if videos.isEmpty { throw TrainingError.data("no video files in \(inputs.joined(separator: " "))") }
             try Launch.configureCompute(config: cfg, threads: threads, log: false, communicator: comm)
-            let predictor = try Predictor(model: try Launch.loadModel(config: cfg, checkpoint: checkpoint), config: cfg)
+            let loaded = try Launch.loadModel(config: cfg, checkpoint: checkpoint, classes: configClasses)
+            if let note = loaded.note { Console.error("aim-predict: \(note)") }
+            let classes = loaded.classes
+            let predictor = try Predictor(model: loaded.model, config: cfg)
             if window != nil { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
 
             let output = Output(format: json ? .json : csv ? .csv : .table, k: k, classes: classes, windowed: window != nil)
