@@ -43,14 +43,19 @@ command -v mpirun >/dev/null || die "mpirun not found: install openmpi-bin (make
 if [[ -n "$hostfile" ]]; then
   [[ -r "$hostfile" ]] || die "hostfile '$hostfile' is not readable"
   if [[ -z "$per_node" ]]; then
-    per_node=$(grep -v '^\s*#' "$hostfile" | grep -o 'slots=[0-9]*' | head -1 | cut -d= -f2 || true)
+    # slots=N, not the max_slots=N beside it.
+    per_node=$(grep -v '^\s*#' "$hostfile" | grep -oE '(^|[[:space:]])slots=[0-9]+' | head -1 | cut -d= -f2 || true)
     [[ -n "$per_node" ]] || die "hostfile '$hostfile' has no slots=N on its first host: pass --ranks-per-node K"
   fi
 else
   per_node="${per_node:-$ranks}"
 fi
 [[ "$per_node" =~ ^[1-9][0-9]*$ ]] || die "--ranks-per-node must be a positive integer, got '$per_node'"
-cores="${cores:-$(nproc)}"
+# Fewer ranks than a node's slots: those ranks share its cores.
+(( per_node <= ranks )) || per_node=$ranks
+# The node's cores: GNU nproc answers OMP_NUM_THREADS when it is set (a module's 1 would give
+# every rank one thread on an idle node).
+cores="${cores:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}"
 [[ "$cores" =~ ^[1-9][0-9]*$ ]] || die "--cores-per-node must be a positive integer, got '$cores'"
 
 # Threads per rank = cores ÷ ranks per node; OpenBLAS threads × ranks must not exceed the cores.

@@ -4,7 +4,8 @@ import XCTest
 /// cluster/slurm.sbatch's requeue pattern, run here without Slurm: a stand-in `scontrol` records
 /// the requeue, `srun` offers no PMIx so the script takes mpirun. Slurm's warning SIGTERM to the
 /// batch shell becomes SIGUSR1 to mpirun; the ranks checkpoint and exit 138, and only that
-/// requeues the job. A failing run (status 1) is not requeued.
+/// requeues the job. A stop sent to the ranks themselves (scancel --signal=TERM, status 143) and a
+/// failing run (status 1) are not requeued.
 final class SlurmRequeueTests: TrainToolTestCase {
     func testTermBeforeTheLimitRequeuesAndAFailureDoesNot() throws {
         _ = try mpirun()
@@ -38,13 +39,27 @@ final class SlurmRequeueTests: TrainToolTestCase {
         let lastLogged = try metrics(workDir("wd")).last { ($0["mode"] as? String) == "train" }?["step"] as? Int
         XCTAssertEqual(lastLogged, step, "the checkpoint is of the step the signal ended")
 
+        // `scancel --signal=TERM <job>`: the signal reaches the ranks, not the batch shell. They
+        // checkpoint and exit 143, and the job is not requeued: that was a stop for good.
         try FileManager.default.removeItem(at: record)
+        let stopped = try launchInRoot("/bin/bash", [script] + args, log: log)
+        let before = try metrics(workDir("wd")).count
+        XCTAssertTrue(waitFor(60) { ((try? self.metrics(self.workDir("wd")).count) ?? 0) >= before + 2 || !stopped.isRunning })
+        let pkill = Process()
+        pkill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+        pkill.arguments = ["-TERM", "-f", "^[^ ]*aim-train .*" + workDir("wd").path]
+        try pkill.run(); pkill.waitUntilExit()
+        let s = wait(stopped, log: log, limit: 60)
+        XCTAssertEqual(s.status, 143, s.output)
+        XCTAssertTrue(s.output.contains("not requeued"), s.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: record.path), "a stop sent to the ranks is not requeued")
+
         let failed = try launchInRoot("/bin/bash", [script] + args + ["--set", "model.head_dropout=1"], log: log)
         let f = wait(failed, log: log, limit: 60)
         XCTAssertEqual(f.status, 1, f.output)
         XCTAssertTrue(f.output.contains("not requeued"), f.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: record.path), "a failure is not requeued")
-        print("slurm requeue: SIGTERM to the batch shell → ranks exit 138 at a checkpoint → requeued; a failure (1) is not")
+        print("slurm requeue: SIGTERM to the batch shell → ranks exit 138 at a checkpoint → requeued; SIGTERM to the ranks (143) and a failure (1) are not")
     }
 
     /// `launch` from the repository root (the script runs bin/aim-train, as a user submits it there).
