@@ -124,8 +124,9 @@ public enum Curves {
             })
         }
         let subtitle = runs.count == 1 ? "\(runs[0].name), from metrics.jsonl" : "\(runs.count) runs, from their metrics.jsonl"
+        // Top-1 on its whole range: a run stuck at 25 % drawn along the top edge read as perfect.
         return SVGChart.xyLines(title: chart.title, subtitle: subtitle, series: series, xLabel: "optimizer step",
-                                yLabel: chart.yLabel, format: chart.format)
+                                yLabel: chart.yLabel, yMax: chart.key == "top1" ? 1 : nil, format: chart.format)
     }
 
     /// Reads every work dir (the first bad one stops with its error), writes the four charts into

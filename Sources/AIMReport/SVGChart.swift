@@ -27,12 +27,19 @@ public enum SVGChart {
     }
     static func f(_ v: Double) -> String { String(format: "%.1f", v) }
 
-    /// A "nice" step (1, 2, 5 × 10^k) giving about `ticks` intervals up to `maxValue`.
+    /// A "nice" step (1, 2, 5 × 10^k) giving about `ticks` intervals up to `maxValue`. No 2.5:
+    /// its ticks need one digit more than the step's own (12.5 % under a `%.0f%%` axis read 12 %).
     static func niceStep(_ maxValue: Double, ticks: Int = 5) -> Double {
         guard maxValue > 0, maxValue.isFinite else { return 1 }
         let raw = maxValue / Double(ticks), mag = pow(10, floor(log10(raw)))
-        for m in [1.0, 2, 2.5, 5, 10] where m * mag >= raw { return m * mag }
+        for m in [1.0, 2, 5, 10] where m * mag >= raw { return m * mag }
         return 10 * mag
+    }
+
+    /// The nice step after `step` (1 → 2 → 5 → 10 × 10^k).
+    static func coarserStep(_ step: Double) -> Double {
+        let mag = pow(10, floor(log10(step) + 1e-9)), m = (step / mag).rounded()
+        return (m < 2 ? 2 : m < 5 ? 5 : 10) * mag
     }
 
     static func header(_ title: String, _ subtitle: String?) -> String {
@@ -44,7 +51,15 @@ public enum SVGChart {
     }
 
     static func yAxis(max yMax: Double, label: String, format: (Double) -> String) -> (String, Double) {
-        let step = niceStep(yMax), top = max(step, ceil(yMax / step) * step)
+        // A step finer than `format` shows would give two ticks one label (a loss near 0.01 under
+        // `%.2f`: 0.00 0.00 0.01 0.01): coarser steps until every tick's label differs.
+        var step = niceStep(yMax)
+        func ticks(_ step: Double) -> [Double] {
+            let top = max(step, ceil(yMax / step) * step)
+            return (0...Int((top / step).rounded())).map { Double($0) * step }
+        }
+        for _ in 0..<12 where Set(ticks(step).map(format)).count < ticks(step).count { step = coarserStep(step) }
+        let top = max(step, ceil(yMax / step) * step)
         var s = ""
         var v = 0.0
         while v <= top + step * 1e-9 {

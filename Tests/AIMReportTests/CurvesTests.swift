@@ -189,3 +189,24 @@ final class CurvesTests: XCTestCase {
         XCTAssertEqual(records.first { $0.mode == "train" && $0.step == 10 }?.values["loss"], 7)
     }
 }
+
+extension CurvesTests {
+    /// The y axis's tick labels, bottom to top.
+    func yTicks(_ svg: URL) throws -> [String] {
+        let text = try String(contentsOf: svg, encoding: .utf8)
+        let regex = try NSRegularExpression(pattern: #"text-anchor="end">([^<]*)</text>"#)
+        return regex.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { String(text[Range($0.range(at: 1), in: text)!]) }
+    }
+
+    /// Every tick names its own value: a loss near 0.01 under two decimals read 0.00 0.00 0.01
+    /// 0.01, and 12.5 % read 12 %. Top-1 spans 0–100 %, so a run stuck at 25 % is not drawn at the top.
+    func testTickLabelsNameTheirValues() throws {
+        let lines = (1...10).flatMap { s in
+            [trainLine(s, loss: 0.0012 * Double(11 - s)), valLine(s, top1: s > 5 ? 0.125 : 0)]
+        }
+        let out = dir.appendingPathComponent("ticks")
+        _ = try Curves.write(workDirs: [try workDir("small", lines)], to: out) { _ in }
+        XCTAssertEqual(try yTicks(out.appendingPathComponent("loss.svg")), ["0.00", "0.01", "0.02"])
+        XCTAssertEqual(try yTicks(out.appendingPathComponent("val_top1.svg")), ["0%", "20%", "40%", "60%", "80%", "100%"])
+    }
+}
