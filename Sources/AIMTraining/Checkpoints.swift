@@ -166,6 +166,27 @@ public final class CheckpointStore {
             }
         }
         try Self.verifyChecksum(f, model: model)
+        // A file without a checksum (older, or written by hand) could hold an inf or NaN: resumed,
+        // the run died a step later without naming the file, and --resume auto chose it again.
+        for p in model.store.tunableParameters {
+            for k in [p.name, "optimizer.exp_avg." + p.name, "optimizer.exp_avg_sq." + p.name] {
+                let secondMoment = k.hasPrefix("optimizer.exp_avg_sq.")
+                let bad = try f.withRawBytes(named: k) { raw -> Bool in
+                    var exponent: UInt32 = 0, negative: UInt32 = 0
+                    guard let base = raw.baseAddress else { return false }
+                    for i in 0..<(raw.count / 4) {
+                        let word = base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
+                        exponent = max(exponent, word & 0x7F80_0000)
+                        // A second moment below zero: its square root in AdamW is NaN.
+                        if secondMoment { negative |= (word >> 31) & (word & 0x7FFF_FFFF == 0 ? 0 : 1) }
+                    }
+                    return exponent == 0x7F80_0000 || negative != 0
+                }
+                if bad {
+                    throw TrainingError.checkpoint(path: file.path, reason: "\(k) holds an inf or NaN\(secondMoment ? " or a negative value" : "") (a run from it would fail at its first step)")
+                }
+            }
+        }
         return f
     }
 

@@ -14,6 +14,8 @@ extension Trainer {
         let header = try SafetensorsFile(path: path)
         try Launch.checkFrozenWeights(of: model, against: path, metadata: header.metadata, pretrained: config.string("model.pretrained"),
                                       seed: config.int("train.seed"))
+        // A damaged checkpoint of ours is refused here as --resume and aim-eval refuse it.
+        if header.metadata["format"] == CheckpointStore.format { try CheckpointStore.verifyChecksum(header, model: model) }
         let report = try model.loadFrom(path: path)
         // A head trained for the same classes in another label-map order is reordered to this one
         // (a label map sorted by aim-data list against the one a model was trained with).

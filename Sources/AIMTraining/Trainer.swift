@@ -250,7 +250,7 @@ public final class Trainer {
             if let choice, WorkDirCheck.continues(workDir, from: choice) {
                 let metadata = try SafetensorsFile(path: choice).metadata
                 let step = Int(metadata["step"] ?? "") ?? 0, bestStep = Int(metadata["best_step"] ?? "") ?? -1
-                if let moved = try WorkDirCheck.setAsideLaterCheckpoints(checkpoints, after: step, bestStep: bestStep) {
+                if let moved = try WorkDirCheck.setAsideLaterCheckpoints(checkpoints, after: step, bestStep: bestStep, resuming: choice) {
                     Console.error("warning: resuming at step \(step) of the run in \(workDir.path): what it wrote after that step (\(moved.what)) "
                                   + "is now in \(moved.folder.path), so a later --resume auto and best follow this run, not the one it replaces"
                                   + (moved.best ?? ""))

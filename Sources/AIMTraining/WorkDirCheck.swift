@@ -62,14 +62,21 @@ enum WorkDirCheck {
     /// the folder, what moved, and what became of `best` when it moved (pointed again at
     /// `bestStep`, the resumed checkpoint's own best, if that step file is kept); nil when
     /// nothing is later.
-    static func setAsideLaterCheckpoints(_ store: CheckpointStore, after step: Int, bestStep: Int)
+    static func setAsideLaterCheckpoints(_ store: CheckpointStore, after step: Int, bestStep: Int, resuming chosen: String)
         throws -> (folder: URL, what: String, best: String?)? {
         let fm = FileManager.default
-        let later = store.stepFiles().filter { (Int($0.deletingPathExtension().lastPathComponent.dropFirst("step_".count)) ?? -1) > step }
-        // One that cannot be read is left for the checks that name it (a later checkpoint replaces latest).
-        let links = [store.latest, store.best].filter {
-            (Int((try? SafetensorsFile(path: $0.path))?.metadata["step"] ?? "") ?? Int.min) > step
+        // Never the file being resumed, under whatever name (latest and best are hard links to step files).
+        func identity(_ path: String) -> [UInt64]? {
+            var st = stat()
+            return stat(path, &st) == 0 ? [UInt64(st.st_dev), UInt64(st.st_ino)] : nil
         }
+        let resumed = identity(chosen)
+        func recordedStep(_ url: URL) -> Int? { Int((try? SafetensorsFile(path: url.path))?.metadata["step"] ?? "") }
+        let later = store.stepFiles().filter {
+            identity($0.path) != resumed && (recordedStep($0) ?? Int($0.deletingPathExtension().lastPathComponent.dropFirst("step_".count)) ?? -1) > step
+        }
+        // One that cannot be read is left for the checks that name it (a later checkpoint replaces latest).
+        let links = [store.latest, store.best].filter { identity($0.path) != resumed && (recordedStep($0) ?? Int.min) > step }
         guard !later.isEmpty || !links.isEmpty else { return nil }
         let stamp = runTimeStamp()
         var dest = store.workDir.appendingPathComponent(earlierRunsFolder).appendingPathComponent(stamp)

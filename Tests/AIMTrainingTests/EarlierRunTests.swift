@@ -193,3 +193,42 @@ extension EarlierRunTests {
         XCTAssertEqual(try trainer(try config(), dir, resume: "auto").run().state.step, 4)
     }
 }
+
+extension EarlierRunTests {
+    /// A checkpoint whose weights hold a NaN (its checksum, taken over the NaN, agrees) is refused
+    /// by name, and --resume auto resumes the newest good one instead. Before, the run died a step
+    /// later without naming the file, and auto chose it again at every restart.
+    func testACheckpointHoldingANaNIsRefusedAndAutoTakesTheOneBefore() throws {
+        let dir = freshScratch("earlier-nan")
+        _ = try trainer(try config(), dir).run()
+        let t = try trainer(try config(), freshScratch("earlier-nan-maker"))
+        t.model.store.tunableParameters[0].data[0] = .nan
+        try CheckpointStore(workDir: dir, keepLast: 0).save(model: t.model, optimizer: t.optimizer, state: TrainingState(step: 6, epoch: 1, stepInEpoch: 2),
+                                                             config: try config().dump(), worldSize: 1, isBest: false)
+        let bad = dir.appendingPathComponent("checkpoints/step_00000006.safetensors").path
+        XCTAssertThrowsError(try trainer(try config(), dir, resume: bad)) {
+            XCTAssertTrue("\($0)".contains(bad) && "\($0)".contains("inf or NaN"), "\($0)")
+        }
+        XCTAssertEqual(try trainer(try config(["train.epochs=2"]), dir, resume: "auto").run().state.step, 8)
+        let steps = try trainSteps(dir)
+        XCTAssertTrue(steps.contains(5), "resumed at step 4, the newest good checkpoint: \(steps)")
+    }
+}
+
+extension EarlierRunTests {
+    /// load_from checks an aim-swift checkpoint's checksum as --resume and aim-eval do: a flipped
+    /// bit started a new run from damaged weights without a word.
+    func testLoadFromRefusesADamagedCheckpoint() throws {
+        let dir = freshScratch("earlier-lf-damaged")
+        _ = try trainer(try config(), dir).run()
+        let copy = freshScratch("earlier-lf-damaged-copy")
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        let file = copy.appendingPathComponent("start.safetensors")
+        var bytes = try Data(contentsOf: dir.appendingPathComponent("latest.safetensors"))
+        bytes[bytes.count - 3] ^= 0x10
+        try bytes.write(to: file)
+        XCTAssertThrowsError(try trainer(try config(["load_from=\(file.path)"]), freshScratch("earlier-lf-damaged-run"))) {
+            XCTAssertTrue("\($0)".contains(file.path) && "\($0)".contains("checksum"), "\($0)")
+        }
+    }
+}
