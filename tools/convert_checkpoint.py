@@ -21,9 +21,11 @@ Examples:
   bin/aim-eval --config configs/k400/aim_vitb16_clip_8f.yaml --checkpoint aim_vitb16_k400.safetensors
   python tools/convert_checkpoint.py to-official work_dirs/aim_vitb16_clip_8f/best.safetensors --out aim_vitb16_adapters.pth
 
-.pth inputs are read with torch.load(weights_only=True), which refuses arbitrary objects.
+.pth inputs are read with torch.load(weights_only=True), which refuses arbitrary objects (numpy
+scalars, which mmcv's checkpoint meta holds, are allowed as the data they are).
 """
 import argparse
+import importlib
 import json
 import sys
 
@@ -34,9 +36,33 @@ def fail(msg):
     sys.exit(f"convert_checkpoint: {msg}")
 
 
+def numpy_scalar_globals():
+    """The numpy types an mmcv checkpoint's meta holds (EvalHook's best score is a numpy.float64):
+    plain data, allowed to the weights-only loader, which refuses them by default."""
+    try:
+        import numpy as np
+    except ImportError:
+        return []
+    allowed = [np.dtype]
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            allowed.append(importlib.import_module(module).scalar)
+            break
+        except (ImportError, AttributeError):
+            continue
+    dtypes = getattr(np, "dtypes", None)
+    allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")] if dtypes else []
+    return allowed
+
+
 def from_official(args):
     try:
-        obj = torch.load(args.input, map_location="cpu", weights_only=True)
+        safe = getattr(torch.serialization, "safe_globals", None)
+        if safe is None:
+            obj = torch.load(args.input, map_location="cpu", weights_only=True)
+        else:
+            with safe(numpy_scalar_globals()):
+                obj = torch.load(args.input, map_location="cpu", weights_only=True)
     except Exception as e:
         fail(f"{args.input}: not a weights-only checkpoint ({e})")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -50,6 +76,10 @@ def from_official(args):
         name = k[len("module."):] if k.startswith("module.") else k
         if not (name.startswith("backbone.") or name.startswith("cls_head.")):
             print(f"  skipped {k}: not a recognizer weight (backbone. / cls_head.)", file=sys.stderr)
+            continue
+        # Swin's index and mask buffers are computed from the shapes, not learned: aim-swift
+        # makes its own, and `aim-model run` refuses weights it does not have.
+        if name.rsplit(".", 1)[-1] in ("relative_position_index", "attn_mask"):
             continue
         out[name] = v.detach().to(torch.float32).contiguous()
     if not any(k.startswith("cls_head.") for k in out):

@@ -33,12 +33,13 @@ timm adds `temporal_attn.* <- attn.*`, `temporal_norm1.* <- norm1.*` and keeps `
 
 Examples:
   python tools/export_pretrained.py clip --arch ViT-B/16 --out clip_vitb16.safetensors          # via `pip install git+https://github.com/openai/CLIP`
-  python tools/export_pretrained.py clip --input ViT-B-16.pt --out clip_vitb16.safetensors      # OpenAI's TorchScript file (trusted!)
+  python tools/export_pretrained.py clip --input ViT-B-16.pt --out clip_vitb16.safetensors      # OpenAI's TorchScript file (SHA-256 checked)
   python tools/export_pretrained.py timm --input jx_vit_base_p16_224-80ecf9dd.pth --out vitb16_in21k.safetensors
 
 Inputs in pickle formats (.pt/.pth) are read with torch.load(weights_only=True), which refuses
 arbitrary objects; OpenAI's TorchScript archives need torch.jit.load, which runs code from the
-file: only use files you trust (downloaded from the official URL, checksum checked).
+file: it is used on OpenAI's published ViT-B/16 and ViT-L/14 files (checked by SHA-256), and on
+another TorchScript file only with --trust-torchscript.
 """
 import argparse
 import re
@@ -51,7 +52,23 @@ def fail(msg):
     sys.exit(f"export_pretrained: {msg}")
 
 
-def load_input(path):
+# SHA-256 of OpenAI's CLIP TorchScript files, as their download URLs (openai/CLIP clip/clip.py) carry them.
+OPENAI_CLIP_SHA256 = {
+    "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f": "ViT-B/16",
+    "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836": "ViT-L/14",
+}
+
+
+def sha256_of(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_input(path, trust_torchscript=False):
     """Return a flat {name: tensor} from a safetensors, a state-dict pickle or a TorchScript file."""
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
@@ -67,7 +84,17 @@ def load_input(path):
             is_script = False
         if not is_script:
             fail(f"{path}: not a weights-only state dict ({plain_error})")
-        print(f"{path}: TorchScript archive, loading with torch.jit.load (trusted input only)", file=sys.stderr)
+        # torch.jit.load runs code from the file: only OpenAI's published files (their SHA-256 is
+        # part of the download URL) load without the user saying they trust the file.
+        digest = sha256_of(path)
+        if digest in OPENAI_CLIP_SHA256:
+            print(f"{path}: OpenAI's TorchScript {OPENAI_CLIP_SHA256[digest]} (SHA-256 as published), loading with torch.jit.load",
+                  file=sys.stderr)
+        elif trust_torchscript:
+            print(f"{path}: TorchScript archive, loading with torch.jit.load (--trust-torchscript)", file=sys.stderr)
+        else:
+            fail(f"{path}: a TorchScript archive whose SHA-256 ({digest}) is not one OpenAI published; loading it "
+                 "would run code from the file. Give --trust-torchscript if you trust it")
         obj = torch.jit.load(path, map_location="cpu").state_dict()
     for wrapper in ("state_dict", "model"):
         if isinstance(obj, dict) and wrapper in obj and isinstance(obj[wrapper], dict):
@@ -79,7 +106,7 @@ def load_input(path):
 
 def clip_visual(args):
     if args.input:
-        sd = load_input(args.input)
+        sd = load_input(args.input, args.trust_torchscript)
     else:
         try:
             import clip  # OpenAI's package; clip.load downloads and checks the SHA256 itself
@@ -115,7 +142,7 @@ def clip_visual(args):
 def timm_vit(args):
     if not args.input:
         fail("timm needs --input (e.g. jx_vit_base_p16_224-80ecf9dd.pth or a timm model.safetensors)")
-    sd = load_input(args.input)
+    sd = load_input(args.input, args.trust_torchscript)
     need = ["patch_embed.proj.weight", "cls_token", "pos_embed", "norm.weight", "blocks.0.attn.qkv.weight"]
     missing = [k for k in need if k not in sd]
     if missing:
@@ -143,7 +170,7 @@ def timm_vit(args):
 def swin(args):
     if not args.input:
         fail("swin needs --input (e.g. swin_base_patch4_window7_224_22k.pth)")
-    sd = load_input(args.input)
+    sd = load_input(args.input, args.trust_torchscript)
     need = ["patch_embed.proj.weight", "patch_embed.norm.weight", "layers.0.blocks.0.attn.relative_position_bias_table",
             "layers.0.blocks.0.attn.qkv.weight", "norm.weight"]
     missing = [k for k in need if k not in sd]
@@ -195,6 +222,8 @@ def main():
                          "as mmaction2's SwinTransformer3D.inflate_weights (0 = keep)")
     ap.add_argument("--arch", default="ViT-B/16", choices=["ViT-B/16", "ViT-L/14"], help="clip only, with the clip package")
     ap.add_argument("--input", help="checkpoint file (.pt/.pth state dict or TorchScript, or .safetensors)")
+    ap.add_argument("--trust-torchscript", action="store_true",
+                    help="load a TorchScript --input other than OpenAI's published CLIP files (torch.jit.load runs its code)")
     ap.add_argument("--target", choices=["aim", "timesformer"], default="aim")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
