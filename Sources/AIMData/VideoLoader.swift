@@ -24,6 +24,9 @@ public struct Batch: @unchecked Sendable {
     /// repeating its first samples, as torch's DistributedSampler does); an evaluator drops them.
     public let isPadding: [Bool]
     public let viewsPerSample: Int
+    /// Bad-file draws made while loading this batch (a sample and its replacements, as the
+    /// loader's running count counts them): a step's own, whatever batches are prefetched.
+    public let skipEvents: Int
 }
 
 /// No usable clip for a sample: it and every replacement drawn for it were bad (an unreadable
@@ -132,21 +135,23 @@ public final class VideoLoader: @unchecked Sendable {
         var shape = pipeline.config.sampleShape
         shape[0] = views * pos.count
         let data = Tensor(shape)
-        var labels: [Int] = [], requested: [Int] = [], loaded: [Int] = [], padding: [Bool] = []
+        var labels: [Int] = [], requested: [Int] = [], loaded: [Int] = [], padding: [Bool] = [], skips = 0
         for (k, p) in pos.enumerated() {
             let idx = ord[p % n]
-            let got = try loadSample(index: idx, epoch: epoch, order: ord, into: data.data + k * per)
+            let (got, draws) = try loadSample(index: idx, epoch: epoch, order: ord, into: data.data + k * per)
             requested.append(idx); loaded.append(got)
             labels.append(samples[got].label)
             padding.append(p >= n)
+            skips += draws
         }
         return Batch(epoch: epoch, step: step, data: data, labels: labels, requested: requested,
-                     loaded: loaded, isPadding: padding, viewsPerSample: views)
+                     loaded: loaded, isPadding: padding, viewsPerSample: views, skipEvents: skips)
     }
 
     /// Loads sample `index`, or a deterministic replacement if its file is bad. Returns the
-    /// dataset index actually loaded; throws when no replacement is usable either.
-    private func loadSample(index: Int, epoch: Int, order: [Int], into out: UnsafeMutablePointer<Float>) throws -> Int {
+    /// dataset index actually loaded and the bad draws before it; throws when no replacement is
+    /// usable either.
+    private func loadSample(index: Int, epoch: Int, order: [Int], into out: UnsafeMutablePointer<Float>) throws -> (Int, draws: Int) {
         var current = index
         var reasons: [String] = []
         let attempts = 1000
@@ -157,7 +162,7 @@ public final class VideoLoader: @unchecked Sendable {
                 var rng = RandomGenerator(keys: seed, UInt64(epoch), UInt64(current))
                 do {
                     try pipeline.load(path: path, rng: &rng, into: out, frameCounts: frameCounts, range: samples[current].range)
-                    return current
+                    return (current, attempt)
                 } catch {
                     let reason = (error as? VideoError)?.reason ?? "\(error)"
                     lock.lock()

@@ -27,6 +27,7 @@ public protocol BatchSource: AnyObject {
     func batch(epoch: Int, step: Int) throws -> LocalBatch
     /// Files skipped so far (bad videos), with the reason for each.
     var skipped: [String: String] { get }
+    /// Bad-file draws in the batches returned so far (not those prefetched ahead).
     var skipEvents: Int { get }
     /// What the source holds, to tell on resume whether it is the same data: for videos the count
     /// and a hash of the file names and labels in annotation order (so a moved data root matches).
@@ -55,12 +56,15 @@ public final class VideoBatchSource: BatchSource {
         guard let b = try loader.next(), b.epoch == epoch, b.step == step else {
             throw TrainingError.data("the loader did not return step \(step) of epoch \(epoch)")
         }
+        // Counted as the batches are used: the loader's running count includes the batches it
+        // prefetched, so a step's figure depended on data.workers.
+        skipEvents += b.skipEvents
         return LocalBatch(video: b.data, labels: b.labels, viewsPerSample: b.viewsPerSample, isPadding: b.isPadding, indices: b.loaded,
                           isReplacement: zip(b.requested, b.loaded).map { $0 != $1 })
     }
 
     public var skipped: [String: String] { loader.skipReport.files }
-    public var skipEvents: Int { loader.skipReport.events }
+    public private(set) var skipEvents = 0
     public var fingerprint: String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for s in loader.samples { h = fnv1a64((URL(fileURLWithPath: s.path).lastPathComponent + "\t\(s.label)\n").utf8, seed: h) }

@@ -68,6 +68,10 @@ final class LoaderTests: XCTestCase {
         let two = try epoch(loader(workers: 2), 1)
         let r0 = try epoch(loader(workers: 1, rank: 0, ranks: 2), 1)
         let r1 = try epoch(loader(workers: 2, rank: 1, ranks: 2), 1)
+        // Each batch counts its own bad draws, summing to the loader's count (a step's figure in
+        // metrics.jsonl read the running count, prefetched batches included).
+        XCTAssertEqual(ref.map(\.skipEvents).reduce(0, +), rep.events)
+        XCTAssertEqual(two.map(\.skipEvents), ref.map(\.skipEvents))
         for s in 0..<ref.count {
             XCTAssertEqual(two[s].data.array, ref[s].data.array, "workers 2 vs 0, step \(s)")
             XCTAssertEqual(two[s].labels, ref[s].labels)
