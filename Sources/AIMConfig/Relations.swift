@@ -41,6 +41,11 @@ extension Config {
                 problem(key, "\(int(key)) with data.frame_uniform true: frame_uniform samples one clip per video; set \(key)=1 (and data.test_crop three for 3 views) or data.frame_uniform=false")
             }
         }
+        // Read by the two formats whose annotations name classes; elsewhere it was silently unused.
+        let format = string("data.format")
+        if !string("data.class_list").isEmpty && !["kinetics_csv", "ssv2_json"].contains(format) {
+            problem("data.class_list", "is read by data.format kinetics_csv and ssv2_json only, not \(format) (whose labels are numbers): name the classes with data.classes")
+        }
         return out
     }
 }

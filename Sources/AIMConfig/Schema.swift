@@ -51,7 +51,7 @@ public enum ConfigSchema {
         .string("data.train", "", "training annotation file; with data.format shards the shards: DIR/train-{000000..000127}.tar or DIR/train-manifest.json"),
         .string("data.val", "", "validation annotation file (evaluated during training); with data.format shards a shard pattern or manifest"),
         .string("data.test", "", "test annotation file for aim-eval; empty = data.val (the official configs test on val)"),
-        .string("data.class_list", "", "class names file for the kinetics_csv / ssv2_json / diving48_json formats (line order = label index)"),
+        .string("data.class_list", "", "class names file for the kinetics_csv (line order = label index) and ssv2_json (the dataset's labels.json) formats"),
         .string("data.classes", "", "label map naming each class for aim-predict / aim-eval (line i = name of label i, mmaction2 label_map_*.txt, or SSv2 labels.json); empty = data.class_list where that names the classes; none = labels print as numbers"),
         .int("data.clip_len", 8, "frames sampled per clip (SampleFrames clip_len)", min: 1, max: 1024),
         .int("data.frame_interval", 16, "temporal stride between sampled frames (ignored when data.frame_uniform)", min: 1, max: 100_000),

@@ -165,7 +165,10 @@ public func parseVideoList(_ data: Data, file: String, root: String) throws -> [
         if line.isEmpty { continue }
         let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
         guard parts.count == 2 else {
-            throw AnnotationError(file: file, line: i + 1, message: "expected `path label`, found \(parts.count) fields: \(line)")
+            // mmaction2's multi_class lists (`path l1 l2 …`) look like this: say so, not only the count.
+            let multi = parts.count > 2 && parts.dropFirst().allSatisfy { Int($0) != nil }
+                ? " (several labels: multi-label lists, mmaction2's multi_class, are not supported)" : ""
+            throw AnnotationError(file: file, line: i + 1, message: "expected `path label`, found \(parts.count) fields: \(line)\(multi)")
         }
         guard let label = Int(parts[1]), label >= 0 else {
             throw AnnotationError(file: file, line: i + 1, message: "label `\(parts[1])` is not a non-negative integer")

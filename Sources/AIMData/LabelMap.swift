@@ -64,10 +64,10 @@ public struct LabelMap: Equatable, Sendable {
     /// every class; nil when the config names none (labels print as numbers).
     public static func fromConfig(_ c: Config, orClassList: Bool = true) throws -> LabelMap? {
         let explicit = c.string("data.classes")
-        if !explicit.isEmpty { return try load(path: explicit) }
+        if !explicit.isEmpty { return try load(path: explicit, key: "data.classes") }
         guard orClassList, c.string("data.format") != "list", c.string("data.format") != "diving48_json" else { return nil }
         let list = c.string("data.class_list")
-        if !list.isEmpty { return try load(path: list).asClassList() }
+        if !list.isEmpty { return try load(path: list, key: "data.class_list").asClassList() }
         let derived: LabelMap?
         switch c.string("data.format") {
         case "kinetics_csv": derived = trainingKineticsNames(config: c).map { LabelMap(names: $0, path: c.string("data.train")) }
@@ -75,6 +75,16 @@ public struct LabelMap: Equatable, Sendable {
         default: derived = nil
         }
         return derived.flatMap { $0.names.count >= c.int("model.num_classes") ? $0.asClassList() : nil }
+    }
+
+    /// `load`, a missing file named with the config key that gave it (a shipped config run from
+    /// another folder than the repository's root did not say which key, nor relative to what).
+    static func load(path: String, key: String) throws -> LabelMap {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw AnnotationError(file: path, line: nil, message: "cannot read the label map (config key \(key); "
+                + "a relative path is taken from the folder the tool runs in, \(FileManager.default.currentDirectoryPath))")
+        }
+        return try load(path: path)
     }
 
     /// Annotations that name each video's class (Kinetics, SSv2) must agree with the label map

@@ -20,6 +20,9 @@ public struct ClassReport: Sendable {
     public let perClass: [ClassAccuracy]
     /// Off-diagonal pairs, most videos first (ties: by true label, then predicted label).
     public let confusions: [Confusion]
+    /// Labels some video was predicted as that no video has: mmaction2's mean class accuracy
+    /// counts each as a class at 0, so the mean printed is below the mean of `perClass`.
+    public let predictedOnly: [Int]
 
     public init(scores: [[Float]], labels: [Int], numClasses: Int) {
         var videos = [Int](repeating: 0, count: numClasses), correct = videos
@@ -30,6 +33,8 @@ public struct ClassReport: Sendable {
             if p == y { correct[y] += 1 } else { pairs[y * numClasses + p, default: 0] += 1 }
         }
         perClass = (0..<numClasses).filter { videos[$0] > 0 }.map { ClassAccuracy(label: $0, videos: videos[$0], correct: correct[$0]) }
+        predictedOnly = Set(zip(scores, labels).filter { $1 >= 0 && $1 < numClasses }.map { Metrics.top1($0.0) })
+            .filter { $0 < numClasses && videos[$0] == 0 }.sorted()
         confusions = pairs.map { key, n in
             Confusion(truth: key / numClasses, predicted: key % numClasses, count: n, fraction: Double(n) / Double(videos[key / numClasses]))
         }.sorted { ($0.count, -$0.truth, -$0.predicted) > ($1.count, -$1.truth, -$1.predicted) }

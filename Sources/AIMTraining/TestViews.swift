@@ -5,7 +5,14 @@ import Foundation
 /// `--views <clips>x<crops>` of aim-eval and aim-predict: sets the test sampler's temporal clips
 /// and spatial crops (1 = CenterCrop, 3 = ThreeCrop) in the config.
 public func applyTestViews(_ spec: String, to cfg: inout Config) throws {
-    guard let parts = testViews(spec) else { throw TrainingError.config(testViewsProblem(spec)) }
+    guard var parts = testViews(spec) else { throw TrainingError.config(testViewsProblem(spec)) }
+    // The three-number form the result lines print (frames × clips × crops): the frames are the model's.
+    if parts.count == 3 {
+        guard parts[0] == cfg.int("model.num_frames") else {
+            throw TrainingError.config("--views \(spec): the first of three numbers is the frames per clip, model.num_frames \(cfg.int("model.num_frames")) here; give <clips>x<crops>")
+        }
+        parts.removeFirst()
+    }
     // The uniform (SSv2) sampler takes one clip per video and ignores num_clips, as the
     // official one does: more clips would silently be one.
     if parts[0] > 1 && cfg.bool("data.frame_uniform") {
@@ -27,13 +34,16 @@ public func loadTestConfig(path: String, overrides: [String], views: String?) th
     return (cfg, classes)
 }
 
-/// `--views` as [clips, crops], nil when malformed (the tools refuse it before anything runs,
-/// status 64, as other malformed options).
+/// `--views` as [clips, crops], or [frames, clips, crops] as the result lines print them; nil
+/// when malformed (the tools refuse it before anything runs, status 64, as other malformed options).
 public func testViews(_ spec: String) -> [Int]? {
-    let parts = spec.lowercased().replacingOccurrences(of: "×", with: "x").split(separator: "x").compactMap { Int($0) }
-    return parts.count == 2 && (1...1000).contains(parts[0]) && (parts[1] == 1 || parts[1] == 3) ? parts : nil
+    let fields = spec.lowercased().replacingOccurrences(of: "×", with: "x").split(separator: "x", omittingEmptySubsequences: false)
+    let parts = fields.compactMap { Int($0) }
+    guard parts.count == fields.count, parts.count == 2 || (parts.count == 3 && parts[0] >= 1) else { return nil }
+    let clips = parts[parts.count - 2], crops = parts[parts.count - 1]
+    return (1...1000).contains(clips) && (crops == 1 || crops == 3) ? parts : nil
 }
 
 public func testViewsProblem(_ spec: String) -> String {
-    "--views \(spec): expected <clips>x<crops> with 1 to 1000 clips and crops 1 or 3, e.g. 3x1"
+    "--views \(spec): expected <clips>x<crops> with 1 to 1000 clips and crops 1 or 3, e.g. 3x1 (or <frames>x<clips>x<crops>, as results print them)"
 }

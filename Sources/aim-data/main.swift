@@ -73,6 +73,17 @@ struct Check: ParsableCommand {
         }
         let report = checkVideos(samples, threads: threads)
         print(json ? report.json() : report.text())
+        // Training takes a repeated line twice as often; one path under two labels is a labelling error.
+        var labelsByPath: [String: Set<Int>] = [:], count: [String: Int] = [:]
+        for s in samples { labelsByPath[s.path, default: []].insert(s.label); count[s.path, default: 0] += 1 }
+        let repeated = count.filter { $0.value > 1 }, conflicting = labelsByPath.filter { $0.value.count > 1 }.keys.sorted()
+        if !repeated.isEmpty && !json {
+            print("repeated: \(repeated.count) path(s) listed more than once (\(repeated.values.reduce(0, +) - repeated.count) extra entries), e.g. \(repeated.keys.sorted().prefix(3).joined(separator: ", "))")
+        }
+        if !conflicting.isEmpty {
+            Console.error("aim-data check: \(conflicting.count) path(s) listed with different labels, e.g. "
+                          + conflicting.prefix(3).map { "\($0) (\(labelsByPath[$0]!.sorted().map(String.init).joined(separator: ", ")))" }.joined(separator: "; "))
+        }
         if let labelMap, !json {
             let used = Set(samples.map(\.label)).count
             print("label map \(labelMap.path): \(labelMap.names.count) class names; the \(samples.count) entries use \(used) of them")
@@ -194,8 +205,13 @@ struct List: ParsableCommand {
             if !scan.ignored.isEmpty {
                 print("not listed (not a video by its extension, or outside a class folder): \(scan.ignored.count) file(s), e.g. \(scan.ignored.prefix(3).joined(separator: ", "))")
             }
-            print("as training data:   --set data.root=\(root) --set data.train=\(out) --set data.classes=\(map) --set model.num_classes=\(scan.classes.count)")
-            print("as validation data: --set data.val_root=\(root) --set data.val=\(out)")
+            // One suggestion: both, pasted together, validated on the training videos.
+            if existing {
+                print("as validation data (the label map was read, so its labels match the training list's): --set data.val_root=\(root) --set data.val=\(out)")
+            } else {
+                print("as training data: --set data.root=\(root) --set data.train=\(out) --set data.classes=\(map) --set model.num_classes=\(scan.classes.count)")
+                print("then list the validation videos with this label map: bin/aim-data list <val folder> --out <val list> --classes \(map)")
+            }
         } catch {
             fail("\(error)")
         }

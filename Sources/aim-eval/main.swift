@@ -15,7 +15,7 @@ struct AIMEval: ParsableCommand {
     @Option(help: "YAML experiment config.") var config: String
     @Option(name: .customLong("set"), help: "Override: key=value (repeatable).") var overrides: [String] = []
     @Option(help: "Checkpoint (aim-swift step/latest/best file, or full recognizer weights).") var checkpoint: String
-    @Option(help: "Views as <temporal clips>x<spatial crops>, e.g. 3x1 or 1x3 (default: the config's test views).") var views: String?
+    @Option(help: "Views as <temporal clips>x<spatial crops>, e.g. 3x1 or 1x3, or with the frames first as results print them (8x3x1) (default: the config's test views).") var views: String?
     @Option(name: .customLong("average-clips"), help: "How views combine: prob (softmax per view, averaged; the official configs) or score (logits averaged), as mmaction2's test.py --average-clips (default: eval.average_clips).")
     var averageClips: String?
     @Option(help: "Compute threads per rank.") var threads: Int?
@@ -70,6 +70,7 @@ struct AIMEval: ParsableCommand {
                     }
                     let obj: [String: Any] = ["top1": result.top1, "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy,
                                               "videos": result.videos, "skipped": result.skipped, "per_class": perClass, "confused_pairs": pairs,
+                                              "predicted_only_labels": report.predictedOnly,
                                               "views": views, "average_clips": cfg.string("eval.average_clips")]
                     Console.out(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
                 } else {
@@ -98,6 +99,11 @@ func classReportText(_ report: ClassReport, classes: LabelMap?, pairs: Int) -> S
     lines.append("  label  \(pad("class"))  videos  correct  accuracy")
     for c in shown {
         lines.append(String(format: "  %5d  ", c.label) + pad(classes.name(c.label)) + String(format: "  %6d  %7d  %8.4f", c.videos, c.correct, c.accuracy))
+    }
+    if !report.predictedOnly.isEmpty {
+        let names = report.predictedOnly.prefix(5).map { classes.name($0) }.joined(separator: ", ") + (report.predictedOnly.count > 5 ? " …" : "")
+        lines.append("  (mean class accuracy also counts \(report.predictedOnly.count) class\(report.predictedOnly.count == 1 ? "" : "es") "
+                     + "predicted but with no video here as 0, as mmaction2's does: \(names))")
     }
     let top = report.confusions.prefix(pairs)
     if pairs > 0 {

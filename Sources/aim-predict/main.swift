@@ -26,7 +26,7 @@ struct AIMPredict: ParsableCommand {
     @Option(help: "Checkpoint (aim-swift step/latest/best file with model.pretrained, or full recognizer weights).") var checkpoint: String
     @Argument(help: "Video files or folders of videos.") var inputs: [String]
     @Option(name: .customLong("top-k"), help: "Classes to report per video (or window).") var topK: Int = 5
-    @Option(help: "Views as <temporal clips>x<spatial crops>, e.g. 3x1 (default: the config's test views).") var views: String?
+    @Option(help: "Views as <temporal clips>x<spatial crops>, e.g. 3x1, or with the frames first as results print them (8x3x1) (default: the config's test views).") var views: String?
     @Option(help: "Compute threads.") var threads: Int?
     @Flag(help: "One JSON object per video (JSON Lines) instead of a table.") var json = false
     @Flag(help: "CSV (video, then label, class and probability of each of the top k) instead of a table.") var csv = false
@@ -159,6 +159,12 @@ func collectVideos(_ inputs: [String]) -> (videos: [String], problems: [String])
         guard let walker = fm.enumerator(atPath: input) else { problems.append("\(input): cannot list the folder"); continue }
         var found: [String] = []
         while let rel = walker.nextObject() as? String {
+            // Hidden files and folders are skipped, as aim-data list skips them: macOS's `._clip.mp4`
+            // resource forks made a folder's run exit 1.
+            if (rel as NSString).lastPathComponent.hasPrefix(".") {
+                if (walker.fileAttributes?[.type] as? FileAttributeType) == .typeDirectory { walker.skipDescendants() }
+                continue
+            }
             if extensions.contains((rel as NSString).pathExtension.lowercased()) { found.append((input as NSString).appendingPathComponent(rel)) }
         }
         if found.isEmpty { problems.append("\(input): no video files (\(extensions.sorted().joined(separator: ", "))) in the folder") }

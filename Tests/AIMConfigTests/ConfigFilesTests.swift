@@ -58,6 +58,18 @@ final class ConfigFilesTests: XCTestCase {
         XCTAssertEqual(c.relationProblems().count, 0)
     }
 
+    /// data.class_list is read by the formats whose annotations name classes; given to another
+    /// format it was silently unused (a 2-name list for a 4-class Diving-48 model passed).
+    func testAClassListOtherFormatsDoNotReadIsRefused() throws {
+        var c = try Self.load("diving48/aim_vitb16_clip_32f.yaml")
+        try c.apply(overrides: ["data.format=diving48_json", "data.class_list=names.txt"])
+        let problems = c.relationProblems().map(\.description)
+        XCTAssertEqual(problems.count, 1, "\(problems)")
+        XCTAssertTrue(problems[0].contains("data.class_list") && problems[0].contains("data.classes"), "\(problems)")
+        try c.apply(overrides: ["data.format=kinetics_csv"])
+        XCTAssertEqual(c.relationProblems().count, 0)
+    }
+
     /// The run's config as written into its work dir reads back the same, integer lists as integers.
     func testTheWrittenConfigReadsBackTheSame() throws {
         let c = try Self.load("k400/aim_swinb_in21k_32f.yaml")

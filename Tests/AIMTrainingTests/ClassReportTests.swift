@@ -21,6 +21,18 @@ final class ClassReportTests: XCTestCase {
         XCTAssertEqual(r.perClass.map(\.accuracy).reduce(0, +) / 3, Metrics.meanClassAccuracy(scores, labels: labels), accuracy: 1e-12)
     }
 
+    /// A class predicted but with no video: mmaction2's mean counts it at 0, so the report names
+    /// it (the printed mean was below the mean of the table under it, unexplained).
+    func testPredictedOnlyClassesExplainTheMean() {
+        let one = { (c: Int) -> [Float] in (0..<4).map { $0 == c ? 0.8 : 0.1 } }
+        let scores = [one(0), one(3), one(1), one(1)], labels = [0, 0, 1, 1]
+        let r = ClassReport(scores: scores, labels: labels, numClasses: 4)
+        XCTAssertEqual(r.predictedOnly, [3])
+        let perClassMean = r.perClass.map(\.accuracy).reduce(0, +) / Double(r.perClass.count)
+        XCTAssertEqual(perClassMean * 2 / 3, Metrics.meanClassAccuracy(scores, labels: labels), accuracy: 1e-12)
+        XCTAssertEqual(ClassReport(scores: [one(0), one(1)], labels: [0, 1], numClasses: 4).predictedOnly, [])
+    }
+
     func testTopLabelsBreakTiesByLowerLabelAsTopK() {
         XCTAssertEqual(topLabels([0.2, 0.5, 0.5, 0.1], k: 3), [1, 2, 0])
         XCTAssertEqual(topLabels([0.2, 0.5], k: 5), [1, 0])

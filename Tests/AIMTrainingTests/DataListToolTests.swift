@@ -22,11 +22,12 @@ final class DataListToolTests: TrainToolTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("16 videos in 4 classes") && r.output.contains("(written, 4 classes)"), r.output)
         let trainDir = mine.appendingPathComponent("train").path, valDir = mine.appendingPathComponent("val").path
-        XCTAssertTrue(r.output.contains("as training data:   --set data.root=\(trainDir) --set data.train=") && r.output.contains("--set model.num_classes=4"), r.output)
+        XCTAssertTrue(r.output.contains("as training data: --set data.root=\(trainDir) --set data.train=") && r.output.contains("--set model.num_classes=4"), r.output)
         r = try run(list, ["list", mine.appendingPathComponent("val").path, "--out", mine.appendingPathComponent("val_list.txt").path])
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("(read, 4 classes)"), r.output)
-        XCTAssertTrue(r.output.contains("as validation data: --set data.val_root=\(valDir) --set data.val=\(mine.path)/val_list.txt"), r.output)
+        XCTAssertTrue(r.output.contains("--set data.val_root=\(valDir) --set data.val=\(mine.path)/val_list.txt"), r.output)
+        XCTAssertFalse(r.output.contains("as training data"), "one suggestion per list: pasted together, both validated on the training videos\n\(r.output)")
         // Class names sorted: the label map is the sorted demo names, not their synth order.
         let map = try String(contentsOf: mine.appendingPathComponent("classes.txt"), encoding: .utf8)
         XCTAssertEqual(map, names.sorted().map { $0 + "\n" }.joined())

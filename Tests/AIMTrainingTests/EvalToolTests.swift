@@ -24,7 +24,8 @@ final class EvalToolTests: TrainToolTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         let line = try XCTUnwrap(r.output.split(separator: "\n").last { $0.hasPrefix("{") }, r.output)
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        XCTAssertEqual(Set(obj.keys), ["top1", "top5", "mean_class_accuracy", "videos", "skipped", "views", "average_clips", "per_class", "confused_pairs"])
+        XCTAssertEqual(Set(obj.keys), ["top1", "top5", "mean_class_accuracy", "videos", "skipped", "views", "average_clips", "per_class", "confused_pairs",
+                                        "predicted_only_labels"])
         // Per class: every validation video counted once, and the correct ones add up to top-1.
         let perClass = try XCTUnwrap(obj["per_class"] as? [[String: Any]])
         XCTAssertEqual(perClass.compactMap { $0["videos"] as? Int }.reduce(0, +), 8)
@@ -64,6 +65,13 @@ final class EvalToolTests: TrainToolTestCase {
         r = try run(eval, base + ["--views", "1x3"])
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("views 8×1×3"), r.output)
+        // As the result lines print them, frames first: the frames must be the model's.
+        r = try run(eval, base + ["--views", "8×1×3"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("views 8×1×3"), r.output)
+        r = try run(eval, base + ["--views", "16x1x3"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("model.num_frames 8"), r.output)
         r = try run(eval, base + ["--views", "2x3"])
         XCTAssertNotEqual(r.status, 0, "2 clips silently became 1 under frame_uniform: \(r.output)")
         XCTAssertTrue(r.output.contains("data.frame_uniform"), r.output)

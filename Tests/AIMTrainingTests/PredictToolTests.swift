@@ -37,8 +37,16 @@ final class PredictToolTests: TrainToolTestCase {
         let classes = ["move_right", "move_left", "move_down", "move_up"]
         let valDir = s.data.appendingPathComponent("videos/val").path
 
+        // Hidden files and folders (macOS's `._x.avi`) are not inputs, as aim-data list skips them.
+        let hidden = URL(fileURLWithPath: valDir).appendingPathComponent(".hidden")
+        try FileManager.default.createDirectory(at: hidden, withIntermediateDirectories: true)
+        try Data("resource fork".utf8).write(to: URL(fileURLWithPath: valDir).appendingPathComponent("._x.avi"))
+        try Data("resource fork".utf8).write(to: hidden.appendingPathComponent("y.avi"))
+
         // JSON Lines over a folder: every video once, 4 classes ranked, probabilities summing to 1.
         var r = try run(predict, s.base + ["--json", "--top-k", "4", valDir])
+        try FileManager.default.removeItem(at: hidden)
+        try FileManager.default.removeItem(at: URL(fileURLWithPath: valDir).appendingPathComponent("._x.avi"))
         XCTAssertEqual(r.status, 0, r.output)
         let rows = try jsonLines(r.output)
         XCTAssertEqual(rows.count, 8, r.output)
