@@ -45,6 +45,16 @@ public enum ChildLauncher {
         p.environment = env
         try p.run()
         p.waitUntilExit()
+        if p.terminationReason == .uncaughtSignal {
+            // Killed (out of memory, most likely, for a large model): its temporary work dir
+            // (`aim-report-<its pid>-…`, EfficiencyRunner) is left to this process to remove.
+            let tmp = FileManager.default.temporaryDirectory
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] where name.hasPrefix("aim-report-\(p.processIdentifier)-") {
+                try? FileManager.default.removeItem(at: tmp.appendingPathComponent(name))
+            }
+            let hint = p.terminationStatus == SIGKILL ? " (out of memory? the kernel's OOM killer sends SIGKILL)" : ""
+            throw Failure(description: "measuring \(request.label) failed: killed by signal \(p.terminationStatus)\(hint): \((p.arguments ?? []).joined(separator: " "))")
+        }
         guard p.terminationStatus == 0 else {
             throw Failure(description: "measuring \(request.label) failed (exit \(p.terminationStatus)): \((p.arguments ?? []).joined(separator: " "))")
         }

@@ -179,8 +179,19 @@ public struct EfficiencyReport {
 
     // MARK: - Writing
 
+    /// Creates the report's folder and proves it writable: called before any measuring too, as
+    /// a folder found unwritable at the end threw every measurement away.
+    public static func prepare(_ dir: URL) throws {
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw FileWriteError(path: dir.path, reason: "cannot create the folder: \(error.localizedDescription)")
+        }
+        let probe = dir.appendingPathComponent(".aim-report-write-test-\(getpid())")
+        try FileOutput.write("", to: probe.path)
+        try? FileManager.default.removeItem(at: probe)
+    }
+
     public func write(to dir: URL) throws -> [URL] {
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Self.prepare(dir)
         var written: [URL] = []
         let chartFiles = charts()
         for (name, svg) in chartFiles {

@@ -23,7 +23,8 @@ public struct MeasureRequest: Codable, Sendable {
     /// The config file's name, plus the overrides that are not about batch size.
     public static func defaultLabel(configPath: String, overrides: [String]) -> String {
         let base = URL(fileURLWithPath: configPath).deletingPathExtension().lastPathComponent
-        let shown = overrides.filter { !$0.hasPrefix("train.batch_size=") && !$0.hasPrefix("train.micro_batch=") }
+        // model.pretrained is forced empty in every measurement: naming it only lengthened labels.
+        let shown = overrides.filter { !$0.hasPrefix("train.batch_size=") && !$0.hasPrefix("train.micro_batch=") && !$0.hasPrefix("model.pretrained=") }
         return shown.isEmpty ? base : base + " [" + shown.joined(separator: ", ") + "]"
     }
 }

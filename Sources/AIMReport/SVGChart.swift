@@ -86,7 +86,8 @@ public enum SVGChart {
 
     /// Category label under the x axis, rotated so long config names fit.
     static func xLabel(_ text: String, at x: Double) -> String {
-        let short = text.count > 34 ? String(text.prefix(33)) + "…" : text
+        // The middle goes: a sweep's rows differ at the end ("… [model.num_frames=16]").
+        let short = text.count > 34 ? String(text.prefix(14)) + "…" + String(text.suffix(19)) : text
         return "<text transform=\"translate(\(f(x)) \(f(top + plotH + 14))) rotate(25)\" text-anchor=\"start\">\(esc(short))</text>\n"
     }
 

@@ -2,6 +2,7 @@
 // the paper's figures beside). `bin/aim-report efficiency --config A --config B --out DIR`.
 import AIMConfig
 import AIMDistributed
+import AIMModel
 import AIMReport
 import AIMTraining
 import ArgumentParser
@@ -77,7 +78,8 @@ struct Efficiency: ParsableCommand {
                 var r = ranks ?? 1
                 if sweepKey == "ranks", let n = Int(v) { r = n } else if !sweepKey.isEmpty { sets.append("\(sweepKey)=\(v)") }
                 var req = MeasureRequest(configPath: c, overrides: sets, steps: steps, threads: threads)
-                if sweepKey == "ranks" { req.label += " [ranks=\(v)]" }
+                // Left out of the default label (the tables have a batch column), but a sweep's rows differ by it.
+                if ["ranks", "train.batch_size", "train.micro_batch"].contains(sweepKey) { req.label += " [\(sweepKey)=\(v)]" }
                 req.sweepKey = sweepKey; req.sweepValue = v
                 out.append((req, r))
             }
@@ -88,6 +90,12 @@ struct Efficiency: ParsableCommand {
     func run() throws {
         guard !configs.isEmpty else { throw ValidationError("give at least one --config") }
         let runs = try requests()
+        // Every config and the report's folder before the first measurement: a later config's typo
+        // or an unwritable --out found at the end threw every measurement away.
+        do {
+            for (req, _) in runs { _ = try ModelConfig(try Config.load(path: req.configPath, overrides: req.overrides + EfficiencyRunner.forcedOverrides)) }
+            try EfficiencyReport.prepare(URL(fileURLWithPath: out))
+        } catch { Launch.fail("aim-report", error) }
         var results: [EfficiencyMeasurement] = []
         if detectLaunchMode() == .mpi {
             // Launched by mpirun: measure here on every rank; rank 0 writes.

@@ -118,6 +118,11 @@ final class BadValueTests: TrainToolTestCase {
             Case(args: ["--sweep", "ranks=0,1"], expect: "--sweep"),
             Case(args: ["--set", "train.batch_size=0"], expect: "train.batch_size"),
         ])
+        // A later config's typo is found before the first one is measured (it threw the measurement away).
+        let later = try run(try tool("aim-report"), ["efficiency", "--config", Self.tinyConfig, "--config", "/nonexistent/later.yaml",
+                                                     "--set", "model.pretrained=", "--out", scratch.appendingPathComponent("r3").path])
+        XCTAssertEqual(later.status, 1, later.output)
+        XCTAssertTrue(later.output.contains("/nonexistent/later.yaml") && !later.output.contains("measuring"), later.output)
         // A Swin config whose lists do not fit together, in the tools that read a config before building a model.
         let swinMismatch = ["--config", Self.tinySwinConfig, "--set", "model.depths=[2, 2, 2]", "--set", "model.pretrained="]
         try check("aim-model", ["cpu"], [Case(args: swinMismatch, expect: "model.num_heads")])
