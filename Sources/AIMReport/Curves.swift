@@ -57,11 +57,15 @@ public enum Curves {
         var records: [Record] = []
         var maxStep = Int.min
         var seen = Set<String>()   // "mode step" of the records kept
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for (i, raw) in lines.enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
             let snippet = line.count > 60 ? String(line.prefix(60)) + "…" : line
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)), let fields = object as? [String: Any] else {
+                // A last line without its newline is a record a killed run was writing (aim-train
+                // drops it on resume): the curve so far is drawn. Elsewhere a bad line is an error.
+                if i == lines.count - 1 && !text.hasSuffix("\n") { continue }
                 throw ReadError(path: url.path, line: i + 1, reason: "not a JSON object: \(snippet)")
             }
             guard let mode = fields["mode"] as? String else { throw ReadError(path: url.path, line: i + 1, reason: "no \"mode\" field: \(snippet)") }

@@ -113,6 +113,13 @@ final class CurvesTests: XCTestCase {
         expectError(blank, ["blank/metrics.jsonl", "empty"])
         let cut = try workDir("cut", [trainLine(1, loss: 1), trainLine(2, loss: 1), "{\"mode\":\"train\",\"step\":3,\"lo"])
         expectError(cut, [cut.path + "/metrics.jsonl:3:", "not a JSON object"])
+        // Without its newline the cut line is one a killed run was writing (aim-train drops it on
+        // resume): the curve so far is drawn.
+        let killed = dir.appendingPathComponent("killed")
+        try FileManager.default.createDirectory(at: killed, withIntermediateDirectories: true)
+        try (trainLine(1, loss: 1) + "\n" + trainLine(2, loss: 1) + "\n{\"mode\":\"train\",\"st").write(
+            to: killed.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try Curves.read(workDir: killed).map(\.step), [1, 2])
         let noStep = try workDir("nostep", [trainLine(1, loss: 1), "{\"mode\":\"train\",\"loss\":1}"])
         expectError(noStep, ["nostep/metrics.jsonl:2:", "\"step\""])
         let noMode = try workDir("nomode", ["[1,2]"])

@@ -37,5 +37,12 @@ final class SwinEfficiencyTests: XCTestCase {
         XCTAssertEqual(aim.first!.memoryGB! / video.first!.memoryGB!, 0.5)
         XCTAssertEqual(aim.first!.timeHours! / video.first!.timeHours!, 37.0 / 64, accuracy: 1e-12)
         XCTAssertTrue(PaperFigures.matching(swinB("videoSwin", tune: "head")).isEmpty)
+
+        // The report's sentence on the paper's direction quotes this pair's rows (it quoted the
+        // TimeSformer ViT-B pair's for every report).
+        var a = swinB("swinAIM", tune: "adapters"), v = swinB("videoSwin", tune: "all")
+        a.adapters = ["spatial", "temporal", "joint"]; a.tunableParams = 9_200_000; v.tunableParams = 88_000_000
+        let text = EfficiencyReport(measurements: [a, v], commandLine: "test").markdown(charts: [])
+        XCTAssertTrue(text.contains("(9.2M vs 88M, 9 vs 18 GB, 37 vs 64 h: AIM Swin-B IN-21K vs VideoSwin-B IN-21K)"), text)
     }
 }
