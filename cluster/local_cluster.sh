@@ -184,6 +184,13 @@ cmd_run() {
              OMP_WAIT_POLICY OPENBLAS_THREAD_TIMEOUT OPENBLAS_CORETYPE $(compgen -e | grep -E '^AIM_' | grep -v '^AIM_CLUSTER_' || true); do
         [[ -n "${!v:-}" ]] && args+=(-x "$v")
     done
+    # Every "host" sees all of this machine's cores and takes them: ranks × threads oversubscribe
+    # the machine unless aim-train is told its share.
+    local ranks="" prev=""
+    for v in "$@"; do [[ "$prev" == "-n" || "$prev" == "-np" ]] && ranks=$v; prev=$v; done
+    if [[ "$ranks" =~ ^[0-9]+$ ]] && (( ranks > 1 )) && [[ " $* " == *aim-train* && " $* " != *" --threads "* && " $* " != *" --threads="* ]]; then
+        say "warning: the $ranks ranks share this machine's $(nproc --all) cores; give aim-train --threads $(( $(nproc --all) / ranks > 0 ? $(nproc --all) / ranks : 1 )) or each takes them all"
+    fi
     local ns1=${NS_PREFIX}1 i n
     n=$(hosts_up)
     if [[ "${AIM_CLUSTER_DRY_RUN:-0}" != 1 ]]; then

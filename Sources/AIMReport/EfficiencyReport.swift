@@ -194,6 +194,13 @@ public struct EfficiencyReport {
         try Self.prepare(dir)
         var written: [URL] = []
         let chartFiles = charts()
+        // An earlier report's text goes first and its sweep charts this one lacks too: a write that
+        // failed part-way left the old report.md describing the new charts, and old sweeps stayed.
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
+        where name == "report.md" || name == "report.csv" || (name.hasPrefix("sweep_") && name.hasSuffix(".svg") && !chartFiles.contains { $0.name == name }) {
+            try? fm.removeItem(at: dir.appendingPathComponent(name))
+        }
         for (name, svg) in chartFiles {
             let u = dir.appendingPathComponent(name)
             try FileOutput.write(svg, to: u.path); written.append(u)

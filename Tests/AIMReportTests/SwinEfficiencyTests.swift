@@ -46,3 +46,23 @@ final class SwinEfficiencyTests: XCTestCase {
         XCTAssertTrue(text.contains("(9.2M vs 88M, 9 vs 18 GB, 37 vs 64 h: AIM Swin-B IN-21K vs VideoSwin-B IN-21K)"), text)
     }
 }
+
+extension SwinEfficiencyTests {
+    /// A report written into the folder of an earlier one leaves none of the earlier one's text or
+    /// sweep charts behind (a failed write left the old report.md beside the new charts).
+    func testAReportReplacesTheEarlierOnesFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("report-replace-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["sweep_model_num_frames_0.svg", "report.md", "notes.txt"] { try Data("old".utf8).write(to: dir.appendingPathComponent(name)) }
+        var m = EfficiencyMeasurement(label: "x", configPath: "", overrides: [])
+        m.tunableParams = 1; m.totalParams = 2
+        let written = try EfficiencyReport(measurements: [m], commandLine: "test").write(to: dir).map(\.lastPathComponent)
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        XCTAssertFalse(left.contains("sweep_model_num_frames_0.svg"), "\(left)")
+        XCTAssertTrue(left.contains("notes.txt"), "the user's own files stay: \(left)")
+        XCTAssertNotEqual(try String(contentsOf: dir.appendingPathComponent("report.md"), encoding: .utf8), "old")
+        XCTAssertTrue(written.contains("report.md"))
+    }
+}
