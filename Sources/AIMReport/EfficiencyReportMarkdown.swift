@@ -101,9 +101,13 @@ extension EfficiencyReport {
 
     /// The paper's efficiency-table figures for a measured pair, from one row each of that table
     /// (the Swin pair is 9.2M vs 88M; a pair the table lacks gets its TimeSformer ViT-B rows, named).
-    func paperPair(_ aim: EfficiencyMeasurement, _ full: EfficiencyMeasurement) -> String {
+    func paperRows(_ aim: EfficiencyMeasurement, _ full: EfficiencyMeasurement) -> (PaperRow, PaperRow)? {
         func effRow(_ m: EfficiencyMeasurement) -> PaperRow? { PaperFigures.matching(m).first { $0.table == PaperFigures.eff && $0.memoryGB != nil } }
-        let (a, f, named) = effRow(aim).flatMap { a in effRow(full).map { (a, $0, false) } }
+        return effRow(aim).flatMap { a in effRow(full).map { (a, $0) } }
+    }
+
+    func paperPair(_ aim: EfficiencyMeasurement, _ full: EfficiencyMeasurement) -> String {
+        let (a, f, named) = paperRows(aim, full).map { ($0.0, $0.1, false) }
             ?? (PaperFigures.row(PaperFigures.efficiency, "AIM ViT-B CLIP")!, PaperFigures.row(PaperFigures.efficiency, "TimeSformer ViT-B CLIP")!, true)
         func g(_ v: Double?) -> String { v.map { String(format: "%g", $0) } ?? "?" }
         return "\(g(a.tunable))M vs \(g(f.tunable))M, \(g(a.memoryGB)) vs \(g(f.memoryGB)) GB, \(g(a.timeHours)) vs \(g(f.timeHours)) h"
@@ -121,7 +125,9 @@ extension EfficiencyReport {
         guard !aims.isEmpty && !fulls.isEmpty else {
             return s + "Not applicable: the paper's claim compares AIM (adapters on a frozen backbone) with full finetuning, and this report does not measure both.\n\n"
         }
-        s += "The paper's direction: AIM has fewer tunable parameters, needs less memory and less training time than full finetuning (\(paperPair(aims[0], fulls[0]))).\n\n"
+        // The pair the paper's efficiency table has rows for, when one is measured.
+        let inTable = aims.lazy.flatMap { a in fulls.lazy.map { (a, $0) } }.first { self.paperRows($0.0, $0.1) != nil } ?? (aims[0], fulls[0])
+        s += "The paper's direction: AIM has fewer tunable parameters, needs less memory and less training time than full finetuning (\(paperPair(inTable.0, inTable.1))).\n\n"
         for a in aims {
             for f in fulls where a.batchPerRank == f.batchPerRank && a.ranks == f.ranks {
                 let checks: [(String, Double, Double, String)] = [
