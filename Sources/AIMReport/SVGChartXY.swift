@@ -39,9 +39,11 @@ extension SVGChart {
                 for p in pts { s += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(c)\"/>\n" }
             }
         }
+        // 34 characters fit right of the plot, the note included (a long name with it ran past the edge).
         let names = series.indices.map { k -> String in
-            let n = series[k].name.count > 34 ? "…" + String(series[k].name.suffix(33)) : series[k].name
-            return finite[k].isEmpty ? n + " (no data)" : n
+            let note = finite[k].isEmpty ? " (no data)" : "", room = 34 - note.count
+            let n = series[k].name.count > room ? "…" + String(series[k].name.suffix(room - 1)) : series[k].name
+            return n + note
         }
         s += legend(names) { i in "<rect y=\"4\" width=\"14\" height=\"4\" fill=\"\(palette[i % palette.count])\"/>" }
         return s + "</svg>\n"

@@ -90,6 +90,11 @@ struct Efficiency: ParsableCommand {
     func run() throws {
         guard !configs.isEmpty else { throw ValidationError("give at least one --config") }
         let runs = try requests()
+        // The same config with the same overrides twice gave two rows of one label.
+        let labels = runs.map { $0.0.label }
+        if let twice = labels.indices.first(where: { labels.firstIndex(of: labels[$0]) != $0 }) {
+            throw ValidationError("\(labels[twice]) is measured twice (the same --config with the same overrides): give each once")
+        }
         // Every config and the report's folder before the first measurement: a later config's typo
         // or an unwritable --out found at the end threw every measurement away.
         do {
@@ -215,6 +220,11 @@ struct CurvesCommand: ParsableCommand {
 
     func validate() throws {
         guard !workDirs.isEmpty else { throw ValidationError("give at least one work dir") }
+        // The same run twice drew two identical lines under one name.
+        let resolved = workDirs.map { URL(fileURLWithPath: $0).standardizedFileURL.resolvingSymlinksInPath().path }
+        if let twice = resolved.indices.first(where: { resolved.firstIndex(of: resolved[$0]) != $0 }) {
+            throw ValidationError("\(workDirs[twice]) is given twice (as \(workDirs[resolved.firstIndex(of: resolved[twice])!]))")
+        }
         guard !out.isEmpty else { throw ValidationError("--out: give a folder (empty path)") }
     }
 

@@ -117,6 +117,7 @@ final class BadValueTests: TrainToolTestCase {
             Case(args: ["--ranks", "0"], expect: "--ranks", status: 64),
             Case(args: ["--sweep", "ranks=0,1"], expect: "--sweep"),
             Case(args: ["--set", "train.batch_size=0"], expect: "train.batch_size"),
+            Case(args: ["--config", Self.tinyConfig], expect: "measured twice", status: 64),
         ])
         // A later config's typo is found before the first one is measured (it threw the measurement away).
         let later = try run(try tool("aim-report"), ["efficiency", "--config", Self.tinyConfig, "--config", "/nonexistent/later.yaml",
@@ -178,7 +179,9 @@ final class BadValueTests: TrainToolTestCase {
         let latin1 = scratch.appendingPathComponent("latin1.yaml")
         try Data("model:\n  num_classes: 4\n# caf\u{E9}\n".utf8.map { $0 } .replacingUTF8E9()).write(to: latin1)
         try check("aim-model", ["info"], [Case(args: ["--config", latin1.path], expect: "\(latin1.path):3: not UTF-8 text")])
-        try check("aim-report", ["curves", scratch.path], [Case(args: ["--out="], expect: "--out", status: 64)])
+        try check("aim-report", ["curves", scratch.path], [Case(args: ["--out="], expect: "--out", status: 64),
+                                                             Case(args: [scratch.path + "/", "--out", scratch.appendingPathComponent("c").path],
+                                                                  expect: "given twice", status: 64)])
         let empty = scratch.appendingPathComponent("empty.txt")
         XCTAssertTrue(FileManager.default.createFile(atPath: empty.path, contents: Data("\r\n\r\n".utf8)))
         try check("aim-data", ["check"], [
