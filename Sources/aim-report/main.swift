@@ -13,7 +13,7 @@ struct AIMReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aim-report",
         abstract: "Measure training efficiency (time, memory, parameters, communication) and write a report; draw training curves.",
-        subcommands: [Efficiency.self, Measure.self, ProfileOverhead.self, CurvesCommand.self])
+        subcommands: [Efficiency.self, Measure.self, ProfileOverhead.self, CurvesCommand.self, MMActionLogCommand.self])
 }
 
 /// A shell-quoted rendering of this process's command line, for the report.
@@ -233,6 +233,32 @@ struct CurvesCommand: ParsableCommand {
             let dirs = workDirs.map { URL(fileURLWithPath: $0) }
             let files = try Curves.write(workDirs: dirs, to: URL(fileURLWithPath: out)) { Console.error("aim-report: note: \($0)") }
             for f in files { Console.out("wrote \(f.path)") }
+        } catch { Launch.fail("aim-report", error) }
+    }
+}
+
+struct MMActionLogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mmaction-log",
+        abstract: "Write a work dir's metrics.jsonl as mmaction2's log.json (epoch from 1, iter, loss_cls, top1_acc, top5_acc, memory), for analyze_logs.py and dashboards made for mmaction2.",
+        discussion: """
+        bin/aim-report mmaction-log work_dirs/demo/tiny_aim --out tiny_aim.log.json
+        python tools/analysis/analyze_logs.py plot_curve tiny_aim.log.json --keys top1_acc   # in an mmaction2 checkout
+        """)
+    @Argument(help: "Work dir of an aim-train run (holds metrics.jsonl).") var workDir: String
+    @Option(help: "The log.json file to write.") var out: String
+
+    func validate() throws {
+        guard !out.isEmpty else { throw ValidationError("--out: give a file (empty path)") }
+        if FileManager.default.fileExists(atPath: out) && !FileOutput.isFileNotFolder(out) { throw ValidationError("--out \(out) is a folder, not a file") }
+    }
+
+    func run() throws {
+        do {
+            let records = try Curves.read(workDir: URL(fileURLWithPath: workDir))
+            let lines = MMActionLog.lines(records) { Console.error("aim-report: note: \($0)") }
+            try FileOutput.write(lines.map { $0 + "\n" }.joined(), to: out)
+            Console.out("wrote \(out): \(lines.count) records")
         } catch { Launch.fail("aim-report", error) }
     }
 }

@@ -217,3 +217,25 @@ extension CurvesTests {
         XCTAssertEqual(try yTicks(out.appendingPathComponent("val_top1.svg")), ["0%", "20%", "40%", "60%", "80%", "100%"])
     }
 }
+
+extension CurvesTests {
+    /// mmaction2's log.json names, for its analyze_logs.py: epoch from 1 and iter within it,
+    /// loss_cls, top1_acc, top5_acc, memory; a validation carries the lr of its step.
+    func testMMActionLogNamesTheFieldsAsMMAction2() throws {
+        let lines = [
+            "{\"mode\":\"train\",\"step\":4,\"epoch\":1,\"iter\":4,\"loss\":1.5,\"lr\":0.002,\"time\":0.1,\"data_time\":0.01,\"memory_mb\":900}",
+            "{\"mode\":\"val\",\"step\":4,\"epoch\":1,\"top1\":0.25,\"top5\":1,\"mean_class_accuracy\":0.2}",
+            "{\"mode\":\"train\",\"step\":5,\"epoch\":2,\"iter\":1,\"loss\":1.4,\"lr\":0.001,\"time\":0.1,\"data_time\":0.01,\"memory_mb\":901}",
+        ]
+        let records = try Curves.read(workDir: try workDir("mmlog", lines))
+        var notes: [String] = []
+        let out = MMActionLog.lines(records) { notes.append($0) }.map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(notes, [])
+        XCTAssertEqual(out.count, 3)
+        XCTAssertEqual(out[0]["loss_cls"] as? Double, 1.5); XCTAssertEqual(out[0]["memory"] as? Double, 900)
+        XCTAssertEqual(out[0]["epoch"] as? Int, 1); XCTAssertEqual(out[0]["iter"] as? Int, 4)
+        XCTAssertEqual(out[1]["mode"] as? String, "val"); XCTAssertEqual(out[1]["top1_acc"] as? Double, 0.25)
+        XCTAssertEqual(out[1]["top5_acc"] as? Double, 1); XCTAssertEqual(out[1]["lr"] as? Double, 0.002)
+        XCTAssertEqual(out[2]["epoch"] as? Int, 2); XCTAssertEqual(out[2]["iter"] as? Int, 1)
+    }
+}
