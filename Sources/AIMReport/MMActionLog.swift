@@ -6,8 +6,11 @@ import Foundation
 /// a user's `tools/analysis/analyze_logs.py` and dashboards read those names.
 public enum MMActionLog {
     /// The lines, in step order; `note` hears about what could not be carried over exactly.
-    public static func lines(_ records: [Curves.Record], note: (String) -> Void = { _ in }) -> [String] {
-        var out: [String] = [], lr: Double?
+    public static func lines(_ records: [Curves.Record], run: String, note: (String) -> Void = { _ in }) -> [String] {
+        // mmcv's first line is the run's environment, without `epoch`; some copies of analyze_logs.py skip it unread.
+        let info = ["env_info": "aim-swift run \(run) (aim-report mmaction-log of its metrics.jsonl)", "exp_name": (run as NSString).lastPathComponent]
+        var out = [(try? JSONSerialization.data(withJSONObject: info, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"]
+        var lr: Double?
         // Runs of builds before `iter` counted `epoch` as epochs completed and had no `iter`.
         let older = records.contains { $0.mode == "train" && $0.values["iter"] == nil }
         if older { note("the run's records have no \"iter\" (an older build): iter is the step, and a step's epoch the epochs completed + 1") }

@@ -256,9 +256,9 @@ struct MMActionLogCommand: ParsableCommand {
     func run() throws {
         do {
             let records = try Curves.read(workDir: URL(fileURLWithPath: workDir))
-            let lines = MMActionLog.lines(records) { Console.error("aim-report: note: \($0)") }
+            let lines = MMActionLog.lines(records, run: workDir) { Console.error("aim-report: note: \($0)") }
             try FileOutput.write(lines.map { $0 + "\n" }.joined(), to: out)
-            Console.out("wrote \(out): \(lines.count) records")
+            Console.out("wrote \(out): \(lines.count - 1) records")
         } catch { Launch.fail("aim-report", error) }
     }
 }

@@ -229,8 +229,9 @@ extension CurvesTests {
         ]
         let records = try Curves.read(workDir: try workDir("mmlog", lines))
         var notes: [String] = []
-        let out = MMActionLog.lines(records) { notes.append($0) }.map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        var out = MMActionLog.lines(records, run: "work_dirs/mmlog") { notes.append($0) }.map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         XCTAssertEqual(notes, [])
+        XCTAssertNil(out.removeFirst()["epoch"], "the first line is the run's info, as mmcv's")
         XCTAssertEqual(out.count, 3)
         XCTAssertEqual(out[0]["loss_cls"] as? Double, 1.5); XCTAssertEqual(out[0]["memory"] as? Double, 900)
         XCTAssertEqual(out[0]["epoch"] as? Int, 1); XCTAssertEqual(out[0]["iter"] as? Int, 4)
