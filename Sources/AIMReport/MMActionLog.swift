@@ -9,7 +9,7 @@ public enum MMActionLog {
     public static func lines(_ records: [Curves.Record], run: String, note: (String) -> Void = { _ in }) -> [String] {
         // mmcv's first line is the run's environment, without `epoch`; some copies of analyze_logs.py skip it unread.
         let info = ["env_info": "aim-swift run \(run) (aim-report mmaction-log of its metrics.jsonl)", "exp_name": (run as NSString).lastPathComponent]
-        var out = [(try? JSONSerialization.data(withJSONObject: info, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"]
+        var out = [(try? JSONSerialization.data(withJSONObject: info, options: [.sortedKeys, .withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"]
         var lr: Double?
         // Runs of builds before `iter` counted `epoch` as epochs completed and had no `iter`.
         let older = records.contains { $0.mode == "train" && $0.values["iter"] == nil }
@@ -34,7 +34,7 @@ public enum MMActionLog {
                 }
             default: continue
             }
-            if let data = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) { out.append(String(decoding: data, as: UTF8.self)) }
+            if let data = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]) { out.append(String(decoding: data, as: UTF8.self)) }
         }
         return out
     }
