@@ -23,8 +23,8 @@ public enum MMActionLog {
             switch r.mode {
             case "train":
                 lr = value("lr")
-                for (ours, theirs) in [("lr", "lr"), ("loss", "loss"), ("loss", "loss_cls"), ("time", "time"),
-                                       ("data_time", "data_time"), ("memory_mb", "memory")] {
+                for (ours, theirs) in [("lr", "lr"), ("loss", "loss"), ("loss", "loss_cls"), ("top1", "top1_acc"), ("top5", "top5_acc"),
+                                       ("time", "time"), ("data_time", "data_time"), ("memory_mb", "memory")] {
                     if let v = value(ours) { o[theirs] = theirs == "memory" ? Double(Int(v)) : v }
                 }
             case "val":

@@ -17,7 +17,7 @@ public final class TensorBoardLog {
 
     /// The numeric keys of a metrics record turned into scalars, by record mode.
     public static let scalarKeys: [String: [String]] = [
-        "train": ["loss", "lr", "clips_per_s", "time", "data_time"],
+        "train": ["loss", "top1", "lr", "clips_per_s", "time", "data_time"],
         "val": ["top1", "top5", "mean_class_accuracy"],
     ]
 

@@ -43,6 +43,9 @@ public struct TrainSummary {
     /// The signal that stopped the run (after its checkpoint), 0 when it ran to its end.
     public var stopSignal: Int32 = 0
     public var lastLoss: Float = .nan
+    /// The last step's batch accuracy (top-1, top-5 of the training clips), as mmaction2 logs
+    /// `top1_acc`/`top5_acc` beside `loss_cls`.
+    public var lastTop1 = Double.nan, lastTop5 = Double.nan
     /// Bad-sample skips so far, summed over all ranks (each rank's loader only sees its slice).
     public var skipEvents = 0
     public var lastEval: EvalResult?
@@ -408,11 +411,12 @@ public final class Trainer {
                 let clipsPerSecond = Double(globalBatch) / max(times.total, 1e-9)
                 // Rank 0's peak resident memory so far, as mmaction2's log shows its GPU's `memory` (MB).
                 let memoryMB = ProcessMemory.sample().peakRSSBytes / (1 << 20)
-                log.progress(String(format: "step %d/%d  epoch %d  loss %.4f  lr %.3e  %.2f clips/s  data %.2fs/step %.2fs  mem %d MB  ETA %@",
-                                    state.step, totalSteps, state.loggedEpoch, summary.lastLoss, schedule.lr(at: state.step - 1),
+                log.progress(String(format: "step %d/%d  epoch %d  loss %.4f  top1 %.3f  lr %.3e  %.2f clips/s  data %.2fs/step %.2fs  mem %d MB  ETA %@",
+                                    state.step, totalSteps, state.loggedEpoch, summary.lastLoss, summary.lastTop1, schedule.lr(at: state.step - 1),
                                     clipsPerSecond, times.data, times.total, memoryMB, formatDuration(perStep * Double(totalSteps - state.step))))
                 var record: [String: Any] = ["mode": "train", "step": state.step, "epoch": state.loggedEpoch,
                                              "iter": state.stepInEpoch == 0 ? stepsPerEpoch : state.stepInEpoch, "loss": Double(summary.lastLoss),
+                                             "top1": summary.lastTop1, "top5": summary.lastTop5,
                                              "lr": schedule.lr(at: state.step - 1), "clips_per_s": clipsPerSecond, "time": times.total,
                                              "data_time": times.data, "memory_mb": memoryMB, "skipped": summary.skipEvents,
                                              "bytes_allreduced": times.bytesAllreduced]
@@ -547,7 +551,7 @@ public final class Trainer {
         model.store.zeroGrads()
         let micro = min(microBatch, localBatch)
         let chunks = (localBatch + micro - 1) / micro
-        var lossSum = 0.0
+        var lossSum = 0.0, top1Hits = 0.0, top5Hits = 0.0
         for c in 0..<chunks {
             let lo = c * micro, b = min(micro, localBatch - lo)
             // Sample keys = positions in the global batch: the same sample draws the same masks
@@ -562,6 +566,11 @@ public final class Trainer {
                 crossEntropyForward(logits: logits.data, labels: $0.baseAddress!, batch: b, classes: K, labelSmoothing: labelSmoothing)
             }
             lossSum += Double(loss) * Double(b)
+            for i in 0..<b {
+                let top = topLabels(Array(UnsafeBufferPointer(start: logits.data + i * K, count: K)), k: min(5, K))
+                if top.first == labels[i] { top1Hits += 1 }
+                if top.contains(labels[i]) { top5Hits += 1 }
+            }
             let dLogits = Tensor([b, K])
             labels.withUnsafeBufferPointer {
                 crossEntropyBackward(dLogits: dLogits.data, logits: logits.data, labels: $0.baseAddress!, batch: b, classes: K,
@@ -574,10 +583,11 @@ public final class Trainer {
         }
         let stats = bucketer.finish()
         t.allreduceWait = stats.waitSeconds; t.allreducePass = stats.passSeconds; t.bytesAllreduced = stats.bytesReduced
-        let reduced = comm.allreduce([lossSum, Double(localBatch), lossSum.isFinite ? 0 : 1, Double(trainData.skipEvents)],
+        let reduced = comm.allreduce([lossSum, Double(localBatch), lossSum.isFinite ? 0 : 1, Double(trainData.skipEvents), top1Hits, top5Hits],
                                      op: .sum, label: "loss")
         let loss = Float(reduced[0] / reduced[1])
         summary.lastLoss = loss
+        summary.lastTop1 = reduced[4] / reduced[1]; summary.lastTop5 = reduced[5] / reduced[1]
         summary.skipEvents = Int(reduced[3])
         if reduced[2] > 0 || !loss.isFinite { throw TrainingError.nonFinite(step: state.step + 1, loss: loss) }
         let to = Date()

@@ -223,7 +223,7 @@ extension CurvesTests {
     /// loss_cls, top1_acc, top5_acc, memory; a validation carries the lr of its step.
     func testMMActionLogNamesTheFieldsAsMMAction2() throws {
         let lines = [
-            "{\"mode\":\"train\",\"step\":4,\"epoch\":1,\"iter\":4,\"loss\":1.5,\"lr\":0.002,\"time\":0.1,\"data_time\":0.01,\"memory_mb\":900}",
+            "{\"mode\":\"train\",\"step\":4,\"epoch\":1,\"iter\":4,\"loss\":1.5,\"top1\":0.5,\"lr\":0.002,\"time\":0.1,\"data_time\":0.01,\"memory_mb\":900}",
             "{\"mode\":\"val\",\"step\":4,\"epoch\":1,\"top1\":0.25,\"top5\":1,\"mean_class_accuracy\":0.2}",
             "{\"mode\":\"train\",\"step\":5,\"epoch\":2,\"iter\":1,\"loss\":1.4,\"lr\":0.001,\"time\":0.1,\"data_time\":0.01,\"memory_mb\":901}",
         ]
@@ -234,6 +234,7 @@ extension CurvesTests {
         XCTAssertNil(out.removeFirst()["epoch"], "the first line is the run's info, as mmcv's")
         XCTAssertEqual(out.count, 3)
         XCTAssertEqual(out[0]["loss_cls"] as? Double, 1.5); XCTAssertEqual(out[0]["memory"] as? Double, 900)
+        XCTAssertEqual(out[0]["top1_acc"] as? Double, 0.5)
         XCTAssertEqual(out[0]["epoch"] as? Int, 1); XCTAssertEqual(out[0]["iter"] as? Int, 4)
         XCTAssertEqual(out[1]["mode"] as? String, "val"); XCTAssertEqual(out[1]["top1_acc"] as? Double, 0.25)
         XCTAssertEqual(out[1]["top5_acc"] as? Double, 1); XCTAssertEqual(out[1]["lr"] as? Double, 0.002)

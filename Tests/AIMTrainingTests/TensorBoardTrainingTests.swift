@@ -49,7 +49,7 @@ final class TensorBoardTrainingTests: TrainToolTestCase {
         XCTAssertEqual(files.count, 1)
         XCTAssertTrue(files[0].lastPathComponent.hasPrefix("events.out.tfevents."), files[0].path)
         let want = try expected(wd)
-        XCTAssertEqual(Set(got.keys), ["train/loss", "train/lr", "train/clips_per_s", "train/time", "train/data_time",
+        XCTAssertEqual(Set(got.keys), ["train/loss", "train/top1", "train/lr", "train/clips_per_s", "train/time", "train/data_time",
                                        "val/top1", "val/top5", "val/mean_class_accuracy"])
         XCTAssertEqual(got, want)
         XCTAssertEqual(got["train/loss"]?.map(\.step), [1, 2, 3, 4, 5, 6])

@@ -112,6 +112,11 @@ extension TrainerWiringTests {
             .filter { $0["mode"] as? String == "train" }
         XCTAssertEqual(train.compactMap { $0["epoch"] as? Int }, [1, 1, 1, 1, 2, 2, 2, 2])
         XCTAssertEqual(train.compactMap { $0["iter"] as? Int }, [1, 2, 3, 4, 1, 2, 3, 4])
+        // The batch's accuracy, as mmaction2's top1_acc: eighths of the 8 clips; top-5 of 4 classes is every clip.
+        let top1 = train.compactMap { $0["top1"] as? Double }
+        XCTAssertEqual(top1.count, 8)
+        XCTAssertTrue(top1.allSatisfy { (0...1).contains($0) && ($0 * 8).rounded() == $0 * 8 }, "\(top1)")
+        XCTAssertEqual(train.compactMap { $0["top5"] as? Double }, Array(repeating: 1, count: 8))
     }
 
     /// `checkpoint.by_epoch`: checkpoint.interval counts epochs (4 steps each here): step files end
