@@ -44,12 +44,17 @@ def numpy_scalar_globals():
     except ImportError:
         return []
     allowed = [np.dtype]
+    scalar = None
     for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
         try:
-            allowed.append(importlib.import_module(module).scalar)
+            scalar = importlib.import_module(module).scalar
             break
         except (ImportError, AttributeError):
             continue
+    if scalar is not None:
+        # Under both names: checkpoints pickled with numpy 1 (every official one) say
+        # numpy.core.multiarray.scalar, numpy 2 says numpy._core; the loader matches names exactly.
+        allowed += [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
     dtypes = getattr(np, "dtypes", None)
     allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")] if dtypes else []
     return allowed

@@ -52,7 +52,7 @@ public enum ConfigSchema {
         .string("data.val", "", "validation annotation file (evaluated during training); with data.format shards a shard pattern or manifest"),
         .string("data.test", "", "test annotation file for aim-eval; empty = data.val (the official configs test on val)"),
         .string("data.class_list", "", "class names file for the kinetics_csv (line order = label index) and ssv2_json (the dataset's labels.json) formats"),
-        .string("data.classes", "", "label map naming each class for aim-predict / aim-eval (line i = name of label i, mmaction2 label_map_*.txt, or SSv2 labels.json); empty = data.class_list where that names the classes; none = labels print as numbers"),
+        .string("data.classes", "", "label map naming each class for aim-predict / aim-eval (line i = name of label i, mmaction2 label_map_*.txt, or SSv2 labels.json); empty = data.class_list, else the names the training annotation gives (Kinetics CSV, SSv2 labels.json), else a checkpoint's own; none = labels print as numbers"),
         .int("data.clip_len", 8, "frames sampled per clip (SampleFrames clip_len)", min: 1, max: 1024),
         .int("data.frame_interval", 16, "temporal stride between sampled frames (ignored when data.frame_uniform)", min: 1, max: 100_000),
         .int("data.num_clips", 1, "clips per video in training", min: 1, max: 1000),

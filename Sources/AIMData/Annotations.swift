@@ -255,7 +255,8 @@ public func parseKineticsCSV(_ data: Data, file: String, root: String, classList
     }
     return try rows.map { r in
         guard let l = index[r.label] else {
-            throw AnnotationError(file: file, line: r.line, message: "label `\(r.label)` is not in the class list")
+            throw AnnotationError(file: file, line: r.line, message: "label `\(r.label)` is not "
+                + (classList != nil ? "in the class list \(classList!)" : given != nil ? "among the run's classes (data.classes, else the training CSV's labels)" : "in the class list"))
         }
         return VideoSample(path: joinRoot(root, folder(r.label).map { $0 + "/" + r.name } ?? r.name), label: l,
                            line: r.line, className: r.label)

@@ -95,10 +95,26 @@ func kineticsClassOrder(config c: Config, split: DataSplit, log: (String) -> Voi
 }
 
 /// The training Kinetics CSV's class names, sorted (its labels' order); nil when unreadable.
+/// Kept per file (path, size, modification time): a run asks several times (each split, the
+/// label map, the checkpoint's names), and Kinetics-400's CSV takes seconds to parse.
 func trainingKineticsNames(config c: Config) -> [String]? {
-    guard let (file, root) = try? annotationLocation(config: c, split: .train), let data = FileManager.default.contents(atPath: file),
+    guard let (file, root) = try? annotationLocation(config: c, split: .train),
+          let attributes = try? FileManager.default.attributesOfItem(atPath: file) else { return nil }
+    let key = "\(file)\t\(root)\t\((attributes[.size] as? Int) ?? -1)\t\((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
+    if let known = KineticsNamesCache.shared.get(key) { return known }
+    guard let data = FileManager.default.contents(atPath: file),
           let rows = try? parseKineticsCSV(data, file: file, root: root, classList: nil) else { return nil }
-    return Array(Set(rows.compactMap(\.className))).sorted()
+    let names = Array(Set(rows.compactMap(\.className))).sorted()
+    KineticsNamesCache.shared.set(key, names)
+    return names
+}
+
+final class KineticsNamesCache: @unchecked Sendable {
+    static let shared = KineticsNamesCache()
+    private let lock = NSLock()
+    private var names: [String: [String]] = [:]
+    func get(_ key: String) -> [String]? { lock.lock(); defer { lock.unlock() }; return names[key] }
+    func set(_ key: String, _ value: [String]) { lock.lock(); names[key] = value; lock.unlock() }
 }
 
 /// A list whose paths are relative to another folder than the root the config gives (a wrong

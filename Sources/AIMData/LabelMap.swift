@@ -6,6 +6,8 @@ import Foundation
 /// user can point at the file the dataset ships.
 public struct LabelMap: Equatable, Sendable {
     public let names: [String]
+    /// The `data.classes` value that asks for no class names at all.
+    public static let noNames = "none"
     /// The file the names came from (named in errors).
     public let path: String
 
@@ -64,6 +66,8 @@ public struct LabelMap: Equatable, Sendable {
     /// every class; nil when the config names none (labels print as numbers).
     public static func fromConfig(_ c: Config, orClassList: Bool = true) throws -> LabelMap? {
         let explicit = c.string("data.classes")
+        // `none`: labels print as numbers, whatever names the annotation or a checkpoint has.
+        if explicit == LabelMap.noNames { return nil }
         if !explicit.isEmpty { return try load(path: explicit, key: "data.classes") }
         guard orClassList, c.string("data.format") != "list", c.string("data.format") != "diving48_json" else { return nil }
         let list = c.string("data.class_list")

@@ -11,14 +11,17 @@ public enum MMActionLog {
         let info = ["env_info": "aim-swift run \(run) (aim-report mmaction-log of its metrics.jsonl)", "exp_name": (run as NSString).lastPathComponent]
         var out = [(try? JSONSerialization.data(withJSONObject: info, options: [.sortedKeys, .withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"]
         var lr: Double?
-        // Runs of builds before `iter` counted `epoch` as epochs completed and had no `iter`.
-        let older = records.contains { $0.mode == "train" && $0.values["iter"] == nil }
-        if older { note("the run's records have no \"iter\" (an older build): iter is the step, and a step's epoch the epochs completed + 1") }
+        // Records of builds before `iter` counted `epoch` as epochs completed and had no `iter`
+        // (a run resumed by a newer build holds both kinds: each record is read as what it is).
+        if records.contains(where: { $0.values["iter"] == nil }) {
+            note("records without \"iter\" (an older build): their iter is the step, and a step's epoch the epochs completed + 1")
+        }
         for r in records {
             func value(_ key: String) -> Double? { r.values[key] }
+            let older = value("iter") == nil
             // An older validation ran at an epoch's end, where the epochs completed are its number.
             let epoch = Int(value("epoch") ?? 0) + (older && r.mode == "train" ? 1 : 0)
-            let iter = older ? r.step : Int(value("iter") ?? Double(r.step))
+            let iter = Int(value("iter") ?? Double(r.step))
             var o: [String: Any] = ["mode": r.mode, "epoch": epoch, "iter": iter, "step": r.step]
             switch r.mode {
             case "train":

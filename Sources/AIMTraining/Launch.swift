@@ -170,7 +170,9 @@ public enum Launch {
         let model = try loadModelWeights(config: config, checkpoint: checkpoint)
         guard let header = try? SafetensorsFile(path: checkpoint), let text = header.metadata["classes"], !text.isEmpty,
               let trained = Trainer.classNames(json: text), trained.count == model.config.numClasses else { return (model, classes, nil) }
-        guard let classes else { return (model, LabelMap(names: trained, path: checkpoint), nil) }
+        guard let classes else {
+            return (model, config.string("data.classes") == LabelMap.noNames ? nil : LabelMap(names: trained, path: checkpoint), nil)
+        }
         let wanted = Array(classes.names.prefix(model.config.numClasses))
         if wanted == trained { return (model, classes, nil) }
         if model.reorderHead(trained: trained, wanted: wanted) {

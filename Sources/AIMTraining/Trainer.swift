@@ -98,6 +98,9 @@ public final class Trainer {
     let classNames: String
     /// Why load_from could not be read when --resume was given (nil: read, or not set).
     let loadFromFailure: String?
+    /// Rank 0 set a later best aside on resume and found none of the resumed run's own to put
+    /// back: the best top-1 starts over, or best.safetensors would never come back.
+    var bestGone = false
     /// Rank 0: the checkpoint --resume continues from ("" when auto found none; nil without --resume).
     var resumeChoice: String?
 
@@ -254,6 +257,7 @@ public final class Trainer {
                 let metadata = try SafetensorsFile(path: choice).metadata
                 let step = Int(metadata["step"] ?? "") ?? 0, bestStep = Int(metadata["best_step"] ?? "") ?? -1
                 if let moved = try WorkDirCheck.setAsideLaterCheckpoints(checkpoints, after: step, bestStep: bestStep, resuming: choice) {
+                    bestGone = moved.bestGone
                     Console.error("warning: resuming at step \(step) of the run in \(workDir.path): what it wrote after that step (\(moved.what)) "
                                   + "is now in \(moved.folder.path), so a later --resume auto and best follow this run, not the one it replaces"
                                   + (moved.best ?? ""))
@@ -316,11 +320,13 @@ public final class Trainer {
             }
             return
         }
-        let check = try Self.checkResumable(chosen, in: checkpoints, model: model, config: config, trainDataFingerprint: trainDataFingerprint,
-                                            frozenFingerprint: frozenFingerprint, worldSize: comm.size)
+        // What the checkpoint means is checked before its weights are read; restore validates them.
+        let check = try ResumeCheck(saved: try SafetensorsFile(path: chosen).metadata, current: config, trainDataFingerprint: trainDataFingerprint,
+                                    frozenFingerprint: frozenFingerprint, worldSize: comm.size, path: chosen)
         if comm.rank == 0 { for line in check.allowedChanges { log.message("resume: \(line)") } }
         let (restored, _) = try checkpoints.restore(URL(fileURLWithPath: chosen), model: model, optimizer: optimizer)
         state = restored
+        if comm.allreduce([bestGone ? 1 : 0], op: .max, label: "best-gone")[0] > 0 { state.bestTop1 = -1; state.bestStep = -1 }
         if comm.rank == 0 {
             log.message("resumed from \(chosen) at step \(state.step) (epoch \(state.loggedEpoch))")
             do {
@@ -485,7 +491,8 @@ public final class Trainer {
         if comm.rank == 0 {
             log.message(String(format: "eval at step %d: top1 %.4f  top5 %.4f  mean class %.4f  (%d videos, %d skipped)",
                                state.step, result.top1, result.top5, result.meanClassAccuracy, result.videos, result.skipped))
-            let record: [String: Any] = ["mode": "val", "step": state.step, "epoch": state.loggedEpoch, "top1": result.top1,
+            let record: [String: Any] = ["mode": "val", "step": state.step, "epoch": state.loggedEpoch,
+                                         "iter": state.stepInEpoch == 0 ? trainData.stepsPerEpoch : state.stepInEpoch, "top1": result.top1,
                                          "top5": result.top5, "mean_class_accuracy": result.meanClassAccuracy,
                                          "videos": result.videos, "skipped": result.skipped]
             log.record(record)

@@ -60,10 +60,10 @@ enum WorkDirCheck {
     /// Why: left in place, `--resume auto` after a stop would pick the abandoned steps (the
     /// highest number wins) and `best` would name weights this run's history never had. Returns
     /// the folder, what moved, and what became of `best` when it moved (pointed again at
-    /// `bestStep`, the resumed checkpoint's own best, if that step file is kept); nil when
-    /// nothing is later.
+    /// `bestStep`, the resumed checkpoint's own best, if that step file is kept; `bestGone` when
+    /// it is not, and the run's best then starts over); nil when nothing is later.
     static func setAsideLaterCheckpoints(_ store: CheckpointStore, after step: Int, bestStep: Int, resuming chosen: String)
-        throws -> (folder: URL, what: String, best: String?)? {
+        throws -> (folder: URL, what: String, best: String?, bestGone: Bool)? {
         let fm = FileManager.default
         // Never the file being resumed, under whatever name (latest and best are hard links to step files).
         func identity(_ path: String) -> [UInt64]? {
@@ -93,17 +93,18 @@ enum WorkDirCheck {
         }
         let what = (later.isEmpty ? [] : ["\(later.count) step file\(later.count == 1 ? "" : "s")"])
             + links.map { $0.deletingPathExtension().lastPathComponent }
-        var best: String?
+        var best: String?, bestGone = false
         if links.contains(store.best) {
             if (0...step).contains(bestStep) && fm.fileExists(atPath: store.path(step: bestStep).path) {
                 try store.restoreBest(step: bestStep)
                 best = "; best is this run's own again (step \(bestStep))"
             } else {
-                best = bestStep >= 0 ? "; this run's own best (step \(bestStep)) was pruned by checkpoint.keep_last, so best returns at its next better validation"
-                    : "; best returns at this run's next better validation"
+                bestGone = true
+                best = (bestStep >= 0 ? "; this run's own best (step \(bestStep)) was pruned by checkpoint.keep_last" : "; the resumed checkpoint does not name its best")
+                    + ", so the next validation makes a new best.safetensors"
             }
         }
-        return (dest, what.joined(separator: ", "), best)
+        return (dest, what.joined(separator: ", "), best, bestGone)
     }
 
     /// A `<config>.yaml` or `<time>.log` a run wrote (`startRunLog`), known by its first line.

@@ -89,11 +89,18 @@ struct Efficiency: ParsableCommand {
 
     func run() throws {
         guard !configs.isEmpty else { throw ValidationError("give at least one --config") }
-        let runs = try requests()
+        var runs = try requests()
         // The same config with the same overrides twice gave two rows of one label.
+        let identity = runs.map { r, ranks in
+            ([URL(fileURLWithPath: r.configPath).standardizedFileURL.resolvingSymlinksInPath().path, "\(ranks)"] + r.overrides).joined(separator: "\t")
+        }
+        if let twice = identity.indices.first(where: { identity.firstIndex(of: identity[$0]) != $0 }) {
+            throw ValidationError("\(runs[twice].0.label) is measured twice (the same --config with the same overrides): give each once")
+        }
+        // Configs of one file name in other folders (k400/ and k700/): their folder tells the rows apart.
         let labels = runs.map { $0.0.label }
-        if let twice = labels.indices.first(where: { labels.firstIndex(of: labels[$0]) != $0 }) {
-            throw ValidationError("\(labels[twice]) is measured twice (the same --config with the same overrides): give each once")
+        for i in runs.indices where labels.filter({ $0 == labels[i] }).count > 1 {
+            runs[i].0.label = URL(fileURLWithPath: runs[i].0.configPath).deletingLastPathComponent().lastPathComponent + "/" + labels[i]
         }
         // Every config and the report's folder before the first measurement: a later config's typo
         // or an unwritable --out found at the end threw every measurement away.

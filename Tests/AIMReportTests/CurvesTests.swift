@@ -224,7 +224,7 @@ extension CurvesTests {
     func testMMActionLogNamesTheFieldsAsMMAction2() throws {
         let lines = [
             "{\"mode\":\"train\",\"step\":4,\"epoch\":1,\"iter\":4,\"loss\":1.5,\"top1\":0.5,\"lr\":0.002,\"time\":0.1,\"data_time\":0.01,\"memory_mb\":900}",
-            "{\"mode\":\"val\",\"step\":4,\"epoch\":1,\"top1\":0.25,\"top5\":1,\"mean_class_accuracy\":0.2}",
+            "{\"mode\":\"val\",\"step\":4,\"epoch\":1,\"iter\":4,\"top1\":0.25,\"top5\":1,\"mean_class_accuracy\":0.2}",
             "{\"mode\":\"train\",\"step\":5,\"epoch\":2,\"iter\":1,\"loss\":1.4,\"lr\":0.001,\"time\":0.1,\"data_time\":0.01,\"memory_mb\":901}",
         ]
         let records = try Curves.read(workDir: try workDir("mmlog", lines))

@@ -232,3 +232,25 @@ extension EarlierRunTests {
         }
     }
 }
+
+extension EarlierRunTests {
+    /// A later best set aside when the resumed checkpoint's own best is gone (pruned by
+    /// checkpoint.keep_last, or a checkpoint of an older build names none): the best top-1 starts
+    /// over, so the next validation writes best.safetensors. Before, the run kept the old best
+    /// score and never wrote one again, and --test-best failed on every retry.
+    func testABestThatCannotBePutBackStartsOver() throws {
+        let config = try self.config(["eval.interval=2"])
+        let dir = freshScratch("earlier-best-gone")
+        _ = try trainer(config, dir, resume: nil, maxSteps: nil, validating: true).run()
+        // best at step 4; a step-3 checkpoint whose own best (step 1) was pruned, with a top-1 no validation beats.
+        let store = CheckpointStore(workDir: dir, keepLast: 0)
+        try? FileManager.default.removeItem(at: store.best)
+        try FileManager.default.linkItem(at: store.path(step: 4), to: store.best)
+        let maker = try trainer(config, freshScratch("earlier-best-gone-maker"))
+        try store.save(model: maker.model, optimizer: maker.optimizer, state: TrainingState(step: 3, epoch: 0, stepInEpoch: 3, bestTop1: 1, bestStep: 1),
+                       config: config.dump(), worldSize: 1, isBest: false)
+        _ = try trainer(config, dir, resume: store.path(step: 3).path, maxSteps: nil, validating: true).run()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: store.best.path), "no best.safetensors after the resumed run's validation")
+        XCTAssertEqual(try step(of: store.best), 4)
+    }
+}
