@@ -19,9 +19,7 @@ import struct
 import sys
 from pathlib import Path
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-SCALAR_KEYS = {"train": ["loss", "lr", "clips_per_s", "time", "data_time"], "val": ["top1", "top5", "mean_class_accuracy"]}
+SCALAR_KEYS = {"train": ["loss", "top1", "lr", "clips_per_s", "time", "data_time"], "val": ["top1", "top5", "mean_class_accuracy"]}
 
 
 def f32(x):
@@ -55,6 +53,7 @@ def check(work_dir):
     tb_dir = work_dir / "tensorboard"
     files = sorted(p.name for p in tb_dir.glob("*tfevents*"))
     print(f"{tb_dir}: {len(files)} event file(s): {', '.join(files)}")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # here: --help needs no tensorboard
     acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0}, purge_orphaned_data=False)
     acc.Reload()
     tags = sorted(acc.Tags()["scalars"])
@@ -91,7 +90,8 @@ def check(work_dir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
+    if len(sys.argv) < 2 or any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__)
+        sys.exit(0 if len(sys.argv) >= 2 else 2)
     ok = all([check(d) for d in sys.argv[1:]])
     sys.exit(0 if ok else 1)

@@ -57,7 +57,7 @@ bin/aim-report efficiency --config configs/debug/tiny_aim.yaml --config configs/
     --config configs/debug/tiny_space_only.yaml --set model.pretrained= --set model.num_classes=4 --steps 5 \
     --out "$W/report" 2>&1 | grep -E "^(aim-report|wrote)|error" || true
 # The measured tables of the report (parameters, memory), as a user would read them first.
-sed -n '/^## Parameters and compute/,/^## Time per iteration/p' "$W/report/report.md" | grep -E '^(##|\|)' | cut -d'|' -f1-8 || true
+sed -n '/^## Parameters and compute/,/^## Time per iteration/p' "$W/report/report.md" | grep -E '^(##|\|)' | grep -v '^## Time per iteration' | cut -d'|' -f1-8 || true
 echo "full report with the paper's figures beside: $W/report/report.md (csv and svg charts beside it)"
 step "6. training curves of both runs (metrics.jsonl; TensorBoard event files are in each work dir's tensorboard/)"
 bin/aim-report curves "$W/tiny_space_only" "$W/tiny_aim" --out "$W/curves" 2>&1 | grep -E "wrote|error" || true

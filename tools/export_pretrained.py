@@ -230,6 +230,9 @@ def main():
     out = {"clip": clip_visual, "timm": timm_vit, "swin": swin}[args.source](args)
     out = {k: v.detach().to(torch.float32).contiguous() for k, v in sorted(out.items())}
     from safetensors.torch import save_file
+    import os
+    # The configs name pretrained/<file>; a fresh clone has no such folder.
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     meta = {"source": args.source, "target": args.target, "input": args.input or f"clip.load({args.arch})",
             "prefix": "none (backbone's own keys)"}
     save_file(out, args.out, metadata=meta)

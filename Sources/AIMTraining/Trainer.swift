@@ -133,31 +133,41 @@ public final class Trainer {
         // Indexes built for tar shards in a read-only folder (data.format: shards) are kept here.
         let indexCache = (options.workDir ?? URL(fileURLWithPath: "work_dirs").appendingPathComponent(config.name))
             .appendingPathComponent("shard-index").path
-        if let trainData { self.trainData = trainData } else {
-            try WorkDirCheck.batchFitsInMemory(config: config, localBatch: localBatch, clipFloats: frameFloats)
-            let loader = try VideoLoader(config: config, split: .train, rank: comm.rank, ranks: comm.size, indexCacheDir: indexCache)
-            // model.num_classes left at another dataset's count trains a head of other size without
-            // a word (a label map would have been checked against it): said once, as a warning.
-            let used = (loader.samples.map(\.label).max() ?? -1) + 1
-            if comm.rank == 0 && used < mc.numClasses && config.string("data.classes").isEmpty {
-                Console.error("warning: the labels of \(config.string("data.train")) go up to \(used - 1), model.num_classes is \(mc.numClasses): "
-                              + "classes \(used)…\(mc.numClasses - 1) have no training video (set model.num_classes=\(used) if that is all of them)")
+        // Every rank reads the same annotations: a missing file or a bad line is said once, with
+        // the ranks it came from, and they stop together (not once per rank and MPI_Abort's banner).
+        let (local, clipFloats, testAfter) = (localBatch, frameFloats, options.testAfter)
+        let sources: (train: BatchSource, val: BatchSource?, test: BatchSource?) = try Launch.together(comm, label: "data") {
+            let train: BatchSource
+            if let trainData { train = trainData } else {
+                try WorkDirCheck.batchFitsInMemory(config: config, localBatch: local, clipFloats: clipFloats)
+                let loader = try VideoLoader(config: config, split: .train, rank: comm.rank, ranks: comm.size, indexCacheDir: indexCache)
+                // model.num_classes left at another dataset's count trains a head of other size without
+                // a word (a label map would have been checked against it): said once, as a warning.
+                let used = (loader.samples.map(\.label).max() ?? -1) + 1
+                if comm.rank == 0 && used < mc.numClasses && config.string("data.classes").isEmpty {
+                    Console.error("warning: the labels of \(config.string("data.train")) go up to \(used - 1), model.num_classes is \(mc.numClasses): "
+                                  + "classes \(used)…\(mc.numClasses - 1) have no training video (set model.num_classes=\(used) if that is all of them)")
+                }
+                train = VideoBatchSource(loader: loader)
             }
-            self.trainData = VideoBatchSource(loader: loader)
+            // Validation: one video per rank per step, in dataset order.
+            var val: BatchSource?
+            if let valData { val = valData } else if !config.string("data.val").isEmpty {
+                val = VideoBatchSource(loader: try VideoLoader(config: config, split: .val, rank: comm.rank, ranks: comm.size,
+                                                               batchSize: comm.size, indexCacheDir: indexCache))
+            }
+            // Tested after training: the annotation is read now, so a missing one stops the run before its first step.
+            if testAfter.contains(.best) && val == nil {
+                throw TrainingError.config("--test-best: data.val is empty, so the run validates nothing and keeps no best.safetensors; set data.val, or use --test-last")
+            }
+            var test: BatchSource?
+            if !testAfter.isEmpty {
+                test = try testData ?? VideoBatchSource(loader: try VideoLoader(config: config, split: .test, rank: comm.rank, ranks: comm.size,
+                                                                                batchSize: comm.size, indexCacheDir: indexCache))
+            }
+            return (train, val, test)
         }
-        // Validation: one video per rank per step, in dataset order.
-        if let valData { self.valData = valData } else if !config.string("data.val").isEmpty {
-            self.valData = VideoBatchSource(loader: try VideoLoader(config: config, split: .val, rank: comm.rank, ranks: comm.size,
-                                                                    batchSize: comm.size, indexCacheDir: indexCache))
-        } else { self.valData = nil }
-        // Tested after training: the annotation is read now, so a missing one stops the run before its first step.
-        if options.testAfter.contains(.best) && self.valData == nil {
-            throw TrainingError.config("--test-best: data.val is empty, so the run validates nothing and keeps no best.safetensors; set data.val, or use --test-last")
-        }
-        if options.testAfter.isEmpty { self.testData = nil } else if let testData { self.testData = testData } else {
-            self.testData = VideoBatchSource(loader: try VideoLoader(config: config, split: .test, rank: comm.rank, ranks: comm.size,
-                                                                     batchSize: comm.size, indexCacheDir: indexCache))
-        }
+        self.trainData = sources.train; self.valData = sources.val; self.testData = sources.test
 
         trainDataFingerprint = self.trainData.fingerprint
 

@@ -233,6 +233,7 @@ struct CurvesCommand: ParsableCommand {
             throw ValidationError("\(workDirs[twice]) is given twice (as \(workDirs[resolved.firstIndex(of: resolved[twice])!]))")
         }
         guard !out.isEmpty else { throw ValidationError("--out: give a folder (empty path)") }
+        if FileOutput.isFileNotFolder(out) { throw ValidationError("--out \(out) is a file, not a folder for the charts") }
     }
 
     func run() throws {

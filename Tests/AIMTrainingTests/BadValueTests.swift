@@ -180,6 +180,7 @@ final class BadValueTests: TrainToolTestCase {
         try Data("model:\n  num_classes: 4\n# caf\u{E9}\n".utf8.map { $0 } .replacingUTF8E9()).write(to: latin1)
         try check("aim-model", ["info"], [Case(args: ["--config", latin1.path], expect: "\(latin1.path):3: not UTF-8 text")])
         try check("aim-report", ["curves", scratch.path], [Case(args: ["--out="], expect: "--out", status: 64),
+                                                             Case(args: ["--out", aFile.path], expect: "is a file", status: 64),
                                                              Case(args: [scratch.path + "/", "--out", scratch.appendingPathComponent("c").path],
                                                                   expect: "given twice", status: 64)])
         let empty = scratch.appendingPathComponent("empty.txt")

@@ -90,7 +90,9 @@ final class TwoRankRunTests: TrainToolTestCase {
     func testAStartCheckIsSaidOnceForAllRanks() throws {
         let data = try makeDataset()
         for (set, says) in [("train.batch_size=3", "train.batch_size 3 is not divisible by 2 ranks (all 2 ranks)"),
-                            ("data.crop_size=24", "data.crop_size: 24 must equal model.input_resolution 32")] {
+                            ("data.crop_size=24", "data.crop_size: 24 must equal model.input_resolution 32"),
+                            // The annotations too: a missing list was said by each rank, then MPI_ABORT's banner.
+                            ("data.train=/nonexistent/train_list.txt", "config key data.train: /nonexistent/train_list.txt: no such file")] {
             let r = try train(trainArgs(data: data, workDir: workDir("start-\(set)"), steps: 2) + ["--set", set], ranks: 2)
             XCTAssertEqual(r.status, 1, r.output)
             XCTAssertEqual(r.output.components(separatedBy: "aim-train: error:").count, 2, r.output)
