@@ -196,9 +196,16 @@ public struct EfficiencyReport {
         let chartFiles = charts()
         // An earlier report's text goes first and its sweep charts this one lacks too: a write that
         // failed part-way left the old report.md describing the new charts, and old sweeps stayed.
+        // Only files an efficiency report wrote, known by their first bytes: a user's own report.md stays.
         let fm = FileManager.default
+        func starts(_ name: String, with prefix: String) -> Bool {
+            guard let h = FileHandle(forReadingAtPath: dir.appendingPathComponent(name).path) else { return false }
+            defer { try? h.close() }
+            return String(decoding: (try? h.read(upToCount: prefix.utf8.count)) ?? Data(), as: UTF8.self) == prefix
+        }
         for name in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
-        where name == "report.md" || name == "report.csv" || (name.hasPrefix("sweep_") && name.hasSuffix(".svg") && !chartFiles.contains { $0.name == name }) {
+        where (name == "report.md" && starts(name, with: "# Efficiency report")) || (name == "report.csv" && starts(name, with: Self.csvColumns[0] + ","))
+            || (name.hasPrefix("sweep_") && name.hasSuffix(".svg") && !chartFiles.contains { $0.name == name } && starts(name, with: "<svg")) {
             try? fm.removeItem(at: dir.appendingPathComponent(name))
         }
         for (name, svg) in chartFiles {

@@ -55,14 +55,17 @@ extension SwinEfficiencyTests {
         try? FileManager.default.removeItem(at: dir)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        for name in ["sweep_model_num_frames_0.svg", "report.md", "notes.txt"] { try Data("old".utf8).write(to: dir.appendingPathComponent(name)) }
+        for (name, text) in [("sweep_model_num_frames_0.svg", "<svg>old</svg>"), ("sweep_mine.svg", "my own drawing"),
+                             ("report.md", "# Efficiency report\nold"), ("notes.txt", "old")] {
+            try Data(text.utf8).write(to: dir.appendingPathComponent(name))
+        }
         var m = EfficiencyMeasurement(label: "x", configPath: "", overrides: [])
         m.tunableParams = 1; m.totalParams = 2
         let written = try EfficiencyReport(measurements: [m], commandLine: "test").write(to: dir).map(\.lastPathComponent)
         let left = try FileManager.default.contentsOfDirectory(atPath: dir.path)
         XCTAssertFalse(left.contains("sweep_model_num_frames_0.svg"), "\(left)")
-        XCTAssertTrue(left.contains("notes.txt"), "the user's own files stay: \(left)")
-        XCTAssertNotEqual(try String(contentsOf: dir.appendingPathComponent("report.md"), encoding: .utf8), "old")
+        XCTAssertTrue(left.contains("notes.txt") && left.contains("sweep_mine.svg"), "the user's own files stay: \(left)")
+        XCTAssertNotEqual(try String(contentsOf: dir.appendingPathComponent("report.md"), encoding: .utf8), "# Efficiency report\nold")
         XCTAssertTrue(written.contains("report.md"))
     }
 }

@@ -254,3 +254,21 @@ extension EarlierRunTests {
         XCTAssertEqual(try step(of: store.best), 4)
     }
 }
+
+extension EarlierRunTests {
+    /// A latest newer than every step file auto can resume (its step file removed) belongs to the
+    /// steps the resumed run replaces: it is set aside with them, not left to name weights this
+    /// run never had until its next checkpoint.
+    func testALatestNewerThanTheResumedStepIsSetAside() throws {
+        let config = try self.config(["train.epochs=2", "checkpoint.interval=4"])
+        let dir = freshScratch("earlier-latest-newer")
+        _ = try trainer(config, dir).run()
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("checkpoints/step_00000008.safetensors"))
+        let resumed = try trainer(config, dir, resume: "auto")
+        let moved = try XCTUnwrap(setAside(dir), "latest (step 8) was left in place")
+        XCTAssertEqual(try step(of: moved.appendingPathComponent("latest.safetensors")), 8)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("latest.safetensors").path))
+        XCTAssertEqual(try resumed.run().state.step, 8)
+        XCTAssertEqual(try step(of: dir.appendingPathComponent("latest.safetensors")), 8)
+    }
+}
