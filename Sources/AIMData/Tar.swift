@@ -153,8 +153,12 @@ public enum Tar {
         while true {
             let got = try preadAll(fd, &header, offset: pos, path: path)
             if got == 0 {
-                // No end-of-archive blocks: Python's tarfile accepts this too.
-                break
+                // Every tar writer (GNU tar, Python's tarfile, webdataset) ends with zero blocks: a
+                // file that ends right after a member is a copy cut short at a member's boundary,
+                // whose later samples would be left out without a word (a pattern without indexes).
+                if pos == 0 { break }
+                throw TarError(path: path, message: "truncated: the archive ends at byte \(pos), right after a member, without the zero blocks "
+                    + "every tar ends with (a copy cut short? later samples would be missing)")
             }
             if got < block { throw TarError(path: path, message: "truncated: \(got) bytes of a 512-byte header at byte \(pos)") }
             if header.allSatisfy({ $0 == 0 }) { break }  // end of archive

@@ -204,6 +204,13 @@ final class ShardTests: XCTestCase {
         XCTAssertThrowsError(try ShardDataset.open(spec: dir + "/train-manifest.json", cacheDir: nil)) { e in
             XCTAssertTrue("\(e)".contains("truncated"), "\(e)")
         }
+        // Cut exactly at a member's boundary: no end-of-archive blocks, refused (its later samples
+        // were silently missing when shards are named by a pattern without indexes).
+        let cut = lastMember.offset - 512   // the last member's header starts here
+        XCTAssertTrue(FileManager.default.createFile(atPath: last, contents: Data(b.prefix(Int(cut)))))
+        XCTAssertThrowsError(try Tar.members(ofArchive: last)) { e in
+            XCTAssertTrue("\(e)".contains("truncated") && "\(e)".contains("right after a member"), "\(e)")
+        }
         // A shard replaced by another whole tar: the manifest's counts catch it.
         try FileManager.default.removeItem(atPath: last)
         try FileManager.default.copyItem(atPath: dir + "/train-000000.tar", toPath: last)
