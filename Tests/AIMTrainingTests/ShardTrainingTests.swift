@@ -88,4 +88,17 @@ final class ShardTrainingTests: TrainToolTestCase {
             XCTAssertTrue(differing.isEmpty, "\(what) vs files: \(differing.count) tensors differ, e.g. \(differing.prefix(3))")
         }
     }
+
+    /// An --out that cannot be made is said as such, not as Foundation's error domain, and not as if
+    /// begun shards had been removed.
+    func testAnOutThatCannotBeMadeIsNamed() throws {
+        let data = try makeDataset()
+        let file = scratch.appendingPathComponent("a_file")
+        try Data("x".utf8).write(to: file)
+        let r = try run(try tool("aim-data"), ["shard", "--config", Self.tinyConfig, "--split", "val", "--out", file.appendingPathComponent("sub").path,
+                                               "--set", "data.root=\(data.path)", "--set", "data.val=\(data.path)/val_list.txt", "--set", "model.num_classes=4"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("cannot create the folder") && r.output.contains("nothing was written"), r.output)
+        XCTAssertFalse(r.output.contains("NSCocoaErrorDomain") || r.output.contains("were removed"), r.output)
+    }
 }
