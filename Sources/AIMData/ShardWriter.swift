@@ -76,14 +76,8 @@ public enum ShardWriter {
     public static func write(samples: [VideoSample], split: String, to dir: String, shardSize: Int64,
                              threads: Int = 2, progress: (Progress) -> Void = { _ in }) throws -> ShardManifest {
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-            // Said in the system's words (Foundation's read "NSCocoaErrorDomain error 512"), and as a
-            // refusal: nothing begun, nothing removed.
-            var p = dir
-            while !p.isEmpty && p != "/" && !FileManager.default.fileExists(atPath: p) { p = (p as NSString).deletingLastPathComponent }
-            var isFolder: ObjCBool = false
-            let reason = FileManager.default.fileExists(atPath: p, isDirectory: &isFolder) && !isFolder.boolValue
-                ? "\(p) is a file, not a folder" : (mkdir(dir, 0o755) == 0 ? "\(error.localizedDescription)" : String(cString: strerror(errno)))
-            throw TarError(path: dir, message: "cannot create the folder: \(reason); nothing was written")
+            // A refusal: nothing begun, nothing removed.
+            throw TarError(path: dir, message: "cannot create the folder: \(FileOutput.whyFolderCannotBeMade(dir, error)); nothing was written")
         }
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         if let old = existing.first(where: { ($0.hasPrefix("\(split)-") && ($0.hasSuffix(".tar") || $0.hasSuffix(".idx")))

@@ -139,7 +139,7 @@ public enum Curves {
     public static func write(workDirs: [URL], to out: URL, note: (String) -> Void = { _ in }) throws -> [URL] {
         let runs = try zip(names(of: workDirs), workDirs).map { (name: $0, records: try read(workDir: $1)) }
         do { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true) } catch {
-            throw FileWriteError(path: out.path, reason: "cannot create the folder: \(error.localizedDescription)")
+            throw FileWriteError(path: out.path, reason: "cannot create the folder: \(FileOutput.whyFolderCannotBeMade(out.path, error))")
         }
         var written: [URL] = []
         for chart in charts {

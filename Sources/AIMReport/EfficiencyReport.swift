@@ -183,7 +183,7 @@ public struct EfficiencyReport {
     /// a folder found unwritable at the end threw every measurement away.
     public static func prepare(_ dir: URL) throws {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-            throw FileWriteError(path: dir.path, reason: "cannot create the folder: \(error.localizedDescription)")
+            throw FileWriteError(path: dir.path, reason: "cannot create the folder: \(FileOutput.whyFolderCannotBeMade(dir.path, error))")
         }
         let probe = dir.appendingPathComponent(".aim-report-write-test-\(getpid())")
         try FileOutput.write("", to: probe.path)

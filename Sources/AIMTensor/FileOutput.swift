@@ -111,6 +111,22 @@ public enum FileOutput {
 
     /// Whether `path` exists and is not a folder: an output folder there cannot be made (Foundation
     /// then says only "error 512"), so the tools name it first.
+    /// Why `path` could not be made a folder, in the system's words: Foundation's own error reads
+    /// "NSCocoaErrorDomain error 512" on Linux. A file in the way is named; otherwise the first
+    /// missing folder is made again to learn the errno (and removed if it now succeeds).
+    public static func whyFolderCannotBeMade(_ path: String, _ error: Error) -> String {
+        var existing = path
+        while !existing.isEmpty && existing != "/" && !FileManager.default.fileExists(atPath: existing) {
+            existing = (existing as NSString).deletingLastPathComponent
+        }
+        if isFileNotFolder(existing) { return "\(existing) is a file, not a folder" }
+        let rest = String(path.dropFirst(existing.count)).split(separator: "/")
+        guard let first = rest.first else { return error.localizedDescription }
+        let missing = (existing as NSString).appendingPathComponent(String(first))
+        if mkdir(missing, 0o755) == 0 { rmdir(missing); return error.localizedDescription }
+        return String(cString: strerror(errno))
+    }
+
     public static func isFileNotFolder(_ path: String) -> Bool {
         var isDir: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && !isDir.boolValue

@@ -38,7 +38,7 @@ public final class TensorBoardLog {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw FileWriteError(path: directory.path, reason: "cannot create the folder: \(error.localizedDescription)")
+            throw FileWriteError(path: directory.path, reason: "cannot create the folder: \(FileOutput.whyFolderCannotBeMade(directory.path, error))")
         }
         Self.removeLeftoverTemporaries(in: directory)
         for old in TensorBoardEventFile.files(in: directory) { try Self.keepSteps(upTo: step, in: old, message: message) }

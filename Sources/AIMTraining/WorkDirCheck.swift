@@ -40,10 +40,7 @@ enum WorkDirCheck {
                 || isRunRecord(dir.appendingPathComponent(name))
         }
         guard !names.isEmpty else { return nil }
-        let stamp = runTimeStamp()
-        var dest = dir.appendingPathComponent(earlierRunsFolder).appendingPathComponent(stamp)
-        var n = 2
-        while fm.fileExists(atPath: dest.path) { dest = dest.deletingLastPathComponent().appendingPathComponent(stamp + "_\(n)"); n += 1 }
+        let dest = newEarlierRunFolder(in: dir)
         do {
             try fm.createDirectory(at: dest, withIntermediateDirectories: true)
             for name in names { try fm.moveItem(at: dir.appendingPathComponent(name), to: dest.appendingPathComponent(name)) }
@@ -78,10 +75,7 @@ enum WorkDirCheck {
         // One that cannot be read is left for the checks that name it (a later checkpoint replaces latest).
         let links = [store.latest, store.best].filter { identity($0.path) != resumed && (recordedStep($0) ?? Int.min) > step }
         guard !later.isEmpty || !links.isEmpty else { return nil }
-        let stamp = runTimeStamp()
-        var dest = store.workDir.appendingPathComponent(earlierRunsFolder).appendingPathComponent(stamp)
-        var n = 2
-        while fm.fileExists(atPath: dest.path) { dest = dest.deletingLastPathComponent().appendingPathComponent(stamp + "_\(n)"); n += 1 }
+        let dest = newEarlierRunFolder(in: store.workDir)
         do {
             if !later.isEmpty { try fm.createDirectory(at: dest.appendingPathComponent("checkpoints"), withIntermediateDirectories: true) }
             try fm.createDirectory(at: dest, withIntermediateDirectories: true)
@@ -105,6 +99,15 @@ enum WorkDirCheck {
             }
         }
         return (dest, what.joined(separator: ", "), best, bestGone)
+    }
+
+    /// `earlier_runs/<time>/` of `dir`, not yet there (`_2`, `_3` … for runs set aside in one second).
+    static func newEarlierRunFolder(in dir: URL) -> URL {
+        let stamp = runTimeStamp()
+        var dest = dir.appendingPathComponent(earlierRunsFolder).appendingPathComponent(stamp)
+        var n = 2
+        while FileManager.default.fileExists(atPath: dest.path) { dest = dest.deletingLastPathComponent().appendingPathComponent(stamp + "_\(n)"); n += 1 }
+        return dest
     }
 
     /// A `<config>.yaml` or `<time>.log` a run wrote (`startRunLog`), known by its first line.
